@@ -1,0 +1,217 @@
+/**
+ * server.h: an embeddable HTTP/1.1 + Server-Sent Events server on one libuv loop.
+ *
+ * A server belongs to the loop it is created on and is only touched from that loop's thread.
+ * It serves three kinds of routes: plain request handlers (JSON, forms), event streams, and
+ * static files from a directory. Streams get heartbeats, a bounded output queue (a subscriber
+ * that cannot keep up is disconnected), and batched writes: everything queued for a stream in
+ * one loop turn goes out in one writev.
+ *
+ * Ownership: strings passed in are copied unless said otherwise; pointers handed to callbacks are
+ * borrowed for the duration of the call.
+ */
+#ifndef SSE_SERVER_H
+#define SSE_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <sse/buf.h>
+#include <sse/error.h>
+#include <sse/format.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sse_server sse_server;
+typedef struct sse_request sse_request;
+typedef struct sse_stream sse_stream;
+
+/** Log levels for the log callback. */
+enum { SSE_LOG_ERROR = 0, SSE_LOG_WARN = 1, SSE_LOG_INFO = 2, SSE_LOG_DEBUG = 3 };
+
+/** Server options; zero fields take the defaults shown. */
+typedef struct sse_server_options {
+    int version;                  /* SSE_SERVER_OPTIONS_VERSION */
+    size_t max_request_line;      /* 8 KiB; longer -> 414 */
+    size_t max_header_bytes;      /* 16 KiB for all headers; more -> 431 */
+    unsigned max_headers;         /* 100 header lines; more -> 431 */
+    size_t max_body;              /* 1 MiB request body; more -> 413 */
+    unsigned request_timeout_ms;  /* 10 s to receive a complete request -> 408 */
+    unsigned keepalive_timeout_ms; /* 60 s idle between keep-alive requests, then close */
+    unsigned max_connections;     /* 0 = unlimited; past it new connections get 503 */
+    unsigned heartbeat_ms;        /* 15 s; a ':' comment on idle streams; UINT32_MAX = off */
+    unsigned write_timeout_ms;    /* 30 s; a stream whose queued bytes make no progress
+                                     for this long is closed */
+    size_t stream_queue_max;      /* 4 MiB queued per stream; more -> the stream is closed */
+    const char *cors_origins;     /* NULL = no CORS headers; "*" or a space/comma-separated list */
+    int cors_credentials;         /* send Access-Control-Allow-Credentials: true */
+    int access_log;               /* log one line per request / closed stream at SSE_LOG_INFO */
+    void (*log)(void *log_data, int level, const char *line); /* NULL = stderr */
+    void *log_data;
+} sse_server_options;
+
+#define SSE_SERVER_OPTIONS_VERSION 1
+#define SSE_SERVER_OPTIONS_INIT {SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL}
+
+/**
+ * Create a server on loop. opts may be NULL. Returns 0 and *out (free with sse_server_free,
+ * after sse_server_close has completed), SSE_EINVAL or SSE_ENOMEM.
+ */
+SSE_API int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *opts);
+/**
+ * Listen on host:port (IPv4 literal, IPv6 literal with or without brackets, or "localhost").
+ * port 0 picks an ephemeral port (see sse_server_port). May be called several times.
+ * Returns 0 or a negative libuv / SSE error.
+ */
+SSE_API int sse_server_listen(sse_server *s, const char *host, int port);
+/** The port of the first listening socket, or -1. */
+SSE_API int sse_server_port(const sse_server *s);
+
+/**
+ * Handler of a plain request. It either answers before returning (sse_request_respond or
+ * sse_request_open_stream) and returns 0, or returns SSE_DEFERRED and answers later from the
+ * same loop; the request stays valid until answered (or until its connection closes, which is
+ * reported to an on_abort callback set with sse_request_on_abort).
+ */
+typedef int (*sse_request_cb)(sse_request *req, void *user_data);
+#define SSE_DEFERRED 1
+
+/**
+ * Route method + path to cb. method NULL matches any method (the handler answers 405 itself);
+ * path is exact, or a prefix when it ends in '*'. The first matching route wins, in the order
+ * added. Unmatched requests get 404; a path that matches with another method gets 405.
+ */
+SSE_API int sse_server_route(sse_server *s, const char *method, const char *path,
+                             sse_request_cb cb, void *user_data);
+
+/** Handler of a stream route: the stream is already open (headers sent). */
+typedef void (*sse_stream_cb)(sse_stream *st, const sse_request *req, void *user_data);
+/** Convenience: a GET route that opens a stream at once and calls cb with it. */
+SSE_API int sse_server_route_stream(sse_server *s, const char *path, sse_stream_cb cb,
+                                    void *user_data);
+
+/**
+ * Serve files under dir for GET/HEAD requests whose path starts with url_prefix (e.g. "/").
+ * "/" maps to index.html; MIME types from the extension; no path traversal (.., encoded or
+ * not, and symlinks out of dir are refused with 404).
+ */
+SSE_API int sse_server_static(sse_server *s, const char *url_prefix, const char *dir);
+
+/**
+ * Begin a graceful shutdown: stop accepting, flush each stream's queue and close it, answer no
+ * more requests. done (may be NULL) is called once every connection has closed or timeout_ms
+ * passed (then the rest are closed hard). After done, sse_server_free may be called.
+ */
+SSE_API void sse_server_close(sse_server *s, unsigned timeout_ms,
+                              void (*done)(sse_server *s, void *user_data), void *user_data);
+/** Free a server whose close has completed. Accepts NULL. */
+SSE_API void sse_server_free(sse_server *s);
+
+/** Counters, for /metrics. */
+typedef struct sse_server_stats {
+    uint64_t connections;      /* open TCP connections */
+    uint64_t streams;          /* open event streams */
+    uint64_t accepted_total;
+    uint64_t requests_total;
+    uint64_t bytes_written_total;
+    uint64_t frames_written_total;
+    uint64_t closed_slow_total;     /* streams closed for passing stream_queue_max */
+    uint64_t closed_timeout_total;  /* streams closed by write_timeout_ms */
+    uint64_t rejected_total;        /* requests answered 4xx/5xx by the server itself */
+} sse_server_stats;
+SSE_API void sse_server_get_stats(const sse_server *s, sse_server_stats *out);
+
+/* ---------------------------------------------------------------- requests */
+/* Every string returned below is NUL-terminated and borrowed from the request. */
+
+SSE_API const char *sse_request_method(const sse_request *r);
+/** The path, percent-decoded, without the query string. */
+SSE_API const char *sse_request_path(const sse_request *r);
+/** The raw query string after '?', or "" (decode with sse_form_next). */
+SSE_API const char *sse_request_query(const sse_request *r);
+/** The first header of that name (case-insensitive), or NULL. */
+SSE_API const char *sse_request_header(const sse_request *r, const char *name);
+/** Header number i (0-based) in arrival order; returns 0, or SSE_ENOTFOUND past the end. */
+SSE_API int sse_request_header_at(const sse_request *r, size_t i, const char **name,
+                                  const char **value);
+/** The body (Content-Length or de-chunked), possibly empty; *len gets its length. */
+SSE_API const char *sse_request_body(const sse_request *r, size_t *len);
+/** The peer address as text ("127.0.0.1", "::1"). */
+SSE_API const char *sse_request_remote_addr(const sse_request *r);
+/** The server the request came to. */
+SSE_API sse_server *sse_request_server(const sse_request *r);
+
+/**
+ * Add a response header for the answer (name and value are copied; CR/LF refused with
+ * SSE_EINVAL). Call before sse_request_respond / sse_request_open_stream.
+ */
+SSE_API int sse_request_add_header(sse_request *r, const char *name, const char *value);
+/**
+ * Answer with status, a Content-Type (NULL = none) and body (copied). Ends the request; for a
+ * deferred request this is the call that releases it.
+ */
+SSE_API int sse_request_respond(sse_request *r, int status, const char *content_type,
+                                const void *body, size_t len);
+/** Called if the connection of a deferred request closes before it is answered. */
+SSE_API void sse_request_on_abort(sse_request *r, void (*cb)(sse_request *r, void *user_data),
+                                  void *user_data);
+
+/**
+ * Turn the request into an event stream: 200 with text/event-stream, no-cache,
+ * X-Accel-Buffering: no, CORS headers, plus any added headers, flushed at once (so the
+ * browser's onopen fires). Returns 0 and *out (valid until its on_close callback returns).
+ */
+SSE_API int sse_request_open_stream(sse_request *r, sse_stream **out);
+
+/* ---------------------------------------------------------------- streams */
+
+/** Why a stream closed. */
+enum {
+    SSE_CLOSE_LOCAL = 0,   /* sse_stream_close() or server shutdown */
+    SSE_CLOSE_PEER = 1,    /* the client went away */
+    SSE_CLOSE_SLOW = 2,    /* stream_queue_max passed */
+    SSE_CLOSE_TIMEOUT = 3, /* write_timeout_ms passed without progress */
+    SSE_CLOSE_ERROR = 4    /* a write error */
+};
+SSE_API const char *sse_close_reason_name(int reason);
+
+/** Queue one event (encoded into a frame private to this stream). */
+SSE_API int sse_stream_send(sse_stream *st, const sse_event *ev);
+/**
+ * Queue an already encoded frame (the fan-out path). Borrowed: the stream takes its own
+ * reference and drops it once the bytes are written. No copy is made.
+ */
+SSE_API int sse_stream_send_frame(sse_stream *st, sse_frame *frame);
+/** Queue a comment line (": text"). */
+SSE_API int sse_stream_comment(sse_stream *st, const char *text);
+/** Queue a "retry: ms" hint. */
+SSE_API int sse_stream_retry(sse_stream *st, unsigned ms);
+/** Flush what is queued, then close (the on_close callback reports SSE_CLOSE_LOCAL). */
+SSE_API void sse_stream_close(sse_stream *st);
+/** Bytes queued and not yet written. */
+SSE_API size_t sse_stream_queued_bytes(const sse_stream *st);
+/** Set the callback run once when the stream closes, for any reason. */
+SSE_API void sse_stream_on_close(sse_stream *st,
+                                 void (*cb)(sse_stream *st, int reason, void *user_data),
+                                 void *user_data);
+SSE_API void sse_stream_set_data(sse_stream *st, void *data);
+SSE_API void *sse_stream_get_data(const sse_stream *st);
+SSE_API sse_server *sse_stream_server(const sse_stream *st);
+
+/* ---------------------------------------------------------------- forms and queries */
+
+/**
+ * Decode the next name=value pair of an application/x-www-form-urlencoded string (also query
+ * strings): '+' becomes a space, %XX is decoded, pairs split on '&'. *cursor advances; end is the
+ * end of the input. name and value are reset and filled (NUL-terminated via sse_buf_cstr).
+ * Returns 1 when a pair was produced, 0 at the end, SSE_EINVAL on a malformed escape,
+ * SSE_ELIMIT / SSE_ENOMEM from the buffers.
+ */
+SSE_API int sse_form_next(const char **cursor, const char *end, sse_buf *name, sse_buf *value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
