@@ -1,0 +1,455 @@
+/*
+ * parser.c: the incremental text/event-stream parser (WHATWG HTML, "Server-sent events":
+ * "Parsing an event stream", "Interpreting an event stream", dispatching).
+ *
+ * How it is laid out, and why:
+ * - Line ends are found on the raw bytes (CR and LF are ASCII and can never be part of a
+ *   multi-byte UTF-8 sequence; the decoder's maximal-subpart rule also ends an invalid sequence
+ *   at CR, LF or ':'), so decoding each field value on its own gives exactly the result of
+ *   decoding the whole stream first. A value is run through the replacement decoder only if its
+ *   line holds a byte >= 0x80, which the line scan notices for free.
+ * - A line that lies wholly inside the fed chunk is processed in place (zero copy); only the
+ *   tail of a chunk that ends mid-line is copied into the line buffer, which is capped by
+ *   max_line, so a 100 MB line costs at most max_line bytes before SSE_ELIMIT.
+ * - data / event / id values are copied once, into the event's buffers, which max_event caps.
+ * - The leading BOM (EF BB BF) is matched byte by byte so that it may be split across chunks; a
+ *   CR that ends a chunk sets skip_lf so that an LF starting the next chunk ends nothing.
+ * It owns no I/O; callbacks receive borrowed strings valid only during the call.
+ */
+#include <sse/format.h>
+
+#include <string.h>
+
+#include "common/alloc.h"
+#include "format/format_internal.h"
+
+#define SSE__DEFAULT_MAX_LINE ((size_t)1 << 20)  /* 1 MiB */
+#define SSE__DEFAULT_MAX_EVENT ((size_t)16 << 20) /* 16 MiB */
+#define SSE__KEEP_CAP ((size_t)64 << 10) /* buffers larger than this are freed when emptied */
+
+/* A growable byte string that always has room for a terminating NUL past len. */
+struct sse__pbuf {
+    char *p;    /* owned (sse__malloc); NULL until first needed */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
+};
+
+struct sse_parser {
+    sse_parser_callbacks cb;    /* copied at creation */
+    void *user_data;            /* passed to every callback */
+    size_t max_line;            /* longest line, terminator excluded */
+    size_t max_event;           /* largest data + type + id */
+    struct sse__pbuf line;      /* the unfinished line a chunk ended in */
+    struct sse__pbuf data;      /* the data buffer (every data line followed by LF) */
+    struct sse__pbuf type;      /* the event type buffer */
+    struct sse__pbuf id;        /* the last event ID buffer, when id_set */
+    struct sse__pbuf last_id;   /* the last event ID string (set at dispatch) */
+    struct sse__pbuf scratch;   /* decoded comments with invalid UTF-8 */
+    int err;                    /* sticky SSE_ELIMIT / SSE_ENOMEM until reset */
+    unsigned line_hi;           /* non-zero if the buffered line holds a byte >= 0x80 */
+    unsigned char at_start;     /* no byte of the stream seen yet but BOM candidates */
+    unsigned char bom_n;        /* bytes of a BOM matched so far (0..2) while at_start */
+    unsigned char skip_lf;      /* the previous chunk ended with CR: drop one leading LF */
+    unsigned char id_set;       /* an id field was seen since the last dispatch; if 0, the
+                                 * last event ID buffer equals last_id */
+};
+
+static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+
+/* ------------------------------------------------------------- buffers */
+
+static int pbuf_grow(struct sse__pbuf *b, size_t need)
+{
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > ((size_t)-1) / 4 ? need : cap * 2;
+    char *n = sse__realloc(b->p, cap);
+    if (!n)
+        return SSE_ENOMEM;
+    b->p = n;
+    b->cap = cap;
+    return 0;
+}
+
+/* Room for extra more bytes plus the NUL. */
+static inline int pbuf_reserve(struct sse__pbuf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    return pbuf_grow(b, need);
+}
+
+static void pbuf_free(struct sse__pbuf *b)
+{
+    sse__free(b->p);
+    b->p = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+/* Empty b; a large allocation is given back so an idle parser stays small. */
+static inline void pbuf_clear(struct sse__pbuf *b)
+{
+    b->len = 0;
+    if (b->cap > SSE__KEEP_CAP)
+        pbuf_free(b);
+}
+
+/* Append s[0..n), decoding UTF-8 with replacement if hi says there may be non-ASCII bytes. */
+static int pbuf_append_text(struct sse__pbuf *b, const unsigned char *s, size_t n, unsigned hi)
+{
+    if (!hi) {
+        int rc = pbuf_reserve(b, n);
+        if (rc)
+            return rc;
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        return 0;
+    }
+    size_t v = sse__utf8_valid_prefix(s, n);
+    if (v == n)
+        return pbuf_append_text(b, s, n, 0);
+    if (n > ((size_t)-1) / 4)
+        return SSE_ENOMEM;
+    int rc = pbuf_reserve(b, 3 * n);
+    if (rc)
+        return rc;
+    b->len += sse__utf8_sanitize(b->p + b->len, s, n);
+    return 0;
+}
+
+/* Replace b's contents by s[0..n) (decoded). */
+static inline int pbuf_set_text(struct sse__pbuf *b, const unsigned char *s, size_t n,
+                                unsigned hi)
+{
+    b->len = 0;
+    return pbuf_append_text(b, s, n, hi);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+int sse_parser_new(sse_parser **out, const sse_parser_options *opts,
+                   const sse_parser_callbacks *cb, void *user_data)
+{
+    if (!out)
+        return SSE_EINVAL;
+    if (opts && opts->version != SSE_PARSER_OPTIONS_VERSION)
+        return SSE_EINVAL;
+    sse_parser *p = sse__calloc(1, sizeof(*p));
+    if (!p)
+        return SSE_ENOMEM;
+    if (cb)
+        p->cb = *cb;
+    p->user_data = user_data;
+    p->max_line = opts && opts->max_line ? opts->max_line : SSE__DEFAULT_MAX_LINE;
+    p->max_event = opts && opts->max_event ? opts->max_event : SSE__DEFAULT_MAX_EVENT;
+    p->at_start = 1;
+    *out = p;
+    return 0;
+}
+
+void sse_parser_free(sse_parser *p)
+{
+    if (!p)
+        return;
+    pbuf_free(&p->line);
+    pbuf_free(&p->data);
+    pbuf_free(&p->type);
+    pbuf_free(&p->id);
+    pbuf_free(&p->last_id);
+    pbuf_free(&p->scratch);
+    sse__free(p);
+}
+
+void sse_parser_reset(sse_parser *p)
+{
+    pbuf_clear(&p->line);
+    pbuf_clear(&p->data);
+    pbuf_clear(&p->type);
+    pbuf_clear(&p->scratch);
+    /* A new stream's last event ID buffer starts from the last event ID string, as browsers
+     * do (Chromium's EventSourceParser is constructed with it): id_set = 0 says exactly that. */
+    pbuf_clear(&p->id);
+    p->id_set = 0;
+    p->err = 0;
+    p->line_hi = 0;
+    p->at_start = 1;
+    p->bom_n = 0;
+    p->skip_lf = 0;
+}
+
+void sse_parser_end(sse_parser *p)
+{
+    sse_parser_reset(p);
+}
+
+const char *sse_parser_last_event_id(const sse_parser *p, size_t *len)
+{
+    if (len)
+        *len = p->last_id.len;
+    return p->last_id.len ? p->last_id.p : "";
+}
+
+int sse_parser_set_last_event_id(sse_parser *p, const char *id, size_t len)
+{
+    if (!id && len)
+        return SSE_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if (id[i] == '\0' || id[i] == '\r' || id[i] == '\n')
+            return SSE_EINVAL;
+    if (len && sse__utf8_valid_prefix((const unsigned char *)id, len) != len)
+        return SSE_EINVAL;
+    if (pbuf_reserve(&p->last_id, len))
+        return SSE_ENOMEM;
+    if (len)
+        memcpy(p->last_id.p, id, len);
+    p->last_id.len = len;
+    p->last_id.p[len] = '\0';
+    p->id.len = 0;
+    p->id_set = 0; /* the buffer follows the string */
+    return 0;
+}
+
+/* ------------------------------------------------------------- interpreting lines */
+
+static int dispatch(sse_parser *p)
+{
+    /* 1. the last event ID string takes the buffer's value (even when nothing dispatches);
+     * afterwards the two are equal again, which id_set = 0 means */
+    if (p->id_set) {
+        if (pbuf_reserve(&p->last_id, p->id.len))
+            return SSE_ENOMEM;
+        if (p->id.len)
+            memcpy(p->last_id.p, p->id.p, p->id.len);
+        p->last_id.len = p->id.len;
+        p->last_id.p[p->id.len] = '\0';
+        p->id.len = 0;
+        p->id_set = 0;
+    }
+    /* 2. an empty data buffer dispatches nothing, but the type buffer is reset */
+    if (p->data.len == 0) {
+        p->type.len = 0;
+        return 0;
+    }
+    int rc = 0;
+    if (p->cb.on_event) {
+        sse_parsed_event ev;
+        p->data.p[--p->data.len] = '\0'; /* 3. drop the final LF */
+        ev.data = p->data.p;
+        ev.data_len = p->data.len;
+        if (p->type.len) {
+            p->type.p[p->type.len] = '\0';
+            ev.type = p->type.p;
+            ev.type_len = p->type.len;
+        } else {
+            ev.type = "message";
+            ev.type_len = 7;
+        }
+        ev.id = p->last_id.len ? p->last_id.p : "";
+        ev.id_len = p->last_id.len;
+        rc = p->cb.on_event(p->user_data, &ev) ? SSE_ECANCELED : 0;
+    }
+    pbuf_clear(&p->data);
+    p->type.len = 0;
+    return rc;
+}
+
+static int check_event_size(const sse_parser *p)
+{
+    size_t id_len = p->id_set ? p->id.len : p->last_id.len;
+    size_t total = p->data.len + p->type.len; /* none can exceed SIZE_MAX / 4 */
+    return total + id_len > p->max_event ? SSE_ELIMIT : 0;
+}
+
+/* Process one complete line s[0..n) (terminator excluded); hi: it may hold bytes >= 0x80. */
+static int process_line(sse_parser *p, const unsigned char *s, size_t n, unsigned hi)
+{
+    if (n == 0)
+        return dispatch(p);
+    if (s[0] == ':') {
+        if (!p->cb.on_comment)
+            return 0;
+        const unsigned char *t = s + 1;
+        size_t tn = n - 1;
+        if (hi && sse__utf8_valid_prefix(t, tn) != tn) {
+            int rc = pbuf_set_text(&p->scratch, t, tn, hi);
+            if (rc)
+                return rc;
+            t = (const unsigned char *)p->scratch.p;
+            tn = p->scratch.len;
+        }
+        return p->cb.on_comment(p->user_data, (const char *)t, tn) ? SSE_ECANCELED : 0;
+    }
+    /* field name up to the first ':' (names of interest are short: look byte by byte first) */
+    size_t c = 0;
+    while (c < n && c < 8 && s[c] != ':')
+        c++;
+    if (c == 8) {
+        const unsigned char *q = memchr(s + 8, ':', n - 8);
+        c = q ? (size_t)(q - s) : n;
+    }
+    const unsigned char *v = s + n;
+    size_t vn = 0;
+    if (c < n) {
+        v = s + c + 1;
+        vn = n - c - 1;
+        if (vn && *v == ' ') {
+            v++;
+            vn--;
+        }
+    }
+    int rc;
+    switch (c) {
+    case 4:
+        if (memcmp(s, "data", 4) != 0)
+            return 0;
+        rc = pbuf_append_text(&p->data, v, vn, hi);
+        if (rc)
+            return rc;
+        p->data.p[p->data.len++] = '\n'; /* reserve always leaves one spare byte */
+        return check_event_size(p);
+    case 5:
+        if (memcmp(s, "event", 5) == 0) {
+            rc = pbuf_set_text(&p->type, v, vn, hi);
+            return rc ? rc : check_event_size(p);
+        }
+        if (memcmp(s, "retry", 5) == 0) {
+            if (vn == 0)
+                return 0;
+            uint64_t ms = 0;
+            for (size_t i = 0; i < vn; i++) {
+                unsigned d = (unsigned)v[i] - '0';
+                if (d > 9)
+                    return 0; /* not all ASCII digits: ignored */
+                if (ms > (UINT64_MAX - d) / 10)
+                    return 0; /* does not fit: ignored */
+                ms = ms * 10 + d;
+            }
+            if (p->cb.on_retry && p->cb.on_retry(p->user_data, ms))
+                return SSE_ECANCELED;
+            return 0;
+        }
+        return 0;
+    case 2:
+        if (s[0] != 'i' || s[1] != 'd')
+            return 0;
+        if (vn && memchr(v, '\0', vn))
+            return 0; /* an id containing NUL is ignored */
+        rc = pbuf_set_text(&p->id, v, vn, hi);
+        if (rc)
+            return rc;
+        p->id_set = 1;
+        return check_event_size(p);
+    default:
+        return 0; /* unknown fields are ignored */
+    }
+}
+
+/* ------------------------------------------------------------- feeding */
+
+static int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
+{
+    const unsigned char *end = s + n;
+    int rc;
+
+    if (p->skip_lf && s < end) {
+        if (*s == '\n')
+            s++;
+        p->skip_lf = 0;
+    }
+    /* finish the line an earlier chunk ended in */
+    if (p->line.len && s < end) {
+        unsigned hi = 0;
+        size_t k = sse__scan_eol(s, (size_t)(end - s), &hi);
+        if (k > p->max_line - p->line.len)
+            return SSE_ELIMIT;
+        if (pbuf_reserve(&p->line, k))
+            return SSE_ENOMEM;
+        memcpy(p->line.p + p->line.len, s, k);
+        p->line.len += k;
+        p->line_hi |= hi;
+        if (s + k == end)
+            return 0;
+        rc = process_line(p, (const unsigned char *)p->line.p, p->line.len, p->line_hi);
+        pbuf_clear(&p->line);
+        p->line_hi = 0;
+        s += k;
+        if (*s++ == '\r') {
+            if (s == end)
+                p->skip_lf = 1;
+            else if (*s == '\n')
+                s++;
+        }
+        if (rc)
+            return rc;
+    }
+    while (s < end) {
+        unsigned hi = 0;
+        size_t k = sse__scan_eol(s, (size_t)(end - s), &hi);
+        if (k > p->max_line)
+            return SSE_ELIMIT;
+        if (s + k == end) { /* the chunk ends mid-line: keep the tail */
+            if (pbuf_reserve(&p->line, k))
+                return SSE_ENOMEM;
+            memcpy(p->line.p, s, k);
+            p->line.len = k;
+            p->line_hi = hi;
+            return 0;
+        }
+        rc = process_line(p, s, k, hi);
+        s += k;
+        if (*s++ == '\r') {
+            if (s == end)
+                p->skip_lf = 1;
+            else if (*s == '\n')
+                s++;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int sse_parser_feed(sse_parser *p, const void *bytes, size_t len)
+{
+    const unsigned char *s = bytes;
+    if (p->err)
+        return p->err;
+    if (!len)
+        return 0;
+    if (!s)
+        return SSE_EINVAL;
+    if (p->at_start) {
+        /* the UTF-8 decoder drops one leading BOM, which may arrive split across chunks */
+        while (len && p->bom_n < 3 && *s == bom[p->bom_n]) {
+            p->bom_n++;
+            s++;
+            len--;
+        }
+        if (p->bom_n == 3) {
+            p->at_start = 0;
+        } else if (!len) {
+            return 0; /* still a BOM prefix */
+        } else {
+            /* not a BOM after all: the bytes held back are ordinary input */
+            unsigned char held = p->bom_n;
+            p->at_start = 0;
+            p->bom_n = 0;
+            if (held) {
+                int rc = feed_bytes(p, bom, held);
+                if (rc) {
+                    if (rc != SSE_ECANCELED)
+                        p->err = rc;
+                    return rc;
+                }
+            }
+        }
+        if (!len)
+            return 0;
+    }
+    int rc = feed_bytes(p, s, len);
+    if (rc && rc != SSE_ECANCELED)
+        p->err = rc;
+    return rc;
+}
