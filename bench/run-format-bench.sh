@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# run-format-bench.sh: the format benchmark, C parser/encoder beside npm eventsource-parser, in
+# one run (issue 2, item 8). Builds bench_format_bench (Release, in build-bench/), generates the
+# inputs in a temporary directory, runs both sides on the same files and prints a table with the
+# ratios. Numbers go to docs/performance/format.md by hand; nothing here asserts speed.
+#
+#   bench/run-format-bench.sh            full size (64 / 256 / 4 MiB inputs), about 1-2 minutes
+#   FORMAT_BENCH_SCALE=0.1 bench/run-format-bench.sh     a quick smoke run
+#   FORMAT_BENCH_KEEP=1 ...              keep the generated inputs (path printed)
+#
+# Exit status: 0, or non-zero when a build, a run or the C-vs-JS event/data agreement fails.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${FORMAT_BENCH_BUILD:-$root/build-bench}
+scale=${FORMAT_BENCH_SCALE:-1}
+limit=150 # seconds per step, so a broken build can never hang the run
+
+command -v node >/dev/null || { echo "node is missing (scripts/install-deps)" >&2; exit 1; }
+[ -f "$root/node_modules/eventsource-parser/package.json" ] ||
+  { echo "node_modules/eventsource-parser is missing (npm ci in $root)" >&2; exit 1; }
+
+echo "== build (Release) in $build"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSSE_BENCH=ON >/dev/null
+timeout $limit cmake --build "$build" --target bench_format_bench -j2 >/dev/null
+bin=$build/bench/bench_format_bench
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/format-bench.XXXXXX")
+if [ "${FORMAT_BENCH_KEEP:-0}" = 1 ]; then
+  echo "inputs kept in $tmp"
+else
+  trap 'rm -rf "$tmp"' EXIT
+fi
+results=$tmp/results.txt
+: >"$results"
+
+echo "== machine"
+echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "commit:   $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "cpu:      $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews absolute numbers)"
+echo "cc:       $(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt") -O3 (CMake Release)"
+echo "node:     $(node --version), eventsource-parser $(node -p "require('$root/node_modules/eventsource-parser/package.json').version")"
+
+echo "== generate (scale $scale)"
+timeout $limit "$bin" gen "$tmp" --scale "$scale"
+
+run() { # run CMD...: echo it, run it bounded, keep its result line
+  echo "\$ $*" | sed "s|$tmp|\$TMP|g; s|$root/||g"
+  local out
+  out=$(timeout $limit "$@") || { echo "FAILED: $*" >&2; exit 1; }
+  grep -v '^result ' <<<"$out" || true
+  grep '^result ' <<<"$out" | tee -a "$results" | sed 's/^result /  /'
+}
+
+mjs=$root/bench/format_bench.mjs
+echo "== parse"
+for c in a b c; do
+  if [ $c = c ]; then chunk=1; cruns=5; jruns=5; jwarm=2; else chunk=65536; cruns=7; jruns=7; jwarm=3; fi
+  run "$bin" parse "$tmp/$c.sse" --chunk $chunk --runs $cruns --warmup 1
+  run node "$mjs" parse "$tmp/$c.sse" --chunk $chunk --runs $jruns --warmup $jwarm
+  run node "$mjs" parse "$tmp/$c.sse" --chunk $chunk --runs $jruns --warmup $jwarm --strings 1
+done
+echo "== encode"
+for c in a b; do
+  run "$bin" encode $c --runs 5 --scale "$scale"
+done
+
+echo "== table (MB = 10^6 bytes; best of N runs, median in parentheses)"
+awk '
+  function kv(line, key,   i, n, f, p) {
+    n = split(line, f, " ")
+    for (i = 1; i <= n; i++) { p = index(f[i], "="); if (substr(f[i], 1, p - 1) == key) return substr(f[i], p + 1) }
+    return ""
+  }
+  /^result / {
+    k = kv($0, "impl") SUBSEP kv($0, "op") SUBSEP kv($0, "case")
+    best[k] = kv($0, "best_MBps"); med[k] = kv($0, "median_MBps")
+    beps[k] = kv($0, "best_Meps"); meps[k] = kv($0, "median_Meps")
+    ev[k] = kv($0, "events"); db[k] = kv($0, "data_bytes"); ch[k] = kv($0, "chunk"); by[k] = kv($0, "bytes")
+  }
+  END {
+    bad = 0
+    name["a"] = "(a) ~100 B JSON events"; name["b"] = "(b) 4 KiB multi-line events"; name["c"] = "(c) = (a) in 1-byte chunks"
+    printf "| case | input | chunk | ssehub C MB/s | C M events/s | eventsource-parser MB/s (TextDecoder + feed) | C / JS | eventsource-parser MB/s (feed only) | C / JS feed only |\n"
+    printf "|---|---|---|---|---|---|---|---|---|\n"
+    for (ci = 1; ci <= 3; ci++) {
+      c = substr("abc", ci, 1)
+      kc = "c" SUBSEP "parse" SUBSEP c; kj = "js" SUBSEP "parse" SUBSEP c; ks = "js-str" SUBSEP "parse" SUBSEP c
+      if (!(kc in best) || !(kj in best)) continue
+      if (ev[kc] != ev[kj] || db[kc] != db[kj] || ev[kc] != ev[ks] || db[kc] != db[ks]) {
+        printf "MISMATCH case %s: C %s events / %s data bytes, JS %s / %s, JS feed-only %s / %s\n", c, ev[kc], db[kc], ev[kj], db[kj], ev[ks], db[ks] > "/dev/stderr"
+        bad = 1
+      }
+      printf "| %s | %.1f MB, %s events | %s | %s (%s) | %s (%s) | %s (%s) | **%.1f×** (%.1f×) | %s (%s) | %.1f× (%.1f×) |\n", \
+        name[c], by[kc] / 1e6, ev[kc], ch[kc], best[kc], med[kc], beps[kc], meps[kc], best[kj], med[kj], \
+        best[kc] / best[kj], med[kc] / med[kj], best[ks], med[ks], best[kc] / best[ks], med[kc] / med[ks]
+    }
+    if (!bad) printf "\nevents and data bytes: C and JS agree on every case (each side also checked its event hash).\n"
+    printf "\n| encoder (sse_encode_event, one event at a time into a reused sse_buf) | MB/s out | M events/s |\n|---|---|---|\n"
+    for (ci = 1; ci <= 2; ci++) {
+      c = substr("ab", ci, 1); k = "c" SUBSEP "encode" SUBSEP c
+      if (k in best) printf "| %s | %s (%s) | %s (%s) |\n", name[c], best[k], med[k], beps[k], meps[k]
+    }
+    exit bad
+  }' "$results"
