@@ -1,0 +1,461 @@
+/*
+ * cli_bench_pub.c: the publisher side of `ssehub bench`, run in the parent process.
+ *
+ * Keeps a few keep-alive HTTP connections to the publish URL and, on a 1 ms timer, posts the
+ * messages that are due at the configured rate, each carrying `ts=<CLOCK_REALTIME ns>` (taken
+ * just before the write), `seq=<n>` and `w=<1 during warm-up>` in its data. A connection has one
+ * request outstanding at a time; when a message is due and every connection is busy it waits
+ * and the "behind" counter says so. After the last message it waits for the answers and for the
+ * subscribers' deliveries to settle (bounded by --drain).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+
+#include "cli_bench.h"
+
+#define PUB_HDR_MAX 8192
+
+enum { PC_DOWN = 0, PC_CONNECTING, PC_IDLE, PC_BUSY, PC_CLOSING };
+
+struct pub_ctx;
+
+struct pub_conn {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct pub_ctx *x;
+    int state;
+    char *req;          /* the request being sent */
+    size_t req_cap;
+    uint64_t sent_ns;   /* CLOCK_MONOTONIC at the write */
+    int measured;
+    /* response */
+    char hdr[PUB_HDR_MAX + 1];
+    size_t hdr_len;
+    int in_body;
+    int chunked;
+    int close_after;
+    int status;
+    uint64_t body_left;
+    struct bench_chunked ch;
+};
+
+struct pub_ctx {
+    const struct bench_config *c;
+    struct bench_shared *sh;
+    struct bench_pub_stats *st;
+    uv_loop_t loop;
+    uv_timer_t tick;
+    struct pub_conn *conns;
+    unsigned nconns;
+    uint64_t start_ns, end_pub_ns, drain_until_ns, last_progress_ns;
+    uint64_t last_events;
+    uint64_t seq;
+    uint64_t expected;   /* deliveries expected for measured messages */
+    int publishing;
+    int stopping;
+    char rbuf[65536];
+    char data[65536];
+};
+
+static void pc_connect(struct pub_conn *p);
+
+static void note(struct pub_ctx *x, int64_t code)
+{
+    if (!x->st->first_status)
+        x->st->first_status = (uint64_t)code;
+}
+
+static void on_pc_closed(uv_handle_t *h)
+{
+    struct pub_conn *p = h->data;
+    p->state = PC_DOWN;
+    if (!p->x->stopping)
+        pc_connect(p);
+}
+
+static void pc_close(struct pub_conn *p)
+{
+    if (p->state == PC_DOWN || p->state == PC_CLOSING)
+        return;
+    if (p->state == PC_BUSY) {
+        p->x->st->errors++;
+    }
+    p->state = PC_CLOSING;
+    uv_close((uv_handle_t *)&p->tcp, on_pc_closed);
+}
+
+static void pc_done(struct pub_conn *p)
+{
+    struct pub_ctx *x = p->x;
+    if (p->status >= 200 && p->status < 300) {
+        x->st->ok++;
+        if (p->measured)
+            bench_hist_add(&x->st->rtt, bench_now_mono() - p->sent_ns);
+    } else {
+        x->st->errors++;
+        note(x, p->status);
+    }
+    p->state = PC_IDLE;
+    p->hdr_len = 0;
+    p->in_body = 0;
+    if (p->close_after)
+        pc_close(p);
+}
+
+static void skip_body(void *ud, const char *b, size_t n)
+{
+}
+
+static void on_pc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct pub_conn *p = h->data;
+    buf->base = p->x->rbuf;
+    buf->len = sizeof(p->x->rbuf);
+}
+
+static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct pub_conn *p = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (p->state == PC_BUSY)
+            note(p->x, nread);
+        pc_close(p);
+        return;
+    }
+    const char *b = buf->base;
+    size_t n = (size_t)nread;
+    while (n) {
+        if (p->state != PC_BUSY) { /* bytes nobody asked for */
+            pc_close(p);
+            return;
+        }
+        if (!p->in_body) {
+            size_t take = PUB_HDR_MAX - p->hdr_len < n ? PUB_HDR_MAX - p->hdr_len : n;
+            memcpy(p->hdr + p->hdr_len, b, take);
+            size_t old = p->hdr_len;
+            p->hdr_len += take;
+            p->hdr[p->hdr_len] = '\0';
+            char *end = strstr(p->hdr, "\r\n\r\n");
+            if (!end) {
+                if (p->hdr_len >= PUB_HDR_MAX)
+                    pc_close(p);
+                return;
+            }
+            size_t head = (size_t)(end - p->hdr) + 4;
+            end[2] = '\0';
+            p->status = strncmp(p->hdr, "HTTP/1.", 7) == 0 ? (int)strtol(p->hdr + 9, NULL, 10) : 0;
+            p->chunked = 0;
+            p->close_after = strncmp(p->hdr, "HTTP/1.0", 8) == 0;
+            p->body_left = 0;
+            for (char *l = strstr(p->hdr, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
+                char *v = l + 2;
+                if (!strncasecmp(v, "content-length:", 15))
+                    p->body_left = strtoull(v + 15, NULL, 10);
+                else if (!strncasecmp(v, "transfer-encoding:", 18) && strstr(v, "chunked"))
+                    p->chunked = 1;
+                else if (!strncasecmp(v, "connection:", 11) && strcasestr(v, "close"))
+                    p->close_after = 1;
+            }
+            memset(&p->ch, 0, sizeof(p->ch));
+            p->in_body = 1;
+            b += head - old;
+            n -= head - old;
+            if (!p->chunked && !p->body_left) {
+                pc_done(p);
+                continue;
+            }
+        }
+        if (p->chunked) {
+            size_t used;
+            int r = bench_chunked_feed(&p->ch, b, n, &used, skip_body, NULL);
+            if (r < 0) {
+                pc_close(p);
+                return;
+            }
+            b += used;
+            n -= used;
+            if (r == 1)
+                pc_done(p);
+        } else {
+            size_t take = n < p->body_left ? n : (size_t)p->body_left;
+            p->body_left -= take;
+            b += take;
+            n -= take;
+            if (!p->body_left)
+                pc_done(p);
+        }
+    }
+}
+
+static void on_pc_connect(uv_connect_t *req, int status)
+{
+    struct pub_conn *p = req->data;
+    if (status < 0) {
+        note(p->x, status);
+        p->x->st->errors++;
+        p->state = PC_CLOSING;
+        uv_close((uv_handle_t *)&p->tcp, on_pc_closed);
+        return;
+    }
+    int r = uv_read_start((uv_stream_t *)&p->tcp, on_pc_alloc, on_pc_read);
+    if (r < 0) {
+        pc_close(p);
+        return;
+    }
+    p->state = PC_IDLE;
+}
+
+static void pc_connect(struct pub_conn *p)
+{
+    struct pub_ctx *x = p->x;
+    if (uv_tcp_init(&x->loop, &p->tcp) < 0)
+        return;
+    p->tcp.data = p;
+    p->creq.data = p;
+    p->state = PC_CONNECTING;
+    uv_tcp_nodelay(&p->tcp, 1);
+    int r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&x->c->pub.addr,
+                           on_pc_connect);
+    if (r < 0) {
+        note(x, r);
+        p->state = PC_CLOSING;
+        uv_close((uv_handle_t *)&p->tcp, on_pc_closed);
+    }
+}
+
+static void on_pc_write(uv_write_t *w, int status)
+{
+    struct pub_conn *p = w->data;
+    if (status < 0) {
+        note(p->x, status);
+        pc_close(p);
+    }
+}
+
+static size_t enc(char *out, size_t cap, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    return o;
+}
+
+static int pc_send(struct pub_conn *p, uint64_t seq, int warm)
+{
+    struct pub_ctx *x = p->x;
+    const struct bench_config *c = x->c;
+    const struct bench_url *u = &c->pub;
+    unsigned t = (unsigned)(seq % c->topics);
+    char topic[512];
+    snprintf(topic, sizeof(topic), "%s%u", c->topic_prefix, t);
+    uint64_t ts = bench_now_real();
+    int dl = snprintf(x->data, sizeof(x->data), "ts=%llu,seq=%llu,w=%d,", (unsigned long long)ts,
+                      (unsigned long long)seq, warm);
+    while ((unsigned)dl < c->payload && (size_t)dl + 1 < sizeof(x->data))
+        x->data[dl++] = 'x';
+    size_t need = (size_t)dl * 3 + strlen(topic) * 3 + 4096 + (c->token ? strlen(c->token) : 0);
+    if (need > p->req_cap) {
+        char *nb = realloc(p->req, need);
+        if (!nb)
+            return -ENOMEM;
+        p->req = nb;
+        p->req_cap = need;
+    }
+    char target[4096];
+    const char *body;
+    size_t blen;
+    char *form = NULL;
+    const char *ctype;
+    if (c->target == BENCH_MERCURE) {
+        form = malloc((size_t)dl * 3 + strlen(topic) * 3 + 32);
+        if (!form)
+            return -ENOMEM;
+        size_t fl = 0;
+        memcpy(form, "topic=", 6);
+        fl = 6 + enc(form + 6, strlen(topic) * 3 + 8, topic, strlen(topic));
+        memcpy(form + fl, "&data=", 6);
+        fl += 6;
+        fl += enc(form + fl, (size_t)dl * 3 + 8, x->data, (size_t)dl);
+        body = form;
+        blen = fl;
+        ctype = "application/x-www-form-urlencoded";
+        snprintf(target, sizeof(target), "%s%s%s", u->path, u->query[0] ? "?" : "", u->query);
+    } else if (c->target == BENCH_NCHAN) {
+        size_t pl = strlen(u->path);
+        snprintf(target, sizeof(target), "%s%s%s%s%s", u->path,
+                 pl && u->path[pl - 1] == '/' ? "" : "/", topic, u->query[0] ? "?" : "", u->query);
+        body = x->data;
+        blen = (size_t)dl;
+        ctype = "text/plain";
+    } else {
+        snprintf(target, sizeof(target), "%s%s%s", u->path, u->query[0] ? "?" : "", u->query);
+        body = x->data;
+        blen = (size_t)dl;
+        ctype = "text/plain";
+    }
+    int hl = snprintf(p->req, p->req_cap,
+                      "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nContent-Type: %s\r\n"
+                      "Content-Length: %zu\r\n%s%s%s\r\n",
+                      target, strchr(u->host, ':') ? "[" : "", u->host,
+                      strchr(u->host, ':') ? "]" : "", u->port, ctype, blen,
+                      c->token ? "Authorization: Bearer " : "", c->token ? c->token : "",
+                      c->token ? "\r\n" : "");
+    if (hl < 0 || (size_t)hl + blen > p->req_cap) {
+        free(form);
+        return -E2BIG;
+    }
+    memcpy(p->req + hl, body, blen);
+    free(form);
+    uv_buf_t b = uv_buf_init(p->req, (unsigned)((size_t)hl + blen));
+    p->wreq.data = p;
+    p->state = PC_BUSY;
+    p->measured = !warm;
+    p->hdr_len = 0;
+    p->in_body = 0;
+    p->sent_ns = bench_now_mono();
+    int r = uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &b, 1, on_pc_write);
+    if (r < 0) {
+        pc_close(p);
+        return r;
+    }
+    return 0;
+}
+
+static uint64_t total_events(struct pub_ctx *x)
+{
+    uint64_t e = 0;
+    for (unsigned i = 0; i < x->sh->nprocs; i++)
+        e += __atomic_load_n(&x->sh->child[i].events, __ATOMIC_RELAXED);
+    return e;
+}
+
+static void on_pub_tick(uv_timer_t *t)
+{
+    struct pub_ctx *x = t->data;
+    const struct bench_config *c = x->c;
+    uint64_t now = bench_now_mono();
+    if (x->publishing) {
+        double el = (double)(now - x->start_ns) / 1e9;
+        if (el >= c->warmup + c->duration) {
+            x->publishing = 0;
+            x->end_pub_ns = now;
+            x->st->seconds = (double)(now - x->start_ns) / 1e9 - c->warmup;
+            x->st->end_seq = x->seq;
+            x->drain_until_ns = now + (uint64_t)(c->drain * 1e9);
+            x->last_progress_ns = now;
+        } else {
+            uint64_t due = (uint64_t)(el * c->rate) + 1;
+            unsigned ci = 0;
+            while (x->seq < due) {
+                while (ci < x->nconns && x->conns[ci].state != PC_IDLE)
+                    ci++;
+                if (ci == x->nconns) {
+                    x->st->behind++;
+                    break;
+                }
+                int warm = el < c->warmup;
+                if (!warm && !x->st->measured)
+                    x->st->first_measured_seq = x->seq;
+                if (pc_send(&x->conns[ci], x->seq, warm) < 0)
+                    break;
+                x->st->sent++;
+                if (!warm) {
+                    x->st->measured++;
+                    x->expected += bench_subs_on_topic(c, x->seq % c->topics);
+                }
+                x->seq++;
+            }
+            return;
+        }
+    }
+    /* Draining: answers outstanding, deliveries still arriving? */
+    int busy = 0;
+    for (unsigned i = 0; i < x->nconns; i++)
+        busy |= x->conns[i].state == PC_BUSY;
+    uint64_t ev = total_events(x);
+    if (ev != x->last_events) {
+        x->last_events = ev;
+        x->last_progress_ns = now;
+    }
+    int settled = !busy && (ev >= x->expected || now - x->last_progress_ns > 500000000u);
+    if (!settled && now < x->drain_until_ns)
+        return;
+    x->stopping = 1;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    for (unsigned i = 0; i < x->nconns; i++) {
+        struct pub_conn *p = &x->conns[i];
+        if (p->state == PC_IDLE || p->state == PC_BUSY || p->state == PC_CONNECTING) {
+            p->state = PC_CLOSING;
+            uv_close((uv_handle_t *)&p->tcp, on_pc_closed);
+        }
+    }
+}
+
+int bench_pub_run(const struct bench_config *c, struct bench_shared *sh,
+                  struct bench_pub_stats *st)
+{
+    int r;
+    struct pub_ctx *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    memset(st, 0, sizeof(*st));
+    bench_hist_init(&st->rtt);
+    x->c = c;
+    x->sh = sh;
+    x->st = st;
+    x->nconns = c->pub_conns;
+    x->conns = calloc(x->nconns, sizeof(*x->conns));
+    if (!x->conns) {
+        r = -ENOMEM;
+        goto out_free;
+    }
+    r = uv_loop_init(&x->loop);
+    if (r < 0)
+        goto out_free;
+    for (unsigned i = 0; i < x->nconns; i++) {
+        x->conns[i].x = x;
+        pc_connect(&x->conns[i]);
+    }
+    /* Give the connections a moment (bounded) before the clock starts. */
+    uint64_t until = bench_now_mono() + 2000000000u;
+    for (;;) {
+        unsigned up = 0;
+        for (unsigned i = 0; i < x->nconns; i++)
+            up += x->conns[i].state == PC_IDLE;
+        if (up == x->nconns || bench_now_mono() > until)
+            break;
+        uv_run(&x->loop, UV_RUN_ONCE);
+    }
+    x->publishing = 1;
+    x->start_ns = bench_now_mono();
+    uv_timer_init(&x->loop, &x->tick);
+    x->tick.data = x;
+    uv_timer_start(&x->tick, on_pub_tick, 1, 1);
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    r = uv_loop_close(&x->loop);
+out_free:
+    if (x->conns)
+        for (unsigned i = 0; i < x->nconns; i++)
+            free(x->conns[i].req);
+    free(x->conns);
+    free(x);
+    return r;
+}
