@@ -32,6 +32,7 @@ struct sse__pbuf {
     char *p;    /* owned (sse__malloc); NULL until first needed */
     size_t len; /* bytes in use */
     size_t cap; /* bytes allocated */
+    size_t limit; /* growth stops doubling at this size (0: no such size) */
 };
 
 struct sse_parser {
@@ -63,6 +64,8 @@ static int pbuf_grow(struct sse__pbuf *b, size_t need)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > ((size_t)-1) / 4 ? need : cap * 2;
+    if (b->limit && cap > b->limit && need <= b->limit)
+        cap = b->limit; /* do not double past what the parser's limits can ever need */
     char *n = sse__realloc(b->p, cap);
     if (!n)
         return SSE_ENOMEM;
@@ -145,6 +148,8 @@ int sse_parser_new(sse_parser **out, const sse_parser_options *opts,
     p->max_line = opts && opts->max_line ? opts->max_line : SSE__DEFAULT_MAX_LINE;
     p->max_event = opts && opts->max_event ? opts->max_event : SSE__DEFAULT_MAX_EVENT;
     p->at_start = 1;
+    p->line.limit = p->max_line + 1;
+    p->data.limit = p->max_event + 1;
     *out = p;
     return 0;
 }

@@ -1,0 +1,878 @@
+/*
+ * test_format.c: unit tests of the text/event-stream encoder and parser (src/format).
+ *
+ * Parser vectors are written as input -> log, where the log lists what the callbacks saw:
+ * "type|data|id;" per event, "retry=N;" per accepted retry, "#text;" per comment, with LF, CR and
+ * NUL shown as \n, \r, \0. Every vector is fed whole, split at every point into two chunks,
+ * split at every pair of points (short vectors), and one byte at a time: all must log the same.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sse/format.h>
+
+#include "common/alloc.h"
+#include "harness/check.h"
+#include "harness/failalloc.h"
+
+/* ------------------------------------------------------------- logging callbacks */
+
+struct log {
+    sse_buf b;
+    int cancel_after; /* > 0: the Nth callback returns 1 */
+    int calls;
+    long long events;
+};
+
+static void log_esc(sse_buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\n')
+            sse_buf_append(b, "\\n", 2);
+        else if (s[i] == '\r')
+            sse_buf_append(b, "\\r", 2);
+        else if (s[i] == '\0')
+            sse_buf_append(b, "\\0", 2);
+        else
+            sse_buf_append_byte(b, s[i]);
+    }
+}
+
+static int ret_for(struct log *l)
+{
+    l->calls++;
+    return l->cancel_after > 0 && l->calls == l->cancel_after;
+}
+
+static int on_event(void *ud, const sse_parsed_event *ev)
+{
+    struct log *l = ud;
+    l->events++;
+    /* strings are NUL-terminated */
+    if (ev->type[ev->type_len] || ev->data[ev->data_len] || ev->id[ev->id_len])
+        sse_buf_append_str(&l->b, "<no NUL>");
+    log_esc(&l->b, ev->type, ev->type_len);
+    sse_buf_append_byte(&l->b, '|');
+    log_esc(&l->b, ev->data, ev->data_len);
+    sse_buf_append_byte(&l->b, '|');
+    log_esc(&l->b, ev->id, ev->id_len);
+    sse_buf_append_byte(&l->b, ';');
+    return ret_for(l);
+}
+
+static int on_retry(void *ud, uint64_t ms)
+{
+    struct log *l = ud;
+    sse_buf_printf(&l->b, "retry=%llu;", (unsigned long long)ms);
+    return ret_for(l);
+}
+
+static int on_comment(void *ud, const char *text, size_t len)
+{
+    struct log *l = ud;
+    sse_buf_append_byte(&l->b, '#');
+    log_esc(&l->b, text, len);
+    sse_buf_append_byte(&l->b, ';');
+    return ret_for(l);
+}
+
+static const sse_parser_callbacks log_cb = {on_event, on_retry, on_comment};
+
+/*
+ * Parse in[0..n) fed in pieces ending at the given cut points (sorted, ncuts of them), append
+ * the log to l and "!<errname>;" when a feed fails (feeding stops there). Returns 0 or an
+ * allocation failure of the parser's creation.
+ */
+static int parse_cuts(struct log *l, const sse_parser_options *o, const char *in, size_t n,
+                      const size_t *cuts, size_t ncuts)
+{
+    sse_parser *p;
+    int rc = sse_parser_new(&p, o, &log_cb, l);
+    if (rc)
+        return rc;
+    size_t at = 0;
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t to = i < ncuts ? cuts[i] : n;
+        rc = sse_parser_feed(p, in + at, to - at);
+        at = to;
+        if (rc) {
+            sse_buf_printf(&l->b, "!%s;", sse_errname(rc));
+            break;
+        }
+    }
+    sse_parser_end(p);
+    sse_parser_free(p);
+    return 0;
+}
+
+/* Parse with the given cuts and compare with want; prints the case on a mismatch. */
+static int run_cuts(struct log *l, const sse_parser_options *o, const char *in, size_t n,
+                    const size_t *cuts, size_t ncuts, const char *want, int line)
+{
+    l->b.len = 0;
+    parse_cuts(l, o, in, n, cuts, ncuts);
+    if (l->b.len == strlen(want) && memcmp(l->b.data ? l->b.data : "", want, l->b.len) == 0)
+        return 0;
+    fprintf(stderr, "  FAIL line %d, %zu cut(s) at %zu,%zu:\n    got:  %.*s\n    want: %s\n", line,
+            ncuts, ncuts ? cuts[0] : 0, ncuts > 1 ? cuts[1] : 0, (int)l->b.len,
+            l->b.data ? l->b.data : "", want);
+    return 1;
+}
+
+/* Run one vector whole, at every split point, every pair (short vectors), and 1 byte a time. */
+static int check_vector(const char *in, size_t n, const char *want, const sse_parser_options *o,
+                        int line)
+{
+    struct log l = {0};
+    size_t cuts[2] = {0, 0};
+    int bad = 0;
+    sse_buf_init(&l.b, 0);
+    bad |= run_cuts(&l, o, in, n, cuts, 0, want, line);
+    for (size_t i = 1; i < n && !bad; i++) {
+        cuts[0] = i;
+        bad |= run_cuts(&l, o, in, n, cuts, 1, want, line);
+        for (size_t j = i + 1; n <= 48 && j < n && !bad; j++) {
+            cuts[1] = j;
+            bad |= run_cuts(&l, o, in, n, cuts, 2, want, line);
+        }
+    }
+    if (!bad) {
+        size_t *all = malloc((n ? n : 1) * sizeof(*all));
+        for (size_t i = 0; all && i + 1 < n; i++)
+            all[i] = i + 1;
+        if (all)
+            bad |= run_cuts(&l, o, in, n, all, n ? n - 1 : 0, want, line);
+        free(all);
+    }
+    sse_buf_free(&l.b);
+    return bad;
+}
+
+#define VEC(in, want) failures += check_vector(in, sizeof(in) - 1, want, NULL, __LINE__)
+#define VECO(o, in, want) failures += check_vector(in, sizeof(in) - 1, want, o, __LINE__)
+
+/* ------------------------------------------------------------- parser vectors */
+
+static int test_parse_fields(void)
+{
+    int failures = 0;
+    VEC("data: hello\n\n", "message|hello|;");
+    VEC("data:hello\n\n", "message|hello|;");
+    VEC("data:  hello\n\n", "message| hello|;");        /* only one space removed */
+    VEC("data: a\ndata: b\n\n", "message|a\\nb|;");
+    VEC("data\n\n", "message||;");                       /* no colon: name = line, value "" */
+    VEC("data:\n\n", "message||;");
+    VEC("data: \n\n", "message||;");
+    VEC("data:\ndata:\n\n", "message|\\n|;");
+    VEC("data: a\ndata:\n\n", "message|a\\n|;");         /* only the final LF is removed */
+    VEC("data:x:y: z\n\n", "message|x:y: z|;");
+    VEC("data \n\n", "");                                /* field "data " is unknown */
+    VEC("Data: x\n\n", "");                              /* names are case-sensitive */
+    VEC("foo: bar\ndata: x\nbar\n\n", "message|x|;");    /* unknown fields ignored */
+    VEC("\n\n\ndata: x\n\n", "message|x|;");
+    VEC("data: a\0b\n\n", "message|a\\0b|;");            /* NUL in data is kept */
+    return failures;
+}
+
+static int test_parse_event_type(void)
+{
+    int failures = 0;
+    VEC("event: foo\ndata: x\n\n", "foo|x|;");
+    VEC("event: foo\ndata: x\n\ndata: y\n\n", "foo|x|;message|y|;"); /* reset after dispatch */
+    VEC("event: foo\n\ndata: y\n\n", "message|y|;");     /* empty data: no dispatch, type reset */
+    VEC("event\ndata: x\n\n", "message|x|;");            /* empty type means message */
+    VEC("event: a\nevent: b\ndata: x\n\n", "b|x|;");
+    VEC("data: x\nevent: e\n\n", "e|x|;");
+    VEC("event:  sp\ndata: x\n\n", " sp|x|;");
+    return failures;
+}
+
+static int test_parse_id(void)
+{
+    int failures = 0;
+    VEC("id: 1\ndata: x\n\ndata: y\n\n", "message|x|1;message|y|1;"); /* kept across events */
+    VEC("id: 1\ndata: x\n\nid\ndata: y\n\n", "message|x|1;message|y|;");
+    VEC("id: 1\ndata: x\n\nid:\ndata: y\n\n", "message|x|1;message|y|;");
+    VEC("id: 1\ndata: x\n\nid: a\0b\ndata: y\n\n", "message|x|1;message|y|1;"); /* NUL: ignored */
+    VEC("id: 5\n\ndata: x\n\n", "message|x|5;");         /* set even when nothing dispatches */
+    VEC("data: x\nid: 7\n\n", "message|x|7;");
+    VEC("id: \xF0\x9F\x98\x80\ndata: x\n\n", "message|x|\xF0\x9F\x98\x80;");
+    VEC("id:  a b \ndata: x\n\n", "message|x| a b ;");
+    return failures;
+}
+
+static int test_parse_retry(void)
+{
+    int failures = 0;
+    VEC("retry: 1000\n", "retry=1000;");
+    VEC("retry:0\n", "retry=0;");
+    VEC("retry: 007\n", "retry=7;");
+    VEC("retry: 18446744073709551615\n", "retry=18446744073709551615;");
+    VEC("retry: 18446744073709551616\n", "");            /* overflows uint64: ignored */
+    VEC("retry: 99999999999999999999999\n", "");
+    VEC("retry: 10a\n", "");
+    VEC("retry: -1\n", "");
+    VEC("retry: 1.5\n", "");
+    VEC("retry:\n", "");
+    VEC("retry\n", "");
+    VEC("retry:  5\n", "");                              /* " 5" is not all digits */
+    VEC("retry: \xD9\xA3\n", "");                        /* ARABIC-INDIC DIGIT THREE: no */
+    VEC("retry: 5\ndata: x\n\n", "retry=5;message|x|;");
+    return failures;
+}
+
+static int test_parse_line_ends(void)
+{
+    int failures = 0;
+    VEC("data: a\rdata: b\r\r", "message|a\\nb|;");
+    VEC("data: a\r\ndata: b\r\n\r\n", "message|a\\nb|;");
+    VEC("data: a\r\n\rdata: b\n\r\n", "message|a|;message|b|;");
+    VEC("data: a\n\r", "message|a|;");                   /* LF then CR: two line ends */
+    VEC("data: a\r\n", "");                              /* CRLF is one line end */
+    VEC("data: a\r\r\n", "message|a|;");
+    VEC("data: a\r\n\r\n\r\n", "message|a|;");
+    VEC("data: a\n\ndata: b\r\rdata: c\r\n\r\n", "message|a|;message|b|;message|c|;");
+    VEC("data: x\r\n\r\n\r\r\n\n", "message|x|;");
+    return failures;
+}
+
+static int test_parse_comments(void)
+{
+    int failures = 0;
+    VEC(": hi\ndata: x\n\n", "# hi;message|x|;");
+    VEC(":\n", "#;");
+    VEC("::x: y\n", "#:x: y;");
+    VEC(": a\r: b\r\n", "# a;# b;");
+    VEC(": ok\n\n", "# ok;");                            /* a comment does not make an event */
+    VEC(":\xFF\n", "#\xEF\xBF\xBD;");
+    return failures;
+}
+
+static int test_parse_end_of_stream(void)
+{
+    int failures = 0;
+    VEC("data: x\n", "");                                /* incomplete event discarded */
+    VEC("data: x", "");
+    VEC("data: x\n\ndata: y\n", "message|x|;");
+    VEC("data: x\r", "");
+    return failures;
+}
+
+static int test_parse_bom(void)
+{
+    int failures = 0;
+    VEC("\xEF\xBB\xBF" "data: x\n\n", "message|x|;");
+    VEC("\xEF\xBB\xBF\xEF\xBB\xBF" "data: x\n\ndata: y\n\n", "message|y|;"); /* 2nd is a char */
+    VEC("\xEF\xBB" "data: x\n\ndata: y\n\n", "message|y|;"); /* broken BOM: ff fd in the name */
+    VEC("\xEF" "data: x\n\ndata: y\n\n", "message|y|;");
+    VEC("\xEF\xBB\xBF", "");
+    VEC("\xEF\xBB\xBF\n" "data: x\n\n", "message|x|;");
+    VEC("\xEF\xBB\n" "data: x\n\n", "message|x|;");      /* held bytes are a line of their own */
+    VEC("\xEF\xBB" ": c\n", "");
+    VEC(":\xEF\xBB\n", "#\xEF\xBF\xBD;");                /* mid-stream: ordinary (bad) bytes */
+    VEC("data: \xEF\xBB\xBF" "x\n\n", "message|\xEF\xBB\xBFx|;"); /* U+FEFF in a value stays */
+    return failures;
+}
+
+/* The Encoding Standard's UTF-8 decoder: one U+FFFD per maximal subpart. */
+static int test_parse_utf8(void)
+{
+    int failures = 0;
+#define R "\xEF\xBF\xBD"
+    VEC("data: a\xFF" "b\n\n", "message|a" R "b|;");
+    VEC("data: \xE2\x82\xAC\n\n", "message|\xE2\x82\xAC|;");           /* valid euro sign */
+    VEC("data: \xE2\x82x\n\n", "message|" R "x|;");                    /* truncated: one */
+    VEC("data: \xE2\x82\n\n", "message|" R "|;");                      /* truncated at EOL */
+    VEC("data: \xF0\x80\x80\n\n", "message|" R R R "|;");              /* overlong: three */
+    VEC("data: \xED\xA0\x80\n\n", "message|" R R R "|;");              /* surrogate */
+    VEC("data: \xF4\x90\x80\x80\n\n", "message|" R R R R "|;");        /* > U+10FFFF */
+    VEC("data: \xC0\xAF\n\n", "message|" R R "|;");
+    VEC("data: \xC2\n\n", "message|" R "|;");
+    VEC("data: \xF1\x80\x80\n\n", "message|" R "|;");
+    VEC("data: \xF1\x80\x80\xF0\x9F\x98\x80\n\n", "message|" R "\xF0\x9F\x98\x80|;");
+    VEC("data: \x80\x80\n\n", "message|" R R "|;");
+    VEC("data: \xF8\x88\x80\x80\x80\n\n", "message|" R R R R R "|;");
+    VEC("data: \xE0\x9F\x80\n\n", "message|" R R R "|;");
+    VEC("data: \xE0\xA0\x80\n\n", "message|\xE0\xA0\x80|;");
+    VEC("data: \xF4\x8F\xBF\xBF\n\n", "message|\xF4\x8F\xBF\xBF|;");
+    VEC("data: \xE2\x82:x\n\n", "message|" R ":x|;");                  /* ':' ends it too */
+    VEC("event: \xFFz\ndata: x\n\n", R "z|x|;");
+    VEC("id: \xC3\ndata: x\n\n", "message|x|" R ";");
+    VEC("da\xFFta: x\n\n", "");
+    VEC("data: abcdefghijklmnop\xCE\xBB" "qrstuvwxyz0123456789\xFF\n\n",
+        "message|abcdefghijklmnop\xCE\xBBqrstuvwxyz0123456789" R "|;");
+#undef R
+    return failures;
+}
+
+static int test_parse_limits(void)
+{
+    int failures = 0;
+    sse_parser_options o = SSE_PARSER_OPTIONS_INIT;
+    o.max_line = 10;
+    VECO(&o, "data: 1234\n\n", "message|1234|;");        /* 10 bytes: fine */
+    VECO(&o, "data: 12345\n\n", "!SSE_ELIMIT;");
+    VECO(&o, "data: 1\n\ndata: 12345\n\ndata: 2\n\n", "message|1|;!SSE_ELIMIT;");
+    VECO(&o, ":123456789\r\n", "#123456789;");
+    VECO(&o, "data: 12345", "!SSE_ELIMIT;");              /* also without a line end */
+    o.max_line = 0;
+    o.max_event = 8;
+    VECO(&o, "data: 1234567\n\n", "message|1234567|;");   /* 7 + LF */
+    VECO(&o, "data: 12345678\n\n", "!SSE_ELIMIT;");
+    VECO(&o, "data: 1234\ndata: 123\n\n", "!SSE_ELIMIT;");
+    VECO(&o, "event: abc\ndata: 1234\n\n", "abc|1234|;");  /* type counts: 3 + 5 */
+    VECO(&o, "event: abcd\ndata: 1234\n\n", "!SSE_ELIMIT;");
+    return failures;
+}
+
+/* ------------------------------------------------------------- parser API */
+
+static int test_parser_limit_sticky_and_reset(void)
+{
+    struct log l = {0};
+    sse_parser *p;
+    sse_parser_options o = SSE_PARSER_OPTIONS_INIT;
+    o.max_line = 8;
+    sse_buf_init(&l.b, 0);
+    CHECK_EQ_INT(sse_parser_new(&p, &o, &log_cb, &l), 0);
+    CHECK_EQ_INT(sse_parser_feed(p, "data: 1234567890", 16), SSE_ELIMIT);
+    CHECK_EQ_INT(sse_parser_feed(p, "\n\n", 2), SSE_ELIMIT); /* unusable until reset */
+    sse_parser_reset(p);
+    CHECK_EQ_INT(sse_parser_feed(p, "data: ok\n\n", 10), 0);
+    CHECK_EQ_MEM(l.b.data, l.b.len, "message|ok|;", 12);
+    sse_parser_free(p);
+    sse_buf_free(&l.b);
+    return 0;
+}
+
+static int test_parser_last_event_id(void)
+{
+    struct log l = {0};
+    sse_parser *p;
+    size_t n = 99;
+    sse_buf_init(&l.b, 0);
+    CHECK_EQ_INT(sse_parser_new(&p, NULL, &log_cb, &l), 0);
+    CHECK_EQ_STR(sse_parser_last_event_id(p, &n), "");
+    CHECK_EQ_UINT(n, 0);
+    CHECK_EQ_INT(sse_parser_set_last_event_id(p, "a\nb", 3), SSE_EINVAL);
+    CHECK_EQ_INT(sse_parser_set_last_event_id(p, "a\0b", 3), SSE_EINVAL);
+    CHECK_EQ_INT(sse_parser_set_last_event_id(p, "\xFF", 1), SSE_EINVAL);
+    CHECK_EQ_INT(sse_parser_set_last_event_id(p, "start", 5), 0);
+    CHECK_EQ_STR(sse_parser_last_event_id(p, &n), "start");
+    CHECK_EQ_INT(sse_parser_feed(p, "data: a\n\n", 9), 0);
+    /* the id field is applied at dispatch only */
+    CHECK_EQ_INT(sse_parser_feed(p, "id: 42\n", 7), 0);
+    CHECK_EQ_STR(sse_parser_last_event_id(p, NULL), "start");
+    CHECK_EQ_INT(sse_parser_feed(p, "\n", 1), 0);
+    CHECK_EQ_STR(sse_parser_last_event_id(p, &n), "42");
+    CHECK_EQ_UINT(n, 2);
+    /* an id without a blank line before the end of the stream is lost */
+    CHECK_EQ_INT(sse_parser_feed(p, "id: 43\ndata: x\n", 15), 0);
+    sse_parser_end(p);
+    CHECK_EQ_STR(sse_parser_last_event_id(p, NULL), "42");
+    /* a new stream: BOM expected again, last id kept and used */
+    CHECK_EQ_INT(sse_parser_feed(p, "\xEF\xBB\xBF" "data: b\n\n", 12), 0);
+    sse_parser_reset(p);
+    CHECK_EQ_INT(sse_parser_feed(p, "data: c\n\n", 9), 0);
+    CHECK_EQ_MEM(l.b.data, l.b.len, "message|a|start;message|b|42;message|c|42;", 42);
+    sse_parser_free(p);
+    sse_buf_free(&l.b);
+    return 0;
+}
+
+static int test_parser_cancel(void)
+{
+    struct log l = {0};
+    sse_parser *p;
+    sse_buf_init(&l.b, 0);
+    l.cancel_after = 1;
+    CHECK_EQ_INT(sse_parser_new(&p, NULL, &log_cb, &l), 0);
+    CHECK_EQ_INT(sse_parser_feed(p, "data: 1\n\ndata: 2\n\n", 18), SSE_ECANCELED);
+    CHECK_EQ_INT(sse_parser_feed(p, "data: 3\n\n", 9), 0); /* the rest of that chunk is gone */
+    CHECK_EQ_MEM(l.b.data, l.b.len, "message|1|;message|3|;", 22);
+    sse_parser_free(p);
+    sse_buf_free(&l.b);
+    return 0;
+}
+
+static int test_parser_args(void)
+{
+    sse_parser *p = NULL;
+    sse_parser_options o = SSE_PARSER_OPTIONS_INIT;
+    o.version = 99;
+    CHECK_EQ_INT(sse_parser_new(&p, &o, NULL, NULL), SSE_EINVAL);
+    CHECK(p == NULL);
+    CHECK_EQ_INT(sse_parser_new(NULL, NULL, NULL, NULL), SSE_EINVAL);
+    CHECK_EQ_INT(sse_parser_new(&p, NULL, NULL, NULL), 0); /* no callbacks: still parses */
+    CHECK_EQ_INT(sse_parser_feed(p, "data: x\n\n: c\nretry: 1\n", 23), 0);
+    CHECK_EQ_INT(sse_parser_feed(p, NULL, 0), 0);
+    CHECK_EQ_INT(sse_parser_feed(p, NULL, 1), SSE_EINVAL);
+    sse_parser_free(p);
+    sse_parser_free(NULL);
+    return 0;
+}
+
+/* ------------------------------------------------------------- encoder */
+
+static int encode_ok(sse_buf *b, const sse_event *ev, const char *want)
+{
+    b->len = 0;
+    CHECK_EQ_INT(sse_encode_event(b, ev), 0);
+    CHECK_EQ_MEM(b->data, b->len, want, strlen(want));
+    return 0;
+}
+
+static int test_encode_event(void)
+{
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    sse_event ev = SSE_EVENT_INIT;
+    CHECK(!encode_ok(&b, &ev, "data:\n\n"));
+    ev.data = "hello";
+    ev.data_len = 5;
+    CHECK(!encode_ok(&b, &ev, "data: hello\n\n"));
+    ev.data = "a\nb\rc\r\nd";
+    ev.data_len = 8;
+    CHECK(!encode_ok(&b, &ev, "data: a\ndata: b\ndata: c\ndata: d\n\n"));
+    ev.data = "\n\n";
+    ev.data_len = 2;
+    CHECK(!encode_ok(&b, &ev, "data:\ndata:\ndata:\n\n"));
+    ev.data = "x\r";
+    ev.data_len = 2;
+    CHECK(!encode_ok(&b, &ev, "data: x\ndata:\n\n"));
+    ev.data = "";
+    ev.data_len = 0;
+    CHECK(!encode_ok(&b, &ev, "data:\n\n"));
+    ev.data = "d";
+    ev.data_len = 1;
+    ev.type = "update";
+    ev.type_len = 6;
+    ev.id = "7";
+    ev.id_len = 1;
+    ev.retry = 1500;
+    ev.comment = "c1\nc2";
+    ev.comment_len = 5;
+    CHECK(!encode_ok(&b, &ev, ":c1\n:c2\nid: 7\nevent: update\nretry: 1500\ndata: d\n\n"));
+    ev.comment = NULL;
+    ev.comment_len = 0;
+    ev.id_len = 0; /* empty id resets the receiver's last id */
+    ev.retry = 0;
+    CHECK(!encode_ok(&b, &ev, "id:\nevent: update\nretry: 0\ndata: d\n\n"));
+    sse_buf_free(&b);
+    return 0;
+}
+
+static int test_encode_refuses(void)
+{
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    CHECK_EQ_INT(sse_buf_append(&b, "keep", 4), 0);
+    const char *bad[] = {"a\nb", "a\rb", "a\0b"};
+    for (int i = 0; i < 3; i++) {
+        sse_event ev = SSE_EVENT_INIT;
+        ev.data = "x";
+        ev.data_len = 1;
+        ev.id = bad[i];
+        ev.id_len = 3;
+        CHECK_EQ_INT(sse_encode_event(&b, &ev), SSE_EINVAL);
+        CHECK_EQ_MEM(b.data, b.len, "keep", 4);
+        ev.id = NULL;
+        ev.id_len = 0;
+        ev.type = bad[i];
+        ev.type_len = 3;
+        CHECK_EQ_INT(sse_encode_event(&b, &ev), SSE_EINVAL);
+        CHECK_EQ_MEM(b.data, b.len, "keep", 4);
+    }
+    sse_buf_free(&b);
+    /* the buffer's cap: nothing written */
+    sse_buf_init(&b, 16);
+    CHECK_EQ_INT(sse_buf_append(&b, "keep", 4), 0);
+    sse_event ev = SSE_EVENT_INIT;
+    ev.data = "0123456789";
+    ev.data_len = 10;
+    CHECK_EQ_INT(sse_encode_event(&b, &ev), SSE_ELIMIT);
+    CHECK_EQ_MEM(b.data, b.len, "keep", 4);
+    CHECK_EQ_INT(sse_encode_comment(&b, "0123456789abc", 13), SSE_ELIMIT);
+    CHECK_EQ_INT(sse_encode_retry(&b, 1234567890123ull), SSE_ELIMIT);
+    CHECK_EQ_MEM(b.data, b.len, "keep", 4);
+    ev.data_len = 5; /* "data: 01234\n\n" = 13 bytes: 17 > 16 */
+    CHECK_EQ_INT(sse_encode_event(&b, &ev), SSE_ELIMIT);
+    ev.data_len = 4; /* 12 + 4 = 16 fits exactly */
+    CHECK_EQ_INT(sse_encode_event(&b, &ev), 0);
+    CHECK_EQ_MEM(b.data, b.len, "keepdata: 0123\n\n", 16);
+    sse_buf_free(&b);
+    return 0;
+}
+
+static int test_encode_comment_retry(void)
+{
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    CHECK_EQ_INT(sse_encode_comment(&b, "", 0), 0);
+    CHECK_EQ_INT(sse_encode_comment(&b, "ping", 4), 0);
+    CHECK_EQ_INT(sse_encode_comment(&b, "a\r\nb\n", 5), 0);
+    CHECK_EQ_INT(sse_encode_retry(&b, 0), 0);
+    CHECK_EQ_INT(sse_encode_retry(&b, 18446744073709551615ull), 0);
+    const char *want = ":\n:ping\n:a\n:b\n:\nretry: 0\n\nretry: 18446744073709551615\n\n";
+    CHECK_EQ_MEM(b.data, b.len, want, strlen(want));
+    sse_buf_free(&b);
+    return 0;
+}
+
+/* ------------------------------------------------------------- round trip */
+
+static uint64_t rng_state;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+/* Append a random valid UTF-8 string; lines=1 allows CR, LF, CRLF; nul=1 allows NUL. */
+static void rand_text(sse_buf *b, size_t max, int lines, int nul)
+{
+    static const char *pieces[] = {"a", " ", ":", "data", "\xC3\xA9", "\xE2\x82\xAC",
+                                   "\xF0\x9F\x98\x80", "\xEF\xBB\xBF", "\xE2\x80\xA8", "z9",
+                                   "retry", "\t", "id", "event", "{\"k\":1}"};
+    size_t n = rnd() % (max + 1);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = rnd() % 24;
+        if (lines && r == 0)
+            sse_buf_append_byte(b, '\n');
+        else if (lines && r == 1)
+            sse_buf_append_byte(b, '\r');
+        else if (lines && r == 2)
+            sse_buf_append(b, "\r\n", 2);
+        else if (nul && r == 3)
+            sse_buf_append_byte(b, '\0');
+        else
+            sse_buf_append_str(b, pieces[r % 15]);
+    }
+}
+
+/* Normalise line ends to LF, the way the parser reports multi-line data. */
+static void to_lf(sse_buf *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\r') {
+            sse_buf_append_byte(out, '\n');
+            if (i + 1 < n && s[i + 1] == '\n')
+                i++;
+        } else {
+            sse_buf_append_byte(out, s[i]);
+        }
+    }
+}
+
+static int test_round_trip(void)
+{
+    const unsigned seed = 20261121;
+    printf("round trip seed %u\n", seed);
+    rng_state = seed;
+    sse_buf wire, want, text[4];
+    struct log l = {0};
+    sse_buf_init(&wire, 0);
+    sse_buf_init(&want, 0);
+    sse_buf_init(&l.b, 0);
+    for (int i = 0; i < 4; i++)
+        sse_buf_init(&text[i], 0);
+    sse_buf last_id;
+    sse_buf_init(&last_id, 0);
+    for (int iter = 0; iter < 300; iter++) {
+        wire.len = want.len = l.b.len = last_id.len = 0;
+        int nev = 1 + (int)(rnd() % 12);
+        for (int e = 0; e < nev; e++) {
+            sse_event ev = SSE_EVENT_INIT;
+            for (int i = 0; i < 4; i++)
+                text[i].len = 0;
+            rand_text(&text[0], 40, 1, 1); /* data */
+            rand_text(&text[1], 6, 0, 0);  /* type */
+            rand_text(&text[2], 6, 0, 0);  /* id */
+            rand_text(&text[3], 10, 1, 1); /* comment */
+            if (rnd() % 8) {
+                ev.data = text[0].data ? text[0].data : "";
+                ev.data_len = text[0].len;
+            }
+            if (rnd() % 2) {
+                ev.type = text[1].data ? text[1].data : "";
+                ev.type_len = text[1].len;
+            }
+            if (rnd() % 2) {
+                ev.id = text[2].data ? text[2].data : "";
+                ev.id_len = text[2].len;
+                last_id.len = 0;
+                sse_buf_append(&last_id, ev.id, ev.id_len);
+            }
+            if (rnd() % 4 == 0)
+                ev.retry = (long long)rnd();
+            if (rnd() % 4 == 0) {
+                ev.comment = text[3].data ? text[3].data : "";
+                ev.comment_len = text[3].len;
+            }
+            CHECK_EQ_INT(sse_encode_event(&wire, &ev), 0);
+            /* what the parser must report */
+            if (ev.comment) {
+                sse_buf lf;
+                sse_buf_init(&lf, 0);
+                to_lf(&lf, ev.comment, ev.comment_len);
+                size_t a = 0;
+                for (size_t k = 0; k <= lf.len; k++) {
+                    if (k == lf.len || lf.data[k] == '\n') {
+                        sse_buf_append_byte(&want, '#');
+                        log_esc(&want, lf.data + a, k - a);
+                        sse_buf_append_byte(&want, ';');
+                        a = k + 1;
+                    }
+                }
+                sse_buf_free(&lf);
+            }
+            if (ev.retry >= 0)
+                sse_buf_printf(&want, "retry=%lld;", ev.retry);
+            if (ev.type && ev.type_len)
+                log_esc(&want, ev.type, ev.type_len);
+            else
+                sse_buf_append_str(&want, "message");
+            sse_buf_append_byte(&want, '|');
+            sse_buf lf;
+            sse_buf_init(&lf, 0);
+            if (ev.data)
+                to_lf(&lf, ev.data, ev.data_len);
+            log_esc(&want, lf.data, lf.len);
+            sse_buf_free(&lf);
+            sse_buf_append_byte(&want, '|');
+            log_esc(&want, last_id.data, last_id.len);
+            sse_buf_append_byte(&want, ';');
+        }
+        /* parse with random chunk sizes (1..64 bytes, or all at once) */
+        sse_parser *p;
+        CHECK_EQ_INT(sse_parser_new(&p, NULL, &log_cb, &l), 0);
+        size_t at = 0;
+        while (at < wire.len) {
+            size_t k = iter % 3 == 0 ? wire.len : 1 + rnd() % 64;
+            if (k > wire.len - at)
+                k = wire.len - at;
+            CHECK_EQ_INT(sse_parser_feed(p, wire.data + at, k), 0);
+            at += k;
+        }
+        sse_parser_free(p);
+        if (l.b.len != want.len || memcmp(l.b.data, want.data, want.len)) {
+            fprintf(stderr, "  round trip iteration %d (seed %u) differs\n", iter, seed);
+            CHECK_EQ_MEM(l.b.data, l.b.len, want.data, want.len);
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        sse_buf_free(&text[i]);
+    sse_buf_free(&wire);
+    sse_buf_free(&want);
+    sse_buf_free(&l.b);
+    sse_buf_free(&last_id);
+    return 0;
+}
+
+/* ------------------------------------------------------------- failing allocations */
+
+static int parse_with_failures(long n, int *hit)
+{
+    static const char in[] = "\xEF\xBB\xBFid: 1\nevent: e\xFF\n: c\xFF\ndata: a\ndata: \xC3\n\n"
+                             "data: partial line across chunks\n\n";
+    struct log l = {0};
+    sse_parser *p = NULL;
+    sse_buf_init(&l.b, 0);
+    sse_buf_reserve(&l.b, 4096); /* the log itself must not take the failure */
+    failalloc_arm(n);
+    int rc = sse_parser_new(&p, NULL, &log_cb, &l);
+    for (size_t i = 0; rc == 0 && i < sizeof(in) - 1; i += 7) {
+        size_t k = sizeof(in) - 1 - i < 7 ? sizeof(in) - 1 - i : 7;
+        rc = sse_parser_feed(p, in + i, k);
+    }
+    if (rc == 0)
+        rc = sse_parser_set_last_event_id(p, "abc", 3);
+    *hit = failalloc_was_hit();
+    failalloc_arm(0);
+    sse_parser_free(p);
+    sse_buf_free(&l.b);
+    if (*hit)
+        return rc == SSE_ENOMEM ? 0 : 1;
+    return rc;
+}
+
+static int test_failalloc_parser(void)
+{
+    int hit = 1;
+    long n;
+    for (n = 1; hit && n < 200; n++)
+        CHECK_EQ_INT(parse_with_failures(n, &hit), 0);
+    CHECK(!hit);
+    CHECK(n > 3); /* several allocation points were exercised */
+    return 0;
+}
+
+static int test_failalloc_encoder(void)
+{
+    int hit = 1;
+    long n;
+    for (n = 1; hit && n < 50; n++) {
+        sse_buf b;
+        sse_buf_init(&b, 0);
+        sse_event ev = SSE_EVENT_INIT;
+        ev.data = "x\ny";
+        ev.data_len = 3;
+        failalloc_arm(n);
+        int rc = sse_encode_event(&b, &ev);
+        hit = failalloc_was_hit();
+        failalloc_arm(0);
+        if (hit) {
+            CHECK_EQ_INT(rc, SSE_ENOMEM);
+            CHECK_EQ_UINT(b.len, 0);
+        } else {
+            CHECK_EQ_INT(rc, 0);
+        }
+        sse_buf_free(&b);
+    }
+    CHECK(!hit);
+    return 0;
+}
+
+/* ------------------------------------------------------------- hostile input */
+
+/* An allocator that knows how many bytes are live and the peak. */
+static size_t live_bytes, peak_bytes;
+static void *count_malloc(size_t n)
+{
+    size_t *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    p[0] = n;
+    live_bytes += n;
+    if (live_bytes > peak_bytes)
+        peak_bytes = live_bytes;
+    return (char *)p + 16;
+}
+static void count_free(void *q)
+{
+    if (!q)
+        return;
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    live_bytes -= p[0];
+    free(p);
+}
+static void *count_realloc(void *q, size_t n)
+{
+    void *r = count_malloc(n);
+    if (!r)
+        return NULL;
+    if (q) {
+        size_t old = ((size_t *)(void *)((char *)q - 16))[0];
+        memcpy(r, q, old < n ? old : n);
+        count_free(q);
+    }
+    return r;
+}
+
+static int test_huge_line_bounded(void)
+{
+    static const struct sse__allocator counting = {count_malloc, count_realloc, count_free};
+    size_t piece = 64 * 1024, total = 100 * 1024 * 1024;
+    char *chunk = malloc(piece);
+    CHECK(chunk != NULL);
+    memset(chunk, 'x', piece);
+    memcpy(chunk, "data: ", 6);
+    live_bytes = peak_bytes = 0;
+    sse__set_allocator(&counting);
+    sse_parser *p;
+    int rc = sse_parser_new(&p, NULL, NULL, NULL);
+    size_t fed = 0, failed_at = 0;
+    while (rc == 0 && fed < total) {
+        rc = sse_parser_feed(p, chunk, piece);
+        fed += piece;
+        memset(chunk, 'x', 6);
+        if (rc)
+            failed_at = fed;
+    }
+    /* keep feeding: it stays failed and allocates nothing more */
+    for (int i = 0; i < 100 && rc == SSE_ELIMIT; i++)
+        rc = sse_parser_feed(p, chunk, piece);
+    sse_parser_free(p);
+    sse__set_allocator(NULL);
+    free(chunk);
+    CHECK_EQ_INT(rc, SSE_ELIMIT);
+    CHECK(failed_at > 0 && failed_at <= (1u << 20) + piece); /* at the 1 MiB default */
+    CHECK(peak_bytes <= 2u * (1u << 20) + 4096);
+    CHECK_EQ_UINT(live_bytes, 0);
+    printf("100 MB line: SSE_ELIMIT after %zu bytes, peak parser memory %zu bytes\n", failed_at,
+           peak_bytes);
+    return 0;
+}
+
+static int count_event(void *ud, const sse_parsed_event *ev)
+{
+    struct log *l = ud;
+    l->events++;
+    return ev->data_len == 1 && ev->data[0] == 'x' ? 0 : 1;
+}
+
+static int test_million_events_one_chunk(void)
+{
+    const size_t n = 1000000;
+    static const char one[] = "data:x\n\n";
+    char *in = malloc(n * 8);
+    CHECK(in != NULL);
+    for (size_t i = 0; i < n; i++)
+        memcpy(in + i * 8, one, 8);
+    struct log l = {0};
+    sse_parser_callbacks cb = {count_event, NULL, NULL};
+    sse_parser *p;
+    CHECK_EQ_INT(sse_parser_new(&p, NULL, &cb, &l), 0);
+    int rc = sse_parser_feed(p, in, n * 8);
+    sse_parser_free(p);
+    free(in);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(l.events, (long long)n);
+    return 0;
+}
+
+static int test_random_garbage(void)
+{
+    /* random bytes biased to the interesting ones: no crash, and every dispatched string is
+     * valid UTF-8 without CR (the vectors check the exact output; this checks robustness) */
+    static const char alphabet[] = "data:id event retry\n\r\0\xFF\xEF\xBB\xBF\xC3\xE2\x82 :x";
+    rng_state = 77;
+    char buf[512];
+    for (int iter = 0; iter < 2000; iter++) {
+        size_t n = rnd() % sizeof(buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = alphabet[rnd() % (sizeof(alphabet) - 1)];
+        struct log l = {0};
+        sse_buf_init(&l.b, 0);
+        sse_parser *p;
+        CHECK_EQ_INT(sse_parser_new(&p, NULL, &log_cb, &l), 0);
+        for (size_t at = 0; at < n;) {
+            size_t k = 1 + rnd() % 16;
+            if (k > n - at)
+                k = n - at;
+            CHECK_EQ_INT(sse_parser_feed(p, buf + at, k), 0);
+            at += k;
+        }
+        sse_parser_free(p);
+        CHECK(memchr(l.b.data ? l.b.data : "", '\r', l.b.len) == NULL);
+        sse_buf_free(&l.b);
+    }
+    return 0;
+}
+
+CHECK_MAIN(CHECK_TEST(test_parse_fields), CHECK_TEST(test_parse_event_type),
+           CHECK_TEST(test_parse_id), CHECK_TEST(test_parse_retry),
+           CHECK_TEST(test_parse_line_ends), CHECK_TEST(test_parse_comments),
+           CHECK_TEST(test_parse_end_of_stream), CHECK_TEST(test_parse_bom),
+           CHECK_TEST(test_parse_utf8), CHECK_TEST(test_parse_limits),
+           CHECK_TEST(test_parser_limit_sticky_and_reset), CHECK_TEST(test_parser_last_event_id),
+           CHECK_TEST(test_parser_cancel), CHECK_TEST(test_parser_args),
+           CHECK_TEST(test_encode_event), CHECK_TEST(test_encode_refuses),
+           CHECK_TEST(test_encode_comment_retry), CHECK_TEST(test_round_trip),
+           CHECK_TEST(test_failalloc_parser), CHECK_TEST(test_failalloc_encoder),
+           CHECK_TEST(test_huge_line_bounded), CHECK_TEST(test_million_events_one_chunk),
+           CHECK_TEST(test_random_garbage))
