@@ -1,0 +1,867 @@
+/*
+ * auth.c: verify Mercure JWTs (draft-07 "mercure" claim, draft-08 access tokens) into grants.
+ *
+ * Order of checks, cheapest and most hostile-input-proof first: length cap; exactly three
+ * base64url parts (strict alphabet, no padding, canonical trailing bits); the header JSON, whose
+ * "alg" must be exactly the configured algorithm ("none" and every other algorithm are refused
+ * before any key is touched, which rules out algorithm confusion: an RS256 public key is never
+ * used as an HMAC secret, and an HMAC secret is never read as a key); the signature; then the
+ * claims (exp / nbf with a configurable leeway, iss, draft-08 typ / aud / exp-required) and the
+ * grants, whose shape is validated completely (one bad draft-08 authorization detail refuses the
+ * whole token, as the draft demands).
+ *
+ * Signatures: HS256/384/512 are computed with OpenSSL's HMAC and compared with CRYPTO_memcmp
+ * (constant time): libjwt 1.10 compares HMAC signatures as base64 strings with strcmp, which is
+ * not constant-time. RS256/384/512 and ES256/384/512 are verified by libjwt (jwt_decode with the
+ * configured PEM public key), after our own header checks pinned the algorithm. libjansson parses
+ * the JSON.
+ *
+ * Verified tokens are cached by SHA-256(role, token) -> grants (bounded LRU, entries dropped once
+ * expired), so the token text itself is not kept and lookups compare fixed-size digests.
+ *
+ * This file does not own: extracting the token from a request, matching grants against topics.
+ */
+#include "hub/auth.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include <sse/error.h>
+
+#include "common/alloc.h"
+#include "hub/selector.h"
+
+#define AUTH_DEFAULT_MAX_TOKEN 8192
+#define AUTH_DEFAULT_CACHE 1024
+#define AUTH_DEFAULT_MAX_GRANTS 128
+#define AUTH_DEFAULT_MAX_SELECTOR 1024
+#define AUTH_MAX_DETAILS 64 /* draft-08 mercure authorization details per token */
+
+struct auth_alg {
+    const char *name;
+    jwt_alg_t jwt;
+    int family; /* 'H' HMAC, 'R' RSA, 'E' ECDSA */
+    const char *md;
+};
+
+static const struct auth_alg auth_algs[] = {
+    {"HS256", JWT_ALG_HS256, 'H', "SHA256"}, {"HS384", JWT_ALG_HS384, 'H', "SHA384"},
+    {"HS512", JWT_ALG_HS512, 'H', "SHA512"}, {"RS256", JWT_ALG_RS256, 'R', "SHA256"},
+    {"RS384", JWT_ALG_RS384, 'R', "SHA384"}, {"RS512", JWT_ALG_RS512, 'R', "SHA512"},
+    {"ES256", JWT_ALG_ES256, 'E', "SHA256"}, {"ES384", JWT_ALG_ES384, 'E', "SHA384"},
+    {"ES512", JWT_ALG_ES512, 'E', "SHA512"},
+};
+
+struct auth_key {
+    const struct auth_alg *alg;
+    unsigned char *key; /* secret or PEM text (NUL-terminated copy) */
+    size_t key_len;
+};
+
+struct cache_entry {
+    struct cache_entry *hnext, *prev, *next;
+    unsigned char digest[32];        /* SHA-256(role byte, token) */
+    const struct sse__grants *grants; /* one reference */
+};
+
+struct sse__auth {
+    struct auth_key pub, sub;
+    int drafts;
+    char *resource, *issuer;
+    size_t max_token_len, max_grants, max_selector_len;
+    long leeway;
+    /* verified-token cache */
+    struct cache_entry **buckets;
+    size_t n_buckets, n, capacity;
+    struct cache_entry *head, *tail;
+    size_t hits, misses;
+};
+
+/* ---- grants ---------------------------------------------------------------------------- */
+
+static void strv_free(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        sse__free(v[i]);
+    sse__free(v);
+}
+
+static void grants_free(struct sse__grants *g)
+{
+    strv_free(g->publish, g->n_publish);
+    strv_free(g->subscribe, g->n_subscribe);
+    strv_free(g->subscribe_payloads, g->n_subscribe);
+    sse__free(g->publish_kinds);
+    sse__free(g->subscribe_kinds);
+    sse__free(g->payload_json);
+    sse__free(g->sub);
+    sse__free(g);
+}
+
+const struct sse__grants *sse__grants_ref(const struct sse__grants *g)
+{
+    if (g)
+        ((struct sse__grants *)g)->refs_++;
+    return g;
+}
+
+void sse__grants_release(const struct sse__grants *cg)
+{
+    struct sse__grants *g = (struct sse__grants *)cg;
+    if (!g || --g->refs_)
+        return;
+    grants_free(g);
+}
+
+/* Append a selector (and its kind / payload) to one role's lists; arrays are sized up front. */
+static int grants_push(char **v, int *kinds, size_t *n, const char *s, size_t len, int kind)
+{
+    v[*n] = sse__strndup(s, len);
+    if (!v[*n])
+        return SSE_ENOMEM;
+    kinds[*n] = kind;
+    (*n)++;
+    return 0;
+}
+
+/* ---- base64url / JSON ----------------------------------------------------------------- */
+
+static int b64url_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Strict base64url without padding into out (room for len*3/4 bytes). -1 if malformed. */
+static long b64url_decode(const char *in, size_t len, unsigned char *out)
+{
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    if (len % 4 == 1)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_val((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= ((uint32_t)1 << bits) - 1;
+        }
+    }
+    if (acc != 0) /* non-canonical trailing bits: refuse (no malleable encodings) */
+        return -1;
+    return (long)o;
+}
+
+static json_t *b64_json(const char *in, size_t len, const char **why, const char *bad_b64,
+                        const char *bad_json)
+{
+    unsigned char *buf = sse__malloc(len / 4 * 3 + 3);
+    if (!buf) {
+        *why = "out of memory";
+        return NULL;
+    }
+    long n = b64url_decode(in, len, buf);
+    json_t *j = NULL;
+    if (n < 0) {
+        *why = bad_b64;
+        goto out;
+    }
+    json_error_t err;
+    j = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &err);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+        *why = bad_json;
+    }
+out:
+    sse__free(buf);
+    return j;
+}
+
+/* A NumericDate claim: 1 and *v if present and a number, 0 if absent, -1 if not a number. */
+static int numeric_date(json_t *claims, const char *name, long long *v)
+{
+    json_t *x = json_object_get(claims, name);
+    if (!x)
+        return 0;
+    if (json_is_integer(x)) {
+        *v = (long long)json_integer_value(x);
+        return 1;
+    }
+    if (json_is_real(x)) {
+        double d = json_real_value(x);
+        if (!(d > -9.2e18 && d < 9.2e18))
+            return -1;
+        *v = (long long)d;
+        return 1;
+    }
+    return -1;
+}
+
+/* ---- signature ------------------------------------------------------------------------ */
+
+static int verify_hmac(const struct auth_key *k, const char *token, size_t signed_len,
+                       const char *sig64, size_t sig64_len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE], sig[EVP_MAX_MD_SIZE + 3];
+    unsigned int mac_len = 0;
+    if (sig64_len > (EVP_MAX_MD_SIZE * 4 + 2) / 3)
+        return 0;
+    long n = b64url_decode(sig64, sig64_len, sig);
+    const EVP_MD *md = EVP_get_digestbyname(k->alg->md);
+    if (n < 0 || !md)
+        return 0;
+    if (!HMAC(md, k->key, (int)k->key_len, (const unsigned char *)token, signed_len, mac,
+              &mac_len))
+        return 0;
+    /* Length is public (it is fixed by the algorithm); the bytes are compared in constant time. */
+    return (size_t)n == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
+}
+
+static int verify_pem(const struct auth_key *k, const char *token, size_t len)
+{
+    char *copy = sse__strndup(token, len);
+    jwt_t *jwt = NULL;
+    int ok = 0;
+    if (!copy)
+        return -1;
+    if (jwt_decode(&jwt, copy, k->key, (int)k->key_len) == 0 && jwt &&
+        jwt_get_alg(jwt) == k->alg->jwt)
+        ok = 1;
+    jwt_free(jwt);
+    sse__free(copy);
+    return ok;
+}
+
+/* ---- claims -> grants ------------------------------------------------------------------ */
+
+static int selector_len_ok(const struct sse__auth *a, size_t len)
+{
+    return len > 0 && len <= a->max_selector_len;
+}
+
+/* draft-07: {"mercure": {"publish": [...], "subscribe": [...], "payload": ...}} */
+static int grants_07(const struct sse__auth *a, json_t *claims, struct sse__grants *g,
+                     const char **why)
+{
+    json_t *m = json_object_get(claims, "mercure");
+    json_t *lists[2] = {NULL, NULL};
+    if (!m)
+        return 0; /* a valid token with no grants */
+    if (!json_is_object(m))
+        goto out_malformed;
+    lists[0] = json_object_get(m, "publish");
+    lists[1] = json_object_get(m, "subscribe");
+    for (int r = 0; r < 2; r++) {
+        json_t *l = lists[r];
+        if (!l || json_is_null(l))
+            continue;
+        if (!json_is_array(l))
+            goto out_malformed;
+        size_t n = json_array_size(l);
+        if (n > a->max_grants) {
+            *why = "too many grants";
+            return SSE_EAUTH;
+        }
+        char ***v = r == 0 ? &g->publish : &g->subscribe;
+        int **kinds = r == 0 ? &g->publish_kinds : &g->subscribe_kinds;
+        *v = sse__calloc(n + 1, sizeof(char *));
+        *kinds = sse__calloc(n + 1, sizeof(int));
+        if (r == 1)
+            g->subscribe_payloads = sse__calloc(n + 1, sizeof(char *));
+        if (!*v || !*kinds || (r == 1 && !g->subscribe_payloads))
+            return SSE_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            json_t *s = json_array_get(l, i);
+            if (!json_is_string(s))
+                goto out_malformed;
+            if (!selector_len_ok(a, json_string_length(s))) {
+                *why = "bad selector length";
+                return SSE_EAUTH;
+            }
+            int rc = grants_push(*v, *kinds, r == 0 ? &g->n_publish : &g->n_subscribe,
+                                 json_string_value(s), json_string_length(s), SSE__SEL_AUTO);
+            if (rc)
+                return rc;
+        }
+    }
+    json_t *p = json_object_get(m, "payload");
+    if (p) {
+        char *d = json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!d)
+            return SSE_ENOMEM;
+        g->payload_json = sse__strdup(d);
+        free(d);
+        if (!g->payload_json)
+            return SSE_ENOMEM;
+    }
+    return 0;
+out_malformed:
+    *why = "malformed mercure claim";
+    return SSE_EAUTH;
+}
+
+/* Validate one draft-08 topic matcher object; 0 and its match/kind, or SSE_EAUTH. */
+static int matcher_08(const struct sse__auth *a, json_t *t, const char **match, size_t *len,
+                      int *kind)
+{
+    if (!json_is_object(t))
+        return SSE_EAUTH;
+    json_t *m = json_object_get(t, "match");
+    json_t *mt = json_object_get(t, "matchType");
+    if (!json_is_string(m) || !selector_len_ok(a, json_string_length(m)))
+        return SSE_EAUTH;
+    *match = json_string_value(m);
+    *len = json_string_length(m);
+    *kind = SSE__SEL_EXACT;
+    if (mt) {
+        if (!json_is_string(mt))
+            return SSE_EAUTH;
+        if (!strcmp(json_string_value(mt), "URLPattern"))
+            *kind = SSE__SEL_URLPATTERN;
+        else if (strcmp(json_string_value(mt), "Exact") != 0)
+            return SSE_EAUTH;
+    }
+    if (*kind == SSE__SEL_URLPATTERN) {
+        /* A pattern the hub could not compile refuses the whole token (no partial grants). */
+        struct sse__selector_limits lim = {a->max_selector_len, 0};
+        struct sse__selector *sel;
+        int rc = sse__selector_compile(&sel, *match, *len, *kind, &lim);
+        if (rc == SSE_ENOMEM)
+            return rc;
+        if (rc)
+            return SSE_EAUTH;
+        sse__selector_unref(sel);
+    }
+    return 0;
+}
+
+/* draft-08: {"authorization_details": [{"type": "mercure", "actions": [...], "topics": [...]}]} */
+static int grants_08(const struct sse__auth *a, json_t *claims, struct sse__grants *g,
+                     const char **why)
+{
+    json_t *ad = json_object_get(claims, "authorization_details");
+    size_t n_pub = 0, n_sub = 0, n_details = 0;
+    if (!ad)
+        return 0;
+    if (!json_is_array(ad))
+        goto out_malformed;
+    /* Pass 1: validate everything and count, so that nothing is granted from a bad token. */
+    for (size_t i = 0; i < json_array_size(ad); i++) {
+        json_t *d = json_array_get(ad, i);
+        if (!json_is_object(d) || !json_is_string(json_object_get(d, "type")))
+            goto out_malformed;
+        if (strcmp(json_string_value(json_object_get(d, "type")), "mercure") != 0)
+            continue; /* other RFC 9396 types are not ours */
+        if (++n_details > AUTH_MAX_DETAILS) {
+            *why = "too many grants";
+            return SSE_EAUTH;
+        }
+        json_t *acts = json_object_get(d, "actions");
+        json_t *tops = json_object_get(d, "topics");
+        json_t *pl = json_object_get(d, "payload");
+        int pub = 0, sub = 0;
+        if (!json_is_array(acts) || !json_array_size(acts) || !json_is_array(tops) ||
+            !json_array_size(tops) || (pl && !json_is_object(pl)))
+            goto out_malformed;
+        for (size_t k = 0; k < json_array_size(acts); k++) {
+            json_t *x = json_array_get(acts, k);
+            if (!json_is_string(x))
+                goto out_malformed;
+            if (!strcmp(json_string_value(x), "publish"))
+                pub = 1;
+            else if (!strcmp(json_string_value(x), "subscribe"))
+                sub = 1;
+            else
+                goto out_malformed;
+        }
+        for (size_t k = 0; k < json_array_size(tops); k++) {
+            const char *m;
+            size_t len;
+            int kind;
+            int rc = matcher_08(a, json_array_get(tops, k), &m, &len, &kind);
+            if (rc == SSE_ENOMEM)
+                return rc;
+            if (rc)
+                goto out_malformed;
+        }
+        n_pub += pub ? json_array_size(tops) : 0;
+        n_sub += sub ? json_array_size(tops) : 0;
+        if (n_pub > a->max_grants || n_sub > a->max_grants) {
+            *why = "too many grants";
+            return SSE_EAUTH;
+        }
+    }
+    g->publish = sse__calloc(n_pub + 1, sizeof(char *));
+    g->publish_kinds = sse__calloc(n_pub + 1, sizeof(int));
+    g->subscribe = sse__calloc(n_sub + 1, sizeof(char *));
+    g->subscribe_kinds = sse__calloc(n_sub + 1, sizeof(int));
+    g->subscribe_payloads = sse__calloc(n_sub + 1, sizeof(char *));
+    if (!g->publish || !g->publish_kinds || !g->subscribe || !g->subscribe_kinds ||
+        !g->subscribe_payloads)
+        return SSE_ENOMEM;
+    /* Pass 2: copy (the shape is known to be right). */
+    for (size_t i = 0; i < json_array_size(ad); i++) {
+        json_t *d = json_array_get(ad, i);
+        if (strcmp(json_string_value(json_object_get(d, "type")), "mercure") != 0)
+            continue;
+        json_t *acts = json_object_get(d, "actions");
+        json_t *tops = json_object_get(d, "topics");
+        json_t *pl = json_object_get(d, "payload");
+        int pub = 0, sub = 0;
+        for (size_t k = 0; k < json_array_size(acts); k++) {
+            const char *x = json_string_value(json_array_get(acts, k));
+            pub |= !strcmp(x, "publish");
+            sub |= !strcmp(x, "subscribe");
+        }
+        char *pl_text = NULL;
+        if (pl && sub) {
+            char *dump = json_dumps(pl, JSON_COMPACT);
+            if (!dump)
+                return SSE_ENOMEM;
+            pl_text = sse__strdup(dump);
+            free(dump);
+            if (!pl_text)
+                return SSE_ENOMEM;
+        }
+        for (size_t k = 0; k < json_array_size(tops); k++) {
+            const char *m;
+            size_t len;
+            int kind, rc;
+            rc = matcher_08(a, json_array_get(tops, k), &m, &len, &kind);
+            if (!rc && pub)
+                rc = grants_push(g->publish, g->publish_kinds, &g->n_publish, m, len, kind);
+            if (!rc && sub) {
+                if (pl_text) {
+                    g->subscribe_payloads[g->n_subscribe] = sse__strdup(pl_text);
+                    if (!g->subscribe_payloads[g->n_subscribe])
+                        rc = SSE_ENOMEM;
+                }
+                if (!rc)
+                    rc = grants_push(g->subscribe, g->subscribe_kinds, &g->n_subscribe, m, len,
+                                     kind);
+                if (rc) {
+                    sse__free(g->subscribe_payloads[g->n_subscribe]);
+                    g->subscribe_payloads[g->n_subscribe] = NULL;
+                }
+            }
+            if (rc) {
+                sse__free(pl_text);
+                return rc == SSE_ENOMEM ? rc : SSE_EAUTH;
+            }
+        }
+        if (pl_text && !g->payload_json)
+            g->payload_json = pl_text;
+        else
+            sse__free(pl_text);
+    }
+    return 0;
+out_malformed:
+    *why = "malformed authorization_details";
+    return SSE_EAUTH;
+}
+
+static int aud_contains(json_t *aud, const char *resource)
+{
+    if (json_is_string(aud))
+        return !strcmp(json_string_value(aud), resource);
+    if (json_is_array(aud))
+        for (size_t i = 0; i < json_array_size(aud); i++) {
+            json_t *x = json_array_get(aud, i);
+            if (json_is_string(x) && !strcmp(json_string_value(x), resource))
+                return 1;
+        }
+    return 0;
+}
+
+static int typ_is_at_jwt(json_t *header)
+{
+    json_t *t = json_object_get(header, "typ");
+    if (!json_is_string(t))
+        return 0;
+    const char *s = json_string_value(t);
+    /* RFC 9068: "at+jwt", also the full media type; compared case-insensitively (RFC 7515). */
+    return !strcasecmp(s, "at+jwt") || !strcasecmp(s, "application/at+jwt");
+}
+
+/* Full verification (no cache). 0 and *out (one reference), SSE_EAUTH + *why, SSE_ENOMEM. */
+static int verify_token(struct sse__auth *a, const struct auth_key *k, const char *token,
+                        size_t len, long long now, struct sse__grants **out, const char **why)
+{
+    const char *dot1 = memchr(token, '.', len);
+    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+    json_t *header = NULL, *claims = NULL;
+    struct sse__grants *g = NULL;
+    int rc = SSE_EAUTH;
+
+    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token))) {
+        *why = "malformed token (not three parts)";
+        return SSE_EAUTH;
+    }
+    size_t h_len = (size_t)(dot1 - token), p_len = (size_t)(dot2 - dot1 - 1);
+    size_t s_len = len - (size_t)(dot2 + 1 - token);
+    if (!h_len || !p_len) {
+        *why = "malformed token (empty part)";
+        return SSE_EAUTH;
+    }
+    header = b64_json(token, h_len, why, "malformed header base64", "malformed header JSON");
+    if (!header)
+        return SSE_EAUTH;
+    json_t *alg = json_object_get(header, "alg");
+    if (!json_is_string(alg)) {
+        *why = "missing alg";
+        goto out;
+    }
+    if (!strcasecmp(json_string_value(alg), "none")) {
+        *why = "alg none refused";
+        goto out;
+    }
+    if (strcmp(json_string_value(alg), k->alg->name) != 0) {
+        *why = "alg not allowed";
+        goto out;
+    }
+    if (json_object_get(header, "crit")) {
+        *why = "crit header not supported";
+        goto out;
+    }
+    if (!s_len) {
+        *why = "missing signature";
+        goto out;
+    }
+    int draft = typ_is_at_jwt(header) ? SSE__DRAFT_08 : SSE__DRAFT_07;
+    if (!(a->drafts & draft)) {
+        *why = draft == SSE__DRAFT_08 ? "draft-08 tokens not accepted" : "typ must be at+jwt";
+        goto out;
+    }
+    /* The signature, before the claims are even parsed. */
+    int sig_ok = k->alg->family == 'H'
+                     ? verify_hmac(k, token, (size_t)(dot2 - token), dot2 + 1, s_len)
+                     : verify_pem(k, token, len);
+    if (sig_ok < 0) {
+        rc = SSE_ENOMEM;
+        goto out;
+    }
+    if (!sig_ok) {
+        *why = "bad signature";
+        goto out;
+    }
+    claims = b64_json(dot1 + 1, p_len, why, "malformed claims base64", "malformed claims JSON");
+    if (!claims)
+        goto out;
+    long long exp = 0, nbf = 0;
+    int has_exp = numeric_date(claims, "exp", &exp);
+    int has_nbf = numeric_date(claims, "nbf", &nbf);
+    if (has_exp < 0 || has_nbf < 0) {
+        *why = "exp/nbf not a number";
+        goto out;
+    }
+    if (!has_exp && draft == SSE__DRAFT_08) {
+        *why = "exp required";
+        goto out;
+    }
+    if (has_exp && now >= exp + a->leeway) {
+        *why = "expired";
+        goto out;
+    }
+    if (has_nbf && now + a->leeway < nbf) {
+        *why = "not yet valid";
+        goto out;
+    }
+    if (a->issuer) {
+        json_t *iss = json_object_get(claims, "iss");
+        if (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0) {
+            *why = "wrong issuer";
+            goto out;
+        }
+    }
+    if (draft == SSE__DRAFT_08 && a->resource &&
+        !aud_contains(json_object_get(claims, "aud"), a->resource)) {
+        *why = "wrong audience";
+        goto out;
+    }
+    g = sse__calloc(1, sizeof(*g));
+    if (!g) {
+        rc = SSE_ENOMEM;
+        goto out;
+    }
+    g->refs_ = 1;
+    g->draft = draft;
+    g->kind = draft == SSE__DRAFT_08 ? SSE__SEL_URLPATTERN : SSE__SEL_AUTO;
+    g->exp = has_exp ? exp : 0;
+    json_t *subj = json_object_get(claims, "sub");
+    if (json_is_string(subj)) {
+        g->sub = sse__strndup(json_string_value(subj), json_string_length(subj));
+        if (!g->sub) {
+            rc = SSE_ENOMEM;
+            goto out;
+        }
+    }
+    rc = draft == SSE__DRAFT_08 ? grants_08(a, claims, g, why) : grants_07(a, claims, g, why);
+    if (rc)
+        goto out;
+    *out = g;
+    g = NULL;
+out:
+    if (g)
+        grants_free(g);
+    json_decref(claims);
+    json_decref(header);
+    return rc;
+}
+
+/* ---- cache ---------------------------------------------------------------------------- */
+
+static int token_digest(int role, const char *token, size_t len, unsigned char d[32])
+{
+    unsigned char r = (unsigned char)role;
+    unsigned int dl = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, &r, 1) &&
+             EVP_DigestUpdate(ctx, token, len) && EVP_DigestFinal_ex(ctx, d, &dl) && dl == 32;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : SSE_ENOMEM;
+}
+
+static size_t bucket_of(const struct sse__auth *a, const unsigned char d[32])
+{
+    size_t h;
+    memcpy(&h, d, sizeof(h));
+    return h & (a->n_buckets - 1);
+}
+
+static void cache_unlink(struct sse__auth *a, struct cache_entry *e)
+{
+    struct cache_entry **pp = &a->buckets[bucket_of(a, e->digest)];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        a->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        a->tail = e->prev;
+    a->n--;
+}
+
+static void cache_drop(struct sse__auth *a, struct cache_entry *e)
+{
+    cache_unlink(a, e);
+    sse__grants_release(e->grants);
+    sse__free(e);
+}
+
+static void cache_front(struct sse__auth *a, struct cache_entry *e)
+{
+    e->prev = NULL;
+    e->next = a->head;
+    if (a->head)
+        a->head->prev = e;
+    a->head = e;
+    if (!a->tail)
+        a->tail = e;
+}
+
+/* ---- public ---------------------------------------------------------------------------- */
+
+static const struct auth_alg *alg_by_name(const char *name)
+{
+    if (!name)
+        name = "HS256";
+    for (size_t i = 0; i < sizeof(auth_algs) / sizeof(auth_algs[0]); i++)
+        if (!strcmp(auth_algs[i].name, name))
+            return &auth_algs[i];
+    return NULL;
+}
+
+static int key_init(struct auth_key *k, const char *key, const char *alg)
+{
+    k->alg = alg_by_name(alg);
+    if (!k->alg || !key || !*key)
+        return SSE_EINVAL;
+    int is_pem = strstr(key, "-----BEGIN") != NULL;
+    if (k->alg->family == 'H') {
+        if (is_pem)
+            return SSE_EINVAL; /* a PEM text as an HMAC secret: the algorithm-confusion setup */
+    } else {
+        /* Must be a public key of the algorithm's family (refused now, not at first use). */
+        BIO *bio = BIO_new_mem_buf(key, -1);
+        EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+        int id = pk ? EVP_PKEY_base_id(pk) : 0;
+        EVP_PKEY_free(pk);
+        BIO_free(bio);
+        if (!(k->alg->family == 'R' ? id == EVP_PKEY_RSA : id == EVP_PKEY_EC))
+            return SSE_EINVAL;
+    }
+    k->key_len = strlen(key);
+    k->key = (unsigned char *)sse__strndup(key, k->key_len);
+    return k->key ? 0 : SSE_ENOMEM;
+}
+
+static void key_clear(struct auth_key *k)
+{
+    if (k->key) {
+        OPENSSL_cleanse(k->key, k->key_len);
+        sse__free(k->key);
+    }
+}
+
+int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
+{
+    int rc;
+    if (!out || !cfg)
+        return SSE_EINVAL;
+    struct sse__auth *a = sse__calloc(1, sizeof(*a));
+    if (!a)
+        return SSE_ENOMEM;
+    rc = key_init(&a->pub, cfg->publisher_key, cfg->publisher_alg);
+    if (rc)
+        goto out_free;
+    if (cfg->subscriber_key)
+        rc = key_init(&a->sub, cfg->subscriber_key,
+                      cfg->subscriber_alg ? cfg->subscriber_alg : "HS256");
+    else
+        rc = key_init(&a->sub, cfg->publisher_key, cfg->publisher_alg);
+    if (rc)
+        goto out_free;
+    a->drafts = cfg->drafts ? cfg->drafts & (SSE__DRAFT_07 | SSE__DRAFT_08)
+                            : SSE__DRAFT_07 | SSE__DRAFT_08;
+    if (!a->drafts) {
+        rc = SSE_EINVAL;
+        goto out_free;
+    }
+    a->max_token_len = cfg->max_token_len ? cfg->max_token_len : AUTH_DEFAULT_MAX_TOKEN;
+    a->max_grants = cfg->max_grants ? cfg->max_grants : AUTH_DEFAULT_MAX_GRANTS;
+    a->max_selector_len = cfg->max_selector_len ? cfg->max_selector_len : AUTH_DEFAULT_MAX_SELECTOR;
+    a->leeway = cfg->leeway > 0 ? cfg->leeway : 0;
+    a->capacity = cfg->cache_entries ? cfg->cache_entries : AUTH_DEFAULT_CACHE;
+    rc = SSE_ENOMEM;
+    if (cfg->resource && !(a->resource = sse__strdup(cfg->resource)))
+        goto out_free;
+    if (cfg->issuer && !(a->issuer = sse__strdup(cfg->issuer)))
+        goto out_free;
+    a->n_buckets = 16;
+    while (a->n_buckets < a->capacity && a->n_buckets < ((size_t)1 << 20))
+        a->n_buckets <<= 1;
+    a->buckets = sse__calloc(a->n_buckets, sizeof(*a->buckets));
+    if (!a->buckets)
+        goto out_free;
+    *out = a;
+    return 0;
+out_free:
+    sse__auth_free(a);
+    return rc;
+}
+
+int sse__auth_verify(struct sse__auth *a, int role, const char *token, size_t len, long long now,
+                     const struct sse__grants **out, const char **why)
+{
+    const char *dummy;
+    unsigned char d[32];
+    struct sse__grants *g = NULL;
+    if (!why)
+        why = &dummy;
+    if (!a || !out || (role != SSE__AUTH_PUBLISH && role != SSE__AUTH_SUBSCRIBE)) {
+        *why = "bad arguments";
+        return SSE_EINVAL;
+    }
+    if (!token || !len) {
+        *why = "empty token";
+        return SSE_EAUTH;
+    }
+    if (len > a->max_token_len) {
+        *why = "token too long";
+        return SSE_EAUTH;
+    }
+    if (token_digest(role, token, len, d))
+        return SSE_ENOMEM;
+    struct cache_entry *e = a->buckets[bucket_of(a, d)];
+    while (e && CRYPTO_memcmp(e->digest, d, 32) != 0)
+        e = e->hnext;
+    if (e) {
+        if (e->grants->exp && now >= e->grants->exp + a->leeway) {
+            cache_drop(a, e);
+            *why = "expired";
+            return SSE_EAUTH;
+        }
+        a->hits++;
+        cache_unlink(a, e);
+        e->hnext = a->buckets[bucket_of(a, d)];
+        a->buckets[bucket_of(a, d)] = e;
+        a->n++;
+        cache_front(a, e);
+        *out = sse__grants_ref(e->grants);
+        return 0;
+    }
+    a->misses++;
+    int rc = verify_token(a, role == SSE__AUTH_PUBLISH ? &a->pub : &a->sub, token, len, now, &g,
+                          why);
+    if (rc)
+        return rc;
+    /* Cache it; if that fails for memory, the verification still stands. */
+    e = sse__calloc(1, sizeof(*e));
+    if (e) {
+        if (a->n == a->capacity)
+            cache_drop(a, a->tail);
+        memcpy(e->digest, d, 32);
+        e->grants = sse__grants_ref(g);
+        size_t b = bucket_of(a, d);
+        e->hnext = a->buckets[b];
+        a->buckets[b] = e;
+        a->n++;
+        cache_front(a, e);
+    }
+    *out = g;
+    return 0;
+}
+
+void sse__auth_cache_stats(const struct sse__auth *a, size_t *entries, size_t *hits,
+                           size_t *misses)
+{
+    if (entries)
+        *entries = a ? a->n : 0;
+    if (hits)
+        *hits = a ? a->hits : 0;
+    if (misses)
+        *misses = a ? a->misses : 0;
+}
+
+void sse__auth_free(struct sse__auth *a)
+{
+    if (!a)
+        return;
+    while (a->head)
+        cache_drop(a, a->head);
+    sse__free(a->buckets);
+    key_clear(&a->pub);
+    key_clear(&a->sub);
+    sse__free(a->resource);
+    sse__free(a->issuer);
+    sse__free(a);
+}
