@@ -416,6 +416,14 @@ int sse_cli_bench(int argc, char **argv)
         sleep_s(0.01);
     }
 
+    struct rusage ru_kids, ru_self;
+    getrusage(RUSAGE_CHILDREN, &ru_kids);
+    getrusage(RUSAGE_SELF, &ru_self);
+    double sub_cpu = (double)ru_kids.ru_utime.tv_sec + (double)ru_kids.ru_utime.tv_usec / 1e6 +
+                     (double)ru_kids.ru_stime.tv_sec + (double)ru_kids.ru_stime.tv_usec / 1e6;
+    double pub_cpu = (double)ru_self.ru_utime.tv_sec + (double)ru_self.ru_utime.tv_usec / 1e6 +
+                     (double)ru_self.ru_stime.tv_sec + (double)ru_self.ru_stime.tv_usec / 1e6;
+
     /* Merge. */
     struct bench_hist *lat = malloc(sizeof(*lat)), *fan = malloc(sizeof(*fan));
     if (!lat || !fan) {
@@ -496,9 +504,10 @@ int sse_cli_bench(int argc, char **argv)
                 "  \"server_pids\": %d, \"server_pss_before_kib\": %lld, \"server_pss_after_kib\": "
                 "%lld, \"server_rss_before_kib\": %lld, \"server_rss_after_kib\": %lld,\n"
                 "  \"server_pss_per_sub_bytes\": %.0f, \"server_rss_per_sub_bytes\": %.0f,\n"
-                "  \"server_cpu_seconds\": %.2f, \"server_cpu_util\": %.3f, \"wall_seconds\": %.2f,\n",
+                "  \"server_cpu_seconds\": %.2f, \"server_cpu_util\": %.3f, \"wall_seconds\": %.2f,\n"
+                "  \"bench_sub_cpu_seconds\": %.2f, \"bench_pub_cpu_seconds\": %.2f,\n",
                 npids, before.pss_kib, after.pss_kib, before.rss_kib, after.rss_kib, pss_per,
-                rss_per, cpu, cpu >= 0 && wall > 0 ? cpu / wall : -1.0, wall);
+                rss_per, cpu, cpu >= 0 && wall > 0 ? cpu / wall : -1.0, wall, sub_cpu, pub_cpu);
         fprintf(o, "  \"errors\": %llu, \"first_error\": \"%s\", \"first_publish_error\": \"%s\"\n}\n",
                 (unsigned long long)errors, code_name(first_err, ebuf, sizeof(ebuf)),
                 code_name(ps.first_status, pbuf, sizeof(pbuf)));
@@ -533,6 +542,8 @@ int sse_cli_bench(int argc, char **argv)
             fprintf(h, "  server CPU: %.2f s over %.2f s (%.0f %% of a core)\n", cpu, wall,
                     wall > 0 ? cpu / wall * 100 : 0.0);
     }
+    fprintf(h, "  load generator CPU: subscribers %.2f s, publisher %.2f s (whole run)\n", sub_cpu,
+            pub_cpu);
     if (first_err || ps.first_status)
         fprintf(h, "  first error: %s %s\n", code_name(first_err, ebuf, sizeof(ebuf)),
                 code_name(ps.first_status, pbuf, sizeof(pbuf)));
