@@ -619,6 +619,7 @@ static int test_round_trip(void)
                 sse_buf lf;
                 sse_buf_init(&lf, 0);
                 to_lf(&lf, ev.comment, ev.comment_len);
+                sse_buf_cstr(&lf); /* never NULL below */
                 size_t a = 0;
                 for (size_t k = 0; k <= lf.len; k++) {
                     if (k == lf.len || lf.data[k] == '\n') {
