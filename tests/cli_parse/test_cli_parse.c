@@ -1,0 +1,260 @@
+/*
+ * test_cli_parse.c: `ssehub parse` end to end (golden outputs, escaping, exit codes), plus the
+ * JSON string writer of cli_json.c on inputs the parser never produces (CR, invalid UTF-8).
+ * The binary is run with fork/exec; its stdin, stdout and stderr are temporary files.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli_json.h"
+#include "harness/check.h"
+
+struct run {
+    int status;      /* exit status, or -1 if it did not exit normally */
+    char out[65536]; /* stdout (NUL-terminated, truncated) */
+    size_t out_len;
+    char err[4096]; /* stderr */
+};
+
+static size_t slurp(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        ssize_t k = read(fd, buf + n, cap - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static int tmpfd(void)
+{
+    char name[] = "/tmp/ssehub-cli-parse-XXXXXX";
+    int fd = mkstemp(name);
+    if (fd >= 0)
+        unlink(name);
+    return fd;
+}
+
+/* Run `ssehub parse <args...>` with in[0..n) on stdin (in may be NULL: empty stdin). */
+static int run_parse(struct run *r, const char *in, size_t n, const char *const *args)
+{
+    const char *exe = getenv("SSEHUB");
+    if (!exe) {
+        fprintf(stderr, "  SSEHUB is not set (run under ctest)\n");
+        return -1;
+    }
+    int fin = tmpfd(), fout = tmpfd(), ferr = tmpfd();
+    if (fin < 0 || fout < 0 || ferr < 0)
+        return -1;
+    if (in && n && write(fin, in, n) != (ssize_t)n)
+        return -1;
+    lseek(fin, 0, SEEK_SET);
+    char *argv[16];
+    int argc = 0;
+    argv[argc++] = (char *)exe;
+    argv[argc++] = (char *)"parse";
+    for (; args && *args && argc < 15; args++)
+        argv[argc++] = (char *)*args;
+    argv[argc] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fin, 0);
+        dup2(fout, 1);
+        dup2(ferr, 2);
+        execv(exe, argv);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r->out_len = slurp(fout, r->out, sizeof(r->out));
+    slurp(ferr, r->err, sizeof(r->err));
+    close(fin);
+    close(fout);
+    close(ferr);
+    return 0;
+}
+
+#define RUN(r, lit, ...)                                                                       \
+    do {                                                                                       \
+        static const char *const args_[] = {__VA_ARGS__, NULL};                                \
+        CHECK_EQ_INT(run_parse(r, lit, sizeof(lit) - 1, args_), 0);                            \
+    } while (0)
+
+static int test_golden_basic(void)
+{
+    static struct run r;
+    RUN(&r, "retry: 3000\n: keep-alive\nid: 1\nevent: tick\ndata: {\"n\":1}\n\n"
+            "data: line one\ndata: line two\n\n"
+            "id: 2\ndata: x\nfoo: ignored\n\n"
+            "event: lost\n\n"
+            "data: incomplete\n",
+        NULL);
+    CHECK_EQ_INT(r.status, 0);
+    const char *want = "{\"retry\":3000}\n"
+                       "{\"type\":\"tick\",\"data\":\"{\\\"n\\\":1}\",\"id\":\"1\"}\n"
+                       "{\"type\":\"message\",\"data\":\"line one\\u000aline two\",\"id\":\"1\"}\n"
+                       "{\"type\":\"message\",\"data\":\"x\",\"id\":\"2\"}\n";
+    CHECK_EQ_MEM(r.out, r.out_len, want, strlen(want));
+    CHECK_EQ_STR(r.err, "");
+    return 0;
+}
+
+static int test_golden_bom_crlf_utf8(void)
+{
+    static struct run r;
+    RUN(&r, "\xEF\xBB\xBF" "data: caf\xC3\xA9\r\ndata: \xE2\x80\xA8\xFF\r\n\r\n"
+            "id: a\0b\rdata: \0\r\r",
+        NULL);
+    CHECK_EQ_INT(r.status, 0);
+    const char *want =
+        "{\"type\":\"message\",\"data\":\"caf\xC3\xA9\\u000a\xE2\x80\xA8\xEF\xBF\xBD\",\"id\":\"\"}\n"
+        "{\"type\":\"message\",\"data\":\"\\u0000\",\"id\":\"\"}\n";
+    CHECK_EQ_MEM(r.out, r.out_len, want, strlen(want));
+    return 0;
+}
+
+/* Every control character that can reach the output, and the two JSON specials. */
+static int test_escaping_every_control_char(void)
+{
+    static struct run r;
+    char in[256], want[1024];
+    size_t n = 0, w = 0;
+    memcpy(in, "data: ", 6);
+    n = 6;
+    for (int c = 0; c < 0x20; c++)
+        if (c != '\r' && c != '\n')
+            in[n++] = (char)c;
+    memcpy(in + n, "\x7f\"\\/\ndata:\n\n", 13);
+    n += 13;
+    w += (size_t)snprintf(want + w, sizeof(want) - w, "{\"type\":\"message\",\"data\":\"");
+    for (int c = 0; c < 0x20; c++)
+        if (c != '\r' && c != '\n')
+            w += (size_t)snprintf(want + w, sizeof(want) - w, "\\u%04x", c);
+    w += (size_t)snprintf(want + w, sizeof(want) - w, "\\u007f\\\"\\\\/\\u000a\",\"id\":\"\"}\n");
+    CHECK_EQ_INT(run_parse(&r, in, n, NULL), 0);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_MEM(r.out, r.out_len, want, w);
+    return 0;
+}
+
+static int test_file_argument_and_dash(void)
+{
+    static struct run r;
+    char path[] = "/tmp/ssehub-cli-parse-in-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(write(fd, "data: from file\n\n", 17), 17);
+    close(fd);
+    static const char *args[] = {NULL, NULL};
+    args[0] = path;
+    CHECK_EQ_INT(run_parse(&r, "data: stdin\n\n", 13, args), 0);
+    unlink(path);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_STR(r.out, "{\"type\":\"message\",\"data\":\"from file\",\"id\":\"\"}\n");
+    RUN(&r, "data: stdin\n\n", "-");
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_STR(r.out, "{\"type\":\"message\",\"data\":\"stdin\",\"id\":\"\"}\n");
+    return 0;
+}
+
+static int test_exit_codes(void)
+{
+    static struct run r;
+    RUN(&r, "", "/nonexistent/ssehub-test-input");
+    CHECK_EQ_INT(r.status, 1);
+    CHECK(strstr(r.err, "No such file") != NULL);
+    RUN(&r, "", "/");
+    CHECK_EQ_INT(r.status, 1); /* reading a directory is a read error */
+    CHECK(strstr(r.err, "read error") != NULL);
+    RUN(&r, "data: 1\n\ndata: 0123456789\n\n", "--max-line", "10");
+    CHECK_EQ_INT(r.status, 1);
+    CHECK(strstr(r.err, "limit") != NULL);
+    CHECK_EQ_STR(r.out, "{\"type\":\"message\",\"data\":\"1\",\"id\":\"\"}\n"); /* before it */
+    RUN(&r, "data: 0123\ndata: 0123\n\n", "--max-event", "8");
+    CHECK_EQ_INT(r.status, 1);
+    CHECK(strstr(r.err, "--max-event") != NULL);
+    RUN(&r, "data: 0123456789\n\n", "--max-line", "100", "--max-event", "100");
+    CHECK_EQ_INT(r.status, 0);
+    RUN(&r, "", "--max-line", "0");
+    CHECK_EQ_INT(r.status, 2);
+    RUN(&r, "", "--max-line", "12x");
+    CHECK_EQ_INT(r.status, 2);
+    RUN(&r, "", "--max-event");
+    CHECK_EQ_INT(r.status, 2);
+    RUN(&r, "", "--bogus");
+    CHECK_EQ_INT(r.status, 2);
+    RUN(&r, "", "a", "b");
+    CHECK_EQ_INT(r.status, 2);
+    RUN(&r, "", "--help");
+    CHECK_EQ_INT(r.status, 0);
+    CHECK(strstr(r.out, "usage: ssehub parse") != NULL);
+    RUN(&r, "", "-");
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_UINT(r.out_len, 0);
+    return 0;
+}
+
+static int test_big_input(void)
+{
+    /* many events across many 64 KiB reads, ids changing: count the lines */
+    static struct run r;
+    size_t n = 0, cap = 300000;
+    char *in = malloc(cap);
+    CHECK(in != NULL);
+    int events = 0;
+    while (n + 64 < cap) {
+        n += (size_t)snprintf(in + n, cap - n, "id: %d\ndata: %d\n\n", events, events);
+        events++;
+    }
+    int rc = run_parse(&r, in, n, NULL);
+    free(in);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(r.status, 0);
+    int lines = 0;
+    for (size_t i = 0; i < r.out_len; i++)
+        lines += r.out[i] == '\n';
+    CHECK(r.out_len < sizeof(r.out) - 1 ? lines == events : lines > 1000);
+    return 0;
+}
+
+/* The writer directly: bytes the parser never emits must still give valid JSON. */
+static int test_json_writer(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(f != NULL);
+    static const char raw[] = "a\rb\xFF\xC3(\xE2\x82\xAC\xF0\x9F\x98\x80\xED\xA0\x80";
+    sse_cli_json_string(f, raw, sizeof(raw) - 1);
+    fputc(' ', f);
+    sse_cli_json_retry(f, 18446744073709551615ull);
+    sse_parsed_event ev = {"t", 1, "d", 1, "", 0};
+    sse_cli_json_event(f, &ev);
+    fclose(f);
+    const char *want = "\"a\\u000db\\ufffd\\ufffd(\xE2\x82\xAC\xF0\x9F\x98\x80\\ufffd\\ufffd"
+                       "\\ufffd\" {\"retry\":18446744073709551615}\n"
+                       "{\"type\":\"t\",\"data\":\"d\",\"id\":\"\"}\n";
+    int ok = len == strlen(want) && memcmp(buf, want, len) == 0;
+    if (!ok)
+        fprintf(stderr, "  got: %.*s\n", (int)len, buf);
+    free(buf);
+    CHECK(ok);
+    return 0;
+}
+
+CHECK_MAIN(CHECK_TEST(test_golden_basic), CHECK_TEST(test_golden_bom_crlf_utf8),
+           CHECK_TEST(test_escaping_every_control_char), CHECK_TEST(test_file_argument_and_dash),
+           CHECK_TEST(test_exit_codes), CHECK_TEST(test_big_input), CHECK_TEST(test_json_writer))
