@@ -59,6 +59,7 @@ struct bench_config {
     unsigned pub_conns;      /* publisher keep-alive connections */
     unsigned payload;        /* data bytes per message (at least the ts/seq fields) */
     unsigned max_track;      /* messages tracked one by one (fan-out completion) */
+    int use_parser;          /* 1: the project's parser per stream; 0: the data: scanner */
 };
 
 /* Counters of one subscriber process, in shared memory; written only by that process. */

@@ -61,6 +61,8 @@ static void usage(FILE *out)
             "  --idle S             idle seconds before reading server memory (default 2)\n"
             "  --connect-timeout S  time allowed to open all streams (default 120)\n"
             "  --drain S            wait for late deliveries after publishing (default 3)\n"
+            "  --parser sse|scan    read streams with the project's parser (default) or a\n"
+            "                       minimal data: scanner\n"
             "  --json               print one JSON object on stdout (summary goes to stderr)\n");
 }
 
@@ -186,7 +188,7 @@ int sse_cli_bench(int argc, char **argv)
         {"concurrency", required_argument, NULL, 'c'}, {"pub-conns", required_argument, NULL, 'C'},
         {"server-pid", required_argument, NULL, 'S'}, {"idle", required_argument, NULL, 'i'},
         {"connect-timeout", required_argument, NULL, 'o'}, {"drain", required_argument, NULL, 'D'},
-        {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'h'},
+        {"parser", required_argument, NULL, 'R'},  {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct bench_config c;
     memset(&c, 0, sizeof(c));
@@ -200,6 +202,7 @@ int sse_cli_bench(int argc, char **argv)
     c.idle = 2;
     c.connect_timeout = 120;
     c.drain = 3;
+    c.use_parser = 1;
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "n:t:r:d:h", longopts, NULL)) != -1) {
@@ -234,6 +237,14 @@ int sse_cli_bench(int argc, char **argv)
         case 'o': bad = parse_num(optarg, 1, 3600, &c.connect_timeout); break;
         case 'D': bad = parse_num(optarg, 0, 600, &c.drain); break;
         case 'J': json = 1; break;
+        case 'R':
+            if (!strcmp(optarg, "sse"))
+                c.use_parser = 1;
+            else if (!strcmp(optarg, "scan"))
+                c.use_parser = 0;
+            else
+                bad = 1;
+            break;
         case 'S':
             for (char *s = optarg; *s && !bad;) {
                 char *end;
@@ -475,8 +486,9 @@ int sse_cli_bench(int argc, char **argv)
                 target_name(c.target), url, c.subscribers, c.topics);
         fprintf(o,
                 "  \"rate\": %.1f, \"duration\": %.2f, \"warmup\": %.2f, \"payload\": %u, "
-                "\"procs\": %u, \"sources\": %u,\n",
-                c.rate, c.duration, c.warmup, c.payload, c.procs, c.sources);
+                "\"procs\": %u, \"sources\": %u, \"parser\": \"%s\",\n",
+                c.rate, c.duration, c.warmup, c.payload, c.procs, c.sources,
+                c.use_parser ? "sse" : "scan");
         fprintf(o,
                 "  \"connected\": %llu, \"failed\": %llu, \"dropped\": %llu, "
                 "\"connect_seconds\": %.3f, \"connect_rate\": %.0f,\n",
