@@ -2,6 +2,7 @@
 // input files, measured the same way (issue 2, item 8).
 //
 //   node bench/format_bench.mjs parse FILE.sse [--chunk N] [--runs N] [--warmup N] [--strings 1]
+//                                 [--verify 0]
 //
 // Reads FILE.sse (written by `bench_format_bench gen`) into one Buffer, then times feeding it the
 // way a real consumer does: each chunk of N bytes (default 65536) is decoded with one streaming
@@ -10,6 +11,7 @@
 // and sums data lengths. A first, untimed pass also hashes every event (UTF-8 bytes, FNV-1a 32,
 // the same as the C side) and checks events, data bytes and hash against FILE.meta. Then
 // --warmup untimed runs (default 3: lets V8 optimise) and --runs timed runs (default 7).
+// --verify 0 skips the hash pass (every run still checks the event count and data length).
 // Prints one "result impl=js op=parse ..." line in the C side's format; exit 1 on a mismatch.
 // With --strings 1 the chunks are decoded before the clock starts and only parser.feed() is
 // timed (impl=js-str): the parser's own speed, a stricter peer than a real consumer.
@@ -18,18 +20,18 @@ import { basename } from 'node:path';
 import { createParser } from 'eventsource-parser';
 
 function usage() {
-  process.stderr.write('usage: node format_bench.mjs parse FILE.sse [--chunk N] [--runs N] [--warmup N] [--strings 0|1]\n');
+  process.stderr.write('usage: node format_bench.mjs parse FILE.sse [--chunk N] [--runs N] [--warmup N] [--strings 0|1] [--verify 0|1]\n');
   process.exit(2);
 }
 
 const argv = process.argv.slice(2);
 if (argv.length < 2 || argv[0] !== 'parse') usage();
 const file = argv[1];
-const opts = { chunk: 65536, runs: 7, warmup: 3, strings: 0 };
+const opts = { chunk: 65536, runs: 7, warmup: 3, strings: 0, verify: 1 };
 for (let i = 2; i < argv.length; i += 2) {
   const key = argv[i].replace(/^--/, '');
   const v = Number(argv[i + 1]);
-  if (!(key in opts) || !Number.isInteger(v) || v < (key === 'warmup' || key === 'strings' ? 0 : 1)) usage();
+  if (!(key in opts) || !Number.isInteger(v) || v < (['warmup', 'strings', 'verify'].includes(key) ? 0 : 1)) usage();
   opts[key] = v;
 }
 
@@ -93,7 +95,7 @@ function fail(msg) {
 }
 
 // Untimed verification pass.
-{
+if (opts.verify) {
   let events = 0;
   let dataBytes = 0;
   let hash = 2166136261;
