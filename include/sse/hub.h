@@ -1,0 +1,114 @@
+/**
+ * hub.h: a Mercure hub on top of an sse_server.
+ *
+ * The hub adds the Mercure routes to a server: publish (POST /.well-known/mercure), subscribe
+ * (GET /.well-known/mercure), the subscriptions API, the protected-resource metadata, /healthz
+ * and /metrics. It speaks draft-07 (topic selectors, URI templates, the `mercure` claim) and
+ * draft-08 (match / matchURLPattern, access tokens with authorization_details), or both at once.
+ * Updates are encoded once into a shared frame and fanned out by reference; history and replay
+ * go through a store (include/sse/store.h; an in-memory one by default).
+ *
+ * A hub belongs to the loop of its server and is only touched from that thread.
+ */
+#ifndef SSE_HUB_H
+#define SSE_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sse/error.h>
+#include <sse/server.h>
+#include <sse/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sse_hub sse_hub;
+
+/** Which protocol generations the hub speaks. */
+enum { SSE_HUB_DRAFT_07 = 1, SSE_HUB_DRAFT_08 = 2, SSE_HUB_DRAFT_BOTH = 3 };
+
+/** Hub options; zero fields take the defaults shown. Strings are copied. */
+typedef struct sse_hub_options {
+    int version;                 /* SSE_HUB_OPTIONS_VERSION */
+    uv_loop_t *loop;             /* the server's loop (required: token expiry timer) */
+    int drafts;                  /* SSE_HUB_DRAFT_*; 0 = both */
+    const char *publisher_key;   /* JWT key (HS secret or PEM public key); NULL = nobody may
+                                    publish over HTTP (unless publish_anonymous) */
+    const char *publisher_alg;   /* "HS256" (default) ... "RS256", "ES256" */
+    const char *subscriber_key;  /* NULL = the publisher's key */
+    const char *subscriber_alg;  /* NULL = the publisher's algorithm */
+    const char *resource;        /* draft-08 resource identifier (expected "aud"); NULL = none */
+    const char *issuer;          /* expected "iss"; NULL = not checked */
+    int anonymous;               /* 1: subscribers without a token are accepted */
+    int publish_anonymous;       /* 1: publishing needs no token (trusted networks only) */
+    int subscriptions;           /* 1: subscription events and the subscriptions API */
+    const char *publish_origins; /* space/comma list allowed for cookie-authenticated
+                                    publishers ("*" = any); NULL = cookie publishing refused */
+    sse_store *store;            /* history backend (borrowed); NULL = an in-memory store */
+    size_t history_count;        /* memory store: updates kept (1000); SIZE_MAX = unlimited */
+    size_t history_bytes;        /* memory store: bytes kept (16 MiB) */
+    size_t max_selectors;        /* selectors per subscribe request (64); more -> 400 */
+    size_t max_selector_len;     /* bytes per selector/topic (1024); longer -> 400 / 413 */
+    size_t max_topics;           /* topics per update (draft-07; 16); more -> 413 */
+    size_t max_update;           /* bytes of data + id + type of one update (1 MiB) -> 413 */
+    size_t max_subscribers;      /* concurrent subscribers (0 = unlimited); more -> 429 */
+    size_t replay_scan;          /* draft-08 Last-Event-ID backward-scan limit (100) */
+    size_t pattern_cache;        /* topics cached in the pattern-match cache (4096) */
+    unsigned expiry_sweep_ms;    /* how often expired subscribers are closed (250) */
+    void (*log)(void *log_data, int level, const char *line); /* NULL = the server's */
+    void *log_data;
+} sse_hub_options;
+
+#define SSE_HUB_OPTIONS_VERSION 1
+#define SSE_HUB_OPTIONS_INIT {SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL}
+
+/**
+ * Create a hub and add its routes to server (call before any other route that could shadow
+ * /.well-known/mercure). opts may be NULL (defaults). Returns 0 and *out (free with
+ * sse_hub_free before the server is freed), SSE_EINVAL (a bad key or option) or SSE_ENOMEM.
+ */
+SSE_API int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts);
+
+/** One update to publish from inside the process (the demo publisher, embedders). */
+typedef struct sse_hub_update {
+    const char *const *topics; /* NUL-terminated; the first is canonical */
+    size_t n_topics;
+    const char *data;          /* may be NULL; may hold several lines */
+    size_t data_len;
+    const char *id;            /* NULL = a generated urn:uuid */
+    const char *type;          /* NULL = none */
+    long long retry;           /* < 0 = none */
+    int is_private;
+} sse_hub_update;
+
+/**
+ * Publish an update without HTTP and without authorization checks (the caller is trusted), but
+ * with the same validation as over HTTP. The id used is copied into id_out if not NULL.
+ * Returns 0, SSE_EINVAL (invalid field), SSE_ELIMIT or SSE_ENOMEM.
+ */
+SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_out);
+
+/** Counters for /metrics and tests. */
+typedef struct sse_hub_stats {
+    uint64_t subscribers;           /* open subscriber streams */
+    uint64_t subscriptions;         /* selectors of open subscribers */
+    uint64_t updates_total;         /* updates published */
+    uint64_t deliveries_total;      /* events queued to subscribers (live + replay) */
+    uint64_t replayed_total;        /* of which replayed from history */
+    uint64_t publish_rejected_total; /* publish requests refused (4xx) */
+    uint64_t subscribe_rejected_total;
+    uint64_t expired_total;         /* streams closed because their token expired */
+    uint64_t history_count, history_bytes;
+} sse_hub_stats;
+SSE_API void sse_hub_get_stats(const sse_hub *hub, sse_hub_stats *out);
+
+/** Stop: close every subscriber stream and the timers. Call before sse_server_close. */
+SSE_API void sse_hub_close(sse_hub *hub);
+/** Free the hub (after the server's close completed, or before it starts). Accepts NULL. */
+SSE_API void sse_hub_free(sse_hub *hub);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,117 @@
+/**
+ * store.h: the history of a Mercure hub, behind a small vtable.
+ *
+ * A store keeps published updates in order so that a subscriber that reconnects can be sent what
+ * it missed. Each update is kept as its encoded wire frame (shared, never copied) plus the
+ * metadata the hub needs to re-check a replay: its id, its topics and its private flag.
+ *
+ * Backends implement sse_store_ops. The calls are asynchronous-capable: a completion callback
+ * reports the result; an in-memory backend calls it before returning, a network backend later
+ * (from the loop the store belongs to). A call that returns an error never fires its callback.
+ * The memory backend (sse_store_memory_new) is the default and the test fake.
+ *
+ * Ownership: entries passed to append are copied (the frame gets a new reference); entries
+ * handed to callbacks are borrowed for the duration of the call.
+ */
+#ifndef SSE_STORE_H
+#define SSE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sse/buf.h>
+#include <sse/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sse_store sse_store;
+
+/** One update as the store sees it. Strings are byte ranges; topics[i] are NUL-terminated. */
+typedef struct sse_store_entry {
+    const char *id;             /* the update's id (unique key for replay) */
+    size_t id_len;
+    const char *const *topics;  /* canonical topic first, then alternates (draft-07) */
+    size_t n_topics;
+    int is_private;             /* 1: re-check the subscriber's grants on replay */
+    sse_frame *frame;           /* the encoded event; the store takes its own reference */
+    long long time_ms;          /* publication time, ms since the epoch (for age trimming) */
+    uint64_t position;          /* set by the store (append order, starting at 1) */
+} sse_store_entry;
+
+/** Limits a store trims itself to after every append; 0 = no limit of that kind. */
+typedef struct sse_store_limits {
+    size_t max_count;     /* updates kept */
+    size_t max_bytes;     /* sum of frame sizes + metadata kept */
+    long long max_age_ms; /* updates older than this are dropped */
+} sse_store_limits;
+
+/** Completion of append: status 0 and the position, or a negative error. */
+typedef void (*sse_store_append_cb)(void *user_data, int status, uint64_t position);
+/** One replayed entry. Return 0 to go on, non-zero to stop the replay. */
+typedef int (*sse_store_entry_cb)(void *user_data, const sse_store_entry *e);
+/**
+ * End of replay. status 0 or a negative error. found: 1 if the requested id was in the
+ * history (or "earliest" was asked), 0 if it was not (nothing was replayed then).
+ */
+typedef void (*sse_store_done_cb)(void *user_data, int status, int found);
+
+/** The vtable every backend fills. All calls happen on the store's loop thread. */
+typedef struct sse_store_ops {
+    int version;      /* SSE_STORE_OPS_VERSION */
+    const char *name; /* "memory", "lmdb", "redis" */
+    /* Append e (copied); cb (may be NULL) reports the position. */
+    int (*append)(sse_store *s, const sse_store_entry *e, sse_store_append_cb cb, void *ud);
+    /*
+     * Replay the entries after the one whose id is after_id (after_id NULL: from the earliest
+     * entry kept), oldest first, each through each(); then done() once.
+     */
+    int (*replay)(sse_store *s, const char *after_id, size_t after_len, sse_store_entry_cb each,
+                  sse_store_done_cb done, void *ud);
+    /*
+     * Walk backwards from the entry whose id is id (included), newest first, at most max
+     * entries. found (in done) as for replay. Used for the draft-08 Last-Event-ID response.
+     */
+    int (*scan_back)(sse_store *s, const char *id, size_t id_len, size_t max,
+                     sse_store_entry_cb each, sse_store_done_cb done, void *ud);
+    /* The id of the newest entry, copied into out (reset first); SSE_ENOTFOUND when empty. */
+    int (*last_id)(sse_store *s, sse_buf *out);
+    /* Drop entries beyond the limits now (0 fields: that limit is not applied). */
+    int (*trim)(sse_store *s, const sse_store_limits *lim, long long now_ms);
+    /* Entries and bytes held. */
+    void (*stats)(const sse_store *s, size_t *count, size_t *bytes);
+    /* Release everything; the store is unusable afterwards. */
+    void (*free)(sse_store *s);
+} sse_store_ops;
+
+#define SSE_STORE_OPS_VERSION 1
+
+/** The header of every store object: backends embed it first. */
+struct sse_store {
+    const sse_store_ops *ops;
+};
+
+/** Dispatch helpers: the same as calling through s->ops. */
+SSE_API int sse_store_append(sse_store *s, const sse_store_entry *e, sse_store_append_cb cb,
+                             void *ud);
+SSE_API int sse_store_replay(sse_store *s, const char *after_id, size_t after_len,
+                             sse_store_entry_cb each, sse_store_done_cb done, void *ud);
+SSE_API int sse_store_scan_back(sse_store *s, const char *id, size_t id_len, size_t max,
+                                sse_store_entry_cb each, sse_store_done_cb done, void *ud);
+SSE_API int sse_store_last_id(sse_store *s, sse_buf *out);
+SSE_API int sse_store_trim(sse_store *s, const sse_store_limits *lim, long long now_ms);
+SSE_API void sse_store_stats(const sse_store *s, size_t *count, size_t *bytes);
+/** Free a store through its vtable. Accepts NULL. */
+SSE_API void sse_store_free(sse_store *s);
+
+/**
+ * The in-memory store: a ring of frame references plus a hash id -> position, trimmed to lim
+ * after every append (lim may be NULL: 1000 updates, 16 MiB). Returns 0 and *out (free with
+ * sse_store_free), or SSE_ENOMEM.
+ */
+SSE_API int sse_store_memory_new(sse_store **out, const sse_store_limits *lim);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,290 @@
+/*
+ * hub_api.c: the hub's read-only endpoints: the subscriptions API (JSON-LD, both drafts' URL
+ * shapes), the draft-08 protected resource metadata, GET /healthz and GET /metrics (Prometheus
+ * text format).
+ *
+ * The server hands us the percent-decoded path, so a subscriptions URL is resolved against the
+ * active subscriptions (a subscription's own {topic}/{subscriber} shape), and the canonical
+ * encoded form is rebuilt for the authorization check and the document's id.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "hub/hub_internal.h"
+#include "hub/hub_util.h"
+
+static const char k_prefix[] = "/.well-known/mercure/subscriptions";
+
+/* Does sub fit the decoded rest of the path (after the prefix and '/')? 2 single, 1 collection. */
+static int sub_fits(const struct sse__hub_sub *sub, const char *rest, size_t n)
+{
+    const char *p = rest;
+    size_t left = n;
+    if (sub->form != SSE__FORM_TOPIC) {
+        const char *t = sub->form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/";
+        size_t tl = strlen(t);
+        if (left < tl || memcmp(p, t, tl))
+            return 0;
+        p += tl, left -= tl;
+    }
+    if (left < sub->len || memcmp(p, sub->text, sub->len))
+        return 0;
+    if (left == sub->len)
+        return 1;
+    p += sub->len, left -= sub->len;
+    size_t il = strlen(sub->owner->id);
+    if (left == il + 1 && p[0] == '/' && !memcmp(p + 1, sub->owner->id, il))
+        return 2;
+    return 0;
+}
+
+static int authorized_for(sse_hub *h, const struct sse__hub_subscriber *tmp, const char *path)
+{
+    const char *topics[1] = {path};
+    (void)h;
+    return sse__hub_can_read(tmp, topics, 1);
+}
+
+int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
+{
+    sse_hub *h = ud;
+    const char *path = sse_request_path(req);
+    size_t plen = strlen(path), pl = sizeof(k_prefix) - 1;
+    sse_buf scratch, canon, doc, last;
+    int rc = 0;
+    struct sse__hub_subscriber tmp = {0};
+    const struct sse__grants *g = NULL;
+    sse_buf_init(&scratch, 64 * 1024);
+    sse_buf_init(&canon, 0);
+    sse_buf_init(&doc, 0);
+    sse_buf_init(&last, 4096);
+
+    if (!h->o.subscriptions) {
+        sse__hub_fail(req, 404, NULL, "the subscriptions API is disabled");
+        goto out;
+    }
+    if (plen < pl || memcmp(path, k_prefix, pl) || (plen > pl && path[pl] != '/')) {
+        sse__hub_fail(req, 404, NULL, "not found");
+        goto out;
+    }
+    const char *rest = plen > pl ? path + pl + 1 : "";
+    size_t rlen = plen > pl ? plen - pl - 1 : 0;
+
+    /* Which subscriptions: all, one selector's, or one. */
+    const struct sse__hub_sub *single = NULL;
+    const struct sse__hub_sub *coll_example = NULL;
+    for (struct sse__hub_subscriber *s = h->subscribers; s && rlen && !single; s = s->next)
+        for (size_t i = 0; i < s->n_subs; i++) {
+            int fit = sub_fits(&s->subs[i], rest, rlen);
+            if (fit == 2) {
+                single = &s->subs[i];
+                break;
+            }
+            if (fit == 1 && !coll_example)
+                coll_example = &s->subs[i];
+        }
+
+    /* The canonical (encoded) URL of the document, also the topic to authorize. */
+    if (!rlen) {
+        rc = sse_buf_append_str(&canon, k_prefix);
+    } else if (single) {
+        rc = sse__hub_sub_topic(&canon, single);
+    } else {
+        rc = sse_buf_append_str(&canon, k_prefix);
+        if (!rc)
+            rc = sse_buf_append_byte(&canon, '/');
+        const char *slash = memchr(rest, '/', rlen);
+        if (!rc && (h->drafts & SSE_HUB_DRAFT_08) && slash &&
+            (((size_t)(slash - rest) == 5 && !memcmp(rest, "Exact", 5)) ||
+             ((size_t)(slash - rest) == 10 && !memcmp(rest, "URLPattern", 10)))) {
+            rc = sse_buf_append(&canon, rest, (size_t)(slash - rest) + 1);
+            if (!rc)
+                rc = sse__hub_pct_encode(&canon, slash + 1, rlen - (size_t)(slash - rest) - 1);
+        } else if (!rc) {
+            rc = sse__hub_pct_encode(&canon, rest, rlen);
+        }
+    }
+    if (rc) {
+        sse__hub_fail(req, 503, NULL, "out of memory");
+        goto out;
+    }
+
+    /* Authorization: the token's subscribe grants must match the canonical URL. */
+    const char *tok;
+    size_t tlen;
+    int from_cookie;
+    if (!sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch)) {
+        sse__hub_fail(req, 401, NULL, "a token is required");
+        goto out;
+    }
+    const char *reason = NULL;
+    if (!h->auth || sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
+                                     (long long)time(NULL), &g, &reason)) {
+        sse__hub_fail(req, 401, "invalid_token", "invalid token");
+        goto out;
+    }
+    tmp.grants = g;
+    if (g->n_subscribe) {
+        tmp.gsel = sse__calloc(g->n_subscribe, sizeof(*tmp.gsel));
+        if (!tmp.gsel) {
+            sse__hub_fail(req, 503, NULL, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < g->n_subscribe; i++) {
+            int kind = g->subscribe_kinds ? g->subscribe_kinds[i] : g->kind;
+            if (!sse__selector_cache_get(h->selcache, g->subscribe[i], strlen(g->subscribe[i]),
+                                         kind, &tmp.gsel[tmp.n_gsel]))
+                tmp.n_gsel++;
+        }
+    }
+    if (!authorized_for(h, &tmp, sse_buf_cstr(&canon))) {
+        sse__hub_fail(req, 403, "insufficient_scope", "the token does not grant this URL");
+        goto out;
+    }
+    if (rlen && !single && !coll_example) {
+        /*
+         * The decoded path cannot tell "{topic}" from "{topic}/{subscriber}" when the topic holds
+         * '/': a URL that names no active subscription and no active selector is a 404.
+         */
+        sse__hub_fail(req, 404, NULL, "no such subscription");
+        goto out;
+    }
+    if (sse_store_last_id(h->store, &last))
+        sse_buf_append_str(&last, "earliest");
+
+    if (single) {
+        rc = sse__hub_sub_json(&doc, single, 1, 1);
+        if (!rc && doc.len) {
+            doc.len--; /* reopen the object to add lastEventID */
+            rc = sse_buf_append_str(&doc, ",\"lastEventID\":");
+            if (!rc)
+                rc = sse__hub_json_str(&doc, last.data, last.len);
+            if (!rc)
+                rc = sse_buf_append_byte(&doc, '}');
+        }
+    } else {
+        rc = sse_buf_append_str(&doc, "{\"@context\":\"https://mercure.rocks/\",\"id\":");
+        if (!rc)
+            rc = sse__hub_json_str(&doc, canon.data, canon.len);
+        if (!rc)
+            rc = sse_buf_append_str(&doc, ",\"type\":\"Subscriptions\",\"lastEventID\":");
+        if (!rc)
+            rc = sse__hub_json_str(&doc, last.data, last.len);
+        if (!rc)
+            rc = sse_buf_append_str(&doc, ",\"subscriptions\":[");
+        int first = 1;
+        for (struct sse__hub_subscriber *s = h->subscribers; s && !rc; s = s->next)
+            for (size_t i = 0; i < s->n_subs && !rc; i++) {
+                if (rlen && sub_fits(&s->subs[i], rest, rlen) != 1)
+                    continue;
+                if (!first)
+                    rc = sse_buf_append_byte(&doc, ',');
+                first = 0;
+                if (!rc)
+                    rc = sse__hub_sub_json(&doc, &s->subs[i], 1, 0);
+            }
+        if (!rc)
+            rc = sse_buf_append_str(&doc, "]}");
+    }
+    if (rc) {
+        sse__hub_fail(req, 503, NULL, "out of memory");
+        goto out;
+    }
+    sse_request_add_header(req, "Link", "</.well-known/mercure>; rel=\"mercure\"");
+    sse_request_add_header(req, "Cache-Control", "must-revalidate");
+    sse_request_respond(req, 200, "application/ld+json", doc.data, doc.len);
+
+out:
+    for (size_t i = 0; i < tmp.n_gsel; i++)
+        sse__selector_unref(tmp.gsel[i]);
+    sse__free(tmp.gsel);
+    sse__grants_release(g);
+    sse_buf_free(&scratch);
+    sse_buf_free(&canon);
+    sse_buf_free(&doc);
+    sse_buf_free(&last);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- metadata, health, metrics */
+
+int sse__hub_on_metadata(sse_request *req, void *ud)
+{
+    sse_hub *h = ud;
+    (void)h;
+    static const char doc[] = "{\"resource\":null,\"bearer_methods_supported\":[\"header\","
+                              "\"query\"],\"mercure_cookie\":true,\"mercure_version\":8}";
+    return sse_request_respond(req, 200, "application/json", doc, sizeof(doc) - 1);
+}
+
+int sse__hub_on_healthz(sse_request *req, void *ud)
+{
+    (void)ud;
+    return sse_request_respond(req, 200, "text/plain; charset=utf-8", "ok\n", 3);
+}
+
+static int metric(sse_buf *b, const char *name, const char *type, const char *help,
+                  unsigned long long v)
+{
+    return sse_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                          v);
+}
+
+int sse__hub_on_metrics(sse_request *req, void *ud)
+{
+    sse_hub *h = ud;
+    sse_server_stats ss;
+    sse_hub_stats hs;
+    sse_server_get_stats(h->server, &ss);
+    sse_hub_get_stats(h, &hs);
+    struct sse__index_stats is;
+    sse__index_get_stats(h->index, &is);
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    int rc = 0;
+    rc |= metric(&b, "ssehub_connections", "gauge", "Open TCP connections.", ss.connections);
+    rc |= metric(&b, "ssehub_subscribers", "gauge", "Open subscriber streams.", hs.subscribers);
+    rc |= metric(&b, "ssehub_subscriptions", "gauge", "Selectors of open subscribers.",
+                 hs.subscriptions);
+    rc |= metric(&b, "ssehub_connections_accepted_total", "counter", "TCP connections accepted.",
+                 ss.accepted_total);
+    rc |= metric(&b, "ssehub_requests_total", "counter", "HTTP requests received.",
+                 ss.requests_total);
+    rc |= metric(&b, "ssehub_updates_published_total", "counter", "Updates published.",
+                 hs.updates_total);
+    rc |= metric(&b, "ssehub_events_delivered_total", "counter",
+                 "Events queued to subscribers (live and replayed).", hs.deliveries_total);
+    rc |= metric(&b, "ssehub_events_replayed_total", "counter", "Events replayed from history.",
+                 hs.replayed_total);
+    rc |= metric(&b, "ssehub_bytes_written_total", "counter", "Bytes written to sockets.",
+                 ss.bytes_written_total);
+    rc |= metric(&b, "ssehub_publish_rejected_total", "counter", "Publish requests refused.",
+                 hs.publish_rejected_total);
+    rc |= metric(&b, "ssehub_subscribe_rejected_total", "counter", "Subscribe requests refused.",
+                 hs.subscribe_rejected_total);
+    rc |= metric(&b, "ssehub_history_updates", "gauge", "Updates kept in history.",
+                 hs.history_count);
+    rc |= metric(&b, "ssehub_history_bytes", "gauge", "Bytes kept in history.", hs.history_bytes);
+    rc |= metric(&b, "ssehub_pattern_cache_hits_total", "counter", "Pattern-match cache hits.",
+                 is.cache_hits);
+    rc |= metric(&b, "ssehub_pattern_cache_misses_total", "counter",
+                 "Pattern-match cache misses.", is.cache_misses);
+    static const char *const reasons[SSE__HUB_REASONS] = {"local", "peer",  "slow",
+                                                          "timeout", "error", "expired"};
+    rc |= sse_buf_append_str(&b, "# HELP ssehub_disconnects_total Subscriber streams closed, by "
+                                 "reason.\n# TYPE ssehub_disconnects_total counter\n");
+    for (int i = 0; i < SSE__HUB_REASONS; i++) {
+        unsigned long long v = h->closed_by_reason[i];
+        if (i == 0) /* expired streams close as "local": count them under expired only */
+            v -= h->closed_by_reason[5] <= v ? h->closed_by_reason[5] : v;
+        rc |= sse_buf_printf(&b, "ssehub_disconnects_total{reason=\"%s\"} %llu\n", reasons[i], v);
+    }
+    if (rc) {
+        sse_buf_free(&b);
+        return sse__hub_fail(req, 503, NULL, "out of memory");
+    }
+    sse_request_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    sse_buf_free(&b);
+    return 0;
+}

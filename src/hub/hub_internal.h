@@ -1,0 +1,111 @@
+/*
+ * hub_internal.h: the hub's object and its subscribers (internal to src/hub).
+ *
+ * hub.c owns the object, the publish path and the fan-out; hub_subscribe.c the subscribe path,
+ * replay, expiry and subscription events; hub_api.c the subscriptions API, metadata, /healthz
+ * and /metrics. Everything runs on the server's loop thread.
+ */
+#ifndef SSE__HUB_INTERNAL_H
+#define SSE__HUB_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include <sse/hub.h>
+
+#include "hub/auth.h"
+#include "hub/index.h"
+#include "hub/selector.h"
+
+/* How a subscription was asked for: draft-07 "topic", or a draft-08 matcher type. */
+enum { SSE__FORM_TOPIC = 0, SSE__FORM_EXACT = 1, SSE__FORM_URLPATTERN = 2 };
+
+struct sse__hub_sub {               /* one selector of one subscriber */
+    struct sse__isub isub;          /* must be first: the index link */
+    struct sse__hub_subscriber *owner;
+    char *text;                     /* the selector as given (owned) */
+    size_t len;
+    int form;                       /* SSE__FORM_* */
+};
+
+struct sse__hub_subscriber {
+    struct sse__hub_subscriber *next, *prev; /* hub->subscribers */
+    sse_hub *hub;
+    sse_stream *st;                  /* NULL until the stream is open */
+    const struct sse__grants *grants; /* NULL: anonymous */
+    struct sse__selector **gsel;     /* compiled subscribe grants */
+    size_t n_gsel;
+    long long exp_ms;                /* token expiry (0 = none) */
+    uint64_t last_seq;               /* the last update delivered (dedupe across selectors) */
+    char *id;                        /* subscriber IRI (sub claim or urn:uuid) */
+    int indexed;
+    size_t n_subs;
+    struct sse__hub_sub *subs;       /* n_subs entries */
+};
+
+enum { SSE__HUB_REASONS = 6 }; /* server close reasons 0..4, plus 5 = token expired */
+
+struct sse_hub {
+    sse_server *server;
+    uv_loop_t *loop;
+    sse_hub_options o;               /* copy; strings below are owned copies */
+    char *publish_origins;
+    int drafts;
+    sse_store *store;
+    int own_store;
+    struct sse__auth *auth;          /* NULL: no key configured */
+    struct sse__selector_cache *selcache;
+    struct sse__index *index;
+    struct sse__hub_subscriber *subscribers;
+    uv_timer_t *sweep;               /* expiry sweep (separately allocated: freed on close) */
+    uint64_t seq;                    /* update sequence for delivery dedupe */
+    int closing;
+    sse_hub_stats st;
+    uint64_t closed_by_reason[SSE__HUB_REASONS];
+};
+
+void sse__hub_log(sse_hub *h, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Core publish: validated fields in, encoded once, stored, fanned out. */
+struct sse__hub_pub {
+    const char *const *topics;
+    size_t n_topics;
+    const char *data;
+    size_t data_len;
+    int has_data;
+    const char *id;  /* NULL: generated */
+    const char *type;
+    long long retry;
+    int is_private;
+};
+int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out);
+
+/* 1 if the subscriber may read an update with these topics (its grants match one). */
+int sse__hub_can_read(const struct sse__hub_subscriber *s, const char *const *topics, size_t n);
+
+/*
+ * The token of a request for the drafts enabled: Authorization: Bearer, then the access_token /
+ * authorization query parameter, then the cookies. *from_cookie tells which. 1 if found.
+ */
+int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, size_t *len,
+                        int *from_cookie, sse_buf *scratch);
+
+/* Answer an error with a short text reason (and the RFC 6750 challenge for 401/403). */
+int sse__hub_fail(sse_request *req, int status, const char *error_code, const char *why);
+
+/* Route handlers. */
+int sse__hub_on_subscribe(sse_request *req, sse_hub *h);
+int sse__hub_on_subscriptions_api(sse_request *req, void *ud);
+int sse__hub_on_metrics(sse_request *req, void *ud);
+int sse__hub_on_healthz(sse_request *req, void *ud);
+int sse__hub_on_metadata(sse_request *req, void *ud);
+void sse__hub_sweep_cb(uv_timer_t *t);
+void sse__hub_close_subscribers(sse_hub *h);
+
+/* Subscription event topic of sub (the draft form it was asked in) into b. */
+int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub);
+/* The JSON-LD document of sub into b (with @context when top is set). */
+int sse__hub_sub_json(sse_buf *b, const struct sse__hub_sub *sub, int active, int top);
+
+#endif

@@ -1,0 +1,557 @@
+/*
+ * hub_subscribe.c: GET /.well-known/mercure — the subscribe path of the hub.
+ *
+ * Reads the selectors (draft-07 `topic`, draft-08 `match` / `matchExact` / `matchURLPattern`),
+ * the token and the last event id; compiles the selectors through the shared cache and the
+ * token's subscribe grants once; replays the missed history (private updates re-checked); sets
+ * the Last-Event-ID response header; opens the stream; indexes the subscriptions; publishes the
+ * subscription events. Also the expiry sweep (one timer for every subscriber) and the close path.
+ *
+ * Not owned here: the fan-out (hub.c), the HTTP server, JWT checks (auth.c).
+ */
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <sse/format.h>
+
+#include "common/alloc.h"
+#include "hub/hub_internal.h"
+#include "hub/hub_util.h"
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void subscriber_free(sse_hub *h, struct sse__hub_subscriber *s)
+{
+    for (size_t i = 0; i < s->n_subs; i++) {
+        sse__index_remove(h->index, &s->subs[i].isub);
+        sse__selector_unref(s->subs[i].isub.sel);
+        sse__free(s->subs[i].text);
+    }
+    for (size_t i = 0; i < s->n_gsel; i++)
+        sse__selector_unref(s->gsel[i]);
+    sse__free(s->gsel);
+    sse__free(s->subs);
+    sse__free(s->id);
+    sse__grants_release(s->grants);
+    sse__free(s);
+}
+
+/* ---------------------------------------------------------------- subscription events */
+
+int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub)
+{
+    int rc = sse_buf_append_str(b, "/.well-known/mercure/subscriptions/");
+    if (!rc && sub->form != SSE__FORM_TOPIC)
+        rc = sse_buf_append_str(b, sub->form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/");
+    if (!rc)
+        rc = sse__hub_pct_encode(b, sub->text, sub->len);
+    if (!rc)
+        rc = sse_buf_append_byte(b, '/');
+    if (!rc)
+        rc = sse__hub_pct_encode(b, sub->owner->id, strlen(sub->owner->id));
+    return rc;
+}
+
+/* The payload for sub: draft-07 mercure.payload; draft-08 the first matching subscribe detail. */
+static const char *sub_payload(const struct sse__hub_sub *sub)
+{
+    const struct sse__hub_subscriber *s = sub->owner;
+    const struct sse__grants *g = s->grants;
+    if (!g)
+        return NULL;
+    if (g->draft != SSE__DRAFT_08 || !g->subscribe_payloads)
+        return g->payload_json;
+    for (size_t i = 0; i < s->n_gsel && i < g->n_subscribe; i++)
+        if (sse__selector_match(s->gsel[i], sub->text, sub->len))
+            return g->subscribe_payloads[i];
+    return NULL;
+}
+
+int sse__hub_sub_json(sse_buf *b, const struct sse__hub_sub *sub, int active, int top)
+{
+    int rc = sse_buf_append_byte(b, '{');
+    if (!rc && top)
+        rc = sse_buf_append_str(b, "\"@context\":\"https://mercure.rocks/\",");
+    if (!rc)
+        rc = sse_buf_append_str(b, "\"id\":");
+    if (!rc) {
+        sse_buf t;
+        sse_buf_init(&t, 0);
+        rc = sse__hub_sub_topic(&t, sub);
+        if (!rc)
+            rc = sse__hub_json_str(b, t.data, t.len);
+        sse_buf_free(&t);
+    }
+    if (!rc)
+        rc = sse_buf_append_str(b, ",\"type\":\"Subscription\",");
+    if (!rc && sub->form == SSE__FORM_TOPIC) {
+        rc = sse_buf_append_str(b, "\"topic\":");
+    } else if (!rc) {
+        rc = sse_buf_printf(b, "\"matchType\":\"%s\",\"match\":",
+                            sub->form == SSE__FORM_URLPATTERN ? "URLPattern" : "Exact");
+    }
+    if (!rc)
+        rc = sse__hub_json_str(b, sub->text, sub->len);
+    if (!rc)
+        rc = sse_buf_append_str(b, ",\"subscriber\":");
+    if (!rc)
+        rc = sse__hub_json_str(b, sub->owner->id, strlen(sub->owner->id));
+    if (!rc)
+        rc = sse_buf_printf(b, ",\"active\":%s", active ? "true" : "false");
+    const char *payload = sub_payload(sub);
+    if (!rc && payload) {
+        rc = sse_buf_append_str(b, ",\"payload\":");
+        if (!rc)
+            rc = sse_buf_append_str(b, payload);
+    }
+    if (!rc)
+        rc = sse_buf_append_byte(b, '}');
+    return rc;
+}
+
+static void publish_sub_events(sse_hub *h, struct sse__hub_subscriber *s, int active)
+{
+    if (!h->o.subscriptions)
+        return;
+    for (size_t i = 0; i < s->n_subs; i++) {
+        sse_buf topic, doc;
+        sse_buf_init(&topic, 0);
+        sse_buf_init(&doc, 0);
+        if (!sse__hub_sub_topic(&topic, &s->subs[i]) &&
+            !sse__hub_sub_json(&doc, &s->subs[i], active, 1)) {
+            const char *topics[1] = {sse_buf_cstr(&topic)};
+            struct sse__hub_pub p = {topics, 1, doc.data, doc.len, 1, NULL, NULL, -1, 1};
+            int rc = sse__hub_publish_core(h, &p, NULL);
+            if (rc)
+                sse__hub_log(h, SSE_LOG_WARN, "subscription event: %s", sse_strerror(rc));
+        }
+        sse_buf_free(&topic);
+        sse_buf_free(&doc);
+    }
+}
+
+/* ---------------------------------------------------------------- close and expiry */
+
+static void on_stream_close(sse_stream *st, int reason, void *ud)
+{
+    struct sse__hub_subscriber *s = sse_stream_get_data(st);
+    sse_hub *h = ud;
+    if (!s)
+        return; /* the hub was freed first */
+    s->st = NULL;
+    if (reason >= 0 && reason < SSE__HUB_REASONS)
+        h->closed_by_reason[reason]++;
+    for (size_t i = 0; i < s->n_subs; i++)
+        sse__index_remove(h->index, &s->subs[i].isub);
+    h->st.subscribers--;
+    h->st.subscriptions -= s->n_subs;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->subscribers = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    if (!h->closing)
+        publish_sub_events(h, s, 0);
+    subscriber_free(h, s);
+}
+
+void sse__hub_sweep_cb(uv_timer_t *t)
+{
+    sse_hub *h = t->data;
+    /* Close no later than exp: anything expiring before the next sweep is closed now. */
+    long long limit = now_ms() + h->o.expiry_sweep_ms;
+    for (struct sse__hub_subscriber *s = h->subscribers; s; s = s->next) {
+        if (s->exp_ms && s->exp_ms <= limit && s->st && s->exp_ms > 0) {
+            s->exp_ms = -1; /* close once */
+            h->st.expired_total++;
+            h->closed_by_reason[5]++;
+            sse__hub_log(h, SSE_LOG_INFO, "subscriber %s: token expired, closing", s->id);
+            sse_stream_close(s->st);
+        }
+    }
+}
+
+void sse__hub_close_subscribers(sse_hub *h)
+{
+    for (struct sse__hub_subscriber *s = h->subscribers; s; s = s->next)
+        if (s->st)
+            sse_stream_close(s->st);
+}
+
+/* ---------------------------------------------------------------- replay */
+
+struct replay {
+    sse_hub *h;
+    struct sse__hub_subscriber *s;
+    sse_frame **frames;
+    size_t n, cap;
+    int err;
+    int found;
+    const char *visible_id; /* Last-Event-ID response: newest visible at/before the asked id */
+    char *visible_copy;
+};
+
+static int entry_matches(const struct sse__hub_subscriber *s, const sse_store_entry *e)
+{
+    for (size_t i = 0; i < s->n_subs; i++)
+        for (size_t k = 0; k < e->n_topics; k++)
+            if (sse__selector_match(s->subs[i].isub.sel, e->topics[k], strlen(e->topics[k])))
+                return 1;
+    return 0;
+}
+
+static int entry_visible(const struct sse__hub_subscriber *s, const sse_store_entry *e)
+{
+    return !e->is_private || sse__hub_can_read(s, e->topics, e->n_topics);
+}
+
+static int replay_each(void *ud, const sse_store_entry *e)
+{
+    struct replay *r = ud;
+    if (!entry_matches(r->s, e) || !entry_visible(r->s, e))
+        return 0;
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 16;
+        sse_frame **a = sse__realloc(r->frames, nc * sizeof(*a));
+        if (!a) {
+            r->err = SSE_ENOMEM;
+            return 1;
+        }
+        r->frames = a;
+        r->cap = nc;
+    }
+    r->frames[r->n++] = sse_frame_ref(e->frame);
+    return 0;
+}
+
+static void replay_done(void *ud, int status, int found)
+{
+    struct replay *r = ud;
+    if (status && !r->err)
+        r->err = status;
+    r->found = found;
+}
+
+static int scan_each(void *ud, const sse_store_entry *e)
+{
+    struct replay *r = ud;
+    if (!entry_visible(r->s, e))
+        return 0;
+    r->visible_copy = sse__strndup(e->id, e->id_len);
+    if (!r->visible_copy)
+        r->err = SSE_ENOMEM;
+    return 1;
+}
+
+static void scan_done(void *ud, int status, int found)
+{
+    (void)ud, (void)status, (void)found;
+}
+
+/* ---------------------------------------------------------------- GET /.well-known/mercure */
+
+struct sel_arg {
+    char *text;
+    size_t len;
+    int form;
+};
+
+static int is_match_family(const char *n)
+{
+    return !strncasecmp(n, "match", 5);
+}
+
+static int compile_grants(sse_hub *h, struct sse__hub_subscriber *s)
+{
+    const struct sse__grants *g = s->grants;
+    if (!g || !g->n_subscribe)
+        return 0;
+    s->gsel = sse__calloc(g->n_subscribe, sizeof(*s->gsel));
+    if (!s->gsel)
+        return SSE_ENOMEM;
+    for (size_t i = 0; i < g->n_subscribe; i++) {
+        int kind = g->subscribe_kinds ? g->subscribe_kinds[i] : g->kind;
+        int rc = sse__selector_cache_get(h->selcache, g->subscribe[i], strlen(g->subscribe[i]),
+                                         kind, &s->gsel[s->n_gsel]);
+        if (rc == SSE_ENOMEM)
+            return rc;
+        if (rc)
+            return SSE_EAUTH; /* a grant that does not compile: the token is invalid */
+        s->n_gsel++;
+    }
+    return 0;
+}
+
+int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
+{
+    struct sel_arg *args = NULL;
+    size_t nargs = 0;
+    sse_buf name, value, lei, scratch;
+    struct sse__hub_subscriber *s = NULL;
+    struct replay r = {0};
+    int have_lei = 0, status = 0;
+    const char *why = NULL, *errcode = NULL;
+    sse_buf_init(&name, 256);
+    sse_buf_init(&value, h->o.max_selector_len + 1);
+    sse_buf_init(&lei, 4096);
+    sse_buf_init(&scratch, 64 * 1024);
+
+    if (h->closing) {
+        status = 503, why = "shutting down";
+        goto fail;
+    }
+    args = sse__calloc(h->o.max_selectors, sizeof(*args));
+    if (!args) {
+        status = 503, why = "out of memory";
+        goto fail;
+    }
+    const char *q = sse_request_query(req);
+    const char *cur = q ? q : "", *end = cur + strlen(cur);
+    for (;;) {
+        int rr = sse_form_next(&cur, end, &name, &value);
+        if (rr == 0)
+            break;
+        const char *n = rr > 0 ? sse_buf_cstr(&name) : "";
+        if (rr == SSE_ELIMIT) {
+            status = 400, errcode = "invalid_request", why = "a selector or parameter is too long";
+            goto fail;
+        }
+        if (rr < 0) {
+            status = 400, errcode = "invalid_request", why = "malformed query string";
+            goto fail;
+        }
+        int form = -1;
+        if (!strcmp(n, "topic") && (h->drafts & SSE_HUB_DRAFT_07)) {
+            form = SSE__FORM_TOPIC;
+        } else if ((h->drafts & SSE_HUB_DRAFT_08) && is_match_family(n)) {
+            if (!strcmp(n, "match") || !strcmp(n, "matchExact")) {
+                form = SSE__FORM_EXACT;
+            } else if (!strcmp(n, "matchURLPattern")) {
+                form = SSE__FORM_URLPATTERN;
+            } else {
+                status = 400, errcode = "invalid_request", why = "unknown matcher type";
+                goto fail;
+            }
+        } else if (!strcmp(n, "lastEventID") || !strcmp(n, "last_event_id")) {
+            if (!have_lei) { /* the header, read below, takes precedence anyway */
+                sse_buf_reset(&lei);
+                if (value.len && sse_buf_append(&lei, value.data, value.len)) {
+                    status = 503, why = "out of memory";
+                    goto fail;
+                }
+                have_lei = 1;
+            }
+            continue;
+        } else {
+            continue; /* authorization / access_token and anything else */
+        }
+        if (nargs >= h->o.max_selectors) {
+            status = 400, errcode = "invalid_request", why = "too many selectors";
+            goto fail;
+        }
+        if (!value.len || !sse__hub_text_ok(value.data, value.len)) {
+            status = 400, errcode = "invalid_request",
+            why = "invalid selector (empty, not UTF-8 or control characters)";
+            goto fail;
+        }
+        args[nargs].text = sse__strndup(value.data, value.len);
+        if (!args[nargs].text) {
+            status = 503, why = "out of memory";
+            goto fail;
+        }
+        args[nargs].len = value.len;
+        args[nargs].form = form;
+        nargs++;
+    }
+    if (!nargs) {
+        status = 400, errcode = "invalid_request",
+        why = h->drafts == SSE_HUB_DRAFT_08   ? "missing \"match\" parameter"
+              : h->drafts == SSE_HUB_DRAFT_07 ? "missing \"topic\" parameter"
+                                              : "missing \"topic\" or \"match\" parameter";
+        goto fail;
+    }
+    const char *hdr = sse_request_header(req, "Last-Event-ID");
+    if (!hdr)
+        hdr = sse_request_header(req, "Mercure-Last-Event-ID");
+    if (hdr) {
+        sse_buf_reset(&lei);
+        if (sse_buf_append_str(&lei, hdr)) {
+            status = 400, errcode = "invalid_request", why = "Last-Event-ID too long";
+            goto fail;
+        }
+        have_lei = 1;
+    }
+
+    /* Authorization. */
+    const struct sse__grants *g = NULL;
+    const char *tok;
+    size_t tlen;
+    int from_cookie;
+    if (sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch)) {
+        const char *reason = NULL;
+        int vr = h->auth ? sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
+                                            now_ms() / 1000, &g, &reason)
+                         : SSE_EAUTH;
+        if (vr == SSE_ENOMEM) {
+            status = 503, why = "out of memory";
+            goto fail;
+        }
+        if (vr) {
+            sse__hub_log(h, SSE_LOG_INFO, "subscribe refused from %s: token %s",
+                         sse_request_remote_addr(req), reason ? reason : "not accepted");
+            status = 401, errcode = "invalid_token", why = "invalid token";
+            goto fail;
+        }
+    } else if (!h->o.anonymous) {
+        status = 401, why = "a subscriber token is required";
+        goto fail;
+    }
+    if (h->o.max_subscribers && h->st.subscribers >= h->o.max_subscribers) {
+        sse__grants_release(g);
+        status = 429, why = "too many subscribers";
+        goto fail;
+    }
+
+    s = sse__calloc(1, sizeof(*s));
+    if (!s) {
+        sse__grants_release(g);
+        status = 503, why = "out of memory";
+        goto fail;
+    }
+    s->hub = h;
+    s->grants = g;
+    s->exp_ms = g && g->exp > 0 ? g->exp * 1000 : 0;
+    s->subs = sse__calloc(nargs, sizeof(*s->subs));
+    if (!s->subs) {
+        status = 503, why = "out of memory";
+        goto fail;
+    }
+    int crc = compile_grants(h, s);
+    if (crc) {
+        status = crc == SSE_EAUTH ? 401 : 503;
+        errcode = crc == SSE_EAUTH ? "invalid_token" : NULL;
+        why = crc == SSE_EAUTH ? "invalid token (a granted selector does not compile)"
+                               : "out of memory";
+        goto fail;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        struct sse__hub_sub *sub = &s->subs[i];
+        int kind = args[i].form == SSE__FORM_TOPIC   ? SSE__SEL_AUTO
+                   : args[i].form == SSE__FORM_EXACT ? SSE__SEL_EXACT
+                                                     : SSE__SEL_URLPATTERN;
+        int rc = sse__selector_cache_get(h->selcache, args[i].text, args[i].len, kind,
+                                         &sub->isub.sel);
+        if (rc) {
+            status = rc == SSE_ENOMEM ? 503 : 400;
+            errcode = rc == SSE_ENOMEM ? NULL : "invalid_request";
+            why = rc == SSE_ELIMIT   ? "selector too long or too complex"
+                  : rc == SSE_ENOMEM ? "out of memory"
+                                     : "invalid selector";
+            goto fail;
+        }
+        sub->owner = s;
+        sub->text = args[i].text;
+        sub->len = args[i].len;
+        sub->form = args[i].form;
+        args[i].text = NULL;
+        s->n_subs++;
+    }
+    /* The subscriber id: the token's sub when it is unique among active subscribers. */
+    if (g && g->sub && *g->sub) {
+        int taken = 0;
+        for (struct sse__hub_subscriber *o = h->subscribers; o && !taken; o = o->next)
+            taken = !strcmp(o->id, g->sub);
+        if (!taken && !(s->id = sse__strdup(g->sub))) {
+            status = 503, why = "out of memory";
+            goto fail;
+        }
+    }
+    if (!s->id) {
+        char uuid[46];
+        if (sse__hub_uuid4(uuid) || !(s->id = sse__strdup(uuid))) {
+            status = 503, why = "out of memory";
+            goto fail;
+        }
+    }
+
+    /* Replay and the Last-Event-ID response header. */
+    r.h = h;
+    r.s = s;
+    const char *resp_lei = NULL;
+    if (have_lei) {
+        const char *want = sse_buf_cstr(&lei);
+        int earliest = !strcmp(want, "earliest");
+        int rc = sse_store_replay(h->store, earliest ? NULL : want, earliest ? 0 : lei.len,
+                                  replay_each, replay_done, &r);
+        if (!rc && !r.err && r.found && !earliest)
+            rc = sse_store_scan_back(h->store, want, lei.len, h->o.replay_scan, scan_each,
+                                     scan_done, &r);
+        if (rc || r.err) {
+            status = 503, why = "history unavailable";
+            goto fail;
+        }
+        resp_lei = r.visible_copy ? r.visible_copy : "earliest";
+        if (sse_request_add_header(req, "Last-Event-ID", resp_lei)) {
+            status = 503, why = "out of memory";
+            goto fail;
+        }
+    }
+
+    sse_stream *st;
+    int orc = sse_request_open_stream(req, &st);
+    if (orc) {
+        status = 503, why = "cannot open the stream";
+        goto fail;
+    }
+    s->st = st;
+    sse_stream_set_data(st, s);
+    sse_stream_on_close(st, on_stream_close, h);
+    s->next = h->subscribers;
+    if (h->subscribers)
+        h->subscribers->prev = s;
+    h->subscribers = s;
+    h->st.subscribers++;
+    h->st.subscriptions += s->n_subs;
+    for (size_t i = 0; i < r.n; i++) {
+        if (sse_stream_send_frame(st, r.frames[i]) == 0) {
+            h->st.deliveries_total++;
+            h->st.replayed_total++;
+        }
+        sse_frame_unref(r.frames[i]);
+    }
+    r.n = 0;
+    for (size_t i = 0; i < s->n_subs; i++)
+        if (sse__index_add(h->index, &s->subs[i].isub)) {
+            sse__hub_log(h, SSE_LOG_WARN, "out of memory indexing a subscription");
+            sse_stream_close(st);
+            break;
+        }
+    publish_sub_events(h, s, 1);
+    goto out;
+
+fail:
+    h->st.subscribe_rejected_total++;
+    for (size_t i = 0; i < r.n; i++)
+        sse_frame_unref(r.frames[i]);
+    if (s)
+        subscriber_free(h, s);
+    sse__hub_fail(req, status, errcode, why);
+out:
+    for (size_t i = 0; i < nargs; i++)
+        sse__free(args[i].text);
+    sse__free(args);
+    sse__free(r.frames);
+    sse__free(r.visible_copy);
+    sse_buf_free(&name);
+    sse_buf_free(&value);
+    sse_buf_free(&lei);
+    sse_buf_free(&scratch);
+    return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * store.c: the public dispatch helpers of include/sse/store.h (sse_store_append & co), which only
+ * call through the backend's vtable. Backends live beside this file (memory.c here; lmdb and
+ * redis later in their own folders).
+ */
+#include <sse/store.h>
+
+int sse_store_append(sse_store *s, const sse_store_entry *e, sse_store_append_cb cb, void *ud)
+{
+    return s->ops->append(s, e, cb, ud);
+}
+
+int sse_store_replay(sse_store *s, const char *after_id, size_t after_len, sse_store_entry_cb each,
+                     sse_store_done_cb done, void *ud)
+{
+    return s->ops->replay(s, after_id, after_len, each, done, ud);
+}
+
+int sse_store_scan_back(sse_store *s, const char *id, size_t id_len, size_t max,
+                        sse_store_entry_cb each, sse_store_done_cb done, void *ud)
+{
+    if (!s->ops->scan_back)
+        return SSE_EUNSUPPORTED;
+    return s->ops->scan_back(s, id, id_len, max, each, done, ud);
+}
+
+int sse_store_last_id(sse_store *s, sse_buf *out)
+{
+    return s->ops->last_id(s, out);
+}
+
+int sse_store_trim(sse_store *s, const sse_store_limits *lim, long long now_ms)
+{
+    return s->ops->trim(s, lim, now_ms);
+}
+
+void sse_store_stats(const sse_store *s, size_t *count, size_t *bytes)
+{
+    s->ops->stats(s, count, bytes);
+}
+
+void sse_store_free(sse_store *s)
+{
+    if (s)
+        s->ops->free(s);
+}
