@@ -124,7 +124,6 @@ static int dot_kind(const char *seg, size_t n)
 int sse__hub_topic_reserved(const char *t, size_t n)
 {
     static const char base_dir[] = "/.well-known/"; /* the hub URL's directory */
-    static const char ns[] = "/.well-known/mercure";
     size_t i = 0, path_start, path_end;
 
     /* Scheme? */
@@ -155,7 +154,7 @@ int sse__hub_topic_reserved(const char *t, size_t n)
     size_t cap = path_end - path_start + sizeof(base_dir) + 2;
     char *in = cap <= sizeof(stackbuf) ? stackbuf : sse__malloc(cap);
     if (!in)
-        return 1; /* be safe: treat as reserved when we cannot tell */
+        return SSE_ENOMEM;
     size_t len = 0;
     if (relative) {
         memcpy(in, base_dir, sizeof(base_dir) - 1);
@@ -167,10 +166,10 @@ int sse__hub_topic_reserved(const char *t, size_t n)
     /* Remove dot segments (RFC 3986 5.2.4) with a stack of segments, then compare. */
     int reserved = 0;
     if (len && in[0] == '/') {
-        size_t nseg = 0, maxseg = len + 1;
-        size_t *st = sse__malloc(maxseg * 2 * sizeof(size_t)); /* (start, length) pairs */
+        size_t nseg = 0, maxseg = len + 1, stack_st[128];
+        size_t *st = maxseg * 2 <= 128 ? stack_st : sse__malloc(maxseg * 2 * sizeof(size_t));
         if (!st) {
-            reserved = 1;
+            reserved = SSE_ENOMEM;
             goto done;
         }
         size_t p = 1;
@@ -197,9 +196,9 @@ int sse__hub_topic_reserved(const char *t, size_t n)
         for (size_t k = 0; k < 2 && reserved; k++)
             reserved = st[2 * k + 1] == strlen(want[k]) &&
                        !memcmp(in + st[2 * k], want[k], st[2 * k + 1]);
-        sse__free(st);
+        if (st != stack_st)
+            sse__free(st);
     }
-    (void)ns;
 done:
     if (in != stackbuf)
         sse__free(in);
@@ -473,11 +472,17 @@ int sse__pub_form_parse(struct sse__pub_form *f, const char *body, size_t len,
         rc = 400, *why = "data is not valid UTF-8";
         goto out;
     }
-    for (size_t i = 0; i < f->n_topics; i++)
-        if (sse__hub_topic_reserved(f->topics[i], strlen(f->topics[i]))) {
+    for (size_t i = 0; i < f->n_topics; i++) {
+        int r = sse__hub_topic_reserved(f->topics[i], strlen(f->topics[i]));
+        if (r < 0) {
+            rc = r;
+            goto out;
+        }
+        if (r) {
             rc = 403, *why = "topic in the reserved /.well-known/mercure namespace";
             goto out;
         }
+    }
 out:
     sse_buf_free(&name);
     sse_buf_free(&value);

@@ -23,7 +23,7 @@ int sse__hub_retry_ok(const char *s, size_t n);
 /*
  * 1 if topic, resolved as a URI reference against the hub URL (path /.well-known/mercure), has
  * the path /.well-known/mercure or one under /.well-known/mercure/ (dot segments removed,
- * "%2e" counted as '.'), whatever its scheme or authority.
+ * "%2e" counted as '.'), whatever its scheme or authority. 0 if not, SSE_ENOMEM.
  */
 int sse__hub_topic_reserved(const char *topic, size_t n);
 
