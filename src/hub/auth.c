@@ -181,7 +181,7 @@ static json_t *b64_json(const char *in, size_t len, const char **why, const char
 {
     unsigned char *buf = sse__malloc(len / 4 * 3 + 3);
     if (!buf) {
-        *why = "out of memory";
+        *why = NULL; /* tells the caller it was memory, not the token */
         return NULL;
     }
     long n = b64url_decode(in, len, buf);
@@ -530,7 +530,7 @@ static int verify_token(struct sse__auth *a, const struct auth_key *k, const cha
     }
     header = b64_json(token, h_len, why, "malformed header base64", "malformed header JSON");
     if (!header)
-        return SSE_EAUTH;
+        return *why ? SSE_EAUTH : SSE_ENOMEM;
     json_t *alg = json_object_get(header, "alg");
     if (!json_is_string(alg)) {
         *why = "missing alg";
@@ -570,8 +570,10 @@ static int verify_token(struct sse__auth *a, const struct auth_key *k, const cha
         goto out;
     }
     claims = b64_json(dot1 + 1, p_len, why, "malformed claims base64", "malformed claims JSON");
-    if (!claims)
+    if (!claims) {
+        rc = *why ? SSE_EAUTH : SSE_ENOMEM;
         goto out;
+    }
     long long exp = 0, nbf = 0;
     int has_exp = numeric_date(claims, "exp", &exp);
     int has_nbf = numeric_date(claims, "nbf", &nbf);

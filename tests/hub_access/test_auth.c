@@ -1,0 +1,769 @@
+/*
+ * test_auth.c: JWT verification: every algorithm (RSA and EC keys generated at test time with
+ * OpenSSL), forged and wrong-key signatures, exp / nbf / leeway, alg none, algorithm confusion,
+ * oversized and malformed tokens, draft-07 vs draft-08 claim shapes, iss / aud, the cache.
+ * Tokens are signed here with OpenSSL directly, independently of the code under test.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include <sse/error.h>
+
+#include "harness/check.h"
+#include "harness/failalloc.h"
+#include "hub/auth.h"
+#include "hub/selector.h"
+
+#define NOW 1700000000LL
+#define SECRET "!ChangeThisMercureHubJWTSecretKey!"
+
+static char *rsa_pub, *rsa_priv, *ec_pub, *ec_priv, *rsa2_pub;
+
+/* ---- helpers: base64url, signing ----------------------------------------------------- */
+
+static size_t b64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = tbl[(v >> 6) & 63];
+        if (i + 2 < n)
+            out[o++] = tbl[v & 63];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static char *pem_of(EVP_PKEY *k, int priv)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (priv)
+        PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+    else
+        PEM_write_bio_PUBKEY(b, k);
+    char *data;
+    long n = BIO_get_mem_data(b, &data);
+    char *s = malloc((size_t)n + 1);
+    memcpy(s, data, (size_t)n);
+    s[n] = '\0';
+    BIO_free(b);
+    return s;
+}
+
+static void make_keys(void)
+{
+    if (rsa_pub)
+        return;
+    EVP_PKEY *r = EVP_RSA_gen(2048), *r2 = EVP_RSA_gen(2048), *e = EVP_EC_gen("P-256");
+    rsa_pub = pem_of(r, 0);
+    rsa_priv = pem_of(r, 1);
+    rsa2_pub = pem_of(r2, 0);
+    ec_pub = pem_of(e, 0);
+    ec_priv = pem_of(e, 1);
+    EVP_PKEY_free(r);
+    EVP_PKEY_free(r2);
+    EVP_PKEY_free(e);
+}
+
+/* Sign header.payload with alg and key (secret or private PEM); returns a malloc'd token. */
+static char *sign(const char *alg, const char *key, const char *header, const char *payload)
+{
+    static char buf[65536];
+    size_t n = b64url((const unsigned char *)header, strlen(header), buf);
+    buf[n++] = '.';
+    n += b64url((const unsigned char *)payload, strlen(payload), buf + n);
+    const EVP_MD *md = strstr(alg, "384") ? EVP_sha384()
+                       : strstr(alg, "512") ? EVP_sha512()
+                                            : EVP_sha256();
+    unsigned char sig[1024];
+    size_t sig_len = 0;
+    if (alg[0] == 'H') {
+        unsigned int l = 0;
+        HMAC(md, key, (int)strlen(key), (unsigned char *)buf, n, sig, &l);
+        sig_len = l;
+    } else if (alg[0] == 'R' || alg[0] == 'E') {
+        BIO *b = BIO_new_mem_buf(key, -1);
+        EVP_PKEY *pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+        BIO_free(b);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        unsigned char der[512];
+        size_t der_len = sizeof(der);
+        EVP_DigestSignInit(ctx, NULL, md, NULL, pk);
+        EVP_DigestSign(ctx, der, &der_len, (unsigned char *)buf, n);
+        EVP_MD_CTX_free(ctx);
+        EVP_PKEY_free(pk);
+        if (alg[0] == 'R') {
+            memcpy(sig, der, der_len);
+            sig_len = der_len;
+        } else { /* JWS wants R || S, 32 bytes each for P-256 */
+            const unsigned char *p = der;
+            ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+            BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32);
+            BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32);
+            ECDSA_SIG_free(es);
+            sig_len = 64;
+        }
+    }
+    buf[n++] = '.';
+    n += b64url(sig, sig_len, buf + n);
+    return strdup(buf);
+}
+
+__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
+{
+    static char bufs[4][32768]; /* a few rotating buffers: several fmt() in one call */
+    static int next;
+    char *b = bufs[next++ % 4];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(b, sizeof(bufs[0]), f, ap);
+    va_end(ap);
+    return b;
+}
+
+static struct sse__auth *new_auth(const char *key, const char *alg, int drafts)
+{
+    struct sse__auth_config cfg = {0};
+    cfg.publisher_key = key;
+    cfg.publisher_alg = alg;
+    cfg.drafts = drafts;
+    cfg.resource = "https://hub.example.com/.well-known/mercure";
+    struct sse__auth *a = NULL;
+    if (sse__auth_new(&a, &cfg))
+        return NULL;
+    return a;
+}
+
+/* Verify; returns 0 on success (and releases the grants), else the error; *why kept. */
+static const char *last_why;
+static int verify(struct sse__auth *a, int role, const char *tok, long long now)
+{
+    const struct sse__grants *g = NULL;
+    last_why = NULL;
+    int rc = sse__auth_verify(a, role, tok, strlen(tok), now, &g, &last_why);
+    if (!rc)
+        sse__grants_release(g);
+    return rc;
+}
+
+#define H_JWT "{\"alg\":\"%s\",\"typ\":\"JWT\"}"
+#define H_AT "{\"alg\":\"%s\",\"typ\":\"at+jwt\"}"
+#define P07                                                                                \
+    "{\"mercure\":{\"publish\":[\"*\"],\"subscribe\":[\"https://ex.com/{id}\","               \
+    "\"/a\"],\"payload\":{\"user\":\"u1\"}},\"exp\":%lld,\"sub\":\"alice\"}"
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static int test_hs_algorithms(void)
+{
+    static const char *algs[] = {"HS256", "HS384", "HS512"};
+    for (int i = 0; i < 3; i++) {
+        struct sse__auth *a = new_auth(SECRET, algs[i], 0);
+        CHECK(a);
+        char hdr[64];
+        snprintf(hdr, sizeof(hdr), H_JWT, algs[i]);
+        char *tok = sign(algs[i], SECRET, hdr, fmt(P07, NOW + 60));
+        const struct sse__grants *g = NULL;
+        const char *why = NULL;
+        CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, tok, strlen(tok), NOW, &g, &why), 0);
+        CHECK_EQ_INT(g->draft, SSE__DRAFT_07);
+        CHECK_EQ_INT(g->kind, SSE__SEL_AUTO);
+        CHECK_EQ_UINT(g->n_publish, 1);
+        CHECK_EQ_STR(g->publish[0], "*");
+        CHECK_EQ_UINT(g->n_subscribe, 2);
+        CHECK_EQ_STR(g->subscribe[0], "https://ex.com/{id}");
+        CHECK_EQ_STR(g->subscribe[1], "/a");
+        CHECK_EQ_INT(g->subscribe_kinds[1], SSE__SEL_AUTO);
+        CHECK_EQ_STR(g->payload_json, "{\"user\":\"u1\"}");
+        CHECK_EQ_STR(g->sub, "alice");
+        CHECK_EQ_INT(g->exp, NOW + 60);
+        sse__grants_release(g);
+        /* another algorithm of the same family with the same secret is refused */
+        char hdr2[64];
+        const char *other = algs[(i + 1) % 3];
+        snprintf(hdr2, sizeof(hdr2), H_JWT, other);
+        char *tok2 = sign(other, SECRET, hdr2, fmt(P07, NOW + 60));
+        CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok2, NOW), SSE_EAUTH);
+        CHECK_EQ_STR(last_why, "alg not allowed");
+        free(tok);
+        free(tok2);
+        sse__auth_free(a);
+    }
+    return 0;
+}
+
+static int test_rs_es(void)
+{
+    make_keys();
+    struct sse__auth *rs = new_auth(rsa_pub, "RS256", 0);
+    struct sse__auth *es = new_auth(ec_pub, "ES256", 0);
+    CHECK(rs && es);
+    char *t_rs = sign("RS256", rsa_priv, fmt(H_JWT, "RS256"), fmt(P07, NOW + 60));
+    char *t_es = sign("ES256", ec_priv, fmt(H_JWT, "ES256"), fmt(P07, NOW + 60));
+    CHECK_EQ_INT(verify(rs, SSE__AUTH_SUBSCRIBE, t_rs, NOW), 0);
+    CHECK_EQ_INT(verify(es, SSE__AUTH_SUBSCRIBE, t_es, NOW), 0);
+    /* cross: each refused by the other */
+    CHECK_EQ_INT(verify(rs, SSE__AUTH_SUBSCRIBE, t_es, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "alg not allowed");
+    CHECK_EQ_INT(verify(es, SSE__AUTH_SUBSCRIBE, t_rs, NOW), SSE_EAUTH);
+    /* a token signed by another RSA key */
+    struct sse__auth *rs2 = new_auth(rsa2_pub, "RS256", 0);
+    CHECK(rs2);
+    CHECK_EQ_INT(verify(rs2, SSE__AUTH_SUBSCRIBE, t_rs, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "bad signature");
+    /* tampered payload keeps the signature: refused */
+    char *dot = strchr(t_es, '.');
+    dot[3] = dot[3] == 'A' ? 'B' : 'A';
+    CHECK_EQ_INT(verify(es, SSE__AUTH_SUBSCRIBE, t_es, NOW), SSE_EAUTH);
+    free(t_rs);
+    free(t_es);
+    sse__auth_free(rs);
+    sse__auth_free(rs2);
+    sse__auth_free(es);
+    return 0;
+}
+
+static int test_bad_keys_config(void)
+{
+    make_keys();
+    struct sse__auth *a = NULL;
+    struct sse__auth_config cfg = {0};
+    cfg.publisher_key = rsa_pub; /* a PEM text as an HMAC secret: refused */
+    cfg.publisher_alg = "HS256";
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    cfg.publisher_alg = "ES256"; /* RSA key for ES256 */
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    cfg.publisher_key = ec_pub;
+    cfg.publisher_alg = "RS256";
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    cfg.publisher_key = "not a pem";
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    cfg.publisher_key = SECRET;
+    cfg.publisher_alg = "none";
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    cfg.publisher_alg = "HS257";
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    cfg.publisher_alg = NULL;
+    cfg.publisher_key = "";
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    cfg.publisher_key = NULL;
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    CHECK(a == NULL);
+    return 0;
+}
+
+static int test_forged_and_wrong_key(void)
+{
+    struct sse__auth *a = new_auth(SECRET, "HS256", 0);
+    char *tok = sign("HS256", "another secret", fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "bad signature");
+    free(tok);
+    tok = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
+    size_t n = strlen(tok);
+    tok[n - 2] = tok[n - 2] == 'a' ? 'b' : 'a'; /* flip a signature byte */
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok, NOW), SSE_EAUTH);
+    tok[n - 2] = '\0';
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok, NOW), SSE_EAUTH); /* truncated signature */
+    free(tok);
+    /* payload swapped from another valid token: signature no longer matches */
+    char *t1 = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"mercure\":{\"publish\":[]}}");
+    char *t2 = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"mercure\":{\"publish\":[\"*\"]}}");
+    char mix[4096];
+    const char *p1 = strchr(t1, '.'), *s1 = strrchr(t1, '.');
+    const char *p2 = strchr(t2, '.'), *s2 = strrchr(t2, '.');
+    snprintf(mix, sizeof(mix), "%.*s%.*s%s", (int)(p1 - t1), t1, (int)(s2 - p2), p2, s1);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, mix, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "bad signature");
+    free(t1);
+    free(t2);
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_time_claims(void)
+{
+    struct sse__auth_config cfg = {0};
+    cfg.publisher_key = SECRET;
+    struct sse__auth *a;
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), 0);
+    char *t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt(P07, NOW));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH); /* exp == now: expired */
+    CHECK_EQ_STR(last_why, "expired");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW - 1), 0);
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt("{\"nbf\":%lld}", NOW + 30));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "not yet valid");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW + 30), 0);
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"exp\":\"tomorrow\"}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt("{\"exp\":%lld.5}", NOW + 10));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), 0); /* fractional NumericDate */
+    free(t);
+    sse__auth_free(a);
+    /* leeway */
+    cfg.leeway = 60;
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), 0);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt("{\"exp\":%lld}", NOW - 30));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), 0);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW + 31), SSE_EAUTH); /* cached, still checked */
+    CHECK_EQ_STR(last_why, "expired");
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt("{\"nbf\":%lld}", NOW + 30));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), 0);
+    free(t);
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_alg_none(void)
+{
+    struct sse__auth *a = new_auth(SECRET, "HS256", 0);
+    static const char *hdrs[] = {"{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"alg\":\"None\"}",
+                                 "{\"alg\":\"NONE\"}", "{\"typ\":\"JWT\"}", "{\"alg\":null}"};
+    for (int i = 0; i < 5; i++) {
+        char h[256], p[256], tok[600];
+        b64url((const unsigned char *)hdrs[i], strlen(hdrs[i]), h);
+        const char *pl = "{\"mercure\":{\"publish\":[\"*\"]}}";
+        b64url((const unsigned char *)pl, strlen(pl), p);
+        snprintf(tok, sizeof(tok), "%s.%s.", h, p);
+        CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok, NOW), SSE_EAUTH);
+        /* with a signature attached too */
+        snprintf(tok, sizeof(tok), "%s.%s.c2lnbmF0dXJl", h, p);
+        CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok, NOW), SSE_EAUTH);
+    }
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH,
+                        "eyJhbGciOiJub25lIn0.eyJtZXJjdXJlIjp7InB1Ymxpc2giOlsiKiJdfX0.", NOW),
+                 SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "alg none refused");
+    sse__auth_free(a);
+    return 0;
+}
+
+/* The classic: RS256 configured, attacker signs HS256 with the public key PEM as secret. */
+static int test_algorithm_confusion(void)
+{
+    make_keys();
+    struct sse__auth *a = new_auth(rsa_pub, "RS256", 0);
+    CHECK(a);
+    char *t = sign("HS256", rsa_pub, fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "alg not allowed");
+    free(t);
+    /* even if the header lies ("RS256") over an HMAC signature */
+    t = sign("HS256", rsa_pub, fmt(H_JWT, "RS256"), fmt(P07, NOW + 60));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "bad signature");
+    free(t);
+    sse__auth_free(a);
+    /* and the other way round: HS256 configured, an RS256 token */
+    a = new_auth(SECRET, "HS256", 0);
+    t = sign("RS256", rsa_priv, fmt(H_JWT, "RS256"), fmt(P07, NOW + 60));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "alg not allowed");
+    free(t);
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_oversized(void)
+{
+    struct sse__auth *a = new_auth(SECRET, "HS256", 0);
+    char *big = malloc(20000);
+    memset(big, 'a', 19999);
+    big[19999] = '\0';
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, big, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "token too long");
+    /* a huge but valid-shaped token just over 8 KiB */
+    char pl[12000];
+    int n = snprintf(pl, sizeof(pl), "{\"mercure\":{\"publish\":[\"");
+    memset(pl + n, 'x', 7000);
+    snprintf(pl + n + 7000, sizeof(pl) - (size_t)n - 7000, "\"]}}");
+    char *t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), pl);
+    CHECK(strlen(t) > 8192);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "token too long");
+    free(t);
+    /* too many grants, and a grant longer than the selector limit */
+    n = snprintf(pl, sizeof(pl), "{\"mercure\":{\"subscribe\":[");
+    for (int i = 0; i < 200; i++)
+        n += snprintf(pl + n, sizeof(pl) - (size_t)n, "%s\"t%d\"", i ? "," : "", i);
+    snprintf(pl + n, sizeof(pl) - (size_t)n, "]}}");
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), pl);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "too many grants");
+    free(t);
+    n = snprintf(pl, sizeof(pl), "{\"mercure\":{\"publish\":[\"");
+    memset(pl + n, 'y', 1500);
+    snprintf(pl + n + 1500, sizeof(pl) - (size_t)n - 1500, "\"]}}");
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), pl);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    free(t);
+    free(big);
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_malformed(void)
+{
+    struct sse__auth *a = new_auth(SECRET, "HS256", 0);
+    char *good = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, good, NOW), 0);
+    static const char *bad[] = {"", "abc", "a.b", "a.b.c.d", ".b.c", "a..c", "....",
+                                "eyJhbGciOiJIUzI1NiJ9.e30", "e*J.e30.abc", "eyJ=.e30.abc",
+                                "eyJhbGciOiJIUzI1NiJ9.e30=.abc", "\xff\xfe.e30.abc"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const struct sse__grants *g = (const struct sse__grants *)1;
+        const char *why = NULL;
+        int rc = sse__auth_verify(a, SSE__AUTH_PUBLISH, bad[i], strlen(bad[i]), NOW, &g, &why);
+        if (rc != SSE_EAUTH || !why || g != (const struct sse__grants *)1) {
+            fprintf(stderr, "  token %zu: rc %d\n", i, rc);
+            return 1;
+        }
+    }
+    /* header not JSON / not an object; claims not JSON / an array; duplicate keys */
+    static const char *hdr_bad[] = {"not json", "[\"HS256\"]", "{\"alg\":\"HS256\",\"alg\":\"HS256\"}",
+                                    "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}"};
+    for (int i = 0; i < 4; i++) {
+        char *t = sign("HS256", SECRET, hdr_bad[i], "{}");
+        CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+        free(t);
+    }
+    static const char *pl_bad[] = {"not json", "[1,2]", "{\"a\":1,\"a\":2}", "{\"mercure\":[]}",
+                                   "{\"mercure\":{\"publish\":\"*\"}}",
+                                   "{\"mercure\":{\"subscribe\":[1]}}",
+                                   "{\"mercure\":{\"publish\":[\"\"]}}"};
+    for (int i = 0; i < 7; i++) {
+        char *t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), pl_bad[i]);
+        if (verify(a, SSE__AUTH_PUBLISH, t, NOW) != SSE_EAUTH) {
+            fprintf(stderr, "  payload %d accepted\n", i);
+            return 1;
+        }
+        free(t);
+    }
+    /* non-canonical base64 in the signature (trailing bits set) */
+    size_t n = strlen(good);
+    char *nc = strdup(good);
+    /* HS256 signatures are 43 chars: the last one carries 2 padding bits */
+    char last = nc[n - 1];
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int v = (int)(strchr(tbl, last) - tbl);
+    nc[n - 1] = tbl[v | 1];
+    if (nc[n - 1] != last) {
+        CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, nc, NOW), SSE_EAUTH);
+    }
+    free(nc);
+    /* a deeply nested claims document */
+    char deep[9000];
+    size_t d = 0;
+    for (int i = 0; i < 2000; i++)
+        deep[d++] = '[';
+    deep[d] = '\0';
+    char *t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), deep);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    free(t);
+    free(good);
+    sse__auth_free(a);
+    return 0;
+}
+
+#define P08 \
+    "{\"iss\":\"https://issuer.example\",\"aud\":%s,\"exp\":%lld,\"sub\":\"bob\"," \
+    "\"authorization_details\":[{\"type\":\"other\",\"whatever\":1}," \
+    "{\"type\":\"mercure\",\"actions\":[\"publish\",\"subscribe\"],\"topics\":[" \
+    "{\"match\":\"https://ex.com/books/1\"}," \
+    "{\"match\":\"https://ex.com/books/:id\",\"matchType\":\"URLPattern\"}]," \
+    "\"payload\":{\"p\":1}}," \
+    "{\"type\":\"mercure\",\"actions\":[\"subscribe\"],\"topics\":[{\"match\":\"*\"}]}]}"
+
+static int test_draft08(void)
+{
+    struct sse__auth *a = new_auth(SECRET, "HS256", 0);
+    const char *aud = "\"https://hub.example.com/.well-known/mercure\"";
+    char *t = sign("HS256", SECRET, fmt(H_AT, "HS256"), fmt(P08, aud, NOW + 60));
+    const struct sse__grants *g;
+    const char *why;
+    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_SUBSCRIBE, t, strlen(t), NOW, &g, &why), 0);
+    CHECK_EQ_INT(g->draft, SSE__DRAFT_08);
+    CHECK_EQ_UINT(g->n_publish, 2);
+    CHECK_EQ_STR(g->publish[1], "https://ex.com/books/:id");
+    CHECK_EQ_INT(g->publish_kinds[0], SSE__SEL_EXACT);
+    CHECK_EQ_INT(g->publish_kinds[1], SSE__SEL_URLPATTERN);
+    CHECK_EQ_UINT(g->n_subscribe, 3);
+    CHECK_EQ_STR(g->subscribe[2], "*");
+    CHECK_EQ_STR(g->subscribe_payloads[0], "{\"p\":1}");
+    CHECK_EQ_STR(g->subscribe_payloads[1], "{\"p\":1}");
+    CHECK(g->subscribe_payloads[2] == NULL);
+    CHECK_EQ_STR(g->payload_json, "{\"p\":1}");
+    CHECK_EQ_STR(g->sub, "bob");
+    sse__grants_release(g);
+    free(t);
+    /* aud as an array containing the resource */
+    t = sign("HS256", SECRET, fmt(H_AT, "HS256"),
+             fmt(P08, "[\"x\",\"https://hub.example.com/.well-known/mercure\"]", NOW + 60));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t, NOW), 0);
+    free(t);
+    /* wrong aud, no aud */
+    t = sign("HS256", SECRET, fmt(H_AT, "HS256"), fmt(P08, "\"https://other-hub\"", NOW + 60));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "wrong audience");
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_AT, "HS256"), fmt(P08, "null", NOW + 60));
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t, NOW), SSE_EAUTH);
+    free(t);
+    /* exp required in draft-08 */
+    t = sign("HS256", SECRET, fmt(H_AT, "HS256"),
+             "{\"aud\":\"https://hub.example.com/.well-known/mercure\"}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "exp required");
+    free(t);
+    /* the same draft-07 token without exp is fine */
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"mercure\":{\"subscribe\":[\"x\"]}}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t, NOW), 0);
+    free(t);
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_draft08_details_refused(void)
+{
+    struct sse__auth *a = new_auth(SECRET, "HS256", 0);
+    static const char *details[] = {
+        "{\"type\":\"mercure\",\"actions\":[\"delete\"],\"topics\":[{\"match\":\"a\"}]}",
+        "{\"type\":\"mercure\",\"actions\":[],\"topics\":[{\"match\":\"a\"}]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[\"a\"]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\","
+        "\"matchType\":\"Regex\"}]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\","
+        "\"matchType\":\"exact\"}]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"/b/(\\\\d+)\","
+        "\"matchType\":\"URLPattern\"}]}",
+        "{\"type\":\"mercure\",\"actions\":[\"subscribe\"],\"topics\":[{\"match\":\"a\"}],"
+        "\"payload\":\"not an object\"}",
+        "{\"type\":\"mercure\",\"actions\":\"publish\",\"topics\":[{\"match\":\"a\"}]}",
+        "\"mercure\"",
+        "{\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\"}]}",
+    };
+    for (size_t i = 0; i < sizeof(details) / sizeof(details[0]); i++) {
+        /* a good detail first: partial acceptance is forbidden */
+        char *pl = fmt("{\"aud\":\"https://hub.example.com/.well-known/mercure\",\"exp\":%lld,"
+                       "\"authorization_details\":[{\"type\":\"mercure\",\"actions\":[\"publish\"],"
+                       "\"topics\":[{\"match\":\"*\"}]},%s]}",
+                       NOW + 60, details[i]);
+        char *t = sign("HS256", SECRET, fmt(H_AT, "HS256"), pl);
+        if (verify(a, SSE__AUTH_PUBLISH, t, NOW) != SSE_EAUTH) {
+            fprintf(stderr, "  detail %zu accepted\n", i);
+            return 1;
+        }
+        free(t);
+    }
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_drafts_config(void)
+{
+    const char *aud = "\"https://hub.example.com/.well-known/mercure\"";
+    char *t07 = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
+    char *t08 = sign("HS256", SECRET, fmt(H_AT, "HS256"), fmt(P08, aud, NOW + 60));
+    char *t08b = sign("HS256", SECRET, "{\"alg\":\"HS256\",\"typ\":\"application/at+jwt\"}",
+                      fmt(P08, aud, NOW + 60));
+    struct sse__auth *a7 = new_auth(SECRET, "HS256", SSE__DRAFT_07);
+    struct sse__auth *a8 = new_auth(SECRET, "HS256", SSE__DRAFT_08);
+    struct sse__auth *ab = new_auth(SECRET, "HS256", SSE__DRAFT_07 | SSE__DRAFT_08);
+    CHECK_EQ_INT(verify(a7, SSE__AUTH_PUBLISH, t07, NOW), 0);
+    CHECK_EQ_INT(verify(a7, SSE__AUTH_PUBLISH, t08, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "draft-08 tokens not accepted");
+    CHECK_EQ_INT(verify(a8, SSE__AUTH_PUBLISH, t07, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "typ must be at+jwt");
+    CHECK_EQ_INT(verify(a8, SSE__AUTH_PUBLISH, t08, NOW), 0);
+    CHECK_EQ_INT(verify(a8, SSE__AUTH_PUBLISH, t08b, NOW), 0);
+    CHECK_EQ_INT(verify(ab, SSE__AUTH_PUBLISH, t07, NOW), 0);
+    CHECK_EQ_INT(verify(ab, SSE__AUTH_PUBLISH, t08, NOW), 0);
+    /* a draft-08-shaped claim set without typ at+jwt is read as draft-07: no grants from it */
+    char *t_mixed = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt(P08, aud, NOW + 60));
+    const struct sse__grants *g;
+    CHECK_EQ_INT(sse__auth_verify(ab, SSE__AUTH_PUBLISH, t_mixed, strlen(t_mixed), NOW, &g, NULL),
+                 0);
+    CHECK_EQ_UINT(g->n_publish, 0);
+    CHECK_EQ_UINT(g->n_subscribe, 0);
+    sse__grants_release(g);
+    free(t_mixed);
+    free(t07);
+    free(t08);
+    free(t08b);
+    sse__auth_free(a7);
+    sse__auth_free(a8);
+    sse__auth_free(ab);
+    return 0;
+}
+
+static int test_issuer(void)
+{
+    struct sse__auth_config cfg = {0};
+    cfg.publisher_key = SECRET;
+    cfg.issuer = "https://issuer.example";
+    struct sse__auth *a;
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), 0);
+    char *t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"iss\":\"https://issuer.example\"}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), 0);
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"iss\":\"https://evil.example\"}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "wrong issuer");
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    free(t);
+    sse__auth_free(a);
+    return 0;
+}
+
+/* Publisher and subscriber keys are separate; the role picks the key. */
+static int test_roles(void)
+{
+    make_keys();
+    struct sse__auth_config cfg = {0};
+    cfg.publisher_key = SECRET;
+    cfg.subscriber_key = ec_pub;
+    cfg.subscriber_alg = "ES256";
+    struct sse__auth *a;
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), 0);
+    char *tp = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{}");
+    char *ts = sign("ES256", ec_priv, fmt(H_JWT, "ES256"), "{}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tp, NOW), 0);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, tp, NOW), SSE_EAUTH); /* not the cached entry */
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, ts, NOW), 0);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, ts, NOW), SSE_EAUTH);
+    free(tp);
+    free(ts);
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_cache(void)
+{
+    struct sse__auth_config cfg = {0};
+    cfg.publisher_key = SECRET;
+    cfg.cache_entries = 2;
+    struct sse__auth *a;
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), 0);
+    char *t1 = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt("{\"exp\":%lld}", NOW + 10));
+    char *t2 = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"a\":2}");
+    char *t3 = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"a\":3}");
+    const struct sse__grants *g1, *g2;
+    size_t entries, hits, misses;
+    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, t1, strlen(t1), NOW, &g1, NULL), 0);
+    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, t1, strlen(t1), NOW, &g2, NULL), 0);
+    CHECK(g1 == g2); /* the cached grants */
+    sse__grants_release(g1);
+    sse__grants_release(g2);
+    sse__auth_cache_stats(a, &entries, &hits, &misses);
+    CHECK_EQ_UINT(entries, 1);
+    CHECK_EQ_UINT(hits, 1);
+    CHECK_EQ_UINT(misses, 1);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t2, NOW), 0);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t1, NOW), 0); /* t1 most recent */
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t3, NOW), 0); /* evicts t2 */
+    sse__auth_cache_stats(a, &entries, &hits, &misses);
+    CHECK_EQ_UINT(entries, 2);
+    CHECK_EQ_UINT(hits, 2);
+    CHECK_EQ_UINT(misses, 3);
+    /* expiry-aware: a cached token stops working at exp and leaves the cache */
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t1, NOW + 10), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "expired");
+    sse__auth_cache_stats(a, &entries, &hits, &misses);
+    CHECK_EQ_UINT(entries, 1);
+    CHECK_EQ_UINT(hits, 2);
+    CHECK_EQ_UINT(misses, 3);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t2, NOW), 0); /* t2 was evicted: a miss */
+    sse__auth_cache_stats(a, &entries, NULL, &misses);
+    CHECK_EQ_UINT(misses, 4);
+    CHECK_EQ_UINT(entries, 2);
+    /* refusals are not cached: a bad token costs a verification each time */
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t1, NOW + 10), SSE_EAUTH);
+    sse__auth_cache_stats(a, &entries, NULL, &misses);
+    CHECK_EQ_UINT(entries, 2);
+    CHECK_EQ_UINT(misses, 5);
+    free(t1);
+    free(t2);
+    free(t3);
+    sse__auth_free(a);
+    return 0;
+}
+
+static int test_alloc_failures(void)
+{
+    const char *aud = "\"https://hub.example.com/.well-known/mercure\"";
+    char *toks[2];
+    toks[0] = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
+    toks[1] = sign("HS256", SECRET, fmt(H_AT, "HS256"), fmt(P08, aud, NOW + 60));
+    for (int k = 0; k < 2; k++) {
+        for (long n = 1; n < 200; n++) {
+            struct sse__auth *a = NULL;
+            const struct sse__grants *g = NULL;
+            struct sse__auth_config cfg = {0};
+            cfg.publisher_key = SECRET;
+            cfg.resource = "https://hub.example.com/.well-known/mercure";
+            failalloc_arm(n);
+            int rc = sse__auth_new(&a, &cfg);
+            if (!rc)
+                rc = sse__auth_verify(a, SSE__AUTH_PUBLISH, toks[k], strlen(toks[k]), NOW, &g,
+                                      NULL);
+            int hit = failalloc_was_hit();
+            failalloc_arm(0);
+            if (!hit) {
+                CHECK_EQ_INT(rc, 0);
+                sse__grants_release(g);
+                sse__auth_free(a);
+                break;
+            }
+            if (rc == 0) /* only the cache insert failed: verification still stands */
+                sse__grants_release(g);
+            else
+                CHECK_EQ_INT(rc, SSE_ENOMEM);
+            sse__auth_free(a);
+        }
+    }
+    free(toks[0]);
+    free(toks[1]);
+    return 0;
+}
+
+static int cleanup(void)
+{
+    free(rsa_pub);
+    free(rsa_priv);
+    free(rsa2_pub);
+    free(ec_pub);
+    free(ec_priv);
+    return 0;
+}
+
+CHECK_MAIN(CHECK_TEST(test_hs_algorithms), CHECK_TEST(test_rs_es),
+           CHECK_TEST(test_bad_keys_config), CHECK_TEST(test_forged_and_wrong_key),
+           CHECK_TEST(test_time_claims), CHECK_TEST(test_alg_none),
+           CHECK_TEST(test_algorithm_confusion), CHECK_TEST(test_oversized),
+           CHECK_TEST(test_malformed), CHECK_TEST(test_draft08),
+           CHECK_TEST(test_draft08_details_refused), CHECK_TEST(test_drafts_config),
+           CHECK_TEST(test_issuer), CHECK_TEST(test_roles), CHECK_TEST(test_cache),
+           CHECK_TEST(test_alloc_failures), CHECK_TEST(cleanup))
