@@ -120,6 +120,8 @@ typedef struct sse_server_stats {
     uint64_t closed_slow_total;     /* streams closed for passing stream_queue_max */
     uint64_t closed_timeout_total;  /* streams closed by write_timeout_ms */
     uint64_t rejected_total;        /* requests answered 4xx/5xx by the server itself */
+    uint64_t writes_total;          /* write system calls (uv_try_write + uv_write): with
+                                       frames_written_total, shows how well writes batch */
 } sse_server_stats;
 SSE_API void sse_server_get_stats(const sse_server *s, sse_server_stats *out);
 

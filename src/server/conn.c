@@ -1,0 +1,728 @@
+/*
+ * conn.c: the read path of a connection, and requests.
+ *
+ * Reads land in the server's one read buffer (handed out by the alloc callback; reads are
+ * handled synchronously), so an idle connection owns no buffer. Complete requests are parsed
+ * where they landed; only the unfinished tail of a read is copied into a per-connection pending
+ * buffer, freed once that request is complete. A parsed request is copied into one allocation
+ * (sse_request) for its handler, and dropped when it is answered, so a stream keeps nothing of
+ * the request that opened it. Responses are built as one frame and go through the write path of
+ * stream.c like events do.
+ */
+#include "server/internal.h"
+
+#include <strings.h>
+#include <string.h>
+
+#include "common/alloc.h"
+
+/* Slack for chunk framing on top of the body limit, for the pending buffer's bound. */
+#define SSE__PEND_SLACK 65536
+
+static void sse__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct sse_stream *c = (struct sse_stream *)h;
+    buf->base = c->srv->rbuf;
+    buf->len = c->srv->rbuf_size;
+}
+
+/* Answer with a server-made error and close the connection once it is written. */
+static void sse__conn_error(struct sse_stream *c, int status, const char *allow)
+{
+    sse_server *s = c->srv;
+    const char *reason = sse__http_reason(status);
+    sse_buf b;
+    s->st.rejected_total++;
+    if (c->state == SSE__ST_CLOSED || (c->flags & SSE__F_CLOSE_FLUSH))
+        return;
+    sse_buf_init(&b, 0);
+    int rc = sse_buf_printf(&b,
+                            "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                            "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n%d %s\n",
+                            status, reason, sse__server_date(s), strlen(reason) + 5,
+                            allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "", status,
+                            reason);
+    sse_frame *f = NULL;
+    if (!rc)
+        rc = sse_frame_from_buf(&f, &b);
+    if (!rc && (rc = sse__conn_enqueue(c, f)) != 0)
+        sse_frame_unref(f);
+    sse_buf_free(&b);
+    if (s->o.access_log)
+        sse__log(s, SSE_LOG_INFO, "- - - %d (rejected by the server)", status);
+    if (rc) {
+        c->reason = SSE_CLOSE_ERROR;
+        c->flags |= SSE__F_KILL;
+        sse__conn_mark_dirty(c);
+    }
+    sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
+}
+
+/* Send "100 Continue" once for a request that asked for it and whose body is still coming. */
+static void sse__conn_continue(struct sse_stream *c, const struct sse__http_head *h,
+                               struct sse__pstate *ps)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    sse_frame *f;
+    if (!h->expect_continue || ps->continued || h->minor == 0)
+        return;
+    ps->continued = 1;
+    if (sse_frame_new(&f, msg, sizeof(msg) - 1) == 0 && sse__conn_enqueue(c, f) != 0)
+        sse_frame_unref(f);
+}
+
+void sse__request_free(sse_request *r)
+{
+    if (!r)
+        return;
+    sse_buf_free(&r->extra);
+    sse__free(r);
+}
+
+static int sse__method_match(const struct sse__route *rt, const char *method)
+{
+    if (!rt->method || strcmp(rt->method, method) == 0)
+        return 1;
+    return strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0;
+}
+
+static int sse__path_match(const struct sse__route *rt, const char *path)
+{
+    if (rt->prefix)
+        return strncmp(path, rt->path, rt->path_len) == 0;
+    return strcmp(path, rt->path) == 0;
+}
+
+static int sse__known_method(const char *m)
+{
+    static const char *const known[] = {"GET",   "HEAD",  "POST",    "PUT",  "DELETE",
+                                        "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(m, known[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether origin is in the configured list ("*" allows every origin). */
+static int sse__cors_allowed(const sse_server *s, const char *origin)
+{
+    const char *p = s->o.cors_origins;
+    size_t olen = strlen(origin);
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != ',' && *p != '\t')
+            p++;
+        size_t n = (size_t)(p - start);
+        if ((n == 1 && *start == '*') || (n == olen && n && strncasecmp(start, origin, n) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Append the CORS response headers for r (nothing when CORS is off or the origin not allowed). */
+static int sse__cors_headers(const sse_request *r, sse_buf *b)
+{
+    const sse_server *s = r->srv;
+    if (!s->o.cors_origins)
+        return 0;
+    const char *origin = sse_request_header(r, "Origin");
+    if (!origin || !sse__cors_allowed(s, origin))
+        return 0;
+    if (strcmp(s->o.cors_origins, "*") == 0 && !s->o.cors_credentials)
+        return sse_buf_append_str(b, "Access-Control-Allow-Origin: *\r\n");
+    return sse_buf_printf(b, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n%s", origin,
+                          s->o.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n"
+                                                : "");
+}
+
+static void sse__access_log(const sse_request *r, int status, size_t bytes, const char *what)
+{
+    sse_server *s = r->srv;
+    if (!s->o.access_log)
+        return;
+    double ms = (double)(uv_hrtime() - r->t_start) / 1e6;
+    sse__log(s, SSE_LOG_INFO, "%s %s %s%s%s %d %zu %.3fms%s", r->remote, r->method, r->path,
+             r->query[0] ? "?" : "", r->query, status, bytes, ms, what);
+}
+
+/* The request is answered: the connection goes on with the next request, or closes. */
+static void sse__request_answered(sse_request *r, int keep)
+{
+    struct sse_stream *c = r->conn;
+    sse_server *s = r->srv;
+    r->flags |= SSE__R_ANSWERED;
+    c->req = NULL;
+    if (c->state == SSE__ST_HANDLE) {
+        if (keep) {
+            c->state = SSE__ST_READ;
+            c->flags |= SSE__F_SERVED;
+            c->t_mark = sse__now(s);
+            if (c->pend && !(r->flags & SSE__R_IN_HANDLER)) {
+                c->flags |= SSE__F_PROCESS; /* pipelined bytes wait: parse them at the walk */
+                sse__conn_mark_dirty(c);
+            }
+        } else {
+            sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
+        }
+    }
+    if (!(r->flags & SSE__R_IN_HANDLER)) { /* a deferred answer: free at the next walk */
+        r->next_free = s->free_reqs;
+        s->free_reqs = r;
+    }
+}
+
+int sse_request_respond(sse_request *r, int status, const char *content_type, const void *body,
+                        size_t len)
+{
+    if (!r || status < 100 || status > 999 || (!body && len))
+        return SSE_EINVAL;
+    if (r->flags & SSE__R_ANSWERED)
+        return SSE_EINVAL;
+    struct sse_stream *c = r->conn;
+    if (!c || c->state == SSE__ST_CLOSED)
+        return SSE_ECLOSED;
+    if (content_type && strpbrk(content_type, "\r\n"))
+        return SSE_EINVAL;
+    sse_server *s = r->srv;
+    int keep = (r->flags & SSE__R_KEEP) && !s->closing && !(c->flags & SSE__F_EOF);
+    int bodyless = status == 204 || status == 304 || status < 200;
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    int rc = sse_buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, sse__http_reason(status),
+                            sse__server_date(s));
+    if (!rc && !bodyless)
+        rc = sse_buf_printf(&b, "Content-Length: %zu\r\n", len);
+    if (!rc && content_type)
+        rc = sse_buf_printf(&b, "Content-Type: %s\r\n", content_type);
+    if (!rc && !keep)
+        rc = sse_buf_append_str(&b, "Connection: close\r\n");
+    else if (!rc && (r->flags & SSE__R_HTTP10))
+        rc = sse_buf_append_str(&b, "Connection: keep-alive\r\n");
+    if (!rc)
+        rc = sse__cors_headers(r, &b);
+    if (!rc && r->extra.len)
+        rc = sse_buf_append(&b, r->extra.data, r->extra.len);
+    if (!rc)
+        rc = sse_buf_append(&b, "\r\n", 2);
+    if (!rc && !bodyless && !(r->flags & SSE__R_HEAD) && len)
+        rc = sse_buf_append(&b, body, len);
+    sse_frame *f = NULL;
+    if (!rc)
+        rc = sse_frame_from_buf(&f, &b);
+    if (!rc && (rc = sse__conn_enqueue(c, f)) != 0)
+        sse_frame_unref(f);
+    sse_buf_free(&b);
+    if (rc)
+        return rc;
+    sse__access_log(r, status, len, "");
+    sse__request_answered(r, keep);
+    return 0;
+}
+
+int sse_request_open_stream(sse_request *r, sse_stream **out)
+{
+    if (!r || !out || (r->flags & SSE__R_ANSWERED))
+        return SSE_EINVAL;
+    struct sse_stream *c = r->conn;
+    if (!c || c->state == SSE__ST_CLOSED)
+        return SSE_ECLOSED;
+    sse_server *s = r->srv;
+    if (s->closing)
+        return SSE_ECLOSED;
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    /* Close-delimited body (no chunked framing): see docs/SERVER.md, "Framing". */
+    int rc = sse_buf_printf(&b,
+                            "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: text/event-stream\r\n"
+                            "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                            "Connection: close\r\n",
+                            sse__server_date(s));
+    if (!rc)
+        rc = sse__cors_headers(r, &b);
+    if (!rc && r->extra.len)
+        rc = sse_buf_append(&b, r->extra.data, r->extra.len);
+    if (!rc)
+        rc = sse_buf_append(&b, "\r\n", 2);
+    char *logline = NULL;
+    if (!rc && s->o.access_log) {
+        size_t n = strlen(r->remote) + strlen(r->method) + strlen(r->path) + 3;
+        logline = sse__malloc(n);
+        if (!logline)
+            rc = SSE_ENOMEM;
+        else
+            snprintf(logline, n, "%s %s %s", r->remote, r->method, r->path);
+    }
+    sse_frame *f = NULL;
+    if (!rc)
+        rc = sse_frame_from_buf(&f, &b);
+    if (!rc && (rc = sse__conn_enqueue(c, f)) != 0)
+        sse_frame_unref(f);
+    sse_buf_free(&b);
+    if (rc) {
+        sse__free(logline);
+        return rc;
+    }
+    c->logline = logline;
+    sse__access_log(r, 200, 0, " stream open");
+    r->flags |= SSE__R_ANSWERED;
+    c->req = NULL;
+    c->state = SSE__ST_STREAM;
+    c->flags |= SSE__F_WAS_STREAM;
+    c->flags &= (uint16_t)~SSE__F_PROCESS;
+    s->st.streams++;
+    if (!(r->flags & SSE__R_IN_HANDLER)) {
+        sse__free(c->pend); /* pipelined bytes after a stream request are dropped */
+        c->pend = NULL;
+        r->next_free = s->free_reqs;
+        s->free_reqs = r;
+    }
+    if (r->flags & SSE__R_HEAD)
+        sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
+    sse__conn_flush(c); /* the head goes out now: the browser's onopen waits for it */
+    *out = c;
+    return 0;
+}
+
+void sse_request_on_abort(sse_request *r, void (*cb)(sse_request *r, void *user_data),
+                          void *user_data)
+{
+    if (!r)
+        return;
+    r->on_abort = cb;
+    r->abort_data = user_data;
+}
+
+int sse_request_add_header(sse_request *r, const char *name, const char *value)
+{
+    if (!r || !name || !value || !*name || (r->flags & SSE__R_ANSWERED))
+        return SSE_EINVAL;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == ':' || (unsigned char)*p >= 0x7f)
+            return SSE_EINVAL;
+    for (const char *p = value; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            return SSE_EINVAL;
+    size_t mark = r->extra.len;
+    int rc = sse_buf_printf(&r->extra, "%s: %s\r\n", name, value);
+    if (rc)
+        r->extra.len = mark;
+    return rc;
+}
+
+const char *sse_request_method(const sse_request *r)
+{
+    return r->method;
+}
+
+const char *sse_request_path(const sse_request *r)
+{
+    return r->path;
+}
+
+const char *sse_request_query(const sse_request *r)
+{
+    return r->query;
+}
+
+const char *sse_request_header(const sse_request *r, const char *name)
+{
+    for (unsigned i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+int sse_request_header_at(const sse_request *r, size_t i, const char **name, const char **value)
+{
+    if (i >= r->nheaders)
+        return SSE_ENOTFOUND;
+    if (name)
+        *name = r->headers[i].name;
+    if (value)
+        *value = r->headers[i].value;
+    return 0;
+}
+
+const char *sse_request_body(const sse_request *r, size_t *len)
+{
+    if (len)
+        *len = r->body_len;
+    return r->body;
+}
+
+const char *sse_request_remote_addr(const sse_request *r)
+{
+    return r->remote;
+}
+
+sse_server *sse_request_server(const sse_request *r)
+{
+    return r->srv;
+}
+
+/* Answer a CORS preflight (OPTIONS with Origin and Access-Control-Request-Method). */
+static void sse__preflight(sse_request *r)
+{
+    static const char allow_headers[] =
+        "Authorization, Last-Event-ID, Cache-Control, Content-Type, Accept";
+    const char *origin = sse_request_header(r, "Origin");
+    if (origin && sse__cors_allowed(r->srv, origin)) {
+        sse_request_add_header(r, "Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS");
+        sse_request_add_header(r, "Access-Control-Allow-Headers", allow_headers);
+        sse_request_add_header(r, "Access-Control-Max-Age", "600");
+    }
+    sse_request_respond(r, 204, NULL, NULL, 0);
+}
+
+/* Find the route for r and run it. On return r is answered, deferred, or freed. */
+static void sse__conn_route(struct sse_stream *c, sse_request *r)
+{
+    sse_server *s = c->srv;
+    const struct sse__route *rt, *match = NULL;
+    int path_matched = 0, rc = 0;
+    char allow[128] = "";
+    size_t alen = 0;
+
+    for (rt = s->routes; rt; rt = rt->next) {
+        if (!sse__path_match(rt, r->path))
+            continue;
+        path_matched = 1;
+        if (sse__method_match(rt, r->method)) {
+            match = rt;
+            break;
+        }
+        const char *m = rt->method ? rt->method : "";
+        if (!strstr(allow, m) && alen + strlen(m) + 8 < sizeof(allow)) {
+            alen += (size_t)snprintf(allow + alen, sizeof(allow) - alen, "%s%s", alen ? ", " : "", m);
+            if (strcmp(m, "GET") == 0)
+                alen += (size_t)snprintf(allow + alen, sizeof(allow) - alen, ", HEAD");
+        }
+    }
+    r->flags |= SSE__R_IN_HANDLER;
+    if (s->o.cors_origins && strcmp(r->method, "OPTIONS") == 0 &&
+        (!match || !match->method) && sse_request_header(r, "Origin") &&
+        sse_request_header(r, "Access-Control-Request-Method")) {
+        sse__preflight(r);
+    } else if (!match) {
+        const char *why;
+        int status;
+        if (!sse__known_method(r->method)) {
+            status = 501;
+            why = "501 Not Implemented\n";
+        } else if (path_matched) {
+            status = 405;
+            why = "405 Method Not Allowed\n";
+            sse_request_add_header(r, "Allow", allow);
+        } else {
+            status = 404;
+            why = "404 Not Found\n";
+        }
+        s->st.rejected_total++;
+        sse_request_respond(r, status, "text/plain; charset=utf-8", why, strlen(why));
+    } else if (match->kind == SSE__ROUTE_STREAM) {
+        sse_stream *st;
+        rc = sse_request_open_stream(r, &st);
+        if (rc == 0)
+            match->stream_cb(st, r, match->user_data);
+    } else if (match->kind == SSE__ROUTE_STATIC) {
+        sse__static_serve(r, match);
+    } else {
+        rc = match->cb(r, match->user_data);
+    }
+    r->flags &= ~(unsigned)SSE__R_IN_HANDLER;
+    if (r->flags & SSE__R_ANSWERED) {
+        sse__request_free(r);
+        return;
+    }
+    if (rc == SSE_DEFERRED && r->conn)
+        return;
+    /* neither answered nor deferred: the handler failed */
+    static const char err[] = "500 Internal Server Error\n";
+    if (r->conn && c->state != SSE__ST_CLOSED) {
+        r->flags &= ~(unsigned)SSE__R_KEEP;
+        if (sse_request_respond(r, 500, "text/plain; charset=utf-8", err, sizeof(err) - 1) != 0) {
+            c->req = NULL;
+            c->reason = SSE_CLOSE_ERROR;
+            c->flags |= SSE__F_KILL;
+            c->state = SSE__ST_DONE;
+            sse__conn_mark_dirty(c);
+        }
+    }
+    sse__request_free(r);
+}
+
+/* Copy the parsed request into one allocation and route it. */
+static void sse__conn_dispatch(struct sse_stream *c, const struct sse__http_head *h,
+                               const char *body, size_t body_len)
+{
+    sse_server *s = c->srv;
+    s->st.requests_total++;
+    size_t strings = h->method.len + h->path.len + h->query.len + body_len + 4;
+    for (unsigned i = 0; i < h->nheaders; i++)
+        strings += h->headers[i].name.len + h->headers[i].value.len + 2;
+    size_t hdr_bytes = h->nheaders * sizeof(((sse_request *)0)->headers[0]);
+    sse_request *r = sse__malloc(sizeof(*r) + hdr_bytes + strings);
+    if (!r) {
+        sse__conn_error(c, 503, NULL);
+        return;
+    }
+    memset(r, 0, sizeof(*r));
+    r->conn = c;
+    r->srv = s;
+    r->headers = (void *)(r + 1);
+    r->nheaders = h->nheaders;
+    char *w = (char *)(r + 1) + hdr_bytes;
+    r->method = w;
+    memcpy(w, h->method.p, h->method.len);
+    w += h->method.len;
+    *w++ = '\0';
+    size_t dl;
+    if (sse__http_decode_path(h->path.p, h->path.len, w, &dl) != 0) {
+        sse__free(r);
+        sse__conn_error(c, 400, NULL);
+        return;
+    }
+    r->path = w;
+    w += dl + 1;
+    r->query = w;
+    memcpy(w, h->query.p, h->query.len);
+    w += h->query.len;
+    *w++ = '\0';
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct sse__http_header *hd = &h->headers[i];
+        r->headers[i].name = w;
+        memcpy(w, hd->name.p, hd->name.len);
+        w += hd->name.len;
+        *w++ = '\0';
+        r->headers[i].value = w;
+        memcpy(w, hd->value.p, hd->value.len);
+        w += hd->value.len;
+        *w++ = '\0';
+    }
+    r->body = w;
+    r->body_len = body_len;
+    if (body_len)
+        memcpy(w, body, body_len);
+    w[body_len] = '\0';
+    if (h->keep_alive)
+        r->flags |= SSE__R_KEEP;
+    if (h->minor == 0)
+        r->flags |= SSE__R_HTTP10;
+    if (strcmp(r->method, "HEAD") == 0)
+        r->flags |= SSE__R_HEAD;
+    sse_buf_init(&r->extra, 16384);
+    r->t_start = uv_hrtime();
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    r->remote[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, r->remote, sizeof(r->remote));
+        else
+            uv_ip4_name((struct sockaddr_in *)&ss, r->remote, sizeof(r->remote));
+    }
+    c->req = r;
+    c->state = SSE__ST_HANDLE;
+    sse__conn_route(c, r);
+}
+
+/*
+ * Parse and dispatch the requests in buf[0..len); ps is the state of the first (partial)
+ * request. Returns the bytes consumed: the start of an unfinished request, or len when the
+ * rest is to be dropped (the connection is closing or became a stream).
+ */
+static size_t sse__conn_parse(struct sse_stream *c, char *buf, size_t len, struct sse__pstate *ps)
+{
+    sse_server *s = c->srv;
+    size_t base = 0;
+    while (base < len && c->state == SSE__ST_READ && !(c->flags & SSE__F_KILL)) {
+        if (s->closing) {
+            sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
+            break;
+        }
+        char *p = buf + base;
+        size_t n = len - base;
+        int rc;
+        if (!ps->head_len) {
+            size_t hl;
+            rc = sse__http_scan_head(&ps->scan, p, n, &s->lim, &hl);
+            if (rc < 0) {
+                sse__conn_error(c, -rc, NULL);
+                break;
+            }
+            if (rc == 0)
+                return base;
+            ps->head_len = hl;
+        }
+        struct sse__http_head h;
+        rc = sse__http_parse_head(p, ps->head_len, &h, s->hdrs, s->o.max_headers);
+        if (rc < 0) {
+            sse__conn_error(c, -rc, NULL);
+            break;
+        }
+        size_t avail = n - ps->head_len, body_len = 0, total = ps->head_len;
+        if (h.chunked) {
+            rc = sse__http_chunked_decode(&ps->chunk, p + ps->head_len, avail, s->o.max_body,
+                                          s->o.max_header_bytes);
+            if (rc < 0) {
+                sse__conn_error(c, -rc, NULL);
+                break;
+            }
+            if (rc == 0) {
+                sse__conn_continue(c, &h, ps);
+                return base;
+            }
+            body_len = ps->chunk.out;
+            total += ps->chunk.in;
+        } else if (h.content_length > 0) {
+            if ((uint64_t)h.content_length > s->o.max_body) {
+                sse__conn_error(c, 413, NULL);
+                break;
+            }
+            if (avail < (size_t)h.content_length) {
+                sse__conn_continue(c, &h, ps);
+                return base;
+            }
+            body_len = (size_t)h.content_length;
+            total += body_len;
+        }
+        const char *body = p + ps->head_len; /* the chunked decoder moved the body here */
+        memset(ps, 0, sizeof(*ps));
+        sse__conn_dispatch(c, &h, body, body_len);
+        base += total;
+    }
+    return c->state == SSE__ST_READ || c->state == SSE__ST_HANDLE ? base : len;
+}
+
+/* The bound on buffered bytes of one unfinished request. */
+static size_t sse__pend_limit(const sse_server *s)
+{
+    return s->o.max_request_line + s->o.max_header_bytes + s->o.max_body + SSE__PEND_SLACK;
+}
+
+void sse__conn_process_pending(struct sse_stream *c)
+{
+    struct sse__pend *pd = c->pend;
+    if (!pd)
+        return;
+    size_t used = sse__conn_parse(c, pd->data, pd->len, &pd->ps);
+    pd = c->pend;
+    if (!pd)
+        return;
+    if (used >= pd->len || c->state == SSE__ST_STREAM || c->state == SSE__ST_DONE ||
+        c->state == SSE__ST_CLOSED) {
+        sse__free(pd);
+        c->pend = NULL;
+        return;
+    }
+    if (used) {
+        memmove(pd->data, pd->data + used, pd->len - used);
+        pd->len -= used;
+        c->t_mark = sse__now(c->srv); /* a new request has started */
+    }
+}
+
+static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
+{
+    sse_server *s = c->srv;
+    struct sse__pend *pd = c->pend;
+    if (!pd) {
+        struct sse__pstate ps;
+        memset(&ps, 0, sizeof(ps));
+        size_t used = c->state == SSE__ST_READ ? sse__conn_parse(c, data, n, &ps) : 0;
+        if (used >= n || (c->state != SSE__ST_READ && c->state != SSE__ST_HANDLE))
+            return;
+        size_t cap = n - used < 512 ? 512 : n - used;
+        pd = sse__malloc(sizeof(*pd) + cap);
+        if (!pd) {
+            sse__conn_error(c, 503, NULL);
+            return;
+        }
+        pd->ps = ps;
+        pd->len = n - used;
+        pd->cap = cap;
+        memcpy(pd->data, data + used, n - used);
+        c->pend = pd;
+        if (c->state == SSE__ST_READ)
+            c->t_mark = sse__now(s); /* the request timeout counts from its first bytes */
+        return;
+    }
+    if (pd->len + n > sse__pend_limit(s)) {
+        sse__conn_error(c, pd->ps.head_len ? 413 : 431, NULL);
+        sse__free(pd);
+        c->pend = NULL;
+        return;
+    }
+    if (pd->len + n > pd->cap) {
+        size_t cap = pd->cap * 2;
+        while (cap < pd->len + n)
+            cap *= 2;
+        struct sse__pend *np = sse__realloc(pd, sizeof(*pd) + cap);
+        if (!np) {
+            sse__conn_error(c, 503, NULL);
+            sse__free(pd);
+            c->pend = NULL;
+            return;
+        }
+        pd = c->pend = np;
+        pd->cap = cap;
+    }
+    memcpy(pd->data + pd->len, data, n);
+    pd->len += n;
+    if (c->state == SSE__ST_READ)
+        sse__conn_process_pending(c);
+}
+
+static void sse__conn_on_eof(struct sse_stream *c)
+{
+    c->flags |= SSE__F_EOF;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    switch (c->state) {
+    case SSE__ST_STREAM:
+        sse__conn_close(c, (c->flags & SSE__F_CLOSE_FLUSH) ? c->reason : SSE_CLOSE_PEER);
+        break;
+    case SSE__ST_LINGER:
+        sse__conn_close(c, c->reason);
+        break;
+    case SSE__ST_DONE:
+        if (!c->qcount && !c->wreq)
+            sse__conn_close(c, c->reason);
+        break;
+    case SSE__ST_READ:
+        if (c->qcount || c->wreq)
+            sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
+        else
+            sse__conn_close(c, SSE_CLOSE_PEER);
+        break;
+    default:
+        sse__conn_close(c, SSE_CLOSE_PEER);
+        break;
+    }
+}
+
+static void sse__read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    struct sse_stream *c = (struct sse_stream *)h;
+    if (nread == 0 || c->state == SSE__ST_CLOSED)
+        return;
+    if (nread < 0) {
+        sse__conn_on_eof(c);
+        return;
+    }
+    if (c->state == SSE__ST_READ || c->state == SSE__ST_HANDLE)
+        sse__conn_on_data(c, buf->base, (size_t)nread);
+    /* streams, finished and lingering connections: bytes are read only to notice the EOF */
+}
+
+void sse__conn_start(struct sse_stream *c, int over_limit)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, sse__alloc_cb, sse__read_cb);
+    if (rc) {
+        sse__conn_close(c, SSE_CLOSE_ERROR);
+        return;
+    }
+    if (over_limit)
+        sse__conn_error(c, 503, NULL);
+}

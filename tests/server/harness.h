@@ -1,0 +1,250 @@
+/*
+ * harness.h: a server on a loop in the test thread, blocking raw-socket clients in a second
+ * thread (header-only, for tests/server). The client function returns 0 or 1 (CHECK macros);
+ * loop_call() runs a function on the loop thread and waits for it.
+ */
+#ifndef SSE_TEST_SERVER_HARNESS_H
+#define SSE_TEST_SERVER_HARNESS_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <sse/server.h>
+
+#include "harness/check.h"
+
+struct tctx {
+    uv_loop_t loop;
+    sse_server *s;
+    int port;
+    uv_async_t async;
+    pthread_t th;
+    int (*client)(struct tctx *t);
+    int client_rc;
+    int client_done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void (*call_fn)(struct tctx *t, void *arg);
+    void *call_arg;
+    int call_pending;
+    int closed;
+    void *user; /* test-specific state */
+};
+
+static void tctx_async_cb(uv_async_t *a)
+{
+    struct tctx *t = a->data;
+    pthread_mutex_lock(&t->mu);
+    if (t->call_pending) {
+        void (*fn)(struct tctx *, void *) = t->call_fn;
+        void *arg = t->call_arg;
+        pthread_mutex_unlock(&t->mu);
+        fn(t, arg);
+        pthread_mutex_lock(&t->mu);
+        t->call_pending = 0;
+        pthread_cond_broadcast(&t->cv);
+    }
+    int done = t->client_done;
+    pthread_mutex_unlock(&t->mu);
+    if (done)
+        uv_stop(&t->loop);
+}
+
+/* From the client thread: run fn(t, arg) on the loop thread and wait until it has run. */
+static inline void loop_call(struct tctx *t, void (*fn)(struct tctx *, void *), void *arg)
+{
+    pthread_mutex_lock(&t->mu);
+    t->call_fn = fn;
+    t->call_arg = arg;
+    t->call_pending = 1;
+    uv_async_send(&t->async);
+    while (t->call_pending)
+        pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void *tctx_thread(void *arg)
+{
+    struct tctx *t = arg;
+    int rc = t->client(t);
+    pthread_mutex_lock(&t->mu);
+    t->client_rc = rc;
+    t->client_done = 1;
+    pthread_mutex_unlock(&t->mu);
+    uv_async_send(&t->async);
+    return NULL;
+}
+
+/* Create the loop and a server listening on 127.0.0.1:0 (opts may be NULL). */
+static inline int tctx_init(struct tctx *t, const sse_server_options *opts)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (uv_loop_init(&t->loop))
+        return -1;
+    uv_async_init(&t->loop, &t->async, tctx_async_cb);
+    t->async.data = t;
+    if (sse_server_new(&t->s, &t->loop, opts))
+        return -1;
+    if (sse_server_listen(t->s, "127.0.0.1", 0))
+        return -1;
+    t->port = sse_server_port(t->s);
+    return t->port > 0 ? 0 : -1;
+}
+
+/* Run client in a thread while the loop runs; returns the client's result. */
+static inline int tctx_run(struct tctx *t, int (*client)(struct tctx *t))
+{
+    t->client = client;
+    t->client_done = 0;
+    pthread_create(&t->th, NULL, tctx_thread, t);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    pthread_join(t->th, NULL);
+    return t->client_rc;
+}
+
+static void tctx_closed_cb(sse_server *s, void *user_data)
+{
+    struct tctx *t = user_data;
+    t->closed = 1;
+}
+
+static void tctx_walk_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Close the server gracefully, run the loop until done, free everything. Returns 0 if clean. */
+static inline int tctx_fini(struct tctx *t)
+{
+    sse_server_close(t->s, 2000, tctx_closed_cb, t);
+    uint64_t start = uv_hrtime();
+    while (!t->closed && uv_hrtime() - start < 5000000000ull)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    int ok = t->closed;
+    if (ok)
+        sse_server_free(t->s);
+    uv_close((uv_handle_t *)&t->async, NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    uv_walk(&t->loop, tctx_walk_close, NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&t->loop);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    return ok && rc == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ blocking client helpers */
+
+static inline int cli_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static inline int cli_send(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n) {
+        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static inline int cli_sends(int fd, const char *s)
+{
+    return cli_send(fd, s, strlen(s));
+}
+
+/* Read until needle appears in buf (NUL-terminated) or EOF / timeout; returns bytes read. */
+static inline size_t cli_read_until(int fd, char *buf, size_t cap, size_t have, const char *needle)
+{
+    size_t n = have;
+    buf[n] = '\0';
+    while (n + 1 < cap && (!needle || !strstr(buf, needle))) {
+        ssize_t k = recv(fd, buf + n, cap - 1 - n, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        buf[n] = '\0';
+    }
+    return n;
+}
+
+/* Read one response (head + Content-Length body) into buf; returns its length, 0 on failure. */
+static inline size_t cli_read_response(int fd, char *buf, size_t cap)
+{
+    size_t n = cli_read_until(fd, buf, cap, 0, "\r\n\r\n");
+    char *end = strstr(buf, "\r\n\r\n");
+    if (!end)
+        return 0;
+    size_t head = (size_t)(end + 4 - buf);
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    size_t body = 0;
+    if (cl && cl < end)
+        body = strtoul(cl + 17, NULL, 10);
+    while (n < head + body && n + 1 < cap) {
+        ssize_t k = recv(fd, buf + n, cap - 1 - n, 0);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* The status code of a response in buf, or -1. */
+static inline int cli_status(const char *buf)
+{
+    if (strncmp(buf, "HTTP/1.1 ", 9) != 0)
+        return -1;
+    return (int)strtol(buf + 9, NULL, 10);
+}
+
+/* Whether the peer closed the connection (EOF within the receive timeout). */
+static inline int cli_eof(int fd)
+{
+    char b[4096];
+    for (;;) {
+        ssize_t k = recv(fd, b, sizeof(b), 0);
+        if (k == 0)
+            return 1;
+        if (k < 0)
+            return errno == ECONNRESET;
+    }
+}
+
+#endif
