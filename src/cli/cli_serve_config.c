@@ -1,0 +1,430 @@
+/*
+ * cli_serve_config.c: the settings table of `ssehub serve` and its three sources (flags,
+ * environment, config file). See cli_serve_config.h. Plain libc: this is CLI code, not libsse.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli_serve_config.h"
+
+enum { T_STR, T_BOOL, T_SIZE, T_MS };
+
+struct setting {
+    const char *name;  /* flag without "--" and config key */
+    const char *env;   /* primary environment variable */
+    const char *env2;  /* an alias (the reference hub's names), or NULL */
+    int type;
+    const char *def;   /* default as text (NULL = unset) */
+    size_t off;        /* offset in struct serve_config */
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct serve_config, f)
+
+static const struct setting settings[] = {
+    {"config", "SSEHUB_CONFIG", NULL, T_STR, NULL, (size_t)-1,
+     "read settings from FILE (key = value lines)"},
+    {"listen", "SSEHUB_LISTEN", NULL, T_STR, "127.0.0.1:8080", OFF(listen),
+     "address to listen on: HOST:PORT, [IPv6]:PORT; port 0 picks a free port"},
+    {"publisher-jwt-key", "MERCURE_PUBLISHER_JWT_KEY", "MERCURE_JWT_KEY", T_STR, NULL,
+     OFF(publisher_key), "publisher JWT key: HMAC secret, or PEM public key for RS256/ES256"},
+    {"publisher-jwt-alg", "MERCURE_PUBLISHER_JWT_ALG", "MERCURE_JWT_ALG", T_STR, "HS256",
+     OFF(publisher_alg), "publisher JWT algorithm: HS256 HS384 HS512 RS256 ES256"},
+    {"subscriber-jwt-key", "MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_JWT_KEY", T_STR, NULL,
+     OFF(subscriber_key), "subscriber JWT key (default: the publisher's)"},
+    {"subscriber-jwt-alg", "MERCURE_SUBSCRIBER_JWT_ALG", "MERCURE_JWT_ALG", T_STR, NULL,
+     OFF(subscriber_alg), "subscriber JWT algorithm (default: the publisher's)"},
+    {"resource", "SSEHUB_RESOURCE", NULL, T_STR, NULL, OFF(resource),
+     "draft-08 resource identifier: the \"aud\" tokens must carry (unset: not checked)"},
+    {"issuer", "SSEHUB_ISSUER", NULL, T_STR, NULL, OFF(issuer),
+     "expected \"iss\" of tokens (unset: not checked)"},
+    {"protocol", "SSEHUB_PROTOCOL", NULL, T_STR, "both", OFF(protocol),
+     "Mercure generation spoken: draft-07, draft-08 or both"},
+    {"anonymous", "SSEHUB_ANONYMOUS", NULL, T_BOOL, "false", OFF(anonymous),
+     "accept subscribers without a token (public updates only); on with --demo/--dev"},
+    {"subscriptions", "SSEHUB_SUBSCRIPTIONS", NULL, T_BOOL, "false", OFF(subscriptions),
+     "publish subscription events and serve the subscriptions API"},
+    {"cors-origins", "SSEHUB_CORS_ORIGINS", "MERCURE_CORS_ORIGINS", T_STR, NULL,
+     OFF(cors_origins), "origins allowed by CORS (space/comma list or *); credentials allowed"},
+    {"publish-origins", "SSEHUB_PUBLISH_ORIGINS", "MERCURE_PUBLISH_ORIGINS", T_STR, NULL,
+     OFF(publish_origins), "origins allowed to publish with a cookie token (list or *)"},
+    {"publish-anonymous", "SSEHUB_PUBLISH_ANONYMOUS", NULL, T_BOOL, "false",
+     OFF(publish_anonymous), "publish without a token (trusted private networks only!)"},
+    {"heartbeat", "SSEHUB_HEARTBEAT", NULL, T_MS, "15s", OFF(heartbeat_ms),
+     "comment sent on idle streams every so often (0 = off)"},
+    {"write-timeout", "SSEHUB_WRITE_TIMEOUT", NULL, T_MS, "30s", OFF(write_timeout_ms),
+     "close a stream whose queued bytes make no progress for this long"},
+    {"queue-max", "SSEHUB_QUEUE_MAX", NULL, T_SIZE, "4M", OFF(queue_max),
+     "bytes queued per subscriber before it is disconnected as too slow"},
+    {"history-count", "SSEHUB_HISTORY_COUNT", NULL, T_SIZE, "1000", OFF(history_count),
+     "updates kept for replay (Last-Event-ID)"},
+    {"history-bytes", "SSEHUB_HISTORY_BYTES", NULL, T_SIZE, "16M", OFF(history_bytes),
+     "bytes kept for replay"},
+    {"max-selectors", "SSEHUB_MAX_SELECTORS", NULL, T_SIZE, "64", OFF(max_selectors),
+     "selectors per subscribe request (more: 400)"},
+    {"max-selector-length", "SSEHUB_MAX_SELECTOR_LENGTH", NULL, T_SIZE, "1024",
+     OFF(max_selector_len), "bytes per selector or topic (longer: 400 / 413)"},
+    {"max-topics", "SSEHUB_MAX_TOPICS", NULL, T_SIZE, "16", OFF(max_topics),
+     "topics per update, draft-07 (more: 413)"},
+    {"max-body", "SSEHUB_MAX_BODY", NULL, T_SIZE, "1M", OFF(max_body),
+     "bytes of a request body (more: 413)"},
+    {"max-update", "SSEHUB_MAX_UPDATE", NULL, T_SIZE, "1M", OFF(max_update),
+     "bytes of data + id + type of one update (more: 413)"},
+    {"max-subscribers", "SSEHUB_MAX_SUBSCRIBERS", NULL, T_SIZE, "0", OFF(max_subscribers),
+     "concurrent subscribers, 0 = unlimited (more: 429)"},
+    {"max-connections", "SSEHUB_MAX_CONNECTIONS", NULL, T_SIZE, "0", OFF(max_connections),
+     "concurrent TCP connections, 0 = unlimited (more: 503)"},
+    {"expiry-sweep", "SSEHUB_EXPIRY_SWEEP", NULL, T_MS, "250ms", OFF(expiry_sweep_ms),
+     "how often streams of expired tokens are looked for (closed before exp)"},
+    {"shutdown-timeout", "SSEHUB_SHUTDOWN_TIMEOUT", NULL, T_MS, "5s", OFF(shutdown_timeout_ms),
+     "graceful shutdown budget on SIGINT/SIGTERM"},
+    {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
+    {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
+     "built-in publisher: server time every second on --demo-topic (myEvent every 5th); "
+     "implies --dev"},
+    {"demo-topic", "SSEHUB_DEMO_TOPIC", NULL, T_STR, "/demo/clock", OFF(demo_topic),
+     "topic of the --demo publisher"},
+    {"dev", "SSEHUB_DEV", NULL, T_BOOL, "false", OFF(dev),
+     "development mode: a random key and tokens printed at start, GET "
+     "/.well-known/ssehub/dev-token"},
+    {"access-log", "SSEHUB_ACCESS_LOG", NULL, T_BOOL, "false", OFF(access_log),
+     "log one line per request and closed stream"},
+    {"log-level", "SSEHUB_LOG_LEVEL", NULL, T_STR, "info", OFF(log_level),
+     "error, warn, info or debug"},
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+int serve_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    unsigned shift = 0;
+    if (*end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K': shift = 10; break;
+        case 'M': shift = 20; break;
+        case 'G': shift = 30; break;
+        default: return -1;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'B' || *end == 'b')
+            end++;
+        if (*end)
+            return -1;
+    }
+    if (v > (((unsigned long long)SIZE_MAX) >> shift))
+        return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+int serve_parse_ms(const char *s, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    unsigned long long mul = 1;
+    if (!strcmp(end, "") || !strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    else if (!strcmp(end, "h"))
+        mul = 3600000;
+    else
+        return -1;
+    if (v > 0xFFFFFFFFull / mul)
+        return -1;
+    *out = (unsigned)(v * mul);
+    return 0;
+}
+
+int serve_parse_listen(const char *s, char **host, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
+        return -1;
+    *host = hl ? strndup(h, hl) : strdup("0.0.0.0");
+    if (!*host)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
+        !strcasecmp(v, "on")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") ||
+        !strcasecmp(v, "off")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+/* Find a setting by flag / key name ('-' and '_' alike). */
+static const struct setting *find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *n = settings[i].name;
+        if (strlen(n) != len)
+            continue;
+        size_t k = 0;
+        while (k < len && (n[k] == name[k] || (n[k] == '-' && name[k] == '_')))
+            k++;
+        if (k == len)
+            return &settings[i];
+    }
+    return NULL;
+}
+
+/* Apply one textual value. */
+static int apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
+                 size_t errlen, const char *src)
+{
+    if (s->off == (size_t)-1)
+        return 0;
+    char *p = (char *)c + s->off;
+    switch (s->type) {
+    case T_STR: {
+        char **dst = (char **)p;
+        char *d = strdup(v);
+        if (!d) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        free(*dst);
+        *dst = d;
+        return 0;
+    }
+    case T_BOOL:
+        if (parse_bool(v, (int *)p) == 0) {
+            if (!strcmp(s->name, "anonymous"))
+                c->anonymous_set = 1;
+            return 0;
+        }
+        break;
+    case T_SIZE:
+        if (serve_parse_size(v, (size_t *)p) == 0)
+            return 0;
+        break;
+    case T_MS:
+        if (serve_parse_ms(v, (unsigned *)p) == 0)
+            return 0;
+        break;
+    }
+    snprintf(err, errlen, "%s: invalid value '%s' for %s", src, v, s->name);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int load_file(struct serve_config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[8192];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *l = trim(line);
+        if (!*l || *l == '#')
+            continue;
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected key = value", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *k = trim(l), *v = trim(eq + 1);
+        size_t vl = strlen(v);
+        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+            v[vl - 1] = '\0';
+            v++;
+        }
+        const struct setting *s = find(k, strlen(k));
+        if (!s || s->off == (size_t)-1) {
+            snprintf(err, errlen, "%s:%d: unknown setting '%s'", path, lineno, k);
+            rc = -1;
+            break;
+        }
+        char src[64];
+        snprintf(src, sizeof(src), "config line %d", lineno);
+        rc = apply(c, s, v, err, errlen, src);
+    }
+    fclose(f);
+    return rc;
+}
+
+void serve_config_help(FILE *out)
+{
+    fprintf(out, "usage: ssehub serve [options]\n\n"
+                 "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
+                 "Every option is also an environment variable and a config-file key\n"
+                 "(precedence: flag > environment > config file > default).\n\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        const char *arg = s->type == T_BOOL   ? ""
+                          : s->type == T_SIZE ? " N"
+                          : s->type == T_MS   ? " DURATION"
+                                              : " VALUE";
+        fprintf(out, "  --%s%s\n      %s\n      env %s%s%s; default: %s\n", s->name, arg, s->help,
+                s->env, s->env2 ? " or " : "", s->env2 ? s->env2 : "", s->def ? s->def : "(unset)");
+    }
+    fprintf(out, "  --help\n      this text\n\n"
+                 "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
+                 "Without --demo or --dev, a publisher key is required.\n");
+}
+
+void serve_config_free(struct serve_config *c)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].type == T_STR && settings[i].off != (size_t)-1) {
+            char **p = (char **)((char *)c + settings[i].off);
+            free(*p);
+            *p = NULL;
+        }
+}
+
+int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env,
+                      FILE *out, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    err[0] = '\0';
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (settings[i].def && apply(c, &settings[i], settings[i].def, err, errlen, "default"))
+            return 2;
+    c->anonymous_set = 0;
+
+    /* The config file first (from the command line, else the environment). */
+    const char *cfg = env ? env("SSEHUB_CONFIG") : NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            serve_config_help(out);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            cfg = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            cfg = argv[i] + 9;
+    }
+    if (cfg && *cfg && load_file(c, cfg, err, errlen))
+        return 2;
+
+    /* Environment. */
+    for (size_t i = 0; env && i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        const char *v = env(s->env);
+        if (!v && s->env2)
+            v = env(s->env2);
+        if (v && apply(c, s, v, err, errlen, s->env))
+            return 2;
+    }
+
+    /* Command line. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see ssehub serve --help)", a);
+            return 2;
+        }
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        const struct setting *s = find(a, nl);
+        int negated = 0;
+        if (!s && nl > 3 && !strncmp(a, "no-", 3)) {
+            s = find(a + 3, nl - 3);
+            negated = s && s->type == T_BOOL;
+            if (!negated)
+                s = NULL;
+        }
+        if (!s) {
+            snprintf(err, errlen, "unknown option '--%.*s' (see ssehub serve --help)", (int)nl, a);
+            return 2;
+        }
+        const char *v;
+        if (eq) {
+            v = eq + 1;
+        } else if (s->type == T_BOOL) {
+            v = negated ? "false" : "true";
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            snprintf(err, errlen, "option --%s needs a value", s->name);
+            return 2;
+        }
+        if (apply(c, s, v, err, errlen, "command line"))
+            return 2;
+    }
+
+    if (strcmp(c->protocol, "draft-07") && strcmp(c->protocol, "draft-08") &&
+        strcmp(c->protocol, "both")) {
+        snprintf(err, errlen, "--protocol must be draft-07, draft-08 or both, not '%s'",
+                 c->protocol);
+        return 2;
+    }
+    char *h;
+    int port;
+    if (serve_parse_listen(c->listen, &h, &port)) {
+        snprintf(err, errlen, "--listen: expected HOST:PORT or [IPv6]:PORT, got '%s'", c->listen);
+        return 2;
+    }
+    free(h);
+    if (c->demo)
+        c->dev = 1;
+    if (c->dev && !c->anonymous_set)
+        c->anonymous = 1;
+    return 0;
+}

@@ -1,0 +1,184 @@
+/*
+ * test_serve_config.c: the settings of `ssehub serve`: defaults, precedence (flag > environment >
+ * config file > default), the reference hub's variable names, value syntax (sizes, durations,
+ * booleans, --no-x), listen addresses (IPv4, IPv6), errors, and --help listing every setting.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cli_serve_config.h"
+#include "harness/check.h"
+
+static const char *const *env_table;
+
+static const char *fake_env(const char *name)
+{
+    for (size_t i = 0; env_table && env_table[i]; i += 2)
+        if (!strcmp(env_table[i], name))
+            return env_table[i + 1];
+    return NULL;
+}
+
+static int load(struct serve_config *c, char **argv, int argc, const char *const *env, char *err)
+{
+    env_table = env;
+    FILE *devnull = fopen("/dev/null", "w");
+    int rc = serve_config_load(c, argc, argv, fake_env, devnull, err, 512);
+    fclose(devnull);
+    return rc;
+}
+
+static int test_defaults(void)
+{
+    struct serve_config c;
+    char err[512];
+    char *argv[] = {"serve"};
+    CHECK_EQ_INT(load(&c, argv, 1, NULL, err), 0);
+    CHECK_EQ_STR(c.listen, "127.0.0.1:8080");
+    CHECK_EQ_STR(c.protocol, "both");
+    CHECK_EQ_STR(c.publisher_alg, "HS256");
+    CHECK(c.publisher_key == NULL);
+    CHECK_EQ_INT(c.anonymous, 0);
+    CHECK_EQ_UINT(c.heartbeat_ms, 15000);
+    CHECK_EQ_UINT(c.queue_max, 4u << 20);
+    CHECK_EQ_UINT(c.history_count, 1000);
+    CHECK_EQ_UINT(c.max_selectors, 64);
+    serve_config_free(&c);
+    return 0;
+}
+
+static int test_precedence(void)
+{
+    char path[] = "/tmp/ssehub-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# comment\n\nlisten = 127.0.0.1:9000\nheartbeat = 5s\n"
+               "history_count = 7\npublisher-jwt-key = \"file key\"\nanonymous = yes\n");
+    fclose(f);
+    struct serve_config c;
+    char err[512];
+    const char *env[] = {"MERCURE_PUBLISHER_JWT_KEY", "env key", "SSEHUB_HEARTBEAT", "2s",
+                         "MERCURE_JWT_KEY", "shared", NULL};
+    char *argv[] = {"serve", "--config", path, "--heartbeat=250ms", "--max-body", "2M",
+                    "--no-anonymous", "--listen", "[::1]:0"};
+    CHECK_EQ_INT(load(&c, argv, 9, env, err), 0);
+    CHECK_EQ_STR(c.listen, "[::1]:0");          /* flag over file */
+    CHECK_EQ_UINT(c.heartbeat_ms, 250);         /* flag over env over file */
+    CHECK_EQ_UINT(c.history_count, 7);          /* file over default */
+    CHECK_EQ_STR(c.publisher_key, "env key");   /* env over file */
+    CHECK_EQ_STR(c.subscriber_key, "shared");   /* the MERCURE_JWT_KEY alias */
+    CHECK_EQ_UINT(c.max_body, 2u << 20);
+    CHECK_EQ_INT(c.anonymous, 0);
+    serve_config_free(&c);
+    unlink(path);
+    return 0;
+}
+
+static int test_errors(void)
+{
+    struct serve_config c;
+    char err[512];
+    char *a1[] = {"serve", "--bogus"};
+    CHECK_EQ_INT(load(&c, a1, 2, NULL, err), 2);
+    CHECK(strstr(err, "bogus") != NULL);
+    serve_config_free(&c);
+    char *a2[] = {"serve", "--max-body", "12Q"};
+    CHECK_EQ_INT(load(&c, a2, 3, NULL, err), 2);
+    serve_config_free(&c);
+    char *a3[] = {"serve", "--protocol", "draft-09"};
+    CHECK_EQ_INT(load(&c, a3, 3, NULL, err), 2);
+    serve_config_free(&c);
+    char *a4[] = {"serve", "--listen", "nocolon"};
+    CHECK_EQ_INT(load(&c, a4, 3, NULL, err), 2);
+    serve_config_free(&c);
+    char *a5[] = {"serve", "--config", "/nonexistent/ssehub.conf"};
+    CHECK_EQ_INT(load(&c, a5, 3, NULL, err), 2);
+    serve_config_free(&c);
+    char *a6[] = {"serve", "--listen"};
+    CHECK_EQ_INT(load(&c, a6, 2, NULL, err), 2);
+    serve_config_free(&c);
+    const char *env[] = {"SSEHUB_ANONYMOUS", "maybe", NULL};
+    char *a7[] = {"serve"};
+    CHECK_EQ_INT(load(&c, a7, 1, env, err), 2);
+    CHECK(strstr(err, "SSEHUB_ANONYMOUS") != NULL);
+    serve_config_free(&c);
+    return 0;
+}
+
+static int test_demo_implies(void)
+{
+    struct serve_config c;
+    char err[512];
+    char *a[] = {"serve", "--demo"};
+    CHECK_EQ_INT(load(&c, a, 2, NULL, err), 0);
+    CHECK_EQ_INT(c.dev, 1);
+    CHECK_EQ_INT(c.anonymous, 1);
+    serve_config_free(&c);
+    char *b[] = {"serve", "--demo", "--anonymous=false"};
+    CHECK_EQ_INT(load(&c, b, 3, NULL, err), 0);
+    CHECK_EQ_INT(c.anonymous, 0);
+    serve_config_free(&c);
+    return 0;
+}
+
+static int test_values(void)
+{
+    size_t sz;
+    unsigned ms;
+    CHECK_EQ_INT(serve_parse_size("16M", &sz), 0);
+    CHECK_EQ_UINT(sz, 16u << 20);
+    CHECK_EQ_INT(serve_parse_size("1KiB", &sz), 0);
+    CHECK_EQ_UINT(sz, 1024);
+    CHECK_EQ_INT(serve_parse_size("-1", &sz), -1);
+    CHECK_EQ_INT(serve_parse_size("", &sz), -1);
+    CHECK_EQ_INT(serve_parse_ms("2m", &ms), 0);
+    CHECK_EQ_UINT(ms, 120000);
+    CHECK_EQ_INT(serve_parse_ms("10", &ms), 0);
+    CHECK_EQ_UINT(ms, 10);
+    CHECK_EQ_INT(serve_parse_ms("10x", &ms), -1);
+    char *host;
+    int port;
+    CHECK_EQ_INT(serve_parse_listen("[::1]:8080", &host, &port), 0);
+    CHECK_EQ_STR(host, "::1");
+    CHECK_EQ_INT(port, 8080);
+    free(host);
+    CHECK_EQ_INT(serve_parse_listen("127.0.0.1:0", &host, &port), 0);
+    CHECK_EQ_STR(host, "127.0.0.1");
+    CHECK_EQ_INT(port, 0);
+    free(host);
+    CHECK_EQ_INT(serve_parse_listen("127.0.0.1:70000", &host, &port), -1);
+    CHECK_EQ_INT(serve_parse_listen("[::1]8080", &host, &port), -1);
+    return 0;
+}
+
+static int test_help_lists_everything(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    serve_config_help(m);
+    fclose(m);
+    static const char *const must[] = {"--listen", "MERCURE_PUBLISHER_JWT_KEY",
+                                       "MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_PUBLISHER_JWT_ALG",
+                                       "MERCURE_SUBSCRIBER_JWT_ALG", "--cors-origins",
+                                       "--publish-origins", "--anonymous", "--subscriptions",
+                                       "--protocol", "--heartbeat", "--write-timeout",
+                                       "--queue-max", "--history-count", "--history-bytes",
+                                       "--max-selectors", "--max-selector-length", "--max-body",
+                                       "--max-update", "--web", "--demo", "--dev", "--config",
+                                       "default: 127.0.0.1:8080"};
+    for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
+        if (!strstr(buf, must[i])) {
+            fprintf(stderr, "help lacks %s\n", must[i]);
+            free(buf);
+            return 1;
+        }
+    free(buf);
+    return 0;
+}
+
+CHECK_MAIN(CHECK_TEST(test_defaults), CHECK_TEST(test_precedence), CHECK_TEST(test_errors),
+           CHECK_TEST(test_demo_implies), CHECK_TEST(test_values),
+           CHECK_TEST(test_help_lists_everything))
