@@ -416,6 +416,45 @@ static int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
     return 0;
 }
 
+/*
+ * Small chunks (a byte or a few at a time, as a slow network delivers them): one pass over the
+ * bytes with no scan set-up; ordinary bytes go straight into the line buffer.
+ */
+static int feed_small(sse_parser *p, const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c != '\n' && c != '\r') {
+            p->skip_lf = 0;
+            if (p->line.len >= p->max_line)
+                return SSE_ELIMIT;
+            if (p->line.len + 2 > p->line.cap && pbuf_reserve(&p->line, 1))
+                return SSE_ENOMEM;
+            p->line.p[p->line.len++] = (char)c;
+            p->line_hi |= c & 0x80u;
+            continue;
+        }
+        if (c == '\n' && p->skip_lf) {
+            p->skip_lf = 0;
+            continue;
+        }
+        int rc = process_line(p, p->line.len ? (const unsigned char *)p->line.p
+                                             : (const unsigned char *)"",
+                              p->line.len, p->line_hi);
+        pbuf_clear(&p->line);
+        p->line_hi = 0;
+        /* as in feed_bytes: a CR's LF is looked for in this chunk, or at the next one's start */
+        p->skip_lf = c == '\r';
+        if (c == '\r' && i + 1 < n && s[i + 1] == '\n') {
+            p->skip_lf = 0;
+            i++;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int sse_parser_feed(sse_parser *p, const void *bytes, size_t len)
 {
     const unsigned char *s = bytes;
@@ -453,7 +492,7 @@ int sse_parser_feed(sse_parser *p, const void *bytes, size_t len)
         if (!len)
             return 0;
     }
-    int rc = feed_bytes(p, s, len);
+    int rc = len <= 8 ? feed_small(p, s, len) : feed_bytes(p, s, len);
     if (rc && rc != SSE_ECANCELED)
         p->err = rc;
     return rc;
