@@ -1,0 +1,358 @@
+/*
+ * cmd_serve.c: `ssehub serve` — runs the Mercure hub (include/sse/hub.h) on the libsse server.
+ *
+ * Reads the settings (cli_serve_config.c), refuses to start with publishing enabled and no key
+ * unless --dev/--demo (which make a random key and print tokens signed with it), listens,
+ * prints `listening on http://HOST:PORT/` (the real port when 0 was asked), serves --web at /,
+ * runs the --demo clock publisher, and shuts down gracefully on SIGINT/SIGTERM.
+ */
+#include <jwt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <sse/hub.h>
+#include <sse/server.h>
+
+#include "cli_commands.h"
+#include "cli_serve_config.h"
+
+const char sse_cli_serve_summary[] = "run the Mercure hub (publish, subscribe, history, demo pages)";
+
+struct serve {
+    struct serve_config cfg;
+    uv_loop_t loop;
+    sse_server *server;
+    sse_hub *hub;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t demo;
+    int demo_on;
+    unsigned long long demo_tick;
+    int log_level;
+    char *dev_pub_token, *dev_sub_token;
+    int stopping;
+};
+
+static void log_line(void *ud, int level, const char *line)
+{
+    struct serve *sv = ud;
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    if (level > sv->log_level)
+        return;
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(stderr, "%s %-5s %s\n", ts, names[level & 3], line);
+}
+
+static const char *real_getenv(const char *name)
+{
+    return getenv(name);
+}
+
+/* A development token (HS256 with key): draft-07 `mercure` claim, or a draft-08 access token. */
+static char *mint(const char *key, int draft08, const char *resource, int publish)
+{
+    jwt_t *jwt = NULL;
+    char *out = NULL;
+    char json[512];
+    long long exp = (long long)time(NULL) + 30LL * 24 * 3600;
+    if (jwt_new(&jwt))
+        return NULL;
+    if (draft08) {
+        snprintf(json, sizeof(json),
+                 "{\"exp\":%lld,\"sub\":\"urn:ssehub:dev-%s\",%s%s%s"
+                 "\"authorization_details\":[{\"type\":\"mercure\",\"actions\":[\"%s\"],"
+                 "\"topics\":[{\"match\":\"*\"}]}]}",
+                 exp, publish ? "publisher" : "subscriber", resource ? "\"aud\":\"" : "",
+                 resource ? resource : "", resource ? "\"," : "",
+                 publish ? "publish\",\"subscribe" : "subscribe");
+        jwt_add_header(jwt, "typ", "at+jwt");
+    } else {
+        snprintf(json, sizeof(json), "{\"exp\":%lld,\"mercure\":{\"%s\":[\"*\"]%s}}", exp,
+                 publish ? "publish" : "subscribe", publish ? ",\"subscribe\":[\"*\"]" : "");
+    }
+    if (jwt_add_grants_json(jwt, json) ||
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)key, (int)strlen(key)))
+        goto out;
+    out = jwt_encode_str(jwt);
+out:
+    jwt_free(jwt);
+    return out;
+}
+
+static int on_dev_token(sse_request *req, void *ud)
+{
+    struct serve *sv = ud;
+    char body[4096];
+    int n = snprintf(body, sizeof(body),
+                     "{\"hub\":\"/.well-known/mercure\",\"publisher\":\"%s\",\"subscriber\":\"%s\","
+                     "\"demo_topic\":\"%s\"}",
+                     sv->dev_pub_token, sv->dev_sub_token, sv->cfg.demo_topic);
+    sse_request_add_header(req, "Cache-Control", "no-store");
+    return sse_request_respond(req, 200, "application/json", body, (size_t)n);
+}
+
+static int on_clock_redirect(sse_request *req, void *ud)
+{
+    struct serve *sv = ud;
+    char loc[2048];
+    snprintf(loc, sizeof(loc), "/.well-known/mercure?topic=%s", sv->cfg.demo_topic);
+    for (char *p = loc + 27; *p; p++) /* keep it a valid URL: the topic is ASCII by default */
+        if (*p == ' ')
+            *p = '+';
+    sse_request_add_header(req, "Location", loc);
+    return sse_request_respond(req, 307, "text/plain", "see the hub\n", 12);
+}
+
+static void demo_tick(uv_timer_t *t)
+{
+    struct serve *sv = t->data;
+    char data[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(data, sizeof(data), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(data + n, sizeof(data) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    sv->demo_tick++;
+    const char *topics[1] = {sv->cfg.demo_topic};
+    sse_hub_update u = {topics, 1, data, strlen(data), NULL, NULL, -1, 0};
+    if (sv->demo_tick % 5 == 0)
+        u.type = "myEvent";
+    int rc = sse_hub_publish(sv->hub, &u, NULL);
+    if (rc)
+        log_line(sv, SSE_LOG_WARN, "demo publish failed");
+}
+
+static void closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void server_closed(sse_server *s, void *ud)
+{
+    struct serve *sv = ud;
+    (void)s;
+    uv_close((uv_handle_t *)&sv->sigint, closed);
+    uv_close((uv_handle_t *)&sv->sigterm, closed);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct serve *sv = sig->data;
+    if (sv->stopping) {
+        log_line(sv, SSE_LOG_WARN, "second signal: exiting now");
+        exit(1);
+    }
+    sv->stopping = 1;
+    char line[64];
+    snprintf(line, sizeof(line), "%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    log_line(sv, SSE_LOG_INFO, line);
+    if (sv->demo_on) {
+        uv_timer_stop(&sv->demo);
+        uv_close((uv_handle_t *)&sv->demo, closed);
+        sv->demo_on = 0;
+    }
+    sse_hub_close(sv->hub);
+    sse_server_close(sv->server, sv->cfg.shutdown_timeout_ms, server_closed, sv);
+}
+
+static int random_key(char out[65])
+{
+    unsigned char r[32];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        return -1;
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    return 0;
+}
+
+int sse_cli_serve(int argc, char **argv)
+{
+    struct serve sv;
+    char err[512];
+    int rc, exit_code = 1;
+    char *host = NULL;
+    int port;
+    char devkey[65];
+
+    memset(&sv, 0, sizeof(sv));
+    rc = serve_config_load(&sv.cfg, argc, argv, real_getenv, stdout, err, sizeof(err));
+    if (rc == 1) {
+        serve_config_free(&sv.cfg);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "ssehub serve: %s\n", err);
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
+    struct serve_config *c = &sv.cfg;
+    sv.log_level = !strcasecmp(c->log_level, "error")  ? SSE_LOG_ERROR
+                   : !strcasecmp(c->log_level, "warn") ? SSE_LOG_WARN
+                   : !strcasecmp(c->log_level, "debug") ? SSE_LOG_DEBUG
+                                                        : SSE_LOG_INFO;
+    int drafts = !strcmp(c->protocol, "draft-07")   ? SSE_HUB_DRAFT_07
+                 : !strcmp(c->protocol, "draft-08") ? SSE_HUB_DRAFT_08
+                                                    : SSE_HUB_DRAFT_BOTH;
+
+    if (!c->publisher_key && !c->publish_anonymous) {
+        if (!c->dev) {
+            fprintf(stderr,
+                    "ssehub serve: no publisher key configured: set --publisher-jwt-key (or "
+                    "MERCURE_PUBLISHER_JWT_KEY), or use --dev / --demo for a development key, "
+                    "or --publish-anonymous on a trusted network\n");
+            serve_config_free(&sv.cfg);
+            return 2;
+        }
+        if (random_key(devkey)) {
+            fprintf(stderr, "ssehub serve: no randomness for a development key\n");
+            serve_config_free(&sv.cfg);
+            return 1;
+        }
+        c->publisher_key = strdup(devkey);
+        free(c->publisher_alg);
+        c->publisher_alg = strdup("HS256");
+        if (!c->publisher_key || !c->publisher_alg) {
+            serve_config_free(&sv.cfg);
+            return 1;
+        }
+    }
+    if (c->dev) {
+        int d08 = drafts == SSE_HUB_DRAFT_08;
+        const char *alg = c->publisher_alg ? c->publisher_alg : "HS256";
+        if (strcasecmp(alg, "HS256")) {
+            fprintf(stderr, "ssehub serve: --dev tokens need an HS256 key\n");
+            serve_config_free(&sv.cfg);
+            return 2;
+        }
+        sv.dev_pub_token = mint(c->publisher_key, d08, c->resource, 1);
+        sv.dev_sub_token = mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08,
+                                c->resource, 0);
+        if (!sv.dev_pub_token || !sv.dev_sub_token) {
+            fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
+            goto out;
+        }
+    }
+
+    if ((rc = uv_loop_init(&sv.loop))) {
+        fprintf(stderr, "ssehub serve: %s\n", uv_strerror(rc));
+        goto out;
+    }
+    sse_server_options so = SSE_SERVER_OPTIONS_INIT;
+    so.max_body = c->max_body;
+    so.heartbeat_ms = c->heartbeat_ms ? c->heartbeat_ms : UINT32_MAX;
+    so.write_timeout_ms = c->write_timeout_ms;
+    so.stream_queue_max = c->queue_max;
+    so.max_connections = (unsigned)c->max_connections;
+    so.cors_origins = c->cors_origins;
+    so.cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
+    so.access_log = c->access_log;
+    so.log = log_line;
+    so.log_data = &sv;
+    if ((rc = sse_server_new(&sv.server, &sv.loop, &so))) {
+        fprintf(stderr, "ssehub serve: server: %s\n", sse_strerror(rc));
+        goto out_loop;
+    }
+
+    sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
+    ho.loop = &sv.loop;
+    ho.drafts = drafts;
+    ho.publisher_key = c->publisher_key;
+    ho.publisher_alg = c->publisher_alg;
+    ho.subscriber_key = c->subscriber_key;
+    ho.subscriber_alg = c->subscriber_alg;
+    ho.resource = c->resource;
+    ho.issuer = c->issuer;
+    ho.anonymous = c->anonymous;
+    ho.publish_anonymous = c->publish_anonymous;
+    ho.subscriptions = c->subscriptions;
+    ho.publish_origins = c->publish_origins;
+    ho.history_count = c->history_count ? c->history_count : SIZE_MAX;
+    ho.history_bytes = c->history_bytes;
+    ho.max_selectors = c->max_selectors;
+    ho.max_selector_len = c->max_selector_len;
+    ho.max_topics = c->max_topics;
+    ho.max_update = c->max_update;
+    ho.max_subscribers = c->max_subscribers;
+    ho.expiry_sweep_ms = c->expiry_sweep_ms;
+    ho.log = log_line;
+    ho.log_data = &sv;
+    if ((rc = sse_hub_new(&sv.hub, sv.server, &ho))) {
+        fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
+                sse_strerror(rc));
+        goto out_server;
+    }
+    if (c->dev)
+        sse_server_route(sv.server, "GET", "/.well-known/ssehub/dev-token", on_dev_token, &sv);
+    if (c->demo)
+        sse_server_route(sv.server, "GET", "/clock", on_clock_redirect, &sv);
+    if (c->web && (rc = sse_server_static(sv.server, "/", c->web))) {
+        fprintf(stderr, "ssehub serve: --web %s: %s\n", c->web, sse_strerror(rc));
+        goto out_hub;
+    }
+
+    if (serve_parse_listen(c->listen, &host, &port) ||
+        (rc = sse_server_listen(sv.server, host, port))) {
+        fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
+                sse_strerror(rc));
+        goto out_hub;
+    }
+    int real_port = sse_server_port(sv.server);
+    int v6 = strchr(host, ':') != NULL;
+    printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", real_port);
+    printf("hub: http://%s%s%s:%d/.well-known/mercure (protocol %s)\n", v6 ? "[" : "", host,
+           v6 ? "]" : "", real_port, c->protocol);
+    if (c->dev) {
+        printf("development key (HS256): %s\n", c->publisher_key);
+        printf("publisher token: %s\n", sv.dev_pub_token);
+        printf("subscriber token: %s\n", sv.dev_sub_token);
+    }
+    if (c->demo)
+        printf("demo: topic %s every second; page http://%s%s%s:%d/clock.html?topic=%s\n",
+               c->demo_topic, v6 ? "[" : "", host, v6 ? "]" : "", real_port, c->demo_topic);
+    fflush(stdout);
+
+    uv_signal_init(&sv.loop, &sv.sigint);
+    uv_signal_init(&sv.loop, &sv.sigterm);
+    sv.sigint.data = sv.sigterm.data = &sv;
+    uv_signal_start(&sv.sigint, on_signal, SIGINT);
+    uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    if (c->demo) {
+        uv_timer_init(&sv.loop, &sv.demo);
+        sv.demo.data = &sv;
+        uv_timer_start(&sv.demo, demo_tick, 1000, 1000);
+        sv.demo_on = 1;
+    }
+
+    uv_run(&sv.loop, UV_RUN_DEFAULT);
+    exit_code = 0;
+    log_line(&sv, SSE_LOG_INFO, "stopped");
+
+out_hub:
+out_server:
+    if (exit_code) { /* a start-up failure: close what was opened */
+        sse_hub_close(sv.hub);
+        sse_server_close(sv.server, 0, NULL, NULL);
+        uv_run(&sv.loop, UV_RUN_DEFAULT);
+    }
+    sse_hub_free(sv.hub);
+    sse_server_free(sv.server);
+out_loop:
+    uv_run(&sv.loop, UV_RUN_NOWAIT);
+    uv_loop_close(&sv.loop);
+out:
+    free(host);
+    free(sv.dev_pub_token); /* libjwt allocates with malloc unless told otherwise */
+    free(sv.dev_sub_token);
+    serve_config_free(&sv.cfg);
+    return exit_code;
+}
