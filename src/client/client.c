@@ -235,8 +235,7 @@ static void request_ended(struct sse_client *c, CURLcode res)
         schedule_reconnect(c, SSE_EPROTO, "the response ended before its headers were complete");
         return;
     }
-    snprintf(buf, sizeof(buf), "%s: %s", curl_easy_strerror(res),
-             c->errbuf[0] ? c->errbuf : "no details");
+    snprintf(buf, sizeof(buf), "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
     schedule_reconnect(c, res == CURLE_OPERATION_TIMEDOUT ? SSE_ETIMEDOUT : SSE_EIO, buf);
 }
 

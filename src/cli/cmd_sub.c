@@ -1,0 +1,297 @@
+/*
+ * cmd_sub.c: `ssehub sub URL`: subscribe to an event stream with the EventSource client
+ * (include/sse/client.h) and print events as they arrive: readable text by default, or with
+ * --json exactly the JSON lines of `ssehub parse` (cli_json.h) plus one final
+ * {"end":...,"retry_ms":N,"reason":...} line when the client stops.
+ * Connection notices go to stderr; stdout is flushed after every event.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sse/client.h>
+
+#include "cli_commands.h"
+#include "cli_json.h"
+
+const char sse_cli_sub_summary[] = "subscribe to an event stream (EventSource client) and print it";
+
+#define SUB_MAX_TYPES 64
+#define SUB_MAX_HEADERS 64
+
+static void sub_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ssehub sub [options] URL\n\n"
+            "Connects to URL like a browser's EventSource (Accept: text/event-stream, reconnects\n"
+            "with Last-Event-ID, honours retry:) and prints every event as it arrives.\n\n"
+            "options:\n"
+            "  --json                  print JSON lines, exactly as `ssehub parse`:\n"
+            "                          {\"type\":...,\"data\":...,\"id\":...} per event, "
+            "{\"retry\":N} per\n"
+            "                          accepted retry, and at the end one line\n"
+            "                          {\"end\":\"closed\"|\"reconnecting\"|\"timeout\","
+            "\"retry_ms\":N,\"reason\":...}\n"
+            "  --event TYPE            print only events of this type (repeatable)\n"
+            "  -H 'Name: value'        add a request header (repeatable)\n"
+            "  --last-event-id ID      send this Last-Event-ID on the first request\n"
+            "  --reconnect-ms MS       initial reconnection time (default 3000)\n"
+            "  --max-connections N     stop when the Nth connection ends (default: never)\n"
+            "  --no-reconnect          same as --max-connections 1\n"
+            "  --max-failures N        give up after N consecutive failed attempts (default: "
+            "never)\n"
+            "  --max-events N          stop after N printed events\n"
+            "  --timeout-ms MS         stop after MS milliseconds\n"
+            "  --read-timeout-ms MS    a connection silent for MS ms is dead: reconnect\n"
+            "  --max-event BYTES       largest accepted event (default 16777216)\n"
+            "  -h, --help              this text\n\n"
+            "end reasons: closed = the connection failed or was closed for good (e.g. HTTP 204,\n"
+            "a wrong status or MIME type, --max-failures, --max-events reached); reconnecting =\n"
+            "it would reconnect but --max-connections stopped it; timeout = --timeout-ms ran "
+            "out.\n\n"
+            "exit status: 0 stopped by a limit (--max-events, --max-connections, --timeout-ms)\n"
+            "or closed for good by the server (HTTP 204); 1 the connection failed (status, MIME\n"
+            "type, too many failures, event too large), or --max-connections stopped it after\n"
+            "a connection that never opened; 2 usage error\n");
+}
+
+struct sub_state {
+    int json;
+    const char *types[SUB_MAX_TYPES];
+    size_t ntypes;
+    unsigned long max_connections, max_events;
+    unsigned long ended;   /* connections that ended */
+    unsigned long printed; /* events printed */
+    int opened;            /* the current connection opened */
+    const char *end;       /* "closed" / "reconnecting" / NULL (still running) */
+    char reason[512];
+    int exit_code;
+};
+
+static void sub_stop(struct sub_state *st, sse_client *c, const char *end, const char *reason,
+                     int exit_code)
+{
+    st->end = end;
+    snprintf(st->reason, sizeof(st->reason), "%s", reason);
+    st->exit_code = exit_code;
+    sse_client_close(c);
+}
+
+static void sub_print_event(struct sub_state *st, sse_client *c, const sse_parsed_event *ev)
+{
+    if (st->json) {
+        sse_cli_json_event(stdout, ev);
+    } else {
+        /* Readable and still an event stream: event/id lines, one data line per line. */
+        printf("event: %s\n", ev->type);
+        if (ev->id_len)
+            printf("id: %s\n", ev->id);
+        const char *p = ev->data, *end = ev->data + ev->data_len;
+        for (;;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            printf("data: %.*s\n", (int)n, p);
+            if (!nl)
+                break;
+            p = nl + 1;
+        }
+        printf("\n");
+    }
+    fflush(stdout);
+    st->printed++;
+    if (st->max_events && st->printed >= st->max_events)
+        sub_stop(st, c, "closed", "--max-events reached", 0);
+}
+
+static void sub_on_open(sse_client *c, void *ud)
+{
+    ((struct sub_state *)ud)->opened = 1;
+    fprintf(stderr, "ssehub sub: open %s\n", sse_client_url(c));
+}
+
+static void sub_on_message(sse_client *c, const sse_parsed_event *ev, void *ud)
+{
+    struct sub_state *st = ud;
+    if (st->ntypes)
+        return; /* the listeners print the selected types */
+    sub_print_event(st, c, ev);
+}
+
+static void sub_on_typed(sse_client *c, const sse_parsed_event *ev, void *ud)
+{
+    sub_print_event(ud, c, ev);
+}
+
+static void sub_on_retry(sse_client *c, uint64_t ms, void *ud)
+{
+    struct sub_state *st = ud;
+    if (st->json) {
+        sse_cli_json_retry(stdout, ms);
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "ssehub sub: retry %llu ms\n", (unsigned long long)ms);
+    }
+}
+
+static void sub_on_error(sse_client *c, int code, const char *msg, void *ud)
+{
+    struct sub_state *st = ud;
+    int opened = st->opened;
+    st->opened = 0;
+    st->ended++;
+    if (sse_client_ready_state(c) == SSE_CLIENT_CLOSED) {
+        fprintf(stderr, "ssehub sub: closed: %s\n", msg);
+        st->end = "closed";
+        snprintf(st->reason, sizeof(st->reason), "%s", msg);
+        st->exit_code = code == SSE_ECLOSED ? 0 : 1; /* 204 is a normal, final close */
+        return;
+    }
+    fprintf(stderr, "ssehub sub: %s; reconnecting in %llu ms\n", msg,
+            (unsigned long long)sse_client_next_delay_ms(c));
+    if (st->max_connections && st->ended >= st->max_connections)
+        sub_stop(st, c, "reconnecting", msg, opened ? 0 : 1);
+}
+
+/* A non-negative decimal number for an option; -1 if s is not one. */
+static long long sub_number(const char *s, unsigned long long max)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    return (long long)v;
+}
+
+int sse_cli_sub(int argc, char **argv)
+{
+    struct sub_state st;
+    memset(&st, 0, sizeof(st));
+    const char *headers[SUB_MAX_HEADERS + 1];
+    size_t nheaders = 0;
+    const char *url = NULL;
+    unsigned long timeout_ms = 0;
+    sse_client_options o = SSE_CLIENT_OPTIONS_INIT;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long n;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            sub_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            st.json = 1;
+        } else if (!strcmp(a, "--no-reconnect")) {
+            st.max_connections = 1;
+        } else if (!strcmp(a, "--event") || !strcmp(a, "-H") || !strcmp(a, "--last-event-id")) {
+            if (!v) {
+                fprintf(stderr, "ssehub sub: %s needs a value\n", a);
+                return 2;
+            }
+            i++;
+            if (!strcmp(a, "--event")) {
+                if (st.ntypes == SUB_MAX_TYPES) {
+                    fprintf(stderr, "ssehub sub: at most %d --event options\n", SUB_MAX_TYPES);
+                    return 2;
+                }
+                st.types[st.ntypes++] = v;
+            } else if (!strcmp(a, "-H")) {
+                if (nheaders == SUB_MAX_HEADERS) {
+                    fprintf(stderr, "ssehub sub: at most %d -H options\n", SUB_MAX_HEADERS);
+                    return 2;
+                }
+                headers[nheaders++] = v;
+            } else {
+                o.last_event_id = v;
+            }
+        } else if (!strcmp(a, "--reconnect-ms") || !strcmp(a, "--max-connections") ||
+                   !strcmp(a, "--max-events") || !strcmp(a, "--timeout-ms") ||
+                   !strcmp(a, "--read-timeout-ms") || !strcmp(a, "--max-failures") ||
+                   !strcmp(a, "--max-event")) {
+            int bytes = !strcmp(a, "--max-event");
+            n = sub_number(v, bytes ? (unsigned long long)(SIZE_MAX / 4) : 0xffffffffull);
+            if (n <= 0) {
+                fprintf(stderr, "ssehub sub: %s needs a positive number\n", a);
+                return 2;
+            }
+            i++;
+            if (!strcmp(a, "--reconnect-ms"))
+                o.reconnect_ms = (unsigned)n;
+            else if (!strcmp(a, "--max-connections"))
+                st.max_connections = (unsigned long)n;
+            else if (!strcmp(a, "--max-events"))
+                st.max_events = (unsigned long)n;
+            else if (!strcmp(a, "--timeout-ms"))
+                timeout_ms = (unsigned long)n;
+            else if (!strcmp(a, "--read-timeout-ms"))
+                o.read_timeout_ms = (unsigned)n;
+            else if (!strcmp(a, "--max-failures"))
+                o.max_failures = (unsigned)n;
+            else
+                o.max_event = (size_t)n;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "ssehub sub: unknown option '%s' (see ssehub sub --help)\n", a);
+            return 2;
+        } else if (!url) {
+            url = a;
+        } else {
+            fprintf(stderr, "ssehub sub: only one URL\n");
+            return 2;
+        }
+    }
+    if (!url) {
+        sub_usage(stderr);
+        return 2;
+    }
+    headers[nheaders] = NULL;
+    o.headers = headers;
+
+    sse_client_callbacks cb = {sub_on_open, sub_on_message, sub_on_retry, sub_on_error};
+    sse_client *c;
+    int rc = sse_client_new(&c, NULL, url, &o, &cb, &st);
+    if (rc == SSE_EINVAL) {
+        fprintf(stderr, "ssehub sub: not an http(s) URL, or a header without 'Name: value' or "
+                        "with CR/LF\n");
+        return 2;
+    }
+    if (rc) {
+        fprintf(stderr, "ssehub sub: %s\n", sse_strerror(rc));
+        return 1;
+    }
+    for (size_t i = 0; i < st.ntypes; i++)
+        if (sse_client_add_listener(c, st.types[i], sub_on_typed, &st)) {
+            fprintf(stderr, "ssehub sub: out of memory\n");
+            sse_client_free(c);
+            return 1;
+        }
+
+    rc = sse_client_run(c, (unsigned)timeout_ms);
+    if (rc == SSE_ETIMEDOUT) {
+        st.end = "timeout";
+        snprintf(st.reason, sizeof(st.reason), "--timeout-ms reached while %s",
+                 sse_client_ready_state(c) == SSE_CLIENT_OPEN ? "open" : "connecting");
+        st.exit_code = 0;
+    } else if (rc) {
+        st.end = "closed";
+        snprintf(st.reason, sizeof(st.reason), "%s", sse_strerror(rc));
+        st.exit_code = 1;
+    }
+    uint64_t retry_ms = sse_client_retry_ms(c);
+    sse_client_free(c);
+
+    if (st.json) {
+        printf("{\"end\":\"%s\",\"retry_ms\":%llu,\"reason\":", st.end ? st.end : "closed",
+               (unsigned long long)retry_ms);
+        sse_cli_json_string(stdout, st.reason, strlen(st.reason));
+        printf("}\n");
+    } else {
+        fprintf(stderr, "ssehub sub: end: %s (%s)\n", st.end ? st.end : "closed", st.reason);
+    }
+    if (fflush(stdout) != 0)
+        return 1;
+    return st.exit_code;
+}
