@@ -1,0 +1,449 @@
+/*
+ * cmd_token.c: `ssehub token`: mint a development JWT for a Mercure hub, draft-07 (a "mercure"
+ * claim with publish / subscribe / payload) or draft-08 (an RFC 9068 access token: typ at+jwt,
+ * aud, exp, authorization_details of type "mercure"), signed with OpenSSL (see
+ * sse_cli_token_mint for why not libjwt). Also the minting code that `ssehub pub` uses.
+ * Exit status: 0 token printed, 1 minting failed (key, payload), 2 usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include "cli_commands.h"
+#include "cli_token.h"
+
+const char sse_cli_token_summary[] = "mint a development JWT (draft-07 or draft-08) for the hub";
+
+#define TOKEN_MAX_GRANTS 256
+#define TOKEN_MAX_KEY (1 << 20)
+
+static void token_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ssehub token [--draft 07|08] [--publish SEL]... [--subscribe SEL]...\n"
+            "                    [--payload JSON] [--exp SECONDS] [--key KEY | --key-file FILE]\n"
+            "                    [--alg ALG] [--aud AUD] [--iss ISS] [--sub SUB]\n\n"
+            "Prints a signed JWT that a Mercure hub accepts (for development and tests).\n\n"
+            "options:\n"
+            "  --draft 07|08          token generation (default 07): 07 puts the grants in a\n"
+            "                         \"mercure\" claim; 08 makes an access token (typ at+jwt,\n"
+            "                         aud, exp, authorization_details)\n"
+            "  --publish SEL          grant publishing to SEL (repeatable); \"*\" = every topic\n"
+            "  --subscribe SEL        grant receiving private updates of SEL (repeatable)\n"
+            "  --publish-pattern P    draft-08: a URLPattern publish matcher (repeatable)\n"
+            "  --subscribe-pattern P  draft-08: a URLPattern subscribe matcher (repeatable)\n"
+            "  --payload JSON         subscriber payload (draft-08: a JSON object)\n"
+            "  --exp SECONDS          lifetime (default 3600; 0 = no exp, draft-07 only)\n"
+            "  --key KEY              HMAC secret, default $MERCURE_PUBLISHER_JWT_KEY\n"
+            "  --key-file FILE        read the key from FILE (a PEM private key for RS/ES)\n"
+            "  --alg ALG              HS256 (default, or $MERCURE_PUBLISHER_JWT_ALG), HS384, HS512,\n"
+            "                         RS256, RS384, RS512, ES256, ES384, ES512\n"
+            "  --aud AUD              audience; draft-08 default: " SSE_CLI_DEFAULT_HUB "\n"
+            "  --iss ISS              issuer claim\n"
+            "  --sub SUB              subject claim (the subscriber's identity)\n"
+            "  -h, --help             this text\n\n"
+            "example: ssehub token --publish '*' --subscribe 'https://example.com/books/{id}'\n\n"
+            "exit status: 0 token printed, 1 minting failed, 2 usage error\n");
+}
+
+char *sse_cli_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap >= max + 1) {
+                errno = EFBIG;
+                goto out_fail;
+            }
+            char *p = realloc(buf, cap * 2);
+            if (!p)
+                goto out_fail;
+            buf = p;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f))
+                goto out_fail;
+            break;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (len)
+            *len = n;
+    }
+    return buf;
+out_fail:
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+static json_t *grant_list_07(const struct sse_cli_grant *g, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(g[i].match));
+    return a;
+}
+
+static json_t *topics_08(const struct sse_cli_grant *g, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_pack("{s:s,s:s}", "match", g[i].match, "matchType",
+                                           g[i].url_pattern ? "URLPattern" : "Exact"));
+    return a;
+}
+
+static json_t *build_claims(const struct sse_cli_token_spec *s, long long now, const char **err)
+{
+    json_t *claims = json_object(), *payload = NULL;
+    if (!claims)
+        goto out_oom;
+    if (s->payload_json) {
+        json_error_t je;
+        payload = json_loads(s->payload_json, JSON_DECODE_ANY, &je);
+        if (!payload) {
+            *err = "--payload is not valid JSON";
+            goto out_fail;
+        }
+        if (s->draft == 8 && !json_is_object(payload)) {
+            *err = "draft-08 payloads must be JSON objects";
+            goto out_fail;
+        }
+    }
+    if (s->exp_seconds > 0)
+        json_object_set_new(claims, "exp", json_integer(now + s->exp_seconds));
+    else if (s->draft == 8) {
+        *err = "draft-08 tokens need an expiry (--exp > 0)";
+        goto out_fail;
+    }
+    json_object_set_new(claims, "iat", json_integer(now));
+    if (s->iss)
+        json_object_set_new(claims, "iss", json_string(s->iss));
+    if (s->sub)
+        json_object_set_new(claims, "sub", json_string(s->sub));
+    if (s->draft == 8) {
+        json_object_set_new(claims, "aud", json_string(s->aud ? s->aud : SSE_CLI_DEFAULT_HUB));
+        json_t *details = json_array();
+        if (s->n_publish)
+            json_array_append_new(details, json_pack("{s:s,s:[s],s:o}", "type", "mercure",
+                                                     "actions", "publish", "topics",
+                                                     topics_08(s->publish, s->n_publish)));
+        if (s->n_subscribe) {
+            json_t *d = json_pack("{s:s,s:[s],s:o}", "type", "mercure", "actions", "subscribe",
+                                  "topics", topics_08(s->subscribe, s->n_subscribe));
+            if (d && payload)
+                json_object_set(d, "payload", payload);
+            json_array_append_new(details, d);
+        }
+        json_object_set_new(claims, "authorization_details", details);
+    } else {
+        if (s->aud)
+            json_object_set_new(claims, "aud", json_string(s->aud));
+        json_t *m = json_object();
+        if (s->n_publish)
+            json_object_set_new(m, "publish", grant_list_07(s->publish, s->n_publish));
+        if (s->n_subscribe)
+            json_object_set_new(m, "subscribe", grant_list_07(s->subscribe, s->n_subscribe));
+        if (payload)
+            json_object_set(m, "payload", payload);
+        json_object_set_new(claims, "mercure", m);
+    }
+    json_decref(payload);
+    return claims;
+out_oom:
+    *err = "out of memory";
+out_fail:
+    json_decref(payload);
+    json_decref(claims);
+    return NULL;
+}
+
+static size_t b64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = tbl[(v >> 6) & 63];
+        if (i + 2 < n)
+            out[o++] = tbl[v & 63];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* Sign msg with alg into sig (JWS form: HMAC bytes, RSA PKCS#1 v1.5, ECDSA R || S). */
+static int jws_sign(const char *alg, const char *key, const unsigned char *msg, size_t n,
+                    unsigned char *sig, size_t *sig_len, const char **err)
+{
+    const EVP_MD *md = !strcmp(alg + 2, "256")   ? EVP_sha256()
+                       : !strcmp(alg + 2, "384") ? EVP_sha384()
+                       : !strcmp(alg + 2, "512") ? EVP_sha512()
+                                                 : NULL;
+    if (!md || (alg[0] != 'H' && alg[0] != 'R' && alg[0] != 'E') || alg[1] != 'S') {
+        *err = "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512)";
+        return -1;
+    }
+    if (alg[0] == 'H') {
+        unsigned int l = 0;
+        if (strstr(key, "-----BEGIN")) {
+            *err = "a PEM key is not an HMAC secret (use --alg RS256/ES256)";
+            return -1;
+        }
+        if (!HMAC(md, key, (int)strlen(key), msg, n, sig, &l)) {
+            *err = "HMAC failed";
+            return -1;
+        }
+        *sig_len = l;
+        return 0;
+    }
+    int rc = -1;
+    BIO *bio = BIO_new_mem_buf(key, -1);
+    EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char der[1024];
+    size_t der_len = sizeof(der);
+    int want = alg[0] == 'R' ? EVP_PKEY_RSA : EVP_PKEY_EC;
+    if (!pk || EVP_PKEY_base_id(pk) != want) {
+        *err = "RS/ES need a PEM private key of that type (--key-file)";
+        goto out;
+    }
+    if (!ctx || EVP_DigestSignInit(ctx, NULL, md, NULL, pk) != 1 ||
+        EVP_DigestSign(ctx, der, &der_len, msg, n) != 1) {
+        *err = "signing failed";
+        goto out;
+    }
+    if (alg[0] == 'R') {
+        memcpy(sig, der, der_len);
+        *sig_len = der_len;
+    } else {
+        /* DER ECDSA-Sig-Value -> fixed-size R || S (RFC 7518 section 3.4) */
+        int half = (EVP_PKEY_get_bits(pk) + 7) / 8;
+        const unsigned char *p = der;
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+        if (!es || BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, half) != half ||
+            BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + half, half) != half) {
+            ECDSA_SIG_free(es);
+            *err = "signing failed";
+            goto out;
+        }
+        ECDSA_SIG_free(es);
+        *sig_len = (size_t)half * 2;
+    }
+    rc = 0;
+out:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+    BIO_free(bio);
+    return rc;
+}
+
+/*
+ * The JWS is assembled here rather than by libjwt: libjwt 1.10's jwt_encode_str always rewrites
+ * the "typ" header to "JWT", and draft-08 access tokens must say "at+jwt" (RFC 9068).
+ */
+int sse_cli_token_mint(const struct sse_cli_token_spec *s, long long now, char **out,
+                       const char **err)
+{
+    const char *alg = s->alg ? s->alg : "HS256";
+    char *claims_text = NULL, *header_text = NULL, *tok = NULL;
+    unsigned char sig[1024];
+    size_t sig_len = 0;
+    int rc = -1;
+    if (!s->key || !*s->key) {
+        *err = "no key (--key, --key-file or $MERCURE_PUBLISHER_JWT_KEY)";
+        return -1;
+    }
+    if (!strcmp(alg, "none") || strlen(alg) != 5) {
+        *err = "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512)";
+        return -1;
+    }
+    json_t *claims = build_claims(s, now, err);
+    if (!claims)
+        return -1;
+    claims_text = json_dumps(claims, JSON_COMPACT);
+    json_decref(claims);
+    json_t *hdr = json_pack("{s:s,s:s}", "alg", alg, "typ", s->draft == 8 ? "at+jwt" : "JWT");
+    header_text = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(hdr);
+    if (!claims_text || !header_text) {
+        *err = "out of memory";
+        goto out;
+    }
+    size_t hl = strlen(header_text), cl = strlen(claims_text);
+    tok = malloc((hl + cl + sizeof(sig)) * 4 / 3 + 32);
+    if (!tok) {
+        *err = "out of memory";
+        goto out;
+    }
+    size_t n = b64url((const unsigned char *)header_text, hl, tok);
+    tok[n++] = '.';
+    n += b64url((const unsigned char *)claims_text, cl, tok + n);
+    if (jws_sign(alg, s->key, (const unsigned char *)tok, n, sig, &sig_len, err))
+        goto out;
+    tok[n++] = '.';
+    b64url(sig, sig_len, tok + n);
+    *out = tok;
+    tok = NULL;
+    rc = 0;
+out:
+    free(tok);
+    free(header_text);
+    free(claims_text);
+    return rc;
+}
+
+/* Command-line parsing. */
+struct token_args {
+    struct sse_cli_grant publish[TOKEN_MAX_GRANTS], subscribe[TOKEN_MAX_GRANTS];
+    struct sse_cli_token_spec spec;
+    const char *key_file;
+};
+
+static int add_grant(struct sse_cli_grant *list, size_t *n, const char *v, int pattern)
+{
+    if (*n >= TOKEN_MAX_GRANTS)
+        return -1;
+    list[*n].match = v;
+    list[*n].url_pattern = pattern;
+    (*n)++;
+    return 0;
+}
+
+static int parse_ll(const char *s, long long *v)
+{
+    char *end;
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return errno || *end || *v < 0 ? -1 : 0;
+}
+
+int sse_cli_token(int argc, char **argv)
+{
+    static struct token_args ta; /* large: kept off the stack */
+    struct sse_cli_token_spec *s = &ta.spec;
+    char *key_buf = NULL;
+    memset(&ta, 0, sizeof(ta));
+    s->draft = 7;
+    s->exp_seconds = 3600;
+    s->publish = ta.publish;
+    s->subscribe = ta.subscribe;
+    s->alg = getenv("MERCURE_PUBLISHER_JWT_ALG");
+    s->key = getenv("MERCURE_PUBLISHER_JWT_KEY");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            token_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "ssehub token: unknown option or missing value: %s\n", a);
+            return 2;
+        }
+        int bad = 0;
+        if (!strcmp(a, "--draft")) {
+            if (!strcmp(v, "07") || !strcmp(v, "7"))
+                s->draft = 7;
+            else if (!strcmp(v, "08") || !strcmp(v, "8"))
+                s->draft = 8;
+            else
+                bad = 1;
+        } else if (!strcmp(a, "--publish")) {
+            bad = add_grant(ta.publish, &s->n_publish, v, 0);
+        } else if (!strcmp(a, "--subscribe")) {
+            bad = add_grant(ta.subscribe, &s->n_subscribe, v, 0);
+        } else if (!strcmp(a, "--publish-pattern")) {
+            bad = add_grant(ta.publish, &s->n_publish, v, 1);
+        } else if (!strcmp(a, "--subscribe-pattern")) {
+            bad = add_grant(ta.subscribe, &s->n_subscribe, v, 1);
+        } else if (!strcmp(a, "--payload")) {
+            s->payload_json = v;
+        } else if (!strcmp(a, "--exp")) {
+            bad = parse_ll(v, &s->exp_seconds);
+        } else if (!strcmp(a, "--key")) {
+            s->key = v;
+        } else if (!strcmp(a, "--key-file")) {
+            ta.key_file = v;
+        } else if (!strcmp(a, "--alg")) {
+            s->alg = v;
+        } else if (!strcmp(a, "--aud")) {
+            s->aud = v;
+        } else if (!strcmp(a, "--iss")) {
+            s->iss = v;
+        } else if (!strcmp(a, "--sub")) {
+            s->sub = v;
+        } else {
+            fprintf(stderr, "ssehub token: unknown option %s (see --help)\n", a);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "ssehub token: bad value for %s: %s\n", a, v);
+            return 2;
+        }
+        i++;
+    }
+    if (s->draft == 7 && (s->n_publish || s->n_subscribe)) {
+        for (size_t i = 0; i < s->n_publish; i++)
+            if (ta.publish[i].url_pattern) {
+                fprintf(stderr, "ssehub token: --publish-pattern needs --draft 08\n");
+                return 2;
+            }
+        for (size_t i = 0; i < s->n_subscribe; i++)
+            if (ta.subscribe[i].url_pattern) {
+                fprintf(stderr, "ssehub token: --subscribe-pattern needs --draft 08\n");
+                return 2;
+            }
+    }
+    if (ta.key_file) {
+        size_t len;
+        key_buf = sse_cli_read_file(ta.key_file, TOKEN_MAX_KEY, &len);
+        if (!key_buf) {
+            fprintf(stderr, "ssehub token: %s: %s\n", ta.key_file, strerror(errno));
+            return 1;
+        }
+        /* An HMAC secret in a file usually ends with a newline that is not part of it. */
+        if ((!s->alg || s->alg[0] == 'H') && len && key_buf[len - 1] == '\n')
+            key_buf[--len] = '\0';
+        s->key = key_buf;
+    }
+    char *tok = NULL;
+    const char *err = NULL;
+    int rc = sse_cli_token_mint(s, (long long)time(NULL), &tok, &err);
+    free(key_buf);
+    if (rc) {
+        fprintf(stderr, "ssehub token: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", tok);
+    free(tok);
+    return 0;
+}
