@@ -57,7 +57,8 @@ typedef struct sse_client_options {
     unsigned max_redirects;       /* redirects followed per request: 10 */
     size_t max_event;             /* largest event (parser max_event): 0 = parser default */
     size_t max_line;              /* longest line (parser max_line): 0 = parser default */
-    long buffer_size;             /* curl receive buffer per stream: 0 = 4096 bytes (min 1024) */
+    long buffer_size;             /* curl receive buffer per stream: 0 = 1024 bytes (curl's minimum;
+                                     larger reads faster, costs memory per stream) */
     int no_jitter;                /* 1: backoff delays without random jitter (tests) */
 } sse_client_options;
 

@@ -28,7 +28,7 @@
 #define DEFAULT_RECONNECT_MS 3000u
 #define DEFAULT_BACKOFF_MAX_MS 30000u
 #define DEFAULT_MAX_REDIRECTS 10u
-#define DEFAULT_BUFFER_SIZE 4096L
+#define DEFAULT_BUFFER_SIZE 1024L /* curl's minimum; see docs/performance/client.md */
 
 enum phase {
     PHASE_WAIT,    /* CONNECTING, the timer counts down to the next request */
