@@ -299,7 +299,8 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
     int have_lei = 0, status = 0;
     const char *why = NULL, *errcode = NULL;
     sse_buf_init(&name, 256);
-    sse_buf_init(&value, h->o.max_selector_len + 1);
+    /* Values also carry tokens (authorization / access_token): room for the largest. */
+    sse_buf_init(&value, (h->o.max_selector_len > 65536 ? h->o.max_selector_len : 65536) + 1);
     sse_buf_init(&lei, 4096);
     sse_buf_init(&scratch, 64 * 1024);
 
@@ -354,6 +355,10 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
         }
         if (nargs >= h->o.max_selectors) {
             status = 400, errcode = "invalid_request", why = "too many selectors";
+            goto fail;
+        }
+        if (value.len > h->o.max_selector_len) {
+            status = 400, errcode = "invalid_request", why = "selector too long";
             goto fail;
         }
         if (!value.len || !sse__hub_text_ok(value.data, value.len)) {
