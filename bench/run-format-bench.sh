@@ -64,9 +64,9 @@ for round in $(seq 1 "$rounds"); do
   echo "== parse, round $round of $rounds"
   for c in a b c; do
     case $c in # JS runs are the slow part: fewer on the big input and on 1-byte chunks
-      a) chunk=65536; cruns=7; jruns=7; jwarm=3 ;;
+      a) chunk=65536; cruns=7; jruns=5; jwarm=2 ;;
       b) chunk=65536; cruns=7; jruns=5; jwarm=2 ;;
-      c) chunk=1; cruns=5; jruns=5; jwarm=2 ;;
+      c) chunk=1; cruns=5; jruns=3; jwarm=1 ;;
     esac
     verify=$([ "$round" = 1 ] && echo 1 || echo 0) # the JS event hash is slow: first round only
     run "$bin" parse "$tmp/$c.sse" --chunk $chunk --runs $cruns --warmup 1
