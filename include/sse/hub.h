@@ -56,12 +56,14 @@ typedef struct sse_hub_options {
     size_t replay_scan;          /* draft-08 Last-Event-ID backward-scan limit (100) */
     size_t pattern_cache;        /* topics cached in the pattern-match cache (4096) */
     unsigned expiry_sweep_ms;    /* how often expired subscribers are closed (250) */
+    unsigned max_lifetime_ms;    /* close streams older than this (0 = never); the client
+                                    reconnects with Last-Event-ID and re-authenticates */
     void (*log)(void *log_data, int level, const char *line); /* NULL = the server's */
     void *log_data;
 } sse_hub_options;
 
 #define SSE_HUB_OPTIONS_VERSION 1
-#define SSE_HUB_OPTIONS_INIT {SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL}
+#define SSE_HUB_OPTIONS_INIT {SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL}
 
 /**
  * Create a hub and add its routes to server (call before any other route that could shadow

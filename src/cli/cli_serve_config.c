@@ -81,6 +81,8 @@ static const struct setting settings[] = {
      "concurrent TCP connections, 0 = unlimited (more: 503)"},
     {"expiry-sweep", "SSEHUB_EXPIRY_SWEEP", NULL, T_MS, "250ms", OFF(expiry_sweep_ms),
      "how often streams of expired tokens are looked for (closed before exp)"},
+    {"max-lifetime", "SSEHUB_MAX_LIFETIME", NULL, T_MS, "0", OFF(max_lifetime_ms),
+     "close streams older than this, 0 = never (clients reconnect with Last-Event-ID)"},
     {"shutdown-timeout", "SSEHUB_SHUTDOWN_TIMEOUT", NULL, T_MS, "5s", OFF(shutdown_timeout_ms),
      "graceful shutdown budget on SIGINT/SIGTERM"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},

@@ -22,7 +22,7 @@ struct serve_config {
     char *demo_topic;
     char *log_level;       /* error | warn | info | debug */
     int anonymous, subscriptions, demo, dev, publish_anonymous, access_log;
-    unsigned heartbeat_ms, write_timeout_ms, shutdown_timeout_ms, expiry_sweep_ms;
+    unsigned heartbeat_ms, write_timeout_ms, shutdown_timeout_ms, expiry_sweep_ms, max_lifetime_ms;
     size_t queue_max, history_count, history_bytes;
     size_t max_selectors, max_selector_len, max_topics, max_body, max_update;
     size_t max_subscribers, max_connections;

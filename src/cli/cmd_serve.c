@@ -283,6 +283,7 @@ int sse_cli_serve(int argc, char **argv)
     ho.max_update = c->max_update;
     ho.max_subscribers = c->max_subscribers;
     ho.expiry_sweep_ms = c->expiry_sweep_ms;
+    ho.max_lifetime_ms = c->max_lifetime_ms;
     ho.log = log_line;
     ho.log_data = &sv;
     if ((rc = sse_hub_new(&sv.hub, sv.server, &ho))) {

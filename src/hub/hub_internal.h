@@ -36,6 +36,7 @@ struct sse__hub_subscriber {
     struct sse__selector **gsel;     /* compiled subscribe grants */
     size_t n_gsel;
     long long exp_ms;                /* token expiry (0 = none) */
+    long long opened_ms;             /* when the stream opened (max_lifetime_ms) */
     uint64_t last_seq;               /* the last update delivered (dedupe across selectors) */
     char *id;                        /* subscriber IRI (sub claim or urn:uuid) */
     int indexed;

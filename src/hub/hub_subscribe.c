@@ -167,12 +167,21 @@ void sse__hub_sweep_cb(uv_timer_t *t)
     sse_hub *h = t->data;
     /* Close no later than exp: anything expiring before the next sweep is closed now. */
     long long limit = now_ms() + h->o.expiry_sweep_ms;
+    long long old = h->o.max_lifetime_ms ? limit - h->o.expiry_sweep_ms - h->o.max_lifetime_ms
+                                         : 0;
     for (struct sse__hub_subscriber *s = h->subscribers; s; s = s->next) {
-        if (s->exp_ms && s->exp_ms <= limit && s->st && s->exp_ms > 0) {
+        if (!s->st || s->exp_ms < 0)
+            continue;
+        if (s->exp_ms && s->exp_ms <= limit) {
             s->exp_ms = -1; /* close once */
             h->st.expired_total++;
             h->closed_by_reason[5]++;
             sse__hub_log(h, SSE_LOG_INFO, "subscriber %s: token expired, closing", s->id);
+            sse_stream_close(s->st);
+        } else if (old && s->opened_ms <= old) {
+            s->exp_ms = -1;
+            sse__hub_log(h, SSE_LOG_DEBUG, "subscriber %s: maximum lifetime reached, closing",
+                         s->id);
             sse_stream_close(s->st);
         }
     }
@@ -516,6 +525,7 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
         goto fail;
     }
     s->st = st;
+    s->opened_ms = now_ms();
     sse_stream_set_data(st, s);
     sse_stream_on_close(st, on_stream_close, h);
     s->next = h->subscribers;
