@@ -90,4 +90,769 @@ static int test_stream(void)
     return 0;
 }
 
-CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream))
+
+/* Run client against a fresh server with options o; the standard routes are set up. */
+static int run_with(const sse_server_options *o, int (*client)(struct tctx *t))
+{
+    struct tctx t;
+    CHECK_EQ_INT(setup(&t, o), 0);
+    int rc = tctx_run(&t, client);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    return rc;
+}
+
+/* Send req on a new connection, read one response into buf, return its status. */
+static int one_request(struct tctx *t, const char *req, char *buf, size_t cap)
+{
+    int fd = cli_connect(t->port);
+    if (fd < 0)
+        return -1;
+    if (cli_sends(fd, req)) {
+        close(fd);
+        return -1;
+    }
+    size_t n = cli_read_response(fd, buf, cap);
+    close(fd);
+    return n ? cli_status(buf) : -1;
+}
+
+/* ------------------------------------------------------------ keep-alive, pipelining */
+
+static int c_keepalive(struct tctx *t)
+{
+    char buf[4096];
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(cli_sends(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+        CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+        CHECK_EQ_INT(cli_status(buf), 200);
+        CHECK(!strstr(buf, "Connection: close"));
+    }
+    /* pipelined: three requests in one write, one of them with a body */
+    CHECK_EQ_INT(cli_sends(fd, "GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "POST /hello?n=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                               "GET /hello?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                 0);
+    size_t n = cli_read_until(fd, buf, sizeof(buf), 0, NULL); /* until EOF */
+    const char *a = strstr(buf, "q=n=1");
+    const char *b = strstr(buf, "q=n=2 x=- body=abc");
+    const char *c = strstr(buf, "q=n=3");
+    CHECK(n > 0 && a && b && c && a < b && b < c);
+    CHECK(strstr(buf, "Connection: close\r\n"));
+    close(fd);
+    return 0;
+}
+
+static int test_keepalive_pipelining(void)
+{
+    return run_with(NULL, c_keepalive);
+}
+
+static int c_http10(struct tctx *t)
+{
+    char buf[4096];
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /hello HTTP/1.0\r\n\r\n"), 0);
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    CHECK_EQ_INT(cli_status(buf), 200);
+    CHECK(strstr(buf, "Connection: close\r\n"));
+    CHECK(cli_eof(fd));
+    close(fd);
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(cli_sends(fd, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+        CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+        CHECK_EQ_INT(cli_status(buf), 200);
+        CHECK(strstr(buf, "Connection: keep-alive\r\n"));
+    }
+    close(fd);
+    return 0;
+}
+
+static int test_http10(void)
+{
+    return run_with(NULL, c_http10);
+}
+
+/* ------------------------------------------------------------ bodies */
+
+static int c_bodies(struct tctx *t)
+{
+    char buf[4096];
+    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+                             buf, sizeof(buf)),
+                 200);
+    CHECK(strstr(buf, "body=hello"));
+    CHECK_EQ_INT(one_request(t,
+                             "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nTrailer: x\r\n\r\n",
+                             buf, sizeof(buf)),
+                 200);
+    CHECK(strstr(buf, "body=abcdefg"));
+    /* the same chunked request one byte per write, then a second request on the connection */
+    static const char req[] = "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "a\r\n0123456789\r\n1\r\nX\r\n0\r\n\r\n";
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (size_t i = 0; i < sizeof(req) - 1; i++) {
+        CHECK_EQ_INT(cli_send(fd, req + i, 1), 0);
+        if (i % 16 == 0)
+            usleep(1000);
+    }
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    CHECK_EQ_INT(cli_status(buf), 200);
+    CHECK(strstr(buf, "body=0123456789X"));
+    CHECK_EQ_INT(cli_sends(fd, "GET /hello?again HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    CHECK(strstr(buf, "q=again"));
+    close(fd);
+    /* Expect: 100-continue gets an interim response before the body is sent */
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                               "Expect: 100-continue\r\n\r\n"),
+                 0);
+    size_t n = cli_read_until(fd, buf, sizeof(buf), 0, "\r\n\r\n");
+    CHECK(n > 0);
+    CHECK(strncmp(buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+    CHECK_EQ_INT(cli_sends(fd, "wxyz"), 0);
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    CHECK_EQ_INT(cli_status(buf), 200);
+    CHECK(strstr(buf, "body=wxyz"));
+    close(fd);
+    return 0;
+}
+
+static int test_bodies(void)
+{
+    return run_with(NULL, c_bodies);
+}
+
+/* ------------------------------------------------------------ limits and errors */
+
+static int c_errors(struct tctx *t)
+{
+    char buf[8192], req[4096];
+    CHECK_EQ_INT(one_request(t, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 404);
+    CHECK(strstr(buf, "404 Not Found"));
+    CHECK_EQ_INT(one_request(t, "DELETE /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 405);
+    CHECK(strstr(buf, "\r\nAllow: GET, HEAD, POST\r\n"));
+    CHECK_EQ_INT(one_request(t, "BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 501);
+    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 505);
+    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 400); /* Host */
+    CHECK_EQ_INT(one_request(t, "GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
+    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", buf,
+                             sizeof(buf)),
+                 400);
+    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", buf,
+                             sizeof(buf)),
+                 400);
+    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\rHost: x\r\n\r\n", buf, sizeof(buf)), 400);
+    CHECK_EQ_INT(one_request(t, "GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
+    CHECK_EQ_INT(one_request(t, "GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
+    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                             buf, sizeof(buf)),
+                 400);
+    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                                "Content-Length: 2\r\n\r\nab",
+                             buf, sizeof(buf)),
+                 400);
+    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+                             buf, sizeof(buf)),
+                 501);
+    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                "\r\nzz\r\n",
+                             buf, sizeof(buf)),
+                 400);
+    /* 413: body over max_body (1000 here), by Content-Length and by chunks */
+    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n",
+                             buf, sizeof(buf)),
+                 413);
+    CHECK(strstr(buf, "Connection: close"));
+    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                "\r\n3e9\r\n",
+                             buf, sizeof(buf)),
+                 413);
+    /* 414: request line over max_request_line (256 here) */
+    int n = snprintf(req, sizeof(req), "GET /%0300d HTTP/1.1\r\nHost: x\r\n\r\n", 0);
+    CHECK(n > 300);
+    CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 414);
+    /* 431: too many header lines (max 10), and too many header bytes (max 512) */
+    n = snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 11; i++)
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "X-%d: %d\r\n", i, i);
+    snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+    CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 431);
+    n = snprintf(req, sizeof(req), "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: %0600d\r\n\r\n", 0);
+    CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 431);
+    /* a request just under the limits passes */
+    n = snprintf(req, sizeof(req), "GET /hello?%0200d HTTP/1.1\r\nHost: x\r\nX-Big: %0400d\r\n\r\n",
+                 0, 0);
+    CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 200);
+    /* leading blank lines are skipped (RFC 9112 2.2) */
+    CHECK_EQ_INT(one_request(t, "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
+                 200);
+    /* absolute-form target */
+    CHECK_EQ_INT(one_request(t, "GET http://x/hello?a HTTP/1.1\r\nHost: x\r\n\r\n", buf,
+                             sizeof(buf)),
+                 200);
+    CHECK(strstr(buf, "GET /hello q=a"));
+    /* a percent-decoded path reaches the handler */
+    CHECK_EQ_INT(one_request(t, "GET /any/a%20b%2Fc HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
+                 200);
+    CHECK(strstr(buf, "GET /any/a b/c q="));
+    /* a route with method NULL takes every method */
+    CHECK_EQ_INT(one_request(t, "PUT /any/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+                             buf, sizeof(buf)),
+                 200);
+    CHECK(strstr(buf, "PUT /any/x q= x=- body=hi"));
+    return 0;
+}
+
+static int test_errors_and_limits(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.max_body = 1000;
+    o.max_request_line = 256;
+    o.max_headers = 10;
+    o.max_header_bytes = 512;
+    int rc = run_with(&o, c_errors);
+    return rc;
+}
+
+static int c_timeouts(struct tctx *t)
+{
+    char buf[4096];
+    /* 408: a request that never completes */
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /hello HTTP/1.1\r\nHo"), 0);
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    CHECK_EQ_INT(cli_status(buf), 408);
+    CHECK(cli_eof(fd));
+    close(fd);
+    /* a body that never completes */
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"), 0);
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    CHECK_EQ_INT(cli_status(buf), 408);
+    close(fd);
+    /* an idle keep-alive connection is closed after keepalive_timeout_ms */
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    uint64_t t0 = uv_hrtime();
+    CHECK(cli_eof(fd));
+    CHECK(uv_hrtime() - t0 < 3000000000ull);
+    close(fd);
+    return 0;
+}
+
+static int test_timeouts(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.request_timeout_ms = 200;
+    o.keepalive_timeout_ms = 300;
+    return run_with(&o, c_timeouts);
+}
+
+static int c_max_conn(struct tctx *t)
+{
+    char buf[4096];
+    int fds[3];
+    for (int i = 0; i < 2; i++) {
+        fds[i] = cli_connect(t->port);
+        CHECK(fds[i] >= 0);
+        CHECK_EQ_INT(cli_sends(fds[i], "GET /events HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+        CHECK(cli_read_until(fds[i], buf, sizeof(buf), 0, "\n\n") > 0);
+    }
+    fds[2] = cli_connect(t->port);
+    CHECK(fds[2] >= 0);
+    CHECK(cli_read_response(fds[2], buf, sizeof(buf)) > 0);
+    CHECK_EQ_INT(cli_status(buf), 503);
+    CHECK(cli_eof(fds[2]));
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    return 0;
+}
+
+static int test_max_connections(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.max_connections = 2;
+    return run_with(&o, c_max_conn);
+}
+
+/* ------------------------------------------------------------ stream registry */
+
+#define REG_MAX 6000
+
+struct reg {
+    sse_stream *st[REG_MAX];
+    int n;          /* streams opened */
+    int open;       /* streams not yet closed */
+    int reasons[5]; /* closes by reason */
+    int aborted;
+    sse_request *deferred;
+};
+
+static void reg_on_close(sse_stream *st, int reason, void *ud)
+{
+    struct reg *g = ud;
+    for (int i = 0; i < g->n; i++)
+        if (g->st[i] == st)
+            g->st[i] = NULL;
+    g->open--;
+    g->reasons[reason]++;
+}
+
+static void reg_stream_cb(sse_stream *st, const sse_request *r, void *ud)
+{
+    struct reg *g = ud;
+    if (g->n < REG_MAX)
+        g->st[g->n++] = st;
+    g->open++;
+    sse_stream_on_close(st, reg_on_close, g);
+}
+
+static int reg_setup(struct tctx *t, const sse_server_options *o, struct reg *g)
+{
+    memset(g, 0, sizeof(*g));
+    if (setup(t, o))
+        return -1;
+    t->user = g;
+    return sse_server_route_stream(t->s, "/reg", reg_stream_cb, g);
+}
+
+struct bcast {
+    size_t len;  /* bytes per event */
+    int count;   /* events */
+    int only;    /* -1 = every stream, else that index */
+};
+
+static void do_bcast(struct tctx *t, void *arg)
+{
+    struct reg *g = t->user;
+    struct bcast *b = arg;
+    char *data = malloc(b->len);
+    memset(data, 'x', b->len);
+    memcpy(data, "data: ", 6);
+    data[b->len - 2] = '\n';
+    data[b->len - 1] = '\n';
+    sse_frame *f;
+    if (sse_frame_new(&f, data, b->len) == 0) {
+        for (int k = 0; k < b->count; k++)
+            for (int i = 0; i < g->n; i++)
+                if (g->st[i] && (b->only < 0 || b->only == i))
+                    sse_stream_send_frame(g->st[i], f);
+        sse_frame_unref(f);
+    }
+    free(data);
+}
+
+struct snap {
+    struct reg g;
+    sse_server_stats st;
+};
+
+static void do_snap(struct tctx *t, void *arg)
+{
+    struct snap *s = arg;
+    struct reg *g = t->user;
+    s->g.n = g->n;
+    s->g.open = g->open;
+    memcpy(s->g.reasons, g->reasons, sizeof(g->reasons));
+    s->g.aborted = g->aborted;
+    sse_server_get_stats(t->s, &s->st);
+}
+
+/* Wait (up to ms) until the registry satisfies pred. */
+static int wait_for(struct tctx *t, int (*pred)(const struct snap *s, int arg), int arg, int ms)
+{
+    struct snap s;
+    for (int i = 0; i < ms / 10; i++) {
+        loop_call(t, do_snap, &s);
+        if (pred(&s, arg))
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static int pred_opened(const struct snap *s, int n)
+{
+    return s->g.n >= n;
+}
+
+static int open_stream_fd(struct tctx *t, const char *path, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)t->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    if (cli_sends(fd, req)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Read exactly the response head of a stream; returns 0 when it is a 200 event stream. */
+static int read_stream_head(int fd)
+{
+    char buf[2048];
+    size_t n = 0;
+    while (n < sizeof(buf) - 1) {
+        ssize_t k = recv(fd, buf + n, 1, 0);
+        if (k <= 0)
+            return -1;
+        n++;
+        buf[n] = '\0';
+        if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    return cli_status(buf) == 200 && strstr(buf, "text/event-stream") ? 0 : -1;
+}
+
+/* Read exactly n bytes (discarding them); returns 0 when all arrived. */
+static int read_n(int fd, size_t n, char *last, size_t last_cap)
+{
+    char buf[65536];
+    while (n) {
+        ssize_t k = recv(fd, buf, n < sizeof(buf) ? n : sizeof(buf), 0);
+        if (k <= 0)
+            return -1;
+        n -= (size_t)k;
+        if (last && (size_t)k >= last_cap)
+            memcpy(last, buf + k - (ssize_t)last_cap, last_cap);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ heartbeats, retry, comments */
+
+static void send_misc(struct tctx *t, void *arg)
+{
+    struct reg *g = t->user;
+    sse_stream_retry(g->st[0], 1000);
+    sse_stream_comment(g->st[0], "hi");
+}
+
+static int c_heartbeat(struct tctx *t)
+{
+    char buf[4096];
+    int fd = open_stream_fd(t, "/reg", 0);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(read_stream_head(fd), 0);
+    CHECK(wait_for(t, pred_opened, 1, 2000));
+    loop_call(t, send_misc, NULL);
+    size_t n = cli_read_until(fd, buf, sizeof(buf), 0, "hi\n");
+    CHECK(n > 0);
+    CHECK(strstr(buf, "retry: 1000\n\n") || strstr(buf, "retry:1000\n\n"));
+    /* nothing else is sent: a heartbeat comment must come within a few intervals */
+    uint64_t t0 = uv_hrtime();
+    n = cli_read_until(fd, buf, sizeof(buf), 0, ":\n");
+    CHECK(strstr(buf, ":\n"));
+    CHECK(uv_hrtime() - t0 < 2000000000ull);
+    n = cli_read_until(fd, buf, sizeof(buf), 0, ":\n:\n"); /* and again */
+    CHECK(strstr(buf, ":\n:\n"));
+    close(fd);
+    return 0;
+}
+
+static int test_heartbeat(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.heartbeat_ms = 60;
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, &o, g), 0);
+    int rc = tctx_run(&t, c_heartbeat);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
+/* ------------------------------------------------------------ backpressure */
+
+static int pred_slow(const struct snap *s, int n)
+{
+    return s->g.reasons[SSE_CLOSE_SLOW] >= n;
+}
+
+static int c_backpressure(struct tctx *t)
+{
+    /* stream 0 never reads (tiny receive buffer), stream 1 reads everything */
+    int slow = open_stream_fd(t, "/reg", 4096);
+    CHECK(slow >= 0);
+    CHECK(wait_for(t, pred_opened, 1, 2000));
+    int fast = open_stream_fd(t, "/reg", 0);
+    CHECK(fast >= 0);
+    CHECK(wait_for(t, pred_opened, 2, 2000));
+    CHECK_EQ_INT(read_stream_head(fast), 0);
+    struct bcast b = {1024, 100, -1};
+    size_t expect = 0;
+    struct snap s;
+    int rounds = 0;
+    for (rounds = 0; rounds < 400; rounds++) {
+        loop_call(t, do_bcast, &b);
+        expect += b.len * (size_t)b.count;
+        CHECK_EQ_INT(read_n(fast, b.len * (size_t)b.count, NULL, 0), 0);
+        loop_call(t, do_snap, &s);
+        if (s.g.reasons[SSE_CLOSE_SLOW] == 1 && rounds > 10)
+            break;
+    }
+    CHECK(wait_for(t, pred_slow, 1, 2000));
+    loop_call(t, do_snap, &s);
+    CHECK_EQ_INT(s.g.reasons[SSE_CLOSE_SLOW], 1);
+    CHECK_EQ_INT(s.g.open, 1); /* the fast one is still open */
+    CHECK_EQ_UINT(s.st.closed_slow_total, 1);
+    /* the fast stream got every byte (read_n above), and goes on receiving */
+    b.count = 3;
+    loop_call(t, do_bcast, &b);
+    CHECK_EQ_INT(read_n(fast, b.len * 3, NULL, 0), 0);
+    CHECK(cli_eof(slow) || 1); /* the slow one is closed (its buffer may still hold data) */
+    close(slow);
+    close(fast);
+    return 0;
+}
+
+static int test_backpressure(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.stream_queue_max = 256 * 1024;
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, &o, g), 0);
+    int rc = tctx_run(&t, c_backpressure);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
+static int pred_timeout(const struct snap *s, int n)
+{
+    return s->g.reasons[SSE_CLOSE_TIMEOUT] >= n;
+}
+
+static int c_write_timeout(struct tctx *t)
+{
+    int slow = open_stream_fd(t, "/reg", 4096);
+    CHECK(slow >= 0);
+    CHECK(wait_for(t, pred_opened, 1, 2000));
+    struct bcast b = {65536, 160, -1}; /* 10 MiB: more than the kernel buffers hold */
+    loop_call(t, do_bcast, &b);
+    CHECK(wait_for(t, pred_timeout, 1, 4000));
+    struct snap s;
+    loop_call(t, do_snap, &s);
+    CHECK_EQ_UINT(s.st.closed_timeout_total, 1);
+    CHECK_EQ_INT(s.g.open, 0);
+    close(slow);
+    return 0;
+}
+
+static int test_write_timeout(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.write_timeout_ms = 300;
+    o.stream_queue_max = 64u << 20;
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, &o, g), 0);
+    int rc = tctx_run(&t, c_write_timeout);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
+/* ------------------------------------------------------------ batching */
+
+static int c_batching(struct tctx *t)
+{
+    int fd = open_stream_fd(t, "/reg", 0);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(read_stream_head(fd), 0);
+    CHECK(wait_for(t, pred_opened, 1, 2000));
+    struct snap a, z;
+    loop_call(t, do_snap, &a);
+    struct bcast b = {100, 100, 0}; /* 100 events queued in one loop turn */
+    loop_call(t, do_bcast, &b);
+    char last[8];
+    CHECK_EQ_INT(read_n(fd, 100 * 100, last, 2), 0);
+    CHECK(last[0] == '\n' && last[1] == '\n');
+    loop_call(t, do_snap, &z);
+    CHECK_EQ_UINT(z.st.frames_written_total - a.st.frames_written_total, 100);
+    CHECK_EQ_UINT(z.st.bytes_written_total - a.st.bytes_written_total, 100 * 100);
+    CHECK(z.st.writes_total - a.st.writes_total <= 2); /* one writev (two if the socket filled) */
+    close(fd);
+    return 0;
+}
+
+static int test_write_batching(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    int rc = tctx_run(&t, c_batching);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
+/* ------------------------------------------------------------ peer close, deferred, abort */
+
+static int pred_peer(const struct snap *s, int n)
+{
+    return s->g.reasons[SSE_CLOSE_PEER] >= n;
+}
+
+static int pred_aborted(const struct snap *s, int n)
+{
+    return s->g.aborted >= n;
+}
+
+static void on_abort(sse_request *r, void *ud)
+{
+    struct reg *g = ud;
+    g->aborted++;
+    if (g->deferred == r)
+        g->deferred = NULL;
+}
+
+static int defer_cb(sse_request *r, void *ud)
+{
+    struct reg *g = ud;
+    g->deferred = r;
+    sse_request_on_abort(r, on_abort, g);
+    return SSE_DEFERRED;
+}
+
+static void answer_deferred(struct tctx *t, void *arg)
+{
+    struct reg *g = t->user;
+    if (g->deferred)
+        sse_request_respond(g->deferred, 200, "text/plain", "later", 5);
+    g->deferred = NULL;
+}
+
+static int c_peer_deferred(struct tctx *t)
+{
+    char buf[4096];
+    int fd = open_stream_fd(t, "/reg", 0);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(read_stream_head(fd), 0);
+    close(fd);
+    CHECK(wait_for(t, pred_peer, 1, 2000));
+    /* deferred answer, then a pipelined request waiting behind it */
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\nGET /hello?after HTTP/1.1\r\n"
+                               "Host: x\r\n\r\n"),
+                 0);
+    usleep(50000);
+    loop_call(t, answer_deferred, NULL);
+    size_t n = cli_read_until(fd, buf, sizeof(buf), 0, "q=after");
+    CHECK(n > 0);
+    CHECK(strstr(buf, "\r\n\r\nlater"));
+    CHECK(strstr(buf, "q=after"));
+    close(fd);
+    /* the client leaves before the answer: on_abort */
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    usleep(50000);
+    close(fd);
+    CHECK(wait_for(t, pred_aborted, 1, 2000));
+    return 0;
+}
+
+static int test_peer_close_and_deferred(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    sse_server_route(t.s, "GET", "/defer", defer_cb, g);
+    int rc = tctx_run(&t, c_peer_deferred);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
+/* ------------------------------------------------------------ graceful shutdown */
+
+static void closed_cb2(sse_server *s, void *ud)
+{
+    struct tctx *t = ud;
+    t->closed = 1;
+}
+
+static void send_and_close(struct tctx *t, void *arg)
+{
+    struct bcast b = {50, 10, -1};
+    do_bcast(t, &b);
+    sse_server_close(t->s, 2000, closed_cb2, t);
+}
+
+static int c_shutdown(struct tctx *t)
+{
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = open_stream_fd(t, "/reg", 0);
+        CHECK(fds[i] >= 0);
+        CHECK_EQ_INT(read_stream_head(fds[i]), 0);
+    }
+    CHECK(wait_for(t, pred_opened, 3, 2000));
+    loop_call(t, send_and_close, NULL);
+    for (int i = 0; i < 3; i++) {
+        char last[2];
+        CHECK_EQ_INT(read_n(fds[i], 500, last, 2), 0); /* all ten events... */
+        CHECK(cli_eof(fds[i]));                        /* ...then the end */
+        close(fds[i]);
+    }
+    struct snap s;
+    loop_call(t, do_snap, &s);
+    CHECK_EQ_INT(s.g.reasons[SSE_CLOSE_LOCAL], 3);
+    CHECK_EQ_INT(cli_connect(t->port), -1); /* no longer listening */
+    return 0;
+}
+
+static int test_graceful_shutdown(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    int rc = tctx_run(&t, c_shutdown);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    CHECK(t.closed);
+    free(g);
+    return rc;
+}
+
+CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
+           CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
+           CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections),
+           CHECK_TEST(test_heartbeat), CHECK_TEST(test_backpressure),
+           CHECK_TEST(test_write_timeout), CHECK_TEST(test_write_batching),
+           CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown))
