@@ -296,6 +296,12 @@ static void gen_iter_init(struct gen_iter *it, int which, size_t max_bytes)
     it->max_bytes = max_bytes;
 }
 
+static void gen_iter_free(struct gen_iter *it)
+{
+    free(it->st.data.p);
+    it->st.data.p = NULL;
+}
+
 /* 1 and *ev filled, 0 at the end, -1 on OOM. */
 static int gen_iter_next(struct gen_iter *it, struct gen_event *ev)
 {
@@ -368,6 +374,7 @@ static int gen_case(const char *dir, const char *name, int which, size_t max_byt
     printf("gen %s.sse %zu bytes, %llu events\n", name, out.len, t.events);
     rc = 0;
 out:
+    gen_iter_free(&it);
     free(out.p);
     if (rc)
         fprintf(stderr, "gen %s failed\n", name);
@@ -714,6 +721,7 @@ static int cmd_encode(int which, int runs, double scale)
     print_result("encode", name, 0, total, s.n, times, runs, &c);
     rc = 0;
 out:
+    gen_iter_free(&it);
     free(times);
     free(wire.p);
     free(s.pool.p);
