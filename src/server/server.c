@@ -32,6 +32,8 @@ void sse__log(sse_server *s, int level, const char *fmt, ...)
         s->o.log(s->o.log_data, level, line);
         return;
     }
+    if (level > SSE_LOG_INFO)
+        return; /* stderr gets no debug lines; a log callback sees every level */
     static const char *const names[] = {"error", "warn", "info", "debug"};
     char ts[32];
     time_t now = time(NULL);

@@ -6,6 +6,8 @@
 #include "harness.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 static int hello_cb(sse_request *r, void *ud)
 {
@@ -613,12 +615,10 @@ static int c_backpressure(struct tctx *t)
     CHECK(wait_for(t, pred_opened, 2, 2000));
     CHECK_EQ_INT(read_stream_head(fast), 0);
     struct bcast b = {1024, 100, -1};
-    size_t expect = 0;
     struct snap s;
     int rounds = 0;
     for (rounds = 0; rounds < 400; rounds++) {
         loop_call(t, do_bcast, &b);
-        expect += b.len * (size_t)b.count;
         CHECK_EQ_INT(read_n(fast, b.len * (size_t)b.count, NULL, 0), 0);
         loop_call(t, do_snap, &s);
         if (s.g.reasons[SSE_CLOSE_SLOW] == 1 && rounds > 10)
@@ -850,9 +850,265 @@ static int test_graceful_shutdown(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ CORS */
+
+static int c_cors(struct tctx *t)
+{
+    char buf[4096];
+    CHECK_EQ_INT(one_request(t,
+                             "OPTIONS /events HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n"
+                             "Access-Control-Request-Method: GET\r\n"
+                             "Access-Control-Request-Headers: last-event-id\r\n\r\n",
+                             buf, sizeof(buf)),
+                 204);
+    CHECK(strstr(buf, "\r\nAccess-Control-Allow-Origin: http://a.example\r\n"));
+    CHECK(strstr(buf, "\r\nAccess-Control-Allow-Credentials: true\r\n"));
+    CHECK(strstr(buf, "\r\nVary: Origin\r\n"));
+    CHECK(strstr(buf, "Access-Control-Allow-Headers: Authorization, Last-Event-ID, Cache-Control, "
+                      "Content-Type"));
+    CHECK(strstr(buf, "Access-Control-Allow-Methods: GET, POST"));
+    /* a stream from an allowed origin carries the headers */
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /events HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n\r\n"),
+                 0);
+    CHECK(cli_read_until(fd, buf, sizeof(buf), 0, "\r\n\r\n") > 0);
+    CHECK(strstr(buf, "\r\nAccess-Control-Allow-Origin: https://b.example\r\n"));
+    CHECK(strstr(buf, "\r\nAccess-Control-Allow-Credentials: true\r\n"));
+    close(fd);
+    /* another origin gets none */
+    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\r\n",
+                             buf, sizeof(buf)),
+                 200);
+    CHECK(!strstr(buf, "Access-Control-Allow-Origin"));
+    CHECK_EQ_INT(one_request(t,
+                             "OPTIONS /events HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
+                             "Access-Control-Request-Method: GET\r\n\r\n",
+                             buf, sizeof(buf)),
+                 204);
+    CHECK(!strstr(buf, "Access-Control-Allow-Origin"));
+    return 0;
+}
+
+static int c_cors_star(struct tctx *t)
+{
+    char buf[4096];
+    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://any.example\r\n\r\n",
+                             buf, sizeof(buf)),
+                 200);
+    CHECK(strstr(buf, "\r\nAccess-Control-Allow-Origin: *\r\n"));
+    CHECK(!strstr(buf, "Credentials"));
+    return 0;
+}
+
+static int test_cors(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.cors_origins = "http://a.example, https://b.example";
+    o.cors_credentials = 1;
+    CHECK_EQ_INT(run_with(&o, c_cors), 0);
+    sse_server_options o2 = SSE_SERVER_OPTIONS_INIT;
+    o2.cors_origins = "*";
+    CHECK_EQ_INT(run_with(&o2, c_cors_star), 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------ static files */
+
+static char static_root[256];
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    fclose(f);
+    return 0;
+}
+
+static int c_static(struct tctx *t)
+{
+    char buf[8192], req[512];
+    CHECK_EQ_INT(one_request(t, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "Content-Type: text/html; charset=utf-8\r\n"));
+    CHECK(strstr(buf, "\r\n\r\n<h1>index</h1>"));
+    CHECK_EQ_INT(one_request(t, "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "Content-Type: text/javascript"));
+    CHECK_EQ_INT(one_request(t, "GET /m.mjs HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "Content-Type: text/javascript"));
+    CHECK_EQ_INT(one_request(t, "GET /s.css HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "Content-Type: text/css"));
+    CHECK_EQ_INT(one_request(t, "GET /d.json HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "Content-Type: application/json\r\n"));
+    CHECK_EQ_INT(one_request(t, "GET /i.svg HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "Content-Type: image/svg+xml\r\n"));
+    CHECK_EQ_INT(one_request(t, "GET /x.wasm HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "Content-Type: application/wasm\r\n"));
+    CHECK_EQ_INT(one_request(t, "GET /sub/ HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "\r\n\r\nsub index"));
+    CHECK_EQ_INT(one_request(t, "GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK(strstr(buf, "\r\n\r\nsub index"));
+    /* HEAD: the length, no body */
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "HEAD /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 0);
+    size_t n = cli_read_until(fd, buf, sizeof(buf), 0, NULL);
+    CHECK(n > 0 && cli_status(buf) == 200);
+    CHECK(strstr(buf, "Content-Length: 15\r\n"));
+    CHECK(strstr(buf, "\r\n\r\n") + 4 == buf + n);
+    close(fd);
+    /* ETag -> 304 */
+    CHECK_EQ_INT(one_request(t, "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    char *et = strstr(buf, "ETag: ");
+    CHECK(et);
+    char etag[64];
+    size_t el = strcspn(et + 6, "\r");
+    CHECK(el < sizeof(etag));
+    memcpy(etag, et + 6, el);
+    etag[el] = '\0';
+    snprintf(req, sizeof(req), "GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n", etag);
+    CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 304);
+    /* traversal attempts: never the secret */
+    static const char *const bad[] = {
+        "/../secret.txt",     "/%2e%2e/secret.txt",    "/..%2fsecret.txt", "/%2E%2E%2Fsecret.txt",
+        "/sub/../../secret.txt", "/sub/%2e%2e/%2e%2e/secret.txt", "//secret.txt/..",
+        "/out/secret.txt",    "/..",                    "/sub/..%5c..%5csecret.txt",
+        "/nothere.html",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", bad[i]);
+        int st = one_request(t, req, buf, sizeof(buf));
+        if (st != 404 && st != 400)
+            fprintf(stderr, "  path %s -> %d\n", bad[i], st);
+        CHECK(st == 404 || st == 400);
+        CHECK(!strstr(buf, "TOPSECRET"));
+    }
+    CHECK_EQ_INT(one_request(t, "GET /%00 HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
+    CHECK_EQ_INT(one_request(t, "POST /app.js HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 405);
+    return 0;
+}
+
+static int test_static_files(void)
+{
+    char tmpl[] = "/tmp/sse_static_XXXXXX";
+    CHECK(mkdtemp(tmpl));
+    char sub[300], sub2[320], link[320];
+    snprintf(static_root, sizeof(static_root), "%s/www", tmpl);
+    CHECK_EQ_INT(mkdir(static_root, 0755), 0);
+    CHECK_EQ_INT(write_file(tmpl, "secret.txt", "TOPSECRET"), 0);
+    CHECK_EQ_INT(write_file(static_root, "index.html", "<h1>index</h1>"), 0);
+    CHECK_EQ_INT(write_file(static_root, "app.js", "console.log(1);"), 0);
+    CHECK_EQ_INT(write_file(static_root, "m.mjs", "export {};"), 0);
+    CHECK_EQ_INT(write_file(static_root, "s.css", "body{}"), 0);
+    CHECK_EQ_INT(write_file(static_root, "d.json", "{}"), 0);
+    CHECK_EQ_INT(write_file(static_root, "i.svg", "<svg/>"), 0);
+    CHECK_EQ_INT(write_file(static_root, "x.wasm", "\1asm"), 0);
+    snprintf(sub, sizeof(sub), "%s/sub", static_root);
+    CHECK_EQ_INT(mkdir(sub, 0755), 0);
+    CHECK_EQ_INT(write_file(sub, "index.html", "sub index"), 0);
+    snprintf(link, sizeof(link), "%s/out", static_root);
+    CHECK_EQ_INT(symlink(tmpl, link), 0); /* a symlink out of the root */
+    (void)sub2;
+    struct tctx t;
+    CHECK_EQ_INT(tctx_init(&t, NULL), 0);
+    CHECK_EQ_INT(sse_server_static(t.s, "/", static_root), 0);
+    int rc = tctx_run(&t, c_static);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+    CHECK_EQ_INT(system(cmd), 0);
+    return rc;
+}
+
+/* ------------------------------------------------------------ many streams */
+
+#define MANY 5000
+
+static int c_many(struct tctx *t)
+{
+    static int fds[MANY];
+    int opened = 0;
+    for (int i = 0; i < MANY; i++) {
+        fds[i] = open_stream_fd(t, "/reg", 0);
+        CHECK(fds[i] >= 0);
+        opened++;
+    }
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ_INT(read_stream_head(fds[i]), 0);
+    CHECK(wait_for(t, pred_opened, MANY, 10000));
+    struct bcast b = {64, 1, -1};
+    loop_call(t, do_bcast, &b);
+    for (int i = 0; i < MANY; i++) {
+        char last[2];
+        CHECK_EQ_INT(read_n(fds[i], 64, last, 2), 0);
+        CHECK(last[0] == '\n' && last[1] == '\n');
+    }
+    struct snap s;
+    loop_call(t, do_snap, &s);
+    CHECK_EQ_UINT(s.st.streams, MANY);
+    for (int i = 0; i < opened; i++)
+        close(fds[i]);
+    return 0;
+}
+
+static int test_many_streams(void)
+{
+    struct rlimit rl;
+    CHECK_EQ_INT(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2 * MANY + 100) {
+        printf("skip: RLIMIT_NOFILE %llu too low\n", (unsigned long long)rl.rlim_cur);
+        return 0;
+    }
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    int rc = tctx_run(&t, c_many);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
+/* ------------------------------------------------------------ listen addresses */
+
+static int test_listen_addresses(void)
+{
+    uv_loop_t loop;
+    sse_server *s;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(sse_server_new(&s, &loop, NULL), 0);
+    CHECK_EQ_INT(sse_server_listen(s, "localhost", 0), 0);
+    int p4 = sse_server_port(s);
+    CHECK(p4 > 0);
+    int v6 = socket(AF_INET6, SOCK_STREAM, 0) >= 0; /* IPv6 may be missing in containers */
+    if (v6 && sse_server_listen(s, "::1", 0) == 0)
+        CHECK_EQ_INT(sse_server_listen(s, "[::1]", 0), 0);
+    CHECK_EQ_INT(sse_server_listen(s, "0.0.0.0", 0), 0);
+    CHECK_EQ_INT(sse_server_port(s), p4); /* the first socket's port */
+    CHECK_EQ_INT(sse_server_listen(s, "not an address", 0), SSE_EINVAL);
+    CHECK_EQ_INT(sse_server_listen(s, "127.0.0.1", 70000), SSE_EINVAL);
+    int closed = 0;
+    struct tctx fake;
+    memset(&fake, 0, sizeof(fake));
+    sse_server_close(s, 100, tctx_closed_cb, &fake);
+    while (!fake.closed && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    (void)closed;
+    CHECK(fake.closed);
+    sse_server_free(s);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections),
            CHECK_TEST(test_heartbeat), CHECK_TEST(test_backpressure),
            CHECK_TEST(test_write_timeout), CHECK_TEST(test_write_batching),
-           CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown))
+           CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
+           CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
+           CHECK_TEST(test_listen_addresses))
