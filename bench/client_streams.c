@@ -1,13 +1,18 @@
 /*
  * client_streams.c: scale check of the EventSource client: N concurrent streams in one process.
  *
- * A child process runs a tiny libuv SSE server on 127.0.0.1 (port 0), so the parent's memory is
- * the client's alone. The parent opens N clients on one sse_client_group (one curl multi, one
+ * A child process runs the server on 127.0.0.1 (port 0), so the parent's memory is the client's
+ * alone: the project's server (server.h, --server own, the default) or a tiny libuv SSE server
+ * written here (--server tiny). The parent opens N clients on one sse_client_group (one curl multi, one
  * loop), waits until every stream is OPEN, and reports the growth of its RSS and PSS
  * (/proc/self/smaps_rollup) per stream. Then the server writes K events to every stream and the
  * parent reports how many events per second it consumed (and its CPU time per event).
  *
  *   bench_client_streams [--streams N] [--events K] [--size BYTES] [--buffer-size B]
+ *                        [--server own|tiny] [--serve-only]
+ *
+ * --serve-only runs just the server for a peer client (bench/client_streams_node.mjs): it prints
+ * "port N", then relays its stdin to the server ('B' = broadcast the K events, EOF = quit).
  *
  * Defaults: 10000 streams, 100 events of 64 data bytes each, curl buffer = the client default.
  * Raises the soft RLIMIT_NOFILE to the hard limit; N must fit in it (one socket per stream).
@@ -24,6 +29,7 @@
 #include <uv.h>
 
 #include <sse/client.h>
+#include <sse/server.h>
 
 /* ---------------------------------------------------------------- the tiny server (child) */
 
@@ -144,7 +150,81 @@ static void srv_alloc_ctl(uv_handle_t *h, size_t hint, uv_buf_t *b)
     *b = uv_buf_init(cbuf, sizeof(cbuf));
 }
 
-static int run_server(int ctl_fd, unsigned events, unsigned size)
+/* ---------------------------------------------------------------- the project's server (child) */
+
+struct own {
+    sse_server *server;
+    sse_stream **streams;
+    size_t n, cap;
+    sse_frame *frame; /* K events, one frame shared by every stream */
+};
+
+static void own_closed(sse_stream *st, int reason, void *ud)
+{
+    struct own *o = ud;
+    size_t i = (size_t)(uintptr_t)sse_stream_get_data(st);
+    o->streams[i] = o->streams[--o->n];
+    sse_stream_set_data(o->streams[i], (void *)(uintptr_t)i);
+}
+
+static void own_stream(sse_stream *st, const sse_request *req, void *ud)
+{
+    struct own *o = ud;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 1024;
+        sse_stream **ns = realloc(o->streams, cap * sizeof(*ns));
+        if (!ns) {
+            sse_stream_close(st);
+            return;
+        }
+        o->streams = ns;
+        o->cap = cap;
+    }
+    sse_stream_set_data(st, (void *)(uintptr_t)o->n);
+    o->streams[o->n++] = st;
+    sse_stream_on_close(st, own_closed, o);
+}
+
+static void own_ctl_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct own *o = st->data;
+    if (n < 0) {
+        uv_stop(st->loop);
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (b->base[i] == 'B')
+            for (size_t j = 0; j < o->n; j++)
+                sse_stream_send_frame(o->streams[j], o->frame);
+        else if (b->base[i] == 'Q')
+            uv_stop(st->loop);
+    }
+}
+
+static int run_own_server(int ctl_fd, const char *payload, size_t len)
+{
+    static uv_loop_t loop; /* child process only */
+    static uv_pipe_t ctl;
+    struct own o = {NULL, NULL, 0, 0, NULL};
+    sse_server_options so = SSE_SERVER_OPTIONS_INIT;
+    so.stream_queue_max = 64u << 20;
+    uv_loop_init(&loop);
+    if (sse_frame_new(&o.frame, payload, len) || sse_server_new(&o.server, &loop, &so) ||
+        sse_server_route_stream(o.server, "/events", own_stream, &o) ||
+        sse_server_listen(o.server, "127.0.0.1", 0))
+        return 1;
+    int port = sse_server_port(o.server);
+    if (write(ctl_fd, &port, sizeof(port)) != (ssize_t)sizeof(port))
+        return 1;
+    uv_pipe_init(&loop, &ctl, 0);
+    uv_pipe_open(&ctl, ctl_fd);
+    ctl.data = &o;
+    uv_read_start((uv_stream_t *)&ctl, srv_alloc_ctl, own_ctl_read);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return 0; /* process exit releases the rest */
+}
+
+static int run_server(int ctl_fd, unsigned events, unsigned size, int use_own)
 {
     struct srv *s = calloc(1, sizeof(*s));
     if (!s)
@@ -161,6 +241,8 @@ static int run_server(int ctl_fd, unsigned events, unsigned size)
         memcpy(s->payload + s->payload_len, "\n\n", 2);
         s->payload_len += 2;
     }
+    if (use_own)
+        return run_own_server(ctl_fd, s->payload, s->payload_len);
     uv_loop_init(&s->loop);
     s->loop.data = s;
     struct sockaddr_in a;
@@ -269,6 +351,10 @@ int main(int argc, char **argv)
     unsigned long k = arg_num(argc, argv, "--events", 100);
     unsigned long size = arg_num(argc, argv, "--size", 64);
     long bufsize = (long)arg_num(argc, argv, "--buffer-size", 0);
+    int use_own = 1;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--server"))
+            use_own = strcmp(argv[i + 1], "tiny") != 0;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
@@ -286,12 +372,26 @@ int main(int argc, char **argv)
         return 1;
     if (pid == 0) {
         close(sv[0]);
-        _exit(run_server(sv[1], (unsigned)k, (unsigned)size));
+        _exit(run_server(sv[1], (unsigned)k, (unsigned)size, use_own));
     }
     close(sv[1]);
     int port;
     if (read(sv[0], &port, sizeof(port)) != (ssize_t)sizeof(port))
         return 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--serve-only")) {
+            char cbuf[64];
+            ssize_t r;
+            printf("port %d\n", port);
+            fflush(stdout);
+            while ((r = read(0, cbuf, sizeof(cbuf))) > 0)
+                if (write(sv[0], cbuf, (size_t)r) != r)
+                    break;
+            if (write(sv[0], "Q", 1) != 1)
+                kill(pid, SIGTERM);
+            waitpid(pid, NULL, 0);
+            return 0;
+        }
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/events", port);
 
@@ -327,6 +427,7 @@ int main(int argc, char **argv)
     run_until(loop, &tick, &b.opened, n + 1, 60000);
     double open_s = (double)(uv_hrtime() - t0) / 1e9;
     mem_kib(&rss1, &pss1);
+    printf("server: %s\n", use_own ? "own (server.h)" : "tiny libuv server");
     printf("streams open: %zu of %lu in %.2f s (errors %zu)\n", b.opened - 1, n, open_s,
            b.errors);
     printf("RSS: %lu -> %lu KiB, +%.2f KiB per stream\n", rss0, rss1,
