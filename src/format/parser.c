@@ -223,12 +223,11 @@ static int dispatch(sse_parser *p)
     /* 1. the last event ID string takes the buffer's value (even when nothing dispatches);
      * afterwards the two are equal again, which id_set = 0 means */
     if (p->id_set) {
-        if (pbuf_reserve(&p->last_id, p->id.len))
-            return SSE_ENOMEM;
-        if (p->id.len)
-            memcpy(p->last_id.p, p->id.p, p->id.len);
-        p->last_id.len = p->id.len;
-        p->last_id.p[p->id.len] = '\0';
+        /* swap instead of copying: the old string's allocation becomes the next buffer */
+        struct sse__pbuf t = p->last_id;
+        p->last_id = p->id;
+        p->last_id.p[p->last_id.len] = '\0'; /* id_set means id.p was allocated */
+        p->id = t;
         p->id.len = 0;
         p->id_set = 0;
     }
@@ -268,7 +267,8 @@ static int check_event_size(const sse_parser *p)
 }
 
 /* Process one complete line s[0..n) (terminator excluded); hi: it may hold bytes >= 0x80. */
-static int process_line(sse_parser *p, const unsigned char *s, size_t n, unsigned hi)
+static inline __attribute__((always_inline)) int
+process_line(sse_parser *p, const unsigned char *s, size_t n, unsigned hi)
 {
     if (n == 0)
         return dispatch(p);
@@ -339,8 +339,9 @@ static int process_line(sse_parser *p, const unsigned char *s, size_t n, unsigne
     case 2:
         if (s[0] != 'i' || s[1] != 'd')
             return 0;
-        if (vn && memchr(v, '\0', vn))
-            return 0; /* an id containing NUL is ignored */
+        for (size_t i = 0; i < vn; i++)
+            if (v[i] == '\0')
+                return 0; /* an id containing NUL is ignored */
         rc = pbuf_set_text(&p->id, v, vn, hi);
         if (rc)
             return rc;
@@ -349,6 +350,13 @@ static int process_line(sse_parser *p, const unsigned char *s, size_t n, unsigne
     default:
         return 0; /* unknown fields are ignored */
     }
+}
+
+/* process_line out of line, for the paths that are not the per-chunk loop (keeps code small) */
+static __attribute__((noinline)) int process_line_slow(sse_parser *p, const unsigned char *s,
+                                                       size_t n, unsigned hi)
+{
+    return process_line(p, s, n, hi);
 }
 
 /* ------------------------------------------------------------- feeding */
@@ -376,7 +384,7 @@ static int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
         p->line_hi |= hi;
         if (s + k == end)
             return 0;
-        rc = process_line(p, (const unsigned char *)p->line.p, p->line.len, p->line_hi);
+        rc = process_line_slow(p, (const unsigned char *)p->line.p, p->line.len, p->line_hi);
         pbuf_clear(&p->line);
         p->line_hi = 0;
         s += k;
@@ -389,6 +397,7 @@ static int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
         if (rc)
             return rc;
     }
+    /* whole lines inside the chunk are processed in place */
     while (s < end) {
         unsigned hi = 0;
         size_t k = sse__scan_eol(s, (size_t)(end - s), &hi);
@@ -438,7 +447,7 @@ static int feed_small(sse_parser *p, const unsigned char *s, size_t n)
             p->skip_lf = 0;
             continue;
         }
-        int rc = process_line(p, p->line.len ? (const unsigned char *)p->line.p
+        int rc = process_line_slow(p, p->line.len ? (const unsigned char *)p->line.p
                                              : (const unsigned char *)"",
                               p->line.len, p->line_hi);
         pbuf_clear(&p->line);
