@@ -2,18 +2,18 @@
 # run-server-bench.sh: issue 3's numbers. The server layer (bench_broadcast_server, on
 # include/sse/server.h) beside nginx + nchan, in the same run:
 #   1. user-space memory per idle stream: PSS growth of the server process(es) / streams, at
-#      each size in MEM_SIZES (default "10000 50000");
+#      each size in MEM_SIZES (default "10000 19000 50000");
 #   2. the time to push one event to 10,000 streams: publish -> the last subscriber's receipt,
 #      PUSH_SAMPLES events (default 20) at 2 per second.
 # A size above one process's open-file limit (ulimit -Hn, 20,000 here) is skipped for the
-# single-process broadcast server and reported as such; nginx gets ceil(N/19000) workers.
+# single-process broadcast server and reported as such; nginx gets ceil(N/15000) workers.
 # Builds Release in build-load/ (BUILD=...), writes JSON reports and summary.md to OUT
 # (default /tmp/ssehub-server-bench). Bounded: about 3 minutes.
 set -euo pipefail
 BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$BENCH_ROOT/build-load}
 OUT=${OUT:-/tmp/ssehub-server-bench}
-MEM_SIZES=${MEM_SIZES:-"10000 50000"}
+MEM_SIZES=${MEM_SIZES:-"10000 19000 50000"}
 PUSH_N=${PUSH_N:-10000}
 PUSH_SAMPLES=${PUSH_SAMPLES:-20}
 TARGETS=${TARGETS:-"sse nchan"}
@@ -39,7 +39,7 @@ bench_sse() { # N ARGS...
 
 bench_nchan() { # N ARGS...
     local n=$1; shift
-    start_nchan "$(ceil_div "$n" 19000)"
+    start_nchan "$(ceil_div "$n" 15000)"
     "$SSEHUB" bench --json --target nchan --url "http://127.0.0.1:$NCHAN_PORT/sub" \
         --pub-url "http://127.0.0.1:$NCHAN_PORT/pub" -n "$n" --server-pid "$NCHAN_WORKERS" "$@"
     stop_nchan
