@@ -47,12 +47,15 @@ static long long now_ms(void)
 
 int sse__hub_fail(sse_request *req, int status, const char *error_code, const char *why)
 {
-    char chal[128];
+    char chal[256];
     if (status == 401 || status == 403) {
+        /* RFC 6750 + RFC 9728: where the protected resource metadata is (draft-08). */
+        static const char md[] =
+            "resource_metadata=\"/.well-known/oauth-protected-resource/.well-known/mercure\"";
         if (error_code)
-            snprintf(chal, sizeof(chal), "Bearer error=\"%s\"", error_code);
+            snprintf(chal, sizeof(chal), "Bearer error=\"%s\", %s", error_code, md);
         else
-            snprintf(chal, sizeof(chal), "Bearer");
+            snprintf(chal, sizeof(chal), "Bearer %s", md);
         sse_request_add_header(req, "WWW-Authenticate", chal);
     }
     sse_buf b;
@@ -426,6 +429,7 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
     h->o.publisher_alg = h->o.subscriber_alg = h->o.resource = h->o.issuer = NULL;
     h->o.publish_origins = NULL;
     h->publish_origins = dup_opt(o->publish_origins, &oom);
+    h->resource = dup_opt(o->resource, &oom);
     if (oom)
         goto out_free;
 
@@ -489,6 +493,7 @@ out_free:
     sse__selector_cache_free(h->selcache);
     sse__auth_free(h->auth);
     sse__free(h->publish_origins);
+    sse__free(h->resource);
     sse__free(h);
     return rc;
 }
@@ -549,5 +554,6 @@ void sse_hub_free(sse_hub *h)
     sse__selector_cache_free(h->selcache);
     sse__auth_free(h->auth);
     sse__free(h->publish_origins);
+    sse__free(h->resource);
     sse__free(h);
 }

@@ -212,10 +212,22 @@ out:
 int sse__hub_on_metadata(sse_request *req, void *ud)
 {
     sse_hub *h = ud;
-    (void)h;
-    static const char doc[] = "{\"resource\":null,\"bearer_methods_supported\":[\"header\","
-                              "\"query\"],\"mercure_cookie\":true,\"mercure_version\":8}";
-    return sse_request_respond(req, 200, "application/json", doc, sizeof(doc) - 1);
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    int rc = sse_buf_append_str(&b, "{\"resource\":");
+    if (!rc)
+        rc = h->resource ? sse__hub_json_str(&b, h->resource, strlen(h->resource))
+                         : sse_buf_append_str(&b, "null");
+    if (!rc)
+        rc = sse_buf_printf(&b, ",\"bearer_methods_supported\":[\"header\",\"query\"],"
+                                "\"mercure_cookie\":true,\"mercure_version\":%d}",
+                            (h->drafts & SSE_HUB_DRAFT_08) ? 8 : 7);
+    if (rc)
+        sse__hub_fail(req, 503, NULL, "out of memory");
+    else
+        sse_request_respond(req, 200, "application/json", b.data, b.len);
+    sse_buf_free(&b);
+    return 0;
 }
 
 int sse__hub_on_healthz(sse_request *req, void *ud)

@@ -51,6 +51,7 @@ struct sse_hub {
     uv_loop_t *loop;
     sse_hub_options o;               /* copy; strings below are owned copies */
     char *publish_origins;
+    char *resource;                  /* draft-08 resource identifier (copy) or NULL */
     int drafts;
     sse_store *store;
     int own_store;

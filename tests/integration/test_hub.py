@@ -300,6 +300,16 @@ def t_health_metrics(h):
         check(name in body, name)
 
 
+def t_resource_metadata(h):
+    st, hd, body = request(h, "GET", "/.well-known/oauth-protected-resource/.well-known/mercure")
+    check(st == 200, st)
+    doc = json.loads(body)
+    check(doc["mercure_version"] == 8 and "header" in doc["bearer_methods_supported"], doc)
+    check(doc["mercure_cookie"] is True, doc)
+    st, hd, _ = publish(h, {"topic": "/a"}, tok=None)
+    check("resource_metadata=" in hd.get("www-authenticate", ""), hd)
+
+
 def t_publish_auth(h):
     st, hd, _ = publish(h, {"topic": "/a", "data": "x"}, tok=None)
     check(st == 401, st)
@@ -625,6 +635,7 @@ def main():
         ("start_refused_without_key", t_start_refused_without_key, ()),
         ("help_lists_defaults", t_help_lists_defaults, ()),
         ("health_metrics", t_health_metrics, (h,)),
+        ("resource_metadata", t_resource_metadata, (h,)),
         ("publish_auth", t_publish_auth, (h,)),
         ("publish_ok_and_ids", t_publish_ok_and_ids, (h,)),
         ("publish_validation", t_publish_validation, (h,)),
