@@ -3,8 +3,8 @@
  *
  * A child process runs the server on 127.0.0.1 (port 0), so the parent's memory is the client's
  * alone: the project's server (server.h, --server own, the default) or a tiny libuv SSE server
- * written here (--server tiny). The parent opens N clients on one sse_client_group (one curl multi, one
- * loop), waits until every stream is OPEN, and reports the growth of its RSS and PSS
+ * written here (--server tiny). The parent opens N clients on one sse_client_group (one curl multi,
+ * one loop), waits until every stream is OPEN, and reports the growth of its RSS and PSS
  * (/proc/self/smaps_rollup) per stream. Then the server writes K events to every stream and the
  * parent reports how many events per second it consumed (and its CPU time per event).
  *
@@ -19,6 +19,8 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <sse/client.h>
+#include <sse/server.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
-
-#include <sse/client.h>
-#include <sse/server.h>
 
 /* ---------------------------------------------------------------- the tiny server (child) */
 
@@ -428,8 +427,7 @@ int main(int argc, char **argv)
     double open_s = (double)(uv_hrtime() - t0) / 1e9;
     mem_kib(&rss1, &pss1);
     printf("server: %s\n", use_own ? "own (server.h)" : "tiny libuv server");
-    printf("streams open: %zu of %lu in %.2f s (errors %zu)\n", b.opened - 1, n, open_s,
-           b.errors);
+    printf("streams open: %zu of %lu in %.2f s (errors %zu)\n", b.opened - 1, n, open_s, b.errors);
     printf("RSS: %lu -> %lu KiB, +%.2f KiB per stream\n", rss0, rss1,
            (double)(rss1 - rss0) / (double)n);
     printf("PSS: %lu -> %lu KiB, +%.2f KiB per stream\n", pss0, pss1,

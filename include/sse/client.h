@@ -24,11 +24,11 @@
 #ifndef SSE_CLIENT_H
 #define SSE_CLIENT_H
 
+#include <sse/error.h>
+#include <sse/format.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include <sse/error.h>
-#include <sse/format.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,28 +42,31 @@ enum { SSE_CLIENT_CONNECTING = 0, SSE_CLIENT_OPEN = 1, SSE_CLIENT_CLOSED = 2 };
 
 /** Client options; zero fields take the defaults shown. */
 typedef struct sse_client_options {
-    int version;                  /* SSE_CLIENT_OPTIONS_VERSION */
-    const char *const *headers;   /* NULL-terminated "Name: value" strings sent with every request
-                                     (copied; CR/LF refused with SSE_EINVAL); NULL = none */
-    const char *last_event_id;    /* initial Last-Event-ID (copied); NULL = none */
-    unsigned reconnect_ms;        /* initial reconnection time: 3000 ms; `retry:` changes it */
-    unsigned backoff_max_ms;      /* cap of the backoff delay on repeated failures: 30000 ms
-                                     (never below the reconnection time) */
-    unsigned max_failures;        /* give up (CLOSED) after this many consecutive attempts that
-                                     did not open: 0 = never */
-    unsigned read_timeout_ms;     /* no byte at all (not even a comment) for this long ->
-                                     the connection is dead, reconnect: 0 = off */
-    unsigned connect_timeout_ms;  /* connect + TLS + answer headers: 0 = curl's default */
-    unsigned max_redirects;       /* redirects followed per request: 10 */
-    size_t max_event;             /* largest event (parser max_event): 0 = parser default */
-    size_t max_line;              /* longest line (parser max_line): 0 = parser default */
-    long buffer_size;             /* curl receive buffer per stream: 0 = 1024 bytes (curl's minimum;
-                                     larger reads faster, costs memory per stream) */
-    int no_jitter;                /* 1: backoff delays without random jitter (tests) */
+    int version;                 /* SSE_CLIENT_OPTIONS_VERSION */
+    const char *const *headers;  /* NULL-terminated "Name: value" strings sent with every request
+                                    (copied; CR/LF refused with SSE_EINVAL); NULL = none */
+    const char *last_event_id;   /* initial Last-Event-ID (copied); NULL = none */
+    unsigned reconnect_ms;       /* initial reconnection time: 3000 ms; `retry:` changes it */
+    unsigned backoff_max_ms;     /* cap of the backoff delay on repeated failures: 30000 ms
+                                    (never below the reconnection time) */
+    unsigned max_failures;       /* give up (CLOSED) after this many consecutive attempts that
+                                    did not open: 0 = never */
+    unsigned read_timeout_ms;    /* no byte at all (not even a comment) for this long ->
+                                    the connection is dead, reconnect: 0 = off */
+    unsigned connect_timeout_ms; /* connect + TLS + answer headers: 0 = curl's default */
+    unsigned max_redirects;      /* redirects followed per request: 10 */
+    size_t max_event;            /* largest event (parser max_event): 0 = parser default */
+    size_t max_line;             /* longest line (parser max_line): 0 = parser default */
+    long buffer_size;            /* curl receive buffer per stream: 0 = 1024 bytes (curl's minimum;
+                                    larger reads faster, costs memory per stream) */
+    int no_jitter;               /* 1: backoff delays without random jitter (tests) */
 } sse_client_options;
 
 #define SSE_CLIENT_OPTIONS_VERSION 1
-#define SSE_CLIENT_OPTIONS_INIT {SSE_CLIENT_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define SSE_CLIENT_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        SSE_CLIENT_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                       \
+    }
 
 /**
  * Callbacks; any may be NULL. Every callback may call sse_client_close() on its client (or any

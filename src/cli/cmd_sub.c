@@ -5,15 +5,14 @@
  * {"end":...,"retry_ms":N,"reason":...} line when the client stops.
  * Connection notices go to stderr; stdout is flushed after every event.
  */
+#include "cli_commands.h"
+#include "cli_json.h"
+
 #include <errno.h>
+#include <sse/client.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sse/client.h>
-
-#include "cli_commands.h"
-#include "cli_json.h"
 
 const char sse_cli_sub_summary[] = "subscribe to an event stream (EventSource client) and print it";
 

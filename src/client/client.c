@@ -16,14 +16,13 @@
  * Not owned here: the event-stream grammar (src/format), the loop (the embedder's, or a private
  * one for sse_client_run).
  */
-#include <sse/client.h>
+#include "common/alloc.h"
 
 #include <curl/curl.h>
+#include <sse/client.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-#include "common/alloc.h"
 
 #define DEFAULT_RECONNECT_MS 3000u
 #define DEFAULT_BACKOFF_MAX_MS 30000u
@@ -43,7 +42,7 @@ enum abort_kind {
 };
 
 struct sock_ctx {
-    uv_poll_t poll;          /* must stay first: the close callback frees the struct */
+    uv_poll_t poll; /* must stay first: the close callback frees the struct */
     curl_socket_t fd;
     struct sse_client_group *g;
     struct sock_ctx *next, *prev; /* g->socks */
@@ -57,42 +56,42 @@ struct listener {
 };
 
 struct sse_client_group {
-    uv_loop_t *loop;             /* borrowed (or owned by a private client) */
+    uv_loop_t *loop; /* borrowed (or owned by a private client) */
     CURLM *multi;
-    uv_timer_t timer;            /* curl's timeout */
-    unsigned busy;               /* nesting depth of entries from the loop */
-    struct sse_client *clients;  /* every live client */
-    struct sse_client *pending;  /* clients with a queued removal or free */
-    struct sock_ctx *socks;      /* polled sockets */
+    uv_timer_t timer;           /* curl's timeout */
+    unsigned busy;              /* nesting depth of entries from the loop */
+    struct sse_client *clients; /* every live client */
+    struct sse_client *pending; /* clients with a queued removal or free */
+    struct sock_ctx *socks;     /* polled sockets */
     size_t count;
 };
 
 struct sse_client {
     struct sse_client_group *g;
-    struct sse_client *next, *prev;   /* g->clients */
-    struct sse_client *pending_next;  /* g->pending */
+    struct sse_client *next, *prev;  /* g->clients */
+    struct sse_client *pending_next; /* g->pending */
     CURL *easy;
     sse_parser *parser;
-    struct curl_slist *headers;       /* base headers, then Last-Event-ID as the tail */
-    struct curl_slist *lei_prev;      /* node before the Last-Event-ID node (NULL = none) */
+    struct curl_slist *headers;  /* base headers, then Last-Event-ID as the tail */
+    struct curl_slist *lei_prev; /* node before the Last-Event-ID node (NULL = none) */
     char *url;
     struct listener *listeners;
     sse_client_callbacks cb;
     void *user_data;
     uv_timer_t timer;
-    uv_loop_t *own_loop;              /* private loop (group NULL at creation), else NULL */
-    uint64_t retry_ms;                /* the reconnection time */
-    uint64_t delay_ms;                /* the delay of the current wait */
-    uint64_t last_rx;                 /* uv_now() of the last byte received */
-    uint64_t rng;                     /* xorshift state for jitter */
+    uv_loop_t *own_loop; /* private loop (group NULL at creation), else NULL */
+    uint64_t retry_ms;   /* the reconnection time */
+    uint64_t delay_ms;   /* the delay of the current wait */
+    uint64_t last_rx;    /* uv_now() of the last byte received */
+    uint64_t rng;        /* xorshift state for jitter */
     uint64_t backoff_max_ms;
     unsigned max_failures, read_timeout_ms, fails, connections;
-    int state;                        /* SSE_CLIENT_* */
+    int state; /* SSE_CLIENT_* */
     enum phase phase;
     enum abort_kind abort_kind;
     int abort_code;
-    char *abort_msg;                  /* heap, only on the failure path */
-    int status;                       /* status code of the current header block */
+    char *abort_msg; /* heap, only on the failure path */
+    int status;      /* status code of the current header block */
     unsigned char ct_ok, has_location, opened, attached, pending_remove, pending_free, no_jitter;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -189,8 +188,8 @@ static void schedule_reconnect(struct sse_client *c, int code, const char *msg)
         c->fails++;
         if (c->max_failures && c->fails >= c->max_failures) {
             char buf[400];
-            snprintf(buf, sizeof(buf), "gave up after %u failed connection attempts: %s",
-                     c->fails, msg);
+            snprintf(buf, sizeof(buf), "gave up after %u failed connection attempts: %s", c->fails,
+                     msg);
             finish_closed(c, code, buf);
             return;
         }
@@ -625,10 +624,13 @@ void sse_client_group_free(sse_client_group *g)
 {
     if (!g)
         return;
-    while (g->clients)
-        sse_client_free(g->clients);
-    g->busy = 0;
-    group_settle(g);
+    g->busy = 0; /* not called from a callback (documented): nothing is in flight */
+    g->pending = NULL;
+    while (g->clients) {
+        struct sse_client *c = g->clients;
+        sse_client_close(c);
+        client_release(c); /* unlinks c */
+    }
     curl_multi_cleanup(g->multi); /* may report CURL_POLL_REMOVE for cached connections */
     while (g->socks)
         sock_close(g, g->socks);
@@ -689,8 +691,7 @@ static void free_private(sse_client_group *g, uv_loop_t *loop)
 }
 
 int sse_client_new(sse_client **out, sse_client_group *group, const char *url,
-                   const sse_client_options *opts, const sse_client_callbacks *cb,
-                   void *user_data)
+                   const sse_client_options *opts, const sse_client_callbacks *cb, void *user_data)
 {
     static const sse_client_options defaults = SSE_CLIENT_OPTIONS_INIT;
     uv_loop_t *own_loop = NULL;
@@ -771,9 +772,9 @@ int sse_client_new(sse_client **out, sse_client_group *group, const char *url,
     e |= curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
     e |= curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
     e |= curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 1L);
-    e |= curl_easy_setopt(c->easy, CURLOPT_MAXREDIRS,
-                          (long)(opts->max_redirects ? opts->max_redirects
-                                                     : DEFAULT_MAX_REDIRECTS));
+    e |=
+        curl_easy_setopt(c->easy, CURLOPT_MAXREDIRS,
+                         (long)(opts->max_redirects ? opts->max_redirects : DEFAULT_MAX_REDIRECTS));
     e |= curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
     e |= curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
     e |= curl_easy_setopt(c->easy, CURLOPT_BUFFERSIZE, bufsize);

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 struct ts_request {
-    char *head;      /* the request head, NUL-terminated */
+    char *head; /* the request head, NUL-terminated */
     uint64_t time_ms;
 };
 
@@ -239,8 +239,7 @@ unsigned ts_connections(struct ts_server *s)
     return n;
 }
 
-const char *ts_header(struct ts_server *s, unsigned index, const char *name, char *buf,
-                      size_t len)
+const char *ts_header(struct ts_server *s, unsigned index, const char *name, char *buf, size_t len)
 {
     const char *res = NULL;
     size_t nl = strlen(name);

@@ -32,8 +32,7 @@ const char *ts_url(const struct ts_server *s, const char *path, char *buf, size_
 unsigned ts_connections(struct ts_server *s);
 /* The value of header name in request index (case-insensitive name), copied into buf;
  * NULL when absent. */
-const char *ts_header(struct ts_server *s, unsigned index, const char *name, char *buf,
-                      size_t len);
+const char *ts_header(struct ts_server *s, unsigned index, const char *name, char *buf, size_t len);
 /* The request target of request index, copied into buf; NULL when absent. */
 const char *ts_path(struct ts_server *s, unsigned index, char *buf, size_t len);
 /* Monotonic time in ms at which request index arrived (0 when absent). */

@@ -5,23 +5,22 @@
  * (private loop + sse_client_run, or a group on a uv loop), records what the callbacks saw as a
  * text log, and checks it, plus the request heads the server recorded.
  */
-#include <sse/client.h>
+#include "crafted_server.h"
+#include "harness/check.h"
+#include "harness/failalloc.h"
 
+#include <sse/client.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "crafted_server.h"
-#include "harness/check.h"
-#include "harness/failalloc.h"
 
 #define SSE_HEAD "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
 
 /* ---------------------------------------------------------------- recorder */
 
 struct rec {
-    char log[32768];     /* "open", "msg type|data|id", "retry N", "err S CODE msg" lines */
+    char log[32768]; /* "open", "msg type|data|id", "retry N", "err S CODE msg" lines */
     size_t len;
     int opens, events, errors, last_code, last_state;
     int close_after_events; /* close the client once this many events arrived (0 = never) */
@@ -227,7 +226,8 @@ static const char sample[] = "id: 1\ndata: one\n\n"
                              "event: two\r\ndata: a\r\ndata: b\r\nid: 2\r\n\r\n"
                              "id: 3\n\n"
                              "data: four\rid: 4\r\r"
-                             "\xef\xbc\x90" "data:five\n\n";
+                             "\xef\xbc\x90"
+                             "data:five\n\n";
 static const struct sample_event {
     const char *end_marker; /* the bytes whose last one completes the event */
     const char *type, *data, *id;
@@ -266,8 +266,8 @@ static void cut_expect(size_t k, char *log, size_t len, const char **last_id)
         if (end > k)
             break;
         if (e->data)
-            off += (size_t)snprintf(log + off, len - off, "msg %s|%s|%s\n", e->type, e->data,
-                                    e->id);
+            off +=
+                (size_t)snprintf(log + off, len - off, "msg %s|%s|%s\n", e->type, e->data, e->id);
         *last_id = e->id;
     }
 }
@@ -301,8 +301,8 @@ static int test_cut_at_every_byte(void)
         const char *next = strstr(p + 1, "open\n");
         /* Drop the "err ..." line that ends each connection before comparing. */
         const char *err = strstr(p, "err ");
-        size_t seg = (size_t)((err && (!next || err < next) ? err : (next ? next : p + strlen(p))) -
-                              p);
+        size_t seg =
+            (size_t)((err && (!next || err < next) ? err : (next ? next : p + strlen(p))) - p);
         if (seg != strlen(want) || memcmp(p, want, seg) != 0)
             fprintf(stderr, "  connection %zu: got %.*s  want %s", k, (int)seg, p, want);
         CHECK_EQ_MEM(p, seg, want, strlen(want));
@@ -596,8 +596,7 @@ static int test_listeners(void)
     struct listen_log foo = {.len = 0}, msg = {.len = 0}, foo2 = {.len = 0};
     struct rec r = {.close_after_events = 6};
     sse_client *c;
-    CHECK_EQ_INT(sse_client_new(&c, NULL, ts_url(s, "/", url, sizeof(url)), NULL, &rec_cb, &r),
-                 0);
+    CHECK_EQ_INT(sse_client_new(&c, NULL, ts_url(s, "/", url, sizeof(url)), NULL, &rec_cb, &r), 0);
     CHECK_EQ_INT(sse_client_add_listener(c, "foo", on_typed, &foo), 0);
     CHECK_EQ_INT(sse_client_add_listener(c, "message", on_typed, &msg), 0);
     CHECK_EQ_INT(sse_client_add_listener(c, "foo", on_typed, &foo2), 0);
@@ -622,8 +621,7 @@ static int test_run_timeout(void)
     CHECK(s);
     struct rec r = {0};
     sse_client *c;
-    CHECK_EQ_INT(sse_client_new(&c, NULL, ts_url(s, "/", url, sizeof(url)), NULL, &rec_cb, &r),
-                 0);
+    CHECK_EQ_INT(sse_client_new(&c, NULL, ts_url(s, "/", url, sizeof(url)), NULL, &rec_cb, &r), 0);
     uint64_t t0 = ts_now_ms();
     int rc = sse_client_run(c, 300);
     uint64_t took = ts_now_ms() - t0;

@@ -4,14 +4,13 @@
  * Covers open, typed events, retry, the server closing the stream, the reconnect with
  * Last-Event-ID and the replay decided from it, custom headers, 204 and a wrong MIME type.
  */
+#include "harness/check.h"
+
 #include <sse/client.h>
 #include <sse/server.h>
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "harness/check.h"
 
 struct e2e {
     uv_loop_t loop;
@@ -19,10 +18,10 @@ struct e2e {
     sse_client_group *group;
     char log[4096];
     size_t len;
-    int done;          /* clients finished */
-    int streams;       /* streams the server opened */
-    char lei[4][64];   /* Last-Event-ID seen by the server per stream ("-" when none) */
-    char auth[64];     /* Authorization seen on the first stream */
+    int done;        /* clients finished */
+    int streams;     /* streams the server opened */
+    char lei[4][64]; /* Last-Event-ID seen by the server per stream ("-" when none) */
+    char auth[64];   /* Authorization seen on the first stream */
 };
 
 static void logf_(struct e2e *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

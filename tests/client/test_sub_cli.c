@@ -3,14 +3,14 @@
  * crafted-response server: its --json lines must be exactly those of `ssehub parse` on the same
  * body, followed by the one "end" line; flags, filters, limits and exit codes.
  */
+#include "crafted_server.h"
+#include "harness/check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "crafted_server.h"
-#include "harness/check.h"
 
 #define SSE_HEAD "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
 
@@ -152,15 +152,18 @@ static int test_timeouts(void)
     char url[256], args[512], got[4096];
     struct ts_server *s = ts_start(h_stall, NULL);
     CHECK(s);
-    snprintf(args, sizeof(args), "sub --json --timeout-ms 300 %s", ts_url(s, "/", url, sizeof(url)));
+    snprintf(args, sizeof(args), "sub --json --timeout-ms 300 %s",
+             ts_url(s, "/", url, sizeof(url)));
     int rc = run_ssehub(args, got, sizeof(got));
     CHECK_EQ_INT(rc, 0);
     CHECK_EQ_STR(got, "{\"type\":\"message\",\"data\":\"a\",\"id\":\"s1\"}\n"
                       "{\"end\":\"timeout\",\"retry_ms\":3000,\"reason\":\"--timeout-ms reached "
                       "while open\"}\n");
     /* The read timeout ends the connection; --no-reconnect then stops. */
-    snprintf(args, sizeof(args), "sub --json --read-timeout-ms 200 --reconnect-ms 10 "
-             "--max-connections 2 %s", url);
+    snprintf(args, sizeof(args),
+             "sub --json --read-timeout-ms 200 --reconnect-ms 10 "
+             "--max-connections 2 %s",
+             url);
     rc = run_ssehub(args, got, sizeof(got));
     char hv[64];
     const char *lei = ts_header(s, 2, "Last-Event-ID", hv, sizeof(hv));
@@ -243,7 +246,8 @@ static int test_usage_and_failures(void)
     CHECK(starts_with(got, "{\"end\":\"reconnecting\",\"retry_ms\":3000,\"reason\":\"Failed to"));
     snprintf(args, sizeof(args), "sub --json --reconnect-ms 5 --max-failures 3 %s", url);
     CHECK_EQ_INT(run_ssehub(args, got, sizeof(got)), 1);
-    CHECK(starts_with(got, "{\"end\":\"closed\",\"retry_ms\":5,\"reason\":\"gave up after 3 failed"));
+    CHECK(
+        starts_with(got, "{\"end\":\"closed\",\"retry_ms\":5,\"reason\":\"gave up after 3 failed"));
     return 0;
 }
 
