@@ -65,3 +65,22 @@ d=json.load(open(sys.argv[1])); v=d[sys.argv[2]]
 v=v[sys.argv[3]] if len(sys.argv)>3 else v
 print(v)' "$@"
 }
+
+# start_hub -> sets HUB_PORT HUB_PID HUB_TOKEN (publisher token); key in HUB_KEY
+HUB_KEY=${HUB_KEY:-bench-key-0123456789abcdef0123456789abcdef}
+start_hub() {
+    local fifo line
+    fifo=$(mktemp -u "${TMPDIR:-/tmp}/bench-hub.XXXXXX")
+    mkfifo "$fifo"
+    "$SSEHUB" serve --listen 127.0.0.1:0 --publisher-jwt-key "$HUB_KEY" --anonymous \
+        --heartbeat 0 --log-level warn "$@" >"$fifo" 2>/dev/null &
+    HUB_PID=$!
+    BENCH_PIDS="$BENCH_PIDS $HUB_PID"
+    while read -r line; do
+        case $line in "listening on http://"*) break ;; esac
+    done <"$fifo"
+    rm -f "$fifo"
+    HUB_PORT=${line##*:}
+    HUB_PORT=${HUB_PORT%%/*}
+    HUB_TOKEN=$("$SSEHUB" token --publish '*' --key "$HUB_KEY" --exp 86400)
+}
