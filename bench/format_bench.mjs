@@ -15,17 +15,28 @@
 // Prints one "result impl=js op=parse ..." line in the C side's format; exit 1 on a mismatch.
 // With --strings 1 the chunks are decoded before the clock starts and only parser.feed() is
 // timed (impl=js-str): the parser's own speed, a stricter peer than a real consumer.
+//
+//   node bench/format_bench.mjs encode FILE.sse [--runs N] [--warmup N]
+//
+// The encoder peer (eventsource-parser has none): the Node idiom of SSE servers, a template
+// string per event with the data's line ends (CR, LF, CRLF) turned into "\ndata: ", converted
+// to UTF-8 bytes with Buffer.from() as res.write() would. The events are FILE.sse's, parsed
+// once before the clock starts; the output must equal FILE.sse byte for byte (checked once).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createParser } from 'eventsource-parser';
 
 function usage() {
-  process.stderr.write('usage: node format_bench.mjs parse FILE.sse [--chunk N] [--runs N] [--warmup N] [--strings 0|1] [--verify 0|1]\n');
+  process.stderr.write(
+    'usage: node format_bench.mjs parse FILE.sse [--chunk N] [--runs N] [--warmup N] [--strings 0|1] [--verify 0|1]\n' +
+      '       node format_bench.mjs encode FILE.sse [--runs N] [--warmup N]\n',
+  );
   process.exit(2);
 }
 
 const argv = process.argv.slice(2);
-if (argv.length < 2 || argv[0] !== 'parse') usage();
+if (argv.length < 2 || !['parse', 'encode'].includes(argv[0])) usage();
+const op = argv[0];
 const file = argv[1];
 const opts = { chunk: 65536, runs: 7, warmup: 3, strings: 0, verify: 1 };
 for (let i = 2; i < argv.length; i += 2) {
@@ -47,6 +58,11 @@ const want = {
 };
 const buf = readFileSync(file);
 
+function fail(msg) {
+  process.stderr.write(`${file}: MISMATCH ${msg}\n`);
+  process.exit(1);
+}
+
 function fnv(h, bytes) {
   for (let i = 0; i < bytes.length; i++) {
     h ^= bytes[i];
@@ -56,6 +72,50 @@ function fnv(h, bytes) {
 }
 const FF = Uint8Array.of(0xff);
 const FE = Uint8Array.of(0xfe);
+const f = (x, d) => x.toFixed(d);
+
+function report(impl, chunk, bytes, times) {
+  times.sort((a, b) => a - b);
+  const best = times[0];
+  const n = times.length;
+  const median = n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+  console.log(
+    `result impl=${impl} op=${op} case=${basename(file).split('.')[0]} chunk=${chunk} bytes=${bytes} ` +
+      `events=${want.events} data_bytes=${want.dataBytes} runs=${n} best_s=${f(best, 6)} median_s=${f(median, 6)} ` +
+      `best_MBps=${f(bytes / best / 1e6, 1)} median_MBps=${f(bytes / median / 1e6, 1)} ` +
+      `best_Meps=${f(want.events / best / 1e6, 3)} median_Meps=${f(want.events / median / 1e6, 3)}`,
+  );
+}
+
+if (op === 'encode') {
+  const evs = [];
+  const parser = createParser({ onEvent: (ev) => evs.push(ev) });
+  parser.feed(new TextDecoder('utf-8').decode(buf));
+  parser.reset();
+  if (evs.length !== want.events) fail(`events ${evs.length} (want ${want.events})`);
+  const lineEnd = /\r\n|\r|\n/g;
+  const encode = (ev) => {
+    let s = '';
+    if (ev.id !== undefined) s += `id: ${ev.id}\n`;
+    if (ev.event !== undefined) s += `event: ${ev.event}\n`;
+    return Buffer.from(`${s}data: ${ev.data.replace(lineEnd, '\ndata: ')}\n\n`, 'utf8');
+  };
+  // once, untimed: the wire bytes must be the file's
+  const all = Buffer.concat(evs.map(encode));
+  if (!all.equals(buf)) fail('encoded output differs from the input file');
+  const times = [];
+  let bytes = 0;
+  for (let i = 0; i < opts.warmup + opts.runs; i++) {
+    bytes = 0;
+    const t0 = process.hrtime.bigint();
+    for (let k = 0; k < evs.length; k++) bytes += encode(evs[k]).length;
+    const t = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (i >= opts.warmup) times.push(t);
+  }
+  if (bytes !== buf.length) fail(`encoded ${bytes} bytes (want ${buf.length})`);
+  report('js', 0, bytes, times);
+  process.exit(0);
+}
 
 // --strings: the decoded chunks, made once, outside the clock.
 let strs = null;
@@ -87,11 +147,6 @@ function pass(chunk, onEvent) {
   if (rest) parser.feed(rest);
   parser.reset(); // end of stream: an incomplete event is dropped
   return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-function fail(msg) {
-  process.stderr.write(`${file}: MISMATCH ${msg}\n`);
-  process.exit(1);
 }
 
 // Untimed verification pass.
@@ -131,14 +186,4 @@ for (let i = 0; i < opts.warmup + opts.runs; i++) {
     fail(`events ${events} (want ${want.events}), data UTF-16 units ${units} (want ${want.dataUnits})`);
   if (i >= opts.warmup) times.push(t);
 }
-times.sort((a, b) => a - b);
-const best = times[0];
-const n = times.length;
-const median = n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
-const f = (x, d) => x.toFixed(d);
-console.log(
-  `result impl=${strs ? 'js-str' : 'js'} op=parse case=${basename(file).split('.')[0]} chunk=${opts.chunk} bytes=${buf.length} ` +
-    `events=${want.events} data_bytes=${want.dataBytes} runs=${n} best_s=${f(best, 6)} median_s=${f(median, 6)} ` +
-    `best_MBps=${f(buf.length / best / 1e6, 1)} median_MBps=${f(buf.length / median / 1e6, 1)} ` +
-    `best_Meps=${f(want.events / best / 1e6, 3)} median_Meps=${f(want.events / median / 1e6, 3)}`,
-);
+report(strs ? 'js-str' : 'js', opts.chunk, buf.length, times);

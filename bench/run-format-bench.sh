@@ -77,6 +77,7 @@ done
 echo "== encode"
 for c in a b; do
   run "$bin" encode $c --runs 5 --scale "$scale"
+  run node "$mjs" encode "$tmp/$c.sse" --runs 5 --warmup 2
 done
 
 echo "== table (MB = 10^6 bytes; best of all runs, in parentheses the median of the rounds' medians)"
@@ -117,10 +118,13 @@ awk '
         best[kc] / best[kj], mc / mj, best[ks], ms, best[kc] / best[ks], mc / ms
     }
     if (!bad) printf "\nevents and data bytes: C and JS agree on every case and run (the first pass of each side also checked an event hash).\n"
-    printf "\n| encoder (sse_encode_event, one event at a time into a reused sse_buf) | MB/s out | M events/s |\n|---|---|---|\n"
+    printf "\n| encoder | ssehub MB/s out | ssehub M events/s | Node idiom MB/s | Node M events/s | C / Node |\n|---|---|---|---|---|---|\n"
     for (ci = 1; ci <= 2; ci++) {
-      c = substr("ab", ci, 1); k = "c" SUBSEP "encode" SUBSEP c
-      if (k in best) printf "| %s | %s (%.1f) | %s (%.3f) |\n", name[c], best[k], median(med[k]), beps[k], median(meps[k])
+      c = substr("ab", ci, 1); k = "c" SUBSEP "encode" SUBSEP c; kj = "js" SUBSEP "encode" SUBSEP c
+      if ((k in best) && (kj in best))
+        printf "| %s | %s (%.1f) | %s (%.3f) | %s (%.1f) | %s (%.3f) | **%.1f×** (%.1f×) |\n", name[c], best[k], median(med[k]), beps[k], median(meps[k]), \
+          best[kj], median(med[kj]), beps[kj], median(meps[kj]), best[k] / best[kj], median(med[k]) / median(med[kj])
     }
+    printf "\nencoder: ssehub = sse_encode_event() of one event into a reused sse_buf; Node idiom = a template string per event, line ends replaced by a regex, Buffer.from() to UTF-8 (as res.write() would).\n"
     exit bad
   }' "$results"
