@@ -38,13 +38,11 @@ export async function until(fn, timeoutMs, what) {
   }
 }
 
+// Thrown when a prerequisite is missing; run() turns it into a skip (or, in CI, a failure).
+export class TestSkip extends Error {}
+
 function missing(what) {
-  if (process.env.CI === 'true') {
-    console.error(`FAIL: ${what} is missing, and CI=true (scripts/install-deps test installs it)`);
-    process.exit(1);
-  }
-  console.log(`SKIP: ${what} is missing (scripts/install-deps test installs it)`);
-  process.exit(SKIP);
+  throw new TestSkip(`${what} is missing (scripts/install-deps test installs it)`);
 }
 
 // Launch headless Chromium, or exit 77/1 when it or playwright-core is missing.
@@ -172,7 +170,14 @@ export async function run(name, limitMs, body) {
     console.log(`PASS ${name}`);
     rc = 0;
   } catch (e) {
-    console.error(`FAIL ${name}: ${e instanceof TestFailure ? e.message : e.stack || e}`);
+    if (e instanceof TestSkip && process.env.CI !== 'true') {
+      console.log(`SKIP ${name}: ${e.message}`);
+      rc = SKIP;
+    } else if (e instanceof TestSkip) {
+      console.error(`FAIL ${name}: ${e.message}, and CI=true`);
+    } else {
+      console.error(`FAIL ${name}: ${e instanceof TestFailure ? e.message : e.stack || e}`);
+    }
   } finally {
     for (const s of ctx.servers) s.kill();
     if (ctx.browser) await ctx.browser.close().catch(() => {});
