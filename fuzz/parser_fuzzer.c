@@ -31,6 +31,8 @@ struct flog {
 
 static void flog_put(struct flog *l, const void *b, size_t n)
 {
+    if (!n)
+        return;
     if (l->len + n > l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
         while (cap < l->len + n)
