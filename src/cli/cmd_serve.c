@@ -164,6 +164,33 @@ static void on_signal(uv_signal_t *sig, int signum)
     sse_server_close(sv->server, sv->cfg.shutdown_timeout_ms, server_closed, sv);
 }
 
+/* A key given as "@PATH" is read from that file (PEM keys are awkward on a command line). */
+static int key_from_file(char **key)
+{
+    if (!*key || (*key)[0] != '@')
+        return 0;
+    FILE *f = fopen(*key + 1, "rb");
+    if (!f) {
+        fprintf(stderr, "ssehub serve: cannot read key file %s\n", *key + 1);
+        return -1;
+    }
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    int toolong = buf && n == 65536 && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf || toolong) {
+        fprintf(stderr, "ssehub serve: key file %s too large\n", *key + 1);
+        free(buf);
+        return -1;
+    }
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r') && strncmp(buf, "-----", 5) != 0)
+        n--; /* an HMAC secret file: drop the final newline (PEM keeps it) */
+    buf[n] = '\0';
+    free(*key);
+    *key = buf;
+    return 0;
+}
+
 static int random_key(char out[65])
 {
     unsigned char r[32];
@@ -203,6 +230,10 @@ int sse_cli_serve(int argc, char **argv)
                  : !strcmp(c->protocol, "draft-08") ? SSE_HUB_DRAFT_08
                                                     : SSE_HUB_DRAFT_BOTH;
 
+    if (key_from_file(&c->publisher_key) || key_from_file(&c->subscriber_key)) {
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
     if (!c->publisher_key && !c->publish_anonymous) {
         if (!c->dev) {
             fprintf(stderr,

@@ -378,7 +378,7 @@ static int on_hub(sse_request *req, void *ud)
     sse_request_add_header(req, "Link", link);
     if (!strcmp(m, "POST"))
         return on_publish(req, h);
-    if (!strcmp(m, "GET") || !strcmp(m, "HEAD"))
+    if (!strcmp(m, "GET"))
         return sse__hub_on_subscribe(req, h);
     if (!strcmp(m, "OPTIONS")) /* CORS preflight without the server's own handling */
         return sse_request_respond(req, 204, NULL, "", 0);

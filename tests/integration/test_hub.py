@@ -624,6 +624,36 @@ def t_draft07_only_and_anonymous_refused(h2):
     s.close()
 
 
+def t_rs256_key_file():
+    """--publisher-jwt-alg RS256 with the PEM public key read from @FILE; token signed by openssl."""
+    import shutil
+    import tempfile
+    if not shutil.which("openssl"):
+        print("     (openssl missing: RS256 case skipped)")
+        return
+    d = tempfile.mkdtemp(prefix="ssehub-rs256-")
+    priv, pub = os.path.join(d, "priv.pem"), os.path.join(d, "pub.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", priv], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", priv, "-pubout", "-out", pub], check=True,
+                   capture_output=True)
+    h = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    p = b64(json.dumps({"mercure": {"publish": ["*"]}}).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", priv], input=(h + "." + p).encode(),
+                         check=True, capture_output=True).stdout
+    tok = h + "." + p + "." + b64(sig)
+    hub = Hub("--publisher-jwt-alg", "RS256", "--publisher-jwt-key", "@" + pub)
+    try:
+        st, _, body = publish(hub, {"topic": "/rs", "data": "x"}, tok=tok)
+        check(st == 200, (st, body))
+        st, _, _ = publish(hub, {"topic": "/rs"}, tok=token({"mercure": {"publish": ["*"]}},
+                                                             key=open(pub).read()))
+        check(st == 401, "HS256 signed with the public key must be refused (alg confusion)")
+    finally:
+        hub.stop()
+        shutil.rmtree(d)
+
+
 def main():
     h = Hub("--publisher-jwt-key", KEY, "--subscriptions", "--anonymous", "--history-count", "50",
             "--max-selectors", "4", "--max-selector-length", "200", "--max-body", "64K",
@@ -648,6 +678,7 @@ def main():
         ("expiry", t_expiry, (h,)),
         ("subscriptions", t_subscriptions, (h,)),
         ("cookie_publish_origin", t_cookie_publish_origin, (h,)),
+        ("rs256_key_file", t_rs256_key_file, ()),
         ("limits_429", t_limits_429, (h2,)),
         ("draft08_only", t_draft07_only_and_anonymous_refused, (h2,)),
     ]
