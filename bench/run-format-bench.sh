@@ -80,6 +80,23 @@ for c in a b; do
   run node "$mjs" encode "$tmp/$c.sse" --runs 5 --warmup 2
 done
 
+# Instructions per event: valgrind counts them exactly, whatever else the machine is doing, so
+# this column is comparable across runs where MB/s is not. (Difference of 3 and 1 timed passes.)
+if [ "${FORMAT_BENCH_CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null; then
+  echo "== instructions (valgrind --tool=callgrind, inputs at scale 0.02)"
+  mkdir -p "$tmp/ir"
+  "$bin" gen "$tmp/ir" --scale 0.02 >/dev/null
+  ir() { timeout $limit valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | awk '/refs:/ { gsub(",", "", $NF); print $NF }'; }
+  for c in a b c; do
+    chunk=$([ $c = c ] && echo 1 || echo 65536)
+    r1=$(ir "$bin" parse "$tmp/ir/$c.sse" --chunk $chunk --runs 1 --warmup 0)
+    r3=$(ir "$bin" parse "$tmp/ir/$c.sse" --chunk $chunk --runs 3 --warmup 0)
+    read -r events bytes < <(sed 's/.*events=\([0-9]*\).* bytes=\([0-9]*\).*/\1 \2/' "$tmp/ir/$c.meta")
+    echo "result impl=c op=instr case=$c ir_per_event=$(( (r3 - r1) / 2 / events )) ir_per_byte=$(awk "BEGIN { printf \"%.2f\", ($r3 - $r1) / 2 / $bytes }")" |
+      tee -a "$results" | sed 's/^result /  /'
+  done
+fi
+
 echo "== table (MB = 10^6 bytes; best of all runs, in parentheses the median of the rounds' medians)"
 awk '
   function kv(line, key,   i, n, f, p) {
@@ -92,7 +109,7 @@ awk '
     for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
     return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
   }
-  /^result / {
+  /^result / && !/op=instr/ {
     k = kv($0, "impl") SUBSEP kv($0, "op") SUBSEP kv($0, "case")
     if (!(k in best) || kv($0, "best_MBps") + 0 > best[k] + 0) { best[k] = kv($0, "best_MBps"); beps[k] = kv($0, "best_Meps") }
     med[k] = med[k] " " kv($0, "median_MBps"); meps[k] = meps[k] " " kv($0, "median_Meps")
@@ -100,6 +117,7 @@ awk '
     if ((k in ev) && ev[k] != e) { printf "MISMATCH %s: %s then %s\n", k, ev[k], e > "/dev/stderr"; bad = 1 }
     ev[k] = e; nev[k] = kv($0, "events"); ch[k] = kv($0, "chunk"); by[k] = kv($0, "bytes")
   }
+  /^result .*op=instr/ { ire[kv($0, "case")] = kv($0, "ir_per_event"); irb[kv($0, "case")] = kv($0, "ir_per_byte") }
   END {
     name["a"] = "(a) ~100 B JSON events"; name["b"] = "(b) 4 KiB multi-line events"; name["c"] = "(c) = (a) in 1-byte chunks"
     printf "| case | input | chunk | ssehub MB/s | ssehub M events/s | eventsource-parser MB/s (TextDecoder + feed) | its M events/s | **C / JS** | eventsource-parser MB/s (feed only) | C / JS feed only |\n"
@@ -117,6 +135,7 @@ awk '
         name[c], by[kc] / 1e6, nev[kc], ch[kc], best[kc], mc, beps[kc], median(meps[kc]), best[kj], mj, beps[kj], median(meps[kj]), \
         best[kc] / best[kj], mc / mj, best[ks], ms, best[kc] / best[ks], mc / ms
     }
+    if ("a" in ire) printf "\nssehub parser, instructions (callgrind, load-independent): (a) %s per event, (b) %s per event = %s per byte, (c) %s per byte.\n", ire["a"], ire["b"], irb["b"], irb["c"]
     if (!bad) printf "\nevents and data bytes: C and JS agree on every case and run (the first pass of each side also checked an event hash).\n"
     printf "\n| encoder | ssehub MB/s out | ssehub M events/s | Node idiom MB/s | Node M events/s | C / Node |\n|---|---|---|---|---|---|\n"
     for (ci = 1; ci <= 2; ci++) {
