@@ -447,16 +447,18 @@ static int feed_small(sse_parser *p, const unsigned char *s, size_t n)
             p->skip_lf = 0;
             continue;
         }
+        p->skip_lf = 0;
         int rc = process_line_slow(p, p->line.len ? (const unsigned char *)p->line.p
-                                             : (const unsigned char *)"",
-                              p->line.len, p->line_hi);
+                                                  : (const unsigned char *)"",
+                                   p->line.len, p->line_hi);
         pbuf_clear(&p->line);
         p->line_hi = 0;
-        /* as in feed_bytes: a CR's LF is looked for in this chunk, or at the next one's start */
-        p->skip_lf = c == '\r';
-        if (c == '\r' && i + 1 < n && s[i + 1] == '\n') {
-            p->skip_lf = 0;
-            i++;
+        /* as in feed_bytes: a CR's LF is taken from this chunk, or from the next one's start */
+        if (c == '\r') {
+            if (i + 1 == n)
+                p->skip_lf = 1;
+            else if (s[i + 1] == '\n')
+                i++;
         }
         if (rc)
             return rc;
