@@ -52,7 +52,7 @@ struct pub_ctx {
     uv_timer_t tick;
     struct pub_conn *conns;
     unsigned nconns;
-    uint64_t start_ns, end_pub_ns, drain_until_ns, last_progress_ns;
+    uint64_t start_ns, end_pub_ns, meas_start_ns, drain_until_ns, last_progress_ns;
     uint64_t last_events;
     uint64_t seq;
     uint64_t expected;   /* deliveries expected for measured messages */
@@ -352,16 +352,29 @@ static void on_pub_tick(uv_timer_t *t)
     const struct bench_config *c = x->c;
     uint64_t now = bench_now_mono();
     if (x->publishing) {
+        /* Message seq is due at seq / rate; the first warmup * rate ones are warm-up. A publisher
+         * that falls behind sends late (counted in "behind") and the run is cut off at 1.5x its
+         * planned length, so the achieved rate is what went out over the measured span. */
         double el = (double)(now - x->start_ns) / 1e9;
-        if (el >= c->warmup + c->duration) {
+        uint64_t total = (uint64_t)((c->warmup + c->duration) * c->rate + 0.5);
+        uint64_t nwarm = (uint64_t)(c->warmup * c->rate + 0.5);
+        if (x->seq >= total || el > (c->warmup + c->duration) * 1.5 + 1) {
             x->publishing = 0;
             x->end_pub_ns = now;
-            x->st->seconds = (double)(now - x->start_ns) / 1e9 - c->warmup;
+            x->st->seconds = x->st->measured ? (double)(now - x->meas_start_ns) / 1e9 : 0;
+            /* The last message goes out at its due time: count up to a full period after it. */
+            if (x->seq >= total && x->st->measured)
+                x->st->seconds = (double)x->st->measured / c->rate >
+                                         x->st->seconds
+                                     ? (double)x->st->measured / c->rate
+                                     : x->st->seconds;
             x->st->end_seq = x->seq;
             x->drain_until_ns = now + (uint64_t)(c->drain * 1e9);
             x->last_progress_ns = now;
         } else {
             uint64_t due = (uint64_t)(el * c->rate) + 1;
+            if (due > total)
+                due = total;
             unsigned ci = 0;
             while (x->seq < due) {
                 while (ci < x->nconns && x->conns[ci].state != PC_IDLE)
@@ -370,9 +383,11 @@ static void on_pub_tick(uv_timer_t *t)
                     x->st->behind++;
                     break;
                 }
-                int warm = el < c->warmup;
-                if (!warm && !x->st->measured)
+                int warm = x->seq < nwarm;
+                if (!warm && !x->st->measured) {
                     x->st->first_measured_seq = x->seq;
+                    x->meas_start_ns = now;
+                }
                 if (pc_send(&x->conns[ci], x->seq, warm) < 0)
                     break;
                 x->st->sent++;
