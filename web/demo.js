@@ -65,7 +65,8 @@
     if (cls) li.className = cls;
     var a = document.createElement('span');
     a.className = 'id';
-    a.textContent = id;
+    a.textContent = id.length > 9 ? '…' + id.slice(-8) : id; /* e.g. a hub's urn:uuid: ids */
+    if (id.length > 9) a.title = id;
     var b = document.createElement('span');
     b.className = 'type';
     b.textContent = type;
