@@ -6,7 +6,6 @@
  * prints `listening on http://HOST:PORT/` (the real port when 0 was asked), serves --web at /,
  * runs the --demo clock publisher, and shuts down gracefully on SIGINT/SIGTERM.
  */
-#include <jwt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 
 #include "cli_commands.h"
 #include "cli_serve_config.h"
+#include "cli_token.h"
 
 const char sse_cli_serve_summary[] = "run the Mercure hub (publish, subscribe, history, demo pages)";
 
@@ -56,34 +56,28 @@ static const char *real_getenv(const char *name)
     return getenv(name);
 }
 
-/* A development token (HS256 with key): draft-07 `mercure` claim, or a draft-08 access token. */
+/* A development token (HS256 with key) granting "*": minted by cmd_token.c (cli_token.h). */
 static char *mint(const char *key, int draft08, const char *resource, int publish)
 {
-    jwt_t *jwt = NULL;
+    static const struct sse_cli_grant all = {"*", 0};
+    struct sse_cli_token_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.draft = draft08 ? 8 : 7;
+    spec.publish = publish ? &all : NULL;
+    spec.n_publish = publish ? 1 : 0;
+    spec.subscribe = &all;
+    spec.n_subscribe = 1;
+    spec.aud = resource;
+    spec.sub = publish ? "urn:ssehub:dev-publisher" : "urn:ssehub:dev-subscriber";
+    spec.exp_seconds = 30LL * 24 * 3600;
+    spec.alg = "HS256";
+    spec.key = key;
     char *out = NULL;
-    char json[512];
-    long long exp = (long long)time(NULL) + 30LL * 24 * 3600;
-    if (jwt_new(&jwt))
+    const char *err = NULL;
+    if (sse_cli_token_mint(&spec, (long long)time(NULL), &out, &err)) {
+        fprintf(stderr, "ssehub serve: minting a development token: %s\n", err ? err : "failed");
         return NULL;
-    if (draft08) {
-        snprintf(json, sizeof(json),
-                 "{\"exp\":%lld,\"sub\":\"urn:ssehub:dev-%s\",%s%s%s"
-                 "\"authorization_details\":[{\"type\":\"mercure\",\"actions\":[\"%s\"],"
-                 "\"topics\":[{\"match\":\"*\"}]}]}",
-                 exp, publish ? "publisher" : "subscriber", resource ? "\"aud\":\"" : "",
-                 resource ? resource : "", resource ? "\"," : "",
-                 publish ? "publish\",\"subscribe" : "subscribe");
-        jwt_add_header(jwt, "typ", "at+jwt");
-    } else {
-        snprintf(json, sizeof(json), "{\"exp\":%lld,\"mercure\":{\"%s\":[\"*\"]%s}}", exp,
-                 publish ? "publish" : "subscribe", publish ? ",\"subscribe\":[\"*\"]" : "");
     }
-    if (jwt_add_grants_json(jwt, json) ||
-        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)key, (int)strlen(key)))
-        goto out;
-    out = jwt_encode_str(jwt);
-out:
-    jwt_free(jwt);
     return out;
 }
 
@@ -383,7 +377,7 @@ out_loop:
     uv_loop_close(&sv.loop);
 out:
     free(host);
-    free(sv.dev_pub_token); /* libjwt allocates with malloc unless told otherwise */
+    free(sv.dev_pub_token);
     free(sv.dev_sub_token);
     serve_config_free(&sv.cfg);
     return exit_code;

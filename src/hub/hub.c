@@ -157,11 +157,15 @@ static void deliver(void *ud, struct sse__isub *is)
 {
     struct fanout *f = ud;
     struct sse__hub_subscriber *s = ((struct sse__hub_sub *)is)->owner;
-    if (s->last_seq == f->seq || !s->st)
+    if (s->last_seq == f->seq)
         return;
     s->last_seq = f->seq; /* the grants check is per subscriber: do it at most once */
     if (f->is_private && !sse__hub_can_read(s, f->topics, f->n_topics))
         return;
+    if (!s->st) {
+        sse__hub_hold(s, f->frame); /* subscribing: sent after the replay */
+        return;
+    }
     if (sse_stream_send_frame(s->st, f->frame) == 0)
         f->h->st.deliveries_total++;
 }

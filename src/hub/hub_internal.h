@@ -40,11 +40,15 @@ struct sse__hub_subscriber {
     uint64_t last_seq;               /* the last update delivered (dedupe across selectors) */
     char *id;                        /* subscriber IRI (sub claim or urn:uuid) */
     int indexed;
+    sse_frame **pending;             /* live updates matched while the replay is in flight */
+    size_t n_pending, cap_pending;
+    int pending_overflow;            /* more than SSE__HUB_PENDING_MAX: the subscribe fails */
     size_t n_subs;
     struct sse__hub_sub *subs;       /* n_subs entries */
 };
 
-enum { SSE__HUB_REASONS = 6 }; /* server close reasons 0..4, plus 5 = token expired */
+enum { SSE__HUB_REASONS = 6 };
+enum { SSE__HUB_PENDING_MAX = 4096 }; /* live updates held for a subscriber not yet open */ /* server close reasons 0..4, plus 5 = token expired */
 
 struct sse_hub {
     sse_server *server;
@@ -82,6 +86,9 @@ struct sse__hub_pub {
     int is_private;
 };
 int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out);
+
+/* Hold a live update for a subscriber whose stream is not open yet (replay in flight). */
+void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame);
 
 /* 1 if the subscriber may read an update with these topics (its grants match one). */
 int sse__hub_can_read(const struct sse__hub_subscriber *s, const char *const *topics, size_t n);

@@ -35,11 +35,32 @@ static void subscriber_free(sse_hub *h, struct sse__hub_subscriber *s)
     }
     for (size_t i = 0; i < s->n_gsel; i++)
         sse__selector_unref(s->gsel[i]);
+    for (size_t i = 0; i < s->n_pending; i++)
+        sse_frame_unref(s->pending[i]);
+    sse__free(s->pending);
     sse__free(s->gsel);
     sse__free(s->subs);
     sse__free(s->id);
     sse__grants_release(s->grants);
     sse__free(s);
+}
+
+void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame)
+{
+    if (s->pending_overflow)
+        return;
+    if (s->n_pending == s->cap_pending) {
+        size_t nc = s->cap_pending ? s->cap_pending * 2 : 8;
+        sse_frame **a = nc <= SSE__HUB_PENDING_MAX ? sse__realloc(s->pending, nc * sizeof(*a))
+                                                   : NULL;
+        if (!a) {
+            s->pending_overflow = 1;
+            return;
+        }
+        s->pending = a;
+        s->cap_pending = nc;
+    }
+    s->pending[s->n_pending++] = sse_frame_ref(frame);
 }
 
 /* ---------------------------------------------------------------- subscription events */
@@ -196,15 +217,27 @@ void sse__hub_close_subscribers(sse_hub *h)
 
 /* ---------------------------------------------------------------- replay */
 
+/*
+ * One subscribe in progress: the replay and the backward scan may complete later (a network
+ * store); the request is then answered from the store's callback (SSE_DEFERRED). Meanwhile the
+ * subscriber is already indexed, and live updates are held (sse__hub_hold) and sent after the
+ * replayed ones, so nothing published during the replay is lost.
+ */
 struct replay {
     sse_hub *h;
     struct sse__hub_subscriber *s;
+    sse_request *req;
     sse_frame **frames;
     size_t n, cap;
     int err;
     int found;
-    const char *visible_id; /* Last-Event-ID response: newest visible at/before the asked id */
-    char *visible_copy;
+    char *want;             /* the asked id (NULL: none asked; "earliest" included) */
+    size_t want_len;
+    int earliest;
+    char *visible_copy;     /* Last-Event-ID response: newest visible at/before the asked id */
+    int in_handler;         /* still inside the route handler (answer synchronously) */
+    int finished;           /* the request was answered (or aborted) */
+    int aborted;            /* the connection closed while deferred */
 };
 
 static int entry_matches(const struct sse__hub_subscriber *s, const sse_store_entry *e)
@@ -240,6 +273,8 @@ static int replay_each(void *ud, const sse_store_entry *e)
     return 0;
 }
 
+static void subscribe_finish(struct replay *r);
+
 static void replay_done(void *ud, int status, int found)
 {
     struct replay *r = ud;
@@ -261,7 +296,117 @@ static int scan_each(void *ud, const sse_store_entry *e)
 
 static void scan_done(void *ud, int status, int found)
 {
-    (void)ud, (void)status, (void)found;
+    struct replay *r = ud;
+    (void)found;
+    if (status && !r->err)
+        r->err = status;
+}
+
+/* Both steps report through these, then the subscribe goes on (now or from a later callback). */
+static void after_scan(void *ud, int status, int found)
+{
+    scan_done(ud, status, found);
+    subscribe_finish(ud);
+}
+
+static void after_replay(void *ud, int status, int found)
+{
+    struct replay *r = ud;
+    replay_done(ud, status, found);
+    if (!r->err && r->found && !r->earliest) {
+        int rc = sse_store_scan_back(r->h->store, r->want, r->want_len, r->h->o.replay_scan,
+                                     scan_each, after_scan, r);
+        if (rc == SSE_EUNSUPPORTED) /* a store without scan: the asked id is our best answer */
+            r->visible_copy = sse__strndup(r->want, r->want_len);
+        else if (rc)
+            r->err = rc;
+        if (!rc)
+            return; /* after_scan goes on */
+    }
+    subscribe_finish(r);
+}
+
+static void replay_free(struct replay *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        sse_frame_unref(r->frames[i]);
+    sse__free(r->frames);
+    sse__free(r->visible_copy);
+    sse__free(r->want);
+    sse__free(r);
+}
+
+static void on_abort(sse_request *req, void *ud)
+{
+    struct replay *r = ud;
+    (void)req;
+    r->aborted = 1;
+}
+
+/* Answer the subscribe: Last-Event-ID header, stream, replayed then held updates, events. */
+static void subscribe_finish(struct replay *r)
+{
+    sse_hub *h = r->h;
+    struct sse__hub_subscriber *s = r->s;
+    const char *why = NULL;
+    if (r->finished)
+        return;
+    r->finished = 1;
+    if (r->aborted || h->closing) {
+        h->st.subscribe_rejected_total++;
+        subscriber_free(h, s);
+        if (!r->aborted)
+            sse__hub_fail(r->req, 503, NULL, "shutting down");
+        goto out;
+    }
+    if (r->err || s->pending_overflow) {
+        why = r->err == SSE_ENOMEM ? "out of memory" : "history unavailable";
+        goto fail;
+    }
+    if (r->want && sse_request_add_header(r->req, "Last-Event-ID",
+                                          r->visible_copy ? r->visible_copy : "earliest")) {
+        why = "out of memory";
+        goto fail;
+    }
+    sse_stream *st;
+    if (sse_request_open_stream(r->req, &st)) {
+        why = "cannot open the stream";
+        goto fail;
+    }
+    s->st = st;
+    s->opened_ms = now_ms();
+    sse_stream_set_data(st, s);
+    sse_stream_on_close(st, on_stream_close, h);
+    s->next = h->subscribers;
+    if (h->subscribers)
+        h->subscribers->prev = s;
+    h->subscribers = s;
+    h->st.subscribers++;
+    h->st.subscriptions += s->n_subs;
+    for (size_t i = 0; i < r->n; i++)
+        if (sse_stream_send_frame(st, r->frames[i]) == 0) {
+            h->st.deliveries_total++;
+            h->st.replayed_total++;
+        }
+    for (size_t i = 0; i < s->n_pending; i++) {
+        int dup = 0; /* the same frame both replayed and live: send it once */
+        for (size_t k = 0; k < r->n && !dup; k++)
+            dup = r->frames[k] == s->pending[i];
+        if (!dup && sse_stream_send_frame(st, s->pending[i]) == 0)
+            h->st.deliveries_total++;
+        sse_frame_unref(s->pending[i]);
+    }
+    s->n_pending = 0;
+    publish_sub_events(h, s, 1);
+    goto out;
+
+fail:
+    h->st.subscribe_rejected_total++;
+    subscriber_free(h, s);
+    sse__hub_fail(r->req, 503, NULL, why);
+out:
+    if (!r->in_handler)
+        replay_free(r);
 }
 
 /* ---------------------------------------------------------------- GET /.well-known/mercure */
@@ -304,8 +449,8 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
     size_t nargs = 0;
     sse_buf name, value, lei, scratch;
     struct sse__hub_subscriber *s = NULL;
-    struct replay r = {0};
-    int have_lei = 0, status = 0;
+    struct replay *r = NULL;
+    int have_lei = 0, status = 0, deferred = 0;
     const char *why = NULL, *errcode = NULL;
     sse_buf_init(&name, 256);
     /* Values also carry tokens (authorization / access_token): room for the largest. */
@@ -495,78 +640,57 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
         }
     }
 
-    /* Replay and the Last-Event-ID response header. */
-    r.h = h;
-    r.s = s;
-    const char *resp_lei = NULL;
-    if (have_lei) {
-        const char *want = sse_buf_cstr(&lei);
-        int earliest = !strcmp(want, "earliest");
-        int rc = sse_store_replay(h->store, earliest ? NULL : want, earliest ? 0 : lei.len,
-                                  replay_each, replay_done, &r);
-        if (!rc && !r.err && r.found && !earliest)
-            rc = sse_store_scan_back(h->store, want, lei.len, h->o.replay_scan, scan_each,
-                                     scan_done, &r);
-        if (rc || r.err) {
-            status = 503, why = "history unavailable";
-            goto fail;
-        }
-        resp_lei = r.visible_copy ? r.visible_copy : "earliest";
-        if (sse_request_add_header(req, "Last-Event-ID", resp_lei)) {
+    /* Index now (live updates are held until the stream opens), then replay. */
+    for (size_t i = 0; i < s->n_subs; i++)
+        if (sse__index_add(h->index, &s->subs[i].isub)) {
             status = 503, why = "out of memory";
             goto fail;
         }
-    }
-
-    sse_stream *st;
-    int orc = sse_request_open_stream(req, &st);
-    if (orc) {
-        status = 503, why = "cannot open the stream";
+    r = sse__calloc(1, sizeof(*r));
+    if (!r || (have_lei && !(r->want = sse__strndup(lei.data ? lei.data : "", lei.len)))) {
+        status = 503, why = "out of memory";
         goto fail;
     }
-    s->st = st;
-    s->opened_ms = now_ms();
-    sse_stream_set_data(st, s);
-    sse_stream_on_close(st, on_stream_close, h);
-    s->next = h->subscribers;
-    if (h->subscribers)
-        h->subscribers->prev = s;
-    h->subscribers = s;
-    h->st.subscribers++;
-    h->st.subscriptions += s->n_subs;
-    for (size_t i = 0; i < r.n; i++) {
-        if (sse_stream_send_frame(st, r.frames[i]) == 0) {
-            h->st.deliveries_total++;
-            h->st.replayed_total++;
+    r->h = h;
+    r->s = s;
+    r->req = req;
+    r->in_handler = 1;
+    s = NULL; /* r owns it now */
+    if (!have_lei) {
+        subscribe_finish(r);
+    } else {
+        r->want_len = lei.len;
+        r->earliest = !strcmp(r->want, "earliest");
+        int rc = sse_store_replay(h->store, r->earliest ? NULL : r->want,
+                                  r->earliest ? 0 : r->want_len, replay_each, after_replay, r);
+        if (rc) {
+            r->err = rc;
+            subscribe_finish(r);
         }
-        sse_frame_unref(r.frames[i]);
     }
-    r.n = 0;
-    for (size_t i = 0; i < s->n_subs; i++)
-        if (sse__index_add(h->index, &s->subs[i].isub)) {
-            sse__hub_log(h, SSE_LOG_WARN, "out of memory indexing a subscription");
-            sse_stream_close(st);
-            break;
-        }
-    publish_sub_events(h, s, 1);
+    r->in_handler = 0;
+    if (r->finished) {
+        replay_free(r);
+    } else {
+        sse_request_on_abort(req, on_abort, r);
+        deferred = 1;
+    }
     goto out;
 
 fail:
     h->st.subscribe_rejected_total++;
-    for (size_t i = 0; i < r.n; i++)
-        sse_frame_unref(r.frames[i]);
     if (s)
         subscriber_free(h, s);
+    if (r)
+        replay_free(r);
     sse__hub_fail(req, status, errcode, why);
 out:
     for (size_t i = 0; i < nargs; i++)
         sse__free(args[i].text);
     sse__free(args);
-    sse__free(r.frames);
-    sse__free(r.visible_copy);
     sse_buf_free(&name);
     sse_buf_free(&value);
     sse_buf_free(&lei);
     sse_buf_free(&scratch);
-    return 0;
+    return deferred ? SSE_DEFERRED : 0;
 }
