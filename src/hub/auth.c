@@ -10,11 +10,11 @@
  * grants, whose shape is validated completely (one bad draft-08 authorization detail refuses the
  * whole token, as the draft demands).
  *
- * Signatures: HS256/384/512 are computed with OpenSSL's HMAC and compared with CRYPTO_memcmp
- * (constant time): libjwt 1.10 compares HMAC signatures as base64 strings with strcmp, which is
- * not constant-time. RS256/384/512 and ES256/384/512 are verified by libjwt (jwt_decode with the
- * configured PEM public key), after our own header checks pinned the algorithm. libjansson parses
- * the JSON.
+ * Signatures are checked with OpenSSL, not libjwt: HS256/384/512 with HMAC() and CRYPTO_memcmp
+ * (constant time; libjwt 1.10 compares HMAC signatures as base64 text with strcmp), RS256/384/512
+ * and ES256/384/512 with EVP_DigestVerify on the configured PEM public key (libjwt 1.10's
+ * jwt_decode refuses any "typ" other than "JWT", so it cannot read draft-08 "at+jwt" tokens).
+ * jansson parses the JSON.
  *
  * Verified tokens are cached by SHA-256(role, token) -> grants (bounded LRU, entries dropped once
  * expired), so the token text itself is not kept and lookups compare fixed-size digests.
@@ -28,8 +28,9 @@
 #include <strings.h>
 
 #include <jansson.h>
-#include <jwt.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -47,23 +48,23 @@
 
 struct auth_alg {
     const char *name;
-    jwt_alg_t jwt;
     int family; /* 'H' HMAC, 'R' RSA, 'E' ECDSA */
     const char *md;
 };
 
 static const struct auth_alg auth_algs[] = {
-    {"HS256", JWT_ALG_HS256, 'H', "SHA256"}, {"HS384", JWT_ALG_HS384, 'H', "SHA384"},
-    {"HS512", JWT_ALG_HS512, 'H', "SHA512"}, {"RS256", JWT_ALG_RS256, 'R', "SHA256"},
-    {"RS384", JWT_ALG_RS384, 'R', "SHA384"}, {"RS512", JWT_ALG_RS512, 'R', "SHA512"},
-    {"ES256", JWT_ALG_ES256, 'E', "SHA256"}, {"ES384", JWT_ALG_ES384, 'E', "SHA384"},
-    {"ES512", JWT_ALG_ES512, 'E', "SHA512"},
+    {"HS256", 'H', "SHA256"}, {"HS384", 'H', "SHA384"},
+    {"HS512", 'H', "SHA512"}, {"RS256", 'R', "SHA256"},
+    {"RS384", 'R', "SHA384"}, {"RS512", 'R', "SHA512"},
+    {"ES256", 'E', "SHA256"}, {"ES384", 'E', "SHA384"},
+    {"ES512", 'E', "SHA512"},
 };
 
 struct auth_key {
     const struct auth_alg *alg;
-    unsigned char *key; /* secret or PEM text (NUL-terminated copy) */
+    unsigned char *key; /* HMAC secret (NUL-terminated copy); NULL for RS / ES */
     size_t key_len;
+    EVP_PKEY *pkey;     /* RS / ES public key */
 };
 
 struct cache_entry {
@@ -242,18 +243,58 @@ static int verify_hmac(const struct auth_key *k, const char *token, size_t signe
     return (size_t)n == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
 }
 
-static int verify_pem(const struct auth_key *k, const char *token, size_t len)
+/*
+ * RSA / ECDSA with OpenSSL. libjwt 1.10's jwt_decode cannot be used here: it refuses every token
+ * whose "typ" header is not "JWT", and draft-08 access tokens say "at+jwt" (RFC 9068).
+ * 1 valid, 0 not, -1 out of memory.
+ */
+static int verify_pkey(const struct auth_key *k, const char *token, size_t signed_len,
+                       const char *sig64, size_t sig64_len)
 {
-    char *copy = sse__strndup(token, len);
-    jwt_t *jwt = NULL;
+    unsigned char sig[1100], der[256];
+    const unsigned char *vsig = sig;
+    size_t vlen;
     int ok = 0;
-    if (!copy)
+    if (sig64_len > (sizeof(sig) - 3) / 3 * 4)
+        return 0;
+    long n = b64url_decode(sig64, sig64_len, sig);
+    const EVP_MD *md = EVP_get_digestbyname(k->alg->md);
+    if (n <= 0 || !md)
+        return 0;
+    vlen = (size_t)n;
+    if (k->alg->family == 'E') {
+        /* JWS carries R || S (RFC 7518 section 3.4); OpenSSL verifies DER. */
+        int half = (EVP_PKEY_get_bits(k->pkey) + 7) / 8;
+        if (n != 2 * half)
+            return 0;
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(sig, half, NULL), *s = BN_bin2bn(sig + half, half, NULL);
+        if (!es || !r || !s) {
+            ECDSA_SIG_free(es);
+            BN_free(r);
+            BN_free(s);
+            return -1;
+        }
+        ECDSA_SIG_set0(es, r, s);
+        unsigned char *p = der;
+        int dl = i2d_ECDSA_SIG(es, NULL);
+        if (dl > 0 && (size_t)dl <= sizeof(der))
+            dl = i2d_ECDSA_SIG(es, &p);
+        else
+            dl = -1;
+        ECDSA_SIG_free(es);
+        if (dl <= 0)
+            return 0;
+        vsig = der;
+        vlen = (size_t)dl;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
         return -1;
-    if (jwt_decode(&jwt, copy, k->key, (int)k->key_len) == 0 && jwt &&
-        jwt_get_alg(jwt) == k->alg->jwt)
+    if (EVP_DigestVerifyInit(ctx, NULL, md, NULL, k->pkey) == 1 &&
+        EVP_DigestVerify(ctx, vsig, vlen, (const unsigned char *)token, signed_len) == 1)
         ok = 1;
-    jwt_free(jwt);
-    sse__free(copy);
+    EVP_MD_CTX_free(ctx);
     return ok;
 }
 
@@ -560,7 +601,7 @@ static int verify_token(struct sse__auth *a, const struct auth_key *k, const cha
     /* The signature, before the claims are even parsed. */
     int sig_ok = k->alg->family == 'H'
                      ? verify_hmac(k, token, (size_t)(dot2 - token), dot2 + 1, s_len)
-                     : verify_pem(k, token, len);
+                     : verify_pkey(k, token, (size_t)(dot2 - token), dot2 + 1, s_len);
     if (sig_ok < 0) {
         rc = SSE_ENOMEM;
         goto out;
@@ -711,19 +752,25 @@ static int key_init(struct auth_key *k, const char *key, const char *alg)
     if (k->alg->family == 'H') {
         if (is_pem)
             return SSE_EINVAL; /* a PEM text as an HMAC secret: the algorithm-confusion setup */
-    } else {
-        /* Must be a public key of the algorithm's family (refused now, not at first use). */
-        BIO *bio = BIO_new_mem_buf(key, -1);
-        EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-        int id = pk ? EVP_PKEY_base_id(pk) : 0;
-        EVP_PKEY_free(pk);
-        BIO_free(bio);
-        if (!(k->alg->family == 'R' ? id == EVP_PKEY_RSA : id == EVP_PKEY_EC))
-            return SSE_EINVAL;
+        k->key_len = strlen(key);
+        k->key = (unsigned char *)sse__strndup(key, k->key_len);
+        return k->key ? 0 : SSE_ENOMEM;
     }
-    k->key_len = strlen(key);
-    k->key = (unsigned char *)sse__strndup(key, k->key_len);
-    return k->key ? 0 : SSE_ENOMEM;
+    /* A public key of the algorithm's family and size, refused now rather than at first use. */
+    BIO *bio = BIO_new_mem_buf(key, -1);
+    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    int id = pk ? EVP_PKEY_base_id(pk) : 0, bits = pk ? EVP_PKEY_get_bits(pk) : 0;
+    int ok = k->alg->family == 'R' ? id == EVP_PKEY_RSA && bits >= 2048
+                                   : id == EVP_PKEY_EC && bits == (k->alg->md[3] == '2'   ? 256
+                                                                   : k->alg->md[3] == '3' ? 384
+                                                                                          : 521);
+    if (!ok) {
+        EVP_PKEY_free(pk);
+        return SSE_EINVAL;
+    }
+    k->pkey = pk;
+    return 0;
 }
 
 static void key_clear(struct auth_key *k)
@@ -732,6 +779,7 @@ static void key_clear(struct auth_key *k)
         OPENSSL_cleanse(k->key, k->key_len);
         sse__free(k->key);
     }
+    EVP_PKEY_free(k->pkey);
 }
 
 int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)

@@ -237,6 +237,63 @@ static int test_rs_es(void)
     return 0;
 }
 
+#define P08 \
+    "{\"iss\":\"https://issuer.example\",\"aud\":%s,\"exp\":%lld,\"sub\":\"bob\"," \
+    "\"authorization_details\":[{\"type\":\"other\",\"whatever\":1}," \
+    "{\"type\":\"mercure\",\"actions\":[\"publish\",\"subscribe\"],\"topics\":[" \
+    "{\"match\":\"https://ex.com/books/1\"}," \
+    "{\"match\":\"https://ex.com/books/:id\",\"matchType\":\"URLPattern\"}]," \
+    "\"payload\":{\"p\":1}}," \
+    "{\"type\":\"mercure\",\"actions\":[\"subscribe\"],\"topics\":[{\"match\":\"*\"}]}]}"
+
+/* Draft-08 access tokens (typ at+jwt) with RS / ES keys; key sizes and curves; ECDSA encodings. */
+static int test_rs_es_more(void)
+{
+    make_keys();
+    struct sse__auth *rs = new_auth(rsa_pub, "RS256", 0);
+    struct sse__auth *es = new_auth(ec_pub, "ES256", 0);
+    const char *aud = "\"https://hub.example.com/.well-known/mercure\"";
+    char *t = sign("RS256", rsa_priv, fmt(H_AT, "RS256"), fmt(P08, aud, NOW + 60));
+    CHECK_EQ_INT(verify(rs, SSE__AUTH_PUBLISH, t, NOW), 0);
+    free(t);
+    t = sign("ES256", ec_priv, fmt(H_AT, "ES256"), fmt(P08, aud, NOW + 60));
+    CHECK_EQ_INT(verify(es, SSE__AUTH_PUBLISH, t, NOW), 0);
+    /* the same ECDSA signature in DER instead of R || S: refused (wrong length) */
+    char *dot = strrchr(t, '.');
+    CHECK(strlen(dot + 1) == 86); /* 64 bytes */
+    dot[1 + 80] = '\0';          /* 60 bytes */
+    CHECK_EQ_INT(verify(es, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "bad signature");
+    free(t);
+    /* RS256 signature with an RS384 header: refused (alg pinned), ES384 with a P-256 key */
+    t = sign("RS384", rsa_priv, fmt(H_JWT, "RS384"), "{}");
+    CHECK_EQ_INT(verify(rs, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    free(t);
+    struct sse__auth *a = NULL;
+    struct sse__auth_config cfg = {0};
+    cfg.publisher_key = ec_pub;
+    cfg.publisher_alg = "ES384"; /* a P-256 key does not fit ES384 */
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    EVP_PKEY *small = EVP_RSA_gen(1024);
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(b, small);
+    char *d;
+    long n = BIO_get_mem_data(b, &d);
+    char *small_pem = strndup(d, (size_t)n);
+    BIO_free(b);
+    EVP_PKEY_free(small);
+    cfg.publisher_key = small_pem;
+    cfg.publisher_alg = "RS256"; /* RFC 7518: RSA keys of at least 2048 bits */
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    free(small_pem);
+    /* a private key where a public one is expected is refused too */
+    cfg.publisher_key = rsa_priv;
+    CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
+    sse__auth_free(rs);
+    sse__auth_free(es);
+    return 0;
+}
+
 static int test_bad_keys_config(void)
 {
     make_keys();
@@ -484,14 +541,6 @@ static int test_malformed(void)
     return 0;
 }
 
-#define P08 \
-    "{\"iss\":\"https://issuer.example\",\"aud\":%s,\"exp\":%lld,\"sub\":\"bob\"," \
-    "\"authorization_details\":[{\"type\":\"other\",\"whatever\":1}," \
-    "{\"type\":\"mercure\",\"actions\":[\"publish\",\"subscribe\"],\"topics\":[" \
-    "{\"match\":\"https://ex.com/books/1\"}," \
-    "{\"match\":\"https://ex.com/books/:id\",\"matchType\":\"URLPattern\"}]," \
-    "\"payload\":{\"p\":1}}," \
-    "{\"type\":\"mercure\",\"actions\":[\"subscribe\"],\"topics\":[{\"match\":\"*\"}]}]}"
 
 static int test_draft08(void)
 {
@@ -759,7 +808,7 @@ static int cleanup(void)
     return 0;
 }
 
-CHECK_MAIN(CHECK_TEST(test_hs_algorithms), CHECK_TEST(test_rs_es),
+CHECK_MAIN(CHECK_TEST(test_hs_algorithms), CHECK_TEST(test_rs_es), CHECK_TEST(test_rs_es_more),
            CHECK_TEST(test_bad_keys_config), CHECK_TEST(test_forged_and_wrong_key),
            CHECK_TEST(test_time_claims), CHECK_TEST(test_alg_none),
            CHECK_TEST(test_algorithm_confusion), CHECK_TEST(test_oversized),

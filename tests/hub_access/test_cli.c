@@ -238,18 +238,23 @@ static int test_token_rs_es(void)
         char *priv = pem(keys[i], 1), *pub = pem(keys[i], 0);
         snprintf(path, sizeof(path), "%s/key%d.pem", dir, i);
         CHECK_EQ_INT(write_file(path, priv), 0);
-        char *argv[] = {(char *)ssehub(), "token", "--alg", (char *)algs[i], "--key-file", path,
-                        "--publish", "*", NULL};
-        CHECK_EQ_INT(run(argv, NULL, out, sizeof(out), -1, NULL, 0, NULL), 0);
-        chomp(out);
         struct sse__auth *a = auth_for(pub, algs[i]);
         CHECK(a);
-        const struct sse__grants *g;
-        const char *why = NULL;
-        CHECK_EQ_INT(
-            sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, &why), 0);
-        CHECK_EQ_STR(g->publish[0], "*");
-        sse__grants_release(g);
+        for (int d = 0; d < 2; d++) { /* draft-07, then draft-08 (typ at+jwt through libjwt) */
+            char *argv[] = {(char *)ssehub(), "token", "--alg", (char *)algs[i], "--key-file",
+                            path, "--publish", "*", "--draft", d ? "08" : "07", NULL};
+            CHECK_EQ_INT(run(argv, NULL, out, sizeof(out), -1, NULL, 0, NULL), 0);
+            chomp(out);
+            const struct sse__grants *g;
+            const char *why = NULL;
+            int vrc = sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, &why);
+            if (vrc)
+                fprintf(stderr, "  %s draft %d: %s\n", algs[i], d ? 8 : 7, why);
+            CHECK_EQ_INT(vrc, 0);
+            CHECK_EQ_INT(g->draft, d ? SSE__DRAFT_08 : SSE__DRAFT_07);
+            CHECK_EQ_STR(g->publish[0], "*");
+            sse__grants_release(g);
+        }
         sse__auth_free(a);
         unlink(path);
         free(priv);
