@@ -361,7 +361,7 @@ static __attribute__((noinline)) int process_line_slow(sse_parser *p, const unsi
 
 /* ------------------------------------------------------------- feeding */
 
-static int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
+static __attribute__((noinline)) int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
 {
     const unsigned char *end = s + n;
     int rc;
@@ -429,7 +429,7 @@ static int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
  * Small chunks (a byte or a few at a time, as a slow network delivers them): one pass over the
  * bytes with no scan set-up; ordinary bytes go straight into the line buffer.
  */
-static int feed_small(sse_parser *p, const unsigned char *s, size_t n)
+static inline int feed_small(sse_parser *p, const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
@@ -466,11 +466,9 @@ static int feed_small(sse_parser *p, const unsigned char *s, size_t n)
     return 0;
 }
 
-int sse_parser_feed(sse_parser *p, const void *bytes, size_t len)
+/* The general entry: the leading BOM, then feed_small or feed_bytes. */
+static __attribute__((noinline)) int feed_any(sse_parser *p, const unsigned char *s, size_t len)
 {
-    const unsigned char *s = bytes;
-    if (p->err)
-        return p->err;
     if (!len)
         return 0;
     if (!s)
@@ -493,18 +491,46 @@ int sse_parser_feed(sse_parser *p, const void *bytes, size_t len)
             p->bom_n = 0;
             if (held) {
                 int rc = feed_bytes(p, bom, held);
-                if (rc) {
-                    if (rc != SSE_ECANCELED)
-                        p->err = rc;
+                if (rc)
                     return rc;
-                }
             }
         }
         if (!len)
             return 0;
     }
-    int rc = len <= 8 ? feed_small(p, s, len) : feed_bytes(p, s, len);
+    return len <= 8 ? feed_small(p, s, len) : feed_bytes(p, s, len);
+}
+
+/* Everything but the one-ordinary-byte case of sse_parser_feed. */
+static __attribute__((noinline)) int feed_slow(sse_parser *p, const unsigned char *s, size_t len)
+{
+    int rc;
+    if (p->err)
+        return p->err;
+    if (len - 1 < 8 && s && !p->at_start)
+        rc = feed_small(p, s, len); /* a few bytes at a time: the short way */
+    else
+        rc = feed_any(p, s, len);
     if (rc && rc != SSE_ECANCELED)
         p->err = rc;
     return rc;
+}
+
+int sse_parser_feed(sse_parser *p, const void *bytes, size_t len)
+{
+    const unsigned char *s = bytes;
+    /* One byte that is not a line end, with room in the line buffer: the case of input fed
+     * byte by byte. Kept free of calls so that it compiles to a handful of instructions. */
+    if (len == 1 && s && !p->err && !p->at_start) {
+        unsigned char c = *s;
+        size_t l = p->line.len;
+        if (c != '\n' && c != '\r' && l < p->max_line && l + 2 <= p->line.cap) {
+            p->line.p[l] = (char)c;
+            p->line.len = l + 1;
+            p->line_hi |= c & 0x80u;
+            p->skip_lf = 0;
+            return 0;
+        }
+    }
+    return feed_slow(p, s, len);
 }
