@@ -431,13 +431,15 @@ static void sse__conn_route(struct sse_stream *c, sse_request *r)
     } else {
         rc = match->cb(r, match->user_data);
     }
-    r->flags &= ~(unsigned)SSE__R_IN_HANDLER;
     if (r->flags & SSE__R_ANSWERED) {
         sse__request_free(r);
         return;
     }
-    if (rc == SSE_DEFERRED && r->conn)
+    if (rc == SSE_DEFERRED && r->conn) {
+        r->flags &= ~(unsigned)SSE__R_IN_HANDLER; /* answered later: freed then */
         return;
+    }
+    /* still flagged as in its handler: an answer below must not queue r for a later free */
     /* neither answered nor deferred: the handler failed */
     static const char err[] = "500 Internal Server Error\n";
     if (r->conn && c->state != SSE__ST_CLOSED) {

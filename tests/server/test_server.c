@@ -4,6 +4,7 @@
  * write batching, shutdown.
  */
 #include "harness.h"
+#include "harness/failalloc.h"
 
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -1104,6 +1105,112 @@ static int test_listen_addresses(void)
     return 0;
 }
 
+/* ------------------------------------------------------------ allocation failures */
+
+struct arm {
+    long n;
+    int hit;
+};
+
+static void do_arm(struct tctx *t, void *arg)
+{
+    struct arm *a = arg;
+    failalloc_arm(a->n);
+}
+
+static void do_disarm(struct tctx *t, void *arg)
+{
+    struct arm *a = arg;
+    a->hit = failalloc_was_hit();
+    failalloc_arm(0);
+}
+
+static void do_send_event(struct tctx *t, void *arg)
+{
+    struct reg *g = t->user;
+    sse_event ev = SSE_EVENT_INIT;
+    ev.data = "x";
+    ev.data_len = 1;
+    for (int i = 0; i < g->n; i++)
+        if (g->st[i])
+            sse_stream_send(g->st[i], &ev);
+}
+
+/* Read until EOF; returns 1 when the peer closed (not a timeout). */
+static int read_to_eof(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + n, cap - 1 - n > 0 ? cap - 1 - n : 1, 0);
+        if (k == 0)
+            break;
+        if (k < 0)
+            return errno == ECONNRESET;
+        if (n + (size_t)k < cap - 1)
+            n += (size_t)k;
+    }
+    buf[n] = '\0';
+    return 1;
+}
+
+static int c_failalloc(struct tctx *t)
+{
+    char buf[8192];
+    int done_a = 0, done_b = 0;
+    for (long n = 1; n < 200 && !(done_a && done_b); n++) {
+        struct arm a = {n, 0};
+        if (!done_a) {
+            /* a pipelined chunked POST and a GET that closes */
+            int fd = cli_connect(t->port);
+            CHECK(fd >= 0);
+            loop_call(t, do_arm, &a);
+            CHECK_EQ_INT(cli_sends(fd, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                                       "\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /hello?2 HTTP/1.1\r\nHost: x"
+                                       "\r\nConnection: close\r\n\r\n"),
+                         0);
+            CHECK(read_to_eof(fd, buf, sizeof(buf))); /* an answer or a close, never a hang */
+            loop_call(t, do_disarm, &a);
+            close(fd);
+            if (!a.hit) {
+                CHECK(strstr(buf, "body=abc") && strstr(buf, "q=2"));
+                done_a = 1;
+            }
+        }
+        if (!done_b) {
+            /* a stream and one event */
+            a.hit = 0;
+            a.n = n;
+            int fd = cli_connect(t->port);
+            CHECK(fd >= 0);
+            loop_call(t, do_arm, &a);
+            CHECK_EQ_INT(cli_sends(fd, "GET /reg HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+            size_t got = cli_read_until(fd, buf, sizeof(buf), 0, "\r\n\r\n");
+            loop_call(t, do_send_event, NULL);
+            if (got && strstr(buf, "\r\n\r\n"))
+                cli_read_until(fd, buf, sizeof(buf), got, "\n\n");
+            loop_call(t, do_disarm, &a);
+            if (!a.hit) {
+                CHECK(strstr(buf, "data:x\n\n") || strstr(buf, "data: x\n\n"));
+                done_b = 1;
+            }
+            close(fd);
+        }
+    }
+    CHECK(done_a && done_b);
+    return 0;
+}
+
+static int test_failing_allocator(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    int rc = tctx_run(&t, c_failalloc);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections),
@@ -1111,4 +1218,4 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_write_timeout), CHECK_TEST(test_write_batching),
            CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
            CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
-           CHECK_TEST(test_listen_addresses))
+           CHECK_TEST(test_listen_addresses), CHECK_TEST(test_failing_allocator))
