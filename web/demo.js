@@ -89,7 +89,16 @@
       myEvents: []
     };
     window.demo = demo;
-    setText('src', demo.src);
+    var shown = demo.src;
+    try { shown = decodeURIComponent(demo.src); } catch (e) { /* show it as it is */ }
+    setText('src', shown);
+    var topic = new URLSearchParams(location.search).get('topic');
+    var note = $('source-note');
+    if (note && topic) {
+      note.textContent = 'This page is fed by the Mercure hub: topic ' + topic +
+        '. The hub chooses the ids (often urn:uuid: strings) and the event types.';
+      note.hidden = false;
+    }
 
     var badge = $('state');
     function setState(state) {
