@@ -99,26 +99,37 @@ static inline void pbuf_clear(struct sse__pbuf *b)
         pbuf_free(b);
 }
 
-/* Append s[0..n), decoding UTF-8 with replacement if hi says there may be non-ASCII bytes. */
-static int pbuf_append_text(struct sse__pbuf *b, const unsigned char *s, size_t n, unsigned hi)
+/* Append s[0..n) that holds a byte >= 0x80: copied if valid UTF-8, else decoded. */
+static __attribute__((noinline)) int pbuf_append_utf8(struct sse__pbuf *b, const unsigned char *s,
+                                                      size_t n)
 {
-    if (!hi) {
-        int rc = pbuf_reserve(b, n);
-        if (rc)
-            return rc;
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        return 0;
-    }
     size_t v = sse__utf8_valid_prefix(s, n);
-    if (v == n)
-        return pbuf_append_text(b, s, n, 0);
+    size_t room = v == n ? n : 3 * n;
     if (n > ((size_t)-1) / 4)
         return SSE_ENOMEM;
-    int rc = pbuf_reserve(b, 3 * n);
+    int rc = pbuf_reserve(b, room);
     if (rc)
         return rc;
-    b->len += sse__utf8_sanitize(b->p + b->len, s, n);
+    if (v == n) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    } else {
+        b->len += sse__utf8_sanitize(b->p + b->len, s, n);
+    }
+    return 0;
+}
+
+/* Append s[0..n), decoding UTF-8 with replacement if hi says there may be non-ASCII bytes. */
+static inline int pbuf_append_text(struct sse__pbuf *b, const unsigned char *s, size_t n,
+                                   unsigned hi)
+{
+    if (hi)
+        return pbuf_append_utf8(b, s, n);
+    int rc = pbuf_reserve(b, n);
+    if (rc)
+        return rc;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
     return 0;
 }
 
@@ -286,16 +297,20 @@ process_line(sse_parser *p, const unsigned char *s, size_t n, unsigned hi)
         }
         return p->cb.on_comment(p->user_data, (const char *)t, tn) ? SSE_ECANCELED : 0;
     }
-    /* field name up to the first ':' (names of interest are short: look byte by byte first) */
-    size_t c = 0;
-    while (c < n && c < 8 && s[c] != ':')
-        c++;
-    if (c == 8) {
-        const unsigned char *q = memchr(s + 8, ':', n - 8);
+    /* The usual lines start "data:", "id:", "event:" or "retry:": recognise those directly;
+     * anything else takes the general split at the first colon. */
+    const unsigned char *v;
+    size_t c, vn;
+    if (n >= 5 && memcmp(s, "data:", 5) == 0)
+        c = 4;
+    else if (n >= 3 && s[0] == 'i' && s[1] == 'd' && s[2] == ':')
+        c = 2;
+    else if (n >= 6 && (memcmp(s, "event:", 6) == 0 || memcmp(s, "retry:", 6) == 0))
+        c = 5;
+    else {
+        const unsigned char *q = memchr(s, ':', n);
         c = q ? (size_t)(q - s) : n;
     }
-    const unsigned char *v = s + n;
-    size_t vn = 0;
     if (c < n) {
         v = s + c + 1;
         vn = n - c - 1;
@@ -303,6 +318,9 @@ process_line(sse_parser *p, const unsigned char *s, size_t n, unsigned hi)
             v++;
             vn--;
         }
+    } else {
+        v = s + n;
+        vn = 0;
     }
     int rc;
     switch (c) {
