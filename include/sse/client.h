@@ -128,6 +128,13 @@ SSE_API int sse_client_new(sse_client **out, sse_client_group *group, const char
 SSE_API int sse_client_add_listener(sse_client *c, const char *type, sse_client_listener_cb cb,
                                     void *user_data);
 /**
+ * removeEventListener: remove the first listener added with exactly (type, cb, user_data).
+ * Safe from callbacks (a removed listener is not called again). Returns 0, SSE_ENOTFOUND or
+ * SSE_EINVAL.
+ */
+SSE_API int sse_client_remove_listener(sse_client *c, const char *type, sse_client_listener_cb cb,
+                                       void *user_data);
+/**
  * Block on a private client's loop until the client is CLOSED (returns 0) or timeout_ms ran out
  * (returns SSE_ETIMEDOUT; 0 = no limit; the client stays as it was). SSE_EINVAL for a client of
  * a group. Callbacks run from inside this call.

@@ -93,11 +93,14 @@ struct sse_client {
     char *abort_msg; /* heap, only on the failure path */
     int status;      /* status code of the current header block */
     unsigned char ct_ok, has_location, opened, attached, pending_remove, pending_free, no_jitter;
+    unsigned char dispatching, purge; /* inside on_parsed_event; listeners to free after it */
+    unsigned char pending_oom;        /* the socket could not be watched: end the request */
     char errbuf[CURL_ERROR_SIZE];
 };
 
 static void client_release(struct sse_client *c);
 static void start_request(struct sse_client *c);
+static void request_ended(struct sse_client *c, CURLcode res);
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -157,6 +160,17 @@ static void group_settle(struct sse_client_group *g)
         if (c->pending_remove) {
             c->pending_remove = 0;
             detach(c);
+        }
+        if (c->pending_oom) {
+            /* curl 7.88 ignores an error from the socket callback: without this the request
+             * would wait forever on a socket nobody polls. */
+            c->pending_oom = 0;
+            if (c->attached && !c->pending_free && c->state != SSE_CLIENT_CLOSED) {
+                detach(c);
+                g->busy++;
+                request_ended(c, CURLE_OUT_OF_MEMORY);
+                g->busy--;
+            }
         }
         if (c->pending_free)
             client_release(c);
@@ -353,22 +367,40 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 
 /* ---------------------------------------------------------------- parser callbacks */
 
+/* Free the listeners removed while events were being dispatched. */
+static void purge_listeners(struct sse_client *c)
+{
+    struct listener **pp = &c->listeners;
+    while (*pp) {
+        struct listener *l = *pp;
+        if (l->cb) {
+            pp = &l->next;
+        } else {
+            *pp = l->next;
+            sse__free(l);
+        }
+    }
+    c->purge = 0;
+}
+
 static int on_parsed_event(void *ud, const sse_parsed_event *ev)
 {
     struct sse_client *c = ud;
+    int stop = 0;
+    c->dispatching++;
     if (c->cb.on_message) {
         c->cb.on_message(c, ev, c->user_data);
-        if (c->state == SSE_CLIENT_CLOSED)
-            return 1;
+        stop = c->state == SSE_CLIENT_CLOSED;
     }
-    for (struct listener *l = c->listeners; l; l = l->next) {
-        if (strcmp(l->type, ev->type) != 0)
+    for (struct listener *l = c->listeners; l && !stop; l = l->next) {
+        if (!l->cb || strcmp(l->type, ev->type) != 0)
             continue;
         l->cb(c, ev, l->user_data);
-        if (c->state == SSE_CLIENT_CLOSED)
-            return 1;
+        stop = c->state == SSE_CLIENT_CLOSED;
     }
-    return 0;
+    if (--c->dispatching == 0 && c->purge)
+        purge_listeners(c);
+    return stop;
 }
 
 static int on_parsed_retry(void *ud, uint64_t ms)
@@ -543,6 +575,18 @@ static void sock_close(struct sse_client_group *g, struct sock_ctx *sc)
     uv_close((uv_handle_t *)&sc->poll, free_handle_cb);
 }
 
+/* A socket of easy handle e cannot be watched: end its request once curl has returned. */
+static int sock_failed(struct sse_client_group *g, CURL *e)
+{
+    struct sse_client *c = NULL;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&c);
+    if (c) {
+        c->pending_oom = 1;
+        queue_pending(c);
+    }
+    return -1;
+}
+
 static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
     struct sse_client_group *g = userp;
@@ -557,10 +601,10 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
     if (!sc) {
         sc = sse__malloc(sizeof(*sc));
         if (!sc)
-            return -1;
+            return sock_failed(g, e);
         if (uv_poll_init_socket(g->loop, &sc->poll, s) != 0) {
             sse__free(sc);
-            return -1;
+            return sock_failed(g, e);
         }
         sc->fd = s;
         sc->g = g;
@@ -576,7 +620,7 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
-    return uv_poll_start(&sc->poll, ev, on_poll) == 0 ? 0 : -1;
+    return uv_poll_start(&sc->poll, ev, on_poll) == 0 ? 0 : sock_failed(g, e);
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
@@ -852,6 +896,23 @@ struct run_state {
     int expired; /* the time limit ran out */
     int closed;  /* the limit timer's close callback ran */
 };
+
+int sse_client_remove_listener(sse_client *c, const char *type, sse_client_listener_cb cb,
+                               void *user_data)
+{
+    if (!c || !type || !cb)
+        return SSE_EINVAL;
+    for (struct listener *l = c->listeners; l; l = l->next) {
+        if (l->cb != cb || l->user_data != user_data || strcmp(l->type, type) != 0)
+            continue;
+        l->cb = NULL; /* skipped from now on; freed now or after the current dispatch */
+        c->purge = 1;
+        if (!c->dispatching)
+            purge_listeners(c);
+        return 0;
+    }
+    return SSE_ENOTFOUND;
+}
 
 static void on_run_timeout(uv_timer_t *t)
 {

@@ -614,6 +614,40 @@ static int test_listeners(void)
     return 0;
 }
 
+/* A listener that removes itself on its first call: it must see exactly one event. */
+static void on_once(sse_client *c, const sse_parsed_event *ev, void *ud)
+{
+    on_typed(c, ev, ud);
+    sse_client_remove_listener(c, "foo", on_once, ud);
+}
+
+static int test_remove_listener(void)
+{
+    char url[128];
+    struct ts_server *s =
+        ts_start(h_fixed, SSE_HEAD "event: foo\ndata: 1\n\nevent: foo\ndata: 2\n\n"
+                                   "event: foo\ndata: 3\n\ndata: end\n\n");
+    CHECK(s);
+    struct listen_log once = {.len = 0}, kept = {.len = 0}, gone = {.len = 0};
+    struct rec r = {.close_after_events = 4};
+    sse_client *c;
+    CHECK_EQ_INT(sse_client_new(&c, NULL, ts_url(s, "/", url, sizeof(url)), NULL, &rec_cb, &r), 0);
+    CHECK_EQ_INT(sse_client_add_listener(c, "foo", on_once, &once), 0);
+    CHECK_EQ_INT(sse_client_add_listener(c, "foo", on_typed, &gone), 0);
+    CHECK_EQ_INT(sse_client_add_listener(c, "foo", on_typed, &kept), 0);
+    CHECK_EQ_INT(sse_client_remove_listener(c, "foo", on_typed, &gone), 0);
+    CHECK_EQ_INT(sse_client_remove_listener(c, "foo", on_typed, &gone), SSE_ENOTFOUND);
+    CHECK_EQ_INT(sse_client_remove_listener(c, "bar", on_typed, &kept), SSE_ENOTFOUND);
+    int rc = sse_client_run(c, 5000);
+    sse_client_free(c);
+    ts_stop(s);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_STR(once.log, "foo:1 ");
+    CHECK_EQ_STR(kept.log, "foo:1 foo:2 foo:3 ");
+    CHECK_EQ_STR(gone.log, "");
+    return 0;
+}
+
 static int test_run_timeout(void)
 {
     char url[128];
@@ -735,10 +769,61 @@ static int test_new_alloc_failures(void)
     return 1;
 }
 
+static void h_two(struct ts_conn *c, unsigned idx, void *ud)
+{
+    ts_send(c, SSE_HEAD);
+    ts_send(c, idx == 0 ? "id: 1\ndata: a\n\nretry: 5\n\n" : "event: x\ndata: b\n\n");
+}
+
+/* Fail every allocation of a whole run in turn (create, connect, parse, reconnect with
+ * Last-Event-ID, listeners): each run must end cleanly (ASan checks leaks and misuse). */
+static int test_run_alloc_failures(void)
+{
+    char url[128];
+    struct ts_server *s = ts_start(h_two, NULL);
+    CHECK(s);
+    ts_url(s, "/", url, sizeof(url));
+    sse_client_options o = SSE_CLIENT_OPTIONS_INIT;
+    o.reconnect_ms = 5;
+    o.max_failures = 3;
+    o.last_event_id = "0";
+    struct listen_log l = {.len = 0};
+    long n;
+    for (n = 1; n < 200; n++) {
+        struct rec r = {.close_after_events = 2};
+        sse_client *c = NULL;
+        failalloc_arm(n);
+        int rc = sse_client_new(&c, NULL, url, &o, &rec_cb, &r);
+        if (rc == 0) {
+            if (sse_client_add_listener(c, "x", on_typed, &l) == 0)
+                rc = sse_client_run(c, 3000);
+            else
+                rc = SSE_ENOMEM;
+            sse_client_free(c);
+        }
+        int hit = failalloc_was_hit();
+        failalloc_arm(0);
+        if (!hit) {
+            CHECK_EQ_INT(rc, 0);
+            CHECK_EQ_INT(r.events, 2);
+            break;
+        }
+        /* Every failure ends the run (CLOSED) well before the limit: a time-out would mean a
+         * request left hanging (e.g. a socket nobody polls). */
+        if (rc == SSE_ETIMEDOUT)
+            fprintf(stderr, "  allocation %ld: timed out\n", n);
+        CHECK(rc == 0 || rc == SSE_ENOMEM);
+    }
+    ts_stop(s);
+    CHECK(n > 5 && n < 200);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_status_and_mime), CHECK_TEST(test_redirects),
            CHECK_TEST(test_cut_at_every_byte), CHECK_TEST(test_drop_mid_event),
            CHECK_TEST(test_retry_changes_delay), CHECK_TEST(test_custom_headers_and_initial_id),
            CHECK_TEST(test_read_timeout), CHECK_TEST(test_backoff_and_failure_cap),
            CHECK_TEST(test_connection_refused), CHECK_TEST(test_max_event),
-           CHECK_TEST(test_listeners), CHECK_TEST(test_run_timeout),
-           CHECK_TEST(test_group_on_uv_loop), CHECK_TEST(test_new_alloc_failures))
+           CHECK_TEST(test_listeners), CHECK_TEST(test_remove_listener),
+           CHECK_TEST(test_run_timeout), CHECK_TEST(test_group_on_uv_loop),
+           CHECK_TEST(test_new_alloc_failures), CHECK_TEST(test_run_alloc_failures))
