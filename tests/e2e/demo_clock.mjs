@@ -75,7 +75,7 @@ await run('demo_clock', 100000, async (ctx) => {
   const page = await newPage(ctx.browser);
   await page.goto(`http://127.0.0.1:${port}/clock.html`);
 
-  await until(async () => (await demo(page))?.state === 'OPEN', 5000, 'state OPEN');
+  await until(async () => (await demo(page))?.state === 'OPEN', 10000, 'state OPEN');
   check((await page.textContent('#state')) === 'OPEN', 'the badge says OPEN');
 
   const d1 = await until(async () => {

@@ -35,7 +35,7 @@ await run('demo_hub', 100000, async (ctx) => {
   ctx.browser = await launchBrowser();
   const page = await newPage(ctx.browser);
   await page.goto(`http://127.0.0.1:${port}/clock.html?topic=/demo/clock`);
-  await until(async () => (await demo(page))?.state === 'OPEN', 5000, 'state OPEN');
+  await until(async () => (await demo(page))?.state === 'OPEN', 10000, 'state OPEN');
   const d0 = await demo(page);
   check(d0.src === '/.well-known/mercure?topic=%2Fdemo%2Fclock', `the page subscribed to ${d0.src}`);
 
