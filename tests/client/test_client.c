@@ -480,6 +480,68 @@ static int test_read_timeout(void)
     return 0;
 }
 
+static void h_silent_then_ok(struct ts_conn *c, unsigned idx, void *ud)
+{
+    if (idx == 0) {
+        ts_sleep(c, 10000); /* accepts, never answers */
+        return;
+    }
+    ts_send(c, SSE_HEAD "data: late\n\n");
+    ts_sleep(c, 2000);
+}
+
+static int test_read_timeout_before_headers(void)
+{
+    char url[128];
+    struct ts_server *s = ts_start(h_silent_then_ok, NULL);
+    CHECK(s);
+    sse_client_options o = SSE_CLIENT_OPTIONS_INIT;
+    o.read_timeout_ms = 200;
+    o.reconnect_ms = 10;
+    struct rec r = {.close_after_events = 1};
+    int rc = run_client(ts_url(s, "/", url, sizeof(url)), &o, &r, 5000);
+    ts_stop(s);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_STR(r.log, "err 0 SSE_ETIMEDOUT\nopen\nmsg message|late|\n");
+    return 0;
+}
+
+static void h_chunked(struct ts_conn *c, unsigned idx, void *ud)
+{
+    /* Events split across chunks, then the last chunk: a normal end of the response. */
+    ts_send(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n");
+    if (idx == 0) {
+        ts_send(c, "5\r\nid: 1\r\n");
+        ts_sleep(c, 20);
+        ts_send(c, "8\r\n\ndata: a\r\n");
+        ts_sleep(c, 20);
+        ts_send(c, "a\r\n\n\ndata: pa\r\n"); /* dispatches a; "data: pa" is cut by the end */
+        ts_send(c, "0\r\n\r\n");
+    } else {
+        ts_send(c, "d\r\ndata: again\n\n\r\n0\r\n\r\n");
+    }
+    ts_sleep(c, 1000);
+}
+
+static int test_chunked_response(void)
+{
+    char url[128], hv[64];
+    struct ts_server *s = ts_start(h_chunked, NULL);
+    CHECK(s);
+    sse_client_options o = SSE_CLIENT_OPTIONS_INIT;
+    o.reconnect_ms = 10;
+    struct rec r = {.close_after_events = 2};
+    int rc = run_client(ts_url(s, "/", url, sizeof(url)), &o, &r, 5000);
+    const char *lei = ts_header(s, 1, "Last-Event-ID", hv, sizeof(hv));
+    int lei_ok = lei && !strcmp(lei, "1");
+    ts_stop(s);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(lei_ok);
+    CHECK_EQ_STR(r.log, "open\nmsg message|a|1\nerr 0 SSE_ECLOSED\nopen\nmsg message|again|1\n");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- backoff, failure cap */
 
 static void h_empty(struct ts_conn *c, unsigned idx, void *ud)
@@ -822,7 +884,8 @@ static int test_run_alloc_failures(void)
 CHECK_MAIN(CHECK_TEST(test_status_and_mime), CHECK_TEST(test_redirects),
            CHECK_TEST(test_cut_at_every_byte), CHECK_TEST(test_drop_mid_event),
            CHECK_TEST(test_retry_changes_delay), CHECK_TEST(test_custom_headers_and_initial_id),
-           CHECK_TEST(test_read_timeout), CHECK_TEST(test_backoff_and_failure_cap),
+           CHECK_TEST(test_read_timeout), CHECK_TEST(test_read_timeout_before_headers),
+           CHECK_TEST(test_chunked_response), CHECK_TEST(test_backoff_and_failure_cap),
            CHECK_TEST(test_connection_refused), CHECK_TEST(test_max_event),
            CHECK_TEST(test_listeners), CHECK_TEST(test_remove_listener),
            CHECK_TEST(test_run_timeout), CHECK_TEST(test_group_on_uv_loop),
