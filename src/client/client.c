@@ -722,6 +722,17 @@ static int header_ok(const char *h)
     return colon && colon != h && !has_crlf(h);
 }
 
+/* Whether curl can parse url (a malformed one would otherwise fail every request). */
+static int url_ok(const char *url)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return 1; /* out of memory: let the request report it */
+    int ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK;
+    curl_url_cleanup(u);
+    return ok;
+}
+
 /* Free a private loop and the group on it, after its handles have closed. */
 static void free_private(sse_client_group *g, uv_loop_t *loop)
 {
@@ -752,6 +763,8 @@ int sse_client_new(sse_client **out, sse_client_group *group, const char *url,
     for (const char *const *h = opts->headers; h && *h; h++)
         if (!header_ok(*h))
             return SSE_EINVAL;
+    if (!url_ok(url))
+        return SSE_EINVAL;
 
     if (!group) {
         own_loop = sse__malloc(sizeof(*own_loop));
