@@ -41,7 +41,8 @@ static const struct setting settings[] = {
     {"subscriber-jwt-alg", "MERCURE_SUBSCRIBER_JWT_ALG", "MERCURE_JWT_ALG", T_STR, NULL,
      OFF(subscriber_alg), "subscriber JWT algorithm (default: the publisher's)"},
     {"resource", "SSEHUB_RESOURCE", NULL, T_STR, NULL, OFF(resource),
-     "draft-08 resource identifier: the \"aud\" tokens must carry (unset: not checked)"},
+     "draft-08 resource identifier, the \"aud\" draft-08 tokens must carry "
+     "(default: http://LISTEN/.well-known/mercure with the real port)"},
     {"issuer", "SSEHUB_ISSUER", NULL, T_STR, NULL, OFF(issuer),
      "expected \"iss\" of tokens (unset: not checked)"},
     {"protocol", "SSEHUB_PROTOCOL", NULL, T_STR, "both", OFF(protocol),

@@ -250,21 +250,10 @@ int sse_cli_serve(int argc, char **argv)
             return 1;
         }
     }
-    if (c->dev) {
-        int d08 = drafts == SSE_HUB_DRAFT_08;
-        const char *alg = c->publisher_alg ? c->publisher_alg : "HS256";
-        if (strcasecmp(alg, "HS256")) {
-            fprintf(stderr, "ssehub serve: --dev tokens need an HS256 key\n");
-            serve_config_free(&sv.cfg);
-            return 2;
-        }
-        sv.dev_pub_token = mint(c->publisher_key, d08, c->resource, 1);
-        sv.dev_sub_token = mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08,
-                                c->resource, 0);
-        if (!sv.dev_pub_token || !sv.dev_sub_token) {
-            fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
-            goto out;
-        }
+    if (c->dev && strcasecmp(c->publisher_alg ? c->publisher_alg : "HS256", "HS256")) {
+        fprintf(stderr, "ssehub serve: --dev tokens need an HS256 key\n");
+        serve_config_free(&sv.cfg);
+        return 2;
     }
 
     if ((rc = uv_loop_init(&sv.loop))) {
@@ -285,6 +274,33 @@ int sse_cli_serve(int argc, char **argv)
     if ((rc = sse_server_new(&sv.server, &sv.loop, &so))) {
         fprintf(stderr, "ssehub serve: server: %s\n", sse_strerror(rc));
         goto out_loop;
+    }
+
+    /* Listen first: the real port gives the default resource identifier (draft-08 "aud"). */
+    if (serve_parse_listen(c->listen, &host, &port) ||
+        (rc = sse_server_listen(sv.server, host, port))) {
+        fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
+                sse_strerror(rc));
+        goto out_server;
+    }
+    int real_port = sse_server_port(sv.server);
+    int v6 = strchr(host, ':') != NULL;
+    if (!c->resource && (drafts & SSE_HUB_DRAFT_08)) {
+        char res[512];
+        snprintf(res, sizeof(res), "http://%s%s%s:%d/.well-known/mercure", v6 ? "[" : "", host,
+                 v6 ? "]" : "", real_port);
+        if (!(c->resource = strdup(res)))
+            goto out_server;
+    }
+    if (c->dev) {
+        int d08 = drafts == SSE_HUB_DRAFT_08;
+        sv.dev_pub_token = mint(c->publisher_key, d08, c->resource, 1);
+        sv.dev_sub_token = mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08,
+                                c->resource, 0);
+        if (!sv.dev_pub_token || !sv.dev_sub_token) {
+            fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
+            goto out_server;
+        }
     }
 
     sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
@@ -325,17 +341,11 @@ int sse_cli_serve(int argc, char **argv)
         goto out_hub;
     }
 
-    if (serve_parse_listen(c->listen, &host, &port) ||
-        (rc = sse_server_listen(sv.server, host, port))) {
-        fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
-                sse_strerror(rc));
-        goto out_hub;
-    }
-    int real_port = sse_server_port(sv.server);
-    int v6 = strchr(host, ':') != NULL;
     printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", real_port);
     printf("hub: http://%s%s%s:%d/.well-known/mercure (protocol %s)\n", v6 ? "[" : "", host,
            v6 ? "]" : "", real_port, c->protocol);
+    if (c->resource)
+        printf("resource identifier (draft-08 aud): %s\n", c->resource);
     if (c->dev) {
         printf("development key (HS256): %s\n", c->publisher_key);
         printf("publisher token: %s\n", sv.dev_pub_token);

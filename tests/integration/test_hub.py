@@ -471,19 +471,26 @@ def t_private(h):
 
 
 def t_draft08(h):
+    aud = "http://127.0.0.1:%d/.well-known/mercure" % h.port  # the default resource identifier
+    # The audience is required: missing or another hub's -> 401.
+    st, hd, _ = publish(h, {"topic": "/d8/0"}, tok=tok08(["publish"], [{"match": "*"}]))
+    check(st == 401 and "invalid_token" in hd.get("www-authenticate", ""), ("no aud", st))
+    st, _, _ = publish(h, {"topic": "/d8/0"},
+                       tok=tok08(["publish"], [{"match": "*"}], aud="https://other.example/.well-known/mercure"))
+    check(st == 401, ("wrong aud", st))
     # A draft-08 token: exactly one topic per update.
-    t8 = tok08(["publish", "subscribe"], [{"match": "*"}])
+    t8 = tok08(["publish", "subscribe"], [{"match": "*"}], aud=aud)
     st, _, body = publish(h, {"topic": ["/a", "/b"]}, tok=t8)
     check(st == 400, (st, body))
     st, _, _ = publish(h, {"topic": "/d8/1", "data": "x"}, tok=t8)
     check(st == 200, st)
-    p8 = tok08(["publish"], [{"match": "/d8/:id", "matchType": "URLPattern"}])
+    p8 = tok08(["publish"], [{"match": "/d8/:id", "matchType": "URLPattern"}], aud=aud)
     st, _, _ = publish(h, {"topic": "/d8/2"}, tok=p8)
     check(st == 200, st)
     st, _, _ = publish(h, {"topic": "/other"}, tok=p8)
     check(st == 403, st)
     # access_token query parameter, private via authorization_details.
-    sub = tok08(["subscribe"], [{"match": "/d8/1"}])
+    sub = tok08(["subscribe"], [{"match": "/d8/1"}], aud=[aud, "https://x.example"])
     s = Sub(h, q(match="/d8/1", access_token=sub))
     check(s.status == 200, s.status)
     publish(h, {"topic": "/d8/1", "data": "p8", "private": ""}, tok=t8)
