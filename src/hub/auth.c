@@ -33,6 +33,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 
 #include <sse/error.h>
@@ -62,9 +63,10 @@ static const struct auth_alg auth_algs[] = {
 
 struct auth_key {
     const struct auth_alg *alg;
-    unsigned char *key; /* HMAC secret (NUL-terminated copy); NULL for RS / ES */
-    size_t key_len;
+    size_t key_len;     /* HMAC secret length (the secret itself lives in `mac` only) */
     EVP_PKEY *pkey;     /* RS / ES public key */
+    EVP_MD *md;         /* the algorithm's digest, fetched once */
+    EVP_MAC_CTX *mac;   /* HS: an HMAC context keyed once; duplicated per verification */
 };
 
 struct cache_entry {
@@ -84,6 +86,8 @@ struct sse__auth {
     size_t n_buckets, n, capacity;
     struct cache_entry *head, *tail;
     size_t hits, misses;
+    EVP_MD *sha256;     /* cache key digest, fetched once */
+    EVP_MD_CTX *dctx;   /* reused for every cache key */
 };
 
 /* ---- grants ---------------------------------------------------------------------------- */
@@ -225,20 +229,26 @@ static int numeric_date(json_t *claims, const char *name, long long *v)
 
 /* ---- signature ------------------------------------------------------------------------ */
 
+/* 1 valid, 0 not, -1 out of memory. */
 static int verify_hmac(const struct auth_key *k, const char *token, size_t signed_len,
                        const char *sig64, size_t sig64_len)
 {
     unsigned char mac[EVP_MAX_MD_SIZE], sig[EVP_MAX_MD_SIZE + 3];
-    unsigned int mac_len = 0;
+    size_t mac_len = 0;
     if (sig64_len > (EVP_MAX_MD_SIZE * 4 + 2) / 3)
         return 0;
     long n = b64url_decode(sig64, sig64_len, sig);
-    const EVP_MD *md = EVP_get_digestbyname(k->alg->md);
-    if (n < 0 || !md)
+    if (n < 0)
         return 0;
-    if (!HMAC(md, k->key, (int)k->key_len, (const unsigned char *)token, signed_len, mac,
-              &mac_len))
-        return 0;
+    /* The keyed context is prepared once (key_init); a copy of it hashes this token. */
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->mac);
+    if (!c)
+        return -1;
+    int ok = EVP_MAC_update(c, (const unsigned char *)token, signed_len) == 1 &&
+             EVP_MAC_final(c, mac, &mac_len, sizeof(mac)) == 1;
+    EVP_MAC_CTX_free(c);
+    if (!ok)
+        return -1;
     /* Length is public (it is fixed by the algorithm); the bytes are compared in constant time. */
     return (size_t)n == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
 }
@@ -258,8 +268,8 @@ static int verify_pkey(const struct auth_key *k, const char *token, size_t signe
     if (sig64_len > (sizeof(sig) - 3) / 3 * 4)
         return 0;
     long n = b64url_decode(sig64, sig64_len, sig);
-    const EVP_MD *md = EVP_get_digestbyname(k->alg->md);
-    if (n <= 0 || !md)
+    const EVP_MD *md = k->md;
+    if (n <= 0)
         return 0;
     vlen = (size_t)n;
     if (k->alg->family == 'E') {
@@ -678,14 +688,14 @@ out:
 
 /* ---- cache ---------------------------------------------------------------------------- */
 
-static int token_digest(int role, const char *token, size_t len, unsigned char d[32])
+static int token_digest(struct sse__auth *a, int role, const char *token, size_t len,
+                        unsigned char d[32])
 {
     unsigned char r = (unsigned char)role;
     unsigned int dl = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, &r, 1) &&
-             EVP_DigestUpdate(ctx, token, len) && EVP_DigestFinal_ex(ctx, d, &dl) && dl == 32;
-    EVP_MD_CTX_free(ctx);
+    int ok = EVP_DigestInit_ex(a->dctx, a->sha256, NULL) && EVP_DigestUpdate(a->dctx, &r, 1) &&
+             EVP_DigestUpdate(a->dctx, token, len) && EVP_DigestFinal_ex(a->dctx, d, &dl) &&
+             dl == 32;
     return ok ? 0 : SSE_ENOMEM;
 }
 
@@ -749,12 +759,22 @@ static int key_init(struct auth_key *k, const char *key, const char *alg)
     if (!k->alg || !key || !*key)
         return SSE_EINVAL;
     int is_pem = strstr(key, "-----BEGIN") != NULL;
+    if (k->alg->family == 'H' && is_pem)
+        return SSE_EINVAL; /* a PEM text as an HMAC secret: the algorithm-confusion setup */
+    k->md = EVP_MD_fetch(NULL, k->alg->md, NULL);
+    if (!k->md)
+        return SSE_ENOMEM;
     if (k->alg->family == 'H') {
-        if (is_pem)
-            return SSE_EINVAL; /* a PEM text as an HMAC secret: the algorithm-confusion setup */
         k->key_len = strlen(key);
-        k->key = (unsigned char *)sse__strndup(key, k->key_len);
-        return k->key ? 0 : SSE_ENOMEM;
+        EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        k->mac = m ? EVP_MAC_CTX_new(m) : NULL;
+        EVP_MAC_free(m);
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string("digest", (char *)k->alg->md, 0),
+            OSSL_PARAM_construct_end()};
+        if (!k->mac || EVP_MAC_init(k->mac, (const unsigned char *)key, k->key_len, params) != 1)
+            return SSE_ENOMEM;
+        return 0;
     }
     /* A public key of the algorithm's family and size, refused now rather than at first use. */
     BIO *bio = BIO_new_mem_buf(key, -1);
@@ -775,10 +795,8 @@ static int key_init(struct auth_key *k, const char *key, const char *alg)
 
 static void key_clear(struct auth_key *k)
 {
-    if (k->key) {
-        OPENSSL_cleanse(k->key, k->key_len);
-        sse__free(k->key);
-    }
+    EVP_MAC_CTX_free(k->mac);
+    EVP_MD_free(k->md);
     EVP_PKEY_free(k->pkey);
 }
 
@@ -816,6 +834,10 @@ int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
         goto out_free;
     if (cfg->issuer && !(a->issuer = sse__strdup(cfg->issuer)))
         goto out_free;
+    a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    a->dctx = EVP_MD_CTX_new();
+    if (!a->sha256 || !a->dctx)
+        goto out_free;
     a->n_buckets = 16;
     while (a->n_buckets < a->capacity && a->n_buckets < ((size_t)1 << 20))
         a->n_buckets <<= 1;
@@ -849,7 +871,7 @@ int sse__auth_verify(struct sse__auth *a, int role, const char *token, size_t le
         *why = "token too long";
         return SSE_EAUTH;
     }
-    if (token_digest(role, token, len, d))
+    if (token_digest(a, role, token, len, d))
         return SSE_ENOMEM;
     struct cache_entry *e = a->buckets[bucket_of(a, d)];
     while (e && CRYPTO_memcmp(e->digest, d, 32) != 0)
@@ -913,5 +935,7 @@ void sse__auth_free(struct sse__auth *a)
     key_clear(&a->sub);
     sse__free(a->resource);
     sse__free(a->issuer);
+    EVP_MD_CTX_free(a->dctx);
+    EVP_MD_free(a->sha256);
     sse__free(a);
 }
