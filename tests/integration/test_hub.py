@@ -631,6 +631,43 @@ def t_draft07_only_and_anonymous_refused(h2):
     s.close()
 
 
+def t_dev_token_only_in_dev(h):
+    st, _, _ = request(h, "GET", "/.well-known/ssehub/dev-token")
+    check(st == 404, "dev tokens exposed without --dev (%d)" % st)
+
+
+def t_ipv6_sigint_and_dev():
+    """--listen [::1]:0 (when the host has IPv6 loopback), --dev tokens, SIGINT is graceful."""
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        print("     (no IPv6 loopback: case skipped)")
+        return
+    p = subprocess.Popen([SSEHUB, "serve", "--listen", "[::1]:0", "--dev"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        line = p.stdout.readline().decode()
+        m = re.search(r"listening on http://\[::1\]:(\d+)/", line)
+        check(m, line)
+        port = int(m.group(1))
+        s = socket.create_connection(("::1", port), timeout=5)
+        s.sendall(b"GET /.well-known/ssehub/dev-token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        s.close()
+        check(b" 200 " in data.split(b"\r\n")[0], data[:100])
+        doc = json.loads(data.partition(b"\r\n\r\n")[2])
+        check(doc["publisher"].count(".") == 2 and doc["subscriber"].count(".") == 2, doc)
+    finally:
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(10)
+    check(rc == 0, "exit %d after SIGINT" % rc)
+
+
 def t_rs256_key_file():
     """--publisher-jwt-alg RS256 with the PEM public key read from @FILE; token signed by openssl."""
     import shutil
@@ -686,6 +723,8 @@ def main():
         ("subscriptions", t_subscriptions, (h,)),
         ("cookie_publish_origin", t_cookie_publish_origin, (h,)),
         ("rs256_key_file", t_rs256_key_file, ()),
+        ("dev_token_only_in_dev", t_dev_token_only_in_dev, (h,)),
+        ("ipv6_sigint_and_dev", t_ipv6_sigint_and_dev, ()),
         ("limits_429", t_limits_429, (h2,)),
         ("draft08_only", t_draft07_only_and_anonymous_refused, (h2,)),
     ]
