@@ -283,6 +283,15 @@ static void tpl_item(struct nb *b, const struct top *op, const struct tvar *v)
  */
 static void tpl_expr(struct nb *b, const struct top *op, const struct tvar *vars, size_t k)
 {
+    if (k == 1) {
+        /* One variable (the usual case): "" | first value. Same language, fewer states. */
+        size_t skip = op->first[0] ? nb_emit(b, N_SPLIT, 0, 0) : (size_t)-1;
+        nb_bytes(b, op->first, strlen(op->first));
+        tpl_item(b, op, &vars[0]);
+        if (skip != (size_t)-1)
+            nb_patch(b, skip, 1, b->n);
+        return;
+    }
     size_t start = nb_emit(b, N_SPLIT, 0, 0); /* out1: the whole expression is empty */
     nb_bytes(b, op->first, strlen(op->first));
     size_t pend_a = (size_t)-1;    /* A_j split whose out1 must reach A_{j+1} */
