@@ -1,6 +1,7 @@
 // hub_playground.mjs: the hub in a real browser. Starts `ssehub serve --demo --web DIR` on
 // 127.0.0.1 port 0 (with a short --max-lifetime so the hub ends streams and the browser must
 // reconnect), then in headless Chromium:
+//  0. clock.html (as `make run` serves it) shows the demo publisher's time and myEvent;
 //  1. the playground page gets the dev tokens, subscribes with EventSource (onopen before any
 //     update), publishes with fetch, and receives the update with its multi-line data exact;
 //  2. a private update does not reach the anonymous subscriber, and does reach a page that
@@ -44,6 +45,16 @@ run('e2e_hub_playground', 100000, async (ctx) => {
   }, 5000, 'the publisher token line');
 
   ctx.browser = await launchBrowser();
+
+  // 0. The classic clock page as `make run` serves it: /clock is the hub's demo topic.
+  const clock = await newPage(ctx.browser);
+  await clock.goto(`${base}/clock.html`);
+  await until(async () => Number(await clock.textContent('#count')) >= 2, 6000,
+    'clock.html receives the demo publisher\'s time');
+  await until(async () => Number(await clock.textContent('#my-count')) >= 1, 8000,
+    'clock.html receives myEvent (every fifth second)');
+  check(/^\d{4}-\d\d-\d\dT/.test(await clock.textContent('#now-full')), 'the clock shows the server time');
+  await clock.close();
 
   // 1. Subscribe anonymously from the playground, publish from the page.
   const a = await newPage(ctx.browser);
