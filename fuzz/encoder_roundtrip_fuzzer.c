@@ -8,11 +8,10 @@
  * the retry, and one comment per comment line. Fields that are not valid UTF-8 only have to
  * parse without error (the parser replaces invalid bytes; that is the parser fuzzer's domain).
  */
+#include <sse/format.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sse/format.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -182,8 +181,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     if (sse_parser_new(&p, NULL, &cb, &r))
         abort();
     size_t split = 1 + (out.len - 1) * (flags & 7) / 8;
-    if (sse_parser_feed(p, out.data + 1, split - 1) || sse_parser_feed(p, out.data + split,
-                                                                       out.len - split))
+    if (sse_parser_feed(p, out.data + 1, split - 1) ||
+        sse_parser_feed(p, out.data + split, out.len - split))
         abort();
     sse_parser_free(p);
     sse_buf_free(&out);

@@ -12,12 +12,11 @@
  *     CR/LF in type, no CR/LF/NUL in id, type never empty, sizes within the limits.
  * Any mismatch aborts.
  */
+#include <sse/format.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sse/format.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,11 +11,10 @@
 #ifndef SSE_CLI_JSON_H
 #define SSE_CLI_JSON_H
 
+#include <sse/format.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#include <sse/format.h>
 
 /* Write s[0..len) as a quoted, escaped JSON string (no newline). s may hold NUL bytes. */
 void sse_cli_json_string(FILE *out, const char *s, size_t len);

@@ -4,15 +4,14 @@
  * one {"type","data","id"} object per dispatched event, {"retry":N} per accepted retry field.
  * Exit status: 0 at the end of the input, 1 on a read/write error or a limit hit, 2 on usage.
  */
+#include "cli_commands.h"
+#include "cli_json.h"
+
 #include <errno.h>
+#include <sse/format.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sse/format.h>
-
-#include "cli_commands.h"
-#include "cli_json.h"
 
 const char sse_cli_parse_summary[] = "parse a text/event-stream (file or stdin) into JSON lines";
 

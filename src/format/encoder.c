@@ -7,11 +7,10 @@
  * computed first (one scan for line ends), the buffer is reserved once, then filled with
  * memcpy; on any failure the buffer is left exactly as it was.
  */
-#include <sse/format.h>
-
-#include <string.h>
-
 #include "format/format_internal.h"
+
+#include <sse/format.h>
+#include <string.h>
 
 /* Number of lines in s[0..n) when split on CR, LF and CRLF (always >= 1). */
 static size_t count_lines(const char *s, size_t n)
@@ -123,8 +122,7 @@ int sse_encode_event(sse_buf *out, const sse_event *ev)
         return SSE_EINVAL;
     if ((ev->type && !single_line(ev->type, ev->type_len)) ||
         (ev->id && !single_line(ev->id, ev->id_len)) || (!ev->type && ev->type_len) ||
-        (!ev->id && ev->id_len) || (!ev->data && ev->data_len) ||
-        (!ev->comment && ev->comment_len))
+        (!ev->id && ev->id_len) || (!ev->data && ev->data_len) || (!ev->comment && ev->comment_len))
         return SSE_EINVAL;
     if (ev->type_len > SIZE_MAX / 8 || ev->id_len > SIZE_MAX / 8)
         return SSE_ELIMIT;

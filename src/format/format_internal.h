@@ -30,8 +30,8 @@ static inline size_t sse__scan_eol(const unsigned char *p, size_t n, unsigned *h
     const __m128i cr = _mm_set1_epi8('\r');
     for (; i + 16 <= n; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        unsigned m = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+        unsigned m =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
         unsigned b = (unsigned)_mm_movemask_epi8(v);
         if (m) {
             unsigned k = (unsigned)__builtin_ctz(m);

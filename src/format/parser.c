@@ -16,43 +16,42 @@
  *   CR that ends a chunk sets skip_lf so that an LF starting the next chunk ends nothing.
  * It owns no I/O; callbacks receive borrowed strings valid only during the call.
  */
-#include <sse/format.h>
-
-#include <string.h>
-
 #include "common/alloc.h"
 #include "format/format_internal.h"
 
-#define SSE__DEFAULT_MAX_LINE ((size_t)1 << 20)  /* 1 MiB */
+#include <sse/format.h>
+#include <string.h>
+
+#define SSE__DEFAULT_MAX_LINE ((size_t)1 << 20)   /* 1 MiB */
 #define SSE__DEFAULT_MAX_EVENT ((size_t)16 << 20) /* 16 MiB */
 #define SSE__KEEP_CAP ((size_t)64 << 10) /* buffers larger than this are freed when emptied */
 
 /* A growable byte string that always has room for a terminating NUL past len. */
 struct sse__pbuf {
-    char *p;    /* owned (sse__malloc); NULL until first needed */
-    size_t len; /* bytes in use */
-    size_t cap; /* bytes allocated */
+    char *p;      /* owned (sse__malloc); NULL until first needed */
+    size_t len;   /* bytes in use */
+    size_t cap;   /* bytes allocated */
     size_t limit; /* growth stops doubling at this size (0: no such size) */
 };
 
 struct sse_parser {
-    sse_parser_callbacks cb;    /* copied at creation */
-    void *user_data;            /* passed to every callback */
-    size_t max_line;            /* longest line, terminator excluded */
-    size_t max_event;           /* largest data + type + id */
-    struct sse__pbuf line;      /* the unfinished line a chunk ended in */
-    struct sse__pbuf data;      /* the data buffer (every data line followed by LF) */
-    struct sse__pbuf type;      /* the event type buffer */
-    struct sse__pbuf id;        /* the last event ID buffer, when id_set */
-    struct sse__pbuf last_id;   /* the last event ID string (set at dispatch) */
-    struct sse__pbuf scratch;   /* decoded comments with invalid UTF-8 */
-    int err;                    /* sticky SSE_ELIMIT / SSE_ENOMEM until reset */
-    unsigned line_hi;           /* non-zero if the buffered line holds a byte >= 0x80 */
-    unsigned char at_start;     /* no byte of the stream seen yet but BOM candidates */
-    unsigned char bom_n;        /* bytes of a BOM matched so far (0..2) while at_start */
-    unsigned char skip_lf;      /* the previous chunk ended with CR: drop one leading LF */
-    unsigned char id_set;       /* an id field was seen since the last dispatch; if 0, the
-                                 * last event ID buffer equals last_id */
+    sse_parser_callbacks cb;  /* copied at creation */
+    void *user_data;          /* passed to every callback */
+    size_t max_line;          /* longest line, terminator excluded */
+    size_t max_event;         /* largest data + type + id */
+    struct sse__pbuf line;    /* the unfinished line a chunk ended in */
+    struct sse__pbuf data;    /* the data buffer (every data line followed by LF) */
+    struct sse__pbuf type;    /* the event type buffer */
+    struct sse__pbuf id;      /* the last event ID buffer, when id_set */
+    struct sse__pbuf last_id; /* the last event ID string (set at dispatch) */
+    struct sse__pbuf scratch; /* decoded comments with invalid UTF-8 */
+    int err;                  /* sticky SSE_ELIMIT / SSE_ENOMEM until reset */
+    unsigned line_hi;         /* non-zero if the buffered line holds a byte >= 0x80 */
+    unsigned char at_start;   /* no byte of the stream seen yet but BOM candidates */
+    unsigned char bom_n;      /* bytes of a BOM matched so far (0..2) while at_start */
+    unsigned char skip_lf;    /* the previous chunk ended with CR: drop one leading LF */
+    unsigned char id_set;     /* an id field was seen since the last dispatch; if 0, the
+                               * last event ID buffer equals last_id */
 };
 
 static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
@@ -134,8 +133,7 @@ static inline int pbuf_append_text(struct sse__pbuf *b, const unsigned char *s, 
 }
 
 /* Replace b's contents by s[0..n) (decoded). */
-static inline int pbuf_set_text(struct sse__pbuf *b, const unsigned char *s, size_t n,
-                                unsigned hi)
+static inline int pbuf_set_text(struct sse__pbuf *b, const unsigned char *s, size_t n, unsigned hi)
 {
     b->len = 0;
     return pbuf_append_text(b, s, n, hi);
@@ -143,8 +141,8 @@ static inline int pbuf_set_text(struct sse__pbuf *b, const unsigned char *s, siz
 
 /* ------------------------------------------------------------- lifecycle */
 
-int sse_parser_new(sse_parser **out, const sse_parser_options *opts,
-                   const sse_parser_callbacks *cb, void *user_data)
+int sse_parser_new(sse_parser **out, const sse_parser_options *opts, const sse_parser_callbacks *cb,
+                   void *user_data)
 {
     if (!out)
         return SSE_EINVAL;
@@ -278,8 +276,8 @@ static int check_event_size(const sse_parser *p)
 }
 
 /* Process one complete line s[0..n) (terminator excluded); hi: it may hold bytes >= 0x80. */
-static inline __attribute__((always_inline)) int
-process_line(sse_parser *p, const unsigned char *s, size_t n, unsigned hi)
+static inline __attribute__((always_inline)) int process_line(sse_parser *p, const unsigned char *s,
+                                                              size_t n, unsigned hi)
 {
     if (n == 0)
         return dispatch(p);
@@ -466,9 +464,9 @@ static inline int feed_small(sse_parser *p, const unsigned char *s, size_t n)
             continue;
         }
         p->skip_lf = 0;
-        int rc = process_line_slow(p, p->line.len ? (const unsigned char *)p->line.p
-                                                  : (const unsigned char *)"",
-                                   p->line.len, p->line_hi);
+        int rc = process_line_slow(
+            p, p->line.len ? (const unsigned char *)p->line.p : (const unsigned char *)"",
+            p->line.len, p->line_hi);
         pbuf_clear(&p->line);
         p->line_hi = 0;
         /* as in feed_bytes: a CR's LF is taken from this chunk, or from the next one's start */

@@ -3,15 +3,15 @@
  * JSON string writer of cli_json.c on inputs the parser never produces (CR, invalid UTF-8).
  * The binary is run with fork/exec; its stdin, stdout and stderr are temporary files.
  */
+#include "cli_json.h"
+#include "harness/check.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "cli_json.h"
-#include "harness/check.h"
 
 struct run {
     int status;      /* exit status, or -1 if it did not exit normally */
@@ -87,20 +87,21 @@ static int run_parse(struct run *r, const char *in, size_t n, const char *const 
     return 0;
 }
 
-#define RUN(r, lit, ...)                                                                       \
-    do {                                                                                       \
-        static const char *const args_[] = {__VA_ARGS__, NULL};                                \
-        CHECK_EQ_INT(run_parse(r, lit, sizeof(lit) - 1, args_), 0);                            \
+#define RUN(r, lit, ...)                                                                           \
+    do {                                                                                           \
+        static const char *const args_[] = {__VA_ARGS__, NULL};                                    \
+        CHECK_EQ_INT(run_parse(r, lit, sizeof(lit) - 1, args_), 0);                                \
     } while (0)
 
 static int test_golden_basic(void)
 {
     static struct run r;
-    RUN(&r, "retry: 3000\n: keep-alive\nid: 1\nevent: tick\ndata: {\"n\":1}\n\n"
-            "data: line one\ndata: line two\n\n"
-            "id: 2\ndata: x\nfoo: ignored\n\n"
-            "event: lost\n\n"
-            "data: incomplete\n",
+    RUN(&r,
+        "retry: 3000\n: keep-alive\nid: 1\nevent: tick\ndata: {\"n\":1}\n\n"
+        "data: line one\ndata: line two\n\n"
+        "id: 2\ndata: x\nfoo: ignored\n\n"
+        "event: lost\n\n"
+        "data: incomplete\n",
         NULL);
     CHECK_EQ_INT(r.status, 0);
     const char *want = "{\"retry\":3000}\n"
@@ -115,13 +116,15 @@ static int test_golden_basic(void)
 static int test_golden_bom_crlf_utf8(void)
 {
     static struct run r;
-    RUN(&r, "\xEF\xBB\xBF" "data: caf\xC3\xA9\r\ndata: \xE2\x80\xA8\xFF\r\n\r\n"
-            "id: a\0b\rdata: \0\r\r",
+    RUN(&r,
+        "\xEF\xBB\xBF"
+        "data: caf\xC3\xA9\r\ndata: \xE2\x80\xA8\xFF\r\n\r\n"
+        "id: a\0b\rdata: \0\r\r",
         NULL);
     CHECK_EQ_INT(r.status, 0);
-    const char *want =
-        "{\"type\":\"message\",\"data\":\"caf\xC3\xA9\\u000a\xE2\x80\xA8\xEF\xBF\xBD\",\"id\":\"\"}\n"
-        "{\"type\":\"message\",\"data\":\"\\u0000\",\"id\":\"\"}\n";
+    const char *want = "{\"type\":\"message\",\"data\":"
+                       "\"caf\xC3\xA9\\u000a\xE2\x80\xA8\xEF\xBF\xBD\",\"id\":\"\"}\n"
+                       "{\"type\":\"message\",\"data\":\"\\u0000\",\"id\":\"\"}\n";
     CHECK_EQ_MEM(r.out, r.out_len, want, strlen(want));
     return 0;
 }

@@ -2,16 +2,15 @@
  * test_common.c: unit tests of the shared containers in src/common: the capped sse_buf and the
  * reference-counted sse_frame, including their behaviour under failing allocations.
  */
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-
-#include <sse/buf.h>
-#include <sse/error.h>
-
 #include "common/alloc.h"
 #include "harness/check.h"
 #include "harness/failalloc.h"
+
+#include <pthread.h>
+#include <sse/buf.h>
+#include <sse/error.h>
+#include <stdint.h>
+#include <string.h>
 
 static int test_buf_basic(void)
 {
@@ -49,14 +48,14 @@ static int test_buf_cap(void)
     sse_buf_init(&b, 8);
     CHECK_EQ_INT(sse_buf_append(&b, "12345", 5), 0);
     CHECK_EQ_INT(sse_buf_append(&b, "6789", 4), SSE_ELIMIT);
-    CHECK_EQ_MEM(b.data, b.len, "12345", 5); /* nothing appended */
+    CHECK_EQ_MEM(b.data, b.len, "12345", 5);       /* nothing appended */
     CHECK_EQ_INT(sse_buf_append(&b, "678", 3), 0); /* exactly the cap */
     CHECK_EQ_INT(sse_buf_append_byte(&b, 'x'), SSE_ELIMIT);
     CHECK_EQ_INT(sse_buf_printf(&b, "%d", 1), SSE_ELIMIT);
     CHECK_EQ_INT(sse_buf_reserve(&b, 1), SSE_ELIMIT);
     CHECK_EQ_INT(sse_buf_reserve(&b, 0), 0);
     CHECK_EQ_MEM(b.data, b.len, "12345678", 8);
-    CHECK_EQ_STR(sse_buf_cstr(&b), "12345678"); /* the NUL fits past the cap */
+    CHECK_EQ_STR(sse_buf_cstr(&b), "12345678");              /* the NUL fits past the cap */
     CHECK_EQ_INT(sse_buf_reserve(&b, SIZE_MAX), SSE_ELIMIT); /* no overflow */
     sse_buf_free(&b);
     /* a zeroed struct behaves like sse_buf_init(b, 0) */

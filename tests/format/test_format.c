@@ -6,16 +6,15 @@
  * NUL shown as \n, \r, \0. Every vector is fed whole, split at every point into two chunks,
  * split at every pair of points (short vectors), and one byte at a time: all must log the same.
  */
+#include "common/alloc.h"
+#include "harness/check.h"
+#include "harness/failalloc.h"
+
+#include <sse/format.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sse/format.h>
-
-#include "common/alloc.h"
-#include "harness/check.h"
-#include "harness/failalloc.h"
 
 /* ------------------------------------------------------------- logging callbacks */
 
@@ -160,19 +159,19 @@ static int test_parse_fields(void)
     int failures = 0;
     VEC("data: hello\n\n", "message|hello|;");
     VEC("data:hello\n\n", "message|hello|;");
-    VEC("data:  hello\n\n", "message| hello|;");        /* only one space removed */
+    VEC("data:  hello\n\n", "message| hello|;"); /* only one space removed */
     VEC("data: a\ndata: b\n\n", "message|a\\nb|;");
-    VEC("data\n\n", "message||;");                       /* no colon: name = line, value "" */
+    VEC("data\n\n", "message||;"); /* no colon: name = line, value "" */
     VEC("data:\n\n", "message||;");
     VEC("data: \n\n", "message||;");
     VEC("data:\ndata:\n\n", "message|\\n|;");
-    VEC("data: a\ndata:\n\n", "message|a\\n|;");         /* only the final LF is removed */
+    VEC("data: a\ndata:\n\n", "message|a\\n|;"); /* only the final LF is removed */
     VEC("data:x:y: z\n\n", "message|x:y: z|;");
-    VEC("data \n\n", "");                                /* field "data " is unknown */
-    VEC("Data: x\n\n", "");                              /* names are case-sensitive */
-    VEC("foo: bar\ndata: x\nbar\n\n", "message|x|;");    /* unknown fields ignored */
+    VEC("data \n\n", "");                             /* field "data " is unknown */
+    VEC("Data: x\n\n", "");                           /* names are case-sensitive */
+    VEC("foo: bar\ndata: x\nbar\n\n", "message|x|;"); /* unknown fields ignored */
     VEC("\n\n\ndata: x\n\n", "message|x|;");
-    VEC("data: a\0b\n\n", "message|a\\0b|;");            /* NUL in data is kept */
+    VEC("data: a\0b\n\n", "message|a\\0b|;"); /* NUL in data is kept */
     return failures;
 }
 
@@ -181,8 +180,8 @@ static int test_parse_event_type(void)
     int failures = 0;
     VEC("event: foo\ndata: x\n\n", "foo|x|;");
     VEC("event: foo\ndata: x\n\ndata: y\n\n", "foo|x|;message|y|;"); /* reset after dispatch */
-    VEC("event: foo\n\ndata: y\n\n", "message|y|;");     /* empty data: no dispatch, type reset */
-    VEC("event\ndata: x\n\n", "message|x|;");            /* empty type means message */
+    VEC("event: foo\n\ndata: y\n\n", "message|y|;"); /* empty data: no dispatch, type reset */
+    VEC("event\ndata: x\n\n", "message|x|;");        /* empty type means message */
     VEC("event: a\nevent: b\ndata: x\n\n", "b|x|;");
     VEC("data: x\nevent: e\n\n", "e|x|;");
     VEC("event:  sp\ndata: x\n\n", " sp|x|;");
@@ -196,7 +195,7 @@ static int test_parse_id(void)
     VEC("id: 1\ndata: x\n\nid\ndata: y\n\n", "message|x|1;message|y|;");
     VEC("id: 1\ndata: x\n\nid:\ndata: y\n\n", "message|x|1;message|y|;");
     VEC("id: 1\ndata: x\n\nid: a\0b\ndata: y\n\n", "message|x|1;message|y|1;"); /* NUL: ignored */
-    VEC("id: 5\n\ndata: x\n\n", "message|x|5;");         /* set even when nothing dispatches */
+    VEC("id: 5\n\ndata: x\n\n", "message|x|5;"); /* set even when nothing dispatches */
     VEC("data: x\nid: 7\n\n", "message|x|7;");
     VEC("id: \xF0\x9F\x98\x80\ndata: x\n\n", "message|x|\xF0\x9F\x98\x80;");
     VEC("id:  a b \ndata: x\n\n", "message|x| a b ;");
@@ -210,15 +209,15 @@ static int test_parse_retry(void)
     VEC("retry:0\n", "retry=0;");
     VEC("retry: 007\n", "retry=7;");
     VEC("retry: 18446744073709551615\n", "retry=18446744073709551615;");
-    VEC("retry: 18446744073709551616\n", "");            /* overflows uint64: ignored */
+    VEC("retry: 18446744073709551616\n", ""); /* overflows uint64: ignored */
     VEC("retry: 99999999999999999999999\n", "");
     VEC("retry: 10a\n", "");
     VEC("retry: -1\n", "");
     VEC("retry: 1.5\n", "");
     VEC("retry:\n", "");
     VEC("retry\n", "");
-    VEC("retry:  5\n", "");                              /* " 5" is not all digits */
-    VEC("retry: \xD9\xA3\n", "");                        /* ARABIC-INDIC DIGIT THREE: no */
+    VEC("retry:  5\n", "");       /* " 5" is not all digits */
+    VEC("retry: \xD9\xA3\n", ""); /* ARABIC-INDIC DIGIT THREE: no */
     VEC("retry: 5\ndata: x\n\n", "retry=5;message|x|;");
     return failures;
 }
@@ -229,8 +228,8 @@ static int test_parse_line_ends(void)
     VEC("data: a\rdata: b\r\r", "message|a\\nb|;");
     VEC("data: a\r\ndata: b\r\n\r\n", "message|a\\nb|;");
     VEC("data: a\r\n\rdata: b\n\r\n", "message|a|;message|b|;");
-    VEC("data: a\n\r", "message|a|;");                   /* LF then CR: two line ends */
-    VEC("data: a\r\n", "");                              /* CRLF is one line end */
+    VEC("data: a\n\r", "message|a|;"); /* LF then CR: two line ends */
+    VEC("data: a\r\n", "");            /* CRLF is one line end */
     VEC("data: a\r\r\n", "message|a|;");
     VEC("data: a\r\n\r\n\r\n", "message|a|;");
     VEC("data: a\n\ndata: b\r\rdata: c\r\n\r\n", "message|a|;message|b|;message|c|;");
@@ -245,7 +244,7 @@ static int test_parse_comments(void)
     VEC(":\n", "#;");
     VEC("::x: y\n", "#:x: y;");
     VEC(": a\r: b\r\n", "# a;# b;");
-    VEC(": ok\n\n", "# ok;");                            /* a comment does not make an event */
+    VEC(": ok\n\n", "# ok;"); /* a comment does not make an event */
     VEC(":\xFF\n", "#\xEF\xBF\xBD;");
     return failures;
 }
@@ -253,7 +252,7 @@ static int test_parse_comments(void)
 static int test_parse_end_of_stream(void)
 {
     int failures = 0;
-    VEC("data: x\n", "");                                /* incomplete event discarded */
+    VEC("data: x\n", ""); /* incomplete event discarded */
     VEC("data: x", "");
     VEC("data: x\n\ndata: y\n", "message|x|;");
     VEC("data: x\r", "");
@@ -263,16 +262,32 @@ static int test_parse_end_of_stream(void)
 static int test_parse_bom(void)
 {
     int failures = 0;
-    VEC("\xEF\xBB\xBF" "data: x\n\n", "message|x|;");
-    VEC("\xEF\xBB\xBF\xEF\xBB\xBF" "data: x\n\ndata: y\n\n", "message|y|;"); /* 2nd is a char */
-    VEC("\xEF\xBB" "data: x\n\ndata: y\n\n", "message|y|;"); /* broken BOM: ff fd in the name */
-    VEC("\xEF" "data: x\n\ndata: y\n\n", "message|y|;");
+    VEC("\xEF\xBB\xBF"
+        "data: x\n\n",
+        "message|x|;");
+    VEC("\xEF\xBB\xBF\xEF\xBB\xBF"
+        "data: x\n\ndata: y\n\n",
+        "message|y|;"); /* 2nd is a char */
+    VEC("\xEF\xBB"
+        "data: x\n\ndata: y\n\n",
+        "message|y|;"); /* broken BOM: ff fd in the name */
+    VEC("\xEF"
+        "data: x\n\ndata: y\n\n",
+        "message|y|;");
     VEC("\xEF\xBB\xBF", "");
-    VEC("\xEF\xBB\xBF\n" "data: x\n\n", "message|x|;");
-    VEC("\xEF\xBB\n" "data: x\n\n", "message|x|;");      /* held bytes are a line of their own */
-    VEC("\xEF\xBB" ": c\n", "");
-    VEC(":\xEF\xBB\n", "#\xEF\xBF\xBD;");                /* mid-stream: ordinary (bad) bytes */
-    VEC("data: \xEF\xBB\xBF" "x\n\n", "message|\xEF\xBB\xBFx|;"); /* U+FEFF in a value stays */
+    VEC("\xEF\xBB\xBF\n"
+        "data: x\n\n",
+        "message|x|;");
+    VEC("\xEF\xBB\n"
+        "data: x\n\n",
+        "message|x|;"); /* held bytes are a line of their own */
+    VEC("\xEF\xBB"
+        ": c\n",
+        "");
+    VEC(":\xEF\xBB\n", "#\xEF\xBF\xBD;"); /* mid-stream: ordinary (bad) bytes */
+    VEC("data: \xEF\xBB\xBF"
+        "x\n\n",
+        "message|\xEF\xBB\xBFx|;"); /* U+FEFF in a value stays */
     return failures;
 }
 
@@ -281,13 +296,15 @@ static int test_parse_utf8(void)
 {
     int failures = 0;
 #define R "\xEF\xBF\xBD"
-    VEC("data: a\xFF" "b\n\n", "message|a" R "b|;");
-    VEC("data: \xE2\x82\xAC\n\n", "message|\xE2\x82\xAC|;");           /* valid euro sign */
-    VEC("data: \xE2\x82x\n\n", "message|" R "x|;");                    /* truncated: one */
-    VEC("data: \xE2\x82\n\n", "message|" R "|;");                      /* truncated at EOL */
-    VEC("data: \xF0\x80\x80\n\n", "message|" R R R "|;");              /* overlong: three */
-    VEC("data: \xED\xA0\x80\n\n", "message|" R R R "|;");              /* surrogate */
-    VEC("data: \xF4\x90\x80\x80\n\n", "message|" R R R R "|;");        /* > U+10FFFF */
+    VEC("data: a\xFF"
+        "b\n\n",
+        "message|a" R "b|;");
+    VEC("data: \xE2\x82\xAC\n\n", "message|\xE2\x82\xAC|;");    /* valid euro sign */
+    VEC("data: \xE2\x82x\n\n", "message|" R "x|;");             /* truncated: one */
+    VEC("data: \xE2\x82\n\n", "message|" R "|;");               /* truncated at EOL */
+    VEC("data: \xF0\x80\x80\n\n", "message|" R R R "|;");       /* overlong: three */
+    VEC("data: \xED\xA0\x80\n\n", "message|" R R R "|;");       /* surrogate */
+    VEC("data: \xF4\x90\x80\x80\n\n", "message|" R R R R "|;"); /* > U+10FFFF */
     VEC("data: \xC0\xAF\n\n", "message|" R R "|;");
     VEC("data: \xC2\n\n", "message|" R "|;");
     VEC("data: \xF1\x80\x80\n\n", "message|" R "|;");
@@ -297,11 +314,12 @@ static int test_parse_utf8(void)
     VEC("data: \xE0\x9F\x80\n\n", "message|" R R R "|;");
     VEC("data: \xE0\xA0\x80\n\n", "message|\xE0\xA0\x80|;");
     VEC("data: \xF4\x8F\xBF\xBF\n\n", "message|\xF4\x8F\xBF\xBF|;");
-    VEC("data: \xE2\x82:x\n\n", "message|" R ":x|;");                  /* ':' ends it too */
+    VEC("data: \xE2\x82:x\n\n", "message|" R ":x|;"); /* ':' ends it too */
     VEC("event: \xFFz\ndata: x\n\n", R "z|x|;");
     VEC("id: \xC3\ndata: x\n\n", "message|x|" R ";");
     VEC("da\xFFta: x\n\n", "");
-    VEC("data: abcdefghijklmnop\xCE\xBB" "qrstuvwxyz0123456789\xFF\n\n",
+    VEC("data: abcdefghijklmnop\xCE\xBB"
+        "qrstuvwxyz0123456789\xFF\n\n",
         "message|abcdefghijklmnop\xCE\xBBqrstuvwxyz0123456789" R "|;");
 #undef R
     return failures;
@@ -312,17 +330,17 @@ static int test_parse_limits(void)
     int failures = 0;
     sse_parser_options o = SSE_PARSER_OPTIONS_INIT;
     o.max_line = 10;
-    VECO(&o, "data: 1234\n\n", "message|1234|;");        /* 10 bytes: fine */
+    VECO(&o, "data: 1234\n\n", "message|1234|;"); /* 10 bytes: fine */
     VECO(&o, "data: 12345\n\n", "!SSE_ELIMIT;");
     VECO(&o, "data: 1\n\ndata: 12345\n\ndata: 2\n\n", "message|1|;!SSE_ELIMIT;");
     VECO(&o, ":123456789\r\n", "#123456789;");
-    VECO(&o, "data: 12345", "!SSE_ELIMIT;");              /* also without a line end */
+    VECO(&o, "data: 12345", "!SSE_ELIMIT;"); /* also without a line end */
     o.max_line = 0;
     o.max_event = 8;
-    VECO(&o, "data: 1234567\n\n", "message|1234567|;");   /* 7 + LF */
+    VECO(&o, "data: 1234567\n\n", "message|1234567|;"); /* 7 + LF */
     VECO(&o, "data: 12345678\n\n", "!SSE_ELIMIT;");
     VECO(&o, "data: 1234\ndata: 123\n\n", "!SSE_ELIMIT;");
-    VECO(&o, "event: abc\ndata: 1234\n\n", "abc|1234|;");  /* type counts: 3 + 5 */
+    VECO(&o, "event: abc\ndata: 1234\n\n", "abc|1234|;"); /* type counts: 3 + 5 */
     VECO(&o, "event: abcd\ndata: 1234\n\n", "!SSE_ELIMIT;");
     return failures;
 }
@@ -373,7 +391,11 @@ static int test_parser_last_event_id(void)
     sse_parser_end(p);
     CHECK_EQ_STR(sse_parser_last_event_id(p, NULL), "42");
     /* a new stream: BOM expected again, last id kept and used */
-    CHECK_EQ_INT(sse_parser_feed(p, "\xEF\xBB\xBF" "data: b\n\n", 12), 0);
+    CHECK_EQ_INT(sse_parser_feed(p,
+                                 "\xEF\xBB\xBF"
+                                 "data: b\n\n",
+                                 12),
+                 0);
     sse_parser_reset(p);
     CHECK_EQ_INT(sse_parser_feed(p, "data: c\n\n", 9), 0);
     CHECK_EQ_MEM(l.b.data, l.b.len, "message|a|start;message|b|42;message|c|42;", 42);
@@ -535,9 +557,21 @@ static uint32_t rnd(void)
 /* Append a random valid UTF-8 string; lines=1 allows CR, LF, CRLF; nul=1 allows NUL. */
 static void rand_text(sse_buf *b, size_t max, int lines, int nul)
 {
-    static const char *pieces[] = {"a", " ", ":", "data", "\xC3\xA9", "\xE2\x82\xAC",
-                                   "\xF0\x9F\x98\x80", "\xEF\xBB\xBF", "\xE2\x80\xA8", "z9",
-                                   "retry", "\t", "id", "event", "{\"k\":1}"};
+    static const char *pieces[] = {"a",
+                                   " ",
+                                   ":",
+                                   "data",
+                                   "\xC3\xA9",
+                                   "\xE2\x82\xAC",
+                                   "\xF0\x9F\x98\x80",
+                                   "\xEF\xBB\xBF",
+                                   "\xE2\x80\xA8",
+                                   "z9",
+                                   "retry",
+                                   "\t",
+                                   "id",
+                                   "event",
+                                   "{\"k\":1}"};
     size_t n = rnd() % (max + 1);
     for (size_t i = 0; i < n; i++) {
         uint32_t r = rnd() % 24;
