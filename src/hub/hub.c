@@ -79,11 +79,8 @@ static int query_param(const char *q, const char *name, sse_buf *out)
         int r = sse_form_next(&cur, end, &n, &v);
         if (r == 0)
             break;
-        if (r < 0) {
-            if (r == SSE_ELIMIT)
-                continue; /* an oversized other parameter: skip it */
-            break;
-        }
+        if (r < 0)
+            break; /* sse_form_next does not advance past a bad pair: stop here */
         if (!strcmp(sse_buf_cstr(&n), name)) {
             sse_buf_reset(out);
             if (sse_buf_append(out, v.data ? v.data : "", v.len) == 0)
