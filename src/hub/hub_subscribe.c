@@ -190,7 +190,10 @@ void sse__hub_sweep_cb(uv_timer_t *t)
     long long limit = now_ms() + h->o.expiry_sweep_ms;
     long long old = h->o.max_lifetime_ms ? limit - h->o.expiry_sweep_ms - h->o.max_lifetime_ms
                                          : 0;
-    for (struct sse__hub_subscriber *s = h->subscribers; s; s = s->next) {
+    struct sse__hub_subscriber *next;
+    /* next is read first: should a close ever run its callback at once, s would be gone. */
+    for (struct sse__hub_subscriber *s = h->subscribers; s; s = next) {
+        next = s->next;
         if (!s->st || s->exp_ms < 0)
             continue;
         if (s->exp_ms && s->exp_ms <= limit) {
@@ -210,9 +213,12 @@ void sse__hub_sweep_cb(uv_timer_t *t)
 
 void sse__hub_close_subscribers(sse_hub *h)
 {
-    for (struct sse__hub_subscriber *s = h->subscribers; s; s = s->next)
+    struct sse__hub_subscriber *next;
+    for (struct sse__hub_subscriber *s = h->subscribers; s; s = next) {
+        next = s->next;
         if (s->st)
             sse_stream_close(s->st);
+    }
 }
 
 /* ---------------------------------------------------------------- replay */
