@@ -52,7 +52,8 @@ static void sub_usage(FILE *out)
             "exit status: 0 stopped by a limit (--max-events, --max-connections, --timeout-ms)\n"
             "or closed for good by the server (HTTP 204); 1 the connection failed (status, MIME\n"
             "type, too many failures, event too large), or --max-connections stopped it after\n"
-            "a connection that never opened; 2 usage error\n");
+            "a connection that never opened; 2 usage error; 130 / 143 interrupted by SIGINT /\n"
+            "SIGTERM (the end line is still printed, reason \"interrupted by SIGINT\")\n");
 }
 
 struct sub_state {
@@ -66,6 +67,7 @@ struct sub_state {
     const char *end;       /* "closed" / "reconnecting" / NULL (still running) */
     char reason[512];
     int exit_code;
+    sse_client *client; /* for the signal and time-limit handlers */
 };
 
 static void sub_stop(struct sub_state *st, sse_client *c, const char *end, const char *reason,
@@ -150,6 +152,22 @@ static void sub_on_error(sse_client *c, int code, const char *msg, void *ud)
             (unsigned long long)sse_client_next_delay_ms(c));
     if (st->max_connections && st->ended >= st->max_connections)
         sub_stop(st, c, "reconnecting", msg, opened ? 0 : 1);
+}
+
+static void sub_on_signal(uv_signal_t *h, int signum)
+{
+    struct sub_state *st = h->data;
+    char reason[64];
+    snprintf(reason, sizeof(reason), "interrupted by %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    sub_stop(st, st->client, "closed", reason, 128 + signum);
+}
+
+static void sub_on_limit(uv_timer_t *t)
+{
+    struct sub_state *st = t->data;
+    int open = sse_client_ready_state(st->client) == SSE_CLIENT_OPEN;
+    sub_stop(st, st->client, "timeout",
+             open ? "--timeout-ms reached while open" : "--timeout-ms reached while connecting", 0);
 }
 
 /* A non-negative decimal number for an option; -1 if s is not one. */
@@ -249,38 +267,55 @@ int sse_cli_sub(int argc, char **argv)
     headers[nheaders] = NULL;
     o.headers = headers;
 
-    sse_client_callbacks cb = {sub_on_open, sub_on_message, sub_on_retry, sub_on_error};
-    sse_client *c;
-    int rc = sse_client_new(&c, NULL, url, &o, &cb, &st);
-    if (rc == SSE_EINVAL) {
-        fprintf(stderr, "ssehub sub: not an http(s) URL, or a header without 'Name: value' or "
-                        "with CR/LF\n");
-        return 2;
-    }
+    /* A group on our own loop rather than sse_client_run(): the loop also watches SIGINT /
+     * SIGTERM and the time limit, so the "end" line is printed in every case. */
+    uv_loop_t loop;
+    sse_client_group *g = NULL;
+    sse_client *c = NULL;
+    uv_signal_t sigs[2];
+    uv_timer_t limit;
+    int rc = uv_loop_init(&loop);
     if (rc) {
         fprintf(stderr, "ssehub sub: %s\n", sse_strerror(rc));
         return 1;
     }
-    for (size_t i = 0; i < st.ntypes; i++)
-        if (sse_client_add_listener(c, st.types[i], sub_on_typed, &st)) {
-            fprintf(stderr, "ssehub sub: out of memory\n");
-            sse_client_free(c);
-            return 1;
-        }
-
-    rc = sse_client_run(c, (unsigned)timeout_ms);
-    if (rc == SSE_ETIMEDOUT) {
-        st.end = "timeout";
-        snprintf(st.reason, sizeof(st.reason), "--timeout-ms reached while %s",
-                 sse_client_ready_state(c) == SSE_CLIENT_OPEN ? "open" : "connecting");
-        st.exit_code = 0;
-    } else if (rc) {
-        st.end = "closed";
-        snprintf(st.reason, sizeof(st.reason), "%s", sse_strerror(rc));
-        st.exit_code = 1;
+    rc = sse_client_group_new(&g, &loop);
+    sse_client_callbacks cb = {sub_on_open, sub_on_message, sub_on_retry, sub_on_error};
+    if (!rc)
+        rc = sse_client_new(&c, g, url, &o, &cb, &st);
+    for (size_t i = 0; !rc && i < st.ntypes; i++)
+        rc = sse_client_add_listener(c, st.types[i], sub_on_typed, &st);
+    if (rc) {
+        if (rc == SSE_EINVAL)
+            fprintf(stderr, "ssehub sub: not an http(s) URL, or a header without 'Name: value' "
+                            "or with CR/LF\n");
+        else
+            fprintf(stderr, "ssehub sub: %s\n", sse_strerror(rc));
+        sse_client_group_free(g); /* frees c */
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return rc == SSE_EINVAL ? 2 : 1;
     }
+    st.client = c;
+    static const int signums[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(&loop, &sigs[i]);
+        sigs[i].data = &st;
+        uv_signal_start(&sigs[i], sub_on_signal, signums[i]);
+    }
+    uv_timer_init(&loop, &limit);
+    limit.data = &st;
+    if (timeout_ms)
+        uv_timer_start(&limit, sub_on_limit, timeout_ms, 0);
+    while (sse_client_ready_state(c) != SSE_CLIENT_CLOSED)
+        uv_run(&loop, UV_RUN_ONCE);
     uint64_t retry_ms = sse_client_retry_ms(c);
-    sse_client_free(c);
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&sigs[i], NULL);
+    uv_close((uv_handle_t *)&limit, NULL);
+    sse_client_group_free(g); /* frees c */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
 
     if (st.json) {
         printf("{\"end\":\"%s\",\"retry_ms\":%llu,\"reason\":", st.end ? st.end : "closed",

@@ -6,6 +6,9 @@
 #include "crafted_server.h"
 #include "harness/check.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +254,78 @@ static int test_usage_and_failures(void)
     return 0;
 }
 
+static void h_hold(struct ts_conn *c, unsigned idx, void *ud)
+{
+    ts_send(c, SSE_HEAD "data: first\n\n");
+    ts_sleep(c, 10000);
+}
+
+/* Start `$SSEHUB sub --json url`, wait for its first line, send sig, collect the rest. */
+static int signal_run(const char *url, int sig, char *out, size_t len)
+{
+    const char *bin = getenv("SSEHUB");
+    int p[2];
+    if (!bin || pipe(p))
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2);
+        execl(bin, bin, "sub", "--json", url, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t n = 0;
+    int signalled = 0;
+    uint64_t end = ts_now_ms() + 10000;
+    while (n + 1 < len && ts_now_ms() < end) {
+        struct pollfd pf = {p[0], POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(p[0], out + n, len - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        out[n] = '\0';
+        if (!signalled && strchr(out, '\n')) {
+            kill(pid, sig);
+            signalled = 1;
+        }
+    }
+    out[n] = '\0';
+    close(p[0]);
+    int st;
+    if (!signalled)
+        kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int test_signals_print_end_line(void)
+{
+    char url[256], got[4096];
+    struct ts_server *s = ts_start(h_hold, NULL);
+    CHECK(s);
+    ts_url(s, "/", url, sizeof(url));
+    int rc = signal_run(url, SIGINT, got, sizeof(got));
+    CHECK_EQ_INT(rc, 130);
+    CHECK_EQ_STR(got, "{\"type\":\"message\",\"data\":\"first\",\"id\":\"\"}\n"
+                      "{\"end\":\"closed\",\"retry_ms\":3000,\"reason\":\"interrupted by "
+                      "SIGINT\"}\n");
+    rc = signal_run(url, SIGTERM, got, sizeof(got));
+    ts_stop(s);
+    CHECK_EQ_INT(rc, 143);
+    CHECK(strstr(got, "\"reason\":\"interrupted by SIGTERM\"}\n"));
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_json_matches_parse), CHECK_TEST(test_end_lines_and_exit_codes),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_headers_and_last_event_id),
-           CHECK_TEST(test_human_output), CHECK_TEST(test_usage_and_failures))
+           CHECK_TEST(test_human_output), CHECK_TEST(test_usage_and_failures),
+           CHECK_TEST(test_signals_print_end_line))
