@@ -21,6 +21,9 @@
 #include <time.h>
 #include <uv.h>
 
+/* Ids stay below 2^53 so that JavaScript reads them exactly; a larger Last-Event-ID is ignored. */
+#define MAX_ID (1ULL << 53)
+
 struct client {
     struct client *prev, *next; /* the clock's list of open streams */
     sse_stream *st;
@@ -90,7 +93,7 @@ static void on_clock(sse_stream *st, const sse_request *req, void *user_data)
     }
     if (parse_u64(sse_request_header(req, "Last-Event-ID"), &last) == 0) {
         printf("reconnect last-event-id=%llu\n", last);
-        if (last > c->last_id)
+        if (last > c->last_id && last < MAX_ID)
             c->last_id = last; /* resume: the next event gets last + 1 */
     } else {
         printf("connect from %s\n", sse_request_remote_addr(req));

@@ -20,6 +20,9 @@
 #include <time.h>
 #include <uv.h>
 
+/* Ids stay below 2^53 so that JavaScript reads them exactly. */
+#define MAX_ID (1ULL << 53)
+
 struct oneshot {
     sse_server *server;
     uv_signal_t sigint, sigterm; /* graceful shutdown */
@@ -62,10 +65,13 @@ static void on_oneshot(sse_stream *st, const sse_request *req, void *user_data)
     sse_event ev = SSE_EVENT_INIT;
     int rc;
 
-    if (parse_u64(sse_request_header(req, "Last-Event-ID"), &last) == 0)
+    if (parse_u64(sse_request_header(req, "Last-Event-ID"), &last) == 0) {
         printf("reconnect last-event-id=%llu\n", last);
-    else
+        if (last >= MAX_ID)
+            last = 0; /* start again rather than overflow */
+    } else {
         printf("connect from %s\n", sse_request_remote_addr(req));
+    }
     iso_now(now, sizeof(now));
     snprintf(idtext, sizeof(idtext), "%llu", last + 1);
     ev.id = idtext;

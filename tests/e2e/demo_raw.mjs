@@ -5,9 +5,11 @@
 //
 // clock: two streams receive byte-identical ticks (one frame fanned out), "retry: 1000" first,
 // ids increasing by one, myEvent on multiples of five, a ':' comment on multiples of seven; a
-// third stream with Last-Event-ID 1000 is logged and makes the next id 1001 on every stream;
+// third stream with Last-Event-ID 1000 is logged and makes the next id 1001 on every stream (one
+// of 2^53 or more is ignored);
 // static files are served (200 / 404); SIGTERM with streams open ends them and exits 0.
-// oneshot: three chained requests get ids 1, 2, 3, each one event then the end; SIGTERM exits 0.
+// oneshot: three chained requests get ids 1, 2, 3, each one event then the end; a Last-Event-ID of
+// 2^64-1 starts again at 1; SIGTERM exits 0.
 import { check, run, Server, until } from './lib.mjs';
 
 const [clockBin, oneshotBin, web] = process.argv.slice(2);
@@ -99,6 +101,11 @@ await run('demo_raw', 60000, async (ctx) => {
   await until(() => a.ids().includes(1001), 2000, 'id 1001 on the first stream too');
   check(a.tick(1001) === c.tick(1001), 'the resumed stream gets the same frame as the others');
 
+  const huge = new RawStream(`${base}/clock`, { 'Last-Event-ID': '9007199254740992' });
+  await until(() => huge.ids().length > 0, 3000, 'an event after a too large Last-Event-ID');
+  check(huge.ids()[0] < 2000, `Last-Event-ID 2^53 is ignored (next id ${huge.ids()[0]})`);
+  huge.close();
+
   const exit = await clock.stop(5000);
   check(exit.code === 0, `SIGTERM with 3 open streams: clock exits 0 (code ${exit.code})`);
   await until(() => a.ended && b.ended && c.ended, 3000, 'the streams end on shutdown');
@@ -121,6 +128,10 @@ await run('demo_raw', 60000, async (ctx) => {
     last = Number(m[1]);
   }
   check(oneshot.reconnectIds().join(',') === '1,2', 'oneshot logs Last-Event-ID 1 and 2');
+  const wrap = await (await fetch(`http://127.0.0.1:${port2}/oneshot`, {
+    headers: { 'Last-Event-ID': '18446744073709551615' }, signal: AbortSignal.timeout(5000),
+  })).text();
+  check(/(^|\n)id: ?1\n/.test(wrap), 'oneshot starts again at 1 after a Last-Event-ID of 2^64-1');
   const exit2 = await oneshot.stop(5000);
   check(exit2.code === 0, `SIGTERM: oneshot exits 0 (code ${exit2.code})`);
 });
