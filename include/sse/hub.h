@@ -86,8 +86,9 @@ typedef struct sse_hub_update {
 
 /**
  * Publish an update without HTTP and without authorization checks (the caller is trusted), but
- * with the same validation as over HTTP. The id used is copied into id_out if not NULL.
- * Returns 0, SSE_EINVAL (invalid field), SSE_ELIMIT or SSE_ENOMEM.
+ * with the same validation as over HTTP (topics in /.well-known/mercure are refused). The id used
+ * is copied into id_out if not NULL. Returns 0, SSE_EINVAL (invalid field or reserved topic),
+ * SSE_ELIMIT or SSE_ENOMEM.
  */
 SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_out);
 

@@ -232,6 +232,9 @@ int sse_hub_publish(sse_hub *h, const sse_hub_update *u, sse_buf *id_out)
             return SSE_EINVAL;
         if (n > h->o.max_selector_len)
             return SSE_ELIMIT;
+        int r = sse__hub_topic_reserved(u->topics[i], n);
+        if (r)
+            return r < 0 ? r : SSE_EINVAL; /* only the hub itself publishes there */
     }
     if ((u->id && !sse__hub_id_ok(u->id, strlen(u->id))) ||
         (u->type && !sse__hub_type_ok(u->type, strlen(u->type))))
