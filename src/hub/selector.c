@@ -792,12 +792,15 @@ static int add_state(const struct sse__selector *s, uint16_t *list, size_t *n, u
         const struct sel_node *nd = &s->nodes[k];
         switch (nd->op) {
         case N_SPLIT:
-            /* push out1 first so that out is explored first (order does not change the set) */
-            stack[sp++] = nd->out1;
-            stack[sp++] = nd->out;
+            /* the order does not change the set; marked nodes are not pushed again */
+            if (mark[nd->out1] != gen)
+                stack[sp++] = nd->out1;
+            if (mark[nd->out] != gen)
+                stack[sp++] = nd->out;
             break;
         case N_JUMP:
-            stack[sp++] = nd->out;
+            if (mark[nd->out] != gen)
+                stack[sp++] = nd->out;
             break;
         case N_FAIL:
             break;
@@ -862,7 +865,8 @@ int sse__selector_match_steps(const struct sse__selector *s, const char *topic, 
             int ok = nd->op == N_BYTE    ? nd->byte == c
                      : nd->op == N_CLASS ? cls_has(&s->classes[nd->cls], c)
                                          : 0;
-            if (ok && !add_state(s, nxt, &n_nxt, mark, gen, nd->out, stack, &steps))
+            if (ok && mark[nd->out] != gen &&
+                !add_state(s, nxt, &n_nxt, mark, gen, nd->out, stack, &steps))
                 goto out;
         }
         uint16_t *t = cur;

@@ -52,7 +52,7 @@ int sse__selector_match_steps(const struct sse__selector *sel, const char *topic
                               size_t *steps);
 
 /* The step budget of one match: beyond it the match stops and answers 0. */
-#define SSE__SELECTOR_MAX_STEPS ((size_t)1 << 17)
+#define SSE__SELECTOR_MAX_STEPS ((size_t)1 << 15)
 
 /* 1 if sel is the "*" wildcard (matches every topic), else 0. */
 int sse__selector_is_wildcard(const struct sse__selector *sel);
