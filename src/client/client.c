@@ -209,7 +209,7 @@ static void schedule_reconnect(struct sse_client *c, int code, const char *msg)
         }
         /* Exponential backoff from the reconnection time, capped; "equal jitter" from the
          * second consecutive failure on: the delay is uniform in [d/2, d]. */
-        d = c->retry_ms;
+        d = c->retry_ms ? c->retry_ms : 1; /* `retry: 0` must still back off */
         for (unsigned i = 1; i < c->fails && d < c->backoff_max_ms; i++)
             d *= 2;
         if (d > c->backoff_max_ms)
@@ -322,8 +322,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
         const char *sp = memchr(buf, ' ', len);
         c->status = 0;
         c->ct_ok = c->has_location = 0;
-        if (sp)
-            for (const char *p = sp + 1; p < buf + len && *p >= '0' && *p <= '9'; p++)
+        if (sp) /* three digits at most: a hostile status line cannot overflow */
+            for (const char *p = sp + 1; p < buf + len && p < sp + 4 && *p >= '0' && *p <= '9'; p++)
                 c->status = c->status * 10 + (*p - '0');
         return len;
     }
