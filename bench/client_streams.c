@@ -429,9 +429,9 @@ int main(int argc, char **argv)
     printf("server: %s\n", use_own ? "own (server.h)" : "tiny libuv server");
     printf("streams open: %zu of %lu in %.2f s (errors %zu)\n", b.opened - 1, n, open_s, b.errors);
     printf("RSS: %lu -> %lu KiB, +%.2f KiB per stream\n", rss0, rss1,
-           (double)(rss1 - rss0) / (double)n);
+           ((double)rss1 - (double)rss0) / (double)n);
     printf("PSS: %lu -> %lu KiB, +%.2f KiB per stream\n", pss0, pss1,
-           (double)(pss1 - pss0) / (double)n);
+           ((double)pss1 - (double)pss0) / (double)n);
 
     /* Broadcast: K events to every stream (and the warm-up one). */
     b.target = (uint64_t)k * (b.opened);
@@ -455,7 +455,7 @@ int main(int argc, char **argv)
     unsigned long rss2, pss2;
     mem_kib(&rss2, &pss2);
     printf("after the events: RSS %lu KiB, PSS %lu KiB (+%.2f KiB per stream)\n", rss2, pss2,
-           (double)(pss2 - pss0) / (double)n);
+           ((double)pss2 - (double)pss0) / (double)n);
 
     if (write(sv[0], "Q", 1) != 1)
         kill(pid, SIGTERM);
