@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,18 +472,28 @@ static int sub_connect(struct sub_ctx *x, struct sub *s, size_t global_index)
         return r;
     s->state = SUB_CONNECTING;
     if (fam == AF_INET && c->sources > 0) {
+        /* Source address 127.0.0.(1 + i % sources) and an explicit source port 20000 + i /
+         * sources: the kernel's search for a free ephemeral port grows with the ports in use
+         * and made connecting tens of thousands of streams crawl. A port that is taken (a
+         * listener, someone else's socket) falls back to a kernel-chosen one. */
         uv_os_fd_t fd;
         int one = 1;
-        if (uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
-            (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        r = uv_fileno((uv_handle_t *)&s->tcp, &fd);
+        if (r < 0)
+            return r;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         struct sockaddr_in src;
         memset(&src, 0, sizeof(src));
         src.sin_family = AF_INET;
-        unsigned k = (unsigned)((global_index / x->procs) % c->sources);
-        src.sin_addr.s_addr = htonl(0x7f000001u + k);
-        r = uv_tcp_bind(&s->tcp, (const struct sockaddr *)&src, 0);
-        if (r < 0)
-            return r;
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(global_index % c->sources));
+        size_t port = 20000 + global_index / c->sources;
+        src.sin_port = htons(port <= 65535 ? (uint16_t)port : 0);
+        if (bind(fd, (const struct sockaddr *)&src, sizeof(src)) < 0) {
+            (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+            src.sin_port = 0;
+            if (bind(fd, (const struct sockaddr *)&src, sizeof(src)) < 0)
+                return -errno;
+        }
     }
     uv_connect_t *req = malloc(sizeof(*req));
     if (!req)
