@@ -278,9 +278,9 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
         r->next_free = s->free_reqs;
         s->free_reqs = r;
     }
-    if (r->flags & SSE__R_HEAD)
-        sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
     sse__conn_flush(c); /* the head goes out now: the browser's onopen waits for it */
+    if (r->flags & SSE__R_HEAD) /* after the flush: on_close must run from the walk, not here */
+        sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
     *out = c;
     return 0;
 }
@@ -639,7 +639,10 @@ static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
         size_t cap = n - used < 512 ? 512 : n - used;
         pd = sse__malloc(sizeof(*pd) + cap);
         if (!pd) {
-            sse__conn_error(c, 503, NULL);
+            if (c->state == SSE__ST_HANDLE)
+                sse__conn_close(c, SSE_CLOSE_ERROR); /* the deferred request is aborted */
+            else
+                sse__conn_error(c, 503, NULL);
             return;
         }
         pd->ps = ps;
@@ -652,6 +655,10 @@ static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
         return;
     }
     if (pd->len + n > sse__pend_limit(s)) {
+        if (c->state == SSE__ST_HANDLE) { /* too much pipelined behind a deferred request */
+            sse__conn_close(c, SSE_CLOSE_ERROR);
+            return;
+        }
         sse__conn_error(c, pd->ps.head_len ? 413 : 431, NULL);
         sse__free(pd);
         c->pend = NULL;
@@ -663,6 +670,10 @@ static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
             cap *= 2;
         struct sse__pend *np = sse__realloc(pd, sizeof(*pd) + cap);
         if (!np) {
+            if (c->state == SSE__ST_HANDLE) {
+                sse__conn_close(c, SSE_CLOSE_ERROR);
+                return;
+            }
             sse__conn_error(c, 503, NULL);
             sse__free(pd);
             c->pend = NULL;

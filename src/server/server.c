@@ -231,6 +231,8 @@ static void sse__oom_closed_cb(uv_handle_t *h)
 {
     sse_server *s = h->data;
     s->oom_busy = 0;
+    s->handles_open--;
+    sse__server_conn_freed(s);
 }
 
 static void sse__free_handle_cb(uv_handle_t *h)
@@ -253,6 +255,7 @@ static void sse__on_connection(uv_stream_t *ls, int status)
         /* accept and drop it, or libuv would stop accepting until the next accept */
         if (!s->oom_busy && uv_tcp_init(s->loop, &s->oom_tcp) == 0) {
             s->oom_busy = 1;
+            s->handles_open++;
             s->oom_tcp.data = s;
             uv_accept(ls, (uv_stream_t *)&s->oom_tcp);
             uv_close((uv_handle_t *)&s->oom_tcp, sse__oom_closed_cb);

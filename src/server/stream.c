@@ -251,7 +251,6 @@ void sse__conn_close(struct sse_stream *c, int reason)
     sse_server *s = c->srv;
     if (c->state == SSE__ST_CLOSED)
         return;
-    int was = c->state;
     c->state = SSE__ST_CLOSED;
     if (c->flags & SSE__F_WAS_STREAM) {
         if (c->logline && s->o.access_log)
@@ -268,7 +267,7 @@ void sse__conn_close(struct sse_stream *c, int reason)
                 c->on_close(c, reason, c->on_close_data);
         }
     }
-    if (was == SSE__ST_HANDLE && c->req) {
+    if (c->req) { /* a deferred request whose connection goes first */
         sse_request *r = c->req;
         c->req = NULL;
         r->conn = NULL;

@@ -1211,6 +1211,66 @@ static int test_failing_allocator(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ closing one stream, HEAD */
+
+static void close_first(struct tctx *t, void *arg)
+{
+    struct reg *g = t->user;
+    sse_event ev = SSE_EVENT_INIT;
+    ev.data = "bye";
+    ev.data_len = 3;
+    sse_stream_send(g->st[0], &ev);
+    sse_stream_close(g->st[0]); /* flushes "bye" first */
+    *(int *)arg = sse_stream_send(g->st[0], &ev); /* refused once closing */
+}
+
+static int pred_local(const struct snap *s, int n)
+{
+    return s->g.reasons[SSE_CLOSE_LOCAL] >= n;
+}
+
+static int c_close_head(struct tctx *t)
+{
+    char buf[4096];
+    int fd = open_stream_fd(t, "/reg", 0);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(read_stream_head(fd), 0);
+    CHECK(wait_for(t, pred_opened, 1, 2000));
+    int rc = 0;
+    loop_call(t, close_first, &rc);
+    CHECK_EQ_INT(rc, SSE_ECLOSED);
+    CHECK(read_to_eof(fd, buf, sizeof(buf)));
+    CHECK(strstr(buf, "bye\n\n"));
+    close(fd);
+    CHECK(wait_for(t, pred_local, 1, 2000));
+    /* HEAD on a stream route: the head, then the end; on_close still runs once */
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "HEAD /reg HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    CHECK(read_to_eof(fd, buf, sizeof(buf)));
+    CHECK_EQ_INT(cli_status(buf), 200);
+    CHECK(strstr(buf, "text/event-stream"));
+    close(fd);
+    CHECK(wait_for(t, pred_local, 2, 2000));
+    struct snap s;
+    loop_call(t, do_snap, &s);
+    CHECK_EQ_INT(s.g.n, 2);
+    CHECK_EQ_INT(s.g.open, 0);
+    CHECK_EQ_UINT(s.st.streams, 0);
+    return 0;
+}
+
+static int test_stream_close_and_head(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    int rc = tctx_run(&t, c_close_head);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections),
@@ -1218,4 +1278,5 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_write_timeout), CHECK_TEST(test_write_batching),
            CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
            CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
-           CHECK_TEST(test_listen_addresses), CHECK_TEST(test_failing_allocator))
+           CHECK_TEST(test_listen_addresses), CHECK_TEST(test_failing_allocator),
+           CHECK_TEST(test_stream_close_and_head))
