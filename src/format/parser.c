@@ -98,6 +98,28 @@ static inline void pbuf_clear(struct sse__pbuf *b)
         pbuf_free(b);
 }
 
+/* Copy n <= 16 bytes with a few overlapping moves (ids and event types are short). */
+static inline void copy_short(char *dst, const unsigned char *src, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n) {
+        dst[0] = (char)src[0];
+        dst[n / 2] = (char)src[n / 2];
+        dst[n - 1] = (char)src[n - 1];
+    }
+}
+
 /* Append s[0..n) that holds a byte >= 0x80: copied if valid UTF-8, else decoded. */
 static __attribute__((noinline)) int pbuf_append_utf8(struct sse__pbuf *b, const unsigned char *s,
                                                       size_t n)
@@ -127,7 +149,10 @@ static inline int pbuf_append_text(struct sse__pbuf *b, const unsigned char *s, 
     int rc = pbuf_reserve(b, n);
     if (rc)
         return rc;
-    memcpy(b->p + b->len, s, n);
+    if (n <= 16)
+        copy_short(b->p + b->len, s, n);
+    else
+        memcpy(b->p + b->len, s, n);
     b->len += n;
     return 0;
 }
@@ -297,18 +322,33 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
     }
     /* The usual lines start "data:", "id:", "event:" or "retry:": recognise those directly;
      * anything else takes the general split at the first colon. */
-    const unsigned char *v;
-    size_t c, vn;
-    if (n >= 5 && memcmp(s, "data:", 5) == 0)
+    enum { F_OTHER, F_DATA, F_ID, F_EVENT, F_RETRY } f;
+    size_t c; /* length of the field name */
+    if (n >= 5 && memcmp(s, "data:", 5) == 0) {
+        f = F_DATA;
         c = 4;
-    else if (n >= 3 && s[0] == 'i' && s[1] == 'd' && s[2] == ':')
+    } else if (n >= 3 && s[0] == 'i' && s[1] == 'd' && s[2] == ':') {
+        f = F_ID;
         c = 2;
-    else if (n >= 6 && (memcmp(s, "event:", 6) == 0 || memcmp(s, "retry:", 6) == 0))
+    } else if (n >= 6 && memcmp(s, "event:", 6) == 0) {
+        f = F_EVENT;
         c = 5;
-    else {
+    } else {
         const unsigned char *q = memchr(s, ':', n);
         c = q ? (size_t)(q - s) : n;
+        if (c == 4 && memcmp(s, "data", 4) == 0)
+            f = F_DATA;
+        else if (c == 2 && s[0] == 'i' && s[1] == 'd')
+            f = F_ID;
+        else if (c == 5 && memcmp(s, "event", 5) == 0)
+            f = F_EVENT;
+        else if (c == 5 && memcmp(s, "retry", 5) == 0)
+            f = F_RETRY;
+        else
+            return 0; /* unknown fields are ignored */
     }
+    const unsigned char *v = s + n;
+    size_t vn = 0;
     if (c < n) {
         v = s + c + 1;
         vn = n - c - 1;
@@ -316,45 +356,19 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
             v++;
             vn--;
         }
-    } else {
-        v = s + n;
-        vn = 0;
     }
     int rc;
-    switch (c) {
-    case 4:
-        if (memcmp(s, "data", 4) != 0)
-            return 0;
+    switch (f) {
+    case F_DATA:
         rc = pbuf_append_text(&p->data, v, vn, hi);
         if (rc)
             return rc;
         p->data.p[p->data.len++] = '\n'; /* reserve always leaves one spare byte */
         return check_event_size(p);
-    case 5:
-        if (memcmp(s, "event", 5) == 0) {
-            rc = pbuf_set_text(&p->type, v, vn, hi);
-            return rc ? rc : check_event_size(p);
-        }
-        if (memcmp(s, "retry", 5) == 0) {
-            if (vn == 0)
-                return 0;
-            uint64_t ms = 0;
-            for (size_t i = 0; i < vn; i++) {
-                unsigned d = (unsigned)v[i] - '0';
-                if (d > 9)
-                    return 0; /* not all ASCII digits: ignored */
-                if (ms > (UINT64_MAX - d) / 10)
-                    return 0; /* does not fit: ignored */
-                ms = ms * 10 + d;
-            }
-            if (p->cb.on_retry && p->cb.on_retry(p->user_data, ms))
-                return SSE_ECANCELED;
-            return 0;
-        }
-        return 0;
-    case 2:
-        if (s[0] != 'i' || s[1] != 'd')
-            return 0;
+    case F_EVENT:
+        rc = pbuf_set_text(&p->type, v, vn, hi);
+        return rc ? rc : check_event_size(p);
+    case F_ID:
         for (size_t i = 0; i < vn; i++)
             if (v[i] == '\0')
                 return 0; /* an id containing NUL is ignored */
@@ -363,8 +377,24 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
             return rc;
         p->id_set = 1;
         return check_event_size(p);
+    case F_RETRY: {
+        if (vn == 0)
+            return 0;
+        uint64_t ms = 0;
+        for (size_t i = 0; i < vn; i++) {
+            unsigned d = (unsigned)v[i] - '0';
+            if (d > 9)
+                return 0; /* not all ASCII digits: ignored */
+            if (ms > (UINT64_MAX - d) / 10)
+                return 0; /* does not fit: ignored */
+            ms = ms * 10 + d;
+        }
+        if (p->cb.on_retry && p->cb.on_retry(p->user_data, ms))
+            return SSE_ECANCELED;
+        return 0;
+    }
     default:
-        return 0; /* unknown fields are ignored */
+        return 0;
     }
 }
 
