@@ -470,6 +470,9 @@ static void do_snap(struct tctx *t, void *arg)
 {
     struct snap *s = arg;
     struct reg *g = t->user;
+    sse_server_get_stats(t->s, &s->st);
+    if (!g)
+        return;
     s->g.n = g->n;
     s->g.open = g->open;
     memcpy(s->g.reasons, g->reasons, sizeof(g->reasons));
@@ -1271,6 +1274,77 @@ static int test_stream_close_and_head(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ mutated requests */
+
+static uint32_t rnd(uint32_t *st)
+{
+    *st ^= *st << 13;
+    *st ^= *st >> 17;
+    *st ^= *st << 5;
+    return *st;
+}
+
+static int c_garbage(struct tctx *t)
+{
+    static const char *const seeds[] = {
+        "GET /hello?a=1 HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\n\r\n",
+        "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "GET /events HTTP/1.1\r\nHost: x\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    static const char junk[] = "\r\n\0 :%/?.0123456789abcdefHTTP";
+    uint32_t st = 12345;
+    char req[512], buf[8192];
+    for (int iter = 0; iter < 300; iter++) {
+        const char *seed = seeds[rnd(&st) % 5];
+        size_t n = strlen(seed);
+        memcpy(req, seed, n);
+        int muts = 1 + (int)(rnd(&st) % 4);
+        for (int m = 0; m < muts && n > 0; m++) {
+            size_t at = rnd(&st) % n;
+            switch (rnd(&st) % 4) {
+            case 0: /* replace */
+                req[at] = junk[rnd(&st) % (sizeof(junk) - 1)];
+                break;
+            case 1: /* insert */
+                if (n + 1 < sizeof(req)) {
+                    memmove(req + at + 1, req + at, n - at);
+                    req[at] = junk[rnd(&st) % (sizeof(junk) - 1)];
+                    n++;
+                }
+                break;
+            case 2: /* delete */
+                memmove(req + at, req + at + 1, n - at - 1);
+                n--;
+                break;
+            default: /* truncate */
+                n = at;
+                break;
+            }
+        }
+        int fd = cli_connect(t->port);
+        CHECK(fd >= 0);
+        CHECK_EQ_INT(cli_send(fd, req, n), 0);
+        shutdown(fd, SHUT_WR);
+        int ended = read_to_eof(fd, buf, sizeof(buf));
+        if (!ended)
+            fprintf(stderr, "  no end for input %d\n", iter);
+        CHECK(ended);
+        CHECK(buf[0] == '\0' || strncmp(buf, "HTTP/1.1 ", 9) == 0);
+        close(fd);
+    }
+    struct snap s;
+    loop_call(t, do_snap, &s);
+    CHECK(s.st.requests_total > 0 && s.st.rejected_total > 0);
+    return 0;
+}
+
+static int test_mutated_requests(void)
+{
+    return run_with(NULL, c_garbage);
+}
+
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections),
@@ -1279,4 +1353,4 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
            CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
            CHECK_TEST(test_listen_addresses), CHECK_TEST(test_failing_allocator),
-           CHECK_TEST(test_stream_close_and_head))
+           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests))
