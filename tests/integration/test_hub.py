@@ -445,6 +445,24 @@ def t_subscribe_bad_requests(h):
         s.close()
 
 
+def t_pathological_patterns(h):
+    """Selectors built to backtrack: compiled once, matched with a bounded cost, hub stays live."""
+    subs = [Sub(h, q(topic="/{a}{b}{c}{d}{e}{f}{g}{h}x")),
+            Sub(h, q(matchURLPattern="/*/*/*/*/*/*/*/*/x")),
+            Sub(h, q(topic="/{+a}/{+b}/{+c}/{+d}/x"))]
+    for s in subs:
+        check(s.status in (200, 400), s.status)  # refused as too complex is fine too
+    for topic in ["/" + "a" * 190, "/" + "a/" * 95, "/" + "ab/" * 60 + "y"]:  # < 200 bytes
+        st, _, _ = publish(h, {"topic": topic, "data": "p"})
+        check(st == 200, st)
+    for s in subs:
+        if s.status == 200:
+            check(s.events(1, timeout=0.3) == [], "a pathological selector matched")
+        s.close()
+    st, _, body = request(h, "GET", "/healthz")
+    check(st == 200, "hub still answering")
+
+
 def t_private(h):
     anon = Sub(h, q(topic="*"))
     allowed = Sub(h, q(topic="/priv/{x}"), {"Authorization": "Bearer " + tok07(subscribe=["/priv/1"])})
@@ -716,6 +734,7 @@ def main():
         ("subscribe_event_encoding", t_subscribe_event_encoding, (h,)),
         ("subscribe_selectors", t_subscribe_selectors, (h,)),
         ("subscribe_bad_requests", t_subscribe_bad_requests, (h,)),
+        ("pathological_patterns", t_pathological_patterns, (h,)),
         ("private", t_private, (h,)),
         ("draft08", t_draft08, (h,)),
         ("replay", t_replay, (h,)),
