@@ -7,13 +7,12 @@
  * characters and outside /.well-known/mercure, the id (if any) is acceptable, the data is UTF-8
  * and the sizes are within the limits. A failure must be 400, 403, 413 or SSE_ENOMEM.
  */
+#include "hub/hub_util.h"
+
+#include <sse/error.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sse/error.h>
-
-#include "hub/hub_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

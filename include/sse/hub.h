@@ -13,11 +13,11 @@
 #ifndef SSE_HUB_H
 #define SSE_HUB_H
 
-#include <stddef.h>
-#include <stdint.h>
 #include <sse/error.h>
 #include <sse/server.h>
 #include <sse/store.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,7 +63,11 @@ typedef struct sse_hub_options {
 } sse_hub_options;
 
 #define SSE_HUB_OPTIONS_VERSION 1
-#define SSE_HUB_OPTIONS_INIT {SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL}
+#define SSE_HUB_OPTIONS_INIT                                                                       \
+    {                                                                                              \
+        SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, \
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL                                            \
+    }
 
 /**
  * Create a hub and add its routes to server (call before any other route that could shadow
@@ -76,11 +80,11 @@ SSE_API int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options
 typedef struct sse_hub_update {
     const char *const *topics; /* NUL-terminated; the first is canonical */
     size_t n_topics;
-    const char *data;          /* may be NULL; may hold several lines */
+    const char *data; /* may be NULL; may hold several lines */
     size_t data_len;
-    const char *id;            /* NULL = a generated urn:uuid */
-    const char *type;          /* NULL = none */
-    long long retry;           /* < 0 = none */
+    const char *id;   /* NULL = a generated urn:uuid */
+    const char *type; /* NULL = none */
+    long long retry;  /* < 0 = none */
     int is_private;
 } sse_hub_update;
 
@@ -94,14 +98,14 @@ SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_o
 
 /** Counters for /metrics and tests. */
 typedef struct sse_hub_stats {
-    uint64_t subscribers;           /* open subscriber streams */
-    uint64_t subscriptions;         /* selectors of open subscribers */
-    uint64_t updates_total;         /* updates published */
-    uint64_t deliveries_total;      /* events queued to subscribers (live + replay) */
-    uint64_t replayed_total;        /* of which replayed from history */
+    uint64_t subscribers;            /* open subscriber streams */
+    uint64_t subscriptions;          /* selectors of open subscribers */
+    uint64_t updates_total;          /* updates published */
+    uint64_t deliveries_total;       /* events queued to subscribers (live + replay) */
+    uint64_t replayed_total;         /* of which replayed from history */
     uint64_t publish_rejected_total; /* publish requests refused (4xx) */
     uint64_t subscribe_rejected_total;
-    uint64_t expired_total;         /* streams closed because their token expired */
+    uint64_t expired_total; /* streams closed because their token expired */
     uint64_t history_count, history_bytes;
 } sse_hub_stats;
 SSE_API void sse_hub_get_stats(const sse_hub *hub, sse_hub_stats *out);

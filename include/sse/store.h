@@ -16,10 +16,10 @@
 #ifndef SSE_STORE_H
 #define SSE_STORE_H
 
-#include <stddef.h>
-#include <stdint.h>
 #include <sse/buf.h>
 #include <sse/error.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,14 +29,14 @@ typedef struct sse_store sse_store;
 
 /** One update as the store sees it. Strings are byte ranges; topics[i] are NUL-terminated. */
 typedef struct sse_store_entry {
-    const char *id;             /* the update's id (unique key for replay) */
+    const char *id; /* the update's id (unique key for replay) */
     size_t id_len;
-    const char *const *topics;  /* canonical topic first, then alternates (draft-07) */
+    const char *const *topics; /* canonical topic first, then alternates (draft-07) */
     size_t n_topics;
-    int is_private;             /* 1: re-check the subscriber's grants on replay */
-    sse_frame *frame;           /* the encoded event; the store takes its own reference */
-    long long time_ms;          /* publication time, ms since the epoch (for age trimming) */
-    uint64_t position;          /* set by the store (append order, starting at 1) */
+    int is_private;    /* 1: re-check the subscriber's grants on replay */
+    sse_frame *frame;  /* the encoded event; the store takes its own reference */
+    long long time_ms; /* publication time, ms since the epoch (for age trimming) */
+    uint64_t position; /* set by the store (append order, starting at 1) */
 } sse_store_entry;
 
 /** Limits a store trims itself to after every append; 0 = no limit of that kind. */

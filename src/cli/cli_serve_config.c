@@ -2,6 +2,8 @@
  * cli_serve_config.c: the settings table of `ssehub serve` and its three sources (flags,
  * environment, config file). See cli_serve_config.h. Plain libc: this is CLI code, not libsse.
  */
+#include "cli_serve_config.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -10,17 +12,15 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cli_serve_config.h"
-
 enum { T_STR, T_BOOL, T_SIZE, T_MS };
 
 struct setting {
-    const char *name;  /* flag without "--" and config key */
-    const char *env;   /* primary environment variable */
-    const char *env2;  /* an alias (the reference hub's names), or NULL */
+    const char *name; /* flag without "--" and config key */
+    const char *env;  /* primary environment variable */
+    const char *env2; /* an alias (the reference hub's names), or NULL */
     int type;
-    const char *def;   /* default as text (NULL = unset) */
-    size_t off;        /* offset in struct serve_config */
+    const char *def; /* default as text (NULL = unset) */
+    size_t off;      /* offset in struct serve_config */
     const char *help;
 };
 
@@ -51,12 +51,12 @@ static const struct setting settings[] = {
      "accept subscribers without a token (public updates only); on with --demo/--dev"},
     {"subscriptions", "SSEHUB_SUBSCRIPTIONS", NULL, T_BOOL, "false", OFF(subscriptions),
      "publish subscription events and serve the subscriptions API"},
-    {"cors-origins", "SSEHUB_CORS_ORIGINS", "MERCURE_CORS_ORIGINS", T_STR, NULL,
-     OFF(cors_origins), "origins allowed by CORS (space/comma list or *); credentials allowed"},
+    {"cors-origins", "SSEHUB_CORS_ORIGINS", "MERCURE_CORS_ORIGINS", T_STR, NULL, OFF(cors_origins),
+     "origins allowed by CORS (space/comma list or *); credentials allowed"},
     {"publish-origins", "SSEHUB_PUBLISH_ORIGINS", "MERCURE_PUBLISH_ORIGINS", T_STR, NULL,
      OFF(publish_origins), "origins allowed to publish with a cookie token (list or *)"},
-    {"publish-anonymous", "SSEHUB_PUBLISH_ANONYMOUS", NULL, T_BOOL, "false",
-     OFF(publish_anonymous), "publish without a token (trusted private networks only!)"},
+    {"publish-anonymous", "SSEHUB_PUBLISH_ANONYMOUS", NULL, T_BOOL, "false", OFF(publish_anonymous),
+     "publish without a token (trusted private networks only!)"},
     {"heartbeat", "SSEHUB_HEARTBEAT", NULL, T_MS, "15s", OFF(heartbeat_ms),
      "comment sent on idle streams every so often (0 = off)"},
     {"write-timeout", "SSEHUB_WRITE_TIMEOUT", NULL, T_MS, "30s", OFF(write_timeout_ms),
@@ -115,10 +115,17 @@ int serve_parse_size(const char *s, size_t *out)
     unsigned shift = 0;
     if (*end) {
         switch (toupper((unsigned char)*end)) {
-        case 'K': shift = 10; break;
-        case 'M': shift = 20; break;
-        case 'G': shift = 30; break;
-        default: return -1;
+        case 'K':
+            shift = 10;
+            break;
+        case 'M':
+            shift = 20;
+            break;
+        case 'G':
+            shift = 30;
+            break;
+        default:
+            return -1;
         }
         end++;
         if (*end == 'i' || *end == 'I')
@@ -341,8 +348,8 @@ void serve_config_free(struct serve_config *c)
         }
 }
 
-int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env,
-                      FILE *out, char *err, size_t errlen)
+int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env, FILE *out,
+                      char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
     err[0] = '\0';

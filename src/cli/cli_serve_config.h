@@ -2,8 +2,9 @@
  * cli_serve_config.h: the settings of `ssehub serve` — one table that gives every setting a
  * command-line flag, an environment variable and a config-file key, with its default and help.
  *
- * Precedence, lowest to highest: default, config file (--config FILE or SSEHUB_CONFIG), environment,
- * command line. The config file holds `key = value` lines (key = the flag name without "--",
+ * Precedence, lowest to highest: default, config file (--config FILE or SSEHUB_CONFIG),
+ * environment, command line. The config file holds `key = value` lines (key = the flag name without
+ * "--",
  * '-' or '_' alike), '#' comments and blank lines; a value may be in double quotes.
  */
 #ifndef SSE_CLI_SERVE_CONFIG_H
@@ -13,20 +14,20 @@
 #include <stdio.h>
 
 struct serve_config {
-    char *listen;          /* HOST:PORT, "[::1]:8080" */
+    char *listen; /* HOST:PORT, "[::1]:8080" */
     char *publisher_key, *publisher_alg, *subscriber_key, *subscriber_alg;
     char *resource, *issuer;
     char *cors_origins, *publish_origins;
-    char *protocol;        /* draft-07 | draft-08 | both */
-    char *web;             /* static files at / (NULL = none) */
+    char *protocol; /* draft-07 | draft-08 | both */
+    char *web;      /* static files at / (NULL = none) */
     char *demo_topic;
-    char *log_level;       /* error | warn | info | debug */
+    char *log_level; /* error | warn | info | debug */
     int anonymous, subscriptions, demo, dev, publish_anonymous, access_log;
     unsigned heartbeat_ms, write_timeout_ms, shutdown_timeout_ms, expiry_sweep_ms, max_lifetime_ms;
     size_t queue_max, history_count, history_bytes;
     size_t max_selectors, max_selector_len, max_topics, max_body, max_update;
     size_t max_subscribers, max_connections;
-    int anonymous_set;     /* --anonymous was given explicitly (else --demo/--dev imply it) */
+    int anonymous_set; /* --anonymous was given explicitly (else --demo/--dev imply it) */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */
@@ -37,8 +38,8 @@ typedef const char *(*serve_getenv_fn)(const char *name);
  * Returns 0; 1 if --help was asked (help printed to out); 2 on an error (message in err).
  * c must be freed with serve_config_free in every case.
  */
-int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env,
-                      FILE *out, char *err, size_t errlen);
+int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env, FILE *out,
+                      char *err, size_t errlen);
 /* Print every setting: flag, environment variable, default, description. */
 void serve_config_help(FILE *out);
 void serve_config_free(struct serve_config *c);

@@ -6,7 +6,13 @@
  * prints `listening on http://HOST:PORT/` (the real port when 0 was asked), serves --web at /,
  * runs the --demo clock publisher, and shuts down gracefully on SIGINT/SIGTERM.
  */
+#include "cli_commands.h"
+#include "cli_serve_config.h"
+#include "cli_token.h"
+
 #include <signal.h>
+#include <sse/hub.h>
+#include <sse/server.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +20,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <sse/hub.h>
-#include <sse/server.h>
-
-#include "cli_commands.h"
-#include "cli_serve_config.h"
-#include "cli_token.h"
-
-const char sse_cli_serve_summary[] = "run the Mercure hub (publish, subscribe, history, demo pages)";
+const char sse_cli_serve_summary[] =
+    "run the Mercure hub (publish, subscribe, history, demo pages)";
 
 struct serve {
     struct serve_config cfg;
@@ -216,8 +216,8 @@ int sse_cli_serve(int argc, char **argv)
         return 2;
     }
     struct serve_config *c = &sv.cfg;
-    sv.log_level = !strcasecmp(c->log_level, "error")  ? SSE_LOG_ERROR
-                   : !strcasecmp(c->log_level, "warn") ? SSE_LOG_WARN
+    sv.log_level = !strcasecmp(c->log_level, "error")   ? SSE_LOG_ERROR
+                   : !strcasecmp(c->log_level, "warn")  ? SSE_LOG_WARN
                    : !strcasecmp(c->log_level, "debug") ? SSE_LOG_DEBUG
                                                         : SSE_LOG_INFO;
     int drafts = !strcmp(c->protocol, "draft-07")   ? SSE_HUB_DRAFT_07
@@ -279,8 +279,7 @@ int sse_cli_serve(int argc, char **argv)
     /* Listen first: the real port gives the default resource identifier (draft-08 "aud"). */
     if (serve_parse_listen(c->listen, &host, &port) ||
         (rc = sse_server_listen(sv.server, host, port))) {
-        fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
-                sse_strerror(rc));
+        fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen, sse_strerror(rc));
         goto out_server;
     }
     int real_port = sse_server_port(sv.server);
@@ -295,8 +294,8 @@ int sse_cli_serve(int argc, char **argv)
     if (c->dev) {
         int d08 = drafts == SSE_HUB_DRAFT_08;
         sv.dev_pub_token = mint(c->publisher_key, d08, c->resource, 1);
-        sv.dev_sub_token = mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08,
-                                c->resource, 0);
+        sv.dev_sub_token =
+            mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08, c->resource, 0);
         if (!sv.dev_pub_token || !sv.dev_sub_token) {
             fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
             goto out_server;

@@ -9,18 +9,17 @@
  * Not owned here: the subscribe path (hub_subscribe.c), the subscriptions API and metrics
  * (hub_api.c), JWT and selectors (auth.c, selector.c), the HTTP server and its writes.
  */
+#include "common/alloc.h"
+#include "hub/hub_internal.h"
+#include "hub/hub_util.h"
+
+#include <sse/format.h>
+#include <sse/hub.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-#include <sse/format.h>
-#include <sse/hub.h>
-
-#include "common/alloc.h"
-#include "hub/hub_internal.h"
-#include "hub/hub_util.h"
 
 void sse__hub_log(sse_hub *h, int level, const char *fmt, ...)
 {
@@ -243,7 +242,7 @@ int sse_hub_publish(sse_hub *h, const sse_hub_update *u, sse_buf *id_out)
         return SSE_EINVAL;
     if (u->data_len > h->o.max_update)
         return SSE_ELIMIT;
-    struct sse__hub_pub p = {u->topics, u->n_topics, u->data, u->data_len, u->data != NULL,
+    struct sse__hub_pub p = {u->topics, u->n_topics, u->data,  u->data_len,  u->data != NULL,
                              u->id,     u->type,     u->retry, u->is_private};
     return sse__hub_publish_core(h, &p, id_out);
 }
@@ -302,9 +301,9 @@ static int on_publish(sse_request *req, sse_hub *h)
             rc = sse__hub_fail(req, 401, NULL, "a publisher token is required");
             goto out_rejected;
         }
-        if (from_cookie && !sse__hub_origin_allowed(h->publish_origins,
-                                                    sse_request_header(req, "Origin"),
-                                                    sse_request_header(req, "Referer"))) {
+        if (from_cookie &&
+            !sse__hub_origin_allowed(h->publish_origins, sse_request_header(req, "Origin"),
+                                     sse_request_header(req, "Referer"))) {
             rc = sse__hub_fail(req, 403, "insufficient_scope",
                                "cookie-authenticated publish from an origin not allowed");
             goto out_rejected;
@@ -352,8 +351,15 @@ static int on_publish(sse_request *req, sse_hub *h)
             goto out_rejected;
         }
     }
-    struct sse__hub_pub p = {(const char *const *)f.topics, f.n_topics, f.data.data, f.data.len,
-                             f.has_data, f.id, f.type, f.retry, f.is_private};
+    struct sse__hub_pub p = {(const char *const *)f.topics,
+                             f.n_topics,
+                             f.data.data,
+                             f.data.len,
+                             f.has_data,
+                             f.id,
+                             f.type,
+                             f.retry,
+                             f.is_private};
     int pr = sse__hub_publish_core(h, &p, &idb);
     sse__pub_form_free(&f);
     if (pr) {

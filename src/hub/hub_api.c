@@ -7,12 +7,12 @@
  * active subscriptions (a subscription's own {topic}/{subscriber} shape), and the canonical
  * encoded form is rebuilt for the authorization check and the document's id.
  */
-#include <string.h>
-#include <time.h>
-
 #include "common/alloc.h"
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
+
+#include <string.h>
+#include <time.h>
 
 static const char k_prefix[] = "/.well-known/mercure/subscriptions";
 
@@ -119,8 +119,8 @@ int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
         goto out;
     }
     const char *reason = NULL;
-    if (!h->auth || sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
-                                     (long long)time(NULL), &g, &reason)) {
+    if (!h->auth || sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen, (long long)time(NULL),
+                                     &g, &reason)) {
         sse__hub_fail(req, 401, "invalid_token", "invalid token");
         goto out;
     }
@@ -219,8 +219,9 @@ int sse__hub_on_metadata(sse_request *req, void *ud)
         rc = h->resource ? sse__hub_json_str(&b, h->resource, strlen(h->resource))
                          : sse_buf_append_str(&b, "null");
     if (!rc)
-        rc = sse_buf_printf(&b, ",\"bearer_methods_supported\":[\"header\",\"query\"],"
-                                "\"mercure_cookie\":true,\"mercure_version\":%d}",
+        rc = sse_buf_printf(&b,
+                            ",\"bearer_methods_supported\":[\"header\",\"query\"],"
+                            "\"mercure_cookie\":true,\"mercure_version\":%d}",
                             (h->drafts & SSE_HUB_DRAFT_08) ? 8 : 7);
     if (rc)
         sse__hub_fail(req, 503, NULL, "out of memory");
@@ -275,14 +276,14 @@ int sse__hub_on_metrics(sse_request *req, void *ud)
                  hs.publish_rejected_total);
     rc |= metric(&b, "ssehub_subscribe_rejected_total", "counter", "Subscribe requests refused.",
                  hs.subscribe_rejected_total);
-    rc |= metric(&b, "ssehub_history_updates", "gauge", "Updates kept in history.",
-                 hs.history_count);
+    rc |=
+        metric(&b, "ssehub_history_updates", "gauge", "Updates kept in history.", hs.history_count);
     rc |= metric(&b, "ssehub_history_bytes", "gauge", "Bytes kept in history.", hs.history_bytes);
     rc |= metric(&b, "ssehub_pattern_cache_hits_total", "counter", "Pattern-match cache hits.",
                  is.cache_hits);
-    rc |= metric(&b, "ssehub_pattern_cache_misses_total", "counter",
-                 "Pattern-match cache misses.", is.cache_misses);
-    static const char *const reasons[SSE__HUB_REASONS] = {"local", "peer",  "slow",
+    rc |= metric(&b, "ssehub_pattern_cache_misses_total", "counter", "Pattern-match cache misses.",
+                 is.cache_misses);
+    static const char *const reasons[SSE__HUB_REASONS] = {"local",   "peer",  "slow",
                                                           "timeout", "error", "expired"};
     rc |= sse_buf_append_str(&b, "# HELP ssehub_disconnects_total Subscriber streams closed, by "
                                  "reason.\n# TYPE ssehub_disconnects_total counter\n");

@@ -8,63 +8,66 @@
 #ifndef SSE__HUB_INTERNAL_H
 #define SSE__HUB_INTERNAL_H
 
-#include <stdarg.h>
-#include <stdint.h>
-
-#include <sse/hub.h>
-
 #include "hub/auth.h"
 #include "hub/index.h"
 #include "hub/selector.h"
 
+#include <sse/hub.h>
+#include <stdarg.h>
+#include <stdint.h>
+
 /* How a subscription was asked for: draft-07 "topic", or a draft-08 matcher type. */
 enum { SSE__FORM_TOPIC = 0, SSE__FORM_EXACT = 1, SSE__FORM_URLPATTERN = 2 };
 
-struct sse__hub_sub {               /* one selector of one subscriber */
-    struct sse__isub isub;          /* must be first: the index link */
+struct sse__hub_sub {      /* one selector of one subscriber */
+    struct sse__isub isub; /* must be first: the index link */
     struct sse__hub_subscriber *owner;
-    char *text;                     /* the selector as given (owned) */
+    char *text; /* the selector as given (owned) */
     size_t len;
-    int form;                       /* SSE__FORM_* */
+    int form; /* SSE__FORM_* */
 };
 
 struct sse__hub_subscriber {
     struct sse__hub_subscriber *next, *prev; /* hub->subscribers */
     sse_hub *hub;
-    sse_stream *st;                  /* NULL until the stream is open */
+    sse_stream *st;                   /* NULL until the stream is open */
     const struct sse__grants *grants; /* NULL: anonymous */
-    struct sse__selector **gsel;     /* compiled subscribe grants */
+    struct sse__selector **gsel;      /* compiled subscribe grants */
     size_t n_gsel;
-    long long exp_ms;                /* token expiry (0 = none) */
-    long long opened_ms;             /* when the stream opened (max_lifetime_ms) */
-    uint64_t last_seq;               /* the last update delivered (dedupe across selectors) */
-    char *id;                        /* subscriber IRI (sub claim or urn:uuid) */
+    long long exp_ms;    /* token expiry (0 = none) */
+    long long opened_ms; /* when the stream opened (max_lifetime_ms) */
+    uint64_t last_seq;   /* the last update delivered (dedupe across selectors) */
+    char *id;            /* subscriber IRI (sub claim or urn:uuid) */
     int indexed;
-    sse_frame **pending;             /* live updates matched while the replay is in flight */
+    sse_frame **pending; /* live updates matched while the replay is in flight */
     size_t n_pending, cap_pending;
-    int pending_overflow;            /* more than SSE__HUB_PENDING_MAX: the subscribe fails */
+    int pending_overflow; /* more than SSE__HUB_PENDING_MAX: the subscribe fails */
     size_t n_subs;
-    struct sse__hub_sub *subs;       /* n_subs entries */
+    struct sse__hub_sub *subs; /* n_subs entries */
 };
 
 enum { SSE__HUB_REASONS = 6 };
-enum { SSE__HUB_PENDING_MAX = 4096 }; /* live updates held for a subscriber not yet open */ /* server close reasons 0..4, plus 5 = token expired */
+enum {
+    SSE__HUB_PENDING_MAX = 4096
+};
+    /* live updates held for a subscriber not yet open */ /* server close reasons 0..4, plus 5 =
+                                                             token expired */
 
 struct sse_hub {
     sse_server *server;
     uv_loop_t *loop;
-    sse_hub_options o;               /* copy; strings below are owned copies */
+    sse_hub_options o; /* copy; strings below are owned copies */
     char *publish_origins;
-    char *resource;                  /* draft-08 resource identifier (copy) or NULL */
+    char *resource; /* draft-08 resource identifier (copy) or NULL */
     int drafts;
     sse_store *store;
     int own_store;
-    struct sse__auth *auth;          /* NULL: no key configured */
+    struct sse__auth *auth; /* NULL: no key configured */
     struct sse__selector_cache *selcache;
     struct sse__index *index;
     struct sse__hub_subscriber *subscribers;
-    uv_timer_t *sweep;               /* expiry sweep (separately allocated: freed on close) */
-    uint64_t seq;                    /* update sequence for delivery dedupe */
+    uv_timer_t *sweep; /* expiry sweep (separately allocated: freed on close) */
+    uint64_t seq;      /* update sequence for delivery dedupe */
     int closing;
     sse_hub_stats st;
     uint64_t closed_by_reason[SSE__HUB_REASONS];
@@ -80,7 +83,7 @@ struct sse__hub_pub {
     const char *data;
     size_t data_len;
     int has_data;
-    const char *id;  /* NULL: generated */
+    const char *id; /* NULL: generated */
     const char *type;
     long long retry;
     int is_private;

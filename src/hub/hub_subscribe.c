@@ -9,15 +9,14 @@
  *
  * Not owned here: the fan-out (hub.c), the HTTP server, JWT checks (auth.c).
  */
-#include <string.h>
-#include <strings.h>
-#include <time.h>
-
-#include <sse/format.h>
-
 #include "common/alloc.h"
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
+
+#include <sse/format.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
 static long long now_ms(void)
 {
@@ -51,8 +50,8 @@ void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame)
         return;
     if (s->n_pending == s->cap_pending) {
         size_t nc = s->cap_pending ? s->cap_pending * 2 : 8;
-        sse_frame **a = nc <= SSE__HUB_PENDING_MAX ? sse__realloc(s->pending, nc * sizeof(*a))
-                                                   : NULL;
+        sse_frame **a =
+            nc <= SSE__HUB_PENDING_MAX ? sse__realloc(s->pending, nc * sizeof(*a)) : NULL;
         if (!a) {
             s->pending_overflow = 1;
             return;
@@ -188,8 +187,7 @@ void sse__hub_sweep_cb(uv_timer_t *t)
     sse_hub *h = t->data;
     /* Close no later than exp: anything expiring before the next sweep is closed now. */
     long long limit = now_ms() + h->o.expiry_sweep_ms;
-    long long old = h->o.max_lifetime_ms ? limit - h->o.expiry_sweep_ms - h->o.max_lifetime_ms
-                                         : 0;
+    long long old = h->o.max_lifetime_ms ? limit - h->o.expiry_sweep_ms - h->o.max_lifetime_ms : 0;
     struct sse__hub_subscriber *next;
     /* next is read first: should a close ever run its callback at once, s would be gone. */
     for (struct sse__hub_subscriber *s = h->subscribers; s; s = next) {
@@ -237,13 +235,13 @@ struct replay {
     size_t n, cap;
     int err;
     int found;
-    char *want;             /* the asked id (NULL: none asked; "earliest" included) */
+    char *want; /* the asked id (NULL: none asked; "earliest" included) */
     size_t want_len;
     int earliest;
-    char *visible_copy;     /* Last-Event-ID response: newest visible at/before the asked id */
-    int in_handler;         /* still inside the route handler (answer synchronously) */
-    int finished;           /* the request was answered (or aborted) */
-    int aborted;            /* the connection closed while deferred */
+    char *visible_copy; /* Last-Event-ID response: newest visible at/before the asked id */
+    int in_handler;     /* still inside the route handler (answer synchronously) */
+    int finished;       /* the request was answered (or aborted) */
+    int aborted;        /* the connection closed while deferred */
 };
 
 static int entry_matches(const struct sse__hub_subscriber *s, const sse_store_entry *e)
@@ -611,8 +609,8 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
         int kind = args[i].form == SSE__FORM_TOPIC   ? SSE__SEL_AUTO
                    : args[i].form == SSE__FORM_EXACT ? SSE__SEL_EXACT
                                                      : SSE__SEL_URLPATTERN;
-        int rc = sse__selector_cache_get(h->selcache, args[i].text, args[i].len, kind,
-                                         &sub->isub.sel);
+        int rc =
+            sse__selector_cache_get(h->selcache, args[i].text, args[i].len, kind, &sub->isub.sel);
         if (rc) {
             status = rc == SSE_ENOMEM ? 503 : 400;
             errcode = rc == SSE_ENOMEM ? NULL : "invalid_request";

@@ -3,16 +3,16 @@
  * Mercure drafts, the reserved-namespace rule, the publish-form decoder, UUIDs, escaping,
  * cookies and origins.
  */
+#include "hub/hub_util.h"
+
+#include "common/alloc.h"
+
 #include <errno.h>
+#include <sse/server.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-
-#include <sse/server.h>
-
-#include "common/alloc.h"
-#include "hub/hub_util.h"
 
 /* Length of the UTF-8 sequence at s (n bytes left) and its code point, or 0 if invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
@@ -130,8 +130,7 @@ int sse__hub_topic_reserved(const char *t, size_t n)
     if (n && ((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z')) {
         size_t j = 1;
         while (j < n && (((t[j] | 0x20) >= 'a' && (t[j] | 0x20) <= 'z') ||
-                         (t[j] >= '0' && t[j] <= '9') || t[j] == '+' || t[j] == '-' ||
-                         t[j] == '.'))
+                         (t[j] >= '0' && t[j] <= '9') || t[j] == '+' || t[j] == '-' || t[j] == '.'))
             j++;
         if (j < n && t[j] == ':')
             i = j + 1;
@@ -194,8 +193,8 @@ int sse__hub_topic_reserved(const char *t, size_t n)
         static const char *const want[2] = {".well-known", "mercure"};
         reserved = nseg >= 2;
         for (size_t k = 0; k < 2 && reserved; k++)
-            reserved = st[2 * k + 1] == strlen(want[k]) &&
-                       !memcmp(in + st[2 * k], want[k], st[2 * k + 1]);
+            reserved =
+                st[2 * k + 1] == strlen(want[k]) && !memcmp(in + st[2 * k], want[k], st[2 * k + 1]);
         if (st != stack_st)
             sse__free(st);
     }

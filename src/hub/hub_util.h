@@ -6,9 +6,8 @@
 #ifndef SSE__HUB_UTIL_H
 #define SSE__HUB_UTIL_H
 
-#include <stddef.h>
-
 #include <sse/buf.h>
+#include <stddef.h>
 
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
 int sse__hub_utf8_ok(const char *s, size_t n);
@@ -60,10 +59,10 @@ struct sse__pub_limits {
 struct sse__pub_form {
     char **topics;
     size_t n_topics;
-    sse_buf data;  /* valid when has_data */
+    sse_buf data; /* valid when has_data */
     int has_data;
-    char *id;      /* NULL = none given */
-    char *type;    /* NULL = none */
+    char *id;        /* NULL = none given */
+    char *type;      /* NULL = none */
     long long retry; /* -1 = none */
     int is_private;
 };

@@ -2,42 +2,42 @@
  * index.c: the subscription index of the hub (see index.h): exact hash, wildcard list, pattern
  * list and the bounded per-topic cache of pattern matches.
  */
-#include <string.h>
-
-#include <sse/error.h>
+#include "hub/index.h"
 
 #include "common/alloc.h"
-#include "hub/index.h"
 #include "hub/selector.h"
+
+#include <sse/error.h>
+#include <string.h>
 
 enum { WHERE_NONE = 0, WHERE_EXACT, WHERE_WILD, WHERE_PATTERN };
 
-struct sse__index_node {              /* one exact topic */
+struct sse__index_node { /* one exact topic */
     struct sse__index_node *hnext;
     uint32_t hash;
     size_t len;
-    struct sse__isub *subs;           /* list head */
-    char key[];                       /* NUL-terminated copy of the topic */
+    struct sse__isub *subs; /* list head */
+    char key[];             /* NUL-terminated copy of the topic */
 };
 
-struct cache_entry {                  /* one topic's pattern matches */
-    struct cache_entry *hnext;        /* hash chain */
+struct cache_entry {                         /* one topic's pattern matches */
+    struct cache_entry *hnext;               /* hash chain */
     struct cache_entry *lru_prev, *lru_next; /* most recent at lru_head */
     uint32_t hash;
-    uint64_t gen;                     /* pattern generation it was computed at */
+    uint64_t gen; /* pattern generation it was computed at */
     size_t len, n, cap;
-    struct sse__isub **subs;          /* matching pattern subscriptions */
+    struct sse__isub **subs; /* matching pattern subscriptions */
     char key[];
 };
 
 struct sse__index {
     struct sse__index_node **buckets;
     size_t nbuckets, nkeys;
-    struct sse__isub *wild;           /* "*" list */
-    struct sse__isub *patterns;       /* pattern list */
+    struct sse__isub *wild;     /* "*" list */
+    struct sse__isub *patterns; /* pattern list */
     size_t nwild, npatterns;
-    uint64_t gen;                     /* bumped on every pattern list change */
-    struct cache_entry **cbuckets;    /* cache hash, ccap buckets */
+    uint64_t gen;                  /* bumped on every pattern list change */
+    struct cache_entry **cbuckets; /* cache hash, ccap buckets */
     size_t ccap, ccount;
     struct cache_entry *lru_head, *lru_tail;
     uint64_t hits, misses;

@@ -4,13 +4,13 @@
  * and reasons), UUIDs, JSON / RFC 6570 escaping, cookies, origins, and the subscription index
  * (exact hash, wildcards, cached pattern matches, invalidation, removal).
  */
-#include <sse/error.h>
-
 #include "harness/check.h"
 #include "harness/failalloc.h"
 #include "hub/hub_util.h"
 #include "hub/index.h"
 #include "hub/selector.h"
+
+#include <sse/error.h>
 
 #define S(x) x, sizeof(x) - 1
 
@@ -21,13 +21,13 @@ static int test_text_rules(void)
     CHECK(!sse__hub_text_ok(S("a\nb")));
     CHECK(!sse__hub_text_ok(S("a\tb")));
     CHECK(!sse__hub_text_ok(S("a\x7f")));
-    CHECK(!sse__hub_text_ok(S("a\xc2\x85")));   /* C1 NEL */
-    CHECK(!sse__hub_text_ok(S("a\xc0\xaf")));   /* overlong */
+    CHECK(!sse__hub_text_ok(S("a\xc2\x85")));     /* C1 NEL */
+    CHECK(!sse__hub_text_ok(S("a\xc0\xaf")));     /* overlong */
     CHECK(!sse__hub_text_ok(S("a\xed\xa0\x80"))); /* surrogate */
     CHECK(!sse__hub_text_ok("a\0b", 3));
     CHECK(sse__hub_utf8_ok(S("line1\nline2")));
     CHECK(!sse__hub_utf8_ok(S("\xff")));
-    CHECK(!sse__hub_utf8_ok(S("\xe2\x82")));   /* truncated */
+    CHECK(!sse__hub_utf8_ok(S("\xe2\x82"))); /* truncated */
     CHECK(sse__hub_id_ok(S("urn:uuid:1")));
     CHECK(!sse__hub_id_ok(S("#1")));
     CHECK(!sse__hub_id_ok(S("a\rb")));
@@ -46,9 +46,10 @@ static int test_reserved(void)
 {
     CHECK(sse__hub_topic_reserved(S("/.well-known/mercure")));
     CHECK(sse__hub_topic_reserved(S("/.well-known/mercure/subscriptions/a/b")));
-    CHECK(sse__hub_topic_reserved(S("https://hub.example.com/.well-known/mercure/subscriptions/x")));
+    CHECK(
+        sse__hub_topic_reserved(S("https://hub.example.com/.well-known/mercure/subscriptions/x")));
     CHECK(sse__hub_topic_reserved(S("//other/.well-known/mercure?x")));
-    CHECK(sse__hub_topic_reserved(S("mercure/subscriptions")));  /* relative to the hub URL */
+    CHECK(sse__hub_topic_reserved(S("mercure/subscriptions"))); /* relative to the hub URL */
     CHECK(sse__hub_topic_reserved(S("/a/../.well-known/mercure/x")));
     CHECK(sse__hub_topic_reserved(S("/.well-known/./mercure")));
     CHECK(sse__hub_topic_reserved(S("/.well-known/%2e/mercure/")));
@@ -169,8 +170,8 @@ static int test_cookie_origin(void)
     CHECK(sse__hub_cookie_get("mercureAuthorization=\"q\"", "mercureAuthorization", &v, &n));
     CHECK_EQ_MEM(v, n, "q", 1);
 
-    CHECK(sse__hub_origin_allowed("https://a.example http://b.example:8080", "http://b.example:8080",
-                                  NULL));
+    CHECK(sse__hub_origin_allowed("https://a.example http://b.example:8080",
+                                  "http://b.example:8080", NULL));
     CHECK(!sse__hub_origin_allowed("https://a.example", "https://evil.example", NULL));
     CHECK(sse__hub_origin_allowed("https://a.example", NULL, "https://a.example/page?x"));
     CHECK(!sse__hub_origin_allowed("https://a.example", NULL, "https://a.example.evil/x"));

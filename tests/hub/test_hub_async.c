@@ -3,20 +3,19 @@
  * wrapper around the memory store defers replay and scan callbacks by a timer, and publishes a
  * live update while the replay is in flight. A client thread subscribes with Last-Event-ID over
  * a real socket and must get: the Last-Event-ID response header, the missed updates in order,
- * then the live ones (one read by the replay, one held while the scan was pending), each once. Also: a client that disconnects while its subscribe is
- * deferred leaves no subscriber behind.
+ * then the live ones (one read by the replay, one held while the scan was pending), each once.
+ * Also: a client that disconnects while its subscribe is deferred leaves no subscriber behind.
  */
+#include "harness/check.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <sse/hub.h>
 #include <sse/server.h>
 #include <sse/store.h>
-
-#include "harness/check.h"
+#include <sys/socket.h>
+#include <unistd.h>
 
 struct delay_store {
     sse_store base;
@@ -115,8 +114,8 @@ static void d_free(sse_store *s)
 {
     (void)s;
 }
-static const sse_store_ops delay_ops = {SSE_STORE_OPS_VERSION, "delay", d_append, d_replay,
-                                        d_scan, d_last, d_trim, d_stats, d_free};
+static const sse_store_ops delay_ops = {
+    SSE_STORE_OPS_VERSION, "delay", d_append, d_replay, d_scan, d_last, d_trim, d_stats, d_free};
 
 /* ---------------------------------------------------------------- client thread */
 

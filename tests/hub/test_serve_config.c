@@ -3,12 +3,12 @@
  * config file > default), the reference hub's variable names, value syntax (sizes, durations,
  * booleans, --no-x), listen addresses (IPv4, IPv6), errors, and --help listing every setting.
  */
+#include "cli_serve_config.h"
+#include "harness/check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-#include "cli_serve_config.h"
-#include "harness/check.h"
 
 static const char *const *env_table;
 
@@ -59,16 +59,21 @@ static int test_precedence(void)
     fclose(f);
     struct serve_config c;
     char err[512];
-    const char *env[] = {"MERCURE_PUBLISHER_JWT_KEY", "env key", "SSEHUB_HEARTBEAT", "2s",
-                         "MERCURE_JWT_KEY", "shared", NULL};
-    char *argv[] = {"serve", "--config", path, "--heartbeat=250ms", "--max-body", "2M",
+    const char *env[] = {"MERCURE_PUBLISHER_JWT_KEY",
+                         "env key",
+                         "SSEHUB_HEARTBEAT",
+                         "2s",
+                         "MERCURE_JWT_KEY",
+                         "shared",
+                         NULL};
+    char *argv[] = {"serve",          "--config", path,     "--heartbeat=250ms", "--max-body", "2M",
                     "--no-anonymous", "--listen", "[::1]:0"};
     CHECK_EQ_INT(load(&c, argv, 9, env, err), 0);
-    CHECK_EQ_STR(c.listen, "[::1]:0");          /* flag over file */
-    CHECK_EQ_UINT(c.heartbeat_ms, 250);         /* flag over env over file */
-    CHECK_EQ_UINT(c.history_count, 7);          /* file over default */
-    CHECK_EQ_STR(c.publisher_key, "env key");   /* env over file */
-    CHECK_EQ_STR(c.subscriber_key, "shared");   /* the MERCURE_JWT_KEY alias */
+    CHECK_EQ_STR(c.listen, "[::1]:0");        /* flag over file */
+    CHECK_EQ_UINT(c.heartbeat_ms, 250);       /* flag over env over file */
+    CHECK_EQ_UINT(c.history_count, 7);        /* file over default */
+    CHECK_EQ_STR(c.publisher_key, "env key"); /* env over file */
+    CHECK_EQ_STR(c.subscriber_key, "shared"); /* the MERCURE_JWT_KEY alias */
     CHECK_EQ_UINT(c.max_body, 2u << 20);
     CHECK_EQ_INT(c.anonymous, 0);
     serve_config_free(&c);
@@ -160,14 +165,29 @@ static int test_help_lists_everything(void)
     FILE *m = open_memstream(&buf, &len);
     serve_config_help(m);
     fclose(m);
-    static const char *const must[] = {"--listen", "MERCURE_PUBLISHER_JWT_KEY",
-                                       "MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_PUBLISHER_JWT_ALG",
-                                       "MERCURE_SUBSCRIBER_JWT_ALG", "--cors-origins",
-                                       "--publish-origins", "--anonymous", "--subscriptions",
-                                       "--protocol", "--heartbeat", "--write-timeout",
-                                       "--queue-max", "--history-count", "--history-bytes",
-                                       "--max-selectors", "--max-selector-length", "--max-body",
-                                       "--max-update", "--web", "--demo", "--dev", "--config",
+    static const char *const must[] = {"--listen",
+                                       "MERCURE_PUBLISHER_JWT_KEY",
+                                       "MERCURE_SUBSCRIBER_JWT_KEY",
+                                       "MERCURE_PUBLISHER_JWT_ALG",
+                                       "MERCURE_SUBSCRIBER_JWT_ALG",
+                                       "--cors-origins",
+                                       "--publish-origins",
+                                       "--anonymous",
+                                       "--subscriptions",
+                                       "--protocol",
+                                       "--heartbeat",
+                                       "--write-timeout",
+                                       "--queue-max",
+                                       "--history-count",
+                                       "--history-bytes",
+                                       "--max-selectors",
+                                       "--max-selector-length",
+                                       "--max-body",
+                                       "--max-update",
+                                       "--web",
+                                       "--demo",
+                                       "--dev",
+                                       "--config",
                                        "default: 127.0.0.1:8080"};
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
         if (!strstr(buf, must[i])) {

@@ -3,10 +3,10 @@
  * positions, replay after an id / from the earliest / unknown id, scan back, last id, trimming
  * by count, bytes and age, duplicate ids, frames shared not copied, allocation failures.
  */
-#include <sse/store.h>
-
 #include "harness/check.h"
 #include "harness/failalloc.h"
+
+#include <sse/store.h>
 
 struct collect {
     char ids[64][32];

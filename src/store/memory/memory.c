@@ -9,12 +9,11 @@
  *
  * Not owned here: what an entry means (the hub), thread safety (one loop owns the store).
  */
-#include <stdint.h>
-#include <string.h>
+#include "common/alloc.h"
 
 #include <sse/store.h>
-
-#include "common/alloc.h"
+#include <stdint.h>
+#include <string.h>
 
 struct mem_entry {
     struct mem_entry *hnext; /* hash chain */
@@ -25,14 +24,14 @@ struct mem_entry {
 };
 
 struct mem_store {
-    sse_store base;           /* must be first */
-    sse_store_limits lim;     /* applied after every append */
-    struct mem_entry **ring;  /* ring[(head + i) % cap], i < count, oldest first */
+    sse_store base;          /* must be first */
+    sse_store_limits lim;    /* applied after every append */
+    struct mem_entry **ring; /* ring[(head + i) % cap], i < count, oldest first */
     size_t cap, head, count;
     struct mem_entry **buckets; /* nbuckets is a power of two */
     size_t nbuckets;
-    size_t bytes;             /* sum of entries' bytes */
-    uint64_t next_pos;        /* position of the next append */
+    size_t bytes;      /* sum of entries' bytes */
+    uint64_t next_pos; /* position of the next append */
 };
 
 static uint32_t hash_bytes(const char *s, size_t n)
