@@ -95,6 +95,7 @@ struct sse_client {
     unsigned char ct_ok, has_location, opened, attached, pending_remove, pending_free, no_jitter;
     unsigned char dispatching, purge; /* inside on_parsed_event; listeners to free after it */
     unsigned char pending_oom;        /* the socket could not be watched: end the request */
+    unsigned char queued;             /* on g->pending */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -128,15 +129,15 @@ static void set_abort(struct sse_client *c, enum abort_kind kind, int code, cons
     c->abort_msg = sse__strdup(msg); /* NULL on OOM: sse_strerror(code) is used instead */
 }
 
-/* Add c to the pending list once. */
+/* Add c to the pending list once (O(1): closing thousands of clients from a callback must not
+ * scan the list each time). */
 static void queue_pending(struct sse_client *c)
 {
-    struct sse_client **pp;
-    for (pp = &c->g->pending; *pp; pp = &(*pp)->pending_next)
-        if (*pp == c)
-            return;
-    c->pending_next = NULL;
-    *pp = c;
+    if (c->queued)
+        return;
+    c->queued = 1;
+    c->pending_next = c->g->pending;
+    c->g->pending = c;
 }
 
 /* Take the request off the multi now (only outside curl's callbacks). */
@@ -157,6 +158,7 @@ static void group_settle(struct sse_client_group *g)
         struct sse_client *c = g->pending;
         g->pending = c->pending_next;
         c->pending_next = NULL;
+        c->queued = 0;
         if (c->pending_remove) {
             c->pending_remove = 0;
             detach(c);
