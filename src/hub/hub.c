@@ -361,6 +361,10 @@ static int on_publish(sse_request *req, sse_hub *h)
                              f.retry,
                              f.is_private};
     int pr = sse__hub_publish_core(h, &p, &idb);
+    if (!pr)
+        sse__hub_log(h, SSE_LOG_DEBUG, "published %s to %s%s%s from %s", sse_buf_cstr(&idb),
+                     f.topics[0], f.n_topics > 1 ? " (+ alternates)" : "",
+                     f.is_private ? " (private)" : "", sse_request_remote_addr(req));
     sse__pub_form_free(&f);
     if (pr) {
         rc = sse__hub_fail(req, 503, NULL, sse_strerror(pr));

@@ -401,6 +401,8 @@ static void subscribe_finish(struct replay *r)
         sse_frame_unref(s->pending[i]);
     }
     s->n_pending = 0;
+    sse__hub_log(h, SSE_LOG_DEBUG, "subscriber %s: %zu selector(s), %s, %zu replayed", s->id,
+                 s->n_subs, s->grants ? "token" : "anonymous", r->n);
     publish_sub_events(h, s, 1);
     goto out;
 
