@@ -112,6 +112,13 @@ static int test_status_and_mime(void)
         {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=UTF-8", 1, 0},
         {"HTTP/1.1 200 OK\r\ncontent-type:TEXT/Event-Stream", 1, 0},
         {"HTTP/1.0 200 OK\r\nContent-Type:  text/event-stream  ", 1, 0},
+        /* an interim 1xx answer first: the final one decides */
+        {"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream",
+         1, 0},
+        {"HTTP/1.1 103 Early Hints\r\nContent-Type: text/event-stream\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Type: text/html",
+         0, SSE_EPROTO},
         {"HTTP/1.1 200 OK\r\nContent-Type: text/plain", 0, SSE_EPROTO},
         {"HTTP/1.1 200 OK\r\nContent-Type: text/event-streams", 0, SSE_EPROTO},
         {"HTTP/1.1 200 OK\r\nX-No-Type: 1", 0, SSE_EPROTO},
