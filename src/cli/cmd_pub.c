@@ -142,9 +142,10 @@ struct pub_args {
 
 static int pub_parse(struct pub_args *a, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int i = 1;
+    while (i < argc) {
+        const char *o = argv[i++];
+        const char *v = i < argc ? argv[i] : NULL;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             pub_usage(stdout);
             return 1;
@@ -157,7 +158,7 @@ static int pub_parse(struct pub_args *a, int argc, char **argv)
             fprintf(stderr, "ssehub pub: unknown option or missing value: %s\n", o);
             return 2;
         }
-        i++;
+        i++; /* the value */
         if (!strcmp(o, "--hub"))
             a->hub = v;
         else if (!strcmp(o, "--topic")) {

@@ -358,7 +358,7 @@ int sse_cli_token(int argc, char **argv)
     s->subscribe = ta.subscribe;
     s->alg = getenv("MERCURE_PUBLISHER_JWT_ALG");
     s->key = getenv("MERCURE_PUBLISHER_JWT_KEY");
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -409,7 +409,6 @@ int sse_cli_token(int argc, char **argv)
             fprintf(stderr, "ssehub token: bad value for %s: %s\n", a, v);
             return 2;
         }
-        i++;
     }
     if (s->draft == 7 && (s->n_publish || s->n_subscribe)) {
         for (size_t i = 0; i < s->n_publish; i++)
