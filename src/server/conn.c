@@ -26,6 +26,20 @@ static void sse__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->srv->rbuf_size;
 }
 
+/* The peer's address as text into out ("" when unknown). */
+static void sse__conn_peer(struct sse_stream *c, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    out[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, out, cap);
+    else
+        uv_ip4_name((struct sockaddr_in *)&ss, out, cap);
+}
+
 /* Answer with a server-made error and close the connection once it is written. */
 static void sse__conn_error(struct sse_stream *c, int status, const char *allow)
 {
@@ -48,8 +62,11 @@ static void sse__conn_error(struct sse_stream *c, int status, const char *allow)
     if (!rc && (rc = sse__conn_enqueue(c, f)) != 0)
         sse_frame_unref(f);
     sse_buf_free(&b);
-    if (s->o.access_log)
-        sse__log(s, SSE_LOG_INFO, "- - - %d (rejected by the server)", status);
+    if (s->o.access_log) {
+        char peer[48];
+        sse__conn_peer(c, peer, sizeof(peer));
+        sse__log(s, SSE_LOG_INFO, "%s - - %d %s (rejected by the server)", peer, status, reason);
+    }
     if (rc) {
         c->reason = SSE_CLOSE_ERROR;
         c->flags |= SSE__F_KILL;
@@ -269,6 +286,7 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
     r->flags |= SSE__R_ANSWERED;
     c->req = NULL;
     c->state = SSE__ST_STREAM;
+    c->t_mark = sse__now(s); /* while a stream: when it opened (for the access log) */
     c->flags |= SSE__F_WAS_STREAM;
     c->flags &= (uint16_t)~SSE__F_PROCESS;
     s->st.streams++;
@@ -516,15 +534,7 @@ static void sse__conn_dispatch(struct sse_stream *c, const struct sse__http_head
         r->flags |= SSE__R_HEAD;
     sse_buf_init(&r->extra, 16384);
     r->t_start = uv_hrtime();
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    r->remote[0] = '\0';
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&ss, r->remote, sizeof(r->remote));
-        else
-            uv_ip4_name((struct sockaddr_in *)&ss, r->remote, sizeof(r->remote));
-    }
+    sse__conn_peer(c, r->remote, sizeof(r->remote));
     c->req = r;
     c->state = SSE__ST_HANDLE;
     sse__conn_route(c, r);

@@ -71,7 +71,8 @@ struct sse_stream {
     size_t qbytes;                    /* bytes queued and not yet written (minus qoff) */
     size_t inflight;                  /* bytes covered by *wreq */
     uint64_t bytes_out;               /* bytes written on this connection */
-    uint32_t t_mark;                  /* ms: request start / idle since / linger start */
+    uint32_t t_mark;                  /* ms: request start / idle since / stream open /
+                                         linger start */
     uint32_t t_act;                   /* ms: last write progress (heartbeat, write timeout) */
     uint16_t flags;                   /* SSE__F_* */
     uint8_t state;                    /* SSE__ST_* */

@@ -108,6 +108,26 @@ static unsigned sse__conn_bufs(struct sse_stream *c, uv_buf_t *bufs, size_t *tot
 
 static void sse__conn_finish_if_flushed(struct sse_stream *c);
 
+/* The stream part of a connection ends: count it, log it, run on_close (once). */
+static void sse__stream_closed(struct sse_stream *c, int reason)
+{
+    sse_server *s = c->srv;
+    if (!(c->flags & SSE__F_WAS_STREAM) || (c->flags & SSE__F_CLOSE_CB))
+        return;
+    c->flags |= SSE__F_CLOSE_CB;
+    s->st.streams--;
+    if (reason == SSE_CLOSE_SLOW)
+        s->st.closed_slow_total++;
+    else if (reason == SSE_CLOSE_TIMEOUT)
+        s->st.closed_timeout_total++;
+    if (c->logline && s->o.access_log)
+        sse__log(s, SSE_LOG_INFO, "%s stream closed (%s) %llu bytes %.3fs", c->logline,
+                 sse_close_reason_name(reason), (unsigned long long)c->bytes_out,
+                 (double)(uint32_t)(sse__now(s) - c->t_mark) / 1e3);
+    if (c->on_close)
+        c->on_close(c, reason, c->on_close_data);
+}
+
 static void sse__conn_write_cb(uv_write_t *w, int status)
 {
     struct sse_stream *c = w->data;
@@ -144,12 +164,7 @@ static void sse__conn_finish_if_flushed(struct sse_stream *c)
     if (c->qcount || c->wreq || !(c->flags & SSE__F_CLOSE_FLUSH) || c->state == SSE__ST_LINGER ||
         c->state == SSE__ST_CLOSED)
         return;
-    if ((c->flags & SSE__F_WAS_STREAM) && !(c->flags & SSE__F_CLOSE_CB)) {
-        c->flags |= SSE__F_CLOSE_CB;
-        c->srv->st.streams--;
-        if (c->on_close)
-            c->on_close(c, c->reason, c->on_close_data);
-    }
+    sse__stream_closed(c, c->reason);
     if (c->flags & SSE__F_EOF) {
         sse__conn_close(c, c->reason);
         return;
@@ -248,25 +263,10 @@ static void sse__conn_closed_cb(uv_handle_t *h)
 
 void sse__conn_close(struct sse_stream *c, int reason)
 {
-    sse_server *s = c->srv;
     if (c->state == SSE__ST_CLOSED)
         return;
     c->state = SSE__ST_CLOSED;
-    if (c->flags & SSE__F_WAS_STREAM) {
-        if (c->logline && s->o.access_log)
-            sse__log(s, SSE_LOG_INFO, "%s stream closed (%s) %llu bytes", c->logline,
-                     sse_close_reason_name(reason), (unsigned long long)c->bytes_out);
-        if (!(c->flags & SSE__F_CLOSE_CB)) {
-            c->flags |= SSE__F_CLOSE_CB;
-            s->st.streams--;
-            if (reason == SSE_CLOSE_SLOW)
-                s->st.closed_slow_total++;
-            else if (reason == SSE_CLOSE_TIMEOUT)
-                s->st.closed_timeout_total++;
-            if (c->on_close)
-                c->on_close(c, reason, c->on_close_data);
-        }
-    }
+    sse__stream_closed(c, reason);
     if (c->req) { /* a deferred request whose connection goes first */
         sse_request *r = c->req;
         c->req = NULL;

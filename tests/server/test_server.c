@@ -1345,6 +1345,59 @@ static int test_mutated_requests(void)
     return run_with(NULL, c_garbage);
 }
 
+/* ------------------------------------------------------------ access log */
+
+static char log_text[8192];
+static size_t log_len;
+
+static void log_cb(void *ud, int level, const char *line)
+{
+    int n = snprintf(log_text + log_len, sizeof(log_text) - log_len, "%d|%s\n", level, line);
+    if (n > 0 && (size_t)n < sizeof(log_text) - log_len)
+        log_len += (size_t)n;
+}
+
+static void copy_log(struct tctx *t, void *arg)
+{
+    memcpy(arg, log_text, log_len + 1);
+}
+
+static int c_log(struct tctx *t)
+{
+    char buf[4096], logs[8192];
+    CHECK_EQ_INT(one_request(t, "GET /hello?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK_EQ_INT(one_request(t, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 404);
+    CHECK_EQ_INT(one_request(t, "GET /x HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 400);
+    int fd = open_stream_fd(t, "/events", 0);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(read_stream_head(fd), 0);
+    close(fd);
+    for (int i = 0; i < 200; i++) {
+        loop_call(t, copy_log, logs);
+        if (strstr(logs, "stream closed"))
+            break;
+        usleep(10000);
+    }
+    CHECK(strstr(logs, "2|127.0.0.1 GET /hello?q=1 200 "));
+    CHECK(strstr(logs, "2|127.0.0.1 GET /missing 404 "));
+    CHECK(strstr(logs, "2|127.0.0.1 - - 400 Bad Request (rejected by the server)"));
+    CHECK(strstr(logs, "2|127.0.0.1 GET /events 200 0 "));
+    CHECK(strstr(logs, "2|127.0.0.1 GET /events stream closed (peer) "));
+    if (getenv("SSE_TEST_VERBOSE"))
+        fputs(logs, stderr);
+    return 0;
+}
+
+static int test_access_log(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.access_log = 1;
+    o.log = log_cb;
+    log_len = 0;
+    log_text[0] = '\0';
+    return run_with(&o, c_log);
+}
+
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections),
@@ -1353,4 +1406,5 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
            CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
            CHECK_TEST(test_listen_addresses), CHECK_TEST(test_failing_allocator),
-           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests))
+           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
+           CHECK_TEST(test_access_log))
