@@ -342,6 +342,13 @@ static int test_parse_limits(void)
     VECO(&o, "data: 1234\ndata: 123\n\n", "!SSE_ELIMIT;");
     VECO(&o, "event: abc\ndata: 1234\n\n", "abc|1234|;"); /* type counts: 3 + 5 */
     VECO(&o, "event: abcd\ndata: 1234\n\n", "!SSE_ELIMIT;");
+    /* the event size counts decoded bytes: each lone 0xFF becomes 3 bytes of U+FFFD */
+    VECO(&o, "data: \xFF\xFF\n\n", "message|\xEF\xBF\xBD\xEF\xBF\xBD|;"); /* 6 + LF */
+    VECO(&o, "data: \xFF\xFF\xFF\n\n", "!SSE_ELIMIT;");                   /* 9 + LF */
+    o.max_event = 0;
+    o.max_line = 7; /* the line limit counts raw bytes */
+    VECO(&o, "data:\xFF\xFF\n\n", "message|\xEF\xBF\xBD\xEF\xBF\xBD|;");
+    VECO(&o, "data: \xFF\xFF\n\n", "!SSE_ELIMIT;");
     return failures;
 }
 
