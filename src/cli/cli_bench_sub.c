@@ -472,10 +472,11 @@ static int sub_connect(struct sub_ctx *x, struct sub *s, size_t global_index)
         return r;
     s->state = SUB_CONNECTING;
     if (fam == AF_INET && c->sources > 0) {
-        /* Source address 127.0.0.(1 + i % sources) and an explicit source port 20000 + i /
-         * sources: the kernel's search for a free ephemeral port grows with the ports in use
+        /* Source address 127.0.0.(1 + i % sources) and an explicit source port 1024 + i /
+         * sources, below the ephemeral range (so no TIME_WAIT of a kernel-chosen port gets in
+         * the way): the kernel's search for a free ephemeral port grows with the ports in use
          * and made connecting tens of thousands of streams crawl. A port that is taken (a
-         * listener, someone else's socket) falls back to a kernel-chosen one. */
+         * listener) or past 32767 falls back to a kernel-chosen one. */
         uv_os_fd_t fd;
         int one = 1;
         r = uv_fileno((uv_handle_t *)&s->tcp, &fd);
@@ -486,8 +487,8 @@ static int sub_connect(struct sub_ctx *x, struct sub *s, size_t global_index)
         memset(&src, 0, sizeof(src));
         src.sin_family = AF_INET;
         src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(global_index % c->sources));
-        size_t port = 20000 + global_index / c->sources;
-        src.sin_port = htons(port <= 65535 ? (uint16_t)port : 0);
+        size_t port = 1024 + global_index / c->sources;
+        src.sin_port = htons(port <= 32767 ? (uint16_t)port : 0);
         if (bind(fd, (const struct sockaddr *)&src, sizeof(src)) < 0) {
             (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
             src.sin_port = 0;
