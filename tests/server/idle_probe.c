@@ -1,7 +1,8 @@
 /*
  * idle_probe.c: a measuring server (not a test): GET /sub opens and keeps an event stream,
- * GET /rss answers "streams VmRSS_kB malloc_in_use_bytes", GET /pub pushes one shared frame to
- * every stream and answers how long queueing and the flush walk took (wall and CPU time).
+ * GET /rss answers "streams VmRSS_kB malloc_in_use_bytes", GET /pub?k=N pushes a shared frame
+ * N times to every stream in one loop turn and answers how long queueing and the flush walk took
+ * (wall and CPU time).
  * Driven by idle_probe.py; numbers are in docs/SERVER.md. Usage: idle_probe PORT
  */
 #include <malloc.h>
@@ -86,10 +87,15 @@ static int pub_cb(sse_request *r, void *ud)
     sse_frame *f;
     if (sse_frame_new(&f, ev, sizeof(ev) - 1))
         return -1;
+    const char *q = sse_request_query(r); /* "k=N": N events per stream in this turn */
+    long k = strncmp(q, "k=", 2) == 0 ? strtol(q + 2, NULL, 10) : 1;
+    if (k < 1 || k > 1000)
+        k = 1;
     double c0 = cpu_us();
     uint64_t t0 = uv_hrtime();
-    for (size_t i = 0; i < p->n; i++)
-        sse_stream_send_frame(p->all[i], f);
+    for (long j = 0; j < k; j++)
+        for (size_t i = 0; i < p->n; i++)
+            sse_stream_send_frame(p->all[i], f);
     uint64_t t1 = uv_hrtime();
     sse__server_walk(s);
     uint64_t t2 = uv_hrtime();
@@ -98,11 +104,13 @@ static int pub_cb(sse_request *r, void *ud)
     sse_server_stats st;
     sse_server_get_stats(s, &st);
     char b[256];
-    int k = snprintf(b, sizeof(b), "%zu queue_us=%.0f flush_us=%.0f total_us=%.0f cpu_us=%.0f "
-                     "writes_total=%llu\n",
-                     p->n, (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
-                     (double)(t2 - t0) / 1e3, c1 - c0, (unsigned long long)st.writes_total);
-    return sse_request_respond(r, 200, "text/plain", b, (size_t)k);
+    int len = snprintf(b, sizeof(b), "%zu k=%ld queue_us=%.0f flush_us=%.0f total_us=%.0f "
+                       "cpu_us=%.0f cpu_ns_per_delivery=%.0f writes_total=%llu\n",
+                       p->n, k, (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
+                     (double)(t2 - t0) / 1e3, c1 - c0,
+                       (c1 - c0) * 1e3 / (double)(p->n ? p->n * (size_t)k : 1),
+                       (unsigned long long)st.writes_total);
+    return sse_request_respond(r, 200, "text/plain", b, (size_t)len);
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,8 @@ time.sleep(0.5)
 after = get("/rss")
 print("streams %d: RSS %.0f bytes/stream, malloc %.0f bytes/stream" % (
     n, (int(after[1]) - int(base[1])) * 1024 / n, (int(after[2]) - int(base[2])) / n))
-for _ in range(3):
-    print("push:", " ".join(get("/pub")))
-    time.sleep(0.3)
+for k in (1, 1, 1, 10, 10, 100):
+    print("push:", " ".join(get("/pub?k=%d" % k)))
+    time.sleep(0.5)
+# drain: the client reads nothing, so stop before the kernel buffers fill
+
