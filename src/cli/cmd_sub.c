@@ -92,7 +92,9 @@ static void sub_print_event(struct sub_state *st, sse_client *c, const sse_parse
         for (;;) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-            printf("data: %.*s\n", (int)n, p);
+            fputs("data: ", stdout);
+            fwrite(p, 1, n, stdout); /* data may hold NUL bytes */
+            fputc('\n', stdout);
             if (!nl)
                 break;
             p = nl + 1;
@@ -215,7 +217,11 @@ int sse_cli_sub(int argc, char **argv)
                     fprintf(stderr, "ssehub sub: at most %d --event options\n", SUB_MAX_TYPES);
                     return 2;
                 }
-                st.types[st.ntypes++] = v;
+                size_t k = 0;
+                while (k < st.ntypes && strcmp(st.types[k], v) != 0)
+                    k++;
+                if (k == st.ntypes) /* a repeated type is listened to once */
+                    st.types[st.ntypes++] = v;
             } else if (!strcmp(a, "-H")) {
                 if (nheaders == SUB_MAX_HEADERS) {
                     fprintf(stderr, "ssehub sub: at most %d -H options\n", SUB_MAX_HEADERS);

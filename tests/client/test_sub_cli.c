@@ -110,7 +110,7 @@ static int test_end_lines_and_exit_codes(void)
          "text/event-stream\"}\n"},
         {SSE_HEAD "data: m\n\nevent: foo\ndata: 1\n\ndata: m\n\nevent: bar\ndata: 2\n\n"
                   "event: foo\ndata: 3\n\nevent: foo\ndata: 4\n\n",
-         "--event foo --event bar --max-events 3", 0,
+         "--event foo --event bar --event foo --max-events 3", 0,
          "{\"type\":\"foo\",\"data\":\"1\",\"id\":\"\"}\n"
          "{\"type\":\"bar\",\"data\":\"2\",\"id\":\"\"}\n"
          "{\"type\":\"foo\",\"data\":\"3\",\"id\":\"\"}\n"
