@@ -464,7 +464,87 @@ static int test_pub_exit_codes(void)
     return 0;
 }
 
+/* `ssehub pub` against the real hub (`ssehub serve` on 127.0.0.1, port 0). */
+static int test_pub_real_hub(void)
+{
+    int po[2];
+    CHECK_EQ_INT(pipe(po), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(po[1], 1);
+        close(po[0]);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        unsetenv("MERCURE_PUBLISHER_JWT_KEY");
+        unsetenv("MERCURE_SUBSCRIBER_JWT_KEY");
+        unsetenv("MERCURE_JWT_KEY");
+        execl(ssehub(), ssehub(), "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key", KEY,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(po[1]);
+    char buf[4096] = "", hub[256] = "";
+    size_t n = 0;
+    while (!hub[0] && n + 1 < sizeof(buf)) {
+        struct pollfd q = {po[0], POLLIN, 0};
+        if (poll(&q, 1, 10000) != 1)
+            break;
+        ssize_t r = read(po[0], buf + n, sizeof(buf) - n - 1);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        buf[n] = '\0';
+        const char *h = strstr(buf, "hub: ");
+        if (h && strchr(h, ' ') && strstr(h, "/.well-known/mercure")) {
+            size_t l = strcspn(h + 5, " \n");
+            if (l < sizeof(hub))
+                snprintf(hub, sizeof(hub), "%.*s", (int)l, h + 5);
+        }
+    }
+    int ok = hub[0] != '\0';
+    char out[4096];
+    int rc1 = -1, rc2 = -1, rc3 = -1, rc4 = -1;
+    char id_out[4096] = "", first[4096] = "";
+    if (ok) {
+        unsetenv("MERCURE_PUBLISHER_TOKEN");
+        unsetenv("SSEHUB_TOKEN");
+        char *a1[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
+                      "--data", "hello", "--key", KEY, NULL};
+        rc1 = run(a1, NULL, first, sizeof(first), -1, NULL, 0, NULL);
+        char *a2[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
+                      "--data", "hello", "--key", KEY, "--draft", "08", "--id", "my-id-1", NULL};
+        rc2 = run(a2, NULL, id_out, sizeof(id_out), -1, NULL, 0, NULL);
+        char *a3[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
+                      "--data", "hello", "--key", "not-the-key", NULL};
+        rc3 = run(a3, NULL, out, sizeof(out), -1, NULL, 0, NULL);
+        /* a draft-08 token for another hub (aud) is refused */
+        char *a4[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
+                      "--data", "x", "--key", KEY, "--draft", "08", "--aud",
+                      "https://elsewhere.example/.well-known/mercure", NULL};
+        rc4 = run(a4, NULL, out, sizeof(out), -1, NULL, 0, NULL);
+    }
+    kill(pid, SIGTERM);
+    int st;
+    for (int i = 0; i < 50 && waitpid(pid, &st, WNOHANG) == 0; i++) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+        if (i == 49) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+    }
+    close(po[0]);
+    CHECK(ok);
+    CHECK_EQ_INT(rc1, 0);
+    CHECK(strlen(first) > 1); /* the generated id */
+    CHECK_EQ_INT(rc2, 0);
+    CHECK_EQ_STR(id_out, "my-id-1\n");
+    CHECK_EQ_INT(rc3, 4);
+    CHECK_EQ_INT(rc4, 4);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_token_roundtrip_07), CHECK_TEST(test_token_roundtrip_08),
            CHECK_TEST(test_token_rs_es), CHECK_TEST(test_token_errors),
            CHECK_TEST(test_pub_request), CHECK_TEST(test_pub_stdin_file_token),
-           CHECK_TEST(test_pub_exit_codes))
+           CHECK_TEST(test_pub_exit_codes), CHECK_TEST(test_pub_real_hub))
