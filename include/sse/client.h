@@ -115,8 +115,8 @@ SSE_API size_t sse_client_group_count(const sse_client_group *g);
  * Create a client for url (http:// or https://, copied) and start connecting: the first request
  * goes out when the loop runs. group NULL gives the client a private loop for sse_client_run().
  * opts and cb may be NULL (defaults, no callbacks); both are copied. Returns 0 and *out (free
- * with sse_client_free), SSE_EINVAL (bad URL or header) or SSE_ENOMEM; on failure nothing is
- * left behind.
+ * with sse_client_free), SSE_EINVAL (bad URL or header, opts->version not
+ * SSE_CLIENT_OPTIONS_VERSION) or SSE_ENOMEM; on failure nothing is left behind.
  */
 SSE_API int sse_client_new(sse_client **out, sse_client_group *group, const char *url,
                            const sse_client_options *opts, const sse_client_callbacks *cb,

@@ -758,6 +758,8 @@ int sse_client_new(sse_client **out, sse_client_group *group, const char *url,
         return SSE_EINVAL;
     if (!opts)
         opts = &defaults;
+    if (opts->version != SSE_CLIENT_OPTIONS_VERSION)
+        return SSE_EINVAL; /* not initialised with SSE_CLIENT_OPTIONS_INIT */
     if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8))
         return SSE_EINVAL;
     if (has_crlf(url) || (opts->last_event_id && has_crlf(opts->last_event_id)))

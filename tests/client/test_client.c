@@ -441,6 +441,9 @@ static int test_custom_headers_and_initial_id(void)
     CHECK_EQ_INT(sse_client_new(&c, NULL, "http://127.0.0.1:1/", &ob, NULL, NULL), SSE_EINVAL);
     CHECK_EQ_INT(sse_client_new(&c, NULL, "ftp://127.0.0.1/", NULL, NULL, NULL), SSE_EINVAL);
     CHECK_EQ_INT(sse_client_new(&c, NULL, "http://", NULL, NULL, NULL), SSE_EINVAL);
+    sse_client_options zero;
+    memset(&zero, 0, sizeof(zero)); /* no SSE_CLIENT_OPTIONS_INIT: version 0 */
+    CHECK_EQ_INT(sse_client_new(&c, NULL, "http://127.0.0.1:1/", &zero, NULL, NULL), SSE_EINVAL);
     CHECK_EQ_INT(sse_client_new(&c, NULL, "http://127.0.0.1:99999/", NULL, NULL, NULL), SSE_EINVAL);
     CHECK(c == NULL);
     return 0;
