@@ -111,7 +111,7 @@ static size_t lines_size(const char *text, size_t len, size_t plen, int space)
 {
     size_t lines = count_lines(text, len);
     /* each line: prefix + optional space + '\n'; the text bytes minus line ends are <= len */
-    if (lines > ((size_t)-1) / 8 - len)
+    if (len > SIZE_MAX / 8 || lines > SIZE_MAX / 8 - len)
         return 0;
     return lines * (plen + (space ? 1 : 0) + 1) + len;
 }
