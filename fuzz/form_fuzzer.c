@@ -2,10 +2,9 @@
  * form_fuzzer.c: sse_form_next over arbitrary bytes. Every pair must come out no longer than
  * its input, the cursor must move forward and stay inside the input, and the loop must end.
  */
+#include <sse/server.h>
 #include <stdint.h>
 #include <string.h>
-
-#include <sse/server.h>
 
 /* The code under test is compiled into this file so that libFuzzer's coverage instrumentation
  * (applied to the fuzzer's own sources only) sees it; the copy in libsse is then not linked. */
@@ -13,10 +12,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(c)                                                                             \
-    do {                                                                                       \
-        if (!(c))                                                                              \
-            __builtin_trap();                                                                  \
+#define REQUIRE(c)                                                                                 \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

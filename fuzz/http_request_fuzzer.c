@@ -11,11 +11,11 @@
  *     as decoding it whole, and never more than max_body bytes;
  *   - path decoding never grows the path.
  */
+#include "http/http_parser.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "http/http_parser.h"
 
 /* The code under test is compiled into this file so that libFuzzer's coverage instrumentation
  * (applied to the fuzzer's own sources only) sees it; the copy in libsse is then not linked. */
@@ -23,10 +23,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(c)                                                                             \
-    do {                                                                                       \
-        if (!(c))                                                                              \
-            __builtin_trap();                                                                  \
+#define REQUIRE(c)                                                                                 \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
     } while (0)
 
 static int in_buf(struct sse__http_slice s, const char *buf, size_t len)

@@ -5,7 +5,6 @@
  * into caller-owned buffers, so a form of any length needs no more memory than its longest pair.
  */
 #include <sse/server.h>
-
 #include <string.h>
 
 static int sse__form_hex(unsigned char c)

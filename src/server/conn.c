@@ -9,12 +9,11 @@
  * the request that opened it. Responses are built as one frame and go through the write path of
  * stream.c like events do.
  */
+#include "common/alloc.h"
 #include "server/internal.h"
 
-#include <strings.h>
 #include <string.h>
-
-#include "common/alloc.h"
+#include <strings.h>
 
 /* Slack for chunk framing on top of the body limit, for the pending buffer's bound. */
 #define SSE__PEND_SLACK 65536
@@ -50,12 +49,12 @@ static void sse__conn_error(struct sse_stream *c, int status, const char *allow)
     if (c->state == SSE__ST_CLOSED || (c->flags & SSE__F_CLOSE_FLUSH))
         return;
     sse_buf_init(&b, 0);
-    int rc = sse_buf_printf(&b,
-                            "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                            "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n%d %s\n",
-                            status, reason, sse__server_date(s), strlen(reason) + 5,
-                            allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "", status,
-                            reason);
+    int rc = sse_buf_printf(
+        &b,
+        "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n%d %s\n",
+        status, reason, sse__server_date(s), strlen(reason) + 5, allow ? "Allow: " : "",
+        allow ? allow : "", allow ? "\r\n" : "", status, reason);
     sse_frame *f = NULL;
     if (!rc)
         rc = sse_frame_from_buf(&f, &b);
@@ -112,7 +111,7 @@ static int sse__path_match(const struct sse__route *rt, const char *path)
 
 static int sse__known_method(const char *m)
 {
-    static const char *const known[] = {"GET",   "HEAD",  "POST",    "PUT",  "DELETE",
+    static const char *const known[] = {"GET",   "HEAD",    "POST",    "PUT",  "DELETE",
                                         "PATCH", "OPTIONS", "CONNECT", "TRACE"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(m, known[i]) == 0)
@@ -296,7 +295,7 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
         r->next_free = s->free_reqs;
         s->free_reqs = r;
     }
-    sse__conn_flush(c); /* the head goes out now: the browser's onopen waits for it */
+    sse__conn_flush(c);         /* the head goes out now: the browser's onopen waits for it */
     if (r->flags & SSE__R_HEAD) /* after the flush: on_close must run from the walk, not here */
         sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
     *out = c;
@@ -413,15 +412,15 @@ static void sse__conn_route(struct sse_stream *c, sse_request *r)
         }
         const char *m = rt->method ? rt->method : "";
         if (!strstr(allow, m) && alen + strlen(m) + 8 < sizeof(allow)) {
-            alen += (size_t)snprintf(allow + alen, sizeof(allow) - alen, "%s%s", alen ? ", " : "", m);
+            alen +=
+                (size_t)snprintf(allow + alen, sizeof(allow) - alen, "%s%s", alen ? ", " : "", m);
             if (strcmp(m, "GET") == 0)
                 alen += (size_t)snprintf(allow + alen, sizeof(allow) - alen, ", HEAD");
         }
     }
     r->flags |= SSE__R_IN_HANDLER;
-    if (s->o.cors_origins && strcmp(r->method, "OPTIONS") == 0 &&
-        (!match || !match->method) && sse_request_header(r, "Origin") &&
-        sse_request_header(r, "Access-Control-Request-Method")) {
+    if (s->o.cors_origins && strcmp(r->method, "OPTIONS") == 0 && (!match || !match->method) &&
+        sse_request_header(r, "Origin") && sse_request_header(r, "Access-Control-Request-Method")) {
         sse__preflight(r);
     } else if (!match) {
         const char *why;

@@ -14,11 +14,10 @@
 #ifndef SSE__SERVER_INTERNAL_H
 #define SSE__SERVER_INTERNAL_H
 
-#include <sse/server.h>
-
-#include <stdint.h>
-
 #include "http/http_parser.h"
+
+#include <sse/server.h>
+#include <stdint.h>
 
 /* Connection states. */
 enum {
@@ -46,8 +45,8 @@ enum {
 struct sse__pstate {
     struct sse__http_scan scan;
     struct sse__http_chunked chunk;
-    size_t head_len;  /* 0 until the head is complete */
-    int continued;    /* "100 Continue" was sent */
+    size_t head_len; /* 0 until the head is complete */
+    int continued;   /* "100 Continue" was sent */
 };
 
 /* Bytes of a request that arrived in pieces (allocated only then; freed once parsed). */
@@ -58,72 +57,72 @@ struct sse__pend {
 };
 
 struct sse_stream {
-    uv_tcp_t tcp;                     /* first member: the handle pointer is the connection */
+    uv_tcp_t tcp; /* first member: the handle pointer is the connection */
     sse_server *srv;
-    struct sse_stream *prev, *next;   /* all connections of the server */
-    struct sse_stream *dirty_next;    /* the dirty list (SSE__F_DIRTY) */
-    struct sse__pend *pend;           /* partial request bytes, or NULL */
-    sse_request *req;                 /* the outstanding (deferred) request, or NULL */
-    uv_write_t *wreq;                 /* the write waiting for writability, or NULL */
-    sse_frame **q;                    /* ring of queued frames (NULL while empty) */
-    uint32_t qhead, qcount, qcap;     /* ring position, frames queued, ring size (power of 2) */
-    uint32_t qoff;                    /* bytes of q[qhead] already written */
-    size_t qbytes;                    /* bytes queued and not yet written (minus qoff) */
-    size_t inflight;                  /* bytes covered by *wreq */
-    uint64_t bytes_out;               /* bytes written on this connection */
-    uint32_t t_mark;                  /* ms: request start / idle since / stream open /
-                                         linger start */
-    uint32_t t_act;                   /* ms: last write progress (heartbeat, write timeout) */
-    uint16_t flags;                   /* SSE__F_* */
-    uint8_t state;                    /* SSE__ST_* */
-    uint8_t reason;                   /* SSE_CLOSE_* for on_close */
+    struct sse_stream *prev, *next; /* all connections of the server */
+    struct sse_stream *dirty_next;  /* the dirty list (SSE__F_DIRTY) */
+    struct sse__pend *pend;         /* partial request bytes, or NULL */
+    sse_request *req;               /* the outstanding (deferred) request, or NULL */
+    uv_write_t *wreq;               /* the write waiting for writability, or NULL */
+    sse_frame **q;                  /* ring of queued frames (NULL while empty) */
+    uint32_t qhead, qcount, qcap;   /* ring position, frames queued, ring size (power of 2) */
+    uint32_t qoff;                  /* bytes of q[qhead] already written */
+    size_t qbytes;                  /* bytes queued and not yet written (minus qoff) */
+    size_t inflight;                /* bytes covered by *wreq */
+    uint64_t bytes_out;             /* bytes written on this connection */
+    uint32_t t_mark;                /* ms: request start / idle since / stream open /
+                                       linger start */
+    uint32_t t_act;                 /* ms: last write progress (heartbeat, write timeout) */
+    uint16_t flags;                 /* SSE__F_* */
+    uint8_t state;                  /* SSE__ST_* */
+    uint8_t reason;                 /* SSE_CLOSE_* for on_close */
     void (*on_close)(sse_stream *st, int reason, void *user_data);
     void *on_close_data;
-    void *data;                       /* sse_stream_set_data */
-    char *logline;                    /* "addr METHOD path" for the access log, or NULL */
+    void *data;    /* sse_stream_set_data */
+    char *logline; /* "addr METHOD path" for the access log, or NULL */
 };
 
 /* A request, copied into one allocation: the strings point past the struct. */
 struct sse_request {
-    struct sse_stream *conn;          /* NULL once the connection has gone */
+    struct sse_stream *conn; /* NULL once the connection has gone */
     sse_server *srv;
-    struct sse_request *next_free;    /* answered deferred requests, freed at the next walk */
+    struct sse_request *next_free; /* answered deferred requests, freed at the next walk */
     const char *method, *path, *query, *body;
     size_t body_len;
     struct {
         const char *name, *value;
-    } *headers;
+    } * headers;
     unsigned nheaders;
-    unsigned flags;                   /* SSE__R_* */
-    sse_buf extra;                    /* response headers added by sse_request_add_header */
+    unsigned flags; /* SSE__R_* */
+    sse_buf extra;  /* response headers added by sse_request_add_header */
     void (*on_abort)(sse_request *r, void *user_data);
     void *abort_data;
-    uint64_t t_start;                 /* uv_hrtime() at dispatch */
+    uint64_t t_start; /* uv_hrtime() at dispatch */
     char remote[48];
     /* followed in the same allocation by the header array and the strings */
 };
 
 enum {
-    SSE__R_KEEP = 1 << 0,      /* the connection may be reused after the answer */
-    SSE__R_HEAD = 1 << 1,      /* HEAD: answer without body */
-    SSE__R_ANSWERED = 1 << 2,  /* respond / open_stream was called */
+    SSE__R_KEEP = 1 << 0,       /* the connection may be reused after the answer */
+    SSE__R_HEAD = 1 << 1,       /* HEAD: answer without body */
+    SSE__R_ANSWERED = 1 << 2,   /* respond / open_stream was called */
     SSE__R_IN_HANDLER = 1 << 3, /* its handler is running */
-    SSE__R_HTTP10 = 1 << 4,    /* HTTP/1.0 */
+    SSE__R_HTTP10 = 1 << 4,     /* HTTP/1.0 */
 };
 
 enum { SSE__ROUTE_HANDLER = 0, SSE__ROUTE_STREAM, SSE__ROUTE_STATIC };
 
 struct sse__route {
     struct sse__route *next;
-    char *method;                     /* NULL = any */
-    char *path;                       /* without the trailing '*' of a prefix */
+    char *method; /* NULL = any */
+    char *path;   /* without the trailing '*' of a prefix */
     size_t path_len;
     int prefix;
-    int kind;                         /* SSE__ROUTE_* */
+    int kind; /* SSE__ROUTE_* */
     sse_request_cb cb;
     sse_stream_cb stream_cb;
     void *user_data;
-    char *root;                       /* static: realpath of the directory */
+    char *root; /* static: realpath of the directory */
     size_t root_len;
 };
 
@@ -135,31 +134,31 @@ struct sse__listener {
 
 struct sse_server {
     uv_loop_t *loop;
-    sse_server_options o;             /* with defaults filled in; cors_origins owned */
+    sse_server_options o; /* with defaults filled in; cors_origins owned */
     struct sse__http_limits lim;
-    struct sse__http_header *hdrs;    /* max_headers slots, reused by every parse */
-    char *rbuf;                       /* the one read buffer (reads are handled synchronously) */
+    struct sse__http_header *hdrs; /* max_headers slots, reused by every parse */
+    char *rbuf;                    /* the one read buffer (reads are handled synchronously) */
     size_t rbuf_size;
     struct sse__listener *listeners;
     int port;
     struct sse__route *routes, **routes_tail;
-    struct sse_stream *conns;         /* every open connection */
-    struct sse_stream *dirty;         /* connections with something to do at the next walk */
+    struct sse_stream *conns; /* every open connection */
+    struct sse_stream *dirty; /* connections with something to do at the next walk */
     struct sse_request *free_reqs;
-    uv_check_t check;                 /* flush walk after I/O callbacks */
-    uv_prepare_t prepare;             /* flush walk before blocking (catches timer callbacks) */
-    uv_timer_t sweep;                 /* heartbeats and timeouts */
-    uv_timer_t close_timer;           /* hard deadline of sse_server_close */
-    uv_tcp_t oom_tcp;                 /* accepts and closes a connection we cannot allocate */
+    uv_check_t check;       /* flush walk after I/O callbacks */
+    uv_prepare_t prepare;   /* flush walk before blocking (catches timer callbacks) */
+    uv_timer_t sweep;       /* heartbeats and timeouts */
+    uv_timer_t close_timer; /* hard deadline of sse_server_close */
+    uv_tcp_t oom_tcp;       /* accepts and closes a connection we cannot allocate */
     int oom_busy;
-    sse_frame *hb;                    /* the heartbeat frame, shared by every stream */
+    sse_frame *hb; /* the heartbeat frame, shared by every stream */
     sse_server_stats st;
-    int closing;                      /* sse_server_close was called */
-    int finalizing;                   /* the internal handles are being closed */
-    unsigned handles_open;            /* listeners + internal handles not yet closed */
+    int closing;           /* sse_server_close was called */
+    int finalizing;        /* the internal handles are being closed */
+    unsigned handles_open; /* listeners + internal handles not yet closed */
     void (*done)(sse_server *s, void *user_data);
     void *done_data;
-    char date[40];                    /* cached Date header value */
+    char date[40]; /* cached Date header value */
     int64_t date_sec;
 };
 

@@ -5,6 +5,7 @@
  * Everything hangs off struct sse_server and belongs to one loop; there is no global state, so
  * several servers (one per loop and thread, SO_REUSEPORT on the same port) can run side by side.
  */
+#include "common/alloc.h"
 #include "server/internal.h"
 
 #include <errno.h>
@@ -15,8 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-
-#include "common/alloc.h"
 
 #define SSE__READ_BUF_SIZE 65536
 #define SSE__LINGER_MS 2000
@@ -99,9 +98,8 @@ static void sse__sweep_cb(uv_timer_t *t)
                     sse_buf_free(&b);
                     sse__conn_close_after_flush(c, SSE_CLOSE_TIMEOUT);
                 }
-            } else if (now - c->t_mark >
-                       ((c->flags & SSE__F_SERVED) ? s->o.keepalive_timeout_ms
-                                                   : s->o.request_timeout_ms)) {
+            } else if (now - c->t_mark > ((c->flags & SSE__F_SERVED) ? s->o.keepalive_timeout_ms
+                                                                     : s->o.request_timeout_ms)) {
                 sse__conn_close(c, SSE_CLOSE_TIMEOUT);
             }
             break;
@@ -194,7 +192,8 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
     uv_check_start(&s->check, sse__walk_check_cb);
     uv_prepare_start(&s->prepare, sse__walk_prepare_cb);
     unsigned tick = sse__min_u(sse__min_u(s->o.write_timeout_ms, s->o.request_timeout_ms),
-                               sse__min_u(s->o.keepalive_timeout_ms, s->o.heartbeat_ms)) / 4;
+                               sse__min_u(s->o.keepalive_timeout_ms, s->o.heartbeat_ms)) /
+                    4;
     if (tick < 5)
         tick = 5;
     if (tick > 1000)

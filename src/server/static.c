@@ -7,6 +7,7 @@
  * on the loop thread: this serves small demo pages and scripts, not large downloads, so files
  * are capped at SSE__STATIC_MAX. ETag / If-None-Match give 304s.
  */
+#include "common/alloc.h"
 #include "server/internal.h"
 
 #include <errno.h>
@@ -18,8 +19,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "common/alloc.h"
 
 #define SSE__STATIC_MAX (16u << 20)
 

@@ -10,11 +10,10 @@
  * that the API asks for (sse_stream_close, the queue bound) are also done by the walk, so user
  * callbacks never run inside a send.
  */
+#include "common/alloc.h"
 #include "server/internal.h"
 
 #include <string.h>
-
-#include "common/alloc.h"
 
 /* Frames per writev. Linux's IOV_MAX is 1024; this bounds the stack used by the walk. */
 #define SSE__IOV_BATCH 256
@@ -198,10 +197,10 @@ void sse__conn_flush(struct sse_stream *c)
         if (r == UV_EAGAIN || r == UV_ENOSYS)
             r = 0;
         if (r < 0) {
-            c->reason = c->reason == SSE_CLOSE_LOCAL && (c->flags & SSE__F_CLOSE_FLUSH)
-                            ? SSE_CLOSE_LOCAL
-                            : (r == UV_EPIPE || r == UV_ECONNRESET ? SSE_CLOSE_PEER
-                                                                   : SSE_CLOSE_ERROR);
+            c->reason =
+                c->reason == SSE_CLOSE_LOCAL && (c->flags & SSE__F_CLOSE_FLUSH)
+                    ? SSE_CLOSE_LOCAL
+                    : (r == UV_EPIPE || r == UV_ECONNRESET ? SSE_CLOSE_PEER : SSE_CLOSE_ERROR);
             c->flags |= SSE__F_KILL;
             sse__conn_mark_dirty(c);
             return;
@@ -325,12 +324,18 @@ void sse__server_walk(sse_server *s)
 const char *sse_close_reason_name(int reason)
 {
     switch (reason) {
-    case SSE_CLOSE_LOCAL: return "local";
-    case SSE_CLOSE_PEER: return "peer";
-    case SSE_CLOSE_SLOW: return "slow";
-    case SSE_CLOSE_TIMEOUT: return "timeout";
-    case SSE_CLOSE_ERROR: return "error";
-    default: return "unknown";
+    case SSE_CLOSE_LOCAL:
+        return "local";
+    case SSE_CLOSE_PEER:
+        return "peer";
+    case SSE_CLOSE_SLOW:
+        return "slow";
+    case SSE_CLOSE_TIMEOUT:
+        return "timeout";
+    case SSE_CLOSE_ERROR:
+        return "error";
+    default:
+        return "unknown";
     }
 }
 

@@ -4,10 +4,9 @@
  */
 #include "harness/check.h"
 #include "harness/failalloc.h"
+#include "http/http_parser.h"
 
 #include <sse/server.h>
-
-#include "http/http_parser.h"
 
 static const struct sse__http_limits lim = {256, 512, 10, 1000};
 
@@ -97,7 +96,8 @@ static int test_scan_limits(void)
     struct sse__http_scan sc;
     memset(&sc, 0, sizeof(sc));
     CHECK_EQ_INT(sse__http_scan_head(&sc, nul, sizeof(nul) - 1, &lim, &hl), -400);
-    CHECK_EQ_INT(scan_whole("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", &hl), -400);
+    CHECK_EQ_INT(scan_whole("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", &hl),
+                 -400);
     /* incomplete */
     CHECK_EQ_INT(scan_whole("GET / HTTP/1.1\r\nHost: a\r\n", &hl), 0);
     return 0;
@@ -133,9 +133,10 @@ static int test_parse_head(void)
     SLICE_EQ(hd[1].value, "spaced value");
     SLICE_EQ(hd[2].value, "42");
     CHECK_EQ_INT(h.content_length, -1);
-    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 12\r\nConnection: close\r\n\r\n",
-                       &h, hd),
-                 0);
+    CHECK_EQ_INT(
+        parse("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 12\r\nConnection: close\r\n\r\n", &h,
+              hd),
+        0);
     CHECK_EQ_INT(h.content_length, 12);
     CHECK_EQ_INT(h.keep_alive, 0);
     CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n"
@@ -156,7 +157,7 @@ static int test_parse_head(void)
     CHECK_EQ_INT(parse("GET http://h HTTP/1.1\r\nHost: x\r\n\r\n", &h, hd), 0);
     SLICE_EQ(h.path, "/");
     /* errors */
-    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\n\r\n", &h, hd), -400);                 /* no Host */
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\n\r\n", &h, hd), -400); /* no Host */
     CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &h, hd), -400);
     CHECK_EQ_INT(parse("GET / HTTP/2.0\r\nHost: a\r\n\r\n", &h, hd), -505);
     CHECK_EQ_INT(parse("GET / HTTX/1.1\r\nHost: a\r\n\r\n", &h, hd), -400);
@@ -169,19 +170,22 @@ static int test_parse_head(void)
     CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\n fold\r\n\r\n", &h, hd), -400);
     CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n", &h, hd), -400);
     CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", &h, hd), -400);
-    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
-                       &h, hd),
-                 -413);
-    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
-                       &h, hd),
-                 0);
-    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                       &h, hd),
-                 -400);
-    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", &h, hd), -501);
-    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &h,
-                       hd),
-                 -400);
+    CHECK_EQ_INT(
+        parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", &h, hd),
+        -413);
+    CHECK_EQ_INT(
+        parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", &h,
+              hd),
+        0);
+    CHECK_EQ_INT(
+        parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &h,
+              hd),
+        -400);
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", &h, hd),
+                 -501);
+    CHECK_EQ_INT(
+        parse("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &h, hd),
+        -400);
     CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
                        "Content-Length: 3\r\n\r\n",
                        &h, hd),
@@ -219,7 +223,8 @@ static int dechunk(const char *in, size_t len, size_t step, char *out, size_t *o
 
 static int test_chunked_every_split(void)
 {
-    static const char body[] = "5\r\nhello\r\n1;x=y\r\n \r\nA\r\n0123456789\r\n0\r\nT: v\r\n\r\nNEXT";
+    static const char body[] =
+        "5\r\nhello\r\n1;x=y\r\n \r\nA\r\n0123456789\r\n0\r\nT: v\r\n\r\nNEXT";
     size_t len = sizeof(body) - 1;
     char out[256];
     size_t ol, used;
@@ -236,8 +241,8 @@ static int test_chunked_every_split(void)
     CHECK_EQ_INT(dechunk("3\r\nabcX\r\n", 9, 3, out, &ol, &used), -400);
     CHECK_EQ_INT(dechunk("3\rX", 3, 1, out, &ol, &used), -400);
     CHECK_EQ_INT(dechunk("ffffffffffffffff\r\n", 18, 1, out, &ol, &used), -400);
-    CHECK_EQ_INT(dechunk("65\r\n", 4, 1, out, &ol, &used), -413);   /* 101 > 100 */
-    CHECK_EQ_INT(dechunk("40\r\n", 4, 1, out, &ol, &used), 0);       /* 64: waits for data */
+    CHECK_EQ_INT(dechunk("65\r\n", 4, 1, out, &ol, &used), -413); /* 101 > 100 */
+    CHECK_EQ_INT(dechunk("40\r\n", 4, 1, out, &ol, &used), 0);    /* 64: waits for data */
     char trailer[200] = "0\r\n";
     memset(trailer + 3, 'a', 100);
     CHECK_EQ_INT(dechunk(trailer, 103, 7, out, &ol, &used), -431);

@@ -6,21 +6,20 @@
 #ifndef SSE_TEST_SERVER_HARNESS_H
 #define SSE_TEST_SERVER_HARNESS_H
 
+#include "harness/check.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sse/server.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <uv.h>
-
-#include <sse/server.h>
-
-#include "harness/check.h"
 
 struct tctx {
     uv_loop_t loop;

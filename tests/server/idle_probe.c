@@ -5,15 +5,14 @@
  * (wall and CPU time).
  * Driven by idle_probe.py; numbers are in docs/SERVER.md. Usage: idle_probe PORT
  */
+#include "server/internal.h" /* sse__server_walk: flush now, to time it */
+
 #include <malloc.h>
+#include <sse/server.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-
-#include <sse/server.h>
-
-#include "server/internal.h" /* sse__server_walk: flush now, to time it */
 
 struct probe {
     sse_stream **all;
@@ -104,12 +103,13 @@ static int pub_cb(sse_request *r, void *ud)
     sse_server_stats st;
     sse_server_get_stats(s, &st);
     char b[256];
-    int len = snprintf(b, sizeof(b), "%zu k=%ld queue_us=%.0f flush_us=%.0f total_us=%.0f "
-                       "cpu_us=%.0f cpu_ns_per_delivery=%.0f writes_total=%llu\n",
-                       p->n, k, (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
-                     (double)(t2 - t0) / 1e3, c1 - c0,
-                       (c1 - c0) * 1e3 / (double)(p->n ? p->n * (size_t)k : 1),
-                       (unsigned long long)st.writes_total);
+    int len =
+        snprintf(b, sizeof(b),
+                 "%zu k=%ld queue_us=%.0f flush_us=%.0f total_us=%.0f "
+                 "cpu_us=%.0f cpu_ns_per_delivery=%.0f writes_total=%llu\n",
+                 p->n, k, (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3, (double)(t2 - t0) / 1e3,
+                 c1 - c0, (c1 - c0) * 1e3 / (double)(p->n ? p->n * (size_t)k : 1),
+                 (unsigned long long)st.writes_total);
     return sse_request_respond(r, 200, "text/plain", b, (size_t)len);
 }
 

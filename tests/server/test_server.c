@@ -79,7 +79,8 @@ static int c_stream(struct tctx *t)
     CHECK(strstr(buf, "Content-Type: text/event-stream\r\n"));
     CHECK(strstr(buf, "Cache-Control: no-cache\r\n"));
     CHECK(strstr(buf, "X-Accel-Buffering: no\r\n"));
-    CHECK(strstr(buf, "\r\n\r\nid: 1\ndata: hello\n\n") || strstr(buf, "\r\n\r\nid:1\ndata:hello\n\n"));
+    CHECK(strstr(buf, "\r\n\r\nid: 1\ndata: hello\n\n") ||
+          strstr(buf, "\r\n\r\nid:1\ndata:hello\n\n"));
     close(fd);
     return 0;
 }
@@ -92,7 +93,6 @@ static int test_stream(void)
     CHECK_EQ_INT(tctx_fini(&t), 0);
     return 0;
 }
-
 
 /* Run client against a fresh server with options o; the standard routes are set up. */
 static int run_with(const sse_server_options *o, int (*client)(struct tctx *t))
@@ -196,8 +196,9 @@ static int c_bodies(struct tctx *t)
                  200);
     CHECK(strstr(buf, "body=abcdefg"));
     /* the same chunked request one byte per write, then a second request on the connection */
-    static const char req[] = "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "a\r\n0123456789\r\n1\r\nX\r\n0\r\n\r\n";
+    static const char req[] =
+        "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "a\r\n0123456789\r\n1\r\nX\r\n0\r\n\r\n";
     int fd = cli_connect(t->port);
     CHECK(fd >= 0);
     int one = 1;
@@ -243,34 +244,38 @@ static int c_errors(struct tctx *t)
     char buf[8192], req[4096];
     CHECK_EQ_INT(one_request(t, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 404);
     CHECK(strstr(buf, "404 Not Found"));
-    CHECK_EQ_INT(one_request(t, "DELETE /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 405);
+    CHECK_EQ_INT(one_request(t, "DELETE /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
+                 405);
     CHECK(strstr(buf, "\r\nAllow: GET, HEAD, POST\r\n"));
     CHECK_EQ_INT(one_request(t, "BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 501);
     CHECK_EQ_INT(one_request(t, "GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 505);
     CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 400); /* Host */
     CHECK_EQ_INT(one_request(t, "GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
-    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", buf,
-                             sizeof(buf)),
-                 400);
-    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", buf,
-                             sizeof(buf)),
-                 400);
+    CHECK_EQ_INT(
+        one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", buf, sizeof(buf)),
+        400);
+    CHECK_EQ_INT(
+        one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", buf, sizeof(buf)), 400);
     CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\rHost: x\r\n\r\n", buf, sizeof(buf)), 400);
     CHECK_EQ_INT(one_request(t, "GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
     CHECK_EQ_INT(one_request(t, "GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
-    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
-                                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    CHECK_EQ_INT(one_request(t,
+                             "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                              buf, sizeof(buf)),
                  400);
-    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
-                                "Content-Length: 2\r\n\r\nab",
+    CHECK_EQ_INT(one_request(t,
+                             "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                             "Content-Length: 2\r\n\r\nab",
                              buf, sizeof(buf)),
                  400);
-    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+    CHECK_EQ_INT(one_request(t,
+                             "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
                              buf, sizeof(buf)),
                  501);
-    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                                "\r\nzz\r\n",
+    CHECK_EQ_INT(one_request(t,
+                             "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                             "\r\nzz\r\n",
                              buf, sizeof(buf)),
                  400);
     /* 413: body over max_body (1000 here), by Content-Length and by chunks */
@@ -278,8 +283,9 @@ static int c_errors(struct tctx *t)
                              buf, sizeof(buf)),
                  413);
     CHECK(strstr(buf, "Connection: close"));
-    CHECK_EQ_INT(one_request(t, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                                "\r\n3e9\r\n",
+    CHECK_EQ_INT(one_request(t,
+                             "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                             "\r\n3e9\r\n",
                              buf, sizeof(buf)),
                  413);
     /* 414: request line over max_request_line (256 here) */
@@ -302,9 +308,8 @@ static int c_errors(struct tctx *t)
     CHECK_EQ_INT(one_request(t, "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
                  200);
     /* absolute-form target */
-    CHECK_EQ_INT(one_request(t, "GET http://x/hello?a HTTP/1.1\r\nHost: x\r\n\r\n", buf,
-                             sizeof(buf)),
-                 200);
+    CHECK_EQ_INT(
+        one_request(t, "GET http://x/hello?a HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
     CHECK(strstr(buf, "GET /hello q=a"));
     /* a percent-decoded path reaches the handler */
     CHECK_EQ_INT(one_request(t, "GET /any/a%20b%2Fc HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
@@ -343,7 +348,8 @@ static int c_timeouts(struct tctx *t)
     /* a body that never completes */
     fd = cli_connect(t->port);
     CHECK(fd >= 0);
-    CHECK_EQ_INT(cli_sends(fd, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"), 0);
+    CHECK_EQ_INT(cli_sends(fd, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"),
+                 0);
     CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
     CHECK_EQ_INT(cli_status(buf), 408);
     close(fd);
@@ -436,9 +442,9 @@ static int reg_setup(struct tctx *t, const sse_server_options *o, struct reg *g)
 }
 
 struct bcast {
-    size_t len;  /* bytes per event */
-    int count;   /* events */
-    int only;    /* -1 = every stream, else that index */
+    size_t len; /* bytes per event */
+    int count;  /* events */
+    int only;   /* -1 = every stream, else that index */
 };
 
 static void do_bcast(struct tctx *t, void *arg)
@@ -874,22 +880,24 @@ static int c_cors(struct tctx *t)
     /* a stream from an allowed origin carries the headers */
     int fd = cli_connect(t->port);
     CHECK(fd >= 0);
-    CHECK_EQ_INT(cli_sends(fd, "GET /events HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n\r\n"),
-                 0);
+    CHECK_EQ_INT(
+        cli_sends(fd, "GET /events HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n\r\n"), 0);
     CHECK(cli_read_until(fd, buf, sizeof(buf), 0, "\r\n\r\n") > 0);
     CHECK(strstr(buf, "\r\nAccess-Control-Allow-Origin: https://b.example\r\n"));
     CHECK(strstr(buf, "\r\nAccess-Control-Allow-Credentials: true\r\n"));
     close(fd);
     /* another origin gets none */
-    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\r\n",
-                             buf, sizeof(buf)),
-                 200);
+    CHECK_EQ_INT(
+        one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\r\n", buf,
+                    sizeof(buf)),
+        200);
     CHECK(!strstr(buf, "Access-Control-Allow-Origin"));
-    CHECK_EQ_INT(one_request(t,
-                             "OPTIONS /events HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
-                             "Access-Control-Request-Method: GET\r\n\r\n",
-                             buf, sizeof(buf)),
-                 204);
+    CHECK_EQ_INT(
+        one_request(t,
+                    "OPTIONS /events HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
+                    "Access-Control-Request-Method: GET\r\n\r\n",
+                    buf, sizeof(buf)),
+        204);
     CHECK(!strstr(buf, "Access-Control-Allow-Origin"));
     return 0;
 }
@@ -897,7 +905,8 @@ static int c_cors(struct tctx *t)
 static int c_cors_star(struct tctx *t)
 {
     char buf[4096];
-    CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://any.example\r\n\r\n",
+    CHECK_EQ_INT(one_request(t,
+                             "GET /hello HTTP/1.1\r\nHost: x\r\nOrigin: http://any.example\r\n\r\n",
                              buf, sizeof(buf)),
                  200);
     CHECK(strstr(buf, "\r\nAccess-Control-Allow-Origin: *\r\n"));
@@ -973,13 +982,21 @@ static int c_static(struct tctx *t)
     CHECK(el < sizeof(etag));
     memcpy(etag, et + 6, el);
     etag[el] = '\0';
-    snprintf(req, sizeof(req), "GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n", etag);
+    snprintf(req, sizeof(req), "GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
+             etag);
     CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 304);
     /* traversal attempts: never the secret */
     static const char *const bad[] = {
-        "/../secret.txt",     "/%2e%2e/secret.txt",    "/..%2fsecret.txt", "/%2E%2E%2Fsecret.txt",
-        "/sub/../../secret.txt", "/sub/%2e%2e/%2e%2e/secret.txt", "//secret.txt/..",
-        "/out/secret.txt",    "/..",                    "/sub/..%5c..%5csecret.txt",
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/sub/../../secret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "//secret.txt/..",
+        "/out/secret.txt",
+        "/..",
+        "/sub/..%5c..%5csecret.txt",
         "/nothere.html",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1167,9 +1184,10 @@ static int c_failalloc(struct tctx *t)
             int fd = cli_connect(t->port);
             CHECK(fd >= 0);
             loop_call(t, do_arm, &a);
-            CHECK_EQ_INT(cli_sends(fd, "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
-                                       "\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /hello?2 HTTP/1.1\r\nHost: x"
-                                       "\r\nConnection: close\r\n\r\n"),
+            CHECK_EQ_INT(cli_sends(fd,
+                                   "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                                   "\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /hello?2 HTTP/1.1\r\nHost: x"
+                                   "\r\nConnection: close\r\n\r\n"),
                          0);
             CHECK(read_to_eof(fd, buf, sizeof(buf))); /* an answer or a close, never a hang */
             loop_call(t, do_disarm, &a);
@@ -1223,7 +1241,7 @@ static void close_first(struct tctx *t, void *arg)
     ev.data = "bye";
     ev.data_len = 3;
     sse_stream_send(g->st[0], &ev);
-    sse_stream_close(g->st[0]); /* flushes "bye" first */
+    sse_stream_close(g->st[0]);                   /* flushes "bye" first */
     *(int *)arg = sse_stream_send(g->st[0], &ev); /* refused once closing */
 }
 
@@ -1289,7 +1307,8 @@ static int c_garbage(struct tctx *t)
     static const char *const seeds[] = {
         "GET /hello?a=1 HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\n\r\n",
         "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-        "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
         "GET /events HTTP/1.1\r\nHost: x\r\n\r\n",
         "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
     };
@@ -1365,7 +1384,8 @@ static void copy_log(struct tctx *t, void *arg)
 static int c_log(struct tctx *t)
 {
     char buf[4096], logs[8192];
-    CHECK_EQ_INT(one_request(t, "GET /hello?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    CHECK_EQ_INT(one_request(t, "GET /hello?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
+                 200);
     CHECK_EQ_INT(one_request(t, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 404);
     CHECK_EQ_INT(one_request(t, "GET /x HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 400);
     int fd = open_stream_fd(t, "/events", 0);
@@ -1400,11 +1420,10 @@ static int test_access_log(void)
 
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
-           CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections),
-           CHECK_TEST(test_heartbeat), CHECK_TEST(test_backpressure),
-           CHECK_TEST(test_write_timeout), CHECK_TEST(test_write_batching),
-           CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
-           CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
-           CHECK_TEST(test_listen_addresses), CHECK_TEST(test_failing_allocator),
-           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
-           CHECK_TEST(test_access_log))
+           CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections), CHECK_TEST(test_heartbeat),
+           CHECK_TEST(test_backpressure), CHECK_TEST(test_write_timeout),
+           CHECK_TEST(test_write_batching), CHECK_TEST(test_peer_close_and_deferred),
+           CHECK_TEST(test_graceful_shutdown), CHECK_TEST(test_cors), CHECK_TEST(test_static_files),
+           CHECK_TEST(test_many_streams), CHECK_TEST(test_listen_addresses),
+           CHECK_TEST(test_failing_allocator), CHECK_TEST(test_stream_close_and_head),
+           CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log))
