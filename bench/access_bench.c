@@ -7,20 +7,19 @@
  * cached, for HS256 / RS256 / ES256. Prints one line per case; numbers go to
  * docs/performance/access.md. Usage: bench_access_bench [SECONDS_PER_CASE] (default 0.3).
  */
-#include <regex.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "hub/auth.h"
+#include "hub/selector.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
-
-#include "hub/auth.h"
-#include "hub/selector.h"
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 static double now_s(void)
 {
@@ -83,7 +82,9 @@ static void selectors(void)
         {"template {id}, miss", SSE__SEL_AUTO, "https://example.com/books/{id}",
          "^https://example\\.com/books/[A-Za-z0-9._~%,-]*$", "https://example.com/authors/12"},
         {"template {/a,b}{?q,p}", SSE__SEL_AUTO, "/api{/ver,res}{?q,page}",
-         "^/api(/[A-Za-z0-9._~%,-]*(/[A-Za-z0-9._~%,-]*)?)?(\\?q=[A-Za-z0-9._~%,-]*(&page=[A-Za-z0-9._~%,-]*)?|\\?page=[A-Za-z0-9._~%,-]*)?$",
+         "^/api(/[A-Za-z0-9._~%,-]*(/"
+         "[A-Za-z0-9._~%,-]*)?)?(\\?q=[A-Za-z0-9._~%,-]*(&page=[A-Za-z0-9._~%,-]*)?|\\?page=[A-Za-"
+         "z0-9._~%,-]*)?$",
          "/api/v1/books?q=cat&page=2"},
         {"urlpattern :id", SSE__SEL_URLPATTERN, "https://example.com/books/:id",
          "^https://example\\.com/books/[^/?#]+$", "https://example.com/books/12345"},

@@ -11,14 +11,13 @@
  *     set to "a"; a URL pattern without modifiers or groups must match its text with each
  *     ":name" replaced by "a" and each "*" by nothing.
  */
+#include "hub/selector.h"
+
+#include <sse/error.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sse/error.h>
-
-#include "hub/selector.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,10 +54,18 @@ static long expand_template(const char *t, size_t len, int defined, char *out)
             el--;
         }
         if (defined) {
-            const char *first = op == '.' ? "." : op == '/' ? "/" : op == ';' ? ";" : op == '?' ? "?"
-                                : op == '&' ? "&" : op == '#' ? "#" : "";
-            const char *sep = op == '.' ? "." : op == '/' ? "/" : op == ';' ? ";"
-                              : (op == '?' || op == '&') ? "&" : ",";
+            const char *first = op == '.'   ? "."
+                                : op == '/' ? "/"
+                                : op == ';' ? ";"
+                                : op == '?' ? "?"
+                                : op == '&' ? "&"
+                                : op == '#' ? "#"
+                                            : "";
+            const char *sep = op == '.'                  ? "."
+                              : op == '/'                ? "/"
+                              : op == ';'                ? ";"
+                              : (op == '?' || op == '&') ? "&"
+                                                         : ",";
             int named = op == ';' || op == '?' || op == '&';
             o += (size_t)snprintf(out + o, ORACLE_CAP - o, "%s", first);
             size_t p = 0;

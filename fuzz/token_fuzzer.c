@@ -11,19 +11,17 @@
  * are well formed (counts match non-NULL strings, kinds valid); a token whose header alg is not
  * exactly HS256 is never accepted; verifying twice (cache) gives the same answer.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "hub/auth.h"
+#include "hub/selector.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-
 #include <sse/error.h>
-
-#include "hub/auth.h"
-#include "hub/selector.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,8 +66,7 @@ static void check_grants(const struct sse__grants *g)
     }
     for (size_t i = 0; i < g->n_subscribe; i++) {
         must(g->subscribe[i] != NULL, "NULL subscribe selector");
-        must(g->subscribe_kinds[i] >= SSE__SEL_AUTO &&
-                 g->subscribe_kinds[i] <= SSE__SEL_URLPATTERN,
+        must(g->subscribe_kinds[i] >= SSE__SEL_AUTO && g->subscribe_kinds[i] <= SSE__SEL_URLPATTERN,
              "bad kind");
     }
     if (g->exp)

@@ -16,8 +16,8 @@ struct sse_cli_grant {
 };
 
 struct sse_cli_token_spec {
-    int draft;                            /* 7 or 8 */
-    const struct sse_cli_grant *publish;  /* publish grants (borrowed) */
+    int draft;                           /* 7 or 8 */
+    const struct sse_cli_grant *publish; /* publish grants (borrowed) */
     size_t n_publish;
     const struct sse_cli_grant *subscribe; /* subscribe grants (borrowed) */
     size_t n_subscribe;

@@ -6,16 +6,15 @@
  * Exit status: 0 published, 1 the hub refused (HTTP 4xx/5xx other than 401/403), 2 usage,
  * 3 transport error (connect, timeout, I/O), 4 not authorized (401/403).
  */
+#include "cli_commands.h"
+#include "cli_token.h"
+
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <curl/curl.h>
-
-#include "cli_commands.h"
-#include "cli_token.h"
 
 const char sse_cli_pub_summary[] = "publish an update to a Mercure hub";
 
@@ -52,7 +51,8 @@ static void pub_usage(FILE *out)
             "  --timeout S      give up after S seconds (default 10)\n"
             "  -h, --help       this text\n\n"
             "exit status: 0 published (the id is printed), 1 the hub refused the update,\n"
-            "2 usage error (options, unreadable file, unusable key), 3 transport error (connection, timeout), 4 not authorized (401/403)\n");
+            "2 usage error (options, unreadable file, unusable key), 3 transport error "
+            "(connection, timeout), 4 not authorized (401/403)\n");
 }
 
 struct pub_buf {

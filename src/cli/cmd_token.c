@@ -5,21 +5,20 @@
  * sse_cli_token_mint for why not libjwt). Also the minting code that `ssehub pub` uses.
  * Exit status: 0 token printed, 1 minting failed (key, payload), 2 usage error.
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "cli_commands.h"
+#include "cli_token.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
-
-#include "cli_commands.h"
-#include "cli_token.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 const char sse_cli_token_summary[] = "mint a development JWT (draft-07 or draft-08) for the hub";
 
@@ -28,31 +27,32 @@ const char sse_cli_token_summary[] = "mint a development JWT (draft-07 or draft-
 
 static void token_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ssehub token [--draft 07|08] [--publish SEL]... [--subscribe SEL]...\n"
-            "                    [--payload JSON] [--exp SECONDS] [--key KEY | --key-file FILE]\n"
-            "                    [--alg ALG] [--aud AUD] [--iss ISS] [--sub SUB]\n\n"
-            "Prints a signed JWT that a Mercure hub accepts (for development and tests).\n\n"
-            "options:\n"
-            "  --draft 07|08          token generation (default 07): 07 puts the grants in a\n"
-            "                         \"mercure\" claim; 08 makes an access token (typ at+jwt,\n"
-            "                         aud, exp, authorization_details)\n"
-            "  --publish SEL          grant publishing to SEL (repeatable); \"*\" = every topic\n"
-            "  --subscribe SEL        grant receiving private updates of SEL (repeatable)\n"
-            "  --publish-pattern P    draft-08: a URLPattern publish matcher (repeatable)\n"
-            "  --subscribe-pattern P  draft-08: a URLPattern subscribe matcher (repeatable)\n"
-            "  --payload JSON         subscriber payload (draft-08: a JSON object)\n"
-            "  --exp SECONDS          lifetime (default 3600; 0 = no exp, draft-07 only)\n"
-            "  --key KEY              HMAC secret, default $MERCURE_PUBLISHER_JWT_KEY\n"
-            "  --key-file FILE        read the key from FILE (a PEM private key for RS/ES)\n"
-            "  --alg ALG              HS256 (default, or $MERCURE_PUBLISHER_JWT_ALG), HS384, HS512,\n"
-            "                         RS256, RS384, RS512, ES256, ES384, ES512\n"
-            "  --aud AUD              audience; draft-08 default: " SSE_CLI_DEFAULT_HUB "\n"
-            "  --iss ISS              issuer claim\n"
-            "  --sub SUB              subject claim (the subscriber's identity)\n"
-            "  -h, --help             this text\n\n"
-            "example: ssehub token --publish '*' --subscribe 'https://example.com/books/{id}'\n\n"
-            "exit status: 0 token printed, 1 minting failed, 2 usage error\n");
+    fprintf(
+        out,
+        "usage: ssehub token [--draft 07|08] [--publish SEL]... [--subscribe SEL]...\n"
+        "                    [--payload JSON] [--exp SECONDS] [--key KEY | --key-file FILE]\n"
+        "                    [--alg ALG] [--aud AUD] [--iss ISS] [--sub SUB]\n\n"
+        "Prints a signed JWT that a Mercure hub accepts (for development and tests).\n\n"
+        "options:\n"
+        "  --draft 07|08          token generation (default 07): 07 puts the grants in a\n"
+        "                         \"mercure\" claim; 08 makes an access token (typ at+jwt,\n"
+        "                         aud, exp, authorization_details)\n"
+        "  --publish SEL          grant publishing to SEL (repeatable); \"*\" = every topic\n"
+        "  --subscribe SEL        grant receiving private updates of SEL (repeatable)\n"
+        "  --publish-pattern P    draft-08: a URLPattern publish matcher (repeatable)\n"
+        "  --subscribe-pattern P  draft-08: a URLPattern subscribe matcher (repeatable)\n"
+        "  --payload JSON         subscriber payload (draft-08: a JSON object)\n"
+        "  --exp SECONDS          lifetime (default 3600; 0 = no exp, draft-07 only)\n"
+        "  --key KEY              HMAC secret, default $MERCURE_PUBLISHER_JWT_KEY\n"
+        "  --key-file FILE        read the key from FILE (a PEM private key for RS/ES)\n"
+        "  --alg ALG              HS256 (default, or $MERCURE_PUBLISHER_JWT_ALG), HS384, HS512,\n"
+        "                         RS256, RS384, RS512, ES256, ES384, ES512\n"
+        "  --aud AUD              audience; draft-08 default: " SSE_CLI_DEFAULT_HUB "\n"
+        "  --iss ISS              issuer claim\n"
+        "  --sub SUB              subject claim (the subscriber's identity)\n"
+        "  -h, --help             this text\n\n"
+        "example: ssehub token --publish '*' --subscribe 'https://example.com/books/{id}'\n\n"
+        "exit status: 0 token printed, 1 minting failed, 2 usage error\n");
 }
 
 char *sse_cli_read_file(const char *path, size_t max, size_t *len)

@@ -23,9 +23,8 @@
  */
 #include "hub/auth.h"
 
-#include <stdint.h>
-#include <string.h>
-#include <strings.h>
+#include "common/alloc.h"
+#include "hub/selector.h"
 
 #include <jansson.h>
 #include <openssl/bn.h>
@@ -35,11 +34,10 @@
 #include <openssl/hmac.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
-
 #include <sse/error.h>
-
-#include "common/alloc.h"
-#include "hub/selector.h"
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 #define AUTH_DEFAULT_MAX_TOKEN 8192
 #define AUTH_DEFAULT_CACHE 1024
@@ -54,24 +52,22 @@ struct auth_alg {
 };
 
 static const struct auth_alg auth_algs[] = {
-    {"HS256", 'H', "SHA256"}, {"HS384", 'H', "SHA384"},
-    {"HS512", 'H', "SHA512"}, {"RS256", 'R', "SHA256"},
-    {"RS384", 'R', "SHA384"}, {"RS512", 'R', "SHA512"},
-    {"ES256", 'E', "SHA256"}, {"ES384", 'E', "SHA384"},
-    {"ES512", 'E', "SHA512"},
+    {"HS256", 'H', "SHA256"}, {"HS384", 'H', "SHA384"}, {"HS512", 'H', "SHA512"},
+    {"RS256", 'R', "SHA256"}, {"RS384", 'R', "SHA384"}, {"RS512", 'R', "SHA512"},
+    {"ES256", 'E', "SHA256"}, {"ES384", 'E', "SHA384"}, {"ES512", 'E', "SHA512"},
 };
 
 struct auth_key {
     const struct auth_alg *alg;
-    size_t key_len;     /* HMAC secret length (the secret itself lives in `mac` only) */
-    EVP_PKEY *pkey;     /* RS / ES public key */
-    EVP_MD *md;         /* the algorithm's digest, fetched once */
-    EVP_MAC_CTX *mac;   /* HS: an HMAC context keyed once; duplicated per verification */
+    size_t key_len;   /* HMAC secret length (the secret itself lives in `mac` only) */
+    EVP_PKEY *pkey;   /* RS / ES public key */
+    EVP_MD *md;       /* the algorithm's digest, fetched once */
+    EVP_MAC_CTX *mac; /* HS: an HMAC context keyed once; duplicated per verification */
 };
 
 struct cache_entry {
     struct cache_entry *hnext, *prev, *next;
-    unsigned char digest[32];        /* SHA-256(role byte, token) */
+    unsigned char digest[32];         /* SHA-256(role byte, token) */
     const struct sse__grants *grants; /* one reference */
 };
 
@@ -86,8 +82,8 @@ struct sse__auth {
     size_t n_buckets, n, capacity;
     struct cache_entry *head, *tail;
     size_t hits, misses;
-    EVP_MD *sha256;     /* cache key digest, fetched once */
-    EVP_MD_CTX *dctx;   /* reused for every cache key */
+    EVP_MD *sha256;   /* cache key digest, fetched once */
+    EVP_MD_CTX *dctx; /* reused for every cache key */
 };
 
 /* ---- grants ---------------------------------------------------------------------------- */
@@ -769,9 +765,8 @@ static int key_init(struct auth_key *k, const char *key, const char *alg)
         EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
         k->mac = m ? EVP_MAC_CTX_new(m) : NULL;
         EVP_MAC_free(m);
-        OSSL_PARAM params[] = {
-            OSSL_PARAM_construct_utf8_string("digest", (char *)k->alg->md, 0),
-            OSSL_PARAM_construct_end()};
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)k->alg->md, 0),
+                               OSSL_PARAM_construct_end()};
         if (!k->mac || EVP_MAC_init(k->mac, (const unsigned char *)key, k->key_len, params) != 1)
             return SSE_ENOMEM;
         return 0;
@@ -818,8 +813,8 @@ int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
         rc = key_init(&a->sub, cfg->publisher_key, cfg->publisher_alg);
     if (rc)
         goto out_free;
-    a->drafts = cfg->drafts ? cfg->drafts & (SSE__DRAFT_07 | SSE__DRAFT_08)
-                            : SSE__DRAFT_07 | SSE__DRAFT_08;
+    a->drafts =
+        cfg->drafts ? cfg->drafts & (SSE__DRAFT_07 | SSE__DRAFT_08) : SSE__DRAFT_07 | SSE__DRAFT_08;
     if (!a->drafts) {
         rc = SSE_EINVAL;
         goto out_free;
@@ -892,8 +887,8 @@ int sse__auth_verify(struct sse__auth *a, int role, const char *token, size_t le
         return 0;
     }
     a->misses++;
-    int rc = verify_token(a, role == SSE__AUTH_PUBLISH ? &a->pub : &a->sub, token, len, now, &g,
-                          why);
+    int rc =
+        verify_token(a, role == SSE__AUTH_PUBLISH ? &a->pub : &a->sub, token, len, now, &g, why);
     if (rc)
         return rc;
     /* Cache it; if that fails for memory, the verification still stands. */
@@ -913,8 +908,7 @@ int sse__auth_verify(struct sse__auth *a, int role, const char *token, size_t le
     return 0;
 }
 
-void sse__auth_cache_stats(const struct sse__auth *a, size_t *entries, size_t *hits,
-                           size_t *misses)
+void sse__auth_cache_stats(const struct sse__auth *a, size_t *entries, size_t *hits, size_t *misses)
 {
     if (entries)
         *entries = a ? a->n : 0;

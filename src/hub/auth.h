@@ -16,22 +16,23 @@
 
 #include <stddef.h>
 
-enum { SSE__AUTH_PUBLISH = 1, SSE__AUTH_SUBSCRIBE = 2 };     /* the role a token is checked for */
-enum { SSE__DRAFT_07 = 1, SSE__DRAFT_08 = 2 };               /* bitmask of accepted generations */
+enum { SSE__AUTH_PUBLISH = 1, SSE__AUTH_SUBSCRIBE = 2 }; /* the role a token is checked for */
+enum { SSE__DRAFT_07 = 1, SSE__DRAFT_08 = 2 };           /* bitmask of accepted generations */
 
 struct sse__auth_config {
-    const char *publisher_key;  /* HS*: the secret; RS256/ES256: a PEM public key (or a PEM cert) */
-    const char *publisher_alg;  /* "HS256" (default), "HS384", "HS512", "RS256", "ES256" */
-    const char *subscriber_key; /* NULL: the publisher's key and algorithm are used */
+    const char *publisher_key; /* HS*: the secret; RS*/
+    ES * : a PEM public key(SPKI) *
+           / const char *publisher_alg; /* "HS256" (default), "HS384", "HS512", "RS256", "ES256" */
+    const char *subscriber_key;         /* NULL: the publisher's key and algorithm are used */
     const char *subscriber_alg; /* NULL: "HS256" if subscriber_key is set, else publisher_alg */
     int drafts;                 /* SSE__DRAFT_07 | SSE__DRAFT_08; 0 = both */
-    const char *resource;       /* draft-08 expected "aud" (the hub's resource id); NULL = no check */
-    const char *issuer;         /* expected "iss" (both drafts) or NULL = no check */
-    size_t max_token_len;       /* longer tokens refused before parsing; 0 = 8 KiB */
-    size_t cache_entries;       /* verified-token cache; 0 = 1024 */
-    long leeway;                /* seconds of clock skew allowed on exp / nbf; 0 = none */
-    size_t max_grants;          /* most selectors per token (each role); 0 = 128 */
-    size_t max_selector_len;    /* longest granted selector; 0 = 1024 */
+    const char *resource;    /* draft-08 expected "aud" (the hub's resource id); NULL = no check */
+    const char *issuer;      /* expected "iss" (both drafts) or NULL = no check */
+    size_t max_token_len;    /* longer tokens refused before parsing; 0 = 8 KiB */
+    size_t cache_entries;    /* verified-token cache; 0 = 1024 */
+    long leeway;             /* seconds of clock skew allowed on exp / nbf; 0 = none */
+    size_t max_grants;       /* most selectors per token (each role); 0 = 128 */
+    size_t max_selector_len; /* longest granted selector; 0 = 1024 */
 };
 
 /*
@@ -39,20 +40,20 @@ struct sse__auth_config {
  * sse__grants_release when done. Selector texts are NUL-terminated copies.
  */
 struct sse__grants {
-    char **publish;              /* selector texts granted for publishing */
+    char **publish; /* selector texts granted for publishing */
     size_t n_publish;
-    char **subscribe;            /* selector texts granted for subscribing (private updates) */
+    char **subscribe; /* selector texts granted for subscribing (private updates) */
     size_t n_subscribe;
-    int kind;                    /* SSE__SEL_AUTO (draft-07 token) or SSE__SEL_URLPATTERN (draft-08) */
-    char *payload_json;          /* draft-07 mercure.payload, or draft-08 first subscribe payload */
-    long long exp;               /* expiry, seconds since epoch; 0 = none */
+    int kind;           /* SSE__SEL_AUTO (draft-07 token) or SSE__SEL_URLPATTERN (draft-08) */
+    char *payload_json; /* draft-07 mercure.payload, or draft-08 first subscribe payload */
+    long long exp;      /* expiry, seconds since epoch; 0 = none */
     /* Added after the first draft of this header: */
-    int draft;                   /* SSE__DRAFT_07 or SSE__DRAFT_08: which profile the token used */
-    int *publish_kinds;          /* per publish entry: SSE__SEL_AUTO (07), _EXACT or _URLPATTERN */
-    int *subscribe_kinds;        /* per subscribe entry, same */
-    char **subscribe_payloads;   /* per subscribe entry: its detail's payload JSON or NULL (08) */
-    char *sub;                   /* the "sub" claim or NULL */
-    unsigned refs_;              /* private: reference count */
+    int draft;                 /* SSE__DRAFT_07 or SSE__DRAFT_08: which profile the token used */
+    int *publish_kinds;        /* per publish entry: SSE__SEL_AUTO (07), _EXACT or _URLPATTERN */
+    int *subscribe_kinds;      /* per subscribe entry, same */
+    char **subscribe_payloads; /* per subscribe entry: its detail's payload JSON or NULL (08) */
+    char *sub;                 /* the "sub" claim or NULL */
+    unsigned refs_;            /* private: reference count */
 };
 
 struct sse__auth; /* one verifier: keys, options, the verified-token cache. Not thread-safe. */

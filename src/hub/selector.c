@@ -19,17 +19,16 @@
  */
 #include "hub/selector.h"
 
+#include "common/alloc.h"
+
+#include <sse/error.h>
 #include <stdint.h>
 #include <string.h>
 
-#include <sse/error.h>
-
-#include "common/alloc.h"
-
 #define SEL_DEFAULT_MAX_LEN 1024
 #define SEL_DEFAULT_MAX_VARS 32
-#define SEL_MAX_NODES 2048  /* NFA size cap: bounds the stack used by a match */
-#define SEL_MAX_PREFIX 256  /* largest {var:N} accepted */
+#define SEL_MAX_NODES 2048 /* NFA size cap: bounds the stack used by a match */
+#define SEL_MAX_PREFIX 256 /* largest {var:N} accepted */
 #define SEL_MAX_CLASSES 64
 
 enum { N_BYTE, N_CLASS, N_SPLIT, N_JUMP, N_MATCH, N_FAIL };
@@ -47,18 +46,18 @@ struct sel_class {
 };
 
 struct sse__selector {
-    unsigned refs;            /* reference count */
-    int kind;                 /* SSE__SEL_EXACT / TEMPLATE / URLPATTERN */
-    int wildcard;             /* "*" */
-    int exact;                /* matches exactly `text` (no variables) */
-    char *text;               /* the source text (NUL-terminated copy) */
-    size_t len;               /* its length */
-    struct sel_node *nodes;   /* NFA (NULL when exact or wildcard) */
+    unsigned refs;          /* reference count */
+    int kind;               /* SSE__SEL_EXACT / TEMPLATE / URLPATTERN */
+    int wildcard;           /* "*" */
+    int exact;              /* matches exactly `text` (no variables) */
+    char *text;             /* the source text (NUL-terminated copy) */
+    size_t len;             /* its length */
+    struct sel_node *nodes; /* NFA (NULL when exact or wildcard) */
     size_t n_nodes;
     struct sel_class *classes;
     size_t n_classes;
-    uint16_t *run;            /* per node: how many chained N_BYTE nodes start there */
-    unsigned char *lits;      /* per node: its byte (N_BYTE), so a run is one memcmp */
+    uint16_t *run;       /* per node: how many chained N_BYTE nodes start there */
+    unsigned char *lits; /* per node: its byte (N_BYTE), so a run is one memcmp */
 };
 
 /* ---- byte classes ---------------------------------------------------------------------- */
@@ -426,8 +425,8 @@ static int name_char(unsigned char c, int first)
 
 static int scheme_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '-' || c == '.';
 }
 
 static void mode_class(int mode, int wildcard, struct sel_class *c)
@@ -931,19 +930,19 @@ void sse__selector_unref(struct sse__selector *sel)
 /* ---- the LRU cache ---------------------------------------------------------------------- */
 
 struct cache_entry {
-    struct cache_entry *hnext;             /* hash chain */
-    struct cache_entry *prev, *next;       /* LRU list: head = most recent */
+    struct cache_entry *hnext;       /* hash chain */
+    struct cache_entry *prev, *next; /* LRU list: head = most recent */
     uint64_t hash;
-    int kind;                              /* the kind asked for (AUTO stays AUTO) */
-    char *key;                             /* the text asked for */
+    int kind;  /* the kind asked for (AUTO stays AUTO) */
+    char *key; /* the text asked for */
     size_t key_len;
-    struct sse__selector *sel;             /* one reference held by the cache */
+    struct sse__selector *sel; /* one reference held by the cache */
 };
 
 struct sse__selector_cache {
     struct cache_entry **buckets;
-    size_t n_buckets;                      /* power of two */
-    struct cache_entry *head, *tail;       /* LRU list */
+    size_t n_buckets;                /* power of two */
+    struct cache_entry *head, *tail; /* LRU list */
     size_t n, capacity;
     struct sse__selector_limits lim;
     size_t hits, misses, evictions;

@@ -19,10 +19,10 @@
 
 /* How the selector text is read. */
 enum {
-    SSE__SEL_AUTO = 0,   /* draft-07: "*" | URI template if it contains '{' | exact */
-    SSE__SEL_EXACT,      /* byte-for-byte ("*" still means every topic) */
-    SSE__SEL_TEMPLATE,   /* RFC 6570 URI template */
-    SSE__SEL_URLPATTERN  /* draft-08 URL Pattern ("*" alone means every topic) */
+    SSE__SEL_AUTO = 0,  /* draft-07: "*" | URI template if it contains '{' | exact */
+    SSE__SEL_EXACT,     /* byte-for-byte ("*" still means every topic) */
+    SSE__SEL_TEMPLATE,  /* RFC 6570 URI template */
+    SSE__SEL_URLPATTERN /* draft-08 URL Pattern ("*" alone means every topic) */
 };
 
 struct sse__selector; /* compiled, immutable, refcounted */

@@ -4,21 +4,19 @@
  * oversized and malformed tokens, draft-07 vs draft-08 claim shapes, iss / aud, the cache.
  * Tokens are signed here with OpenSSL directly, independently of the code under test.
  */
-#include <stdarg.h>
-#include <string.h>
+#include "harness/check.h"
+#include "harness/failalloc.h"
+#include "hub/auth.h"
+#include "hub/selector.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
-
 #include <sse/error.h>
-
-#include "harness/check.h"
-#include "harness/failalloc.h"
-#include "hub/auth.h"
-#include "hub/selector.h"
+#include <stdarg.h>
+#include <string.h>
 
 #define NOW 1700000000LL
 #define SECRET "!ChangeThisMercureHubJWTSecretKey!"
@@ -86,7 +84,7 @@ static char *sign(const char *alg, const char *key, const char *header, const ch
     size_t n = b64url((const unsigned char *)header, strlen(header), buf);
     buf[n++] = '.';
     n += b64url((const unsigned char *)payload, strlen(payload), buf + n);
-    const EVP_MD *md = strstr(alg, "384") ? EVP_sha384()
+    const EVP_MD *md = strstr(alg, "384")   ? EVP_sha384()
                        : strstr(alg, "512") ? EVP_sha512()
                                             : EVP_sha256();
     unsigned char sig[1024];
@@ -162,8 +160,8 @@ static int verify(struct sse__auth *a, int role, const char *tok, long long now)
 
 #define H_JWT "{\"alg\":\"%s\",\"typ\":\"JWT\"}"
 #define H_AT "{\"alg\":\"%s\",\"typ\":\"at+jwt\"}"
-#define P07                                                                                \
-    "{\"mercure\":{\"publish\":[\"*\"],\"subscribe\":[\"https://ex.com/{id}\","               \
+#define P07                                                                                        \
+    "{\"mercure\":{\"publish\":[\"*\"],\"subscribe\":[\"https://ex.com/{id}\","                    \
     "\"/a\"],\"payload\":{\"user\":\"u1\"}},\"exp\":%lld,\"sub\":\"alice\"}"
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -237,13 +235,13 @@ static int test_rs_es(void)
     return 0;
 }
 
-#define P08 \
-    "{\"iss\":\"https://issuer.example\",\"aud\":%s,\"exp\":%lld,\"sub\":\"bob\"," \
-    "\"authorization_details\":[{\"type\":\"other\",\"whatever\":1}," \
-    "{\"type\":\"mercure\",\"actions\":[\"publish\",\"subscribe\"],\"topics\":[" \
-    "{\"match\":\"https://ex.com/books/1\"}," \
-    "{\"match\":\"https://ex.com/books/:id\",\"matchType\":\"URLPattern\"}]," \
-    "\"payload\":{\"p\":1}}," \
+#define P08                                                                                        \
+    "{\"iss\":\"https://issuer.example\",\"aud\":%s,\"exp\":%lld,\"sub\":\"bob\","                 \
+    "\"authorization_details\":[{\"type\":\"other\",\"whatever\":1},"                              \
+    "{\"type\":\"mercure\",\"actions\":[\"publish\",\"subscribe\"],\"topics\":["                   \
+    "{\"match\":\"https://ex.com/books/1\"},"                                                      \
+    "{\"match\":\"https://ex.com/books/:id\",\"matchType\":\"URLPattern\"}],"                      \
+    "\"payload\":{\"p\":1}},"                                                                      \
     "{\"type\":\"mercure\",\"actions\":[\"subscribe\"],\"topics\":[{\"match\":\"*\"}]}]}"
 
 /* Draft-08 access tokens (typ at+jwt) with RS / ES keys; key sizes and curves; ECDSA encodings. */
@@ -261,7 +259,7 @@ static int test_rs_es_more(void)
     /* the same ECDSA signature in DER instead of R || S: refused (wrong length) */
     char *dot = strrchr(t, '.');
     CHECK(strlen(dot + 1) == 86); /* 64 bytes */
-    dot[1 + 80] = '\0';          /* 60 bytes */
+    dot[1 + 80] = '\0';           /* 60 bytes */
     CHECK_EQ_INT(verify(es, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
     CHECK_EQ_STR(last_why, "bad signature");
     free(t);
@@ -483,9 +481,18 @@ static int test_malformed(void)
     struct sse__auth *a = new_auth(SECRET, "HS256", 0);
     char *good = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{}");
     CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, good, NOW), 0);
-    static const char *bad[] = {"", "abc", "a.b", "a.b.c.d", ".b.c", "a..c", "....",
-                                "eyJhbGciOiJIUzI1NiJ9.e30", "e*J.e30.abc", "eyJ=.e30.abc",
-                                "eyJhbGciOiJIUzI1NiJ9.e30=.abc", "\xff\xfe.e30.abc"};
+    static const char *bad[] = {"",
+                                "abc",
+                                "a.b",
+                                "a.b.c.d",
+                                ".b.c",
+                                "a..c",
+                                "....",
+                                "eyJhbGciOiJIUzI1NiJ9.e30",
+                                "e*J.e30.abc",
+                                "eyJ=.e30.abc",
+                                "eyJhbGciOiJIUzI1NiJ9.e30=.abc",
+                                "\xff\xfe.e30.abc"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const struct sse__grants *g = (const struct sse__grants *)1;
         const char *why = NULL;
@@ -496,14 +503,18 @@ static int test_malformed(void)
         }
     }
     /* header not JSON / not an object; claims not JSON / an array; duplicate keys */
-    static const char *hdr_bad[] = {"not json", "[\"HS256\"]", "{\"alg\":\"HS256\",\"alg\":\"HS256\"}",
+    static const char *hdr_bad[] = {"not json", "[\"HS256\"]",
+                                    "{\"alg\":\"HS256\",\"alg\":\"HS256\"}",
                                     "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}"};
     for (int i = 0; i < 4; i++) {
         char *t = sign("HS256", SECRET, hdr_bad[i], "{}");
         CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
         free(t);
     }
-    static const char *pl_bad[] = {"not json", "[1,2]", "{\"a\":1,\"a\":2}", "{\"mercure\":[]}",
+    static const char *pl_bad[] = {"not json",
+                                   "[1,2]",
+                                   "{\"a\":1,\"a\":2}",
+                                   "{\"mercure\":[]}",
                                    "{\"mercure\":{\"publish\":\"*\"}}",
                                    "{\"mercure\":{\"subscribe\":[1]}}",
                                    "{\"mercure\":{\"publish\":[\"\"]}}"};
@@ -540,7 +551,6 @@ static int test_malformed(void)
     sse__auth_free(a);
     return 0;
 }
-
 
 static int test_draft08(void)
 {
@@ -776,8 +786,8 @@ static int test_alloc_failures(void)
             failalloc_arm(n);
             int rc = sse__auth_new(&a, &cfg);
             if (!rc)
-                rc = sse__auth_verify(a, SSE__AUTH_PUBLISH, toks[k], strlen(toks[k]), NOW, &g,
-                                      NULL);
+                rc =
+                    sse__auth_verify(a, SSE__AUTH_PUBLISH, toks[k], strlen(toks[k]), NOW, &g, NULL);
             int hit = failalloc_was_hit();
             failalloc_arm(0);
             if (!hit) {

@@ -4,27 +4,25 @@
  * request it sends (method, path, bearer token, form fields) and its exit codes.
  * The binary is $SSEHUB (set by CTest); every wait is bounded by poll timeouts.
  */
+#include "harness/check.h"
+#include "hub/auth.h"
+#include "hub/selector.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <poll.h>
 #include <signal.h>
+#include <sse/error.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
-#include <sse/error.h>
-
-#include "harness/check.h"
-#include "hub/auth.h"
-#include "hub/selector.h"
 
 #define KEY "cli-test-secret-0123456789abcdef"
 #define RESOURCE "http://127.0.0.1:8080/.well-known/mercure"
@@ -136,16 +134,27 @@ static struct sse__auth *auth_for(const char *key, const char *alg)
 static int test_token_roundtrip_07(void)
 {
     char out[16384];
-    char *argv[] = {(char *)ssehub(), "token", "--publish", "https://ex.com/a", "--publish", "*",
-                    "--subscribe", "https://ex.com/books/{id}", "--payload", "{\"u\":\"x\"}",
-                    "--key", KEY, "--sub", "me", NULL};
+    char *argv[] = {(char *)ssehub(),
+                    "token",
+                    "--publish",
+                    "https://ex.com/a",
+                    "--publish",
+                    "*",
+                    "--subscribe",
+                    "https://ex.com/books/{id}",
+                    "--payload",
+                    "{\"u\":\"x\"}",
+                    "--key",
+                    KEY,
+                    "--sub",
+                    "me",
+                    NULL};
     CHECK_EQ_INT(run(argv, NULL, out, sizeof(out), -1, NULL, 0, NULL), 0);
     chomp(out);
     struct sse__auth *a = auth_for(KEY, "HS256");
     const struct sse__grants *g;
     const char *why = NULL;
-    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, &why),
-                 0);
+    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, &why), 0);
     CHECK_EQ_INT(g->draft, SSE__DRAFT_07);
     CHECK_EQ_UINT(g->n_publish, 2);
     CHECK_EQ_STR(g->publish[0], "https://ex.com/a");
@@ -169,9 +178,21 @@ static int test_token_roundtrip_07(void)
 static int test_token_roundtrip_08(void)
 {
     char out[16384];
-    char *argv[] = {(char *)ssehub(), "token", "--draft", "08", "--publish", "https://ex.com/a",
-                    "--subscribe-pattern", "https://ex.com/books/:id", "--payload", "{\"u\":1}",
-                    "--exp", "120", "--key", KEY, NULL};
+    char *argv[] = {(char *)ssehub(),
+                    "token",
+                    "--draft",
+                    "08",
+                    "--publish",
+                    "https://ex.com/a",
+                    "--subscribe-pattern",
+                    "https://ex.com/books/:id",
+                    "--payload",
+                    "{\"u\":1}",
+                    "--exp",
+                    "120",
+                    "--key",
+                    KEY,
+                    NULL};
     CHECK_EQ_INT(run(argv, NULL, out, sizeof(out), -1, NULL, 0, NULL), 0);
     chomp(out);
     struct sse__auth *a = auth_for(KEY, "HS256");
@@ -241,13 +262,15 @@ static int test_token_rs_es(void)
         struct sse__auth *a = auth_for(pub, algs[i]);
         CHECK(a);
         for (int d = 0; d < 2; d++) { /* draft-07, then draft-08 (typ at+jwt through libjwt) */
-            char *argv[] = {(char *)ssehub(), "token", "--alg", (char *)algs[i], "--key-file",
-                            path, "--publish", "*", "--draft", d ? "08" : "07", NULL};
+            char *argv[] = {
+                (char *)ssehub(), "token", "--alg",   (char *)algs[i], "--key-file", path,
+                "--publish",      "*",     "--draft", d ? "08" : "07", NULL};
             CHECK_EQ_INT(run(argv, NULL, out, sizeof(out), -1, NULL, 0, NULL), 0);
             chomp(out);
             const struct sse__grants *g;
             const char *why = NULL;
-            int vrc = sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, &why);
+            int vrc =
+                sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, &why);
             if (vrc)
                 fprintf(stderr, "  %s draft %d: %s\n", algs[i], d ? 8 : 7, why);
             CHECK_EQ_INT(vrc, 0);
@@ -292,8 +315,7 @@ static int test_token_errors(void)
     chomp(out);
     struct sse__auth *a = auth_for(KEY, "HS256");
     const struct sse__grants *g;
-    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, NULL),
-                 0);
+    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, out, strlen(out), time(NULL), &g, NULL), 0);
     sse__grants_release(g);
     sse__auth_free(a);
     return 0;
@@ -342,8 +364,8 @@ static int form_get(const char *body, const char *name, int nth, char *out, size
     return 0;
 }
 
-#define OK_REPLY                                                                               \
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: "        \
+#define OK_REPLY                                                                                   \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: "            \
     "close\r\n\r\nurn:uuid:1234"
 
 static int test_pub_request(void)
@@ -351,9 +373,26 @@ static int test_pub_request(void)
     char url[128], out[4096], req[65536], v[4096];
     int fd = listener(url, sizeof(url));
     CHECK(fd >= 0);
-    char *argv[] = {(char *)ssehub(), "pub", "--hub", url, "--topic", "https://ex.com/a",
-                    "--topic", "https://ex.com/b", "--data", "a b&c=d\nline2\n\nlast", "--id",
-                    "id-1", "--type", "news", "--private", "--retry", "1500", "--key", KEY, NULL};
+    char *argv[] = {(char *)ssehub(),
+                    "pub",
+                    "--hub",
+                    url,
+                    "--topic",
+                    "https://ex.com/a",
+                    "--topic",
+                    "https://ex.com/b",
+                    "--data",
+                    "a b&c=d\nline2\n\nlast",
+                    "--id",
+                    "id-1",
+                    "--type",
+                    "news",
+                    "--private",
+                    "--retry",
+                    "1500",
+                    "--key",
+                    KEY,
+                    NULL};
     unsetenv("MERCURE_PUBLISHER_TOKEN");
     unsetenv("SSEHUB_TOKEN");
     CHECK_EQ_INT(run(argv, NULL, out, sizeof(out), fd, req, sizeof(req), OK_REPLY), 0);
@@ -416,8 +455,8 @@ static int test_pub_stdin_file_token(void)
     close(tf);
     char at[64];
     snprintf(at, sizeof(at), "@%s", path);
-    char *argv2[] = {(char *)ssehub(), "pub", "--hub", url, "--topic", "t", "--data", at,
-                     "--token", "flag.token", NULL};
+    char *argv2[] = {(char *)ssehub(), "pub", "--hub",   url,          "--topic", "t",
+                     "--data",         at,    "--token", "flag.token", NULL};
     CHECK_EQ_INT(run(argv2, NULL, out, sizeof(out), fd, req, sizeof(req), OK_REPLY), 0);
     unlink(path);
     CHECK(strcasestr(req, "\r\nAuthorization: Bearer flag.token\r\n"));
@@ -433,8 +472,8 @@ static int test_pub_exit_codes(void)
     char url[128], out[4096], req[65536];
     int fd = listener(url, sizeof(url));
     CHECK(fd >= 0);
-    char *argv[] = {(char *)ssehub(), "pub", "--hub", url, "--topic", "t", "--data", "x",
-                    "--token", "tok", NULL};
+    char *argv[] = {(char *)ssehub(), "pub", "--hub",   url,   "--topic", "t",
+                    "--data",         "x",   "--token", "tok", NULL};
     CHECK_EQ_INT(run(argv, NULL, out, sizeof(out), fd, req, sizeof(req),
                      "HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
                      "forbidden"),
@@ -453,8 +492,7 @@ static int test_pub_exit_codes(void)
     /* usage */
     char *no_topic[] = {(char *)ssehub(), "pub", "--data", "x", NULL};
     CHECK_EQ_INT(run(no_topic, NULL, out, sizeof(out), -1, NULL, 0, NULL), 2);
-    char *bad_id[] = {(char *)ssehub(), "pub", "--topic", "t", "--data", "x", "--id", "a\nb",
-                      NULL};
+    char *bad_id[] = {(char *)ssehub(), "pub", "--topic", "t", "--data", "x", "--id", "a\nb", NULL};
     CHECK_EQ_INT(run(bad_id, NULL, out, sizeof(out), -1, NULL, 0, NULL), 2);
     char *bad_retry[] = {(char *)ssehub(), "pub", "--topic", "t", "--retry", "soon", NULL};
     CHECK_EQ_INT(run(bad_retry, NULL, out, sizeof(out), -1, NULL, 0, NULL), 2);
@@ -508,19 +546,33 @@ static int test_pub_real_hub(void)
     if (ok) {
         unsetenv("MERCURE_PUBLISHER_TOKEN");
         unsetenv("SSEHUB_TOKEN");
-        char *a1[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
-                      "--data", "hello", "--key", KEY, NULL};
+        char *a1[] = {(char *)ssehub(), "pub",   "--hub", hub, "--topic", "https://ex.com/a",
+                      "--data",         "hello", "--key", KEY, NULL};
         rc1 = run(a1, NULL, first, sizeof(first), -1, NULL, 0, NULL);
-        char *a2[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
-                      "--data", "hello", "--key", KEY, "--draft", "08", "--id", "my-id-1", NULL};
+        char *a2[] = {(char *)ssehub(),   "pub",    "--hub", hub,       "--topic",
+                      "https://ex.com/a", "--data", "hello", "--key",   KEY,
+                      "--draft",          "08",     "--id",  "my-id-1", NULL};
         rc2 = run(a2, NULL, id_out, sizeof(id_out), -1, NULL, 0, NULL);
-        char *a3[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
-                      "--data", "hello", "--key", "not-the-key", NULL};
+        char *a3[] = {
+            (char *)ssehub(), "pub",   "--hub", hub,           "--topic", "https://ex.com/a",
+            "--data",         "hello", "--key", "not-the-key", NULL};
         rc3 = run(a3, NULL, out, sizeof(out), -1, NULL, 0, NULL);
         /* a draft-08 token for another hub (aud) is refused */
-        char *a4[] = {(char *)ssehub(), "pub", "--hub", hub, "--topic", "https://ex.com/a",
-                      "--data", "x", "--key", KEY, "--draft", "08", "--aud",
-                      "https://elsewhere.example/.well-known/mercure", NULL};
+        char *a4[] = {(char *)ssehub(),
+                      "pub",
+                      "--hub",
+                      hub,
+                      "--topic",
+                      "https://ex.com/a",
+                      "--data",
+                      "x",
+                      "--key",
+                      KEY,
+                      "--draft",
+                      "08",
+                      "--aud",
+                      "https://elsewhere.example/.well-known/mercure",
+                      NULL};
         rc4 = run(a4, NULL, out, sizeof(out), -1, NULL, 0, NULL);
     }
     kill(pid, SIGTERM);

@@ -3,13 +3,12 @@
  * the step bound on pathological patterns (asserted on the step counter, never on wall time),
  * the LRU cache and allocation-failure sweeps.
  */
-#include <string.h>
-
-#include <sse/error.h>
-
 #include "harness/check.h"
 #include "harness/failalloc.h"
 #include "hub/selector.h"
+
+#include <sse/error.h>
+#include <string.h>
 
 struct row {
     const char *pattern;
@@ -88,13 +87,14 @@ static int test_template_simple(void)
         {"https://example.com/books/{id}.json", "https://example.com/books/12.xml", 0},
         {"/users/{uid}/books/{bid}", "/users/7/books/9", 1},
         {"/users/{uid}/books/{bid}", "/users/7/books/9/x", 0},
-        {"{a}", "a,b,c", 1},                         /* list values are comma-joined */
+        {"{a}", "a,b,c", 1}, /* list values are comma-joined */
         {"{a,b}", "x,y", 1},
         {"x{a}y", "xy", 1},
         {"{var:3}", "abc", 1},
         {"{var:3}", "abcd", 0},
         {"{var:3}", "", 1},
-        {"https://example.com/caf\xc3\xa9/{x}", "https://example.com/caf\xc3\xa9/\xc3\xa9t\xc3\xa9", 1},
+        {"https://example.com/caf\xc3\xa9/{x}", "https://example.com/caf\xc3\xa9/\xc3\xa9t\xc3\xa9",
+         1},
     };
     return ROWS(r, SSE__SEL_AUTO);
 }
@@ -118,7 +118,7 @@ static int test_template_operators(void)
         {"/file{.ext}", "/file/json", 0},
         {"X{.a,b}", "X.1.2", 1},
         {"X{.a,b}", "X.1", 1},
-        {"X{.a,b}", "X.", 1},  /* both defined and empty */
+        {"X{.a,b}", "X.", 1}, /* both defined and empty */
         /* / path segments */
         {"/api{/ver,res}", "/api/v1/books", 1},
         {"/api{/ver,res}", "/api/v1", 1},
@@ -152,8 +152,8 @@ static int test_template_operators(void)
 
 static int test_template_invalid(void)
 {
-    static const char *bad[] = {"{", "}", "a{b", "a}b", "{}", "{!x}", "{=x}", "{x:0}",
-                                "{x:abc}", "{x:12345}", "{a b}", "{x,}", "{.}", "{{x}}"};
+    static const char *bad[] = {"{",     "}",       "a{b",       "a}b",   "{}",   "{!x}", "{=x}",
+                                "{x:0}", "{x:abc}", "{x:12345}", "{a b}", "{x,}", "{.}",  "{{x}}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct sse__selector *s = (struct sse__selector *)1;
         int rc = sse__selector_compile(&s, bad[i], strlen(bad[i]), SSE__SEL_TEMPLATE, NULL);
@@ -217,8 +217,9 @@ static int test_urlpattern(void)
 
 static int test_urlpattern_refused(void)
 {
-    static const char *bad[] = {"/books/(\\d+)", "/books/:id(\\d+)", "/a/(.*)*", "/{a{b}}",
-                                "/{a", "/a}", "/x\\", "/**", "((a+)+)+$"};
+    static const char *bad[] = {
+        "/books/(\\d+)", "/books/:id(\\d+)", "/a/(.*)*", "/{a{b}}", "/{a", "/a}", "/x\\",
+        "/**",           "((a+)+)+$"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct sse__selector *s = NULL;
         int rc = sse__selector_compile(&s, bad[i], strlen(bad[i]), SSE__SEL_URLPATTERN, NULL);
@@ -242,8 +243,7 @@ static int test_limits(void)
     CHECK_EQ_INT(sse__selector_compile(&s, "{a,b,c}", 7, SSE__SEL_AUTO, &lim), SSE_ELIMIT);
     CHECK_EQ_INT(sse__selector_compile(&s, "{a}{b}", 6, SSE__SEL_AUTO, &lim), 0);
     sse__selector_unref(s);
-    CHECK_EQ_INT(sse__selector_compile(&s, "/:a/:b/:c", 9, SSE__SEL_URLPATTERN, &lim),
-                 SSE_ELIMIT);
+    CHECK_EQ_INT(sse__selector_compile(&s, "/:a/:b/:c", 9, SSE__SEL_URLPATTERN, &lim), SSE_ELIMIT);
     CHECK_EQ_INT(sse__selector_compile(&s, "/*/*/*", 6, SSE__SEL_URLPATTERN, &lim), SSE_ELIMIT);
     /* default limits: 1024 bytes, 32 variables; prefix modifiers at most 256 */
     char big[1100];
