@@ -20,10 +20,9 @@ enum { SSE__AUTH_PUBLISH = 1, SSE__AUTH_SUBSCRIBE = 2 }; /* the role a token is 
 enum { SSE__DRAFT_07 = 1, SSE__DRAFT_08 = 2 };           /* bitmask of accepted generations */
 
 struct sse__auth_config {
-    const char *publisher_key; /* HS*: the secret; RS*/
-    ES * : a PEM public key(SPKI) *
-           / const char *publisher_alg; /* "HS256" (default), "HS384", "HS512", "RS256", "ES256" */
-    const char *subscriber_key;         /* NULL: the publisher's key and algorithm are used */
+    const char *publisher_key;  /* HMAC secret, or PEM public key (SPKI) for RS and ES */
+    const char *publisher_alg;  /* "HS256" (default), "HS384", "HS512", "RS256", "ES256" */
+    const char *subscriber_key; /* NULL: the publisher's key and algorithm are used */
     const char *subscriber_alg; /* NULL: "HS256" if subscriber_key is set, else publisher_alg */
     int drafts;                 /* SSE__DRAFT_07 | SSE__DRAFT_08; 0 = both */
     const char *resource;    /* draft-08 expected "aud" (the hub's resource id); NULL = no check */
