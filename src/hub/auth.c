@@ -808,7 +808,7 @@ int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
         goto out_free;
     if (cfg->subscriber_key)
         rc = key_init(&a->sub, cfg->subscriber_key,
-                      cfg->subscriber_alg ? cfg->subscriber_alg : "HS256");
+                      cfg->subscriber_alg ? cfg->subscriber_alg : cfg->publisher_alg);
     else
         rc = key_init(&a->sub, cfg->publisher_key, cfg->publisher_alg);
     if (rc)

@@ -23,7 +23,7 @@ struct sse__auth_config {
     const char *publisher_key;  /* HMAC secret, or PEM public key (SPKI) for RS and ES */
     const char *publisher_alg;  /* "HS256" (default), "HS384", "HS512", "RS256", "ES256" */
     const char *subscriber_key; /* NULL: the publisher's key and algorithm are used */
-    const char *subscriber_alg; /* NULL: "HS256" if subscriber_key is set, else publisher_alg */
+    const char *subscriber_alg; /* NULL: the publisher's algorithm */
     int drafts;                 /* SSE__DRAFT_07 | SSE__DRAFT_08; 0 = both */
     const char *resource;    /* draft-08 expected "aud" (the hub's resource id); NULL = no check */
     const char *issuer;      /* expected "iss" (both drafts) or NULL = no check */

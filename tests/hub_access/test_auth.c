@@ -716,6 +716,20 @@ static int test_roles(void)
     free(tp);
     free(ts);
     sse__auth_free(a);
+    /* a subscriber key without its own algorithm uses the publisher's */
+    struct sse__auth_config c2 = {0};
+    c2.publisher_key = SECRET;
+    c2.publisher_alg = "HS384";
+    c2.subscriber_key = "subscriber-secret";
+    CHECK_EQ_INT(sse__auth_new(&a, &c2), 0);
+    char *t384 = sign("HS384", "subscriber-secret", fmt(H_JWT, "HS384"), "{}");
+    char *t256 = sign("HS256", "subscriber-secret", fmt(H_JWT, "HS256"), "{}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t384, NOW), 0);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_SUBSCRIBE, t256, NOW), SSE_EAUTH);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t384, NOW), SSE_EAUTH); /* other key */
+    free(t384);
+    free(t256);
+    sse__auth_free(a);
     return 0;
 }
 
