@@ -557,7 +557,17 @@ static void url_atom(struct nb *b, const struct utok *tk)
 {
     struct sel_class c;
     if (tk->type == T_LIT) {
-        nb_emit(b, N_BYTE, tk->ch, 0);
+        unsigned char ch = tk->ch, lo = (unsigned char)(ch | 0x20);
+        /* Scheme and host are case-insensitive (URLs canonicalize them to lower case): a
+         * letter there matches both cases. Everything else is byte for byte. */
+        if ((tk->mode == M_PROTOCOL || tk->mode == M_HOST) && lo >= 'a' && lo <= 'z') {
+            memset(&c, 0, sizeof(c));
+            cls_add(&c, lo);
+            cls_add(&c, (unsigned char)(lo - 0x20));
+            nb_emit(b, N_CLASS, 0, nb_class(b, &c));
+            return;
+        }
+        nb_emit(b, N_BYTE, ch, 0);
         return;
     }
     mode_class(tk->mode, tk->type == T_WILD, &c);

@@ -202,6 +202,12 @@ static int test_urlpattern(void)
         {"/search?q=:term", "/search?q=x#frag", 0},
         {"https://example.com/foo", "https://example.com/foo", 1},
         {"https://example.com/foo", "https://example.com/foo2", 0},
+        /* scheme and host are case-insensitive, the rest is not */
+        {"https://Example.COM/foo", "https://example.com/foo", 1},
+        {"HTTPS://example.com/foo", "https://EXAMPLE.com/foo", 1},
+        {"https://example.com/foo", "https://example.com/FOO", 0},
+        {"https://example.com/:id", "https://EXAMPLE.COM/Abc", 1},
+        {"/Path", "/path", 0},
         {"bar", "bar", 1},
     };
     CHECK_EQ_INT(ROWS(r, SSE__SEL_URLPATTERN), 0);
