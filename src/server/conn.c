@@ -422,6 +422,13 @@ static void sse__conn_route(struct sse_stream *c, sse_request *r)
     if (s->o.cors_origins && strcmp(r->method, "OPTIONS") == 0 && (!match || !match->method) &&
         sse_request_header(r, "Origin") && sse_request_header(r, "Access-Control-Request-Method")) {
         sse__preflight(r);
+    } else if (!match && strcmp(r->method, "OPTIONS") == 0 &&
+               (path_matched || strcmp(r->path, "*") == 0)) {
+        /* OPTIONS without a route of its own: say which methods the path takes */
+        char opts[160];
+        snprintf(opts, sizeof(opts), "%s%sOPTIONS", allow, alen ? ", " : "");
+        sse_request_add_header(r, "Allow", path_matched ? opts : "GET, HEAD, POST, OPTIONS");
+        sse_request_respond(r, 204, NULL, NULL, 0);
     } else if (!match) {
         const char *why;
         int status;

@@ -248,6 +248,13 @@ static int c_errors(struct tctx *t)
                  405);
     CHECK(strstr(buf, "\r\nAllow: GET, HEAD, POST\r\n"));
     CHECK_EQ_INT(one_request(t, "BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 501);
+    CHECK_EQ_INT(one_request(t, "OPTIONS /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
+                 204);
+    CHECK(strstr(buf, "\r\nAllow: GET, HEAD, POST, OPTIONS\r\n"));
+    CHECK(!strstr(buf, "Content-Length"));
+    CHECK_EQ_INT(one_request(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 204);
+    CHECK_EQ_INT(one_request(t, "OPTIONS /nope HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)),
+                 404);
     CHECK_EQ_INT(one_request(t, "GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 505);
     CHECK_EQ_INT(one_request(t, "GET /hello HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 400); /* Host */
     CHECK_EQ_INT(one_request(t, "GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 400);
@@ -1096,8 +1103,48 @@ static int test_many_streams(void)
 
 /* ------------------------------------------------------------ listen addresses */
 
+static int c_ipv6(struct tctx *t)
+{
+    char buf[4096];
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof(a));
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons((uint16_t)t->port);
+    a.sin6_addr = in6addr_loopback;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    CHECK_EQ_INT(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /hello HTTP/1.1\r\nHost: [::1]\r\n\r\n"), 0);
+    CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+    CHECK_EQ_INT(cli_status(buf), 200);
+    close(fd);
+    return 0;
+}
+
+/* A server whose first (reported) socket is [::1]. */
+static int run_ipv6(void)
+{
+    struct tctx t;
+    memset(&t, 0, sizeof(t));
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    CHECK_EQ_INT(uv_loop_init(&t.loop), 0);
+    uv_async_init(&t.loop, &t.async, tctx_async_cb);
+    t.async.data = &t;
+    CHECK_EQ_INT(sse_server_new(&t.s, &t.loop, NULL), 0);
+    CHECK_EQ_INT(sse_server_listen(t.s, "[::1]", 0), 0);
+    t.port = sse_server_port(t.s);
+    sse_server_route(t.s, "GET", "/hello", hello_cb, NULL);
+    int rc = tctx_run(&t, c_ipv6);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    return rc;
+}
+
 static int test_listen_addresses(void)
 {
+    int v6_ok = 0;
     uv_loop_t loop;
     sse_server *s;
     CHECK_EQ_INT(uv_loop_init(&loop), 0);
@@ -1105,9 +1152,13 @@ static int test_listen_addresses(void)
     CHECK_EQ_INT(sse_server_listen(s, "localhost", 0), 0);
     int p4 = sse_server_port(s);
     CHECK(p4 > 0);
-    int v6 = socket(AF_INET6, SOCK_STREAM, 0) >= 0; /* IPv6 may be missing in containers */
-    if (v6 && sse_server_listen(s, "::1", 0) == 0)
+    int probe = socket(AF_INET6, SOCK_STREAM, 0); /* IPv6 may be missing in containers */
+    if (probe >= 0 && sse_server_listen(s, "::1", 0) == 0) {
         CHECK_EQ_INT(sse_server_listen(s, "[::1]", 0), 0);
+        v6_ok = 1;
+    }
+    if (probe >= 0)
+        close(probe);
     CHECK_EQ_INT(sse_server_listen(s, "0.0.0.0", 0), 0);
     CHECK_EQ_INT(sse_server_port(s), p4); /* the first socket's port */
     CHECK_EQ_INT(sse_server_listen(s, "not an address", 0), SSE_EINVAL);
@@ -1122,6 +1173,10 @@ static int test_listen_addresses(void)
     CHECK(fake.closed);
     sse_server_free(s);
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    if (v6_ok) /* and a request over IPv6 is served */
+        CHECK_EQ_INT(run_ipv6(), 0);
+    else
+        printf("note: no IPv6 loopback here, IPv6 part skipped\n");
     return 0;
 }
 
@@ -1307,8 +1362,8 @@ static int c_garbage(struct tctx *t)
     static const char *const seeds[] = {
         "GET /hello?a=1 HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\n\r\n",
         "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-        "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
-        "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        ("POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "3\r\nabc\r\n0\r\n\r\n"),
         "GET /events HTTP/1.1\r\nHost: x\r\n\r\n",
         "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
     };
