@@ -6,7 +6,7 @@
  *       Node peer (bench/format_bench.mjs) read exactly the same bytes:
  *         a.sse  ~100-byte JSON events (id + event + one data line), 64 MiB
  *         b.sse  4 KiB events made of many data lines, 256 MiB
- *         c.sse  the first 4 MiB of a.sse's events (meant to be fed in 1-byte chunks)
+ *         c.sse  the first 2 MiB of a.sse's events (meant to be fed in 1-byte chunks)
  *       and beside each X.sse an X.meta with the expected totals ("events=... data_bytes=...
  *       data_units=... hash=..."); data_units counts UTF-16 code units, what JavaScript sees.
  *       About 1/16 of the events carry non-ASCII UTF-8, so decoding is part of the work.
@@ -383,7 +383,7 @@ out:
 
 static size_t case_size(int which, double scale)
 {
-    size_t base = which == 'a' ? 64 * MIB : which == 'b' ? 256 * MIB : 4 * MIB;
+    size_t base = which == 'a' ? 64 * MIB : which == 'b' ? 256 * MIB : 2 * MIB;
     return (size_t)((double)base * scale);
 }
 

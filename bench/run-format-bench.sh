@@ -4,7 +4,7 @@
 # inputs in a temporary directory, runs both sides on the same files and prints a table with the
 # ratios. Numbers go to docs/performance/format.md by hand; nothing here asserts speed.
 #
-#   bench/run-format-bench.sh            full size (64 / 256 / 4 MiB inputs), about 1.5-2.5 minutes
+#   bench/run-format-bench.sh            full size (64 / 256 / 2 MiB inputs), about 1.5-2.5 minutes
 #   FORMAT_BENCH_SCALE=0.1 bench/run-format-bench.sh     a quick smoke run
 #   FORMAT_BENCH_ROUNDS=N ...            rounds of C / JS alternation (default 2; best of all
 #                                        runs, median of the rounds' medians)
@@ -52,8 +52,9 @@ timeout $limit "$bin" gen "$tmp" --scale "$scale"
 
 run() { # run CMD...: echo it, run it bounded, keep its result line
   echo "\$ $*" | sed "s|$tmp|\$TMP|g; s|$root/||g"
-  local out
+  local out t0=$SECONDS
   out=$(timeout $limit "$@") || { echo "FAILED: $*" >&2; exit 1; }
+  echo "  ($((SECONDS - t0)) s)"
   grep -v '^result ' <<<"$out" || true
   grep '^result ' <<<"$out" | tee -a "$results" | sed 's/^result /  /'
 }
@@ -68,16 +69,16 @@ for round in $(seq 1 "$rounds"); do
       b) chunk=65536; cruns=7; jruns=5; jwarm=2 ;;
       c) chunk=1; cruns=5; jruns=3; jwarm=1 ;;
     esac
-    verify=$([ "$round" = 1 ] && echo 1 || echo 0) # the JS event hash is slow: first round only
+    verify=$([ "$round" = 1 ] && echo 1 || echo 0) # the JS event hash is slow: once is enough
     run "$bin" parse "$tmp/$c.sse" --chunk $chunk --runs $cruns --warmup 1
     run node "$mjs" parse "$tmp/$c.sse" --chunk $chunk --runs $jruns --warmup $jwarm --verify $verify
-    run node "$mjs" parse "$tmp/$c.sse" --chunk $chunk --runs $jruns --warmup $jwarm --verify $verify --strings 1
+    run node "$mjs" parse "$tmp/$c.sse" --chunk $chunk --runs $jruns --warmup $jwarm --verify 0 --strings 1
   done
 done
 echo "== encode"
 for c in a b; do
   run "$bin" encode $c --runs 5 --scale "$scale"
-  run node "$mjs" encode "$tmp/$c.sse" --runs 5 --warmup 2
+  run node "$mjs" encode "$tmp/$c.sse" --runs 3 --warmup 1
 done
 
 # Instructions per event: valgrind counts them exactly, whatever else the machine is doing, so
@@ -136,7 +137,7 @@ awk '
         best[kc] / best[kj], mc / mj, best[ks], ms, best[kc] / best[ks], mc / ms
     }
     if ("a" in ire) printf "\nssehub parser, instructions (callgrind, load-independent): (a) %s per event, (b) %s per event = %s per byte, (c) %s per byte.\n", ire["a"], ire["b"], irb["b"], irb["c"]
-    if (!bad) printf "\nevents and data bytes: C and JS agree on every case and run (the first pass of each side also checked an event hash).\n"
+    if (!bad) printf "\nevents and data bytes: C and JS agree on every case and run (the C side and the JS decode + feed side also checked an event hash once).\n"
     printf "\n| encoder | ssehub MB/s out | ssehub M events/s | Node idiom MB/s | Node M events/s | C / Node |\n|---|---|---|---|---|---|\n"
     for (ci = 1; ci <= 2; ci++) {
       c = substr("ab", ci, 1); k = "c" SUBSEP "encode" SUBSEP c; kj = "js" SUBSEP "encode" SUBSEP c
