@@ -1,8 +1,8 @@
 /*
  * selector_fuzzer.c: libFuzzer target for topic selectors (src/hub/selector.c).
  *
- * Input: byte 0 picks the kind (AUTO, EXACT, TEMPLATE, URLPATTERN); the pattern runs up to the
- * first '\n', the rest is the topic. Checks (any failure aborts):
+ * Input: byte 0 picks the kind (AUTO, EXACT, TEMPLATE, URLPATTERN; bit 2: with a base URL); the
+ * pattern runs up to the first '\n', the rest is the topic. Checks (any failure aborts):
  *  1. the match stays within the step budget (never slow, whatever the pattern);
  *  2. the same answer twice, and through the cache the same compiled selector;
  *  3. exact selectors agree with memcmp, "*" matches everything;
@@ -154,8 +154,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *topic = nl ? nl + 1 : "";
     size_t tlen = nl ? rest - plen - 1 : 0;
 
+    /* bit 2: resolve URL patterns against a hub URL (draft-08 relative patterns / topics) */
+    const char *base = (data[0] & 4) ? "https://hub.example:8443/.well-known/mercure" : NULL;
     struct sse__selector *s = NULL;
-    int rc = sse__selector_compile(&s, text, plen, kind, NULL);
+    int rc = sse__selector_compile_base(&s, text, plen, kind, NULL, base);
     must(rc == 0 || rc == SSE_EINVAL || rc == SSE_ELIMIT || rc == SSE_ENOMEM, "odd error code");
     if (rc)
         return 0;
@@ -191,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the cache hands out the same compiled selector for the same (text, kind) */
     struct sse__selector_cache *c;
-    if (sse__selector_cache_new(&c, 2, NULL) == 0) {
+    if (sse__selector_cache_new(&c, 2, NULL) == 0 && sse__selector_cache_set_base(c, base) == 0) {
         struct sse__selector *a = NULL, *b = NULL;
         if (sse__selector_cache_get(c, text, plen, kind, &a) == 0 &&
             sse__selector_cache_get(c, text, plen, kind, &b) == 0) {

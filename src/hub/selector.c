@@ -24,6 +24,7 @@
 #include <sse/error.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #define SEL_DEFAULT_MAX_LEN 1024
 #define SEL_DEFAULT_MAX_VARS 32
@@ -58,6 +59,9 @@ struct sse__selector {
     size_t n_classes;
     uint16_t *run;       /* per node: how many chained N_BYTE nodes start there */
     unsigned char *lits; /* per node: its byte (N_BYTE), so a run is one memcmp */
+    char *origin;        /* URL patterns with a base: the hub's scheme://authority, else NULL */
+    size_t origin_len;
+    int relative; /* URL pattern starting with '/' (resolved against the base) */
 };
 
 /* ---- byte classes ---------------------------------------------------------------------- */
@@ -664,8 +668,46 @@ static int has_byte(const char *s, size_t n, char c)
     return memchr(s, c, n) != NULL;
 }
 
+/* Does a URL pattern start with a scheme ("...://" before any '/', '?' or '#')? */
+static int has_scheme(const char *t, size_t len)
+{
+    for (size_t i = 0; i + 2 < len; i++) {
+        if (t[i] == '/' || t[i] == '?' || t[i] == '#')
+            return 0;
+        if (t[i] == ':' && t[i + 1] == '/' && t[i + 2] == '/')
+            return i > 0;
+    }
+    return 0;
+}
+
+/* Keep the base URL's scheme://authority for resolving relative patterns / topics. */
+static int set_origin(struct sse__selector *s, const char *base, const char *text, size_t len)
+{
+    size_t blen = strlen(base);
+    const char *sep = strstr(base, "://");
+    if (!sep || !has_scheme(base, blen))
+        return 0; /* not an absolute URL: nothing to resolve against */
+    size_t end = (size_t)(sep - base) + 3;
+    while (end < blen && base[end] != '/' && base[end] != '?' && base[end] != '#')
+        end++;
+    s->relative = len > 0 && text[0] == '/';
+    if (!s->relative && !has_scheme(text, len))
+        return 0; /* a path-relative pattern ("bar"): matched as written */
+    s->origin = sse__strndup(base, end);
+    if (!s->origin)
+        return SSE_ENOMEM;
+    s->origin_len = end;
+    return 0;
+}
+
 int sse__selector_compile(struct sse__selector **out, const char *text, size_t len, int kind,
                           const struct sse__selector_limits *lim)
+{
+    return sse__selector_compile_base(out, text, len, kind, lim, NULL);
+}
+
+int sse__selector_compile_base(struct sse__selector **out, const char *text, size_t len, int kind,
+                               const struct sse__selector_limits *lim, const char *base)
 {
     size_t max_len = lim && lim->max_len ? lim->max_len : SEL_DEFAULT_MAX_LEN;
     unsigned max_vars = lim && lim->max_vars ? lim->max_vars : SEL_DEFAULT_MAX_VARS;
@@ -691,6 +733,11 @@ int sse__selector_compile(struct sse__selector **out, const char *text, size_t l
     if (!s->text) {
         rc = SSE_ENOMEM;
         goto out_free_sel;
+    }
+    if (kind == SSE__SEL_URLPATTERN && base && !(len == 1 && text[0] == '*')) {
+        rc = set_origin(s, base, text, len);
+        if (rc)
+            goto out_free_sel;
     }
     if (len == 1 && text[0] == '*') {
         s->wildcard = 1;
@@ -776,6 +823,7 @@ out_free_nb:
     sse__free(b->nodes);
     sse__free(b);
 out_free_sel:
+    sse__free(s->origin);
     sse__free(s->run);
     sse__free(s->lits);
     sse__free(s->nodes);
@@ -821,22 +869,12 @@ static int add_state(const struct sse__selector *s, uint16_t *list, size_t *n, u
     return 1;
 }
 
-int sse__selector_match_steps(const struct sse__selector *s, const char *topic, size_t len,
-                              size_t *steps_out)
+/* Simulate the NFA over prefix ‖ topic (prefix: the base origin for a relative topic, or empty). */
+static int nfa_run(const struct sse__selector *s, const char *prefix, size_t plen,
+                   const char *topic, size_t len, size_t *steps_out)
 {
     size_t steps = 0;
     int matched = 0;
-    if (steps_out)
-        *steps_out = 0;
-    if (!s || (!topic && len))
-        return 0;
-    if (s->wildcard)
-        return 1;
-    if (s->exact) {
-        if (steps_out)
-            *steps_out = 1;
-        return len == s->len && (len == 0 || !memcmp(topic, s->text, len));
-    }
     /* Scratch on the stack: nodes <= SEL_MAX_NODES keeps it at 24 KiB. Every node is pushed at
      * most once per generation, so the explicit stack needs no more than twice the node count. */
     uint16_t buf_a[SEL_MAX_NODES], buf_b[SEL_MAX_NODES], stack[2 * SEL_MAX_NODES + 2];
@@ -844,44 +882,50 @@ int sse__selector_match_steps(const struct sse__selector *s, const char *topic, 
     uint32_t mark[SEL_MAX_NODES];
     size_t n_cur = 0, n_nxt;
     uint32_t gen = 1;
+    const char *segs[2] = {prefix, topic};
+    size_t seg_len[2] = {plen, len};
     memset(mark, 0, s->n_nodes * sizeof(mark[0]));
     if (!add_state(s, cur, &n_cur, mark, gen, 0, stack, &steps))
         goto out;
-    for (size_t p = 0; p < len && n_cur;) {
-        /* Fast path: a single live state at the start of a literal run (the common shape:
-         * literal, variable, literal...): compare the whole run at once. Same answer and the
-         * same number of steps as stepping it byte by byte. */
-        if (n_cur == 1 && s->run[cur[0]] > 1) {
-            uint16_t k = cur[0];
-            size_t r = s->run[k];
-            if (r > len - p || memcmp(topic + p, s->lits + k, r) != 0) {
+    for (int g = 0; g < 2; g++) {
+        const char *t = segs[g];
+        size_t l = seg_len[g];
+        for (size_t p = 0; p < l && n_cur;) {
+            /* Fast path: a single live state at the start of a literal run (the common shape:
+             * literal, variable, literal...): compare the whole run at once. Same answer and
+             * the same number of steps as stepping it byte by byte. */
+            if (n_cur == 1 && s->run[cur[0]] > 1 && s->run[cur[0]] <= l - p) {
+                uint16_t k = cur[0];
+                size_t r = s->run[k];
+                if (memcmp(t + p, s->lits + k, r) != 0) {
+                    n_cur = 0;
+                    break;
+                }
+                p += r;
+                steps += r;
                 n_cur = 0;
-                break;
+                gen++;
+                if (!add_state(s, cur, &n_cur, mark, gen, (uint16_t)(k + r), stack, &steps))
+                    goto out;
+                continue;
             }
-            p += r;
-            steps += r;
-            n_cur = 0;
+            unsigned char c = (unsigned char)t[p++];
+            n_nxt = 0;
             gen++;
-            if (!add_state(s, cur, &n_cur, mark, gen, (uint16_t)(k + r), stack, &steps))
-                goto out;
-            continue;
+            for (size_t j = 0; j < n_cur; j++) {
+                const struct sel_node *nd = &s->nodes[cur[j]];
+                int ok = nd->op == N_BYTE    ? nd->byte == c
+                         : nd->op == N_CLASS ? cls_has(&s->classes[nd->cls], c)
+                                             : 0;
+                if (ok && mark[nd->out] != gen &&
+                    !add_state(s, nxt, &n_nxt, mark, gen, nd->out, stack, &steps))
+                    goto out;
+            }
+            uint16_t *tmp = cur;
+            cur = nxt;
+            nxt = tmp;
+            n_cur = n_nxt;
         }
-        unsigned char c = (unsigned char)topic[p++];
-        n_nxt = 0;
-        gen++;
-        for (size_t j = 0; j < n_cur; j++) {
-            const struct sel_node *nd = &s->nodes[cur[j]];
-            int ok = nd->op == N_BYTE    ? nd->byte == c
-                     : nd->op == N_CLASS ? cls_has(&s->classes[nd->cls], c)
-                                         : 0;
-            if (ok && mark[nd->out] != gen &&
-                !add_state(s, nxt, &n_nxt, mark, gen, nd->out, stack, &steps))
-                goto out;
-        }
-        uint16_t *t = cur;
-        cur = nxt;
-        nxt = t;
-        n_cur = n_nxt;
     }
     for (size_t j = 0; j < n_cur; j++)
         if (s->nodes[cur[j]].op == N_MATCH)
@@ -890,6 +934,40 @@ out:
     if (steps_out)
         *steps_out = steps;
     return matched;
+}
+
+int sse__selector_match_steps(const struct sse__selector *s, const char *topic, size_t len,
+                              size_t *steps_out)
+{
+    const char *prefix = NULL;
+    size_t plen = 0;
+    if (steps_out)
+        *steps_out = 0;
+    if (!s || (!topic && len))
+        return 0;
+    if (s->wildcard)
+        return 1;
+    if (s->origin) {
+        /* draft-08: relative patterns and relative topics are resolved against the hub's URL.
+         * A relative pattern sees an absolute topic of the hub's origin as its path; an
+         * absolute pattern sees a relative topic prefixed with the hub's origin. */
+        if (s->relative) {
+            if (len > s->origin_len && topic[s->origin_len] == '/' &&
+                !strncasecmp(topic, s->origin, s->origin_len)) {
+                topic += s->origin_len;
+                len -= s->origin_len;
+            }
+        } else if (len && topic[0] == '/') {
+            prefix = s->origin;
+            plen = s->origin_len;
+        }
+    }
+    if (s->exact) {
+        if (steps_out)
+            *steps_out = 1;
+        return !plen && len == s->len && (len == 0 || !memcmp(topic, s->text, len));
+    }
+    return nfa_run(s, prefix, plen, topic, len, steps_out);
 }
 
 int sse__selector_match(const struct sse__selector *sel, const char *topic, size_t len)
@@ -904,8 +982,8 @@ int sse__selector_is_wildcard(const struct sse__selector *sel)
 
 int sse__selector_exact(const struct sse__selector *sel, const char **text, size_t *len)
 {
-    if (!sel || !sel->exact)
-        return 0;
+    if (!sel || !sel->exact || sel->origin)
+        return 0; /* with a base, "/x" also matches "https://hub/x": not one string */
     if (text)
         *text = sel->text;
     if (len)
@@ -933,6 +1011,7 @@ void sse__selector_unref(struct sse__selector *sel)
     sse__free(sel->classes);
     sse__free(sel->run);
     sse__free(sel->lits);
+    sse__free(sel->origin);
     sse__free(sel->text);
     sse__free(sel);
 }
@@ -955,6 +1034,7 @@ struct sse__selector_cache {
     struct cache_entry *head, *tail; /* LRU list */
     size_t n, capacity;
     struct sse__selector_limits lim;
+    char *base; /* URL patterns resolve against it (sse__selector_cache_set_base) */
     size_t hits, misses, evictions;
 };
 
@@ -1054,7 +1134,7 @@ int sse__selector_cache_get(struct sse__selector_cache *c, const char *text, siz
     }
     c->misses++;
     struct sse__selector *sel;
-    int rc = sse__selector_compile(&sel, text, len, kind, &c->lim);
+    int rc = sse__selector_compile_base(&sel, text, len, kind, &c->lim, c->base);
     if (rc)
         return rc;
     struct cache_entry *e = sse__calloc(1, sizeof(*e));
@@ -1083,6 +1163,18 @@ out_unref:
     return SSE_ENOMEM;
 }
 
+int sse__selector_cache_set_base(struct sse__selector_cache *c, const char *base)
+{
+    char *copy = NULL;
+    if (!c)
+        return SSE_EINVAL;
+    if (base && !(copy = sse__strdup(base)))
+        return SSE_ENOMEM;
+    sse__free(c->base);
+    c->base = copy;
+    return 0;
+}
+
 void sse__selector_cache_stats(const struct sse__selector_cache *c, size_t *entries, size_t *hits,
                                size_t *misses, size_t *evictions)
 {
@@ -1107,5 +1199,6 @@ void sse__selector_cache_free(struct sse__selector_cache *c)
         e = next;
     }
     sse__free(c->buckets);
+    sse__free(c->base);
     sse__free(c);
 }

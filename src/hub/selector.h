@@ -41,6 +41,16 @@ struct sse__selector_limits {
 int sse__selector_compile(struct sse__selector **out, const char *text, size_t len, int kind,
                           const struct sse__selector_limits *lim);
 
+/*
+ * sse__selector_compile with the hub's URL as base (e.g. "https://hub.example/.well-known/mercure",
+ * NULL = none; only read during the call). draft-08 resolves relative URL patterns and relative
+ * topics against it: the URL pattern "/a/:x" then also matches "https://hub.example/a/1", and
+ * "https://hub.example/a/:x" matches the topic "/a/1". Only URL patterns are affected (Exact
+ * never resolves); scheme and host compare case-insensitively.
+ */
+int sse__selector_compile_base(struct sse__selector **out, const char *text, size_t len, int kind,
+                               const struct sse__selector_limits *lim, const char *base);
+
 /* 1 if topic[0..len) matches sel, else 0. Bounded cost (see top of file); never fails. */
 int sse__selector_match(const struct sse__selector *sel, const char *topic, size_t len);
 
@@ -60,7 +70,8 @@ int sse__selector_is_wildcard(const struct sse__selector *sel);
 /*
  * 1 if sel matches exactly one string (exact selectors, and templates/patterns without
  * variables), and then *text / *len (borrowed from sel, valid while it is referenced) give that
- * string, for the hub's hash index; else 0 and nothing written.
+ * string, for the hub's hash index; else 0 and nothing written. A URL pattern compiled with a
+ * base is never "exact" (it matches its relative and its absolute spelling).
  */
 int sse__selector_exact(const struct sse__selector *sel, const char **text, size_t *len);
 
@@ -78,6 +89,13 @@ struct sse__selector_cache;
 /* capacity 0 = 4096 entries. 0 or SSE_ENOMEM; *out written on success only. */
 int sse__selector_cache_new(struct sse__selector_cache **out, size_t capacity,
                             const struct sse__selector_limits *lim);
+
+/*
+ * Set the base URL that URL patterns compiled by this cache are resolved against (see
+ * sse__selector_compile_base; copied; NULL = none). Call it before the first get: entries already
+ * cached keep the base they were compiled with. 0 or SSE_ENOMEM.
+ */
+int sse__selector_cache_set_base(struct sse__selector_cache *c, const char *base);
 
 /*
  * The compiled selector for (text, kind), compiled on a miss and kept (least recently used entry

@@ -221,6 +221,67 @@ static int test_urlpattern(void)
     return 0;
 }
 
+/* draft-08: relative URL patterns and relative topics resolve against the hub's URL. */
+static int test_urlpattern_base(void)
+{
+    static const struct {
+        const char *pattern, *topic;
+        int want;
+    } r[] = {
+        {"/.well-known/mercure/subscriptions/Exact/:t/:s",
+         "/.well-known/mercure/subscriptions/Exact/a/b", 1},
+        {"/.well-known/mercure/subscriptions/Exact/:t/:s",
+         "https://hub.example:8443/.well-known/mercure/subscriptions/Exact/a/b", 1},
+        {"/.well-known/mercure/subscriptions/Exact/:t/:s",
+         "HTTPS://HUB.example:8443/.well-known/mercure/subscriptions/Exact/a/b", 1},
+        {"/.well-known/mercure/subscriptions/Exact/:t/:s",
+         "https://other.example/.well-known/mercure/subscriptions/Exact/a/b", 0},
+        {"/.well-known/mercure/subscriptions/Exact/:t/:s", "https://hub.example:8443", 0},
+        {"https://hub.example:8443/books/:id", "/books/1", 1},
+        {"https://hub.example:8443/books/:id", "https://hub.example:8443/books/1", 1},
+        {"https://other.example/books/:id", "/books/1", 0},
+        {"https://*.example:8443/books/:id", "/books/1", 1},
+        {"/books", "/books", 1},
+        {"/books", "https://hub.example:8443/books", 1},
+        {"/books", "https://hub.example:8443/books/", 0},
+        {"bar", "bar", 1}, /* path-relative: as written */
+    };
+    const char *base = "https://hub.example:8443/.well-known/mercure";
+    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+        struct sse__selector *s;
+        CHECK_EQ_INT(sse__selector_compile_base(&s, r[i].pattern, strlen(r[i].pattern),
+                                                SSE__SEL_URLPATTERN, NULL, base),
+                     0);
+        int got = sse__selector_match(s, r[i].topic, strlen(r[i].topic));
+        sse__selector_unref(s);
+        if (got != r[i].want) {
+            fprintf(stderr, "  %s vs %s: got %d\n", r[i].pattern, r[i].topic, got);
+            return 1;
+        }
+    }
+    /* with a base, a relative pattern is not one string (the hub must not hash it) */
+    struct sse__selector *s;
+    const char *t;
+    size_t len;
+    CHECK_EQ_INT(sse__selector_compile_base(&s, "/books", 6, SSE__SEL_URLPATTERN, NULL, base), 0);
+    CHECK_EQ_INT(sse__selector_exact(s, &t, &len), 0);
+    sse__selector_unref(s);
+    /* Exact selectors never resolve */
+    CHECK_EQ_INT(sse__selector_compile_base(&s, "/books", 6, SSE__SEL_EXACT, NULL, base), 0);
+    CHECK_EQ_INT(sse__selector_match(s, "https://hub.example:8443/books", 30), 0);
+    CHECK_EQ_INT(sse__selector_exact(s, &t, &len), 1);
+    sse__selector_unref(s);
+    /* through a cache with a base */
+    struct sse__selector_cache *c;
+    CHECK_EQ_INT(sse__selector_cache_new(&c, 4, NULL), 0);
+    CHECK_EQ_INT(sse__selector_cache_set_base(c, base), 0);
+    CHECK_EQ_INT(sse__selector_cache_get(c, "/a/:x", 5, SSE__SEL_URLPATTERN, &s), 0);
+    CHECK_EQ_INT(sse__selector_match(s, "https://hub.example:8443/a/1", 28), 1);
+    sse__selector_unref(s);
+    sse__selector_cache_free(c);
+    return 0;
+}
+
 static int test_urlpattern_refused(void)
 {
     static const char *bad[] = {
@@ -423,6 +484,7 @@ static int test_alloc_failures(void)
 
 CHECK_MAIN(CHECK_TEST(test_exact_and_wildcard), CHECK_TEST(test_template_simple),
            CHECK_TEST(test_template_operators), CHECK_TEST(test_template_invalid),
-           CHECK_TEST(test_urlpattern), CHECK_TEST(test_urlpattern_refused),
-           CHECK_TEST(test_limits), CHECK_TEST(test_pathological), CHECK_TEST(test_refcount),
-           CHECK_TEST(test_cache), CHECK_TEST(test_cache_many), CHECK_TEST(test_alloc_failures))
+           CHECK_TEST(test_urlpattern), CHECK_TEST(test_urlpattern_base),
+           CHECK_TEST(test_urlpattern_refused), CHECK_TEST(test_limits),
+           CHECK_TEST(test_pathological), CHECK_TEST(test_refcount), CHECK_TEST(test_cache),
+           CHECK_TEST(test_cache_many), CHECK_TEST(test_alloc_failures))
