@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sse/server.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -87,6 +88,7 @@ static void *tctx_thread(void *arg)
 static inline int tctx_init(struct tctx *t, const sse_server_options *opts)
 {
     memset(t, 0, sizeof(*t));
+    signal(SIGPIPE, SIG_IGN); /* as every program embedding the server must (docs/SERVER.md) */
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (uv_loop_init(&t->loop))

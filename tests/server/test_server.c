@@ -585,7 +585,7 @@ static int c_heartbeat(struct tctx *t)
     int fd = open_stream_fd(t, "/reg", 0);
     CHECK(fd >= 0);
     CHECK_EQ_INT(read_stream_head(fd), 0);
-    CHECK(wait_for(t, pred_opened, 1, 2000));
+    CHECK(wait_for(t, pred_opened, 1, 5000));
     loop_call(t, send_misc, NULL);
     size_t n = cli_read_until(fd, buf, sizeof(buf), 0, "hi\n");
     CHECK(n > 0);
@@ -626,10 +626,10 @@ static int c_backpressure(struct tctx *t)
     /* stream 0 never reads (tiny receive buffer), stream 1 reads everything */
     int slow = open_stream_fd(t, "/reg", 4096);
     CHECK(slow >= 0);
-    CHECK(wait_for(t, pred_opened, 1, 2000));
+    CHECK(wait_for(t, pred_opened, 1, 5000));
     int fast = open_stream_fd(t, "/reg", 0);
     CHECK(fast >= 0);
-    CHECK(wait_for(t, pred_opened, 2, 2000));
+    CHECK(wait_for(t, pred_opened, 2, 5000));
     CHECK_EQ_INT(read_stream_head(fast), 0);
     struct bcast b = {1024, 100, -1};
     struct snap s;
@@ -641,7 +641,7 @@ static int c_backpressure(struct tctx *t)
         if (s.g.reasons[SSE_CLOSE_SLOW] == 1 && rounds > 10)
             break;
     }
-    CHECK(wait_for(t, pred_slow, 1, 2000));
+    CHECK(wait_for(t, pred_slow, 1, 5000));
     loop_call(t, do_snap, &s);
     CHECK_EQ_INT(s.g.reasons[SSE_CLOSE_SLOW], 1);
     CHECK_EQ_INT(s.g.open, 1); /* the fast one is still open */
@@ -678,7 +678,7 @@ static int c_write_timeout(struct tctx *t)
 {
     int slow = open_stream_fd(t, "/reg", 4096);
     CHECK(slow >= 0);
-    CHECK(wait_for(t, pred_opened, 1, 2000));
+    CHECK(wait_for(t, pred_opened, 1, 5000));
     struct bcast b = {65536, 160, -1}; /* 10 MiB: more than the kernel buffers hold */
     loop_call(t, do_bcast, &b);
     CHECK(wait_for(t, pred_timeout, 1, 4000));
@@ -711,7 +711,7 @@ static int c_batching(struct tctx *t)
     int fd = open_stream_fd(t, "/reg", 0);
     CHECK(fd >= 0);
     CHECK_EQ_INT(read_stream_head(fd), 0);
-    CHECK(wait_for(t, pred_opened, 1, 2000));
+    CHECK(wait_for(t, pred_opened, 1, 5000));
     struct snap a, z;
     loop_call(t, do_snap, &a);
     struct bcast b = {100, 100, 0}; /* 100 events queued in one loop turn */
@@ -781,7 +781,7 @@ static int c_peer_deferred(struct tctx *t)
     CHECK(fd >= 0);
     CHECK_EQ_INT(read_stream_head(fd), 0);
     close(fd);
-    CHECK(wait_for(t, pred_peer, 1, 2000));
+    CHECK(wait_for(t, pred_peer, 1, 5000));
     /* deferred answer, then a pipelined request waiting behind it */
     fd = cli_connect(t->port);
     CHECK(fd >= 0);
@@ -801,7 +801,7 @@ static int c_peer_deferred(struct tctx *t)
     CHECK_EQ_INT(cli_sends(fd, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
     usleep(50000);
     close(fd);
-    CHECK(wait_for(t, pred_aborted, 1, 2000));
+    CHECK(wait_for(t, pred_aborted, 1, 5000));
     return 0;
 }
 
@@ -840,7 +840,7 @@ static int c_shutdown(struct tctx *t)
         CHECK(fds[i] >= 0);
         CHECK_EQ_INT(read_stream_head(fds[i]), 0);
     }
-    CHECK(wait_for(t, pred_opened, 3, 2000));
+    CHECK(wait_for(t, pred_opened, 3, 5000));
     loop_call(t, send_and_close, NULL);
     for (int i = 0; i < 3; i++) {
         char last[2];
@@ -1128,6 +1128,7 @@ static int run_ipv6(void)
 {
     struct tctx t;
     memset(&t, 0, sizeof(t));
+    signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&t.mu, NULL);
     pthread_cond_init(&t.cv, NULL);
     CHECK_EQ_INT(uv_loop_init(&t.loop), 0);
@@ -1311,14 +1312,14 @@ static int c_close_head(struct tctx *t)
     int fd = open_stream_fd(t, "/reg", 0);
     CHECK(fd >= 0);
     CHECK_EQ_INT(read_stream_head(fd), 0);
-    CHECK(wait_for(t, pred_opened, 1, 2000));
+    CHECK(wait_for(t, pred_opened, 1, 5000));
     int rc = 0;
     loop_call(t, close_first, &rc);
     CHECK_EQ_INT(rc, SSE_ECLOSED);
     CHECK(read_to_eof(fd, buf, sizeof(buf)));
     CHECK(strstr(buf, "bye\n\n"));
     close(fd);
-    CHECK(wait_for(t, pred_local, 1, 2000));
+    CHECK(wait_for(t, pred_local, 1, 5000));
     /* HEAD on a stream route: the head, then the end; on_close still runs once */
     fd = cli_connect(t->port);
     CHECK(fd >= 0);
@@ -1327,7 +1328,7 @@ static int c_close_head(struct tctx *t)
     CHECK_EQ_INT(cli_status(buf), 200);
     CHECK(strstr(buf, "text/event-stream"));
     close(fd);
-    CHECK(wait_for(t, pred_local, 2, 2000));
+    CHECK(wait_for(t, pred_local, 2, 5000));
     struct snap s;
     loop_call(t, do_snap, &s);
     CHECK_EQ_INT(s.g.n, 2);
