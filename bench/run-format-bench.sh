@@ -96,6 +96,13 @@ if [ "${FORMAT_BENCH_CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null; the
     echo "result impl=c op=instr case=$c ir_per_event=$(( (r3 - r1) / 2 / events )) ir_per_byte=$(awk "BEGIN { printf \"%.2f\", ($r3 - $r1) / 2 / $bytes }")" |
       tee -a "$results" | sed 's/^result /  /'
   done
+  for c in a b; do
+    r1=$(ir "$bin" encode $c --scale 0.02 --runs 1)
+    r3=$(ir "$bin" encode $c --scale 0.02 --runs 3)
+    read -r events bytes < <(sed 's/.*events=\([0-9]*\).* bytes=\([0-9]*\).*/\1 \2/' "$tmp/ir/$c.meta")
+    echo "result impl=c op=encinstr case=$c ir_per_event=$(( (r3 - r1) / 2 / events )) ir_per_byte=$(awk "BEGIN { printf \"%.2f\", ($r3 - $r1) / 2 / $bytes }")" |
+      tee -a "$results" | sed 's/^result /  /'
+  done
 fi
 
 echo "== table (MB = 10^6 bytes; best of all runs, in parentheses the median of the rounds' medians)"
@@ -110,7 +117,7 @@ awk '
     for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
     return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
   }
-  /^result / && !/op=instr/ {
+  /^result / && !/op=(enc)?instr/ {
     k = kv($0, "impl") SUBSEP kv($0, "op") SUBSEP kv($0, "case")
     if (!(k in best) || kv($0, "best_MBps") + 0 > best[k] + 0) { best[k] = kv($0, "best_MBps"); beps[k] = kv($0, "best_Meps") }
     med[k] = med[k] " " kv($0, "median_MBps"); meps[k] = meps[k] " " kv($0, "median_Meps")
@@ -119,6 +126,7 @@ awk '
     ev[k] = e; nev[k] = kv($0, "events"); ch[k] = kv($0, "chunk"); by[k] = kv($0, "bytes")
   }
   /^result .*op=instr/ { ire[kv($0, "case")] = kv($0, "ir_per_event"); irb[kv($0, "case")] = kv($0, "ir_per_byte") }
+  /^result .*op=encinstr/ { eire[kv($0, "case")] = kv($0, "ir_per_event"); eirb[kv($0, "case")] = kv($0, "ir_per_byte") }
   END {
     name["a"] = "(a) ~100 B JSON events"; name["b"] = "(b) 4 KiB multi-line events"; name["c"] = "(c) = (a) in 1-byte chunks"
     printf "| case | input | chunk | ssehub MB/s | ssehub M events/s | eventsource-parser MB/s (TextDecoder + feed) | its M events/s | **C / JS** | eventsource-parser MB/s (feed only) | C / JS feed only |\n"
@@ -145,6 +153,7 @@ awk '
         printf "| %s | %s (%.1f) | %s (%.3f) | %s (%.1f) | %s (%.3f) | **%.1f×** (%.1f×) |\n", name[c], best[k], median(med[k]), beps[k], median(meps[k]), \
           best[kj], median(med[kj]), beps[kj], median(meps[kj]), best[k] / best[kj], median(med[k]) / median(med[kj])
     }
+    if ("a" in eire) printf "\nssehub encoder, instructions (callgrind): (a) %s per event, (b) %s per event = %s per byte.\n", eire["a"], eire["b"], eirb["b"]
     printf "\nencoder: ssehub = sse_encode_event() of one event into a reused sse_buf; Node idiom = a template string per event, line ends replaced by a regex, Buffer.from() to UTF-8 (as res.write() would).\n"
     exit bad
   }' "$results"
