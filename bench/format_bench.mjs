@@ -11,7 +11,8 @@
 // and sums data lengths. A first, untimed pass also hashes every event (UTF-8 bytes, FNV-1a 32,
 // the same as the C side) and checks events, data bytes and hash against FILE.meta. Then
 // --warmup untimed runs (default 3: lets V8 optimise) and --runs timed runs (default 7).
-// --verify 0 skips the hash pass (every run still checks the event count and data length).
+// --verify 0 skips the hash (an untimed pass still counts data bytes; every run checks the
+// event count and data length). The result line shows what this side counted.
 // Prints one "result impl=js op=parse ..." line in the C side's format; exit 1 on a mismatch.
 // With --strings 1 the chunks are decoded before the clock starts and only parser.feed() is
 // timed (impl=js-str): the parser's own speed, a stricter peer than a real consumer.
@@ -74,14 +75,15 @@ const FF = Uint8Array.of(0xff);
 const FE = Uint8Array.of(0xfe);
 const f = (x, d) => x.toFixed(d);
 
-function report(impl, chunk, bytes, times) {
+// got: what this side counted itself (events, UTF-8 data bytes, UTF-16 data units).
+function report(impl, chunk, bytes, times, got) {
   times.sort((a, b) => a - b);
   const best = times[0];
   const n = times.length;
   const median = n % 2 ? times[(n - 1) / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
   console.log(
     `result impl=${impl} op=${op} case=${basename(file).split('.')[0]} chunk=${chunk} bytes=${bytes} ` +
-      `events=${want.events} data_bytes=${want.dataBytes} runs=${n} best_s=${f(best, 6)} median_s=${f(median, 6)} ` +
+      `events=${got.events} data_bytes=${got.dataBytes} data_units=${got.units} runs=${n} best_s=${f(best, 6)} median_s=${f(median, 6)} ` +
       `best_MBps=${f(bytes / best / 1e6, 1)} median_MBps=${f(bytes / median / 1e6, 1)} ` +
       `best_Meps=${f(want.events / best / 1e6, 3)} median_Meps=${f(want.events / median / 1e6, 3)}`,
   );
@@ -113,7 +115,13 @@ if (op === 'encode') {
     if (i >= opts.warmup) times.push(t);
   }
   if (bytes !== buf.length) fail(`encoded ${bytes} bytes (want ${buf.length})`);
-  report('js', 0, bytes, times);
+  let dataBytes = 0;
+  let units = 0;
+  for (const ev of evs) {
+    dataBytes += Buffer.byteLength(ev.data, 'utf8');
+    units += ev.data.length;
+  }
+  report('js', 0, bytes, times, { events: evs.length, dataBytes, units });
   process.exit(0);
 }
 
@@ -149,8 +157,14 @@ function pass(chunk, onEvent) {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-// Untimed verification pass.
-if (opts.verify) {
+// Untimed verification pass (with --verify 0, an untimed pass that only counts data bytes).
+let countedBytes = 0;
+if (!opts.verify) {
+  pass(opts.chunk, (ev) => {
+    countedBytes += Buffer.byteLength(ev.data, 'utf8');
+  });
+  if (countedBytes !== want.dataBytes) fail(`data bytes ${countedBytes} (want ${want.dataBytes})`);
+} else {
   let events = 0;
   let dataBytes = 0;
   let hash = 2166136261;
@@ -168,6 +182,7 @@ if (opts.verify) {
   if (events !== want.events || dataBytes !== want.dataBytes)
     fail(`events ${events} (want ${want.events}), data bytes ${dataBytes} (want ${want.dataBytes})`);
   if (hash !== want.hash) fail(`event hash ${hash.toString(16)} (want ${want.hash.toString(16)})`);
+  countedBytes = dataBytes;
 }
 
 // Warm-up and timed runs: the callback only counts, like the C side's.
@@ -186,4 +201,4 @@ for (let i = 0; i < opts.warmup + opts.runs; i++) {
     fail(`events ${events} (want ${want.events}), data UTF-16 units ${units} (want ${want.dataUnits})`);
   if (i >= opts.warmup) times.push(t);
 }
-report(strs ? 'js-str' : 'js', opts.chunk, buf.length, times);
+report(strs ? 'js-str' : 'js', opts.chunk, buf.length, times, { events, dataBytes: countedBytes, units });
