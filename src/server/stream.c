@@ -107,6 +107,15 @@ static unsigned sse__conn_bufs(struct sse_stream *c, uv_buf_t *bufs, size_t *tot
 
 static void sse__conn_finish_if_flushed(struct sse_stream *c);
 
+/* The close reason for a failed write: the peer went away, or an error; a close the API asked
+ * for stays reported as such. */
+static int sse__write_error_reason(const struct sse_stream *c, int err)
+{
+    if (c->flags & SSE__F_CLOSE_FLUSH)
+        return c->reason;
+    return err == UV_EPIPE || err == UV_ECONNRESET ? SSE_CLOSE_PEER : SSE_CLOSE_ERROR;
+}
+
 /* The stream part of a connection ends: count it, log it, run on_close (once). */
 static void sse__stream_closed(struct sse_stream *c, int reason)
 {
@@ -135,7 +144,7 @@ static void sse__conn_write_cb(uv_write_t *w, int status)
     if (c->state == SSE__ST_CLOSED)
         return;
     if (status < 0) {
-        sse__conn_close(c, SSE_CLOSE_ERROR);
+        sse__conn_close(c, sse__write_error_reason(c, status));
         return;
     }
     size_t n = c->inflight;
@@ -197,10 +206,7 @@ void sse__conn_flush(struct sse_stream *c)
         if (r == UV_EAGAIN || r == UV_ENOSYS)
             r = 0;
         if (r < 0) {
-            c->reason =
-                c->reason == SSE_CLOSE_LOCAL && (c->flags & SSE__F_CLOSE_FLUSH)
-                    ? SSE_CLOSE_LOCAL
-                    : (r == UV_EPIPE || r == UV_ECONNRESET ? SSE_CLOSE_PEER : SSE_CLOSE_ERROR);
+            c->reason = (uint8_t)sse__write_error_reason(c, r);
             c->flags |= SSE__F_KILL;
             sse__conn_mark_dirty(c);
             return;
