@@ -343,7 +343,7 @@ static int parse_ll(const char *s, long long *v)
         return -1;
     errno = 0;
     *v = strtoll(s, &end, 10);
-    return errno || *end || *v < 0 ? -1 : 0;
+    return errno || *end || *v < 0 || *v > 100LL * 366 * 86400 ? -1 : 0; /* at most ~100 years */
 }
 
 int sse_cli_token(int argc, char **argv)

@@ -632,7 +632,8 @@ static int verify_token(struct sse__auth *a, const struct auth_key *k, const cha
         *why = "exp required";
         goto out;
     }
-    if (has_exp && now >= exp + a->leeway) {
+    /* now +/- leeway, never exp +/- leeway: exp comes from the token and may be LLONG_MAX */
+    if (has_exp && now - a->leeway >= exp) {
         *why = "expired";
         goto out;
     }
@@ -872,7 +873,7 @@ int sse__auth_verify(struct sse__auth *a, int role, const char *token, size_t le
     while (e && CRYPTO_memcmp(e->digest, d, 32) != 0)
         e = e->hnext;
     if (e) {
-        if (e->grants->exp && now >= e->grants->exp + a->leeway) {
+        if (e->grants->exp && now - a->leeway >= e->grants->exp) {
             cache_drop(a, e);
             *why = "expired";
             return SSE_EAUTH;

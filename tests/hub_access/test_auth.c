@@ -384,6 +384,18 @@ static int test_time_claims(void)
     t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), fmt("{\"nbf\":%lld}", NOW + 30));
     CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), 0);
     free(t);
+    /* extreme NumericDates: no overflow (UBSan would abort), far future is simply valid */
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"exp\":9223372036854775807}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), 0);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW + 1), 0); /* cached path */
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"),
+             "{\"exp\":-9223372036854775807,\"nbf\":-9223372036854775807}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    free(t);
+    t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), "{\"exp\":1e300}");
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH); /* not representable */
+    free(t);
     sse__auth_free(a);
     return 0;
 }
