@@ -1,7 +1,7 @@
 /*
  * token_fuzzer.c: libFuzzer target for JWT verification (src/hub/auth.c), fixed HS256 key.
  *
- * Byte 0 picks the mode and the role:
+ * Byte 0 picks the mode and the role (other bits: issuer check, drafts, a 60 s leeway):
  *  - even: the rest is a raw token string, verified as is (base64, structure, header, signature
  *    paths; almost all such inputs must be refused);
  *  - odd: the rest is "HEADER\nCLAIMS" (JSON texts); the fuzzer signs them correctly with the
@@ -101,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.issuer = (data[0] & 4) ? "https://issuer.example" : NULL;
     cfg.drafts = (data[0] >> 3) & 3; /* 0 = both */
     cfg.cache_entries = 4;
+    cfg.leeway = (data[0] & 0x20) ? 60 : 0;
     struct sse__auth *a;
     if (sse__auth_new(&a, &cfg))
         return 0;
