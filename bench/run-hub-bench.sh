@@ -5,7 +5,8 @@
 #      behind (delivers < 99 % of what was published, cannot take the publish rate, or p99 over
 #      P99_LIMIT_MS, default 5000: queues growing without bound);
 #      deliveries/s and p50/p99 at each rate;
-#   2. 1,000 topics x 10 subscribers at 2,000 messages/s: p50/p99/p999;
+#   2. 1,000 topics x 10 subscribers at 2,000 messages/s, REPEAT (3) runs per server,
+#      alternating: p50/p99/p999;
 #   3. idle memory per subscriber at MEM_SIZES (default 10000 19000 50000 100000). The hub is
 #      one process and one process may hold at most `ulimit -Hn` (20,000 here) descriptors, so
 #      its sizes above that are skipped and reported as such; nginx gets ceil(N/15000) workers.
@@ -20,6 +21,7 @@ MEM_SIZES=${MEM_SIZES:-"10000 19000 50000 100000"}
 TARGETS=${TARGETS:-"hub nchan"}
 DUR=${DUR:-5}
 P99_LIMIT_MS=${P99_LIMIT_MS:-5000}
+REPEAT=${REPEAT:-3}
 . "$BENCH_ROOT/bench/peers/bench-lib.sh"
 trap bench_cleanup EXIT
 
@@ -55,23 +57,34 @@ sys.exit(1 if ok else 0)
 PY
 }
 
-for t in $TARGETS; do
-    echo "== rising rates: $t, 10000 subscribers on one topic" >&2
-    "up_$t" 10000
-    for r in $RATES; do
+# Rising rates: both servers up side by side, each rate run on one then the other, so both
+# see the same machine conditions; a server that falls behind is not run at higher rates.
+echo "== rising rates: 10000 subscribers on one topic" >&2
+live=""
+for t in $TARGETS; do "up_$t" 10000; live="$live $t"; done
+for r in $RATES; do
+    [ -n "${live// /}" ] || break
+    for t in $live; do
         f="$OUT/rate-$t-$r.json"
+        echo "   $t at $r msg/s" >&2
         "run_$t" -n 10000 -t 1 -r "$r" -d "$DUR" --warmup 1 --idle 0 --pub-conns 8 >"$f"
         if behind "$f" "$r"; then
             echo "   $t fell behind at $r msg/s" >&2
-            break
+            live=${live/ $t/}
         fi
     done
-    "down_$t"
-    echo "== 1000 topics x 10 subscribers, 2000 msg/s: $t" >&2
-    "up_$t" 10000
-    "run_$t" -n 10000 -t 1000 -r 2000 -d "$DUR" --warmup 1 --idle 0 --pub-conns 32 >"$OUT/topics-$t.json"
-    "down_$t"
 done
+for t in $TARGETS; do "down_$t"; done
+# 1,000 topics x 10 subscribers: REPEAT runs, alternating servers.
+echo "== 1000 topics x 10 subscribers, 2000 msg/s, $REPEAT runs each" >&2
+for t in $TARGETS; do "up_$t" 10000; done
+for i in $(seq "$REPEAT"); do
+    for t in $TARGETS; do
+        "run_$t" -n 10000 -t 1000 -r 2000 -d "$DUR" --warmup 1 --idle 0 --pub-conns 32 \
+            >"$OUT/topics-$t-$i.json"
+    done
+done
+for t in $TARGETS; do "down_$t"; done
 for n in $MEM_SIZES; do
     for t in $TARGETS; do
         if [ "$t" = hub ] && [ $((n + 100)) -gt "$HARD" ]; then
@@ -92,29 +105,33 @@ name = {"hub": "ssehub serve", "nchan": "nginx+nchan"}
 def load(p):
     return json.load(open(p)) if os.path.exists(p) else None
 print("### 10,000 subscribers on one topic, rising publish rate\n")
-print("| rate msg/s | server | published/s | deliveries/s | delivered | p50 ms | p99 ms | p999 ms | server CPU | load-gen CPU s |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+def cpu_per(d):
+    n = d["deliveries"] + d["warmup_deliveries"]
+    return "%.2f" % (d["server_cpu_seconds"] * 1e6 / n) if n and d["server_cpu_seconds"] >= 0 else "n/a"
+print("| rate msg/s | server | published/s | deliveries/s | delivered | p50 ms | p99 ms | p999 ms | server CPU | server CPU us/delivery | load-gen CPU s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 rates = sorted({float(os.path.basename(p)[:-5].split("-")[2]) for p in glob.glob(os.path.join(out, "rate-*.json"))})
 for r in rates:
     for t in ("hub", "nchan"):
         d = load(os.path.join(out, "rate-%s-%g.json" % (t, r)))
         if not d:
-            print("| %g | %s | (not run: fell behind at a lower rate) | | | | | | | |" % (r, name[t])); continue
+            print("| %g | %s | (not run: fell behind at a lower rate) | | | | | | | | |" % (r, name[t])); continue
         l = d["latency_us"]
-        print("| %g | %s | %.1f | %.0f | %.1f %% | %.2f | %.2f | %.2f | %.0f %% | %.1f |" % (
+        print("| %g | %s | %.1f | %.0f | %.1f %% | %.2f | %.2f | %.2f | %.0f %% | %s | %.1f |" % (
             r, name[t], d["publish_rate"], d["deliveries_per_sec"],
             100.0 * d["deliveries"] / max(1, d["deliveries_expected"]), l["p50"] / 1e3, l["p99"] / 1e3,
-            l["p999"] / 1e3, 100 * d["server_cpu_util"], d["bench_sub_cpu_seconds"] + d["bench_pub_cpu_seconds"]))
+            l["p999"] / 1e3, 100 * d["server_cpu_util"], cpu_per(d), d["bench_sub_cpu_seconds"] + d["bench_pub_cpu_seconds"]))
 print("\n### 1,000 topics x 10 subscribers, 2,000 msg/s\n")
-print("| server | published/s | deliveries/s | delivered | p50 us | p99 us | p999 us | max us | server CPU |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| server | run | published/s | deliveries/s | delivered | p50 us | p99 us | p999 us | max us | server CPU | server CPU us/delivery |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for t in ("hub", "nchan"):
-    d = load(os.path.join(out, "topics-%s.json" % t))
-    if not d: continue
-    l = d["latency_us"]
-    print("| %s | %.0f | %.0f | %.1f %% | %.0f | %.0f | %.0f | %.0f | %.0f %% |" % (
-        name[t], d["publish_rate"], d["deliveries_per_sec"], 100.0 * d["deliveries"] / max(1, d["deliveries_expected"]),
-        l["p50"], l["p99"], l["p999"], l["max"], 100 * d["server_cpu_util"]))
+    for p in sorted(glob.glob(os.path.join(out, "topics-%s-*.json" % t))):
+        d = load(p)
+        l = d["latency_us"]
+        print("| %s | %s | %.0f | %.0f | %.1f %% | %.0f | %.0f | %.0f | %.0f | %.0f %% | %s |" % (
+            name[t], os.path.basename(p)[:-5].split("-")[2], d["publish_rate"], d["deliveries_per_sec"],
+            100.0 * d["deliveries"] / max(1, d["deliveries_expected"]),
+            l["p50"], l["p99"], l["p999"], l["max"], 100 * d["server_cpu_util"], cpu_per(d)))
 print("\n### Idle memory per subscriber (server PSS growth / open streams)\n")
 print("| subscribers | ssehub serve B/sub (PSS) | RSS | connect/s | nginx+nchan B/sub (PSS) | RSS | connect/s | nchan / ssehub |")
 print("|---|---|---|---|---|---|---|---|")
