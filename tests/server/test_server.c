@@ -1474,6 +1474,46 @@ static int test_access_log(void)
     return run_with(&o, c_log);
 }
 
+/* ------------------------------------------------------------ reset by the peer mid-write */
+
+static int pred_noconn(const struct snap *s, int n)
+{
+    return s->st.connections == (uint64_t)n;
+}
+
+static int c_reset(struct tctx *t)
+{
+    int fd = open_stream_fd(t, "/reg", 4096);
+    CHECK(fd >= 0);
+    CHECK(wait_for(t, pred_opened, 1, 5000));
+    struct bcast b = {65536, 64, -1}; /* 4 MiB queued: the socket fills, a uv_write waits */
+    loop_call(t, do_bcast, &b);
+    usleep(50000);
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd); /* RST */
+    CHECK(wait_for(t, pred_peer, 1, 5000));
+    CHECK(wait_for(t, pred_noconn, 0, 5000)); /* freed in the close callback, a moment later */
+    struct snap sn;
+    loop_call(t, do_snap, &sn);
+    CHECK_EQ_INT(sn.g.reasons[SSE_CLOSE_ERROR], 0);
+    CHECK_EQ_INT(sn.g.open, 0);
+    return 0;
+}
+
+static int test_peer_reset(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.stream_queue_max = 64u << 20;
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, &o, g), 0);
+    int rc = tctx_run(&t, c_reset);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections), CHECK_TEST(test_heartbeat),
@@ -1482,4 +1522,5 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_graceful_shutdown), CHECK_TEST(test_cors), CHECK_TEST(test_static_files),
            CHECK_TEST(test_many_streams), CHECK_TEST(test_listen_addresses),
            CHECK_TEST(test_failing_allocator), CHECK_TEST(test_stream_close_and_head),
-           CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log))
+           CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log),
+           CHECK_TEST(test_peer_reset))
