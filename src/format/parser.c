@@ -24,7 +24,7 @@
 
 #define SSE__DEFAULT_MAX_LINE ((size_t)1 << 20)   /* 1 MiB */
 #define SSE__DEFAULT_MAX_EVENT ((size_t)16 << 20) /* 16 MiB */
-#define SSE__KEEP_CAP ((size_t)64 << 10) /* buffers larger than this are freed when emptied */
+#define SSE__KEEP_CAP ((size_t)4 << 10) /* buffers larger than this are freed when emptied */
 
 /* A growable byte string that always has room for a terminating NUL past len. */
 struct sse__pbuf {

@@ -850,6 +850,47 @@ static int test_huge_line_bounded(void)
     return 0;
 }
 
+static int count_only(void *ud, const sse_parsed_event *ev)
+{
+    (void)ev;
+    ((struct log *)ud)->events++;
+    return 0;
+}
+
+/* After a big event, an idle parser gives the memory back (long-lived client connections). */
+static int test_idle_memory_returned(void)
+{
+    static const struct sse__allocator counting = {count_malloc, count_realloc, count_free};
+    size_t n = 200 * 1024;
+    char *in = malloc(n);
+    CHECK(in != NULL);
+    for (size_t i = 0; i < n; i += 100) /* "data: xxx...\n" lines of 100 bytes */
+        memcpy(in + i, "data: ", 6), memset(in + i + 6, 'x', 93), in[i + 99] = '\n';
+    live_bytes = peak_bytes = 0;
+    sse__set_allocator(&counting);
+    struct log l = {0};
+    sse_parser_callbacks cb = {count_only, NULL, NULL};
+    sse_parser *p;
+    int rc = sse_parser_new(&p, NULL, &cb, &l);
+    size_t base = live_bytes;
+    if (rc == 0)
+        rc = sse_parser_feed(p, "id: 1\nevent: big\n", 18);
+    for (size_t i = 0; rc == 0 && i < n; i += 4096) /* pieces that split lines */
+        rc = sse_parser_feed(p, in + i, n - i < 4096 ? n - i : 4096);
+    if (rc == 0)
+        rc = sse_parser_feed(p, "\n", 1);
+    size_t peak = peak_bytes, idle = live_bytes - base;
+    sse_parser_free(p);
+    sse__set_allocator(NULL);
+    free(in);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(l.events, 1);
+    CHECK(peak >= n);        /* the event really was buffered */
+    CHECK(idle <= 4 * 4096); /* and given back once dispatched */
+    CHECK_EQ_UINT(live_bytes, 0);
+    return 0;
+}
+
 static int count_event(void *ud, const sse_parsed_event *ev)
 {
     struct log *l = ud;
@@ -916,5 +957,5 @@ CHECK_MAIN(CHECK_TEST(test_parse_fields), CHECK_TEST(test_parse_event_type),
            CHECK_TEST(test_encode_event), CHECK_TEST(test_encode_refuses),
            CHECK_TEST(test_encode_comment_retry), CHECK_TEST(test_round_trip),
            CHECK_TEST(test_failalloc_parser), CHECK_TEST(test_failalloc_encoder),
-           CHECK_TEST(test_huge_line_bounded), CHECK_TEST(test_million_events_one_chunk),
-           CHECK_TEST(test_random_garbage))
+           CHECK_TEST(test_huge_line_bounded), CHECK_TEST(test_idle_memory_returned),
+           CHECK_TEST(test_million_events_one_chunk), CHECK_TEST(test_random_garbage))
