@@ -523,14 +523,13 @@ static int test_malformed(void)
         CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
         free(t);
     }
-    static const char *pl_bad[] = {"not json",
-                                   "[1,2]",
-                                   "{\"a\":1,\"a\":2}",
-                                   "{\"mercure\":[]}",
+    static const char *pl_bad[] = {"not json", "[1,2]", "{\"a\":1,\"a\":2}", "{\"mercure\":[]}",
                                    "{\"mercure\":{\"publish\":\"*\"}}",
                                    "{\"mercure\":{\"subscribe\":[1]}}",
-                                   "{\"mercure\":{\"publish\":[\"\"]}}"};
-    for (int i = 0; i < 7; i++) {
+                                   "{\"mercure\":{\"publish\":[\"\"]}}",
+                                   /* NUL inside a string would truncate a selector: refused */
+                                   "{\"mercure\":{\"publish\":[\"https://a/x\\u0000y\"]}}"};
+    for (int i = 0; i < 8; i++) {
         char *t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), pl_bad[i]);
         if (verify(a, SSE__AUTH_PUBLISH, t, NOW) != SSE_EAUTH) {
             fprintf(stderr, "  payload %d accepted\n", i);
