@@ -57,6 +57,11 @@ static size_t parse_size(const char *s)
     return (size_t)v;
 }
 
+/*
+ * `ssehub parse [--max-line N] [--max-event N] [FILE]`; argv[0] is "parse". Prints JSON lines on
+ * stdout, messages on stderr. Returns the exit status: 0 at the end of the input, 1 on a read or
+ * write error or a limit hit (events before it are printed), 2 on a usage error.
+ */
 int sse_cli_parse(int argc, char **argv)
 {
     sse_parser_options opts = SSE_PARSER_OPTIONS_INIT;
