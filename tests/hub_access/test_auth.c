@@ -632,6 +632,8 @@ static int test_draft08_details_refused(void)
         "{\"type\":\"mercure\",\"actions\":\"publish\",\"topics\":[{\"match\":\"a\"}]}",
         "\"mercure\"",
         "{\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\"}]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\\nb\"}]}",
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\\u0085b\"}]}",
     };
     for (size_t i = 0; i < sizeof(details) / sizeof(details[0]); i++) {
         /* a good detail first: partial acceptance is forbidden */
