@@ -457,14 +457,17 @@ static int test_cache_many(void)
 
 static int test_alloc_failures(void)
 {
-    static const char *pats[] = {"/a/{x}{?q,r}", "https://ex.com/:id/*", "plain"};
-    static const int kinds[] = {SSE__SEL_AUTO, SSE__SEL_URLPATTERN, SSE__SEL_AUTO};
-    for (size_t p = 0; p < 3; p++) {
+    static const char *pats[] = {"/a/{x}{?q,r}", "https://ex.com/:id/*", "plain", "/rel/:id"};
+    static const int kinds[] = {SSE__SEL_AUTO, SSE__SEL_URLPATTERN, SSE__SEL_AUTO,
+                                SSE__SEL_URLPATTERN};
+    for (size_t p = 0; p < 4; p++) {
         for (long n = 1; n < 100; n++) {
             struct sse__selector_cache *c = NULL;
             struct sse__selector *s = NULL;
             failalloc_arm(n);
             int rc = sse__selector_cache_new(&c, 4, NULL);
+            if (!rc && p >= 1) /* with a base URL (relative / absolute resolution) */
+                rc = sse__selector_cache_set_base(c, "https://hub.example/.well-known/mercure");
             if (!rc)
                 rc = sse__selector_cache_get(c, pats[p], strlen(pats[p]), kinds[p], &s);
             int hit = failalloc_was_hit();
