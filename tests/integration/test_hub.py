@@ -607,13 +607,34 @@ def t_subscriptions(h):
     st, _, body = request(h, "GET", "/.well-known/mercure/subscriptions/%2Fwatched%2F%7Bid%7D/urn%3Asub%3Ac",
                           headers={"Authorization": "Bearer " + watcher_tok})
     check(st == 200 and json.loads(body)["subscriber"] == "urn:sub:c", (st, body))
+    # draft-08 shapes: /{matchType}/{match}[/{subscriber}].
+    m8 = Sub(h, q(matchURLPattern="/m8/:id"),
+             {"Authorization": "Bearer " + tok07(subscribe=["/x"], sub="urn:sub:m8")})
+    check(m8.status == 200, m8.status)
+    st, _, body = request(h, "GET", "/.well-known/mercure/subscriptions/URLPattern/%2Fm8%2F%3Aid",
+                          headers={"Authorization": "Bearer " + SUB_ALL})
+    check(st == 200, (st, body))
+    col = json.loads(body)
+    check(col["id"] == "/.well-known/mercure/subscriptions/URLPattern/%2Fm8%2F%3Aid", col)
+    check(len(col["subscriptions"]) == 1, col)
+    one = col["subscriptions"][0]
+    check(one["matchType"] == "URLPattern" and one["match"] == "/m8/:id", one)
+    st, _, body = request(h, "GET",
+                          "/.well-known/mercure/subscriptions/URLPattern/%2Fm8%2F%3Aid/urn%3Asub%3Am8",
+                          headers={"Authorization": "Bearer " + SUB_ALL})
+    check(st == 200 and json.loads(body)["subscriber"] == "urn:sub:m8", (st, body))
+    check("lastEventID" in json.loads(body), body)
+    st, _, _ = request(h, "GET", "/.well-known/mercure/subscriptions/Exact/%2Fnobody/urn%3Ax",
+                       headers={"Authorization": "Bearer " + SUB_ALL})
+    check(st == 404, st)
+    m8.close()
     st, _, _ = request(h, "GET", "/.well-known/mercure/subscriptions")
     check(st == 401, st)
     st, _, _ = request(h, "GET", "/.well-known/mercure/subscriptions",
                        headers={"Authorization": "Bearer " + tok07(subscribe=["/x"])})
     check(st == 403, st)
     c.close()
-    ev = [json.loads(e["data"]) for e in w.events(2)]  # a's connect, then c's end
+    ev = [json.loads(e["data"]) for e in w.events(4)]  # a's and m8's connect/end, then c's end
     ev = [d for d in ev if d["subscriber"] == "urn:sub:c"]
     check(len(ev) == 1 and ev[0]["active"] is False, ev)
     check(a.events(1, timeout=0.3) == [], "anonymous got a subscription event")
