@@ -32,11 +32,11 @@
 #define SEL_MAX_PREFIX 256 /* largest {var:N} accepted */
 #define SEL_MAX_CLASSES 64
 
-enum { N_BYTE, N_CLASS, N_SPLIT, N_JUMP, N_MATCH, N_FAIL };
+enum { N_BYTE, N_CLASS, N_SPLIT, N_JUMP, N_MATCH, N_FAIL, N_IBYTE /* letter, either case */ };
 
 struct sel_node {
     uint8_t op;    /* N_* */
-    uint8_t byte;  /* N_BYTE: the byte */
+    uint8_t byte;  /* N_BYTE: the byte; N_IBYTE: the lower-case letter */
     uint16_t cls;  /* N_CLASS: index into classes */
     uint16_t out;  /* next node (N_BYTE, N_CLASS, N_SPLIT first choice, N_JUMP) */
     uint16_t out1; /* N_SPLIT second choice */
@@ -57,7 +57,8 @@ struct sse__selector {
     size_t n_nodes;
     struct sel_class *classes;
     size_t n_classes;
-    uint16_t *run;       /* per node: how many chained N_BYTE nodes start there */
+    uint16_t *run;       /* per node: how many chained N_BYTE / N_IBYTE nodes start there */
+    uint8_t *run_ci;     /* per node: whether that run holds an N_IBYTE (no plain memcmp) */
     unsigned char *lits; /* per node: its byte (N_BYTE), so a run is one memcmp */
     char *origin;        /* URL patterns with a base: the hub's scheme://authority, else NULL */
     size_t origin_len;
@@ -565,10 +566,7 @@ static void url_atom(struct nb *b, const struct utok *tk)
         /* Scheme and host are case-insensitive (URLs canonicalize them to lower case): a
          * letter there matches both cases. Everything else is byte for byte. */
         if ((tk->mode == M_PROTOCOL || tk->mode == M_HOST) && lo >= 'a' && lo <= 'z') {
-            memset(&c, 0, sizeof(c));
-            cls_add(&c, lo);
-            cls_add(&c, (unsigned char)(lo - 0x20));
-            nb_emit(b, N_CLASS, 0, nb_class(b, &c));
+            nb_emit(b, N_IBYTE, lo, 0);
             return;
         }
         nb_emit(b, N_BYTE, ch, 0);
@@ -801,19 +799,21 @@ int sse__selector_compile_base(struct sse__selector **out, const char *text, siz
     b = NULL;
     /* Literal runs: a stretch of byte nodes chained one to the next is matched with memcmp. */
     s->run = sse__malloc(s->n_nodes * sizeof(*s->run));
+    s->run_ci = sse__malloc(s->n_nodes);
     s->lits = sse__malloc(s->n_nodes);
-    if (!s->run || !s->lits) {
+    if (!s->run || !s->run_ci || !s->lits) {
         rc = SSE_ENOMEM;
         goto out_free_sel;
     }
     for (size_t i = s->n_nodes; i-- > 0;) {
         const struct sel_node *nd = &s->nodes[i];
+        int byte_node = nd->op == N_BYTE || nd->op == N_IBYTE;
         s->lits[i] = nd->byte;
         /* run[i]: byte nodes i, i+1, ... each leading to the next; the run ends at node
          * i + run[i] (the fast path resumes there). */
-        s->run[i] = nd->op == N_BYTE && nd->out == i + 1 && i + 1 < s->n_nodes
-                        ? (uint16_t)(1 + s->run[i + 1])
-                        : 0;
+        s->run[i] =
+            byte_node && nd->out == i + 1 && i + 1 < s->n_nodes ? (uint16_t)(1 + s->run[i + 1]) : 0;
+        s->run_ci[i] = s->run[i] && (nd->op == N_IBYTE || (s->run[i] > 1 && s->run_ci[i + 1]));
     }
 out_ok:
     *out = s;
@@ -825,6 +825,7 @@ out_free_nb:
 out_free_sel:
     sse__free(s->origin);
     sse__free(s->run);
+    sse__free(s->run_ci);
     sse__free(s->lits);
     sse__free(s->nodes);
     sse__free(s->classes);
@@ -897,7 +898,17 @@ static int nfa_run(const struct sse__selector *s, const char *prefix, size_t ple
             if (n_cur == 1 && s->run[cur[0]] > 1 && s->run[cur[0]] <= l - p) {
                 uint16_t k = cur[0];
                 size_t r = s->run[k];
-                if (memcmp(t + p, s->lits + k, r) != 0) {
+                int differ = 0;
+                if (!s->run_ci[k]) {
+                    differ = memcmp(t + p, s->lits + k, r) != 0;
+                } else {
+                    for (size_t i = 0; i < r && !differ; i++) {
+                        unsigned char c = (unsigned char)t[p + i];
+                        differ = c != s->lits[k + i] &&
+                                 !(s->nodes[k + i].op == N_IBYTE && (c | 0x20) == s->lits[k + i]);
+                    }
+                }
+                if (differ) {
                     n_cur = 0;
                     break;
                 }
@@ -915,6 +926,7 @@ static int nfa_run(const struct sse__selector *s, const char *prefix, size_t ple
             for (size_t j = 0; j < n_cur; j++) {
                 const struct sel_node *nd = &s->nodes[cur[j]];
                 int ok = nd->op == N_BYTE    ? nd->byte == c
+                         : nd->op == N_IBYTE ? nd->byte == (c | 0x20)
                          : nd->op == N_CLASS ? cls_has(&s->classes[nd->cls], c)
                                              : 0;
                 if (ok && mark[nd->out] != gen &&
@@ -1010,6 +1022,7 @@ void sse__selector_unref(struct sse__selector *sel)
     sse__free(sel->nodes);
     sse__free(sel->classes);
     sse__free(sel->run);
+    sse__free(sel->run_ci);
     sse__free(sel->lits);
     sse__free(sel->origin);
     sse__free(sel->text);
