@@ -5,7 +5,7 @@
  * path with a ".." segment is refused before the file system is touched; the resolved path
  * (realpath, so symlinks count) must still lie under the root. Files are read with plain read()
  * on the loop thread: this serves small demo pages and scripts, not large downloads, so files
- * are capped at SSE__STATIC_MAX. ETag / If-None-Match give 304s.
+ * are capped at SSE__STATIC_MAX. ETag / If-None-Match and an exact If-Modified-Since give 304s.
  */
 #include "common/alloc.h"
 #include "server/internal.h"
@@ -135,7 +135,9 @@ void sse__static_serve(sse_request *r, const struct sse__route *rt)
     sse_request_add_header(r, "Last-Modified", lm);
     sse_request_add_header(r, "Cache-Control", "no-cache");
     const char *inm = sse_request_header(r, "If-None-Match");
-    if (inm && strstr(inm, etag)) {
+    const char *ims = sse_request_header(r, "If-Modified-Since");
+    /* If-Modified-Since is honoured when it is exactly our Last-Modified (as nginx's default) */
+    if ((inm && strstr(inm, etag)) || (!inm && ims && strcmp(ims, lm) == 0)) {
         close(fd);
         sse_request_respond(r, 304, NULL, NULL, 0);
         return;

@@ -992,6 +992,18 @@ static int c_static(struct tctx *t)
     snprintf(req, sizeof(req), "GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
              etag);
     CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 304);
+    /* Last-Modified -> If-Modified-Since -> 304 */
+    CHECK_EQ_INT(one_request(t, "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 200);
+    char *lm = strstr(buf, "Last-Modified: ");
+    CHECK(lm);
+    char lms[64];
+    size_t ll = strcspn(lm + 15, "\r");
+    CHECK(ll < sizeof(lms));
+    memcpy(lms, lm + 15, ll);
+    lms[ll] = '\0';
+    snprintf(req, sizeof(req), "GET /app.js HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: %s\r\n\r\n",
+             lms);
+    CHECK_EQ_INT(one_request(t, req, buf, sizeof(buf)), 304);
     /* traversal attempts: never the secret */
     static const char *const bad[] = {
         "/../secret.txt",
