@@ -20,23 +20,33 @@ struct sse__index_node { /* one exact topic */
     char key[];             /* NUL-terminated copy of the topic */
 };
 
+struct sse__index_group {                 /* every subscription of one compiled pattern */
+    struct sse__index_group *next, *prev; /* idx->groups */
+    struct sse__index_group *hnext;       /* hash by selector pointer */
+    struct sse__selector *sel;            /* borrowed from the subscriptions (alive while n > 0) */
+    struct sse__isub *subs;               /* list head */
+    size_t n;
+};
+
 struct cache_entry {                         /* one topic's pattern matches */
     struct cache_entry *hnext;               /* hash chain */
     struct cache_entry *lru_prev, *lru_next; /* most recent at lru_head */
     uint32_t hash;
-    uint64_t gen; /* pattern generation it was computed at */
+    uint64_t gen; /* generation it was computed at */
     size_t len, n, cap;
-    struct sse__isub **subs; /* matching pattern subscriptions */
+    struct sse__index_group **groups; /* matching pattern groups */
     char key[];
 };
 
 struct sse__index {
     struct sse__index_node **buckets;
     size_t nbuckets, nkeys;
-    struct sse__isub *wild;     /* "*" list */
-    struct sse__isub *patterns; /* pattern list */
+    struct sse__isub *wild;             /* "*" list */
+    struct sse__index_group *groups;    /* pattern groups */
+    struct sse__index_group **gbuckets; /* selector pointer -> group, ngbuckets (power of 2) */
+    size_t ngbuckets, ngroups;
     size_t nwild, npatterns;
-    uint64_t gen;                  /* bumped on every pattern list change */
+    uint64_t gen;                  /* bumped when a group appears or disappears */
     struct cache_entry **cbuckets; /* cache hash, ccap buckets */
     size_t ccap, ccount;
     struct cache_entry *lru_head, *lru_tail;
@@ -119,11 +129,49 @@ static int grow_buckets(struct sse__index *idx)
     return 0;
 }
 
+static size_t ptr_hash(const void *p)
+{
+    uintptr_t v = (uintptr_t)p;
+    v ^= v >> 17;
+    v *= (uintptr_t)0x9E3779B97F4A7C15ull;
+    return (size_t)(v ^ (v >> 29));
+}
+
+static struct sse__index_group *find_group(const struct sse__index *idx,
+                                           const struct sse__selector *sel)
+{
+    if (!idx->ngbuckets)
+        return NULL;
+    for (struct sse__index_group *g = idx->gbuckets[ptr_hash(sel) & (idx->ngbuckets - 1)]; g;
+         g = g->hnext)
+        if (g->sel == sel)
+            return g;
+    return NULL;
+}
+
+static int grow_groups(struct sse__index *idx)
+{
+    size_t nb = idx->ngbuckets ? idx->ngbuckets * 2 : 16;
+    struct sse__index_group **b = sse__calloc(nb, sizeof(*b));
+    if (!b)
+        return SSE_ENOMEM;
+    for (struct sse__index_group *g = idx->groups; g; g = g->next) {
+        size_t k = ptr_hash(g->sel) & (nb - 1);
+        g->hnext = b[k];
+        b[k] = g;
+    }
+    sse__free(idx->gbuckets);
+    idx->gbuckets = b;
+    idx->ngbuckets = nb;
+    return 0;
+}
+
 int sse__index_add(struct sse__index *idx, struct sse__isub *s)
 {
     const char *text;
     size_t len;
     s->node = NULL;
+    s->group = NULL;
     if (sse__selector_is_wildcard(s->sel)) {
         list_push(&idx->wild, s);
         idx->nwild++;
@@ -153,9 +201,28 @@ int sse__index_add(struct sse__index *idx, struct sse__isub *s)
         s->where = WHERE_EXACT;
         return 0;
     }
-    list_push(&idx->patterns, s);
+    struct sse__index_group *g = find_group(idx, s->sel);
+    if (!g) {
+        if (idx->ngroups >= idx->ngbuckets && grow_groups(idx))
+            return SSE_ENOMEM;
+        g = sse__calloc(1, sizeof(*g));
+        if (!g)
+            return SSE_ENOMEM;
+        g->sel = s->sel;
+        size_t b = ptr_hash(s->sel) & (idx->ngbuckets - 1);
+        g->hnext = idx->gbuckets[b];
+        idx->gbuckets[b] = g;
+        g->next = idx->groups;
+        if (idx->groups)
+            idx->groups->prev = g;
+        idx->groups = g;
+        idx->ngroups++;
+        idx->gen++; /* a new pattern: cached answers may miss it */
+    }
+    list_push(&g->subs, s);
+    g->n++;
+    s->group = g;
     idx->npatterns++;
-    idx->gen++;
     s->where = WHERE_PATTERN;
     return 0;
 }
@@ -167,11 +234,28 @@ void sse__index_remove(struct sse__index *idx, struct sse__isub *s)
         list_unlink(&idx->wild, s);
         idx->nwild--;
         break;
-    case WHERE_PATTERN:
-        list_unlink(&idx->patterns, s);
+    case WHERE_PATTERN: {
+        struct sse__index_group *g = s->group;
+        list_unlink(&g->subs, s);
         idx->npatterns--;
-        idx->gen++;
+        s->group = NULL;
+        if (--g->n == 0) {
+            struct sse__index_group **pp = &idx->gbuckets[ptr_hash(g->sel) & (idx->ngbuckets - 1)];
+            while (*pp != g)
+                pp = &(*pp)->hnext;
+            *pp = g->hnext;
+            if (g->prev)
+                g->prev->next = g->next;
+            else
+                idx->groups = g->next;
+            if (g->next)
+                g->next->prev = g->prev;
+            idx->ngroups--;
+            idx->gen++; /* cached entries may point at g: recomputed before use */
+            sse__free(g);
+        }
         break;
+    }
     case WHERE_EXACT: {
         struct sse__index_node *n = s->node;
         list_unlink(&n->subs, s);
@@ -223,37 +307,44 @@ static void cache_drop(struct sse__index *idx, struct cache_entry *e)
     *pp = e->hnext;
     lru_unlink(idx, e);
     idx->ccount--;
-    sse__free(e->subs);
+    sse__free(e->groups);
     sse__free(e);
 }
 
-/* (Re)compute e's list against the pattern list. */
+/* (Re)compute e's list against the pattern groups (one match per distinct pattern). */
 static int cache_fill(struct sse__index *idx, struct cache_entry *e)
 {
     e->n = 0;
-    for (struct sse__isub *s = idx->patterns; s; s = s->next) {
-        if (!sse__selector_match(s->sel, e->key, e->len))
+    for (struct sse__index_group *g = idx->groups; g; g = g->next) {
+        if (!sse__selector_match(g->sel, e->key, e->len))
             continue;
         if (e->n == e->cap) {
             size_t nc = e->cap ? e->cap * 2 : 4;
-            struct sse__isub **a = sse__realloc(e->subs, nc * sizeof(*a));
+            struct sse__index_group **a = sse__realloc(e->groups, nc * sizeof(*a));
             if (!a)
                 return SSE_ENOMEM;
-            e->subs = a;
+            e->groups = a;
             e->cap = nc;
         }
-        e->subs[e->n++] = s;
+        e->groups[e->n++] = g;
     }
     e->gen = idx->gen;
     return 0;
 }
 
+static void report_group(struct sse__index_group *g, void (*cb)(void *ud, struct sse__isub *s),
+                         void *ud)
+{
+    for (struct sse__isub *s = g->subs; s; s = s->next)
+        cb(ud, s);
+}
+
 static void match_uncached(struct sse__index *idx, const char *topic, size_t len,
                            void (*cb)(void *ud, struct sse__isub *s), void *ud)
 {
-    for (struct sse__isub *s = idx->patterns; s; s = s->next)
-        if (sse__selector_match(s->sel, topic, len))
-            cb(ud, s);
+    for (struct sse__index_group *g = idx->groups; g; g = g->next)
+        if (sse__selector_match(g->sel, topic, len))
+            report_group(g, cb, ud);
 }
 
 int sse__index_match(struct sse__index *idx, const char *topic, size_t len,
@@ -266,7 +357,7 @@ int sse__index_match(struct sse__index *idx, const char *topic, size_t len,
             cb(ud, s);
     for (struct sse__isub *s = idx->wild; s; s = s->next)
         cb(ud, s);
-    if (!idx->patterns)
+    if (!idx->groups)
         return 0;
 
     struct cache_entry *e = idx->cbuckets[h % idx->ccap];
@@ -308,7 +399,7 @@ int sse__index_match(struct sse__index *idx, const char *topic, size_t len,
         }
     }
     for (size_t i = 0; i < e->n; i++)
-        cb(ud, e->subs[i]);
+        report_group(e->groups[i], cb, ud);
     return 0;
 }
 
@@ -317,6 +408,7 @@ void sse__index_get_stats(const struct sse__index *idx, struct sse__index_stats 
     out->exact_keys = idx->nkeys;
     out->wildcards = idx->nwild;
     out->patterns = idx->npatterns;
+    out->pattern_groups = idx->ngroups;
     out->cache_entries = idx->ccount;
     out->cache_hits = idx->hits;
     out->cache_misses = idx->misses;
@@ -337,6 +429,14 @@ void sse__index_free(struct sse__index *idx)
             sse__free(n);
         }
     }
+    while (idx->groups) {
+        struct sse__index_group *g = idx->groups;
+        idx->groups = g->next;
+        for (struct sse__isub *s = g->subs; s; s = s->next)
+            s->where = WHERE_NONE;
+        sse__free(g);
+    }
+    sse__free(idx->gbuckets);
     sse__free(idx->buckets);
     sse__free(idx->cbuckets);
     sse__free(idx);

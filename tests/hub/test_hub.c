@@ -2,7 +2,7 @@
  * test_hub.c: the hub's pure parts: field validation per the drafts (topics, ids, types, retry,
  * UTF-8), the reserved /.well-known/mercure namespace, the publish-form decoder (status codes
  * and reasons), UUIDs, JSON / RFC 6570 escaping, cookies, origins, and the subscription index
- * (exact hash, wildcards, cached pattern matches, invalidation, removal).
+ * (exact hash, wildcards, pattern groups, cached pattern matches, invalidation, removal).
  */
 #include "harness/check.h"
 #include "harness/failalloc.h"
@@ -242,6 +242,26 @@ static int test_index(void)
     sse__index_get_stats(idx, &st);
     CHECK_EQ_UINT(st.cache_hits, 1);
     CHECK_EQ_UINT(st.exact_keys, 1);
+
+    /* Another subscription of the same compiled pattern joins its group: the cache stays warm. */
+    struct sse__isub tpl2;
+    memset(&tpl2, 0, sizeof(tpl2));
+    tpl2.sel = sse__selector_ref(tpl.sel);
+    CHECK_EQ_INT(sse__index_add(idx, &tpl2), 0);
+    memset(&h, 0, sizeof(h));
+    CHECK_EQ_INT(sse__index_match(idx, S("https://ex.com/books/7"), on_hit, &h), 0);
+    CHECK_EQ_UINT(h.n, 3);
+    CHECK(has(&h, &tpl2));
+    sse__index_get_stats(idx, &st);
+    CHECK_EQ_UINT(st.cache_hits, 2);
+    CHECK_EQ_UINT(st.pattern_groups, 1);
+    sse__index_remove(idx, &tpl2);
+    sse__selector_unref(tpl2.sel);
+    memset(&h, 0, sizeof(h));
+    CHECK_EQ_INT(sse__index_match(idx, S("https://ex.com/books/7"), on_hit, &h), 0);
+    CHECK_EQ_UINT(h.n, 2);
+    sse__index_get_stats(idx, &st);
+    CHECK_EQ_UINT(st.cache_hits, 3); /* the group lives on: still no invalidation */
 
     /* A new pattern invalidates the cached answer. */
     CHECK_EQ_INT(sse__index_add(idx, &pat), 0);
