@@ -912,6 +912,10 @@ static int nfa_run(const struct sse__selector *s, const char *prefix, size_t ple
                     n_cur = 0;
                     break;
                 }
+                if (steps + r > SSE__SELECTOR_MAX_STEPS) { /* the budget covers runs too */
+                    steps = SSE__SELECTOR_MAX_STEPS + 1;
+                    goto out;
+                }
                 p += r;
                 steps += r;
                 n_cur = 0;
