@@ -54,10 +54,13 @@ typedef struct sse_server_options {
     int access_log;               /* log one line per request / closed stream at SSE_LOG_INFO */
     void (*log)(void *log_data, int level, const char *line); /* NULL = stderr */
     void *log_data;
+    int reuse_port;               /* set SO_REUSEPORT so several loops/processes share a port;
+                                     off by default, so a second server on a busy port fails
+                                     to bind instead of silently taking half the connections */
 } sse_server_options;
 
 #define SSE_SERVER_OPTIONS_VERSION 1
-#define SSE_SERVER_OPTIONS_INIT {SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL}
+#define SSE_SERVER_OPTIONS_INIT {SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0}
 
 /**
  * Create a server on loop. opts may be NULL. Returns 0 and *out (free with sse_server_free,

@@ -316,7 +316,7 @@ int sse_server_listen(sse_server *s, const char *host, int port)
     }
     s->handles_open++;
     uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0) {
+    if (s->o.reuse_port && uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0) {
         int one = 1;
         /* one listening socket per loop on the same port: the kernel spreads connections */
         (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));

@@ -1193,6 +1193,38 @@ static int test_listen_addresses(void)
     return 0;
 }
 
+/* A busy port: refused unless both servers asked for SO_REUSEPORT. */
+static int test_listen_busy_port(void)
+{
+    uv_loop_t loop;
+    sse_server *a, *b, *c;
+    sse_server_options shared = SSE_SERVER_OPTIONS_INIT;
+    shared.reuse_port = 1;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(sse_server_new(&a, &loop, &shared), 0);
+    CHECK_EQ_INT(sse_server_new(&b, &loop, NULL), 0);
+    CHECK_EQ_INT(sse_server_new(&c, &loop, &shared), 0);
+    CHECK_EQ_INT(sse_server_listen(a, "127.0.0.1", 0), 0);
+    int port = sse_server_port(a);
+    CHECK_EQ_INT(sse_server_listen(b, "127.0.0.1", port), UV_EADDRINUSE);
+    CHECK_EQ_INT(sse_server_listen(c, "127.0.0.1", port), 0);
+    struct tctx fa, fb, fc;
+    memset(&fa, 0, sizeof(fa));
+    memset(&fb, 0, sizeof(fb));
+    memset(&fc, 0, sizeof(fc));
+    sse_server_close(a, 100, tctx_closed_cb, &fa);
+    sse_server_close(b, 100, tctx_closed_cb, &fb);
+    sse_server_close(c, 100, tctx_closed_cb, &fc);
+    while (!(fa.closed && fb.closed && fc.closed) && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    CHECK(fa.closed && fb.closed && fc.closed);
+    sse_server_free(a);
+    sse_server_free(b);
+    sse_server_free(c);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    return 0;
+}
+
 /* ------------------------------------------------------------ allocation failures */
 
 struct arm {
@@ -1533,6 +1565,7 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_write_batching), CHECK_TEST(test_peer_close_and_deferred),
            CHECK_TEST(test_graceful_shutdown), CHECK_TEST(test_cors), CHECK_TEST(test_static_files),
            CHECK_TEST(test_many_streams), CHECK_TEST(test_listen_addresses),
+    CHECK_TEST(test_listen_busy_port),
            CHECK_TEST(test_failing_allocator), CHECK_TEST(test_stream_close_and_head),
            CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log),
            CHECK_TEST(test_peer_reset))
