@@ -71,9 +71,9 @@ typedef struct sse_hub_options {
 
 /**
  * Create a hub and add its routes to server (call before any other route that could shadow
- * /.well-known/mercure). opts may be NULL (defaults) but opts->loop is required. Returns 0 and
- * *out (free with sse_hub_free before the server is freed), SSE_EINVAL (a bad key or option) or
- * SSE_ENOMEM. On failure some routes may already point at the failed hub: close and free the
+ * /.well-known/mercure). opts is required (zero fields = defaults; opts->loop must be set). Returns
+ * 0 and *out (free with sse_hub_free before the server is freed), SSE_EINVAL (a bad key or option)
+ * or SSE_ENOMEM. On failure some routes may already point at the failed hub: close and free the
  * server without running it.
  */
 SSE_API int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts);
