@@ -8,6 +8,13 @@
 set(SSE_WARNINGS -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
     -Wno-unused-parameter)
 
+if(SSE_FUZZ)
+  # Instrument the whole library for coverage, not only the fuzzers' own files: otherwise
+  # libFuzzer is blind to the code it is meant to explore. Only fuzzers link the fuzzer runtime.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 if(SSE_SANITIZE)
   add_compile_options(-fsanitize=${SSE_SANITIZE} -fno-sanitize-recover=all -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${SSE_SANITIZE})

@@ -17,9 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The code under test is compiled into this file so that libFuzzer's coverage instrumentation
- * (applied to the fuzzer's own sources only) sees it; the copy in libsse is then not linked. */
-#include "../src/http/http_parser.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
