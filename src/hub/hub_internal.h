@@ -73,6 +73,7 @@ struct sse_hub {
     uint64_t closed_by_reason[SSE__HUB_REASONS];
 };
 
+/* Log one line (printf format, truncated at 1 KiB) through opts.log, else to stderr (<= info). */
 void sse__hub_log(sse_hub *h, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
