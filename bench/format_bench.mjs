@@ -17,12 +17,13 @@
 // With --strings 1 the chunks are decoded before the clock starts and only parser.feed() is
 // timed (impl=js-str): the parser's own speed, a stricter peer than a real consumer.
 //
-//   node bench/format_bench.mjs encode FILE.sse [--runs N] [--warmup N]
+//   node bench/format_bench.mjs encode FILE.sse [--runs N] [--warmup N] [--bytes N]
 //
 // The encoder peer (eventsource-parser has none): the Node idiom of SSE servers, a template
 // string per event with the data's line ends (CR, LF, CRLF) turned into "\ndata: ", converted
 // to UTF-8 bytes with Buffer.from() as res.write() would. The events are FILE.sse's, parsed
-// once before the clock starts; the output must equal FILE.sse byte for byte (checked once).
+// once before the clock starts (with --bytes, those of its first N bytes); the output must equal
+// FILE.sse (its start) byte for byte (checked once).
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createParser } from 'eventsource-parser';
@@ -30,7 +31,7 @@ import { createParser } from 'eventsource-parser';
 function usage() {
   process.stderr.write(
     'usage: node format_bench.mjs parse FILE.sse [--chunk N] [--runs N] [--warmup N] [--strings 0|1] [--verify 0|1]\n' +
-      '       node format_bench.mjs encode FILE.sse [--runs N] [--warmup N]\n',
+      '       node format_bench.mjs encode FILE.sse [--runs N] [--warmup N] [--bytes N]\n',
   );
   process.exit(2);
 }
@@ -39,11 +40,11 @@ const argv = process.argv.slice(2);
 if (argv.length < 2 || !['parse', 'encode'].includes(argv[0])) usage();
 const op = argv[0];
 const file = argv[1];
-const opts = { chunk: 65536, runs: 7, warmup: 3, strings: 0, verify: 1 };
+const opts = { chunk: 65536, runs: 7, warmup: 3, strings: 0, verify: 1, bytes: 0 };
 for (let i = 2; i < argv.length; i += 2) {
   const key = argv[i].replace(/^--/, '');
   const v = Number(argv[i + 1]);
-  if (!(key in opts) || !Number.isInteger(v) || v < (['warmup', 'strings', 'verify'].includes(key) ? 0 : 1)) usage();
+  if (!(key in opts) || !Number.isInteger(v) || v < (['warmup', 'strings', 'verify', 'bytes'].includes(key) ? 0 : 1)) usage();
   opts[key] = v;
 }
 
@@ -85,16 +86,19 @@ function report(impl, chunk, bytes, times, got) {
     `result impl=${impl} op=${op} case=${basename(file).split('.')[0]} chunk=${chunk} bytes=${bytes} ` +
       `events=${got.events} data_bytes=${got.dataBytes} data_units=${got.units} runs=${n} best_s=${f(best, 6)} median_s=${f(median, 6)} ` +
       `best_MBps=${f(bytes / best / 1e6, 1)} median_MBps=${f(bytes / median / 1e6, 1)} ` +
-      `best_Meps=${f(want.events / best / 1e6, 3)} median_Meps=${f(want.events / median / 1e6, 3)}`,
+      `best_Meps=${f(got.events / best / 1e6, 3)} median_Meps=${f(got.events / median / 1e6, 3)}`,
   );
 }
 
 if (op === 'encode') {
+  // --bytes N: only the events wholly inside the first N bytes (bench_format_bench encode
+  // --scale makes the same prefix of events)
+  const input = opts.bytes ? buf.subarray(0, Math.min(buf.length, opts.bytes)) : buf;
   const evs = [];
   const parser = createParser({ onEvent: (ev) => evs.push(ev) });
-  parser.feed(new TextDecoder('utf-8').decode(buf));
-  parser.reset();
-  if (evs.length !== want.events) fail(`events ${evs.length} (want ${want.events})`);
+  parser.feed(new TextDecoder('utf-8').decode(input));
+  parser.reset(); // drops an event cut by --bytes
+  if (!opts.bytes && evs.length !== want.events) fail(`events ${evs.length} (want ${want.events})`);
   const lineEnd = /\r\n|\r|\n/g;
   const encode = (ev) => {
     let s = '';
@@ -104,7 +108,7 @@ if (op === 'encode') {
   };
   // once, untimed: the wire bytes must be the file's
   const all = Buffer.concat(evs.map(encode));
-  if (!all.equals(buf)) fail('encoded output differs from the input file');
+  if (!all.equals(buf.subarray(0, all.length))) fail('encoded output differs from the input file');
   const times = [];
   let bytes = 0;
   for (let i = 0; i < opts.warmup + opts.runs; i++) {
@@ -114,7 +118,7 @@ if (op === 'encode') {
     const t = Number(process.hrtime.bigint() - t0) / 1e9;
     if (i >= opts.warmup) times.push(t);
   }
-  if (bytes !== buf.length) fail(`encoded ${bytes} bytes (want ${buf.length})`);
+  if (bytes !== all.length || (!opts.bytes && bytes !== buf.length)) fail(`encoded ${bytes} bytes (want ${buf.length})`);
   let dataBytes = 0;
   let units = 0;
   for (const ev of evs) {
