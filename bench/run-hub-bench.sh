@@ -67,7 +67,7 @@ for r in $RATES; do
     for t in $live; do
         f="$OUT/rate-$t-$r.json"
         echo "   $t at $r msg/s" >&2
-        "run_$t" -n 10000 -t 1 -r "$r" -d "$DUR" --warmup 1 --idle 0 --pub-conns 8 >"$f"
+        "run_$t" -n 10000 -t 1 -r "$r" -d "$DUR" --warmup 1 --idle 0 --pub-conns 64 >"$f"
         if behind "$f" "$r"; then
             echo "   $t fell behind at $r msg/s" >&2
             live=${live/ $t/}
