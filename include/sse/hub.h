@@ -60,13 +60,24 @@ typedef struct sse_hub_options {
                                     reconnects with Last-Event-ID and re-authenticates */
     void (*log)(void *log_data, int level, const char *line); /* NULL = the server's */
     void *log_data;
+    /*
+     * The bus (several processes, docs/WORKERS.md). bus_publish NULL (the default): an update is
+     * applied in this process at once. Otherwise every update (HTTP, sse_hub_publish,
+     * subscription events) is serialized and handed to bus_publish(bus_data, msg, len) (which
+     * copies it); the hub applies it only when it comes back through sse_hub_bus_receive, in the
+     * bus's order, and answers the POST then. Returning non-zero refuses the update (503).
+     */
+    int (*bus_publish)(void *bus_data, const void *msg, size_t len);
+    void *bus_data;
+    const char *instance; /* NULL; else /metrics lines get worker="instance" and subscribe
+                             responses the header X-Ssehub-Worker: instance */
 } sse_hub_options;
 
 #define SSE_HUB_OPTIONS_VERSION 1
 #define SSE_HUB_OPTIONS_INIT                                                                       \
     {                                                                                              \
         SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, \
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL                                            \
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL                          \
     }
 
 /**
@@ -97,6 +108,18 @@ typedef struct sse_hub_update {
  * SSE_ELIMIT or SSE_ENOMEM.
  */
 SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_out);
+
+/**
+ * Apply one bus message (made by this or another process's hub, relayed by the bus in its global
+ * order): append it to the history and fan it out to the local subscribers, then answer the POST
+ * that produced it if that POST came to this hub. A message flagged as history (see
+ * sse_hub_bus_mark_history) is only appended. Returns 0, SSE_EPROTO (malformed) or SSE_ENOMEM.
+ */
+SSE_API int sse_hub_bus_receive(sse_hub *hub, const void *msg, size_t len);
+/** Flag a bus message (in place) as history: appended on receipt, not fanned out. */
+SSE_API void sse_hub_bus_mark_history(void *msg, size_t len);
+/** The largest bus message a hub with these options makes (for the relay's frame bound). */
+SSE_API size_t sse_hub_bus_max_message(const sse_hub_options *opts);
 
 /** Counters for /metrics and tests. */
 typedef struct sse_hub_stats {

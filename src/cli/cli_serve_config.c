@@ -81,6 +81,8 @@ static const struct setting settings[] = {
      "concurrent subscribers, 0 = unlimited (more: 429)"},
     {"max-connections", "SSEHUB_MAX_CONNECTIONS", NULL, T_SIZE, "0", OFF(max_connections),
      "concurrent TCP connections, 0 = unlimited (more: 503)"},
+    {"workers", "SSEHUB_WORKERS", NULL, T_SIZE, "1", OFF(workers),
+     "worker processes sharing the port, in one global update order (0 = one per CPU)"},
     {"expiry-sweep", "SSEHUB_EXPIRY_SWEEP", NULL, T_MS, "250ms", OFF(expiry_sweep_ms),
      "how often streams of expired tokens are looked for (closed before exp)"},
     {"max-lifetime", "SSEHUB_MAX_LIFETIME", NULL, T_MS, "0", OFF(max_lifetime_ms),

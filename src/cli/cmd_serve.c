@@ -9,6 +9,7 @@
 #include "cli_commands.h"
 #include "cli_serve_config.h"
 #include "cli_token.h"
+#include "cli_workers.h"
 
 #include <signal.h>
 #include <sse/hub.h>
@@ -19,6 +20,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 const char sse_cli_serve_summary[] =
     "run the Mercure hub (publish, subscribe, history, demo pages)";
@@ -35,6 +37,10 @@ struct serve {
     int log_level;
     char *dev_pub_token, *dev_sub_token;
     int stopping;
+    int worker;                /* -1: single process; else this worker's index */
+    int n_workers;             /* --workers (master) */
+    const char *host;          /* the listen host (master banner) */
+    struct sse_cli_worker *wk; /* the pipe to the master (workers) */
 };
 
 static void log_line(void *ud, int level, const char *line)
@@ -48,7 +54,10 @@ static void log_line(void *ud, int level, const char *line)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s %-5s %s\n", ts, names[level & 3], line);
+    if (sv->worker >= 0)
+        fprintf(stderr, "%s %-5s worker %d: %s\n", ts, names[level & 3], sv->worker, line);
+    else
+        fprintf(stderr, "%s %-5s %s\n", ts, names[level & 3], line);
 }
 
 static const char *real_getenv(const char *name)
@@ -138,18 +147,18 @@ static void server_closed(sse_server *s, void *ud)
     (void)s;
     uv_close((uv_handle_t *)&sv->sigint, closed);
     uv_close((uv_handle_t *)&sv->sigterm, closed);
+    sse_cli_worker_close(sv->wk);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void stop(struct serve *sv, const char *why)
 {
-    struct serve *sv = sig->data;
     if (sv->stopping) {
         log_line(sv, SSE_LOG_WARN, "second signal: exiting now");
         exit(1);
     }
     sv->stopping = 1;
-    char line[64];
-    snprintf(line, sizeof(line), "%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    char line[96];
+    snprintf(line, sizeof(line), "%s: shutting down", why);
     log_line(sv, SSE_LOG_INFO, line);
     if (sv->demo_on) {
         uv_timer_stop(&sv->demo);
@@ -158,6 +167,19 @@ static void on_signal(uv_signal_t *sig, int signum)
     }
     sse_hub_close(sv->hub);
     sse_server_close(sv->server, sv->cfg.shutdown_timeout_ms, server_closed, sv);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    stop(sig->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* A worker whose master went away stops as on SIGTERM. */
+static void master_lost(void *ud)
+{
+    struct serve *sv = ud;
+    if (!sv->stopping)
+        stop(sv, "the master is gone");
 }
 
 /* A key given as "@PATH" is read from that file (PEM keys are awkward on a command line). */
@@ -197,6 +219,270 @@ static int random_key(char out[65])
     return 0;
 }
 
+
+/* The default resource identifier (draft-08 "aud") and the development tokens, once the real
+ * port is known. 0 or -1 (message printed). */
+static int identity(struct serve *sv, const char *host, int real_port, int drafts)
+{
+    struct serve_config *c = &sv->cfg;
+    int v6 = strchr(host, ':') != NULL;
+    if (!c->resource && (drafts & SSE_HUB_DRAFT_08)) {
+        char res[512];
+        snprintf(res, sizeof(res), "http://%s%s%s:%d/.well-known/mercure", v6 ? "[" : "", host,
+                 v6 ? "]" : "", real_port);
+        if (!(c->resource = strdup(res)))
+            return -1;
+    }
+    if (c->dev) {
+        int d08 = drafts == SSE_HUB_DRAFT_08;
+        sv->dev_pub_token = mint(c->publisher_key, d08, c->resource, 1);
+        sv->dev_sub_token =
+            mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08, c->resource, 0);
+        if (!sv->dev_pub_token || !sv->dev_sub_token) {
+            fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void print_banner(struct serve *sv, const char *host, int real_port)
+{
+    struct serve_config *c = &sv->cfg;
+    int v6 = strchr(host, ':') != NULL;
+    printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", real_port);
+    printf("hub: http://%s%s%s:%d/.well-known/mercure (protocol %s)\n", v6 ? "[" : "", host,
+           v6 ? "]" : "", real_port, c->protocol);
+    if (sv->n_workers > 1)
+        printf("workers: %d processes on the port, one global update order\n", sv->n_workers);
+    if (c->resource)
+        printf("resource identifier (draft-08 aud): %s\n", c->resource);
+    if (c->dev) {
+        printf("development key (HS256): %s\n", c->publisher_key);
+        printf("publisher token: %s\n", sv->dev_pub_token);
+        printf("subscriber token: %s\n", sv->dev_sub_token);
+    }
+    if (c->demo)
+        printf("demo: topic %s every second; page http://%s%s%s:%d/clock.html?topic=%s\n",
+               c->demo_topic, v6 ? "[" : "", host, v6 ? "]" : "", real_port, c->demo_topic);
+    fflush(stdout);
+}
+
+/* The bus options the master and every worker agree on (frame bound). */
+static size_t bus_max(const struct serve_config *c)
+{
+    sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
+    ho.max_update = c->max_update;
+    ho.max_selector_len = c->max_selector_len;
+    ho.max_topics = c->max_topics;
+    return sse_hub_bus_max_message(&ho);
+}
+
+/*
+ * Run one hub on its own loop. worker < 0: the single-process hub (listens first, prints the
+ * banner). worker >= 0: a worker of the master (docs/WORKERS.md): SO_REUSEPORT, updates through
+ * the master on fd wfd, the history loaded before listening, no banner. Returns the exit code.
+ */
+static int run_hub(struct serve *sv, const char *host, int port, int drafts, int worker, int wfd)
+{
+    struct serve_config *c = &sv->cfg;
+    int rc, exit_code = 1, real_port = port;
+    char inst[16];
+    sv->worker = worker;
+    if ((rc = uv_loop_init(&sv->loop))) {
+        fprintf(stderr, "ssehub serve: %s\n", uv_strerror(rc));
+        if (wfd >= 0)
+            close(wfd);
+        return 1;
+    }
+    sse_server_options so = SSE_SERVER_OPTIONS_INIT;
+    so.max_body = c->max_body;
+    so.heartbeat_ms = c->heartbeat_ms ? c->heartbeat_ms : UINT32_MAX;
+    so.write_timeout_ms = c->write_timeout_ms;
+    so.stream_queue_max = c->queue_max;
+    so.max_connections = (unsigned)c->max_connections;
+    so.cors_origins = c->cors_origins;
+    so.cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
+    so.access_log = c->access_log;
+    so.log = log_line;
+    so.log_data = sv;
+    so.reuse_port = worker >= 0;
+    if ((rc = sse_server_new(&sv->server, &sv->loop, &so))) {
+        fprintf(stderr, "ssehub serve: server: %s\n", sse_strerror(rc));
+        if (wfd >= 0)
+            close(wfd);
+        goto out_loop;
+    }
+    if (worker >= 0) {
+        if (sse_cli_worker_new(&sv->wk, wfd, bus_max(c), 64u << 20)) {
+            close(wfd);
+            goto out_server;
+        }
+    } else {
+        /* Listen first: the real port gives the default resource identifier (draft-08 "aud"). */
+        if ((rc = sse_server_listen(sv->server, host, port))) {
+            fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
+                    sse_strerror(rc));
+            goto out_server;
+        }
+        real_port = sse_server_port(sv->server);
+        if (identity(sv, host, real_port, drafts))
+            goto out_server;
+    }
+
+    sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
+    ho.loop = &sv->loop;
+    ho.drafts = drafts;
+    ho.publisher_key = c->publisher_key;
+    ho.publisher_alg = c->publisher_alg;
+    ho.subscriber_key = c->subscriber_key;
+    ho.subscriber_alg = c->subscriber_alg;
+    ho.resource = c->resource;
+    ho.issuer = c->issuer;
+    ho.anonymous = c->anonymous;
+    ho.publish_anonymous = c->publish_anonymous;
+    ho.subscriptions = c->subscriptions;
+    ho.publish_origins = c->publish_origins;
+    ho.history_count = c->history_count ? c->history_count : SIZE_MAX;
+    ho.history_bytes = c->history_bytes;
+    ho.max_selectors = c->max_selectors;
+    ho.max_selector_len = c->max_selector_len;
+    ho.max_topics = c->max_topics;
+    ho.max_update = c->max_update;
+    ho.max_subscribers = c->max_subscribers;
+    ho.expiry_sweep_ms = c->expiry_sweep_ms;
+    ho.max_lifetime_ms = c->max_lifetime_ms;
+    ho.log = log_line;
+    ho.log_data = sv;
+    if (worker >= 0) {
+        snprintf(inst, sizeof(inst), "%d", worker);
+        ho.instance = inst;
+        ho.bus_publish = sse_cli_worker_publish;
+        ho.bus_data = sv->wk;
+    }
+    if ((rc = sse_hub_new(&sv->hub, sv->server, &ho))) {
+        fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
+                sse_strerror(rc));
+        goto out_server;
+    }
+    if (c->dev)
+        sse_server_route(sv->server, "GET", "/.well-known/ssehub/dev-token", on_dev_token, sv);
+    if (c->demo)
+        sse_server_route(sv->server, "GET", "/clock", on_clock_redirect, sv);
+    if (c->web && (rc = sse_server_static(sv->server, "/", c->web))) {
+        fprintf(stderr, "ssehub serve: --web %s: %s\n", c->web, sse_strerror(rc));
+        goto out_hub;
+    }
+
+    if (worker >= 0) {
+        if (sse_cli_worker_load_history(sv->wk, sv->hub)) {
+            log_line(sv, SSE_LOG_ERROR, "cannot read the history from the master");
+            goto out_hub;
+        }
+        if ((rc = sse_server_listen(sv->server, host, port))) {
+            fprintf(stderr, "ssehub serve: worker %d cannot listen on %s: %s\n", worker,
+                    c->listen, sse_strerror(rc));
+            goto out_hub;
+        }
+        if ((rc = sse_cli_worker_start(sv->wk, &sv->loop, sv->hub, master_lost, sv))) {
+            log_line(sv, SSE_LOG_ERROR, "cannot talk to the master");
+            goto out_hub;
+        }
+    } else {
+        print_banner(sv, host, real_port);
+    }
+
+    uv_signal_init(&sv->loop, &sv->sigint);
+    uv_signal_init(&sv->loop, &sv->sigterm);
+    sv->sigint.data = sv->sigterm.data = sv;
+    uv_signal_start(&sv->sigint, on_signal, SIGINT);
+    uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    if (c->demo && worker <= 0) { /* one clock, on worker 0, goes through the bus */
+        uv_timer_init(&sv->loop, &sv->demo);
+        sv->demo.data = sv;
+        uv_timer_start(&sv->demo, demo_tick, 1000, 1000);
+        sv->demo_on = 1;
+    }
+
+    uv_run(&sv->loop, UV_RUN_DEFAULT);
+    exit_code = 0;
+    log_line(sv, SSE_LOG_INFO, "stopped");
+
+out_hub:
+out_server:
+    if (exit_code) { /* a start-up failure: close what was opened */
+        sse_hub_close(sv->hub);
+        sse_cli_worker_close(sv->wk);
+        sse_server_close(sv->server, 0, NULL, NULL);
+        uv_run(&sv->loop, UV_RUN_DEFAULT);
+    }
+    sse_hub_free(sv->hub);
+    sse_server_free(sv->server);
+out_loop:
+    uv_run(&sv->loop, UV_RUN_NOWAIT);
+    uv_loop_close(&sv->loop);
+    sse_cli_worker_free(sv->wk);
+    sv->wk = NULL;
+    return exit_code;
+}
+
+static void master_log(void *ud, int level, const char *line)
+{
+    char l[600];
+    snprintf(l, sizeof(l), "master: %s", line);
+    log_line(ud, level, l);
+}
+
+static void master_ready(void *ud, int port)
+{
+    struct serve *sv = ud;
+    print_banner(sv, sv->host, port);
+}
+
+/* --workers N: the master (cli_workers.c) reserves the port, forks, relays; each worker runs
+ * run_hub. Returns the exit code (in a worker: the worker's). */
+static int serve_workers(struct serve *sv, int n, const char *host, int port, int drafts)
+{
+    struct serve_config *c = &sv->cfg;
+    char err[256];
+    int real_port, widx = -1, wfd = -1, code = 1;
+    int rfd = sse_cli_master_reserve(host, port, &real_port, err, sizeof(err));
+    if (rfd < 0) {
+        fprintf(stderr, "ssehub serve: %s\n", err);
+        return 1;
+    }
+    if (identity(sv, host, real_port, drafts)) {
+        close(rfd);
+        return 1;
+    }
+    sv->n_workers = n;
+    sv->host = host;
+    struct sse_cli_master_config mc;
+    memset(&mc, 0, sizeof(mc));
+    mc.n_workers = n;
+    mc.host = host;
+    mc.port = real_port;
+    mc.max_message = bus_max(c);
+    mc.history_count = c->history_count;
+    mc.history_bytes = c->history_bytes ? c->history_bytes : (16u << 20);
+    mc.queue_max = mc.history_bytes + (64u << 20) + 4 * mc.max_message;
+    mc.log = master_log;
+    mc.log_data = sv;
+    mc.on_ready = master_ready;
+    mc.ready_data = sv;
+    if (sse_cli_master_run(&mc, rfd, &widx, &wfd, &code)) {
+        fprintf(stderr, "ssehub serve: cannot start the workers: %s\n", strerror(errno));
+        close(rfd);
+        return 1;
+    }
+    if (widx >= 0) /* in a forked worker */
+        return run_hub(sv, host, real_port, drafts, widx, wfd);
+    close(rfd);
+    log_line(sv, SSE_LOG_INFO, "stopped");
+    return code;
+}
+
 int sse_cli_serve(int argc, char **argv)
 {
     struct serve sv;
@@ -207,6 +493,7 @@ int sse_cli_serve(int argc, char **argv)
     char devkey[65];
 
     memset(&sv, 0, sizeof(sv));
+    sv.worker = -1;
     rc = serve_config_load(&sv.cfg, argc, argv, real_getenv, stdout, err, sizeof(err));
     if (rc == 1) {
         serve_config_free(&sv.cfg);
@@ -258,134 +545,25 @@ int sse_cli_serve(int argc, char **argv)
         return 2;
     }
 
-    if ((rc = uv_loop_init(&sv.loop))) {
-        fprintf(stderr, "ssehub serve: %s\n", uv_strerror(rc));
+    size_t nw = c->workers;
+    if (nw == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nw = n > 0 ? (size_t)n : 1;
+    }
+    if (nw > 1024) {
+        fprintf(stderr, "ssehub serve: --workers %zu: at most 1024\n", nw);
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
+    if (serve_parse_listen(c->listen, &host, &port)) {
+        fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
+                sse_strerror(SSE_EINVAL));
         goto out;
     }
-    sse_server_options so = SSE_SERVER_OPTIONS_INIT;
-    so.max_body = c->max_body;
-    so.heartbeat_ms = c->heartbeat_ms ? c->heartbeat_ms : UINT32_MAX;
-    so.write_timeout_ms = c->write_timeout_ms;
-    so.stream_queue_max = c->queue_max;
-    so.max_connections = (unsigned)c->max_connections;
-    so.cors_origins = c->cors_origins;
-    so.cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
-    so.access_log = c->access_log;
-    so.log = log_line;
-    so.log_data = &sv;
-    if ((rc = sse_server_new(&sv.server, &sv.loop, &so))) {
-        fprintf(stderr, "ssehub serve: server: %s\n", sse_strerror(rc));
-        goto out_loop;
-    }
-
-    /* Listen first: the real port gives the default resource identifier (draft-08 "aud"). */
-    if (serve_parse_listen(c->listen, &host, &port) ||
-        (rc = sse_server_listen(sv.server, host, port))) {
-        fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen, sse_strerror(rc));
-        goto out_server;
-    }
-    int real_port = sse_server_port(sv.server);
-    int v6 = strchr(host, ':') != NULL;
-    if (!c->resource && (drafts & SSE_HUB_DRAFT_08)) {
-        char res[512];
-        snprintf(res, sizeof(res), "http://%s%s%s:%d/.well-known/mercure", v6 ? "[" : "", host,
-                 v6 ? "]" : "", real_port);
-        if (!(c->resource = strdup(res)))
-            goto out_server;
-    }
-    if (c->dev) {
-        int d08 = drafts == SSE_HUB_DRAFT_08;
-        sv.dev_pub_token = mint(c->publisher_key, d08, c->resource, 1);
-        sv.dev_sub_token =
-            mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08, c->resource, 0);
-        if (!sv.dev_pub_token || !sv.dev_sub_token) {
-            fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
-            goto out_server;
-        }
-    }
-
-    sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
-    ho.loop = &sv.loop;
-    ho.drafts = drafts;
-    ho.publisher_key = c->publisher_key;
-    ho.publisher_alg = c->publisher_alg;
-    ho.subscriber_key = c->subscriber_key;
-    ho.subscriber_alg = c->subscriber_alg;
-    ho.resource = c->resource;
-    ho.issuer = c->issuer;
-    ho.anonymous = c->anonymous;
-    ho.publish_anonymous = c->publish_anonymous;
-    ho.subscriptions = c->subscriptions;
-    ho.publish_origins = c->publish_origins;
-    ho.history_count = c->history_count ? c->history_count : SIZE_MAX;
-    ho.history_bytes = c->history_bytes;
-    ho.max_selectors = c->max_selectors;
-    ho.max_selector_len = c->max_selector_len;
-    ho.max_topics = c->max_topics;
-    ho.max_update = c->max_update;
-    ho.max_subscribers = c->max_subscribers;
-    ho.expiry_sweep_ms = c->expiry_sweep_ms;
-    ho.max_lifetime_ms = c->max_lifetime_ms;
-    ho.log = log_line;
-    ho.log_data = &sv;
-    if ((rc = sse_hub_new(&sv.hub, sv.server, &ho))) {
-        fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
-                sse_strerror(rc));
-        goto out_server;
-    }
-    if (c->dev)
-        sse_server_route(sv.server, "GET", "/.well-known/ssehub/dev-token", on_dev_token, &sv);
-    if (c->demo)
-        sse_server_route(sv.server, "GET", "/clock", on_clock_redirect, &sv);
-    if (c->web && (rc = sse_server_static(sv.server, "/", c->web))) {
-        fprintf(stderr, "ssehub serve: --web %s: %s\n", c->web, sse_strerror(rc));
-        goto out_hub;
-    }
-
-    printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", real_port);
-    printf("hub: http://%s%s%s:%d/.well-known/mercure (protocol %s)\n", v6 ? "[" : "", host,
-           v6 ? "]" : "", real_port, c->protocol);
-    if (c->resource)
-        printf("resource identifier (draft-08 aud): %s\n", c->resource);
-    if (c->dev) {
-        printf("development key (HS256): %s\n", c->publisher_key);
-        printf("publisher token: %s\n", sv.dev_pub_token);
-        printf("subscriber token: %s\n", sv.dev_sub_token);
-    }
-    if (c->demo)
-        printf("demo: topic %s every second; page http://%s%s%s:%d/clock.html?topic=%s\n",
-               c->demo_topic, v6 ? "[" : "", host, v6 ? "]" : "", real_port, c->demo_topic);
-    fflush(stdout);
-
-    uv_signal_init(&sv.loop, &sv.sigint);
-    uv_signal_init(&sv.loop, &sv.sigterm);
-    sv.sigint.data = sv.sigterm.data = &sv;
-    uv_signal_start(&sv.sigint, on_signal, SIGINT);
-    uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
-    signal(SIGPIPE, SIG_IGN);
-    if (c->demo) {
-        uv_timer_init(&sv.loop, &sv.demo);
-        sv.demo.data = &sv;
-        uv_timer_start(&sv.demo, demo_tick, 1000, 1000);
-        sv.demo_on = 1;
-    }
-
-    uv_run(&sv.loop, UV_RUN_DEFAULT);
-    exit_code = 0;
-    log_line(&sv, SSE_LOG_INFO, "stopped");
-
-out_hub:
-out_server:
-    if (exit_code) { /* a start-up failure: close what was opened */
-        sse_hub_close(sv.hub);
-        sse_server_close(sv.server, 0, NULL, NULL);
-        uv_run(&sv.loop, UV_RUN_DEFAULT);
-    }
-    sse_hub_free(sv.hub);
-    sse_server_free(sv.server);
-out_loop:
-    uv_run(&sv.loop, UV_RUN_NOWAIT);
-    uv_loop_close(&sv.loop);
+    if (nw > 1)
+        exit_code = serve_workers(&sv, (int)nw, host, port, drafts);
+    else
+        exit_code = run_hub(&sv, host, port, drafts, -1, -1);
 out:
     free(host);
     free(sv.dev_pub_token);

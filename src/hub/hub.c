@@ -168,6 +168,12 @@ static void deliver(void *ud, struct sse__isub *is)
 
 int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out)
 {
+    return sse__hub_apply(h, p, now_ms(), 1, id_out);
+}
+
+int sse__hub_apply(sse_hub *h, const struct sse__hub_pub *p, long long time_ms, int fanout,
+                   sse_buf *id_out)
+{
     char uuid[46];
     const char *id = p->id;
     int rc;
@@ -201,7 +207,7 @@ int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_
     e.n_topics = p->n_topics;
     e.is_private = p->is_private;
     e.frame = frame;
-    e.time_ms = now_ms();
+    e.time_ms = time_ms;
     rc = sse_store_append(h->store, &e, NULL, NULL);
     if (rc) {
         sse__hub_log(h, SSE_LOG_WARN, "history append failed: %s", sse_strerror(rc));
@@ -209,9 +215,9 @@ int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_
     }
 
     struct fanout f = {h, p->topics, p->n_topics, p->is_private, frame, ++h->seq};
-    for (size_t i = 0; i < p->n_topics; i++)
+    for (size_t i = 0; i < p->n_topics && fanout; i++)
         sse__index_match(h->index, p->topics[i], strlen(p->topics[i]), deliver, &f);
-    h->st.updates_total++;
+    h->st.updates_total += fanout != 0;
     sse_frame_unref(frame);
     if (id_out) {
         sse_buf_reset(id_out);
@@ -244,7 +250,7 @@ int sse_hub_publish(sse_hub *h, const sse_hub_update *u, sse_buf *id_out)
         return SSE_ELIMIT;
     struct sse__hub_pub p = {u->topics, u->n_topics, u->data,  u->data_len,  u->data != NULL,
                              u->id,     u->type,     u->retry, u->is_private};
-    return sse__hub_publish_core(h, &p, id_out);
+    return sse__hub_publish(h, &p, id_out, NULL);
 }
 
 /* ---------------------------------------------------------------- POST /.well-known/mercure */
@@ -360,7 +366,12 @@ static int on_publish(sse_request *req, sse_hub *h)
                              f.type,
                              f.retry,
                              f.is_private};
-    int pr = sse__hub_publish_core(h, &p, &idb);
+    int pr = sse__hub_publish(h, &p, &idb, req);
+    if (pr == SSE_DEFERRED) { /* answered when the bus hands the update back (hub_bus.c) */
+        sse__pub_form_free(&f);
+        rc = SSE_DEFERRED;
+        goto out;
+    }
     if (!pr)
         sse__hub_log(h, SSE_LOG_DEBUG, "published %s to %s%s%s from %s", sse_buf_cstr(&idb),
                      f.topics[0], f.n_topics > 1 ? " (+ alternates)" : "",
@@ -380,8 +391,8 @@ out:
     sse__grants_release(g);
     sse_buf_free(&scratch);
     sse_buf_free(&idb);
-    (void)rc; /* a failed answer is the server's to log; the request is finished either way */
-    return 0;
+    /* a failed answer is the server's to log; the request is finished either way */
+    return rc == SSE_DEFERRED ? SSE_DEFERRED : 0;
 }
 
 static int on_hub(sse_request *req, void *ud)
@@ -478,6 +489,12 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         h->own_store = 1;
     }
     h->loop = o->loop;
+    h->o.instance = NULL;
+    h->instance = dup_opt(o->instance, &oom);
+    if (oom || (rc = sse__hub_bus_init(h))) {
+        rc = oom ? SSE_ENOMEM : rc;
+        goto out_free;
+    }
     h->sweep = sse__calloc(1, sizeof(*h->sweep));
     if (!h->sweep) {
         rc = SSE_ENOMEM;
@@ -508,6 +525,7 @@ out_free:
     sse__auth_free(h->auth);
     sse__free(h->publish_origins);
     sse__free(h->resource);
+    sse__free(h->instance);
     sse__free(h);
     return rc;
 }
@@ -534,6 +552,7 @@ void sse_hub_close(sse_hub *h)
     uv_timer_stop(h->sweep);
     uv_close((uv_handle_t *)h->sweep, sweep_closed);
     h->sweep = NULL;
+    sse__hub_bus_close(h);
     sse__hub_close_subscribers(h);
 }
 
@@ -569,5 +588,6 @@ void sse_hub_free(sse_hub *h)
     sse__auth_free(h->auth);
     sse__free(h->publish_origins);
     sse__free(h->resource);
+    sse__free(h->instance);
     sse__free(h);
 }

@@ -237,12 +237,17 @@ int sse__hub_on_healthz(sse_request *req, void *ud)
     return sse_request_respond(req, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 
-static int metric(sse_buf *b, const char *name, const char *type, const char *help,
-                  unsigned long long v)
+/* One metric; with a hub instance (worker) every sample is labelled worker="K". */
+static int metric_l(sse_buf *b, const char *inst, const char *name, const char *type,
+                    const char *help, unsigned long long v)
 {
+    if (inst)
+        return sse_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s{worker=\"%s\"} %llu\n", name,
+                              help, name, type, name, inst, v);
     return sse_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
                           v);
 }
+#define metric(b, ...) metric_l(b, h->instance, __VA_ARGS__)
 
 int sse__hub_on_metrics(sse_request *req, void *ud)
 {
@@ -291,7 +296,9 @@ int sse__hub_on_metrics(sse_request *req, void *ud)
         unsigned long long v = h->closed_by_reason[i];
         if (i == 0) /* expired streams close as "local": count them under expired only */
             v -= h->closed_by_reason[5] <= v ? h->closed_by_reason[5] : v;
-        rc |= sse_buf_printf(&b, "ssehub_disconnects_total{reason=\"%s\"} %llu\n", reasons[i], v);
+        rc |= sse_buf_printf(&b, "ssehub_disconnects_total{%s%s%sreason=\"%s\"} %llu\n",
+                             h->instance ? "worker=\"" : "", h->instance ? h->instance : "",
+                             h->instance ? "\"," : "", reasons[i], v);
     }
     if (rc) {
         sse_buf_free(&b);

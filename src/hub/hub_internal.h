@@ -59,6 +59,7 @@ struct sse_hub {
     sse_hub_options o; /* copy; strings below are owned copies */
     char *publish_origins;
     char *resource; /* draft-08 resource identifier (copy) or NULL */
+    char *instance; /* opts.instance (copy) or NULL */
     int drafts;
     sse_store *store;
     int own_store;
@@ -71,6 +72,10 @@ struct sse_hub {
     int closing;
     sse_hub_stats st;
     uint64_t closed_by_reason[SSE__HUB_REASONS];
+    uint64_t bus_origin;                 /* random: tells this hub's bus messages (hub_bus.c) */
+    uint64_t bus_token;                  /* last POST token sent on the bus */
+    size_t bus_max;                      /* largest bus message */
+    struct sse__hub_pending *pending;    /* POSTs waiting for their update to come back */
 };
 
 /* Log one line (printf format, truncated at 1 KiB) through opts.log, else to stderr (<= info). */
@@ -90,6 +95,19 @@ struct sse__hub_pub {
     int is_private;
 };
 int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out);
+/* Apply an update with a given publication time: stored, and fanned out if fanout is set. */
+int sse__hub_apply(sse_hub *h, const struct sse__hub_pub *p, long long time_ms, int fanout,
+                   sse_buf *id_out);
+/*
+ * Publish through the bus if the hub has one (hub_bus.c), else at once (publish_core). With a
+ * bus and req set, returns SSE_DEFERRED: req is answered when the update comes back. Otherwise 0
+ * (id_out holds the id) or a negative error.
+ */
+int sse__hub_publish(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out, sse_request *req);
+/* Set up the bus side of a new hub (origin nonce); 0 or SSE_EIO. */
+int sse__hub_bus_init(sse_hub *h);
+/* Answer the POSTs still waiting for the bus with 503 (hub closing). */
+void sse__hub_bus_close(sse_hub *h);
 
 /* Hold a live update for a subscriber whose stream is not open yet (replay in flight). */
 void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame);

@@ -147,7 +147,7 @@ static void publish_sub_events(sse_hub *h, struct sse__hub_subscriber *s, int ac
             !sse__hub_sub_json(&doc, &s->subs[i], active, 1)) {
             const char *topics[1] = {sse_buf_cstr(&topic)};
             struct sse__hub_pub p = {topics, 1, doc.data, doc.len, 1, NULL, NULL, -1, 1};
-            int rc = sse__hub_publish_core(h, &p, NULL);
+            int rc = sse__hub_publish(h, &p, NULL, NULL);
             if (rc)
                 sse__hub_log(h, SSE_LOG_WARN, "subscription event: %s", sse_strerror(rc));
         }
@@ -369,6 +369,10 @@ static void subscribe_finish(struct replay *r)
     }
     if (r->want && sse_request_add_header(r->req, "Last-Event-ID",
                                           r->visible_copy ? r->visible_copy : "earliest")) {
+        why = "out of memory";
+        goto fail;
+    }
+    if (h->instance && sse_request_add_header(r->req, "X-Ssehub-Worker", h->instance)) {
         why = "out of memory";
         goto fail;
     }
