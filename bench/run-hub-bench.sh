@@ -16,7 +16,7 @@ set -euo pipefail
 BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$BENCH_ROOT/build-load}
 OUT=${OUT:-/tmp/ssehub-hub-bench}
-RATES=${RATES:-"2 5 10 20 40 80"}
+RATES=${RATES:-"2 5 10 20 40 80 160 320"}
 MEM_SIZES=${MEM_SIZES:-"10000 19000 50000 100000"}
 TARGETS=${TARGETS:-"hub nchan"}
 DUR=${DUR:-5}
