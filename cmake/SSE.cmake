@@ -64,7 +64,6 @@ function(sse_build_library)
   endforeach()
   set_target_properties(sse_shared PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
   string(REPLACE ";" " " _pc_libs "${libs}")
-  set(SSE_PC_REQUIRES "libuv libcurl libjwt jansson" PARENT_SCOPE)
   install(TARGETS sse_static sse_shared
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
