@@ -20,17 +20,17 @@ extern "C" {
 
 enum {
     SSE_OK = 0,
-    SSE_ENOMEM = -1000,   /* an allocation failed; nothing was changed */
-    SSE_EINVAL = -1001,   /* an argument is not acceptable (e.g. CR/LF in an event id) */
-    SSE_ELIMIT = -1002,   /* a configured limit was exceeded (line, event, queue, body...) */
-    SSE_ECANCELED = -1003, /* a callback asked to stop */
-    SSE_ECLOSED = -1004,  /* the object is closed or closing */
-    SSE_EPROTO = -1005,   /* the peer broke the protocol (malformed HTTP, bad status...) */
-    SSE_EIO = -1006,      /* an I/O error (read, write, network) */
-    SSE_EAUTH = -1007,    /* authentication or authorization failed */
-    SSE_ETIMEDOUT = -1008, /* a time limit ran out */
-    SSE_ENOTFOUND = -1009, /* no such thing (route, id, file) */
-    SSE_EBUSY = -1010,    /* try again later (too many connections, queue full) */
+    SSE_ENOMEM = -1000,      /* an allocation failed; nothing was changed */
+    SSE_EINVAL = -1001,      /* an argument is not acceptable (e.g. CR/LF in an event id) */
+    SSE_ELIMIT = -1002,      /* a configured limit was exceeded (line, event, queue, body...) */
+    SSE_ECANCELED = -1003,   /* a callback asked to stop */
+    SSE_ECLOSED = -1004,     /* the object is closed or closing */
+    SSE_EPROTO = -1005,      /* the peer broke the protocol (malformed HTTP, bad status...) */
+    SSE_EIO = -1006,         /* an I/O error (read, write, network) */
+    SSE_EAUTH = -1007,       /* authentication or authorization failed */
+    SSE_ETIMEDOUT = -1008,   /* a time limit ran out */
+    SSE_ENOTFOUND = -1009,   /* no such thing (route, id, file) */
+    SSE_EBUSY = -1010,       /* try again later (too many connections, queue full) */
     SSE_EUNSUPPORTED = -1011 /* not supported by this build or backend */
 };
 

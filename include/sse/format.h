@@ -11,10 +11,10 @@
 #ifndef SSE_FORMAT_H
 #define SSE_FORMAT_H
 
-#include <stddef.h>
-#include <stdint.h>
 #include <sse/buf.h>
 #include <sse/error.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,18 +28,21 @@ extern "C" {
  * writes "id:" which resets the receiver's last event id. retry < 0 means unset.
  */
 typedef struct sse_event {
-    const char *type;   /* event: field (NULL = unset, receiver uses "message") */
+    const char *type; /* event: field (NULL = unset, receiver uses "message") */
     size_t type_len;
-    const char *data;   /* split on CR, LF and CRLF into one data: line each (NULL = no data) */
+    const char *data; /* split on CR, LF and CRLF into one data: line each (NULL = no data) */
     size_t data_len;
-    const char *id;     /* id: field (NULL = unset) */
+    const char *id; /* id: field (NULL = unset) */
     size_t id_len;
-    long long retry;    /* retry: field in milliseconds (< 0 = unset) */
+    long long retry;     /* retry: field in milliseconds (< 0 = unset) */
     const char *comment; /* written first as ':' lines, one per line of the text (NULL = none) */
     size_t comment_len;
 } sse_event;
 
-#define SSE_EVENT_INIT {NULL, 0, NULL, 0, NULL, 0, -1, NULL, 0}
+#define SSE_EVENT_INIT                                                                             \
+    {                                                                                              \
+        NULL, 0, NULL, 0, NULL, 0, -1, NULL, 0                                                     \
+    }
 
 /**
  * Append the wire form of ev to out, ending with the blank line that dispatches it.
@@ -58,11 +61,11 @@ SSE_API int sse_encode_retry(sse_buf *out, unsigned long long ms);
 
 /** An event as dispatched. All strings are valid UTF-8, NUL-terminated, borrowed for the call. */
 typedef struct sse_parsed_event {
-    const char *type;  /* "message" when the stream set no type */
+    const char *type; /* "message" when the stream set no type */
     size_t type_len;
-    const char *data;  /* the data buffer without its final LF; may contain NUL bytes */
+    const char *data; /* the data buffer without its final LF; may contain NUL bytes */
     size_t data_len;
-    const char *id;    /* the last event id at dispatch ("" when none) */
+    const char *id; /* the last event id at dispatch ("" when none) */
     size_t id_len;
 } sse_parsed_event;
 
@@ -78,13 +81,16 @@ typedef struct sse_parser_callbacks {
 
 /** Parser options; zero fields take the defaults. */
 typedef struct sse_parser_options {
-    int version;       /* SSE_PARSER_OPTIONS_VERSION */
-    size_t max_line;   /* longest line in bytes (default 1 MiB) */
-    size_t max_event;  /* largest data + type + id of one event in bytes (default 16 MiB) */
+    int version;      /* SSE_PARSER_OPTIONS_VERSION */
+    size_t max_line;  /* longest line in bytes (default 1 MiB) */
+    size_t max_event; /* largest data + type + id of one event in bytes (default 16 MiB) */
 } sse_parser_options;
 
 #define SSE_PARSER_OPTIONS_VERSION 1
-#define SSE_PARSER_OPTIONS_INIT {SSE_PARSER_OPTIONS_VERSION, 0, 0}
+#define SSE_PARSER_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        SSE_PARSER_OPTIONS_VERSION, 0, 0                                                           \
+    }
 
 typedef struct sse_parser sse_parser;
 

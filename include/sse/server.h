@@ -17,12 +17,12 @@
 #ifndef SSE_SERVER_H
 #define SSE_SERVER_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <uv.h>
 #include <sse/buf.h>
 #include <sse/error.h>
 #include <sse/format.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,30 +37,33 @@ enum { SSE_LOG_ERROR = 0, SSE_LOG_WARN = 1, SSE_LOG_INFO = 2, SSE_LOG_DEBUG = 3 
 
 /** Server options; zero fields take the defaults shown. */
 typedef struct sse_server_options {
-    int version;                  /* SSE_SERVER_OPTIONS_VERSION */
-    size_t max_request_line;      /* 8 KiB; longer -> 414 */
-    size_t max_header_bytes;      /* 16 KiB for all headers; more -> 431 */
-    unsigned max_headers;         /* 100 header lines; more -> 431 */
-    size_t max_body;              /* 1 MiB request body; more -> 413 */
-    unsigned request_timeout_ms;  /* 10 s to receive a complete request -> 408 */
+    int version;                   /* SSE_SERVER_OPTIONS_VERSION */
+    size_t max_request_line;       /* 8 KiB; longer -> 414 */
+    size_t max_header_bytes;       /* 16 KiB for all headers; more -> 431 */
+    unsigned max_headers;          /* 100 header lines; more -> 431 */
+    size_t max_body;               /* 1 MiB request body; more -> 413 */
+    unsigned request_timeout_ms;   /* 10 s to receive a complete request -> 408 */
     unsigned keepalive_timeout_ms; /* 60 s idle between keep-alive requests, then close */
-    unsigned max_connections;     /* 0 = unlimited; past it new connections get 503 */
-    unsigned heartbeat_ms;        /* 15 s; a ':' comment on idle streams; UINT32_MAX = off */
-    unsigned write_timeout_ms;    /* 30 s; a stream whose queued bytes make no progress
-                                     for this long is closed */
-    size_t stream_queue_max;      /* 4 MiB queued per stream; more -> the stream is closed */
-    const char *cors_origins;     /* NULL = no CORS headers; "*" or a space/comma-separated list */
-    int cors_credentials;         /* send Access-Control-Allow-Credentials: true */
-    int access_log;               /* log one line per request / closed stream at SSE_LOG_INFO */
+    unsigned max_connections;      /* 0 = unlimited; past it new connections get 503 */
+    unsigned heartbeat_ms;         /* 15 s; a ':' comment on idle streams; UINT32_MAX = off */
+    unsigned write_timeout_ms;     /* 30 s; a stream whose queued bytes make no progress
+                                      for this long is closed */
+    size_t stream_queue_max;       /* 4 MiB queued per stream; more -> the stream is closed */
+    const char *cors_origins;      /* NULL = no CORS headers; "*" or a space/comma-separated list */
+    int cors_credentials;          /* send Access-Control-Allow-Credentials: true */
+    int access_log;                /* log one line per request / closed stream at SSE_LOG_INFO */
     void (*log)(void *log_data, int level, const char *line); /* NULL = stderr */
     void *log_data;
-    int reuse_port;               /* set SO_REUSEPORT so several loops/processes share a port;
-                                     off by default, so a second server on a busy port fails
-                                     to bind instead of silently taking half the connections */
+    int reuse_port; /* set SO_REUSEPORT so several loops/processes share a port;
+                       off by default, so a second server on a busy port fails
+                       to bind instead of silently taking half the connections */
 } sse_server_options;
 
 #define SSE_SERVER_OPTIONS_VERSION 1
-#define SSE_SERVER_OPTIONS_INIT {SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0}
+#define SSE_SERVER_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0        \
+    }
 
 /**
  * Create a server on loop. opts may be NULL. Returns 0 and *out (free with sse_server_free,
@@ -90,8 +93,8 @@ typedef int (*sse_request_cb)(sse_request *req, void *user_data);
  * path is exact, or a prefix when it ends in '*'. The first matching route wins, in the order
  * added. Unmatched requests get 404; a path that matches with another method gets 405.
  */
-SSE_API int sse_server_route(sse_server *s, const char *method, const char *path,
-                             sse_request_cb cb, void *user_data);
+SSE_API int sse_server_route(sse_server *s, const char *method, const char *path, sse_request_cb cb,
+                             void *user_data);
 
 /** Handler of a stream route: the stream is already open (headers sent). */
 typedef void (*sse_stream_cb)(sse_stream *st, const sse_request *req, void *user_data);
@@ -118,17 +121,17 @@ SSE_API void sse_server_free(sse_server *s);
 
 /** Counters, for /metrics. */
 typedef struct sse_server_stats {
-    uint64_t connections;      /* open TCP connections */
-    uint64_t streams;          /* open event streams */
+    uint64_t connections; /* open TCP connections */
+    uint64_t streams;     /* open event streams */
     uint64_t accepted_total;
     uint64_t requests_total;
     uint64_t bytes_written_total;
     uint64_t frames_written_total;
-    uint64_t closed_slow_total;     /* streams closed for passing stream_queue_max */
-    uint64_t closed_timeout_total;  /* streams closed by write_timeout_ms */
-    uint64_t rejected_total;        /* requests answered 4xx/5xx by the server itself */
-    uint64_t writes_total;          /* write system calls (uv_try_write + uv_write): with
-                                       frames_written_total, shows how well writes batch */
+    uint64_t closed_slow_total;    /* streams closed for passing stream_queue_max */
+    uint64_t closed_timeout_total; /* streams closed by write_timeout_ms */
+    uint64_t rejected_total;       /* requests answered 4xx/5xx by the server itself */
+    uint64_t writes_total;         /* write system calls (uv_try_write + uv_write): with
+                                      frames_written_total, shows how well writes batch */
 } sse_server_stats;
 SSE_API void sse_server_get_stats(const sse_server *s, sse_server_stats *out);
 

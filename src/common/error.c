@@ -2,7 +2,6 @@
  * error.c: names and descriptions of error codes (ours, and negated errno values).
  */
 #include <sse/error.h>
-
 #include <string.h>
 #include <uv.h>
 

@@ -5,12 +5,11 @@
  * copied again, however many subscribers hold a reference. The count is atomic because a frame
  * may be handed from the thread that published it to the worker loops that write it.
  */
-#include <sse/buf.h>
+#include "common/alloc.h"
 
+#include <sse/buf.h>
 #include <stdatomic.h>
 #include <string.h>
-
-#include "common/alloc.h"
 
 struct sse_frame {
     atomic_uint refs; /* references held by queues, stores and the creator */

@@ -242,8 +242,8 @@ static int metric_l(sse_buf *b, const char *inst, const char *name, const char *
                     const char *help, unsigned long long v)
 {
     if (inst)
-        return sse_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s{worker=\"%s\"} %llu\n", name,
-                              help, name, type, name, inst, v);
+        return sse_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s{worker=\"%s\"} %llu\n", name, help,
+                              name, type, name, inst, v);
     return sse_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
                           v);
 }

@@ -13,53 +13,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK_FAIL_(fmt, ...)                                                                  \
-    do {                                                                                       \
-        fprintf(stderr, "  FAIL %s:%d: " fmt "\n", __FILE__, __LINE__, __VA_ARGS__);           \
-        return 1;                                                                              \
+#define CHECK_FAIL_(fmt, ...)                                                                      \
+    do {                                                                                           \
+        fprintf(stderr, "  FAIL %s:%d: " fmt "\n", __FILE__, __LINE__, __VA_ARGS__);               \
+        return 1;                                                                                  \
     } while (0)
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            CHECK_FAIL_("%s", #cond);                                                          \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            CHECK_FAIL_("%s", #cond);                                                              \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                                     \
-    do {                                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                    \
-        if (a_ != b_)                                                                          \
-            CHECK_FAIL_("%s == %s (%lld != %lld)", #a, #b, a_, b_);                            \
+#define CHECK_EQ_INT(a, b)                                                                         \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_)                                                                              \
+            CHECK_FAIL_("%s == %s (%lld != %lld)", #a, #b, a_, b_);                                \
     } while (0)
 
-#define CHECK_EQ_UINT(a, b)                                                                    \
-    do {                                                                                       \
-        unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);         \
-        if (a_ != b_)                                                                          \
-            CHECK_FAIL_("%s == %s (%llu != %llu)", #a, #b, a_, b_);                            \
+#define CHECK_EQ_UINT(a, b)                                                                        \
+    do {                                                                                           \
+        unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);             \
+        if (a_ != b_)                                                                              \
+            CHECK_FAIL_("%s == %s (%llu != %llu)", #a, #b, a_, b_);                                \
     } while (0)
 
-#define CHECK_EQ_STR(a, b)                                                                     \
-    do {                                                                                       \
-        const char *a_ = (a), *b_ = (b);                                                       \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                 \
-            CHECK_FAIL_("%s == %s (\"%s\" != \"%s\")", #a, #b, a_ ? a_ : "(null)",             \
-                        b_ ? b_ : "(null)");                                                   \
+#define CHECK_EQ_STR(a, b)                                                                         \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                     \
+            CHECK_FAIL_("%s == %s (\"%s\" != \"%s\")", #a, #b, a_ ? a_ : "(null)",                 \
+                        b_ ? b_ : "(null)");                                                       \
     } while (0)
 
 /* Compare byte ranges (may hold NUL); prints them with escapes on failure. */
-#define CHECK_EQ_MEM(a, alen, b, blen)                                                         \
-    do {                                                                                       \
-        const void *a_ = (a), *b_ = (b);                                                       \
-        size_t al_ = (alen), bl_ = (blen);                                                     \
-        if (al_ != bl_ || (al_ && memcmp(a_, b_, al_) != 0)) {                                 \
-            fprintf(stderr, "  FAIL %s:%d: %s == %s\n    got:  ", __FILE__, __LINE__, #a, #b); \
-            check_print_escaped_(a_, al_);                                                     \
-            fprintf(stderr, "\n    want: ");                                                   \
-            check_print_escaped_(b_, bl_);                                                     \
-            fprintf(stderr, "\n");                                                             \
-            return 1;                                                                          \
-        }                                                                                      \
+#define CHECK_EQ_MEM(a, alen, b, blen)                                                             \
+    do {                                                                                           \
+        const void *a_ = (a), *b_ = (b);                                                           \
+        size_t al_ = (alen), bl_ = (blen);                                                         \
+        if (al_ != bl_ || (al_ && memcmp(a_, b_, al_) != 0)) {                                     \
+            fprintf(stderr, "  FAIL %s:%d: %s == %s\n    got:  ", __FILE__, __LINE__, #a, #b);     \
+            check_print_escaped_(a_, al_);                                                         \
+            fprintf(stderr, "\n    want: ");                                                       \
+            check_print_escaped_(b_, bl_);                                                         \
+            fprintf(stderr, "\n");                                                                 \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 static inline void check_print_escaped_(const void *p, size_t n)
@@ -83,27 +83,30 @@ struct check_test {
     const char *name;
     int (*fn)(void);
 };
-#define CHECK_TEST(fn) {#fn, fn}
+#define CHECK_TEST(fn)                                                                             \
+    {                                                                                              \
+#fn, fn                                                                                    \
+    }
 
 /* Runs every test (or those whose name contains argv[1]); exit status 1 if any failed. */
-#define CHECK_MAIN(...)                                                                        \
-    int main(int argc, char **argv)                                                            \
-    {                                                                                          \
-        static const struct check_test tests_[] = {__VA_ARGS__};                               \
-        int passed = 0, failed = 0;                                                            \
-        for (size_t i = 0; i < sizeof(tests_) / sizeof(tests_[0]); i++) {                     \
-            if (argc > 1 && !strstr(tests_[i].name, argv[1]))                                  \
-                continue;                                                                      \
-            int rc = tests_[i].fn();                                                           \
-            printf("%s %s\n", rc ? "FAIL" : "ok  ", tests_[i].name);                           \
-            fflush(stdout);                                                                    \
-            if (rc)                                                                            \
-                failed++;                                                                      \
-            else                                                                               \
-                passed++;                                                                      \
-        }                                                                                      \
-        printf("%d passed, %d failed\n", passed, failed);                                      \
-        return failed ? 1 : 0;                                                                 \
+#define CHECK_MAIN(...)                                                                            \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        static const struct check_test tests_[] = {__VA_ARGS__};                                   \
+        int passed = 0, failed = 0;                                                                \
+        for (size_t i = 0; i < sizeof(tests_) / sizeof(tests_[0]); i++) {                          \
+            if (argc > 1 && !strstr(tests_[i].name, argv[1]))                                      \
+                continue;                                                                          \
+            int rc = tests_[i].fn();                                                               \
+            printf("%s %s\n", rc ? "FAIL" : "ok  ", tests_[i].name);                               \
+            fflush(stdout);                                                                        \
+            if (rc)                                                                                \
+                failed++;                                                                          \
+            else                                                                                   \
+                passed++;                                                                          \
+        }                                                                                          \
+        printf("%d passed, %d failed\n", passed, failed);                                          \
+        return failed ? 1 : 0;                                                                     \
     }
 
 #endif

@@ -7,9 +7,9 @@
 #ifndef SSE_TEST_FAILALLOC_H
 #define SSE_TEST_FAILALLOC_H
 
-#include <stdlib.h>
-
 #include "common/alloc.h"
+
+#include <stdlib.h>
 
 static long failalloc_countdown_ = -1; /* allocations left before the failing one; -1 = off */
 static int failalloc_hit_ = 0;

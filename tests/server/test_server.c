@@ -1565,7 +1565,6 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_write_batching), CHECK_TEST(test_peer_close_and_deferred),
            CHECK_TEST(test_graceful_shutdown), CHECK_TEST(test_cors), CHECK_TEST(test_static_files),
            CHECK_TEST(test_many_streams), CHECK_TEST(test_listen_addresses),
-    CHECK_TEST(test_listen_busy_port),
-           CHECK_TEST(test_failing_allocator), CHECK_TEST(test_stream_close_and_head),
-           CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log),
-           CHECK_TEST(test_peer_reset))
+           CHECK_TEST(test_listen_busy_port), CHECK_TEST(test_failing_allocator),
+           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
+           CHECK_TEST(test_access_log), CHECK_TEST(test_peer_reset))
