@@ -409,9 +409,9 @@ static void reap(struct master *m)
         w->fd = -1;
         queue_clear(w);
         int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        if (!ok)
-            w->exited_status = 1;
         if (m->stopping) {
+            if (!ok)
+                w->exited_status = 1; /* the exit code reflects how the workers stopped */
             mlog(m, 2, "worker %d exited (%s %d)", k, WIFEXITED(status) ? "status" : "signal",
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
             continue;
