@@ -7,14 +7,14 @@
  * cached, for HS256 / RS256 / ES256. Prints one line per case; numbers go to
  * docs/performance/access.md. Usage: bench_access_bench [SECONDS_PER_CASE] (default 0.3).
  */
+#include "common/alloc.h"
 #include "hub/auth.h"
+#include "hub/jws.h"
 #include "hub/selector.h"
 
-#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,69 +117,16 @@ static void selectors(void)
 
 /* ---- tokens ---------------------------------------------------------------------------- */
 
-static size_t b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = tbl[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = tbl[v & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static char *sign(const char *alg, EVP_PKEY *pk, const char *secret, const char *claims)
+/* An HS256 / RS256 / ES256 token over claims, signed by src/hub/jws.c; key: secret or PEM. */
+static char *sign(const char *alg, const char *key, const char *claims)
 {
     static char buf[8192];
     char hdr[64];
     snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
-    size_t n = b64url((const unsigned char *)hdr, strlen(hdr), buf);
-    buf[n++] = '.';
-    n += b64url((const unsigned char *)claims, strlen(claims), buf + n);
-    unsigned char sig[600];
-    size_t sl = sizeof(sig);
-    if (!pk) {
-        unsigned int l;
-        HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)buf, n, sig, &l);
-        sl = l;
-    } else {
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, pk);
-        EVP_DigestSign(c, sig, &sl, (unsigned char *)buf, n);
-        EVP_MD_CTX_free(c);
-        if (alg[0] == 'E') { /* DER -> R || S */
-            const unsigned char *p = sig;
-            ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sl);
-            BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32);
-            BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32);
-            ECDSA_SIG_free(es);
-            sl = 64;
-        }
-    }
-    buf[n++] = '.';
-    b64url(sig, sl, buf + n);
+    if (sse__jws_encode(buf, sizeof(buf), NULL, alg, key, hdr, strlen(hdr), claims, strlen(claims),
+                        NULL))
+        return NULL;
     return strdup(buf);
-}
-
-static char *pub_pem(EVP_PKEY *k)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(b, k);
-    char *d;
-    long n = BIO_get_mem_data(b, &d);
-    char *s = strndup(d, (size_t)n);
-    BIO_free(b);
-    return s;
 }
 
 static double bench_verify(struct sse__auth *a, char *const *toks, int n_toks)
@@ -215,9 +162,14 @@ static void tokens(void)
     const char *secret = "!ChangeThisMercureHubJWTSecretKey!";
     printf("\n%-8s %16s %16s\n", "token", "uncached ns", "cached ns");
     for (int i = 0; i < 3; i++) {
-        char *pem = algs[i].pk ? pub_pem(algs[i].pk) : NULL;
-        char *toks[2] = {sign(algs[i].alg, algs[i].pk, secret, claims),
-                         sign(algs[i].alg, algs[i].pk, secret, claims2)};
+        char *pem = algs[i].pk ? sse__jws_pem(algs[i].pk, 0) : NULL;
+        char *priv = algs[i].pk ? sse__jws_pem(algs[i].pk, 1) : NULL;
+        char *toks[2] = {sign(algs[i].alg, priv ? priv : secret, claims),
+                         sign(algs[i].alg, priv ? priv : secret, claims2)};
+        if (!toks[0] || !toks[1] || (algs[i].pk && (!pem || !priv))) {
+            printf("%-8s signing failed\n", algs[i].alg);
+            return;
+        }
         struct sse__auth_config cfg = {0};
         cfg.publisher_key = pem ? pem : secret;
         cfg.publisher_alg = algs[i].alg;
@@ -234,7 +186,8 @@ static void tokens(void)
         sse__auth_free(b);
         free(toks[0]);
         free(toks[1]);
-        free(pem);
+        sse__free(pem);
+        sse__free(priv);
     }
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(ec);

@@ -8,6 +8,8 @@
  * the retry, and one comment per comment line. Fields that are not valid UTF-8 only have to
  * parse without error (the parser replaces invalid bytes; that is the parser fuzzer's domain).
  */
+#include "fuzz_common.h"
+
 #include <sse/format.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,33 +25,6 @@ struct rt {
     long long want_retry;
     int exact;
 };
-
-static int valid_utf8(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i], lo = 0x80, hi = 0xBF;
-        size_t k;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            k = 1;
-        else if (c >= 0xE0 && c <= 0xEF)
-            k = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        else if (c >= 0xF0 && c <= 0xF4)
-            k = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        else
-            return 0;
-        if (i + k >= n || s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t j = 2; j <= k; j++)
-            if (s[i + j] < 0x80 || s[i + j] > 0xBF)
-                return 0;
-        i += k + 1;
-    }
-    return 1;
-}
 
 /* a == b with b's CR and CRLF read as LF */
 static int eq_lf(const char *a, size_t an, const char *b, size_t bn)
@@ -162,10 +137,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
         abort();
 
     struct rt r = {0};
-    r.exact = valid_utf8((const unsigned char *)part[0], ev.data ? plen[0] : 0) &&
-              valid_utf8((const unsigned char *)part[1], ev.type ? plen[1] : 0) &&
-              valid_utf8((const unsigned char *)part[2], ev.id ? plen[2] : 0) &&
-              valid_utf8((const unsigned char *)part[3], ev.comment ? plen[3] : 0);
+    r.exact = fuzz_valid_utf8((const unsigned char *)part[0], ev.data ? plen[0] : 0) &&
+              fuzz_valid_utf8((const unsigned char *)part[1], ev.type ? plen[1] : 0) &&
+              fuzz_valid_utf8((const unsigned char *)part[2], ev.id ? plen[2] : 0) &&
+              fuzz_valid_utf8((const unsigned char *)part[3], ev.comment ? plen[3] : 0);
     r.want_data = ev.data ? ev.data : "";
     r.want_data_len = ev.data ? ev.data_len : 0;
     r.want_type = ev.type && ev.type_len ? ev.type : "message";

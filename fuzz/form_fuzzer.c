@@ -2,18 +2,13 @@
  * form_fuzzer.c: sse_form_next over arbitrary bytes. Every pair must come out no longer than
  * its input, the cursor must move forward and stay inside the input, and the loop must end.
  */
+#include "fuzz_common.h"
+
 #include <sse/server.h>
 #include <stdint.h>
 #include <string.h>
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

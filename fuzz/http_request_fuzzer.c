@@ -11,20 +11,14 @@
  *     as decoding it whole, and never more than max_body bytes;
  *   - path decoding never grows the path.
  */
+#include "fuzz_common.h"
 #include "http/http_parser.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 static int in_buf(struct sse__http_slice s, const char *buf, size_t len)
 {

@@ -12,6 +12,8 @@
  *     CR/LF in type, no CR/LF/NUL in id, type never empty, sizes within the limits.
  * Any mismatch aborts.
  */
+#include "fuzz_common.h"
+
 #include <sse/format.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,47 +57,11 @@ static void flog_str(struct flog *l, char tag, const char *s, size_t n)
 
 /* ------------------------------------------------------------- invariants */
 
-/* A straightforward UTF-8 validity check (RFC 3629 table), independent of the library. */
-static int valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            k = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        } else {
-            return 0;
-        }
-        if (i + k >= n)
-            return 0; /* truncated */
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t j = 2; j <= k; j++)
-            if (s[i + j] < 0x80 || s[i + j] > 0xBF)
-                return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 static void check_str(const char *s, size_t n, const char *forbidden, size_t nforbidden)
 {
     if (!s || s[n] != '\0')
         abort();
-    if (!valid_utf8((const unsigned char *)s, n))
+    if (!fuzz_valid_utf8((const unsigned char *)s, n))
         abort();
     for (size_t i = 0; i < nforbidden; i++)
         if (memchr(s, forbidden[i], n))
@@ -125,7 +91,7 @@ static int cb_retry(void *ud, uint64_t ms)
 
 static int cb_comment(void *ud, const char *text, size_t len)
 {
-    if (!valid_utf8((const unsigned char *)text, len) || memchr(text, '\r', len) ||
+    if (!fuzz_valid_utf8((const unsigned char *)text, len) || memchr(text, '\r', len) ||
         memchr(text, '\n', len))
         abort();
     flog_str(ud, 'C', text, len);

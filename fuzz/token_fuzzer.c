@@ -5,18 +5,17 @@
  *  - even: the rest is a raw token string, verified as is (base64, structure, header, signature
  *    paths; almost all such inputs must be refused);
  *  - odd: the rest is "HEADER\nCLAIMS" (JSON texts); the fuzzer signs them correctly with the
- *    key, so the claim parsing behind the signature check (exp/nbf, draft-07 "mercure",
- *    draft-08 authorization_details, aud/iss) gets exercised too.
+ *    key (src/hub/jws.c), so the claim parsing behind the signature check (exp/nbf, draft-07
+ *    "mercure", draft-08 authorization_details, aud/iss) gets exercised too.
  * Checks: only 0 / SSE_EAUTH / SSE_ENOMEM come back; a refusal carries a reason; accepted grants
  * are well formed (counts match non-NULL strings, kinds valid); a token whose header alg is not
  * exactly HS256 is never accepted; verifying twice (cache) gives the same answer.
  */
 #include "hub/auth.h"
+#include "hub/jws.h"
 #include "hub/selector.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sse/error.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,26 +33,6 @@ static void must(int cond, const char *what)
         fprintf(stderr, "token_fuzzer: %s\n", what);
         abort();
     }
-}
-
-static size_t b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = tbl[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = tbl[v & 63];
-    }
-    return o;
 }
 
 static void check_grants(const struct sse__grants *g)
@@ -115,14 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t hl = nl ? (size_t)(nl - in) : n;
         const char *claims = nl ? nl + 1 : "";
         size_t cl = nl ? n - hl - 1 : 0;
-        size_t o = b64url((const unsigned char *)in, hl, tok);
-        tok[o++] = '.';
-        o += b64url((const unsigned char *)claims, cl, tok + o);
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int ml = 0;
-        HMAC(EVP_sha256(), KEY, (int)strlen(KEY), (unsigned char *)tok, o, mac, &ml);
-        tok[o++] = '.';
-        o += b64url(mac, ml, tok + o);
+        size_t o = 0;
+        must(sse__jws_encode(tok, sizeof(tok), &o, "HS256", KEY, in, hl, claims, cl, NULL) == 0,
+             "signing failed");
         const struct sse__grants *g = NULL;
         const char *why = NULL;
         int rc = sse__auth_verify(a, role, tok, o, NOW, &g, &why);

@@ -1,20 +1,17 @@
 /*
  * cmd_token.c: `ssehub token`: mint a development JWT for a Mercure hub, draft-07 (a "mercure"
  * claim with publish / subscribe / payload) or draft-08 (an RFC 9068 access token: typ at+jwt,
- * aud, exp, authorization_details of type "mercure"), signed with OpenSSL (see
+ * aud, exp, authorization_details of type "mercure"), signed by src/hub/jws.c (see
  * sse_cli_token_mint for why not libjwt). Also the minting code that `ssehub pub` uses.
  * Exit status: 0 token printed, 1 minting failed (key, payload), 2 usage error.
  */
 #include "cli_commands.h"
 #include "cli_token.h"
+#include "hub/jws.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/bn.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/pem.h>
+#include <sse/error.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,104 +174,27 @@ out_fail:
     return NULL;
 }
 
-static size_t b64url(const unsigned char *in, size_t n, char *out)
+/* The signer's reasons (jws.h), with the options that fix them. */
+static const char *mint_reason(int rc, const char *alg, const char *why)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = tbl[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = tbl[v & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-/* Sign msg with alg into sig (JWS form: HMAC bytes, RSA PKCS#1 v1.5, ECDSA R || S). */
-static int jws_sign(const char *alg, const char *key, const unsigned char *msg, size_t n,
-                    unsigned char *sig, size_t *sig_len, const char **err)
-{
-    const EVP_MD *md = !strcmp(alg + 2, "256")   ? EVP_sha256()
-                       : !strcmp(alg + 2, "384") ? EVP_sha384()
-                       : !strcmp(alg + 2, "512") ? EVP_sha512()
-                                                 : NULL;
-    if (!md || (alg[0] != 'H' && alg[0] != 'R' && alg[0] != 'E') || alg[1] != 'S') {
-        *err = "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512)";
-        return -1;
-    }
-    if (alg[0] == 'H') {
-        unsigned int l = 0;
-        if (strstr(key, "-----BEGIN")) {
-            *err = "a PEM key is not an HMAC secret (use --alg RS256/ES256)";
-            return -1;
-        }
-        if (!HMAC(md, key, (int)strlen(key), msg, n, sig, &l)) {
-            *err = "HMAC failed";
-            return -1;
-        }
-        *sig_len = l;
-        return 0;
-    }
-    int rc = -1;
-    BIO *bio = BIO_new_mem_buf(key, -1);
-    EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char der[1024];
-    size_t der_len = sizeof(der);
-    int want = alg[0] == 'R' ? EVP_PKEY_RSA : EVP_PKEY_EC;
-    if (!pk || EVP_PKEY_base_id(pk) != want) {
-        *err = "RS/ES need a PEM private key of that type (--key-file)";
-        goto out;
-    }
-    if (!ctx || EVP_DigestSignInit(ctx, NULL, md, NULL, pk) != 1 ||
-        EVP_DigestSign(ctx, der, &der_len, msg, n) != 1) {
-        *err = "signing failed";
-        goto out;
-    }
-    if (alg[0] == 'R') {
-        memcpy(sig, der, der_len);
-        *sig_len = der_len;
-    } else {
-        /* DER ECDSA-Sig-Value -> fixed-size R || S (RFC 7518 section 3.4) */
-        int half = (EVP_PKEY_get_bits(pk) + 7) / 8;
-        const unsigned char *p = der;
-        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-        if (!es || BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, half) != half ||
-            BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + half, half) != half) {
-            ECDSA_SIG_free(es);
-            *err = "signing failed";
-            goto out;
-        }
-        ECDSA_SIG_free(es);
-        *sig_len = (size_t)half * 2;
-    }
-    rc = 0;
-out:
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pk);
-    BIO_free(bio);
-    return rc;
+    if (rc == SSE_EUNSUPPORTED)
+        return "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512)";
+    if (rc == SSE_EINVAL)
+        return alg[0] == 'H' ? "a PEM key is not an HMAC secret (use --alg RS256/ES256)"
+                             : "RS/ES need a PEM private key of that type (--key-file)";
+    return why;
 }
 
 /*
- * The JWS is assembled here rather than by libjwt: libjwt 1.10's jwt_encode_str always rewrites
- * the "typ" header to "JWT", and draft-08 access tokens must say "at+jwt" (RFC 9068).
+ * The claims and header are built here and signed by src/hub/jws.c (OpenSSL), not by libjwt:
+ * libjwt 1.10's jwt_encode_str always rewrites the "typ" header to "JWT", and draft-08 access
+ * tokens must say "at+jwt" (RFC 9068).
  */
 int sse_cli_token_mint(const struct sse_cli_token_spec *s, long long now, char **out,
                        const char **err)
 {
     const char *alg = s->alg ? s->alg : "HS256";
     char *claims_text = NULL, *header_text = NULL, *tok = NULL;
-    unsigned char sig[1024];
-    size_t sig_len = 0;
     int rc = -1;
     if (!s->key || !*s->key) {
         *err = "no key (--key, --key-file or $MERCURE_PUBLISHER_JWT_KEY)";
@@ -296,19 +216,18 @@ int sse_cli_token_mint(const struct sse_cli_token_spec *s, long long now, char *
         *err = "out of memory";
         goto out;
     }
-    size_t hl = strlen(header_text), cl = strlen(claims_text);
-    tok = malloc((hl + cl + sizeof(sig)) * 4 / 3 + 32);
+    size_t hl = strlen(header_text), cl = strlen(claims_text), cap = SSE__JWS_MAX_LEN(hl, cl);
+    tok = malloc(cap);
     if (!tok) {
         *err = "out of memory";
         goto out;
     }
-    size_t n = b64url((const unsigned char *)header_text, hl, tok);
-    tok[n++] = '.';
-    n += b64url((const unsigned char *)claims_text, cl, tok + n);
-    if (jws_sign(alg, s->key, (const unsigned char *)tok, n, sig, &sig_len, err))
+    const char *why = NULL;
+    int jrc = sse__jws_encode(tok, cap, NULL, alg, s->key, header_text, hl, claims_text, cl, &why);
+    if (jrc) {
+        *err = mint_reason(jrc, alg, why);
         goto out;
-    tok[n++] = '.';
-    b64url(sig, sig_len, tok + n);
+    }
     *out = tok;
     tok = NULL;
     rc = 0;

@@ -4,40 +4,24 @@
  * Used for POST bodies (the Mercure publish form) and query strings. Decodes one pair per call
  * into caller-owned buffers, so a form of any length needs no more memory than its longest pair.
  */
+#include "http/http_parser.h"
+
 #include <sse/server.h>
 #include <string.h>
 
-static int sse__form_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode in[0..len) into out: '+' is a space, %XX a byte. */
+/* Decode in[0..len) onto the end of out: '+' is a space, %XX a byte (http_parser.c decodes). */
 static int sse__form_decode(const char *in, size_t len, sse_buf *out)
 {
-    int rc = sse_buf_reserve(out, len);
+    size_t n;
+    if (len == 0) /* nothing to decode, and out->data may still be NULL */
+        return 0;
+    int rc = sse_buf_reserve(out, len); /* the output is never longer than the input */
     if (rc)
         return rc;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi = len - i >= 3 ? sse__form_hex((unsigned char)in[i + 1]) : -1;
-            int lo = len - i >= 3 ? sse__form_hex((unsigned char)in[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return SSE_EINVAL;
-            c = (unsigned char)(hi * 16 + lo);
-            i += 2;
-        }
-        out->data[out->len++] = (char)c; /* room reserved above: output <= input */
-    }
+    rc = sse__http_pct_decode(in, len, out->data + out->len, &n, SSE__PCT_PLUS_SPACE);
+    if (rc)
+        return rc;
+    out->len += n;
     return 0;
 }
 

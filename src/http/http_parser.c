@@ -1,5 +1,5 @@
 /*
- * http_parser.c: HTTP/1.1 request heads and chunked bodies (see http_parser.h).
+ * http_parser.c: HTTP/1.1 request heads, chunked bodies and percent-decoding (see http_parser.h).
  *
  * The scanner is the part that sees hostile input first: it is a byte-at-a-time state machine
  * that can stop at any byte and resume, and it checks every limit as the bytes arrive. The head
@@ -9,6 +9,7 @@
  */
 #include "http/http_parser.h"
 
+#include <sse/error.h>
 #include <string.h>
 
 /* RFC 9110 tchar: the characters allowed in methods and header names. */
@@ -442,25 +443,34 @@ int sse__http_chunked_decode(struct sse__http_chunked *c, char *body, size_t len
     return c->state == CH_DONE ? 1 : 0;
 }
 
-int sse__http_decode_path(const char *in, size_t len, char *out, size_t *out_len)
+int sse__http_pct_decode(const char *in, size_t len, char *out, size_t *out_len, int flags)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '%') {
-            if (len - i < 3)
-                return -400;
-            int hi = sse__hexval((unsigned char)in[i + 1]),
-                lo = sse__hexval((unsigned char)in[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -400;
+            int hi = len - i >= 3 ? sse__hexval((unsigned char)in[i + 1]) : -1;
+            int lo = len - i >= 3 ? sse__hexval((unsigned char)in[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return SSE_EINVAL;
             c = (unsigned char)(hi * 16 + lo);
             i += 2;
-        } else if (c == 0) {
-            return -400;
+        } else if (c == '+' && (flags & SSE__PCT_PLUS_SPACE)) {
+            c = ' ';
         }
+        if (c == 0 && (flags & SSE__PCT_NO_NUL))
+            return SSE_EINVAL;
         out[o++] = (char)c;
     }
+    *out_len = o;
+    return 0;
+}
+
+int sse__http_decode_path(const char *in, size_t len, char *out, size_t *out_len)
+{
+    size_t o;
+    if (sse__http_pct_decode(in, len, out, &o, SSE__PCT_NO_NUL))
+        return -400;
     out[o] = '\0';
     *out_len = o;
     return 0;

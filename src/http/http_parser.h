@@ -9,6 +9,8 @@
  *      buffer (no copy, no allocation per header) and checks the semantics that matter for
  *      framing: Content-Length, Transfer-Encoding, Connection, Host.
  *   3. sse__http_chunked_decode() decodes a chunked body in place, resumably.
+ * Beside them, the percent-decoder that paths (here) and forms (form.c) share; it reports
+ * SSE_EINVAL, as form decoding does, and the path decoder turns that into -400.
  * Errors are reported as the negated HTTP status to answer with (-400, -413, -414, -431, -501,
  * -505). The caller owns every buffer; nothing here keeps a pointer between calls.
  */
@@ -100,6 +102,21 @@ struct sse__http_chunked {
  */
 int sse__http_chunked_decode(struct sse__http_chunked *c, char *body, size_t len, size_t max_body,
                              size_t max_trailer);
+
+/* Flags of sse__http_pct_decode. */
+enum {
+    SSE__PCT_PLUS_SPACE = 1, /* '+' decodes to a space (application/x-www-form-urlencoded) */
+    SSE__PCT_NO_NUL = 2      /* a NUL byte, raw or as %00, is malformed (paths) */
+};
+
+/*
+ * The one percent-decoder: decode in[0..len) into out (room for len bytes; the output is never
+ * longer than the input), %XX to the byte XX (hex digits of either case). Not NUL-terminated.
+ * Returns 0 and *out_len the decoded length, or SSE_EINVAL for a malformed escape ('%' not
+ * followed by two hex digits) or a NUL refused by SSE__PCT_NO_NUL; then out holds the bytes
+ * decoded before the error and *out_len is not written.
+ */
+int sse__http_pct_decode(const char *in, size_t len, char *out, size_t *out_len, int flags);
 
 /*
  * Percent-decode a path into out (at least len + 1 bytes), NUL-terminated; *out_len gets the

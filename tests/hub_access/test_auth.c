@@ -2,20 +2,26 @@
  * test_auth.c: JWT verification: every algorithm (RSA and EC keys generated at test time with
  * OpenSSL), forged and wrong-key signatures, exp / nbf / leeway, alg none, algorithm confusion,
  * oversized and malformed tokens, draft-07 vs draft-08 claim shapes, iss / aud, the cache.
- * Tokens are signed here with OpenSSL directly, independently of the code under test.
+ * Tokens meant to be well signed come from src/hub/jws.c (the signer `ssehub token` uses).
+ * Forged and confused ones (wrong secret, another HMAC algorithm, a PEM public key as HMAC
+ * secret, a header that lies about the algorithm, alg none) are built here with OpenSSL's own
+ * base64 and HMAC, independently of the code under test.
  */
+#include "common/alloc.h"
 #include "harness/check.h"
 #include "harness/failalloc.h"
 #include "hub/auth.h"
+#include "hub/jws.h"
 #include "hub/selector.h"
 
-#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <sse/error.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NOW 1700000000LL
@@ -23,55 +29,18 @@
 
 static char *rsa_pub, *rsa_priv, *ec_pub, *ec_priv, *rsa2_pub;
 
-/* ---- helpers: base64url, signing ----------------------------------------------------- */
-
-static size_t b64url(const unsigned char *in, size_t n, char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = tbl[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = tbl[v & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static char *pem_of(EVP_PKEY *k, int priv)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    if (priv)
-        PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-    else
-        PEM_write_bio_PUBKEY(b, k);
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    char *s = malloc((size_t)n + 1);
-    memcpy(s, data, (size_t)n);
-    s[n] = '\0';
-    BIO_free(b);
-    return s;
-}
+/* ---- helpers: keys, signing, forging ------------------------------------------------- */
 
 static void make_keys(void)
 {
     if (rsa_pub)
         return;
     EVP_PKEY *r = EVP_RSA_gen(2048), *r2 = EVP_RSA_gen(2048), *e = EVP_EC_gen("P-256");
-    rsa_pub = pem_of(r, 0);
-    rsa_priv = pem_of(r, 1);
-    rsa2_pub = pem_of(r2, 0);
-    ec_pub = pem_of(e, 0);
-    ec_priv = pem_of(e, 1);
+    rsa_pub = sse__jws_pem(r, 0);
+    rsa_priv = sse__jws_pem(r, 1);
+    rsa2_pub = sse__jws_pem(r2, 0);
+    ec_pub = sse__jws_pem(e, 0);
+    ec_priv = sse__jws_pem(e, 1);
     EVP_PKEY_free(r);
     EVP_PKEY_free(r2);
     EVP_PKEY_free(e);
@@ -81,43 +50,46 @@ static void make_keys(void)
 static char *sign(const char *alg, const char *key, const char *header, const char *payload)
 {
     static char buf[65536];
-    size_t n = b64url((const unsigned char *)header, strlen(header), buf);
-    buf[n++] = '.';
-    n += b64url((const unsigned char *)payload, strlen(payload), buf + n);
-    const EVP_MD *md = strstr(alg, "384")   ? EVP_sha384()
-                       : strstr(alg, "512") ? EVP_sha512()
-                                            : EVP_sha256();
-    unsigned char sig[1024];
-    size_t sig_len = 0;
-    if (alg[0] == 'H') {
-        unsigned int l = 0;
-        HMAC(md, key, (int)strlen(key), (unsigned char *)buf, n, sig, &l);
-        sig_len = l;
-    } else if (alg[0] == 'R' || alg[0] == 'E') {
-        BIO *b = BIO_new_mem_buf(key, -1);
-        EVP_PKEY *pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-        BIO_free(b);
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        unsigned char der[512];
-        size_t der_len = sizeof(der);
-        EVP_DigestSignInit(ctx, NULL, md, NULL, pk);
-        EVP_DigestSign(ctx, der, &der_len, (unsigned char *)buf, n);
-        EVP_MD_CTX_free(ctx);
-        EVP_PKEY_free(pk);
-        if (alg[0] == 'R') {
-            memcpy(sig, der, der_len);
-            sig_len = der_len;
-        } else { /* JWS wants R || S, 32 bytes each for P-256 */
-            const unsigned char *p = der;
-            ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-            BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32);
-            BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32);
-            ECDSA_SIG_free(es);
-            sig_len = 64;
-        }
+    const char *why = NULL;
+    if (sse__jws_encode(buf, sizeof(buf), NULL, alg, key, header, strlen(header), payload,
+                        strlen(payload), &why)) {
+        fprintf(stderr, "test_auth: cannot sign a %s token: %s\n", alg, why);
+        abort(); /* every test below relies on its tokens */
     }
+    return strdup(buf);
+}
+
+/* Base64url without padding by way of OpenSSL's base64 (not jws.c's encoder); NUL-terminated. */
+static size_t b64url_ossl(const char *in, size_t n, char *out)
+{
+    int len = EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    for (int i = 0; i < len; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    out[len] = '\0';
+    return (size_t)len;
+}
+
+/*
+ * A forged or confused token, built without jws.c: header.payload with an HMAC signature by
+ * hs_alg's digest and secret, whatever the header claims and whatever the secret looks like
+ * (jws.c refuses a PEM text as an HMAC secret). Returns a malloc'd token.
+ */
+static char *forge(const char *hs_alg, const char *secret, const char *header, const char *payload)
+{
+    static char buf[65536];
+    size_t n = b64url_ossl(header, strlen(header), buf);
     buf[n++] = '.';
-    n += b64url(sig, sig_len, buf + n);
+    n += b64url_ossl(payload, strlen(payload), buf + n);
+    const EVP_MD *md = strstr(hs_alg, "384")   ? EVP_sha384()
+                       : strstr(hs_alg, "512") ? EVP_sha512()
+                                               : EVP_sha256();
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int l = 0;
+    HMAC(md, secret, (int)strlen(secret), (unsigned char *)buf, n, mac, &l);
+    buf[n++] = '.';
+    b64url_ossl((const char *)mac, l, buf + n);
     return strdup(buf);
 }
 
@@ -194,7 +166,7 @@ static int test_hs_algorithms(void)
         char hdr2[64];
         const char *other = algs[(i + 1) % 3];
         snprintf(hdr2, sizeof(hdr2), H_JWT, other);
-        char *tok2 = sign(other, SECRET, hdr2, fmt(P07, NOW + 60));
+        char *tok2 = forge(other, SECRET, hdr2, fmt(P07, NOW + 60));
         CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok2, NOW), SSE_EAUTH);
         CHECK_EQ_STR(last_why, "alg not allowed");
         free(tok);
@@ -273,17 +245,13 @@ static int test_rs_es_more(void)
     cfg.publisher_alg = "ES384"; /* a P-256 key does not fit ES384 */
     CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
     EVP_PKEY *small = EVP_RSA_gen(1024);
-    BIO *b = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(b, small);
-    char *d;
-    long n = BIO_get_mem_data(b, &d);
-    char *small_pem = strndup(d, (size_t)n);
-    BIO_free(b);
+    char *small_pem = sse__jws_pem(small, 0);
     EVP_PKEY_free(small);
+    CHECK(small_pem);
     cfg.publisher_key = small_pem;
     cfg.publisher_alg = "RS256"; /* RFC 7518: RSA keys of at least 2048 bits */
     CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
-    free(small_pem);
+    sse__free(small_pem);
     /* a private key where a public one is expected is refused too */
     cfg.publisher_key = rsa_priv;
     CHECK_EQ_INT(sse__auth_new(&a, &cfg), SSE_EINVAL);
@@ -324,7 +292,7 @@ static int test_bad_keys_config(void)
 static int test_forged_and_wrong_key(void)
 {
     struct sse__auth *a = new_auth(SECRET, "HS256", 0);
-    char *tok = sign("HS256", "another secret", fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
+    char *tok = forge("HS256", "another secret", fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
     CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok, NOW), SSE_EAUTH);
     CHECK_EQ_STR(last_why, "bad signature");
     free(tok);
@@ -407,9 +375,9 @@ static int test_alg_none(void)
                                  "{\"alg\":\"NONE\"}", "{\"typ\":\"JWT\"}", "{\"alg\":null}"};
     for (int i = 0; i < 5; i++) {
         char h[256], p[256], tok[600];
-        b64url((const unsigned char *)hdrs[i], strlen(hdrs[i]), h);
+        b64url_ossl(hdrs[i], strlen(hdrs[i]), h);
         const char *pl = "{\"mercure\":{\"publish\":[\"*\"]}}";
-        b64url((const unsigned char *)pl, strlen(pl), p);
+        b64url_ossl(pl, strlen(pl), p);
         snprintf(tok, sizeof(tok), "%s.%s.", h, p);
         CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, tok, NOW), SSE_EAUTH);
         /* with a signature attached too */
@@ -430,17 +398,17 @@ static int test_algorithm_confusion(void)
     make_keys();
     struct sse__auth *a = new_auth(rsa_pub, "RS256", 0);
     CHECK(a);
-    char *t = sign("HS256", rsa_pub, fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
+    char *t = forge("HS256", rsa_pub, fmt(H_JWT, "HS256"), fmt(P07, NOW + 60));
     CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
     CHECK_EQ_STR(last_why, "alg not allowed");
     free(t);
     /* even if the header lies ("RS256") over an HMAC signature */
-    t = sign("HS256", rsa_pub, fmt(H_JWT, "RS256"), fmt(P07, NOW + 60));
+    t = forge("HS256", rsa_pub, fmt(H_JWT, "RS256"), fmt(P07, NOW + 60));
     CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
     CHECK_EQ_STR(last_why, "bad signature");
     free(t);
     sse__auth_free(a);
-    /* and the other way round: HS256 configured, an RS256 token */
+    /* and the other way round: HS256 configured, a well-signed RS256 token */
     a = new_auth(SECRET, "HS256", 0);
     t = sign("RS256", rsa_priv, fmt(H_JWT, "RS256"), fmt(P07, NOW + 60));
     CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
@@ -837,11 +805,11 @@ static int test_alloc_failures(void)
 
 static int cleanup(void)
 {
-    free(rsa_pub);
-    free(rsa_priv);
-    free(rsa2_pub);
-    free(ec_pub);
-    free(ec_priv);
+    sse__free(rsa_pub);
+    sse__free(rsa_priv);
+    sse__free(rsa2_pub);
+    sse__free(ec_pub);
+    sse__free(ec_priv);
     return 0;
 }
 

@@ -4,16 +4,19 @@
  * request it sends (method, path, bearer token, form fields) and its exit codes.
  * The binary is $SSEHUB (set by CTest); every wait is bounded by poll timeouts.
  */
+#include "common/alloc.h"
 #include "harness/check.h"
 #include "hub/auth.h"
+#include "hub/jws.h"
 #include "hub/selector.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <poll.h>
 #include <signal.h>
 #include <sse/error.h>
@@ -234,20 +237,6 @@ static int write_file(const char *path, const char *text)
     return fclose(f);
 }
 
-static char *pem(EVP_PKEY *k, int priv)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    if (priv)
-        PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-    else
-        PEM_write_bio_PUBKEY(b, k);
-    char *d;
-    long n = BIO_get_mem_data(b, &d);
-    char *s = strndup(d, (size_t)n);
-    BIO_free(b);
-    return s;
-}
-
 static int test_token_rs_es(void)
 {
     char dir[] = "/tmp/ssehub-keys-XXXXXX";
@@ -256,7 +245,8 @@ static int test_token_rs_es(void)
     const char *algs[2] = {"RS256", "ES256"};
     for (int i = 0; i < 2; i++) {
         char path[128], out[16384];
-        char *priv = pem(keys[i], 1), *pub = pem(keys[i], 0);
+        char *priv = sse__jws_pem(keys[i], 1), *pub = sse__jws_pem(keys[i], 0);
+        CHECK(priv && pub);
         snprintf(path, sizeof(path), "%s/key%d.pem", dir, i);
         CHECK_EQ_INT(write_file(path, priv), 0);
         struct sse__auth *a = auth_for(pub, algs[i]);
@@ -280,8 +270,8 @@ static int test_token_rs_es(void)
         }
         sse__auth_free(a);
         unlink(path);
-        free(priv);
-        free(pub);
+        sse__free(priv);
+        sse__free(pub);
         EVP_PKEY_free(keys[i]);
     }
     rmdir(dir);
