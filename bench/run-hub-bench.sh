@@ -7,9 +7,11 @@
 #      deliveries/s and p50/p99 at each rate;
 #   2. 1,000 topics x 10 subscribers at 2,000 messages/s, REPEAT (3) runs per server,
 #      alternating: p50/p99/p999;
-#   3. idle memory per subscriber at MEM_SIZES (default 10000 19000 50000 100000). The hub is
-#      one process and one process may hold at most `ulimit -Hn` (20,000 here) descriptors, so
-#      its sizes above that are skipped and reported as such; nginx gets ceil(N/15000) workers.
+#   3. idle memory per subscriber at MEM_SIZES (default 10000 19000 50000 100000). One process
+#      may hold at most `ulimit -Hn` (20,000 here) descriptors, so both servers get
+#      ceil(N/15000) worker processes (`ssehub serve --workers`, nginx `worker_processes`) and
+#      the memory is summed over all their processes (the hub's master included). The rate runs
+#      use one hub process and one nginx worker.
 # Builds Release in build-load/ (BUILD=...), writes JSON reports and summary.md to OUT
 # (default /tmp/ssehub-hub-bench). Bounded: about 8 minutes.
 set -euo pipefail
@@ -34,10 +36,15 @@ HARD=$(ulimit -Hn)
 ulimit -n "$HARD"
 
 # The server under test stays up for a series of runs: up_<t> N / run_<t> ARGS / down_<t>.
-up_hub() { start_hub; }
+HUB_HAS_WORKERS=$("$SSEHUB" serve --help 2>&1 | grep -c -- --workers || true)
+up_hub() {
+    local w
+    w=$(ceil_div "$1" 15000)
+    if [ "$w" -gt 1 ]; then start_hub --workers "$w"; else start_hub; fi
+}
 run_hub() {
     "$SSEHUB" bench --json --target mercure --url "http://127.0.0.1:$HUB_PORT/.well-known/mercure" \
-        --token "$HUB_TOKEN" --server-pid "$HUB_PID" "$@"
+        --token "$HUB_TOKEN" --server-pid "$HUB_PIDS" "$@"
 }
 down_hub() { stop_pid "$HUB_PID"; }
 up_nchan() { start_nchan "$(ceil_div "$1" 15000)"; }
@@ -87,7 +94,7 @@ done
 for t in $TARGETS; do "down_$t"; done
 for n in $MEM_SIZES; do
     for t in $TARGETS; do
-        if [ "$t" = hub ] && [ $((n + 100)) -gt "$HARD" ]; then
+        if [ "$t" = hub ] && [ "$HUB_HAS_WORKERS" = 0 ] && [ $((n + 100)) -gt "$HARD" ]; then
             echo "skip: hub memory at $n (one process, RLIMIT_NOFILE hard limit $HARD)" >&2
             continue
         fi
@@ -133,8 +140,8 @@ for t in ("hub", "nchan"):
             100.0 * d["deliveries"] / max(1, d["deliveries_expected"]),
             l["p50"], l["p99"], l["p999"], l["max"], 100 * d["server_cpu_util"], cpu_per(d)))
 print("\n### Idle memory per subscriber (server PSS growth / open streams)\n")
-print("| subscribers | ssehub serve B/sub (PSS) | RSS | connect/s | nginx+nchan B/sub (PSS) | RSS | connect/s | nchan / ssehub |")
-print("|---|---|---|---|---|---|---|---|")
+print("| subscribers | processes | ssehub serve B/sub (PSS) | RSS | connect/s | nginx+nchan B/sub (PSS) | RSS | connect/s | nchan / ssehub |")
+print("|---|---|---|---|---|---|---|---|---|")
 sizes = sorted({int(os.path.basename(p)[:-5].split("-")[2]) for p in glob.glob(os.path.join(out, "mem-*.json"))})
 for n in sizes:
     h, c = load(os.path.join(out, "mem-hub-%d.json" % n)), load(os.path.join(out, "mem-nchan-%d.json" % n))
@@ -142,5 +149,7 @@ for n in sizes:
         if not d: return ["n/a (one process cannot hold %d sockets here)" % n, "", ""]
         return ["%.0f (%d open)" % (d["server_pss_per_sub_bytes"], d["connected"]), "%.0f" % d["server_rss_per_sub_bytes"], "%.0f" % d["connect_rate"]]
     ratio = "%.1f" % (c["server_pss_per_sub_bytes"] / h["server_pss_per_sub_bytes"]) if h and c and h["server_pss_per_sub_bytes"] > 0 else "n/a"
-    print("| %d | %s | %s |" % (n, " | ".join(cells(h) + cells(c)), ratio))
+    w = (n + 14999) // 15000
+    procs = "hub %d%s, nginx %d" % (w, " + master" if w > 1 else "", w)
+    print("| %d | %s | %s | %s |" % (n, procs, " | ".join(cells(h) + cells(c)), ratio))
 PY

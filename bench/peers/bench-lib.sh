@@ -66,7 +66,8 @@ v=v[sys.argv[3]] if len(sys.argv)>3 else v
 print(v)' "$@"
 }
 
-# start_hub -> sets HUB_PORT HUB_PID HUB_TOKEN (publisher token); key in HUB_KEY
+# start_hub [serve options] -> sets HUB_PORT HUB_PID HUB_PIDS (the serve process and its worker
+# processes, comma-separated) HUB_TOKEN (publisher token); key in HUB_KEY
 HUB_KEY=${HUB_KEY:-bench-key-0123456789abcdef0123456789abcdef}
 start_hub() {
     local fifo line
@@ -83,4 +84,8 @@ start_hub() {
     HUB_PORT=${line##*:}
     HUB_PORT=${HUB_PORT%%/*}
     HUB_TOKEN=$("$SSEHUB" token --publish '*' --key "$HUB_KEY" --exp 86400)
+    case " $* " in *" --workers "*) sleep 1 ;; esac
+    HUB_PIDS=$HUB_PID
+    local k
+    for k in $(pgrep -P "$HUB_PID" || true); do HUB_PIDS="$HUB_PIDS,$k"; done
 }
