@@ -466,7 +466,8 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     mc.max_message = bus_max(c);
     mc.history_count = c->history_count;
     mc.history_bytes = c->history_bytes ? c->history_bytes : (16u << 20);
-    mc.queue_max = mc.history_bytes + (64u << 20) + 4 * mc.max_message;
+    /* A new worker is handed the whole history at once: the bound is above it. */
+    mc.queue_max = mc.history_bytes + 16 * mc.max_message + (8u << 20);
     mc.log = master_log;
     mc.log_data = sv;
     mc.on_ready = master_ready;

@@ -11,6 +11,7 @@ receiving, new subscriptions work and the restarted worker replays the history i
 SIGTERM to the master: every process exits, the master with 0.
 Usage: test_workers.py PATH/TO/ssehub
 """
+import http.client
 import os
 import re
 import signal
@@ -35,10 +36,11 @@ def check(cond, what):
 
 
 class Hub:
-    def __init__(self, n):
+    def __init__(self, n, extra=()):
         self.p = subprocess.Popen(
             [SSEHUB, "serve", "--workers", str(n), "--listen", "127.0.0.1:0", "--dev",
-             "--heartbeat", "0", "--history-count", "200", "--shutdown-timeout", "1s"],
+             "--heartbeat", "0", "--history-count", "200", "--shutdown-timeout", "1s"]
+            + list(extra),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.err = []
         self.lock = threading.Lock()
@@ -159,14 +161,20 @@ def metrics_workers(hub):
 
 
 def main():
-    hub = Hub(3)
+    ok = with_hub(Hub(3), run)
+    ok &= with_hub(Hub(2, ["--max-update", "16K", "--history-bytes", "256K"]), run_stuck)
+    print("%d passed, %d failed" % (PASSED[0], len(FAILED)))
+    return 1 if FAILED or not ok else 0
+
+
+def with_hub(hub, fn):
     check(hub.port and hub.pub, "the master prints the port and the dev tokens")
     if not hub.port:
         print("".join(hub.log()))
         hub.p.kill()
-        return 1
+        return False
     try:
-        run(hub)
+        fn(hub)
     finally:
         if hub.p.poll() is None:
             hub.p.send_signal(signal.SIGTERM)
@@ -179,13 +187,63 @@ def main():
         time.sleep(0.3)
         for k in range(3):
             pid = hub.worker_pid(k)
+            if pid is None:
+                continue
             alive = pid is not None and os.path.exists("/proc/%d" % pid) and \
                 "zombie" not in open("/proc/%d/status" % pid).read()
             check(not alive, "worker %d exited after SIGTERM" % k)
         bad = [l for l in hub.log() if "Sanitizer" in l or "runtime error" in l]
         check(not bad, "no sanitizer report: " + "".join(bad[:20]))
-    print("%d passed, %d failed" % (PASSED[0], len(FAILED)))
-    return 1 if FAILED else 0
+    return True
+
+
+def run_stuck(hub):
+    """A worker that does not drain its pipe (SIGSTOP) is killed and restarted by the master,
+    whose queue to it stays bounded; the other worker keeps answering publishes."""
+    victim = 1
+    pid = hub.worker_pid(victim)
+    os.kill(pid, signal.SIGSTOP)
+    conn = None
+    for _ in range(50):  # a keep-alive connection on the worker that still runs
+        c = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=2)
+        try:
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+        except (OSError, http.client.HTTPException):
+            c.close()
+            continue
+        if 'worker="%d"' % victim not in text:
+            conn = c
+            break
+        c.close()
+    check(conn is not None, "a connection on the running worker")
+    if conn is None:
+        os.kill(pid, signal.SIGCONT)
+        return
+    body = "topic=/s&data=" + "x" * 15000
+    hdrs = {"Authorization": "Bearer " + hub.pub,
+            "Content-Type": "application/x-www-form-urlencoded"}
+    ok = 0
+    killed = False
+    for i in range(3000):
+        conn.request("POST", "/.well-known/mercure", body=body, headers=hdrs)
+        r = conn.getresponse()
+        r.read()
+        ok += r.status == 200
+        if i % 50 == 0 and any("does not drain its pipe" in l for l in hub.log()):
+            killed = True
+            break
+    conn.close()
+    check(killed, "the master killed the worker that does not drain (after %d updates)" % ok)
+    check(ok > 0 and ok * 15000 < 64 << 20, "the bound is reached after %d updates (%d MB)"
+          % (ok, ok * 15000 >> 20))
+    deadline = time.time() + 10
+    while time.time() < deadline and hub.worker_pid(victim) == pid:
+        time.sleep(0.1)
+    npid = hub.worker_pid(victim)
+    check(npid and npid != pid, "the stuck worker was restarted (%s -> %s)" % (pid, npid))
+    st, _ = publish(hub, "after", topic="/s")
+    check(st == 200, "publishing works after the restart")
 
 
 def run(hub):
