@@ -330,7 +330,12 @@ static int spawn(struct master *m, int k, const sigset_t *oldmask, int *child_fd
         master_free(m);
         close(m->reserve_fd);
         setpgid(0, 0); /* a terminal's Ctrl-C reaches the master only, which forwards it */
-        sigprocmask(SIG_SETMASK, oldmask, NULL);
+        /* SIGINT/SIGTERM stay blocked until the worker's handlers are installed: a stop asked
+           while it starts is then a graceful one, not a death by signal. */
+        sigset_t cm = *oldmask;
+        sigaddset(&cm, SIGINT);
+        sigaddset(&cm, SIGTERM);
+        sigprocmask(SIG_SETMASK, &cm, NULL);
         *child_fd = sv[1];
         return 1;
     }

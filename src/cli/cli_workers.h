@@ -34,8 +34,8 @@ int sse_cli_master_reserve(const char *host, int port, int *real_port, char *err
  * Run the master: fork the workers, relay, restart, stop on SIGINT/SIGTERM. Returns in two ways:
  * in the master, when everything has stopped: 0 and *worker_index = -1, *exit_code set; in a
  * freshly forked worker: 0, *worker_index = K (0-based) and *worker_fd = its end of the pipe
- * (the master's state already released in that process; the caller runs the worker and exits
- * with its status). reserve_fd is closed in the workers. Returns -1 if the master cannot start.
+ * (the master's state already released in that process; SIGINT and SIGTERM blocked: unblock
+ * them once the handlers are installed; the caller runs the worker and exits with its status). reserve_fd is closed in the workers. Returns -1 if the master cannot start.
  */
 int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, int *worker_index,
                        int *worker_fd, int *exit_code);

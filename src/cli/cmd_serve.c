@@ -398,6 +398,13 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     uv_signal_start(&sv->sigint, on_signal, SIGINT);
     uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
+    if (worker >= 0) { /* blocked since the fork (cli_workers.h): now they stop us gracefully */
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGTERM);
+        sigprocmask(SIG_UNBLOCK, &ss, NULL);
+    }
     if (c->demo && worker <= 0) { /* one clock, on worker 0, goes through the bus */
         uv_timer_init(&sv->loop, &sv->demo);
         sv->demo.data = sv;

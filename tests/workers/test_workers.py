@@ -184,6 +184,8 @@ def with_hub(hub, fn):
                 hub.p.kill()
                 code = "timeout"
             check(code == 0, "SIGTERM: the master exits 0 (got %s)" % code)
+            if code != 0:
+                print("".join(hub.log()[-30:]))
         time.sleep(0.3)
         for k in range(3):
             pid = hub.worker_pid(k)
