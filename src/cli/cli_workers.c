@@ -66,15 +66,15 @@ struct qitem {
 };
 
 struct wk {
-    pid_t pid;          /* 0: not running */
-    int fd;             /* -1: none */
+    pid_t pid; /* 0: not running */
+    int fd;    /* -1: none */
     int ready, exited_status;
-    unsigned char *in;  /* read buffer (max frame) */
+    unsigned char *in; /* read buffer (max frame) */
     size_t in_len;
     struct qitem *qhead, *qtail;
-    size_t qoff;        /* bytes of the head item already written */
+    size_t qoff; /* bytes of the head item already written */
     size_t qbytes;
-    long long restart_at; /* 0: none scheduled */
+    long long restart_at;             /* 0: none scheduled */
     long long restarts[MAX_RESTARTS]; /* times of the recent restarts (ring) */
     unsigned n_restarts;
 };
@@ -521,8 +521,7 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
         int n = 0;
         pf[n++] = (struct pollfd){m.sfd, POLLIN, 0};
         for (int k = 0; k < mc->n_workers; k++)
-            pf[n++] = (struct pollfd){m.w[k].fd, (short)(POLLIN | (m.w[k].qhead ? POLLOUT : 0)),
-                                      0};
+            pf[n++] = (struct pollfd){m.w[k].fd, (short)(POLLIN | (m.w[k].qhead ? POLLOUT : 0)), 0};
         int pr = poll(pf, (nfds_t)n, (int)timeout);
         if (pr < 0 && errno != EINTR)
             break;

@@ -18,7 +18,7 @@ struct sse_cli_master_config {
     size_t max_message;   /* largest bus message (sse_hub_bus_max_message) */
     size_t history_count; /* master's copy of the history, handed to a (re)started worker */
     size_t history_bytes;
-    size_t queue_max;     /* bytes queued to one worker before it is restarted */
+    size_t queue_max; /* bytes queued to one worker before it is restarted */
     void (*log)(void *ud, int level, const char *line);
     void *log_data;
     /* Called once, in the master, when every worker listens (print the banner). */
@@ -35,7 +35,8 @@ int sse_cli_master_reserve(const char *host, int port, int *real_port, char *err
  * in the master, when everything has stopped: 0 and *worker_index = -1, *exit_code set; in a
  * freshly forked worker: 0, *worker_index = K (0-based) and *worker_fd = its end of the pipe
  * (the master's state already released in that process; SIGINT and SIGTERM blocked: unblock
- * them once the handlers are installed; the caller runs the worker and exits with its status). reserve_fd is closed in the workers. Returns -1 if the master cannot start.
+ * them once the handlers are installed; the caller runs the worker and exits with its status).
+ * reserve_fd is closed in the workers. Returns -1 if the master cannot start.
  */
 int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, int *worker_index,
                        int *worker_fd, int *exit_code);

@@ -219,7 +219,6 @@ static int random_key(char out[65])
     return 0;
 }
 
-
 /* The default resource identifier (draft-08 "aud") and the development tokens, once the real
  * port is known. 0 or -1 (message printed). */
 static int identity(struct serve *sv, const char *host, int real_port, int drafts)
@@ -321,8 +320,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     } else {
         /* Listen first: the real port gives the default resource identifier (draft-08 "aud"). */
         if ((rc = sse_server_listen(sv->server, host, port))) {
-            fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
-                    sse_strerror(rc));
+            fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen, sse_strerror(rc));
             goto out_server;
         }
         real_port = sse_server_port(sv->server);
@@ -380,8 +378,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             goto out_hub;
         }
         if ((rc = sse_server_listen(sv->server, host, port))) {
-            fprintf(stderr, "ssehub serve: worker %d cannot listen on %s: %s\n", worker,
-                    c->listen, sse_strerror(rc));
+            fprintf(stderr, "ssehub serve: worker %d cannot listen on %s: %s\n", worker, c->listen,
+                    sse_strerror(rc));
             goto out_hub;
         }
         if ((rc = sse_cli_worker_start(sv->wk, &sv->loop, sv->hub, master_lost, sv))) {

@@ -256,15 +256,9 @@ int sse_hub_bus_receive(sse_hub *h, const void *msg, size_t len)
         type[type_len] = '\0';
         off += type_len;
     }
-    struct sse__hub_pub p = {topics,
-                             nt,
-                             (const char *)m + off,
-                             data_len,
-                             (flags & F_HAS_DATA) != 0,
-                             id,
-                             type,
-                             retry,
-                             flags & F_PRIVATE};
+    struct sse__hub_pub p = {
+        topics, nt,    (const char *)m + off, data_len, (flags & F_HAS_DATA) != 0, id,
+        type,   retry, flags & F_PRIVATE};
     rc = sse__hub_apply(h, &p, time_ms, !(flags & F_HISTORY), NULL);
     if (!rc && origin == h->bus_origin && token && !(flags & F_HISTORY))
         answer_pending(h, token, id, id_len);
