@@ -1,8 +1,9 @@
 /*
  * test_bench_smoke.c: runs `ssehub bench` (path in $SSEHUB) for about two seconds with 50
- * subscribers against $SSE_BINARY_DIR/bench/bench_broadcast_server and checks its JSON report:
- * every stream opened, deliveries arrived and all of them were counted, no errors. Then the
- * same against a port nobody listens on, which must report failures. Speed is not checked.
+ * subscribers against $SSE_BINARY_DIR/bench/bench_broadcast_server, then against the hub
+ * (`ssehub serve`, 5 topics, a publisher token from `ssehub token`), and checks each JSON
+ * report: every stream opened, deliveries arrived and all of them were counted, no errors. Then
+ * against a port nobody listens on, which must report failures. Speed is not checked.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -48,13 +49,60 @@ static int start_server(pid_t *pid, int *port)
     return 0;
 }
 
+/*
+ * Start `ssehub serve` on an ephemeral port with key; *pid, *port and *out (its output, to be
+ * closed once it has stopped, so that it never writes to a closed pipe) on success; 0 or -1.
+ */
+static int start_hub(const char *key, pid_t *pid, int *port, FILE **out)
+{
+    const char *ssehub = getenv("SSEHUB");
+    int fds[2];
+    if (!ssehub || pipe(fds) < 0)
+        return -1;
+    pid_t p = fork();
+    if (p < 0)
+        return -1;
+    if (p == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        execl(ssehub, ssehub, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key", key,
+              "--anonymous", "--heartbeat", "0", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[512];
+    int found = 0;
+    /* "listening on http://127.0.0.1:PORT/" among the first lines it prints */
+    for (int i = 0; f && i < 20 && fgets(line, sizeof(line), f); i++) {
+        char *u = strstr(line, "listening on http://127.0.0.1:");
+        if (u) {
+            *port = (int)strtol(u + strlen("listening on http://127.0.0.1:"), NULL, 10);
+            found = *port > 0;
+            break;
+        }
+    }
+    if (!found) {
+        kill(p, SIGKILL);
+        waitpid(p, NULL, 0);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    *pid = p;
+    *out = f;
+    return 0;
+}
+
 /* Run ssehub bench with args, capture stdout into out; returns the exit status or -1. */
 static int run_bench(const char *args, char *out, size_t cap)
 {
     const char *ssehub = getenv("SSEHUB");
     if (!ssehub)
         return -1;
-    char cmd[1024];
+    char cmd[8192];
     snprintf(cmd, sizeof(cmd), "'%s' bench --json %s 2>/dev/null", ssehub, args);
     FILE *f = popen(cmd, "r");
     if (!f)
@@ -105,6 +153,44 @@ static int test_broadcast(void)
     return 0;
 }
 
+static int test_hub(void)
+{
+    const char *key = "bench-smoke-key-0123456789abcdef0123456789";
+    char cmd[512], token[2048] = "";
+    snprintf(cmd, sizeof(cmd), "'%s' token --publish '*' --key %s", getenv("SSEHUB"), key);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL);
+    CHECK(fgets(token, sizeof(token), f) != NULL);
+    pclose(f);
+    token[strcspn(token, "\r\n")] = '\0';
+    CHECK(strlen(token) > 20);
+    pid_t pid;
+    int port;
+    FILE *hub_out;
+    CHECK(start_hub(key, &pid, &port, &hub_out) == 0);
+    char args[4096], out[8192];
+    snprintf(args, sizeof(args),
+             "--target mercure --url http://127.0.0.1:%d/.well-known/mercure --token %s "
+             "-n 50 -t 5 -r 20 -d 2 --warmup 0.5 --drain 2 --server-pid %d --idle 0.2",
+             port, token, (int)pid);
+    int rc = run_bench(args, out, sizeof(out));
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    fclose(hub_out);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_EQ_INT(json_num(out, "connected"), 50);
+    CHECK_EQ_INT(json_num(out, "publish_errors"), 0);
+    CHECK(json_num(out, "published_measured") >= 20);
+    CHECK(json_num(out, "deliveries") > 0);
+    CHECK_EQ_INT(json_num(out, "deliveries"), json_num(out, "deliveries_expected"));
+    CHECK_EQ_INT(json_num(out, "errors"), 0);
+    return 0;
+}
+
 static int test_nobody_listening(void)
 {
     /* Bind a port, close it: nothing listens there for the run's short duration. */
@@ -136,4 +222,5 @@ static int test_setup(void)
     return 0;
 }
 
-CHECK_MAIN(CHECK_TEST(test_setup), CHECK_TEST(test_broadcast), CHECK_TEST(test_nobody_listening))
+CHECK_MAIN(CHECK_TEST(test_setup), CHECK_TEST(test_broadcast), CHECK_TEST(test_hub),
+           CHECK_TEST(test_nobody_listening))
