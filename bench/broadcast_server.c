@@ -12,16 +12,15 @@
  * library: a benchmark program (bench/CMakeLists.txt builds every bench/<name>.c).
  */
 #include <errno.h>
+#include <sse/buf.h>
+#include <sse/format.h>
+#include <sse/server.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <uv.h>
-
-#include <sse/buf.h>
-#include <sse/format.h>
-#include <sse/server.h>
 
 struct app {
     uv_loop_t *loop;

@@ -31,35 +31,35 @@ struct bench_hist {
 
 /* A parsed http:// URL with its resolved address. */
 struct bench_url {
-    char host[256];    /* as written, without brackets */
+    char host[256]; /* as written, without brackets */
     int port;
-    char path[1024];   /* "/..." without the query */
-    char query[1024];  /* after '?', or "" */
+    char path[1024];  /* "/..." without the query */
+    char query[1024]; /* after '?', or "" */
     struct sockaddr_storage addr;
 };
 
 struct bench_config {
-    int target;              /* enum bench_target */
-    struct bench_url sub;    /* where subscribers connect */
-    struct bench_url pub;    /* where the publisher posts */
-    const char *token;       /* Bearer token for publishing (mercure), or NULL */
-    const char *sub_token;   /* Bearer token for subscribing, or NULL */
+    int target;            /* enum bench_target */
+    struct bench_url sub;  /* where subscribers connect */
+    struct bench_url pub;  /* where the publisher posts */
+    const char *token;     /* Bearer token for publishing (mercure), or NULL */
+    const char *sub_token; /* Bearer token for subscribing, or NULL */
     const char *topic_prefix;
-    unsigned subscribers;    /* N */
-    unsigned topics;         /* T */
-    double rate;             /* R messages per second, all topics together */
-    double duration;         /* measured seconds of publishing */
-    double warmup;           /* seconds of publishing before measuring */
-    double idle;             /* seconds to wait idle before reading server memory */
-    double connect_timeout;  /* seconds allowed for all subscribers to connect */
-    double drain;            /* seconds to wait for late deliveries after the last publish */
-    unsigned sources;        /* source addresses 127.0.0.1 .. 127.0.0.<sources> */
-    unsigned procs;          /* subscriber processes */
-    unsigned concurrency;    /* connects in flight per process */
-    unsigned pub_conns;      /* publisher keep-alive connections */
-    unsigned payload;        /* data bytes per message (at least the ts/seq fields) */
-    unsigned max_track;      /* messages tracked one by one (fan-out completion) */
-    int use_parser;          /* 1: the project's parser per stream; 0: the data: scanner */
+    unsigned subscribers;   /* N */
+    unsigned topics;        /* T */
+    double rate;            /* R messages per second, all topics together */
+    double duration;        /* measured seconds of publishing */
+    double warmup;          /* seconds of publishing before measuring */
+    double idle;            /* seconds to wait idle before reading server memory */
+    double connect_timeout; /* seconds allowed for all subscribers to connect */
+    double drain;           /* seconds to wait for late deliveries after the last publish */
+    unsigned sources;       /* source addresses 127.0.0.1 .. 127.0.0.<sources> */
+    unsigned procs;         /* subscriber processes */
+    unsigned concurrency;   /* connects in flight per process */
+    unsigned pub_conns;     /* publisher keep-alive connections */
+    unsigned payload;       /* data bytes per message (at least the ts/seq fields) */
+    unsigned max_track;     /* messages tracked one by one (fan-out completion) */
+    int use_parser;         /* 1: the project's parser per stream; 0: the data: scanner */
 };
 
 /* Counters of one subscriber process, in shared memory; written only by that process. */
@@ -86,24 +86,24 @@ struct bench_seq {
 
 /* The shared-memory area (MAP_SHARED, created before fork). */
 struct bench_shared {
-    int phase;                 /* enum bench_phase, written by the parent */
+    int phase; /* enum bench_phase, written by the parent */
     unsigned nprocs;
     struct bench_child child[BENCH_MAX_PROCS];
-    struct bench_seq seq[];    /* config.max_track entries */
+    struct bench_seq seq[]; /* config.max_track entries */
 };
 
 /* Publisher results (parent process only). */
 struct bench_pub_stats {
-    uint64_t sent;          /* requests written */
-    uint64_t measured;      /* of which after warm-up */
-    uint64_t ok;            /* 2xx answers */
-    uint64_t errors;        /* non-2xx answers, connection errors */
-    uint64_t behind;        /* times a message was due and no connection was free */
-    uint64_t first_status;  /* first non-2xx status or negative libuv code */
+    uint64_t sent;         /* requests written */
+    uint64_t measured;     /* of which after warm-up */
+    uint64_t ok;           /* 2xx answers */
+    uint64_t errors;       /* non-2xx answers, connection errors */
+    uint64_t behind;       /* times a message was due and no connection was free */
+    uint64_t first_status; /* first non-2xx status or negative libuv code */
     uint64_t first_measured_seq;
-    uint64_t end_seq;       /* one past the last sequence number sent */
-    double seconds;         /* measured publishing time */
-    struct bench_hist rtt;  /* POST round trip, measured messages */
+    uint64_t end_seq;      /* one past the last sequence number sent */
+    double seconds;        /* measured publishing time */
+    struct bench_hist rtt; /* POST round trip, measured messages */
 };
 
 /* Incremental decoder of a chunked HTTP body. */

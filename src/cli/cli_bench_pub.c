@@ -8,14 +8,14 @@
  * and the "behind" counter says so. After the last message it waits for the answers and for the
  * subscribers' deliveries to settle (bounded by --drain).
  */
+#include "cli_bench.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <uv.h>
-
-#include "cli_bench.h"
 
 #define PUB_HDR_MAX 8192
 
@@ -29,9 +29,9 @@ struct pub_conn {
     uv_write_t wreq;
     struct pub_ctx *x;
     int state;
-    char *req;          /* the request being sent */
+    char *req; /* the request being sent */
     size_t req_cap;
-    uint64_t sent_ns;   /* CLOCK_MONOTONIC at the write */
+    uint64_t sent_ns; /* CLOCK_MONOTONIC at the write */
     int measured;
     /* response */
     char hdr[PUB_HDR_MAX + 1];
@@ -55,7 +55,7 @@ struct pub_ctx {
     uint64_t start_ns, end_pub_ns, meas_start_ns, drain_until_ns, last_progress_ns;
     uint64_t last_events;
     uint64_t seq;
-    uint64_t expected;   /* deliveries expected for measured messages */
+    uint64_t expected; /* deliveries expected for measured messages */
     int publishing;
     int stopping;
     char rbuf[65536];
@@ -221,8 +221,8 @@ static void pc_connect(struct pub_conn *p)
     p->creq.data = p;
     p->state = PC_CONNECTING;
     uv_tcp_nodelay(&p->tcp, 1);
-    int r = uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&x->c->pub.addr,
-                           on_pc_connect);
+    int r =
+        uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&x->c->pub.addr, on_pc_connect);
     if (r < 0) {
         note(x, r);
         p->state = PC_CLOSING;
@@ -310,13 +310,13 @@ static int pc_send(struct pub_conn *p, uint64_t seq, int warm)
         blen = (size_t)dl;
         ctype = "text/plain";
     }
-    int hl = snprintf(p->req, p->req_cap,
-                      "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nContent-Type: %s\r\n"
-                      "Content-Length: %zu\r\n%s%s%s\r\n",
-                      target, strchr(u->host, ':') ? "[" : "", u->host,
-                      strchr(u->host, ':') ? "]" : "", u->port, ctype, blen,
-                      c->token ? "Authorization: Bearer " : "", c->token ? c->token : "",
-                      c->token ? "\r\n" : "");
+    int hl =
+        snprintf(p->req, p->req_cap,
+                 "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nContent-Type: %s\r\n"
+                 "Content-Length: %zu\r\n%s%s%s\r\n",
+                 target, strchr(u->host, ':') ? "[" : "", u->host, strchr(u->host, ':') ? "]" : "",
+                 u->port, ctype, blen, c->token ? "Authorization: Bearer " : "",
+                 c->token ? c->token : "", c->token ? "\r\n" : "");
     if (hl < 0 || (size_t)hl + blen > p->req_cap) {
         free(form);
         return -E2BIG;
@@ -364,8 +364,7 @@ static void on_pub_tick(uv_timer_t *t)
             x->st->seconds = x->st->measured ? (double)(now - x->meas_start_ns) / 1e9 : 0;
             /* The last message goes out at its due time: count up to a full period after it. */
             if (x->seq >= total && x->st->measured)
-                x->st->seconds = (double)x->st->measured / c->rate >
-                                         x->st->seconds
+                x->st->seconds = (double)x->st->measured / c->rate > x->st->seconds
                                      ? (double)x->st->measured / c->rate
                                      : x->st->seconds;
             x->st->end_seq = x->seq;
@@ -424,8 +423,7 @@ static void on_pub_tick(uv_timer_t *t)
     }
 }
 
-int bench_pub_run(const struct bench_config *c, struct bench_shared *sh,
-                  struct bench_pub_stats *st)
+int bench_pub_run(const struct bench_config *c, struct bench_shared *sh, struct bench_pub_stats *st)
 {
     int r;
     struct pub_ctx *x = calloc(1, sizeof(*x));

@@ -12,18 +12,17 @@
  * buffer per stream; a cross-check of the parser). Results go to the shared-memory area the
  * parent reads.
  */
+#include "cli_bench.h"
+
 #include <errno.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
+#include <sse/format.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <uv.h>
-
-#include <sse/format.h>
-
-#include "cli_bench.h"
 
 #define SUB_HDR_MAX 8192
 
@@ -36,16 +35,16 @@ struct sub_ctx;
 struct sub {
     uv_tcp_t tcp;
     struct sub_ctx *ctx;
-    char *hdr;            /* response header bytes while they arrive, then NULL */
-    sse_parser *parser;   /* NULL with --parser scan */
+    char *hdr;          /* response header bytes while they arrive, then NULL */
+    sse_parser *parser; /* NULL with --parser scan */
     uint32_t topic;
     uint16_t hdr_len;
-    uint8_t state;        /* SUB_* */
-    uint8_t body;         /* BODY_* */
+    uint8_t state; /* SUB_* */
+    uint8_t body;  /* BODY_* */
     struct bench_chunked ch;
     /* event-stream scanner */
-    uint8_t ls;           /* LS_* */
-    uint8_t name_pos;     /* bytes of "data" matched; 0xff = another field */
+    uint8_t ls;       /* LS_* */
+    uint8_t name_pos; /* bytes of "data" matched; 0xff = another field */
     uint8_t last_cr;
     uint8_t have_data;
     uint8_t in_num;
@@ -65,15 +64,15 @@ struct sub_ctx {
     uv_loop_t loop;
     uv_timer_t tick;
     struct sub *subs;
-    size_t count;          /* subscribers of this process */
-    size_t next;           /* next one to connect */
+    size_t count; /* subscribers of this process */
+    size_t next;  /* next one to connect */
     size_t in_flight;
     size_t closing;
     unsigned index, procs;
-    uint64_t now_real;     /* receipt time of the bytes being scanned */
-    char **requests;       /* GET request per topic (or one for plain) */
+    uint64_t now_real; /* receipt time of the bytes being scanned */
+    char **requests;   /* GET request per topic (or one for plain) */
     size_t *request_lens;
-    char rbuf[65536];      /* one read buffer per process: reads are handled synchronously */
+    char rbuf[65536]; /* one read buffer per process: reads are handled synchronously */
 };
 
 static void sub_start_next(struct sub_ctx *x);
@@ -131,9 +130,8 @@ static void deliver(struct sub *s)
     if (s->seq < x->c->max_track) {
         struct bench_seq *q = &x->sh->seq[s->seq];
         uint64_t cur = __atomic_load_n(&q->max_ns, __ATOMIC_RELAXED);
-        while (lat > cur &&
-               !__atomic_compare_exchange_n(&q->max_ns, &cur, lat, 1, __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED))
+        while (lat > cur && !__atomic_compare_exchange_n(&q->max_ns, &cur, lat, 1, __ATOMIC_RELAXED,
+                                                         __ATOMIC_RELAXED))
             ;
         __atomic_fetch_add(&q->count, 1, __ATOMIC_RELEASE);
     }
@@ -582,13 +580,13 @@ static char *build_request(const struct bench_config *c, unsigned t, size_t *len
     char *req = malloc(cap);
     if (!req)
         return NULL;
-    int n = snprintf(req, cap,
-                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nAccept: text/event-stream\r\n"
-                     "Cache-Control: no-cache\r\n%s%s%s\r\n",
-                     target, strchr(u->host, ':') ? "[" : "", u->host,
-                     strchr(u->host, ':') ? "]" : "", u->port,
-                     c->sub_token ? "Authorization: Bearer " : "", c->sub_token ? c->sub_token : "",
-                     c->sub_token ? "\r\n" : "");
+    int n =
+        snprintf(req, cap,
+                 "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nAccept: text/event-stream\r\n"
+                 "Cache-Control: no-cache\r\n%s%s%s\r\n",
+                 target, strchr(u->host, ':') ? "[" : "", u->host, strchr(u->host, ':') ? "]" : "",
+                 u->port, c->sub_token ? "Authorization: Bearer " : "",
+                 c->sub_token ? c->sub_token : "", c->sub_token ? "\r\n" : "");
     *len = (size_t)n;
     return req;
 }

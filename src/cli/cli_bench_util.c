@@ -2,14 +2,14 @@
  * cli_bench_util.c: small helpers of `ssehub bench`: the latency histogram, clocks, URL parsing.
  * No I/O beyond name resolution of "localhost".
  */
+#include "cli_bench.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "cli_bench.h"
 
 void bench_hist_init(struct bench_hist *h)
 {
@@ -161,11 +161,11 @@ int bench_url_parse(struct bench_url *u, const char *url)
 }
 
 enum {
-    CH_SIZE = 0,  /* hex digits of the chunk size */
-    CH_EXT,       /* chunk extension, skipped up to LF */
-    CH_DATA,      /* payload bytes */
-    CH_DATA_END,  /* CR LF after the payload */
-    CH_TRAILER,   /* at the start of a trailer line */
+    CH_SIZE = 0, /* hex digits of the chunk size */
+    CH_EXT,      /* chunk extension, skipped up to LF */
+    CH_DATA,     /* payload bytes */
+    CH_DATA_END, /* CR LF after the payload */
+    CH_TRAILER,  /* at the start of a trailer line */
     CH_TRAILER_LINE
 };
 

@@ -9,6 +9,9 @@
  * count and time. The engines live in cli_bench_sub.c and cli_bench_pub.c; this file parses
  * options, runs the processes and writes the report (JSON with --json, plus a human summary).
  */
+#include "cli_bench.h"
+#include "cli_commands.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,9 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
-
-#include "cli_bench.h"
-#include "cli_commands.h"
 
 const char sse_cli_bench_summary[] = "load-test an SSE server (Mercure hub, nchan, plain)";
 
@@ -177,19 +177,30 @@ static const char *code_name(uint64_t code, char *buf, size_t n)
 
 int sse_cli_bench(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"target", required_argument, NULL, 'T'},   {"url", required_argument, NULL, 'u'},
-        {"pub-url", required_argument, NULL, 'p'},  {"token", required_argument, NULL, 'k'},
-        {"sub-token", required_argument, NULL, 'K'}, {"topic-prefix", required_argument, NULL, 'P'},
-        {"subscribers", required_argument, NULL, 'n'}, {"topics", required_argument, NULL, 't'},
-        {"rate", required_argument, NULL, 'r'},     {"duration", required_argument, NULL, 'd'},
-        {"warmup", required_argument, NULL, 'w'},   {"payload", required_argument, NULL, 'b'},
-        {"sources", required_argument, NULL, 's'},  {"procs", required_argument, NULL, 'j'},
-        {"concurrency", required_argument, NULL, 'c'}, {"pub-conns", required_argument, NULL, 'C'},
-        {"server-pid", required_argument, NULL, 'S'}, {"idle", required_argument, NULL, 'i'},
-        {"connect-timeout", required_argument, NULL, 'o'}, {"drain", required_argument, NULL, 'D'},
-        {"parser", required_argument, NULL, 'R'},  {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"target", required_argument, NULL, 'T'},
+                                             {"url", required_argument, NULL, 'u'},
+                                             {"pub-url", required_argument, NULL, 'p'},
+                                             {"token", required_argument, NULL, 'k'},
+                                             {"sub-token", required_argument, NULL, 'K'},
+                                             {"topic-prefix", required_argument, NULL, 'P'},
+                                             {"subscribers", required_argument, NULL, 'n'},
+                                             {"topics", required_argument, NULL, 't'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"duration", required_argument, NULL, 'd'},
+                                             {"warmup", required_argument, NULL, 'w'},
+                                             {"payload", required_argument, NULL, 'b'},
+                                             {"sources", required_argument, NULL, 's'},
+                                             {"procs", required_argument, NULL, 'j'},
+                                             {"concurrency", required_argument, NULL, 'c'},
+                                             {"pub-conns", required_argument, NULL, 'C'},
+                                             {"server-pid", required_argument, NULL, 'S'},
+                                             {"idle", required_argument, NULL, 'i'},
+                                             {"connect-timeout", required_argument, NULL, 'o'},
+                                             {"drain", required_argument, NULL, 'D'},
+                                             {"parser", required_argument, NULL, 'R'},
+                                             {"json", no_argument, NULL, 'J'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     struct bench_config c;
     memset(&c, 0, sizeof(c));
     const char *url = NULL, *pub_url = NULL, *prefix = NULL;
@@ -218,25 +229,63 @@ int sse_cli_bench(int argc, char **argv)
             else
                 bad = 1;
             break;
-        case 'u': url = optarg; break;
-        case 'p': pub_url = optarg; break;
-        case 'k': c.token = optarg; break;
-        case 'K': c.sub_token = optarg; break;
-        case 'P': prefix = optarg; break;
-        case 'n': bad = parse_num(optarg, 1, 1000000, &n); break;
-        case 't': bad = parse_num(optarg, 1, 1000000, &t); break;
-        case 'r': bad = parse_num(optarg, 0, 1000000, &c.rate); break;
-        case 'd': bad = parse_num(optarg, 0, 3600, &c.duration); break;
-        case 'w': bad = parse_num(optarg, 0, 600, &c.warmup); break;
-        case 'b': bad = parse_num(optarg, 0, 60000, &payload); break;
-        case 's': bad = parse_num(optarg, 1, BENCH_MAX_SOURCES, &sources); break;
-        case 'j': bad = parse_num(optarg, 1, BENCH_MAX_PROCS, &procs); break;
-        case 'c': bad = parse_num(optarg, 1, 10000, &conc); break;
-        case 'C': bad = parse_num(optarg, 1, 256, &pubc); break;
-        case 'i': bad = parse_num(optarg, 0, 600, &c.idle); break;
-        case 'o': bad = parse_num(optarg, 1, 3600, &c.connect_timeout); break;
-        case 'D': bad = parse_num(optarg, 0, 600, &c.drain); break;
-        case 'J': json = 1; break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'p':
+            pub_url = optarg;
+            break;
+        case 'k':
+            c.token = optarg;
+            break;
+        case 'K':
+            c.sub_token = optarg;
+            break;
+        case 'P':
+            prefix = optarg;
+            break;
+        case 'n':
+            bad = parse_num(optarg, 1, 1000000, &n);
+            break;
+        case 't':
+            bad = parse_num(optarg, 1, 1000000, &t);
+            break;
+        case 'r':
+            bad = parse_num(optarg, 0, 1000000, &c.rate);
+            break;
+        case 'd':
+            bad = parse_num(optarg, 0, 3600, &c.duration);
+            break;
+        case 'w':
+            bad = parse_num(optarg, 0, 600, &c.warmup);
+            break;
+        case 'b':
+            bad = parse_num(optarg, 0, 60000, &payload);
+            break;
+        case 's':
+            bad = parse_num(optarg, 1, BENCH_MAX_SOURCES, &sources);
+            break;
+        case 'j':
+            bad = parse_num(optarg, 1, BENCH_MAX_PROCS, &procs);
+            break;
+        case 'c':
+            bad = parse_num(optarg, 1, 10000, &conc);
+            break;
+        case 'C':
+            bad = parse_num(optarg, 1, 256, &pubc);
+            break;
+        case 'i':
+            bad = parse_num(optarg, 0, 600, &c.idle);
+            break;
+        case 'o':
+            bad = parse_num(optarg, 1, 3600, &c.connect_timeout);
+            break;
+        case 'D':
+            bad = parse_num(optarg, 0, 600, &c.drain);
+            break;
+        case 'J':
+            json = 1;
+            break;
         case 'R':
             if (!strcmp(optarg, "sse"))
                 c.use_parser = 1;
@@ -259,8 +308,12 @@ int sse_cli_bench(int argc, char **argv)
                     bad = 1;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
         if (bad) {
             fprintf(stderr, "ssehub bench: bad value for an option: %s\n", optarg);
@@ -293,7 +346,9 @@ int sse_cli_bench(int argc, char **argv)
         fprintf(stderr, "ssehub bench: URLs must be http://IP-or-localhost[:port]/path\n");
         return 2;
     }
-    c.topic_prefix = prefix ? prefix : c.target == BENCH_MERCURE ? "https://example.com/bench/" : "t";
+    c.topic_prefix = prefix                      ? prefix
+                     : c.target == BENCH_MERCURE ? "https://example.com/bench/"
+                                                 : "t";
     c.procs = procs ? (unsigned)procs : (c.subscribers + 14999) / 15000;
     if (c.procs > c.subscribers)
         c.procs = c.subscribers;
@@ -472,8 +527,10 @@ int sse_cli_bench(int argc, char **argv)
     }
     double dps = pub_ran && ps.seconds > 0 ? (double)events / ps.seconds : 0;
     double conn_rate = connect_s > 0 ? (double)connected / connect_s : 0;
-    long long pss_growth = before.pss_kib >= 0 && after.pss_kib >= 0 ? after.pss_kib - before.pss_kib : 0;
-    long long rss_growth = before.rss_kib >= 0 && after.rss_kib >= 0 ? after.rss_kib - before.rss_kib : 0;
+    long long pss_growth =
+        before.pss_kib >= 0 && after.pss_kib >= 0 ? after.pss_kib - before.pss_kib : 0;
+    long long rss_growth =
+        before.rss_kib >= 0 && after.rss_kib >= 0 ? after.rss_kib - before.rss_kib : 0;
     double pss_per = connected ? (double)pss_growth * 1024.0 / (double)connected : 0;
     double rss_per = connected ? (double)rss_growth * 1024.0 / (double)connected : 0;
     double cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
@@ -482,7 +539,8 @@ int sse_cli_bench(int argc, char **argv)
 
     FILE *o = json ? stdout : NULL;
     if (o) {
-        fprintf(o, "{\n  \"target\": \"%s\", \"url\": \"%s\", \"subscribers\": %u, \"topics\": %u,\n",
+        fprintf(o,
+                "{\n  \"target\": \"%s\", \"url\": \"%s\", \"subscribers\": %u, \"topics\": %u,\n",
                 target_name(c.target), url, c.subscribers, c.topics);
         fprintf(o,
                 "  \"rate\": %.1f, \"duration\": %.2f, \"warmup\": %.2f, \"payload\": %u, "
@@ -512,15 +570,17 @@ int sse_cli_bench(int argc, char **argv)
                 (unsigned long long)tracked, (unsigned long long)complete);
         print_lat(o, "fanout_last_us", fan, 0);
         print_lat(o, "publish_rtt_us", &ps.rtt, 0);
+        fprintf(
+            o,
+            "  \"server_pids\": %d, \"server_pss_before_kib\": %lld, \"server_pss_after_kib\": "
+            "%lld, \"server_rss_before_kib\": %lld, \"server_rss_after_kib\": %lld,\n"
+            "  \"server_pss_per_sub_bytes\": %.0f, \"server_rss_per_sub_bytes\": %.0f,\n"
+            "  \"server_cpu_seconds\": %.2f, \"server_cpu_util\": %.3f, \"wall_seconds\": %.2f,\n"
+            "  \"bench_sub_cpu_seconds\": %.2f, \"bench_pub_cpu_seconds\": %.2f,\n",
+            npids, before.pss_kib, after.pss_kib, before.rss_kib, after.rss_kib, pss_per, rss_per,
+            cpu, cpu >= 0 && wall > 0 ? cpu / wall : -1.0, wall, sub_cpu, pub_cpu);
         fprintf(o,
-                "  \"server_pids\": %d, \"server_pss_before_kib\": %lld, \"server_pss_after_kib\": "
-                "%lld, \"server_rss_before_kib\": %lld, \"server_rss_after_kib\": %lld,\n"
-                "  \"server_pss_per_sub_bytes\": %.0f, \"server_rss_per_sub_bytes\": %.0f,\n"
-                "  \"server_cpu_seconds\": %.2f, \"server_cpu_util\": %.3f, \"wall_seconds\": %.2f,\n"
-                "  \"bench_sub_cpu_seconds\": %.2f, \"bench_pub_cpu_seconds\": %.2f,\n",
-                npids, before.pss_kib, after.pss_kib, before.rss_kib, after.rss_kib, pss_per,
-                rss_per, cpu, cpu >= 0 && wall > 0 ? cpu / wall : -1.0, wall, sub_cpu, pub_cpu);
-        fprintf(o, "  \"errors\": %llu, \"first_error\": \"%s\", \"first_publish_error\": \"%s\"\n}\n",
+                "  \"errors\": %llu, \"first_error\": \"%s\", \"first_publish_error\": \"%s\"\n}\n",
                 (unsigned long long)errors, code_name(first_err, ebuf, sizeof(ebuf)),
                 code_name(ps.first_status, pbuf, sizeof(pbuf)));
         fflush(o);
@@ -532,10 +592,13 @@ int sse_cli_bench(int argc, char **argv)
             (unsigned long long)connected, (unsigned long long)failed, connect_s, conn_rate,
             (unsigned long long)dropped);
     if (npids)
-        fprintf(h, "  server memory: PSS %lld -> %lld KiB (%.0f B/sub), RSS %lld -> %lld KiB (%.0f B/sub)\n",
+        fprintf(h,
+                "  server memory: PSS %lld -> %lld KiB (%.0f B/sub), RSS %lld -> %lld KiB (%.0f "
+                "B/sub)\n",
                 before.pss_kib, after.pss_kib, pss_per, before.rss_kib, after.rss_kib, rss_per);
     if (pub_ran) {
-        fprintf(h, "  publish: %llu msgs (%llu measured, %.1f/s), %llu ok, %llu errors, behind %llu\n",
+        fprintf(h,
+                "  publish: %llu msgs (%llu measured, %.1f/s), %llu ok, %llu errors, behind %llu\n",
                 (unsigned long long)ps.sent, (unsigned long long)ps.measured,
                 ps.seconds > 0 ? (double)ps.measured / ps.seconds : 0.0, (unsigned long long)ps.ok,
                 (unsigned long long)ps.errors, (unsigned long long)ps.behind);
@@ -546,7 +609,8 @@ int sse_cli_bench(int argc, char **argv)
                 (double)bench_hist_quantile(lat, 0.5) / 1e3,
                 (double)bench_hist_quantile(lat, 0.99) / 1e3,
                 (double)bench_hist_quantile(lat, 0.999) / 1e3, (double)lat->max / 1e3);
-        fprintf(h, "  last receipt per message us: p50 %.0f p99 %.0f max %.0f (%llu/%llu complete)\n",
+        fprintf(h,
+                "  last receipt per message us: p50 %.0f p99 %.0f max %.0f (%llu/%llu complete)\n",
                 (double)bench_hist_quantile(fan, 0.5) / 1e3,
                 (double)bench_hist_quantile(fan, 0.99) / 1e3, (double)fan->max / 1e3,
                 (unsigned long long)complete, (unsigned long long)tracked);

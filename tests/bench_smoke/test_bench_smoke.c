@@ -5,14 +5,14 @@
  * report: every stream opened, deliveries arrived and all of them were counted, no errors. Then
  * against a port nobody listens on, which must report failures. Speed is not checked.
  */
+#include "harness/check.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "harness/check.h"
 
 static char server_path[4096];
 
