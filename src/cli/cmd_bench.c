@@ -36,34 +36,36 @@ struct mem {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ssehub bench [options]\n"
-            "  --target mercure|nchan|plain   what to talk to (default mercure)\n"
-            "  --url URL            subscribe URL (mercure: the hub URL, default\n"
-            "                       http://127.0.0.1:8080/.well-known/mercure; nchan: prefix,\n"
-            "                       the topic is appended as /<topic>; plain: the stream URL)\n"
-            "  --pub-url URL        publish URL (mercure: default --url; nchan: prefix; plain)\n"
-            "  --token JWT          Bearer token for publishing (mercure)\n"
-            "  --sub-token JWT      Bearer token for subscribing\n"
-            "  --topic-prefix S     topic names are S<n> (default https://example.com/bench/\n"
-            "                       for mercure, t for nchan)\n"
-            "  -n, --subscribers N  subscriber streams (default 100, at most 1000000)\n"
-            "  -t, --topics T       topics, subscribers spread round-robin (default 1)\n"
-            "  -r, --rate R         messages per second over all topics (default 10; 0 = idle)\n"
-            "  -d, --duration S     measured seconds of publishing (default 5)\n"
-            "  --warmup S           seconds of publishing before measuring (default 1)\n"
-            "  --payload B          data bytes per message (default: just the fields)\n"
-            "  --sources K          source addresses 127.0.0.1..K (default N/20000+1)\n"
-            "  --procs P            subscriber processes (default ceil(N/15000))\n"
-            "  --concurrency C      connects in flight per process (default 128)\n"
-            "  --pub-conns C        publisher keep-alive connections (default 4)\n"
-            "  --server-pid PID[,PID...]  server processes whose memory and CPU to report\n"
-            "  --idle S             idle seconds before reading server memory (default 2)\n"
-            "  --connect-timeout S  time allowed to open all streams (default 120)\n"
-            "  --drain S            wait for late deliveries after publishing (default 3)\n"
-            "  --parser sse|scan    read streams with the project's parser (default) or a\n"
-            "                       minimal data: scanner\n"
-            "  --json               print one JSON object on stdout (summary goes to stderr)\n");
+    fprintf(
+        out,
+        "usage: ssehub bench [options]\n"
+        "  --target mercure|nchan|plain   what to talk to (default mercure)\n"
+        "  --url URL            subscribe URL (mercure: the hub URL, default\n"
+        "                       http://127.0.0.1:8080/.well-known/mercure; nchan: prefix,\n"
+        "                       the topic is appended as /<topic>; plain: the stream URL)\n"
+        "  --pub-url URL        publish URL (mercure: default --url; nchan: prefix; plain)\n"
+        "  --token JWT          Bearer token for publishing (mercure)\n"
+        "  --sub-token JWT      Bearer token for subscribing\n"
+        "  --topic-prefix S     topic names are S<n> (default https://example.com/bench/\n"
+        "                       for mercure, t for nchan)\n"
+        "  -n, --subscribers N  subscriber streams (default 100, at most 1000000)\n"
+        "  -t, --topics T       topics, subscribers spread round-robin (default 1)\n"
+        "  -r, --rate R         messages per second over all topics (default 10; 0 = idle)\n"
+        "  -d, --duration S     measured seconds of publishing (default 5)\n"
+        "  --warmup S           seconds of publishing before measuring (default 1)\n"
+        "  --payload B          data bytes per message (default: just the fields)\n"
+        "  --sources K          source addresses 127.0.0.1..K (default N/20000+1)\n"
+        "  --procs P            subscriber processes (default ceil(N/15000))\n"
+        "  --concurrency C      connects in flight per process (default 128)\n"
+        "  --pub-conns C        publisher keep-alive connections (default 4)\n"
+        "  --server-pid PID[,PID...]  server processes whose memory and CPU to report\n"
+        "  --server-children    also count their child processes (e.g. ssehub serve --workers)\n"
+        "  --idle S             idle seconds before reading server memory (default 2)\n"
+        "  --connect-timeout S  time allowed to open all streams (default 120)\n"
+        "  --drain S            wait for late deliveries after publishing (default 3)\n"
+        "  --parser sse|scan    read streams with the project's parser (default) or a\n"
+        "                       minimal data: scanner\n"
+        "  --json               print one JSON object on stdout (summary goes to stderr)\n");
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out)
@@ -139,6 +141,30 @@ static double read_cpu(const int *pids, int npids)
     return total;
 }
 
+/* Append the child processes of pids[0..n) (and theirs) to pids, up to MAX_PIDS in all. */
+static int add_children(int *pids, int n)
+{
+    for (int i = 0; i < n && n < MAX_PIDS; i++) {
+        char path[96], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pids[i], pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        for (char *p = buf; *p && n < MAX_PIDS;) {
+            char *end;
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            pids[n++] = (int)pid;
+            p = end;
+        }
+    }
+    return n;
+}
+
 static void sleep_s(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -194,6 +220,7 @@ int sse_cli_bench(int argc, char **argv)
                                              {"concurrency", required_argument, NULL, 'c'},
                                              {"pub-conns", required_argument, NULL, 'C'},
                                              {"server-pid", required_argument, NULL, 'S'},
+                                             {"server-children", no_argument, NULL, 'H'},
                                              {"idle", required_argument, NULL, 'i'},
                                              {"connect-timeout", required_argument, NULL, 'o'},
                                              {"drain", required_argument, NULL, 'D'},
@@ -206,7 +233,7 @@ int sse_cli_bench(int argc, char **argv)
     const char *url = NULL, *pub_url = NULL, *prefix = NULL;
     double n = 100, t = 1;
     double sources = 0, procs = 0, conc = 128, pubc = 4, payload = 0;
-    int pids[MAX_PIDS], npids = 0, json = 0;
+    int pids[MAX_PIDS], npids = 0, json = 0, children = 0;
     c.rate = 10;
     c.duration = 5;
     c.warmup = 1;
@@ -285,6 +312,9 @@ int sse_cli_bench(int argc, char **argv)
             break;
         case 'J':
             json = 1;
+            break;
+        case 'H':
+            children = 1;
             break;
         case 'R':
             if (!strcmp(optarg, "sse"))
@@ -382,6 +412,8 @@ int sse_cli_bench(int argc, char **argv)
     sh->nprocs = c.procs;
     sh->phase = BENCH_PHASE_CONNECT;
 
+    if (children)
+        npids = add_children(pids, npids);
     struct mem before = read_mem(pids, npids);
     pid_t kids[BENCH_MAX_PROCS];
     unsigned nkids = 0;
