@@ -302,19 +302,15 @@ static void gen_iter_free(struct gen_iter *it)
     it->st.data.p = NULL;
 }
 
-/* 1 and *ev filled, 0 at the end, -1 on OOM. */
+/* 1 and *ev filled, 0 at the end (the event that would pass max_bytes is dropped), -1 on OOM. */
 static int gen_iter_next(struct gen_iter *it, struct gen_event *ev)
 {
-    struct gen_state save = it->st;
     int rc = it->which == 'a' ? gen_a(&it->st, ev) : gen_b(&it->st, ev);
     if (rc)
         return -1;
     size_t w = wire_len(ev);
-    if (it->bytes + w > it->max_bytes) {
-        it->st.rng = save.rng;
-        it->st.seq = save.seq;
+    if (it->bytes + w > it->max_bytes)
         return 0;
-    }
     it->bytes += w;
     return 1;
 }
