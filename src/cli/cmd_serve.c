@@ -41,6 +41,7 @@ struct serve {
     int n_workers;             /* --workers (master) */
     const char *host;          /* the listen host (master banner) */
     struct sse_cli_worker *wk; /* the pipe to the master (workers) */
+    int signals_on;            /* sigint/sigterm initialized (closed by server_closed) */
 };
 
 static void log_line(void *ud, int level, const char *line)
@@ -372,6 +373,15 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         goto out_hub;
     }
 
+    /* Handlers before the banner: a SIGTERM sent as soon as `listening on` is read is a
+       graceful stop. */
+    uv_signal_init(&sv->loop, &sv->sigint);
+    uv_signal_init(&sv->loop, &sv->sigterm);
+    sv->sigint.data = sv->sigterm.data = sv;
+    uv_signal_start(&sv->sigint, on_signal, SIGINT);
+    uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    sv->signals_on = 1;
     if (worker >= 0) {
         if (sse_cli_worker_load_history(sv->wk, sv->hub)) {
             log_line(sv, SSE_LOG_ERROR, "cannot read the history from the master");
@@ -390,12 +400,6 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         print_banner(sv, host, real_port);
     }
 
-    uv_signal_init(&sv->loop, &sv->sigint);
-    uv_signal_init(&sv->loop, &sv->sigterm);
-    sv->sigint.data = sv->sigterm.data = sv;
-    uv_signal_start(&sv->sigint, on_signal, SIGINT);
-    uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
-    signal(SIGPIPE, SIG_IGN);
     if (worker >= 0) { /* blocked since the fork (cli_workers.h): now they stop us gracefully */
         sigset_t ss;
         sigemptyset(&ss);
@@ -419,6 +423,10 @@ out_server:
     if (exit_code) { /* a start-up failure: close what was opened */
         sse_hub_close(sv->hub);
         sse_cli_worker_close(sv->wk);
+        if (sv->signals_on) {
+            uv_close((uv_handle_t *)&sv->sigint, closed);
+            uv_close((uv_handle_t *)&sv->sigterm, closed);
+        }
         sse_server_close(sv->server, 0, NULL, NULL);
         uv_run(&sv->loop, UV_RUN_DEFAULT);
     }

@@ -163,6 +163,7 @@ def metrics_workers(hub):
 def main():
     ok = with_hub(Hub(3), run)
     ok &= with_hub(Hub(2, ["--max-update", "16K", "--history-bytes", "256K"]), run_stuck)
+    settings_sources()
     print("%d passed, %d failed" % (PASSED[0], len(FAILED)))
     return 1 if FAILED or not ok else 0
 
@@ -197,6 +198,40 @@ def with_hub(hub, fn):
         bad = [l for l in hub.log() if "Sanitizer" in l or "runtime error" in l]
         check(not bad, "no sanitizer report: " + "".join(bad[:20]))
     return True
+
+
+def banner_workers(args, env=None):
+    """Start serve with args/env, return the `workers:` banner line, stop it (SIGTERM -> 0)."""
+    p = subprocess.Popen([SSEHUB, "serve", "--listen", "127.0.0.1:0", "--dev"] + args,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=dict(os.environ, **(env or {})))
+    line, found = None, None
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        if not line or line.startswith("subscriber token"):
+            break
+        if line.startswith("workers:"):
+            found = line.strip()
+    p.send_signal(signal.SIGTERM)
+    code = p.wait(15)
+    return found, code
+
+
+def settings_sources():
+    """workers from the environment and from a config file; 1 keeps the single process."""
+    found, code = banner_workers([], {"SSEHUB_WORKERS": "2"})
+    check(found and found.startswith("workers: 2 ") and code == 0, "SSEHUB_WORKERS=2: %s" % found)
+    path = "/tmp/ssehub-test-workers-%d.conf" % os.getpid()
+    with open(path, "w") as f:
+        f.write("workers = 3\n")
+    try:
+        found, code = banner_workers(["--config", path])
+    finally:
+        os.unlink(path)
+    check(found and found.startswith("workers: 3 ") and code == 0, "config workers = 3: %s" % found)
+    found, code = banner_workers(["--workers", "1"])
+    check(found is None and code == 0, "--workers 1: the single process, no master")
 
 
 def run_stuck(hub):
