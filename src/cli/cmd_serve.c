@@ -478,7 +478,10 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     mc.port = real_port;
     mc.max_message = bus_max(c);
     mc.history_count = c->history_count;
-    mc.history_bytes = c->history_bytes ? c->history_bytes : (16u << 20);
+    /* Twice the workers' byte limit: the master counts bus messages, the stores count frames
+       plus metadata, so a (re)started worker is handed a superset of what its peers hold and
+       trims it to the same entries. */
+    mc.history_bytes = 2 * (c->history_bytes ? c->history_bytes : (16u << 20));
     /* A new worker is handed the whole history at once: the bound is above it. */
     mc.queue_max = mc.history_bytes + 16 * mc.max_message + (8u << 20);
     mc.log = master_log;
