@@ -234,6 +234,10 @@ int sse_request_respond(sse_request *r, int status, const char *content_type, co
         return rc;
     sse__access_log(r, status, len, "");
     sse__request_answered(r, keep);
+    /* Write the answer now rather than at the loop turn's flush: a publisher's "200 + id" must
+     * not wait behind the fan-out of its own update to thousands of streams (the dirty list is
+     * walked newest first, so it would come last). */
+    sse__conn_flush(c);
     return 0;
 }
 
