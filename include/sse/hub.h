@@ -69,8 +69,8 @@ typedef struct sse_hub_options {
      */
     int (*bus_publish)(void *bus_data, const void *msg, size_t len);
     void *bus_data;
-    const char *instance; /* NULL; else /metrics lines get worker="instance" and subscribe
-                             responses the header X-Ssehub-Worker: instance */
+    const char *instance; /* NULL; else /metrics lines get worker="instance", and subscribe
+                             and bus-published POST responses the header X-Ssehub-Worker */
 } sse_hub_options;
 
 #define SSE_HUB_OPTIONS_VERSION 1

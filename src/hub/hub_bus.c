@@ -203,6 +203,8 @@ static void answer_pending(sse_hub *h, uint64_t token, const char *id, size_t id
     sse_request_on_abort(req, NULL, NULL);
     pending_abort(req, p);
     sse_request_add_header(req, "Cache-Control", "no-store");
+    if (h->instance)
+        sse_request_add_header(req, "X-Ssehub-Worker", h->instance);
     sse_request_respond(req, 200, "text/plain; charset=utf-8", id, id_len);
 }
 

@@ -47,6 +47,7 @@ class Hub:
         threading.Thread(target=self._drain_err, daemon=True).start()
         self.port = None
         self.pub = None
+        self.pub_workers = set()
         deadline = time.time() + 20
         while time.time() < deadline:
             line = self.p.stdout.readline()
@@ -87,6 +88,7 @@ def publish(hub, data, topic="/t"):
                                           "Content-Type": "application/x-www-form-urlencoded",
                                           "Connection": "close"})
     with urllib.request.urlopen(req, timeout=10) as r:
+        hub.pub_workers.add(r.headers.get("X-Ssehub-Worker"))
         return r.status, r.read().decode()
 
 
@@ -309,6 +311,8 @@ def run(hub):
     for t in ths:
         t.join()
     check(len(answered) == 15 and all(a[0] == 200 for a in answered), "15 POSTs answered 200")
+    check(None not in hub.pub_workers and len(hub.pub_workers) > 1,
+          "the POSTs were answered by more than one worker: %s" % hub.pub_workers)
     ids = {a[1]: a[2] for a in answered}
     check(len(ids) == 15 and all(i.startswith("urn:uuid:") for i in ids), "15 distinct ids")
     order = list(subs[0].wait(15))
