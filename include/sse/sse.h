@@ -1,0 +1,24 @@
+/**
+ * sse.h: the umbrella header of libsse — includes every public header.
+ *
+ *   format.h  text/event-stream encoder and incremental parser (libc only)
+ *   buf.h     sse_buf (capped growable buffer) and sse_frame (shared refcounted bytes)
+ *   server.h  the embeddable HTTP/SSE server on libuv
+ *   hub.h     the Mercure hub on top of the server
+ *   store.h   the history storage interface used by the hub
+ *   client.h  the EventSource client on libcurl
+ *   error.h   error codes, sse_strerror(), sse_errname()
+ */
+#ifndef SSE_SSE_H
+#define SSE_SSE_H
+
+#include <sse/buf.h>
+#include <sse/client.h>
+#include <sse/error.h>
+#include <sse/format.h>
+#include <sse/hub.h>
+#include <sse/server.h>
+#include <sse/store.h>
+#include <sse/version.h>
+
+#endif
