@@ -64,7 +64,10 @@ struct sse_stream {
     struct sse__pend *pend;         /* partial request bytes, or NULL */
     sse_request *req;               /* the outstanding (deferred) request, or NULL */
     uv_write_t *wreq;               /* the write waiting for writability, or NULL */
-    sse_frame **q;                  /* ring of queued frames (NULL while empty) */
+    union {
+        sse_frame **ring; /* qcap > 1: ring of queued frames */
+        sse_frame *one;   /* qcap == 1: the only frame, kept inline (no allocation) */
+    } q;                  /* see sse__conn_slot(); qcap == 0: nothing */
     uint32_t qhead, qcount, qcap;   /* ring position, frames queued, ring size (power of 2) */
     uint32_t qoff;                  /* bytes of q[qhead] already written */
     size_t qbytes;                  /* bytes queued and not yet written (minus qoff) */

@@ -27,21 +27,37 @@ void sse__conn_mark_dirty(struct sse_stream *c)
     c->srv->dirty = c;
 }
 
+/*
+ * Slot i (0 = the head) of the queue. A queue of one frame, the usual case when a subscriber
+ * keeps up, lives inline in the connection: the fan-out path then allocates nothing per
+ * subscriber per event. Only a subscriber with two or more frames pending gets a ring.
+ */
+static inline sse_frame **sse__conn_slot(struct sse_stream *c, uint32_t i)
+{
+    if (c->qcap == 1)
+        return &c->q.one;
+    return &c->q.ring[(c->qhead + i) & (c->qcap - 1)];
+}
+
 int sse__conn_enqueue(struct sse_stream *c, sse_frame *f)
 {
-    if (c->qcount == c->qcap) {
-        uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
+    if (c->qcap == 0) {
+        c->qcap = 1; /* the inline slot */
+        c->qhead = 0;
+    } else if (c->qcount == c->qcap) {
+        uint32_t ncap = c->qcap == 1 ? 4 : c->qcap * 2;
         sse_frame **nq = sse__malloc(ncap * sizeof(*nq));
         if (!nq)
             return SSE_ENOMEM;
         for (uint32_t i = 0; i < c->qcount; i++)
-            nq[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
-        sse__free(c->q);
-        c->q = nq;
+            nq[i] = *sse__conn_slot(c, i);
+        if (c->qcap > 1)
+            sse__free(c->q.ring);
+        c->q.ring = nq;
         c->qhead = 0;
         c->qcap = ncap;
     }
-    c->q[(c->qhead + c->qcount) & (c->qcap - 1)] = f;
+    *sse__conn_slot(c, c->qcount) = f;
     c->qcount++;
     if (c->qbytes == 0 && !c->wreq)
         c->t_act = sse__now(c->srv); /* the write timeout counts from here */
@@ -59,7 +75,7 @@ static void sse__conn_consume(struct sse_stream *c, size_t n)
     s->st.bytes_written_total += n;
     c->t_act = sse__now(s);
     while (n > 0 && c->qcount > 0) {
-        sse_frame *f = c->q[c->qhead];
+        sse_frame *f = *sse__conn_slot(c, 0);
         size_t left = sse_frame_len(f) - c->qoff;
         if (n < left) {
             c->qoff += (uint32_t)n;
@@ -73,16 +89,17 @@ static void sse__conn_consume(struct sse_stream *c, size_t n)
         sse_frame_unref(f);
     }
     /* empty frames at the head are done too */
-    while (c->qcount > 0 && sse_frame_len(c->q[c->qhead]) == c->qoff) {
-        sse_frame_unref(c->q[c->qhead]);
+    while (c->qcount > 0 && sse_frame_len(*sse__conn_slot(c, 0)) == c->qoff) {
+        sse_frame_unref(*sse__conn_slot(c, 0));
         c->qhead = (c->qhead + 1) & (c->qcap - 1);
         c->qcount--;
         c->qoff = 0;
         s->st.frames_written_total++;
     }
     if (c->qcount == 0) { /* idle connections hold no ring */
-        sse__free(c->q);
-        c->q = NULL;
+        if (c->qcap > 1)
+            sse__free(c->q.ring);
+        c->q.ring = NULL;
         c->qcap = c->qhead = c->qoff = 0;
     }
 }
@@ -93,7 +110,7 @@ static unsigned sse__conn_bufs(struct sse_stream *c, uv_buf_t *bufs, size_t *tot
     unsigned n = 0;
     size_t sum = 0;
     for (uint32_t i = 0; i < c->qcount && n < SSE__IOV_BATCH; i++) {
-        sse_frame *f = c->q[(c->qhead + i) & (c->qcap - 1)];
+        sse_frame *f = *sse__conn_slot(c, i);
         size_t off = i == 0 ? c->qoff : 0;
         size_t len = sse_frame_len(f) - off;
         if (!len)
@@ -246,11 +263,12 @@ static void sse__conn_closed_cb(uv_handle_t *h)
     struct sse_stream *c = (struct sse_stream *)h;
     sse_server *s = c->srv;
     while (c->qcount) {
-        sse_frame_unref(c->q[c->qhead]);
+        sse_frame_unref(*sse__conn_slot(c, 0));
         c->qhead = (c->qhead + 1) & (c->qcap - 1);
         c->qcount--;
     }
-    sse__free(c->q);
+    if (c->qcap > 1)
+        sse__free(c->q.ring);
     sse__free(c->pend);
     sse__free(c->logline);
     if (c->flags & SSE__F_DIRTY)

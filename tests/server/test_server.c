@@ -738,6 +738,76 @@ static int test_write_batching(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ no allocation per subscriber */
+
+static long alloc_count;
+static void *counting_malloc(size_t n)
+{
+    alloc_count++;
+    return malloc(n);
+}
+static void *counting_realloc(void *p, size_t n)
+{
+    alloc_count++;
+    return realloc(p, n);
+}
+
+/* One event to every idle stream, counting the library's allocations while it is queued. */
+static void do_bcast_counted(struct tctx *t, void *arg)
+{
+    static const struct sse__allocator counting = {counting_malloc, counting_realloc, free};
+    struct reg *g = t->user;
+    long *allocs = arg;
+    sse_frame *f;
+    if (sse_frame_new(&f, "data: one\n\n", 11) != 0) {
+        *allocs = -1;
+        return;
+    }
+    alloc_count = 0;
+    sse__set_allocator(&counting);
+    for (int i = 0; i < g->n; i++)
+        if (g->st[i])
+            sse_stream_send_frame(g->st[i], f);
+    sse__set_allocator(NULL);
+    *allocs = alloc_count;
+    sse_frame_unref(f);
+}
+
+static int c_fanout_no_alloc(struct tctx *t)
+{
+    int fd[3];
+    for (int i = 0; i < 3; i++) {
+        fd[i] = open_stream_fd(t, "/reg", 0);
+        CHECK(fd[i] >= 0);
+        CHECK_EQ_INT(read_stream_head(fd[i]), 0);
+    }
+    CHECK(wait_for(t, pred_opened, 3, 5000));
+    for (int round = 0; round < 3; round++) {
+        long allocs = -2;
+        loop_call(t, do_bcast_counted, &allocs);
+        CHECK_EQ_INT(allocs, 0); /* the frame is shared; a one-frame queue is inline */
+        for (int i = 0; i < 3; i++) {
+            char last[8];
+            CHECK_EQ_INT(read_n(fd[i], 11, last, 2), 0);
+            CHECK(last[0] == '\n' && last[1] == '\n');
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        close(fd[i]);
+    return 0;
+}
+
+static int test_fanout_no_alloc(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    int rc = tctx_run(&t, c_fanout_no_alloc);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
 /* ------------------------------------------------------------ peer close, deferred, abort */
 
 static int pred_peer(const struct snap *s, int n)
@@ -1562,9 +1632,10 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections), CHECK_TEST(test_heartbeat),
            CHECK_TEST(test_backpressure), CHECK_TEST(test_write_timeout),
-           CHECK_TEST(test_write_batching), CHECK_TEST(test_peer_close_and_deferred),
-           CHECK_TEST(test_graceful_shutdown), CHECK_TEST(test_cors), CHECK_TEST(test_static_files),
-           CHECK_TEST(test_many_streams), CHECK_TEST(test_listen_addresses),
-           CHECK_TEST(test_listen_busy_port), CHECK_TEST(test_failing_allocator),
-           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
-           CHECK_TEST(test_access_log), CHECK_TEST(test_peer_reset))
+           CHECK_TEST(test_write_batching), CHECK_TEST(test_fanout_no_alloc),
+           CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
+           CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
+           CHECK_TEST(test_listen_addresses), CHECK_TEST(test_listen_busy_port),
+           CHECK_TEST(test_failing_allocator), CHECK_TEST(test_stream_close_and_head),
+           CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log),
+           CHECK_TEST(test_peer_reset))
