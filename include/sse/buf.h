@@ -9,8 +9,8 @@
 #ifndef SSE_BUF_H
 #define SSE_BUF_H
 
-#include <stddef.h>
 #include <sse/error.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {

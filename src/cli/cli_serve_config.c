@@ -91,7 +91,8 @@ static const struct setting settings[] = {
      "graceful shutdown budget on SIGINT/SIGTERM"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
-     "built-in publisher: server time every second on --demo-topic (and an extra myEvent every 5th); "
+     "built-in publisher: server time every second on --demo-topic (and an extra myEvent every "
+     "5th); "
      "implies --dev"},
     {"demo-topic", "SSEHUB_DEMO_TOPIC", NULL, T_STR, "/demo/clock", OFF(demo_topic),
      "topic of the --demo publisher"},

@@ -27,7 +27,7 @@ struct serve_config {
     size_t queue_max, history_count, history_bytes;
     size_t max_selectors, max_selector_len, max_topics, max_body, max_update;
     size_t max_subscribers, max_connections;
-    size_t workers; /* processes (docs/WORKERS.md); 0 = one per CPU */
+    size_t workers;    /* processes (docs/WORKERS.md); 0 = one per CPU */
     int anonymous_set; /* --anonymous was given explicitly (else --demo/--dev imply it) */
 };
 

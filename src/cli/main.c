@@ -2,12 +2,11 @@
  * main.c: the `ssehub` command line: dispatches to the subcommands in cmd_*.c.
  * The CLI is the only code in the project that may call exit() or print to stdout on its own.
  */
-#include <stdio.h>
-#include <string.h>
+#include "cli_commands.h"
 
 #include <sse/version.h>
-
-#include "cli_commands.h"
+#include <stdio.h>
+#include <string.h>
 
 struct cli_command {
     const char *name;

@@ -1,14 +1,13 @@
 /*
  * buf.c: the capped growable buffer (sse_buf). Frames live in frame.c.
  */
-#include <sse/buf.h>
+#include "common/alloc.h"
 
+#include <sse/buf.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "common/alloc.h"
 
 void sse_buf_init(sse_buf *b, size_t max)
 {

@@ -47,11 +47,9 @@ struct sse__hub_subscriber {
 };
 
 enum { SSE__HUB_REASONS = 6 };
-enum {
-    SSE__HUB_PENDING_MAX = 4096
-};
-    /* live updates held for a subscriber not yet open */ /* server close reasons 0..4, plus 5 =
-                                                             token expired */
+enum { SSE__HUB_PENDING_MAX = 4096 };
+/* live updates held for a subscriber not yet open */ /* server close reasons 0..4, plus 5 =
+                                                         token expired */
 
 struct sse_hub {
     sse_server *server;
@@ -72,10 +70,10 @@ struct sse_hub {
     int closing;
     sse_hub_stats st;
     uint64_t closed_by_reason[SSE__HUB_REASONS];
-    uint64_t bus_origin;                 /* random: tells this hub's bus messages (hub_bus.c) */
-    uint64_t bus_token;                  /* last POST token sent on the bus */
-    size_t bus_max;                      /* largest bus message */
-    struct sse__hub_pending *pending;    /* POSTs waiting for their update to come back */
+    uint64_t bus_origin;              /* random: tells this hub's bus messages (hub_bus.c) */
+    uint64_t bus_token;               /* last POST token sent on the bus */
+    size_t bus_max;                   /* largest bus message */
+    struct sse__hub_pending *pending; /* POSTs waiting for their update to come back */
 };
 
 /* Log one line (printf format, truncated at 1 KiB) through opts.log, else to stderr (<= info). */

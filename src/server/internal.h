@@ -65,20 +65,20 @@ struct sse_stream {
     sse_request *req;               /* the outstanding (deferred) request, or NULL */
     uv_write_t *wreq;               /* the write waiting for writability, or NULL */
     union {
-        sse_frame **ring; /* qcap > 1: ring of queued frames */
-        sse_frame *one;   /* qcap == 1: the only frame, kept inline (no allocation) */
-    } q;                  /* see sse__conn_slot(); qcap == 0: nothing */
-    uint32_t qhead, qcount, qcap;   /* ring position, frames queued, ring size (power of 2) */
-    uint32_t qoff;                  /* bytes of q[qhead] already written */
-    size_t qbytes;                  /* bytes queued and not yet written (minus qoff) */
-    size_t inflight;                /* bytes covered by *wreq */
-    uint64_t bytes_out;             /* bytes written on this connection */
-    uint32_t t_mark;                /* ms: request start / idle since / stream open /
-                                       linger start */
-    uint32_t t_act;                 /* ms: last write progress (heartbeat, write timeout) */
-    uint16_t flags;                 /* SSE__F_* */
-    uint8_t state;                  /* SSE__ST_* */
-    uint8_t reason;                 /* SSE_CLOSE_* for on_close */
+        sse_frame **ring;         /* qcap > 1: ring of queued frames */
+        sse_frame *one;           /* qcap == 1: the only frame, kept inline (no allocation) */
+    } q;                          /* see sse__conn_slot(); qcap == 0: nothing */
+    uint32_t qhead, qcount, qcap; /* ring position, frames queued, ring size (power of 2) */
+    uint32_t qoff;                /* bytes of q[qhead] already written */
+    size_t qbytes;                /* bytes queued and not yet written (minus qoff) */
+    size_t inflight;              /* bytes covered by *wreq */
+    uint64_t bytes_out;           /* bytes written on this connection */
+    uint32_t t_mark;              /* ms: request start / idle since / stream open /
+                                     linger start */
+    uint32_t t_act;               /* ms: last write progress (heartbeat, write timeout) */
+    uint16_t flags;               /* SSE__F_* */
+    uint8_t state;                /* SSE__ST_* */
+    uint8_t reason;               /* SSE_CLOSE_* for on_close */
     void (*on_close)(sse_stream *st, int reason, void *user_data);
     void *on_close_data;
     void *data;    /* sse_stream_set_data */
