@@ -24,14 +24,13 @@
  * or mismatch. Performance is never asserted here: numbers go to docs/performance/format.md.
  */
 #include <errno.h>
+#include <sse/buf.h>
+#include <sse/format.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <sse/buf.h>
-#include <sse/format.h>
 
 #define SEED 0x5EE5EEDULL
 #define MIB ((size_t)1 << 20)
@@ -66,8 +65,8 @@ static uint32_t fnv(uint32_t h, const void *p, size_t n)
 #define FNV_INIT 2166136261u
 
 /* The per-event hash both sides agree on: type 0xFF data 0xFF id 0xFE. */
-static uint32_t hash_event(uint32_t h, const char *type, size_t tlen, const char *data,
-                           size_t dlen, const char *id, size_t idlen)
+static uint32_t hash_event(uint32_t h, const char *type, size_t tlen, const char *data, size_t dlen,
+                           const char *id, size_t idlen)
 {
     static const unsigned char ff = 0xFF, fe = 0xFE;
     h = fnv(h, type, tlen);
@@ -150,12 +149,13 @@ struct gen_state {
 static const char *const a_types[] = {"trade", "quote", "update", "tick"};
 static const char *const a_notes[] = {"Zoë", "café ☕", "€ 12", "日本語", "naïve 😀"};
 static const char *const b_words[] = {
-    "lorem", "ipsum", "dolor", "sit", "amet", "stream", "event", "server", "client", "buffer",
-    "parser", "frame", "topic", "update", "subscriber", "latency", "throughput", "hub",
-    "socket", "loop", "queue", "data", "line", "field", "retry", "mercure", "{\"k\":42}", "[1,2,3]",
+    "lorem",      "ipsum",   "dolor",      "sit",    "amet",    "stream",     "event",
+    "server",     "client",  "buffer",     "parser", "frame",   "topic",      "update",
+    "subscriber", "latency", "throughput", "hub",    "socket",  "loop",       "queue",
+    "data",       "line",    "field",      "retry",  "mercure", "{\"k\":42}", "[1,2,3]",
 };
-static const char *const b_utf8[] = {"naïve", "café", "Größe", "日本語のテキスト", "€100", "😀👍",
-                                     "Ελληνικά", "русский"};
+static const char *const b_utf8[] = {"naïve", "café", "Größe",    "日本語のテキスト",
+                                     "€100",  "😀👍",   "Ελληνικά", "русский"};
 
 /* Case a: id + event + one JSON data line, about 100 bytes on the wire. */
 static int gen_a(struct gen_state *g, struct gen_event *ev)
@@ -169,8 +169,9 @@ static int gen_a(struct gen_state *g, struct gen_event *ev)
     sym[4] = '\0';
     unsigned px = 100 + rng_below(&g->rng, 99900);
     unsigned qty = 1 + rng_below(&g->rng, 999);
-    int n = snprintf(tmp, sizeof tmp, "{\"seq\":%llu,\"sym\":\"%s\",\"px\":%u.%02u,\"qty\":%u,\"side\":\"%s\"",
-                     seq, sym, px / 100, px % 100, qty, side);
+    int n = snprintf(tmp, sizeof tmp,
+                     "{\"seq\":%llu,\"sym\":\"%s\",\"px\":%u.%02u,\"qty\":%u,\"side\":\"%s\"", seq,
+                     sym, px / 100, px % 100, qty, side);
     if (n < 0 || (size_t)n >= sizeof tmp)
         return -1;
     g->data.len = 0;
@@ -262,13 +263,15 @@ static size_t wire_len(const struct gen_event *ev)
 /* The wire form, written by hand (independent of the encoder under test). */
 static int wire_write(struct bytes *out, const struct gen_event *ev)
 {
-    if (bytes_str(out, "id: ") || bytes_add(out, ev->id, ev->id_len) || bytes_str(out, "\nevent: ") ||
-        bytes_add(out, ev->type, ev->type_len) || bytes_str(out, "\n"))
+    if (bytes_str(out, "id: ") || bytes_add(out, ev->id, ev->id_len) ||
+        bytes_str(out, "\nevent: ") || bytes_add(out, ev->type, ev->type_len) ||
+        bytes_str(out, "\n"))
         return -1;
     size_t s = 0;
     for (size_t i = 0; i <= ev->data_len; i++) {
         if (i == ev->data_len || ev->data[i] == '\n') {
-            if (bytes_str(out, "data: ") || bytes_add(out, ev->data + s, i - s) || bytes_str(out, "\n"))
+            if (bytes_str(out, "data: ") || bytes_add(out, ev->data + s, i - s) ||
+                bytes_str(out, "\n"))
                 return -1;
             s = i + 1;
         }
@@ -320,7 +323,8 @@ static void totals_add(struct totals *t, const struct gen_event *ev)
     t->events++;
     t->data_bytes += ev->data_len;
     t->data_units += utf16_units(ev->data, ev->data_len);
-    t->hash = hash_event(t->hash, ev->type, ev->type_len, ev->data, ev->data_len, ev->id, ev->id_len);
+    t->hash =
+        hash_event(t->hash, ev->type, ev->type_len, ev->data, ev->data_len, ev->id, ev->id_len);
 }
 
 static int write_file(const char *path, const void *p, size_t n)
@@ -362,8 +366,9 @@ static int gen_case(const char *dir, const char *name, int which, size_t max_byt
     if (write_file(path, out.p, out.len))
         goto out;
     char meta[256];
-    int n = snprintf(meta, sizeof meta, "events=%llu data_bytes=%llu data_units=%llu hash=%08x bytes=%zu\n",
-                     t.events, t.data_bytes, t.data_units, (unsigned)t.hash, out.len);
+    int n = snprintf(meta, sizeof meta,
+                     "events=%llu data_bytes=%llu data_units=%llu hash=%08x bytes=%zu\n", t.events,
+                     t.data_bytes, t.data_units, (unsigned)t.hash, out.len);
     snprintf(path, sizeof path, "%s/%s.meta", dir, name);
     if (write_file(path, meta, (size_t)n))
         goto out;
@@ -385,7 +390,8 @@ static size_t case_size(int which, double scale)
 
 static int cmd_gen(const char *dir, double scale)
 {
-    if (gen_case(dir, "a", 'a', case_size('a', scale)) || gen_case(dir, "b", 'b', case_size('b', scale)) ||
+    if (gen_case(dir, "a", 'a', case_size('a', scale)) ||
+        gen_case(dir, "b", 'b', case_size('b', scale)) ||
         gen_case(dir, "c", 'a', case_size('c', scale)))
         return 1;
     return 0;
@@ -468,7 +474,8 @@ static int on_event_hash(void *ud, const sse_parsed_event *ev)
     struct count *c = ud;
     c->events++;
     c->data_bytes += ev->data_len;
-    c->hash = hash_event(c->hash, ev->type, ev->type_len, ev->data, ev->data_len, ev->id, ev->id_len);
+    c->hash =
+        hash_event(c->hash, ev->type, ev->type_len, ev->data, ev->data_len, ev->id, ev->id_len);
     return 0;
 }
 
@@ -501,8 +508,7 @@ static double parse_pass(const char *buf, size_t len, size_t chunk, int hash, st
 }
 
 static void print_result(const char *op, const char *name, size_t chunk, size_t bytes,
-                         unsigned long long events, double *times, int runs,
-                         const struct count *c)
+                         unsigned long long events, double *times, int runs, const struct count *c)
 {
     qsort(times, (size_t)runs, sizeof *times, cmp_double);
     double best = times[0];
@@ -530,8 +536,8 @@ static void case_name(const char *path, char *name, size_t size)
 static int check_totals(const char *what, const struct count *c, const struct totals *want)
 {
     if (c->events != want->events || c->data_bytes != want->data_bytes) {
-        fprintf(stderr, "%s: MISMATCH events %llu (want %llu), data bytes %llu (want %llu)\n",
-                what, c->events, want->events, c->data_bytes, want->data_bytes);
+        fprintf(stderr, "%s: MISMATCH events %llu (want %llu), data bytes %llu (want %llu)\n", what,
+                c->events, want->events, c->data_bytes, want->data_bytes);
         return -1;
     }
     return 0;
@@ -581,7 +587,9 @@ out:
 
 struct ev_store {
     struct bytes pool;
-    struct { size_t type, type_len, data, data_len, id, id_len; } *evs;
+    struct {
+        size_t type, type_len, data, data_len, id, id_len;
+    } * evs;
     size_t n, cap;
 };
 
@@ -596,8 +604,8 @@ static int store_add(struct ev_store *s, const struct gen_event *ev)
         s->cap = cap;
     }
     size_t o = s->pool.len;
-    if (bytes_add(&s->pool, ev->type, ev->type_len) || bytes_add(&s->pool, ev->data, ev->data_len) ||
-        bytes_add(&s->pool, ev->id, ev->id_len))
+    if (bytes_add(&s->pool, ev->type, ev->type_len) ||
+        bytes_add(&s->pool, ev->data, ev->data_len) || bytes_add(&s->pool, ev->id, ev->id_len))
         return -1;
     s->evs[s->n].type = o;
     s->evs[s->n].type_len = ev->type_len;
@@ -623,7 +631,8 @@ static void store_get(const struct ev_store *s, size_t i, sse_event *ev)
 }
 
 /* Encode everything once, parse the result back, and compare with the generator's totals. */
-static int encode_verify(const struct ev_store *s, const struct totals *want, const struct bytes *wire)
+static int encode_verify(const struct ev_store *s, const struct totals *want,
+                         const struct bytes *wire)
 {
     sse_buf out;
     sse_event ev;
@@ -662,7 +671,8 @@ static int encode_verify(const struct ev_store *s, const struct totals *want, co
         goto out;
     }
     printf("encode: round trip ok; output %s the generator's wire bytes\n",
-           same && off == wire->len ? "is identical to" : "differs from (still parses the same as)");
+           same && off == wire->len ? "is identical to"
+                                    : "differs from (still parses the same as)");
     rc = 0;
 out:
     sse_parser_free(p);
