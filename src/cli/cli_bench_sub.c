@@ -153,6 +153,29 @@ static void end_number(struct sub *s)
     s->key_len = 0;
 }
 
+/* One byte of an event's data: collects the key=digits tokens (ts=..., seq=..., w=...). */
+static void scan_data_byte(struct sub *s, char ch)
+{
+    if (s->in_num) {
+        if (ch >= '0' && ch <= '9') {
+            s->num = s->num * 10 + (uint64_t)(ch - '0');
+            return;
+        }
+        end_number(s);
+    }
+    if (ch == '=') {
+        s->in_num = 1;
+        s->num = 0;
+    } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
+        if (s->key_len < 3)
+            s->key[s->key_len] = ch;
+        if (s->key_len < 4)
+            s->key_len++;
+    } else {
+        s->key_len = 0;
+    }
+}
+
 static void end_line(struct sub *s)
 {
     if (s->ls == LS_START) { /* blank line: dispatch */
@@ -219,24 +242,7 @@ static void scan_bytes(struct sub *s, const char *p, size_t n)
                 break;
             /* fall through */
         case LS_VALUE:
-            if (s->in_num) {
-                if (ch >= '0' && ch <= '9') {
-                    s->num = s->num * 10 + (uint64_t)(ch - '0');
-                    break;
-                }
-                end_number(s);
-            }
-            if (ch == '=') {
-                s->in_num = 1;
-                s->num = 0;
-            } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
-                if (s->key_len < 3)
-                    s->key[s->key_len] = ch;
-                if (s->key_len < 4)
-                    s->key_len++;
-            } else {
-                s->key_len = 0;
-            }
+            scan_data_byte(s, ch);
             break;
         default: /* LS_SKIP */
             break;
@@ -250,27 +256,8 @@ static int on_parsed(void *ud, const sse_parsed_event *ev)
     struct sub *s = ud;
     s->key_len = 0;
     s->in_num = 0;
-    for (size_t i = 0; i < ev->data_len; i++) {
-        char ch = ev->data[i];
-        if (s->in_num) {
-            if (ch >= '0' && ch <= '9') {
-                s->num = s->num * 10 + (uint64_t)(ch - '0');
-                continue;
-            }
-            end_number(s);
-        }
-        if (ch == '=') {
-            s->in_num = 1;
-            s->num = 0;
-        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) {
-            if (s->key_len < 3)
-                s->key[s->key_len] = ch;
-            if (s->key_len < 4)
-                s->key_len++;
-        } else {
-            s->key_len = 0;
-        }
-    }
+    for (size_t i = 0; i < ev->data_len; i++)
+        scan_data_byte(s, ev->data[i]);
     end_number(s);
     deliver(s);
     s->got_ts = 0;
