@@ -12,22 +12,49 @@
 #include <sse/format.h>
 #include <string.h>
 
-/* Number of lines in s[0..n) when split on CR, LF and CRLF (always >= 1). */
-static size_t count_lines(const char *s, size_t n)
+/* Line lengths remembered by count_lines for put_lines, so that short texts are scanned once. */
+#define SSE__KNOWN_LINES 64
+
+/*
+ * Number of lines in s[0..n) when split on CR, LF and CRLF (always >= 1). The lengths of the
+ * first SSE__KNOWN_LINES lines go to lens (if not NULL).
+ */
+static size_t count_lines(const char *s, size_t n, size_t *lens)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     size_t lines = 1;
     unsigned hi = 0;
     while (p < end) {
-        size_t k = sse__scan_eol(p, (size_t)(end - p), &hi);
+        size_t k = sse__scan_eol_short(p, (size_t)(end - p), &hi);
         if (p + k == end)
             break;
+        if (lens && lines <= SSE__KNOWN_LINES)
+            lens[lines - 1] = k;
         p += k;
         lines++;
         if (*p++ == '\r' && p < end && *p == '\n')
             p++;
     }
+    if (lens && lines <= SSE__KNOWN_LINES)
+        lens[lines - 1] = (size_t)(end - p);
     return lines;
+}
+
+/* prefix + (" " if the line is not empty and prefix is "data:") + line + '\n' */
+static inline char *put_line(char *dst, const char *prefix, size_t plen, const unsigned char *p,
+                             size_t k)
+{
+    memcpy(dst, prefix, plen);
+    dst += plen;
+    if (k) {
+        /* "data:" + " " + text reads better; an empty line gets no trailing space */
+        if (prefix[plen - 1] == ':' && plen > 1)
+            *dst++ = ' ';
+        memcpy(dst, p, k);
+        dst += k;
+    }
+    *dst++ = '\n';
+    return dst;
 }
 
 /* Write each line of s[0..n) as prefix + line + '\n' at dst (room checked by the caller). */
@@ -36,17 +63,8 @@ static char *put_lines(char *dst, const char *prefix, size_t plen, const char *s
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     unsigned hi = 0;
     for (;;) {
-        size_t k = sse__scan_eol(p, (size_t)(end - p), &hi);
-        memcpy(dst, prefix, plen);
-        dst += plen;
-        if (k) {
-            /* "data:" + " " + text reads better; an empty line gets no trailing space */
-            if (prefix[plen - 1] == ':' && plen > 1)
-                *dst++ = ' ';
-            memcpy(dst, p, k);
-            dst += k;
-        }
-        *dst++ = '\n';
+        size_t k = sse__scan_eol_short(p, (size_t)(end - p), &hi);
+        dst = put_line(dst, prefix, plen, p, k);
         p += k;
         if (p == end)
             return dst;
@@ -61,15 +79,26 @@ static char *put_lines(char *dst, const char *prefix, size_t plen, const char *s
     }
 }
 
+/* put_lines for lines <= SSE__KNOWN_LINES lines whose lengths count_lines noted in lens. */
+static char *put_known_lines(char *dst, const char *prefix, size_t plen, const char *s, size_t n,
+                             const size_t *lens, size_t lines)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    for (size_t i = 0;; i++) {
+        size_t k = lens[i];
+        dst = put_line(dst, prefix, plen, p, k);
+        if (i + 1 == lines)
+            return dst;
+        p += k;
+        if (*p++ == '\r' && p < end && *p == '\n')
+            p++;
+    }
+}
+
 /* Whether s[0..n) can be a single field value (no CR, LF, NUL). */
 static int single_line(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return 0;
-    }
-    return 1;
+    return sse__single_line((const unsigned char *)s, n);
 }
 
 /* Decimal digits of v into the end of tmp[20]; returns the first digit's index. */
@@ -105,15 +134,18 @@ static char *put_field(char *dst, const char *name, size_t name_len, const char 
 
 /*
  * Size of the lines of text with the given prefix ("data:" or ":"), or 0 on overflow of the
- * sizes (the buffer cap then refuses it anyway).
+ * sizes (the buffer cap then refuses it anyway). *lines gets the number of lines; lens, if not
+ * NULL, the lengths of the first SSE__KNOWN_LINES of them.
  */
-static size_t lines_size(const char *text, size_t len, size_t plen, int space)
+static size_t lines_size(const char *text, size_t len, size_t plen, int space, size_t *lines,
+                         size_t *lens)
 {
-    size_t lines = count_lines(text, len);
+    size_t nl = count_lines(text, len, lens);
+    *lines = nl;
     /* each line: prefix + optional space + '\n'; the text bytes minus line ends are <= len */
-    if (len > SIZE_MAX / 8 || lines > SIZE_MAX / 8 - len)
+    if (len > SIZE_MAX / 8 || nl > SIZE_MAX / 8 - len)
         return 0;
-    return lines * (plen + (space ? 1 : 0) + 1) + len;
+    return nl * (plen + (space ? 1 : 0) + 1) + len;
 }
 
 int sse_encode_event(sse_buf *out, const sse_event *ev)
@@ -131,7 +163,8 @@ int sse_encode_event(sse_buf *out, const sse_event *ev)
     size_t num_at = 20;
     size_t size = 1; /* the blank line */
     if (ev->comment) {
-        size_t cs = lines_size(ev->comment, ev->comment_len, 1, 0);
+        size_t cl;
+        size_t cs = lines_size(ev->comment, ev->comment_len, 1, 0, &cl, NULL);
         if (!cs)
             return SSE_ELIMIT;
         size += cs;
@@ -144,8 +177,9 @@ int sse_encode_event(sse_buf *out, const sse_event *ev)
         num_at = put_u64(num, (unsigned long long)ev->retry);
         size += field_size(5, 20 - num_at);
     }
+    size_t data_lines = 0, lens[SSE__KNOWN_LINES];
     if (ev->data) {
-        size_t ds = lines_size(ev->data, ev->data_len, 5, 1);
+        size_t ds = lines_size(ev->data, ev->data_len, 5, 1, &data_lines, lens);
         if (!ds || ds > SIZE_MAX / 4 - size)
             return SSE_ELIMIT;
         size += ds;
@@ -165,7 +199,9 @@ int sse_encode_event(sse_buf *out, const sse_event *ev)
         dst = put_field(dst, "event", 5, ev->type, ev->type_len);
     if (ev->retry >= 0)
         dst = put_field(dst, "retry", 5, num + num_at, 20 - num_at);
-    if (ev->data)
+    if (ev->data && data_lines <= SSE__KNOWN_LINES)
+        dst = put_known_lines(dst, "data:", 5, ev->data, ev->data_len, lens, data_lines);
+    else if (ev->data)
         dst = put_lines(dst, "data:", 5, ev->data, ev->data_len);
     else
         dst = put_field(dst, "data", 4, NULL, 0);
@@ -180,7 +216,8 @@ int sse_encode_comment(sse_buf *out, const char *text, size_t len)
         return SSE_EINVAL;
     if (!text)
         text = "";
-    size_t size = lines_size(text, len, 1, 0);
+    size_t lines;
+    size_t size = lines_size(text, len, 1, 0, &lines, NULL);
     if (!size)
         return SSE_ELIMIT;
     int rc = sse_buf_reserve(out, size);

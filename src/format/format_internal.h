@@ -20,18 +20,25 @@
 /*
  * Index of the first '\r' or '\n' in p[0..n), or n if there is none. *hi is OR-ed with a
  * non-zero value if a byte >= 0x80 occurs before that index (it is never cleared).
+ * nul: a NUL byte ends the scan too.
+ * vector_tail: scan the last < 16 bytes with overlapping loads instead of a byte loop (faster
+ * for short strings, but more code, which costs the parser's chunk loop more than it gains).
  */
-static inline size_t sse__scan_eol(const unsigned char *p, size_t n, unsigned *hi)
+static inline __attribute__((always_inline)) size_t
+sse__scan_eol_impl(const unsigned char *p, size_t n, unsigned *hi, int vector_tail, int nul)
 {
     size_t i = 0;
     unsigned h = 0;
 #if defined(__SSE2__)
     const __m128i lf = _mm_set1_epi8('\n');
     const __m128i cr = _mm_set1_epi8('\r');
+    const __m128i zero = _mm_setzero_si128();
     for (; i + 16 <= n; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
         unsigned m =
             (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+        if (nul)
+            m |= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
         unsigned b = (unsigned)_mm_movemask_epi8(v);
         if (m) {
             unsigned k = (unsigned)__builtin_ctz(m);
@@ -41,6 +48,65 @@ static inline size_t sse__scan_eol(const unsigned char *p, size_t n, unsigned *h
         }
         h |= b;
     }
+    if (vector_tail && i < n) {
+        /* The rest, fewer than 16 bytes, without a byte loop: from n >= 16 one load ending at
+         * p + n (lanes re-read are before any line end and already in h); below, two
+         * overlapping 8- or 4-byte loads. Lane positions never decrease, so the first line-end
+         * lane is the first line end. Nothing outside p[0..n) is read. */
+        __m128i v;
+        size_t base; /* the index of lane 8 (4) is base + 8 (4) */
+        unsigned split;
+        if (n >= 16) {
+            v = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
+            base = n - 16;
+            split = 0;
+        } else if (n >= 8) {
+            uint64_t a, c;
+            memcpy(&a, p, 8);
+            memcpy(&c, p + n - 8, 8);
+            v = _mm_set_epi64x((long long)c, (long long)a);
+            base = n - 16;
+            split = 8;
+        } else if (n >= 4) {
+            uint32_t a, c;
+            memcpy(&a, p, 4);
+            memcpy(&c, p + n - 4, 4);
+            v = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)a), _mm_cvtsi32_si128((int)c));
+            base = n - 8;
+            split = 4;
+        } else {
+            for (; i < n; i++) {
+                unsigned char c = p[i];
+                if (c == '\n' || c == '\r' || (nul && c == '\0'))
+                    break;
+                h |= c & 0x80u;
+            }
+            *hi |= h;
+            return i;
+        }
+        unsigned m =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+        if (nul)
+            m |= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
+        unsigned b = (unsigned)_mm_movemask_epi8(v);
+        if (m) {
+            unsigned k = (unsigned)__builtin_ctz(m);
+            h |= b & ((1u << k) - 1u);
+            *hi |= h;
+            return k < split ? k : base + k;
+        }
+        h |= b;
+        *hi |= h;
+        return n;
+    }
+    for (; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == '\n' || c == '\r' || (nul && c == '\0'))
+            break;
+        h |= c & 0x80u;
+    }
+    *hi |= h;
+    return i;
 #else
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     for (; i + 8 <= n; i += 8) {
@@ -48,19 +114,41 @@ static inline size_t sse__scan_eol(const unsigned char *p, size_t n, unsigned *h
         memcpy(&w, p + i, 8);
         uint64_t a = w ^ (ones * '\n'), b = w ^ (ones * '\r');
         uint64_t z = ((a - ones) & ~a) | ((b - ones) & ~b);
+        if (nul)
+            z |= (w - ones) & ~w;
         if (z & highs)
             break; /* a line end in this word: the scalar loop finds its exact place */
         h |= (unsigned)((w & highs) != 0);
     }
-#endif
     for (; i < n; i++) {
         unsigned char c = p[i];
-        if (c == '\n' || c == '\r')
+        if (c == '\n' || c == '\r' || (nul && c == '\0'))
             break;
         h |= c & 0x80u;
     }
+    (void)vector_tail;
     *hi |= h;
     return i;
+#endif
+}
+
+/* For long buffers (the parser scans to the end of a chunk): the last < 16 bytes byte by byte. */
+static inline size_t sse__scan_eol(const unsigned char *p, size_t n, unsigned *hi)
+{
+    return sse__scan_eol_impl(p, n, hi, 0, 0);
+}
+
+/* For short strings (the encoder's values): the last < 16 bytes in one vector step. */
+static inline size_t sse__scan_eol_short(const unsigned char *p, size_t n, unsigned *hi)
+{
+    return sse__scan_eol_impl(p, n, hi, 1, 0);
+}
+
+/* Whether p[0..n) holds no CR, LF or NUL (can be a single field value); for short strings. */
+static inline int sse__single_line(const unsigned char *p, size_t n)
+{
+    unsigned hi = 0;
+    return sse__scan_eol_impl(p, n, &hi, 1, 1) == n;
 }
 
 /* Length of the longest prefix of s[0..n) made of complete, valid UTF-8 sequences. */
