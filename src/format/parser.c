@@ -120,6 +120,32 @@ static inline void copy_short(char *dst, const unsigned char *src, size_t n)
     }
 }
 
+/* Whether s[0..n) holds a NUL byte; ids are short: two overlapping word loads, no byte loop. */
+static inline int has_nul(const unsigned char *s, size_t n)
+{
+    if (n > 16) {
+        for (size_t i = 0; i < n; i++)
+            if (!s[i])
+                return 1;
+        return 0;
+    }
+    if (n >= 8) {
+        const uint64_t ones = 0x0101010101010101ull;
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        return (((a - ones) & ~a) | ((b - ones) & ~b)) >> 7 & ones ? 1 : 0;
+    }
+    if (n >= 4) {
+        const uint32_t ones = 0x01010101u;
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        return (((a - ones) & ~a) | ((b - ones) & ~b)) >> 7 & ones ? 1 : 0;
+    }
+    return n && (!s[0] || !s[n / 2] || !s[n - 1]);
+}
+
 /* Append s[0..n) that holds a byte >= 0x80: copied if valid UTF-8, else decoded. */
 static __attribute__((noinline)) int pbuf_append_utf8(struct sse__pbuf *b, const unsigned char *s,
                                                       size_t n)
@@ -369,9 +395,8 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
         rc = pbuf_set_text(&p->type, v, vn, hi);
         return rc ? rc : check_event_size(p);
     case F_ID:
-        for (size_t i = 0; i < vn; i++)
-            if (v[i] == '\0')
-                return 0; /* an id containing NUL is ignored */
+        if (has_nul(v, vn))
+            return 0; /* an id containing NUL is ignored */
         rc = pbuf_set_text(&p->id, v, vn, hi);
         if (rc)
             return rc;
