@@ -41,10 +41,11 @@ sse__scan_eol_impl(const unsigned char *p, size_t n, unsigned *hi, int vector_ta
             m |= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
         unsigned b = (unsigned)_mm_movemask_epi8(v);
         if (m) {
-            unsigned k = (unsigned)__builtin_ctz(m);
-            h |= b & ((1u << k) - 1u);
+            /* m - 1: the bits below m's lowest, and m's others, whose bytes (CR, LF, NUL)
+             * have no high bit: b & (m - 1) are the high bits before the line end */
+            h |= b & (m - 1u);
             *hi |= h;
-            return i + k;
+            return i + (unsigned)__builtin_ctz(m);
         }
         h |= b;
     }
@@ -91,7 +92,7 @@ sse__scan_eol_impl(const unsigned char *p, size_t n, unsigned *hi, int vector_ta
         unsigned b = (unsigned)_mm_movemask_epi8(v);
         if (m) {
             unsigned k = (unsigned)__builtin_ctz(m);
-            h |= b & ((1u << k) - 1u);
+            h |= b & (m - 1u);
             *hi |= h;
             return k < split ? k : base + k;
         }
