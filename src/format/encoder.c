@@ -118,14 +118,18 @@ static size_t field_size(size_t name_len, size_t value_len)
     return name_len + 1 + (value_len ? 1 + value_len : 0) + 1;
 }
 
-static char *put_field(char *dst, const char *name, size_t name_len, const char *v, size_t vn)
+static inline __attribute__((always_inline)) char *
+put_field(char *dst, const char *name, size_t name_len, const char *v, size_t vn)
 {
     memcpy(dst, name, name_len);
     dst += name_len;
     *dst++ = ':';
     if (vn) {
         *dst++ = ' ';
-        memcpy(dst, v, vn);
+        if (vn <= 16)
+            sse__copy_short(dst, (const unsigned char *)v, vn);
+        else
+            memcpy(dst, v, vn);
         dst += vn;
     }
     *dst++ = '\n';

@@ -160,6 +160,28 @@ static inline int sse__single_line(const unsigned char *p, size_t n)
     return sse__scan_eol_impl(p, n, &hi, 1, 1) == n;
 }
 
+/* Copy n <= 16 bytes with a few overlapping moves, no call (ids and event types are short). */
+static inline void sse__copy_short(char *dst, const unsigned char *src, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n) {
+        dst[0] = (char)src[0];
+        dst[n / 2] = (char)src[n / 2];
+        dst[n - 1] = (char)src[n - 1];
+    }
+}
+
 /* Length of the longest prefix of s[0..n) made of complete, valid UTF-8 sequences. */
 size_t sse__utf8_valid_prefix(const unsigned char *s, size_t n);
 

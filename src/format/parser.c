@@ -98,28 +98,6 @@ static inline void pbuf_clear(struct sse__pbuf *b)
         pbuf_free(b);
 }
 
-/* Copy n <= 16 bytes with a few overlapping moves (ids and event types are short). */
-static inline void copy_short(char *dst, const unsigned char *src, size_t n)
-{
-    if (n >= 8) {
-        uint64_t a, b;
-        memcpy(&a, src, 8);
-        memcpy(&b, src + n - 8, 8);
-        memcpy(dst, &a, 8);
-        memcpy(dst + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, src, 4);
-        memcpy(&b, src + n - 4, 4);
-        memcpy(dst, &a, 4);
-        memcpy(dst + n - 4, &b, 4);
-    } else if (n) {
-        dst[0] = (char)src[0];
-        dst[n / 2] = (char)src[n / 2];
-        dst[n - 1] = (char)src[n - 1];
-    }
-}
-
 /* Whether s[0..n) holds a NUL byte; ids are short: two overlapping word loads, no byte loop. */
 static inline int has_nul(const unsigned char *s, size_t n)
 {
@@ -176,7 +154,7 @@ static inline int pbuf_append_text(struct sse__pbuf *b, const unsigned char *s, 
     if (rc)
         return rc;
     if (n <= 16)
-        copy_short(b->p + b->len, s, n);
+        sse__copy_short(b->p + b->len, s, n);
     else
         memcpy(b->p + b->len, s, n);
     b->len += n;
