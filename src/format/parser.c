@@ -45,6 +45,8 @@ struct sse_parser {
     struct sse__pbuf id;      /* the last event ID buffer, when id_set */
     struct sse__pbuf last_id; /* the last event ID string (set at dispatch) */
     struct sse__pbuf scratch; /* decoded comments with invalid UTF-8 */
+    size_t fixed_len;         /* type.len + the last event ID buffer's length (id.len when
+                               * id_set, else last_id.len): the event's size but the data */
     int err;                  /* sticky SSE_ELIMIT / SSE_ENOMEM until reset */
     unsigned line_hi;         /* non-zero if the buffered line holds a byte >= 0x80 */
     unsigned char at_start;   /* no byte of the stream seen yet but BOM candidates */
@@ -215,6 +217,7 @@ void sse_parser_reset(sse_parser *p)
      * do (Chromium's EventSourceParser is constructed with it): id_set = 0 says exactly that. */
     pbuf_clear(&p->id);
     p->id_set = 0;
+    p->fixed_len = p->last_id.len;
     p->err = 0;
     p->line_hi = 0;
     p->at_start = 1;
@@ -251,6 +254,7 @@ int sse_parser_set_last_event_id(sse_parser *p, const char *id, size_t len)
     p->last_id.p[len] = '\0';
     p->id.len = 0;
     p->id_set = 0; /* the buffer follows the string */
+    p->fixed_len = p->type.len + len;
     return 0;
 }
 
@@ -272,6 +276,7 @@ static int dispatch(sse_parser *p)
     /* 2. an empty data buffer dispatches nothing, but the type buffer is reset */
     if (p->data.len == 0) {
         p->type.len = 0;
+        p->fixed_len = p->last_id.len;
         return 0;
     }
     int rc = 0;
@@ -294,14 +299,20 @@ static int dispatch(sse_parser *p)
     }
     pbuf_clear(&p->data);
     p->type.len = 0;
+    p->fixed_len = p->last_id.len;
     return rc;
 }
 
-static int check_event_size(const sse_parser *p)
+static inline int check_event_size(const sse_parser *p)
 {
-    size_t id_len = p->id_set ? p->id.len : p->last_id.len;
-    size_t total = p->data.len + p->type.len; /* none can exceed SIZE_MAX / 4 */
-    return total + id_len > p->max_event ? SSE_ELIMIT : 0;
+    return p->data.len + p->fixed_len > p->max_event ? SSE_ELIMIT : 0; /* each <= SIZE_MAX / 4 */
+}
+
+/* After the event type or the last event ID buffer changed. */
+static inline int check_event_size_fixed(sse_parser *p)
+{
+    p->fixed_len = p->type.len + (p->id_set ? p->id.len : p->last_id.len);
+    return check_event_size(p);
 }
 
 /* Process one complete line s[0..n) (terminator excluded); hi: it may hold bytes >= 0x80. */
@@ -371,7 +382,7 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
         return check_event_size(p);
     case F_EVENT:
         rc = pbuf_set_text(&p->type, v, vn, hi);
-        return rc ? rc : check_event_size(p);
+        return rc ? rc : check_event_size_fixed(p);
     case F_ID:
         if (has_nul(v, vn))
             return 0; /* an id containing NUL is ignored */
@@ -379,7 +390,7 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
         if (rc)
             return rc;
         p->id_set = 1;
-        return check_event_size(p);
+        return check_event_size_fixed(p);
     case F_RETRY: {
         if (vn == 0)
             return 0;
