@@ -338,19 +338,24 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
     /* The usual lines start "data:", "id:", "event:" or "retry:": recognise those directly;
      * anything else takes the general split at the first colon. */
     enum { F_OTHER, F_DATA, F_ID, F_EVENT, F_RETRY } f;
-    size_t c; /* length of the field name */
-    if (n >= 5 && memcmp(s, "data:", 5) == 0) {
+    const unsigned char *v;
+    size_t vn;
+    /* "data: ", "id: " and "event: " (with the one space that is dropped) come first */
+    if (n >= 6 && memcmp(s, "data: ", 6) == 0) {
         f = F_DATA;
-        c = 4;
-    } else if (n >= 3 && s[0] == 'i' && s[1] == 'd' && s[2] == ':') {
+        v = s + 6;
+        vn = n - 6;
+    } else if (n >= 4 && memcmp(s, "id: ", 4) == 0) {
         f = F_ID;
-        c = 2;
-    } else if (n >= 6 && memcmp(s, "event:", 6) == 0) {
+        v = s + 4;
+        vn = n - 4;
+    } else if (n >= 7 && memcmp(s, "event: ", 7) == 0) {
         f = F_EVENT;
-        c = 5;
+        v = s + 7;
+        vn = n - 7;
     } else {
         const unsigned char *q = memchr(s, ':', n);
-        c = q ? (size_t)(q - s) : n;
+        size_t c = q ? (size_t)(q - s) : n; /* length of the field name */
         if (c == 4 && memcmp(s, "data", 4) == 0)
             f = F_DATA;
         else if (c == 2 && s[0] == 'i' && s[1] == 'd')
@@ -361,15 +366,15 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
             f = F_RETRY;
         else
             return 0; /* unknown fields are ignored */
-    }
-    const unsigned char *v = s + n;
-    size_t vn = 0;
-    if (c < n) {
-        v = s + c + 1;
-        vn = n - c - 1;
-        if (vn && *v == ' ') {
-            v++;
-            vn--;
+        v = s + n;
+        vn = 0;
+        if (c < n) {
+            v = s + c + 1;
+            vn = n - c - 1;
+            if (vn && *v == ' ') {
+                v++;
+                vn--;
+            }
         }
     }
     int rc;
