@@ -191,9 +191,12 @@ int sse_encode_event(sse_buf *out, const sse_event *ev)
         size += 6; /* "data:\n" */
     }
 
-    int rc = sse_buf_reserve(out, size);
-    if (rc)
-        return rc; /* nothing written */
+    /* sse_buf_reserve's own first tests, inline: a reused buffer seldom needs to grow */
+    if (!(out->max && size <= out->max - out->len && out->len + size < out->cap)) {
+        int rc = sse_buf_reserve(out, size);
+        if (rc)
+            return rc; /* nothing written */
+    }
     char *dst = out->data + out->len;
     if (ev->comment)
         dst = put_lines(dst, ":", 1, ev->comment, ev->comment_len);
