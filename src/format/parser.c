@@ -319,28 +319,12 @@ static inline int check_event_size_fixed(sse_parser *p)
 static inline __attribute__((always_inline)) int process_line(sse_parser *p, const unsigned char *s,
                                                               size_t n, unsigned hi)
 {
-    if (n == 0)
-        return dispatch(p);
-    if (s[0] == ':') {
-        if (!p->cb.on_comment)
-            return 0;
-        const unsigned char *t = s + 1;
-        size_t tn = n - 1;
-        if (hi && sse__utf8_valid_prefix(t, tn) != tn) {
-            int rc = pbuf_set_text(&p->scratch, t, tn, hi);
-            if (rc)
-                return rc;
-            t = (const unsigned char *)p->scratch.p;
-            tn = p->scratch.len;
-        }
-        return p->cb.on_comment(p->user_data, (const char *)t, tn) ? SSE_ECANCELED : 0;
-    }
-    /* The usual lines start "data:", "id:", "event:" or "retry:": recognise those directly;
-     * anything else takes the general split at the first colon. */
+    /* The usual lines start "data: ", "id: " or "event: ": recognise those directly; anything
+     * else (the blank line, comments, no space, retry, unknown) takes the general path. */
     enum { F_OTHER, F_DATA, F_ID, F_EVENT, F_RETRY } f;
     const unsigned char *v;
     size_t vn;
-    /* "data: ", "id: " and "event: " (with the one space that is dropped) come first */
+    /* the prefixes include the one space that is dropped */
     if (n >= 6 && memcmp(s, "data: ", 6) == 0) {
         f = F_DATA;
         v = s + 6;
@@ -354,6 +338,24 @@ static inline __attribute__((always_inline)) int process_line(sse_parser *p, con
         v = s + 7;
         vn = n - 7;
     } else {
+        /* the blank line and comments are tested after the usual fields, which they never
+         * match (no prefix fits in 0 bytes or starts with ':') */
+        if (n == 0)
+            return dispatch(p);
+        if (s[0] == ':') {
+            if (!p->cb.on_comment)
+                return 0;
+            const unsigned char *t = s + 1;
+            size_t tn = n - 1;
+            if (hi && sse__utf8_valid_prefix(t, tn) != tn) {
+                int rc = pbuf_set_text(&p->scratch, t, tn, hi);
+                if (rc)
+                    return rc;
+                t = (const unsigned char *)p->scratch.p;
+                tn = p->scratch.len;
+            }
+            return p->cb.on_comment(p->user_data, (const char *)t, tn) ? SSE_ECANCELED : 0;
+        }
         const unsigned char *q = memchr(s, ':', n);
         size_t c = q ? (size_t)(q - s) : n; /* length of the field name */
         if (c == 4 && memcmp(s, "data", 4) == 0)
