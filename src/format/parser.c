@@ -426,6 +426,22 @@ static __attribute__((noinline)) int process_line_slow(sse_parser *p, const unsi
     return process_line(p, s, n, hi);
 }
 
+/*
+ * Step over the line end at s (a CR, an LF or a CRLF; s < end). A CR that is the chunk's last
+ * byte may be the first half of a CRLF: skip_lf drops an LF that starts the next chunk.
+ */
+static inline const unsigned char *skip_eol(sse_parser *p, const unsigned char *s,
+                                            const unsigned char *end)
+{
+    if (*s++ == '\r') {
+        if (s == end)
+            p->skip_lf = 1;
+        else if (*s == '\n')
+            s++;
+    }
+    return s;
+}
+
 /* ------------------------------------------------------------- feeding */
 
 static __attribute__((noinline)) int feed_bytes(sse_parser *p, const unsigned char *s, size_t n)
@@ -454,13 +470,7 @@ static __attribute__((noinline)) int feed_bytes(sse_parser *p, const unsigned ch
         rc = process_line_slow(p, (const unsigned char *)p->line.p, p->line.len, p->line_hi);
         pbuf_clear(&p->line);
         p->line_hi = 0;
-        s += k;
-        if (*s++ == '\r') {
-            if (s == end)
-                p->skip_lf = 1;
-            else if (*s == '\n')
-                s++;
-        }
+        s = skip_eol(p, s + k, end);
         if (rc)
             return rc;
     }
@@ -479,13 +489,7 @@ static __attribute__((noinline)) int feed_bytes(sse_parser *p, const unsigned ch
             return 0;
         }
         rc = process_line(p, s, k, hi);
-        s += k;
-        if (*s++ == '\r') {
-            if (s == end)
-                p->skip_lf = 1;
-            else if (*s == '\n')
-                s++;
-        }
+        s = skip_eol(p, s + k, end);
         if (rc)
             return rc;
     }
