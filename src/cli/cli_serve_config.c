@@ -106,14 +106,21 @@ static const struct setting settings[] = {
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+/* The unsigned decimal at the start of s (no minus sign); *end points past it. 0 or -1. */
+static int parse_leading_uint(const char *s, unsigned long long *v, char **end)
+{
+    if (!s || !*s || *s == '-')
+        return -1;
+    errno = 0;
+    *v = strtoull(s, end, 10);
+    return errno || *end == s ? -1 : 0;
+}
+
 int serve_parse_size(const char *s, size_t *out)
 {
     char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
+    unsigned long long v;
+    if (parse_leading_uint(s, &v, &end))
         return -1;
     unsigned shift = 0;
     if (*end) {
@@ -147,11 +154,8 @@ int serve_parse_size(const char *s, size_t *out)
 int serve_parse_ms(const char *s, unsigned *out)
 {
     char *end;
-    errno = 0;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
+    unsigned long long v;
+    if (parse_leading_uint(s, &v, &end))
         return -1;
     unsigned long long mul = 1;
     if (!strcmp(end, "") || !strcmp(end, "ms"))
