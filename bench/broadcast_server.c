@@ -118,14 +118,11 @@ int main(int argc, char **argv)
         }
     }
     char host[256];
-    const char *colon = strrchr(listen, ':');
-    if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
+    int port;
+    if (sse_split_host_port(listen, host, sizeof(host), &port)) {
         fprintf(stderr, "bad --listen %s\n", listen);
         return 2;
     }
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    int port = (int)strtol(colon + 1, NULL, 10);
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -177,28 +177,6 @@ static void on_signal(uv_signal_t *sig, int signum)
     sse_server_close(c->server, 2000, NULL, NULL);
 }
 
-/* Split "host:port", "[v6]:port" or "v6-literal:port" (last colon) into host and port. */
-static int parse_listen(const char *arg, char *host, size_t size, int *port)
-{
-    const char *colon = strrchr(arg, ':');
-    unsigned long long p;
-    size_t n;
-
-    if (!colon || parse_u64(colon + 1, &p) < 0 || p > 65535)
-        return -1;
-    n = (size_t)(colon - arg);
-    if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') {
-        arg++;
-        n -= 2;
-    }
-    if (n == 0 || n >= size)
-        return -1;
-    memcpy(host, arg, n);
-    host[n] = '\0';
-    *port = (int)p;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:8080", *web = "web";
@@ -217,7 +195,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (parse_listen(listen, host, sizeof(host), &port) < 0) {
+    if (sse_split_host_port(listen, host, sizeof(host), &port) < 0) {
         fprintf(stderr, "clock: bad --listen '%s' (want HOST:PORT)\n", listen);
         return 2;
     }

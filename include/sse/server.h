@@ -76,6 +76,13 @@ SSE_API int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_o
  * Returns 0 or a negative libuv / SSE error.
  */
 SSE_API int sse_server_listen(sse_server *s, const char *host, int port);
+/**
+ * Split a listen address "HOST:PORT", "[IPv6]:PORT" or "IPv6-literal:PORT" (the last colon
+ * separates the port) into host (copied into host[0..host_size), NUL-terminated) and port
+ * (0..65535, digits only). An empty host (":8080") means all interfaces, "0.0.0.0".
+ * Returns 0, or SSE_EINVAL (nothing written) for a malformed address or a host too long.
+ */
+SSE_API int sse_split_host_port(const char *addr, char *host, size_t host_size, int *port);
 /** The port of the first listening socket, or -1. */
 SSE_API int sse_server_port(const sse_server *s);
 

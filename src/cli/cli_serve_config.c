@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sse/server.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -176,32 +177,11 @@ int serve_parse_ms(const char *s, unsigned *out)
 
 int serve_parse_listen(const char *s, char **host, int *port)
 {
-    const char *colon;
-    const char *h = s;
-    size_t hl;
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':')
-            return -1;
-        h = s + 1;
-        hl = (size_t)(rb - h);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return -1;
-        hl = (size_t)(colon - s);
-    }
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
+    char h[256];
+    if (sse_split_host_port(s, h, sizeof(h), port))
         return -1;
-    *host = hl ? strndup(h, hl) : strdup("0.0.0.0");
-    if (!*host)
-        return -1;
-    *port = (int)p;
-    return 0;
+    *host = strdup(h);
+    return *host ? 0 : -1;
 }
 
 static int parse_bool(const char *v, int *out)

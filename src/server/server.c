@@ -342,6 +342,36 @@ int sse_server_listen(sse_server *s, const char *host, int port)
     return 0;
 }
 
+int sse_split_host_port(const char *addr, char *host, size_t host_size, int *port)
+{
+    const char *colon = addr ? strrchr(addr, ':') : NULL;
+    if (!colon || !colon[1])
+        return SSE_EINVAL;
+    unsigned long p = 0;
+    for (const char *d = colon + 1; *d; d++) {
+        if (*d < '0' || *d > '9' || (p = p * 10 + (unsigned long)(*d - '0')) > 65535)
+            return SSE_EINVAL;
+    }
+    const char *h = addr;
+    size_t n = (size_t)(colon - addr);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* [v6]:port */
+        h++;
+        n -= 2;
+    } else if (memchr(h, '[', n) || memchr(h, ']', n)) {
+        return SSE_EINVAL;
+    }
+    if (n == 0) {
+        h = "0.0.0.0";
+        n = 7;
+    }
+    if (n >= host_size)
+        return SSE_EINVAL;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
 int sse_server_port(const sse_server *s)
 {
     return s ? s->port : -1;

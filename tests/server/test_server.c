@@ -1263,6 +1263,34 @@ static int test_listen_addresses(void)
     return 0;
 }
 
+/* Listen addresses as operators write them. */
+static int test_split_host_port(void)
+{
+    char h[16];
+    int port = -1;
+    CHECK_EQ_INT(sse_split_host_port("127.0.0.1:8080", h, sizeof(h), &port), 0);
+    CHECK_EQ_STR(h, "127.0.0.1");
+    CHECK_EQ_INT(port, 8080);
+    CHECK_EQ_INT(sse_split_host_port("[::1]:0", h, sizeof(h), &port), 0);
+    CHECK_EQ_STR(h, "::1");
+    CHECK_EQ_INT(port, 0);
+    CHECK_EQ_INT(sse_split_host_port("::1:9", h, sizeof(h), &port), 0); /* last colon */
+    CHECK_EQ_STR(h, "::1");
+    CHECK_EQ_INT(port, 9);
+    CHECK_EQ_INT(sse_split_host_port(":65535", h, sizeof(h), &port), 0);
+    CHECK_EQ_STR(h, "0.0.0.0");
+    CHECK_EQ_INT(port, 65535);
+    port = -1;
+    static const char *const bad[] = {"localhost", "host:",   "host:65536",
+                                      "host:8x",   "host:-1", "[::1:80",
+                                      "::1]:80",   "h:+80",   "a-very-long-host-name:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_EQ_INT(sse_split_host_port(bad[i], h, sizeof(h), &port), SSE_EINVAL);
+    CHECK_EQ_INT(sse_split_host_port(NULL, h, sizeof(h), &port), SSE_EINVAL);
+    CHECK_EQ_INT(port, -1); /* nothing written on failure */
+    return 0;
+}
+
 /* A busy port: refused unless both servers asked for SO_REUSEPORT. */
 static int test_listen_busy_port(void)
 {
@@ -1636,6 +1664,6 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
            CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
            CHECK_TEST(test_listen_addresses), CHECK_TEST(test_listen_busy_port),
-           CHECK_TEST(test_failing_allocator), CHECK_TEST(test_stream_close_and_head),
-           CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log),
-           CHECK_TEST(test_peer_reset))
+           CHECK_TEST(test_split_host_port), CHECK_TEST(test_failing_allocator),
+           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
+           CHECK_TEST(test_access_log), CHECK_TEST(test_peer_reset))
