@@ -13,6 +13,7 @@
 #ifndef SSE_HUB_H
 #define SSE_HUB_H
 
+#include <sse/bus.h>
 #include <sse/error.h>
 #include <sse/server.h>
 #include <sse/store.h>
@@ -45,9 +46,8 @@ typedef struct sse_hub_options {
     int subscriptions;           /* 1: subscription events and the subscriptions API */
     const char *publish_origins; /* space/comma list allowed for cookie-authenticated
                                     publishers ("*" = any); NULL = cookie publishing refused */
-    sse_store *store;            /* history backend (borrowed); NULL = an in-memory store */
-    size_t history_count;        /* memory store: updates kept (1000); SIZE_MAX = unlimited */
-    size_t history_bytes;        /* memory store: bytes kept (16 MiB) */
+    sse_store *store;            /* history backend (borrowed, with its own limits); NULL = a
+                                    memory store with its defaults (sse_store_memory_new) */
     size_t max_selectors;        /* selectors per subscribe request (64); more -> 400 */
     size_t max_selector_len;     /* bytes per selector/topic (1024); longer -> 400 / 413 */
     size_t max_topics;           /* topics per update (draft-07; 16); more -> 413 */
@@ -61,23 +61,21 @@ typedef struct sse_hub_options {
     void (*log)(void *log_data, int level, const char *line); /* NULL = the server's */
     void *log_data;
     /*
-     * The bus (several processes, docs/WORKERS.md). bus_publish NULL (the default): an update is
-     * applied in this process at once. Otherwise every update (HTTP, sse_hub_publish,
-     * subscription events) is serialized and handed to bus_publish(bus_data, msg, len) (which
-     * copies it); the hub applies it only when it comes back through sse_hub_bus_receive, in the
-     * bus's order, and answers the POST then. Returning non-zero refuses the update (503).
+     * The bus (include/sse/bus.h; borrowed, not yet started: the hub starts it). NULL (the
+     * default): an update is stored and fanned out by this hub alone. Otherwise every update
+     * (HTTP, sse_hub_publish, subscription events) is published on the bus, and the hub stores
+     * and fans out what the bus hands back, in the bus's order; a POST is answered then.
      */
-    int (*bus_publish)(void *bus_data, const void *msg, size_t len);
-    void *bus_data;
+    sse_bus *bus;
     const char *instance; /* NULL; else /metrics lines get worker="instance", and subscribe
                              and bus-published POST responses the header X-Ssehub-Worker */
 } sse_hub_options;
 
-#define SSE_HUB_OPTIONS_VERSION 1
+#define SSE_HUB_OPTIONS_VERSION 2
 #define SSE_HUB_OPTIONS_INIT                                                                       \
     {                                                                                              \
         SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, \
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL                          \
+            0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL                                      \
     }
 
 /**
@@ -104,21 +102,14 @@ typedef struct sse_hub_update {
 /**
  * Publish an update without HTTP and without authorization checks (the caller is trusted), but
  * with the same validation as over HTTP (topics in /.well-known/mercure are refused). The id used
- * is copied into id_out if not NULL. Returns 0, SSE_EINVAL (invalid field or reserved topic),
- * SSE_ELIMIT or SSE_ENOMEM.
+ * is copied into id_out if not NULL. Returns 0 once the update is accepted (a synchronous store
+ * without a bus: stored and fanned out; otherwise on its way, a later failure is logged),
+ * SSE_EINVAL (invalid field or reserved topic), SSE_ELIMIT, SSE_EBUSY (the bus refused it), or
+ * the store's error (not stored).
  */
 SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_out);
 
-/**
- * Apply one bus message (made by this or another process's hub, relayed by the bus in its global
- * order): append it to the history and fan it out to the local subscribers, then answer the POST
- * that produced it if that POST came to this hub. A message flagged as history (see
- * sse_hub_bus_mark_history) is only appended. Returns 0, SSE_EPROTO (malformed) or SSE_ENOMEM.
- */
-SSE_API int sse_hub_bus_receive(sse_hub *hub, const void *msg, size_t len);
-/** Flag a bus message (in place) as history: appended on receipt, not fanned out. */
-SSE_API void sse_hub_bus_mark_history(void *msg, size_t len);
-/** The largest bus message a hub with these options makes (for the relay's frame bound). */
+/** The largest bus message a hub with these options makes (the bus's message bound). */
 SSE_API size_t sse_hub_bus_max_message(const sse_hub_options *opts);
 
 /** Counters for /metrics and tests. */

@@ -5,10 +5,18 @@
  * it missed. Each update is kept as its encoded wire frame (shared, never copied) plus the
  * metadata the hub needs to re-check a replay: its id, its topics and its private flag.
  *
- * Backends implement sse_store_ops. The calls are asynchronous-capable: a completion callback
- * reports the result; an in-memory backend calls it before returning, a network backend later
- * (from the loop the store belongs to). A call that returns an error never fires its callback.
- * The memory backend (sse_store_memory_new) is the default and the test fake.
+ * Backends implement sse_store_ops. The calls are asynchronous: a completion callback reports
+ * the result; an in-memory backend calls it before returning, a disk or network backend later
+ * (from the loop the store belongs to, possibly out of turn). A call that returns an error never
+ * fires its callback. The memory backend (sse_store_memory_new) is the default.
+ *
+ * The contract the hub relies on (tests/store/ checks it for every backend):
+ * - append's callback reports 0 only once the entry is kept (for a durable store: committed);
+ *   positions grow in the order append was called. The hub answers a publisher and fans the
+ *   update out only then, and answers 503 without fanning out when the append fails.
+ * - replay and scan_back see every append whose callback reported success.
+ * - each backend's own settings (limits, paths) are given to its constructor, never to the hub.
+ * - close is asynchronous: calls in flight complete (or fail) first, then done fires.
  *
  * Ownership: entries passed to append are copied (the frame gets a new reference); entries
  * handed to callbacks are borrowed for the duration of the call.
@@ -80,11 +88,14 @@ typedef struct sse_store_ops {
     int (*trim)(sse_store *s, const sse_store_limits *lim, long long now_ms);
     /* Entries and bytes held. */
     void (*stats)(const sse_store *s, size_t *count, size_t *bytes);
-    /* Release everything; the store is unusable afterwards. */
-    void (*free)(sse_store *s);
+    /*
+     * Stop taking calls; complete or fail every call in flight; free everything; then done
+     * (may be NULL) fires, on the loop or before close returns.
+     */
+    void (*close)(sse_store *s, void (*done)(void *ud), void *ud);
 } sse_store_ops;
 
-#define SSE_STORE_OPS_VERSION 1
+#define SSE_STORE_OPS_VERSION 2
 
 /** The header of every store object: backends embed it first. */
 struct sse_store {
@@ -101,13 +112,16 @@ SSE_API int sse_store_scan_back(sse_store *s, const char *id, size_t id_len, siz
 SSE_API int sse_store_last_id(sse_store *s, sse_buf *out);
 SSE_API int sse_store_trim(sse_store *s, const sse_store_limits *lim, long long now_ms);
 SSE_API void sse_store_stats(const sse_store *s, size_t *count, size_t *bytes);
-/** Free a store through its vtable. Accepts NULL. */
+/** Close a store through its vtable (asynchronous; done may be NULL). Accepts NULL. */
+SSE_API void sse_store_close(sse_store *s, void (*done)(void *ud), void *ud);
+/** sse_store_close without a completion: for callers that need not know when it is done. */
 SSE_API void sse_store_free(sse_store *s);
 
 /**
  * The in-memory store: a ring of frame references plus a hash id -> position, trimmed to lim
- * after every append (lim may be NULL: 1000 updates, 16 MiB). Returns 0 and *out (free with
- * sse_store_free), or SSE_ENOMEM.
+ * after every append (lim may be NULL: 1000 updates, 16 MiB; a 0 field: that limit is not
+ * applied). Every call completes before it returns. Returns 0 and *out (close with
+ * sse_store_close or sse_store_free), or SSE_ENOMEM.
  */
 SSE_API int sse_store_memory_new(sse_store **out, const sse_store_limits *lim);
 

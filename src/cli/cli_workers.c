@@ -1,16 +1,10 @@
 /*
- * cli_workers.c: the master of `ssehub serve --workers N` and the worker's end of its pipe
- * (see cli_workers.h and docs/WORKERS.md).
- *
- * The master holds no client connection. It reserves the port (bound with SO_REUSEPORT, never
- * listening, so restarted workers can always bind it again), forks the workers, and is the
- * sequencer: each worker sends the updates it accepted (bus messages made by the hub, hub_bus.c)
- * over a Unix stream socketpair; the master relays each one, in arrival order, to every worker,
- * and keeps a bounded copy of the history that it hands to a (re)started worker before that
- * worker listens. Frames: u32 length (type byte + payload) | u8 type | payload, length bounded
- * by the largest bus message. A worker whose queue passes queue_max is killed and restarted
- * (one stuck worker must not stall the others nor make the master grow). Signals arrive on a
- * signalfd; a worker that dies unexpectedly is restarted with backoff (at most 10 in 60 s).
+ * cli_workers.c: the master of `ssehub serve --workers N` (see cli_workers.h, docs/WORKERS.md):
+ * processes only. It reserves the port (bound with SO_REUSEPORT, never listening, so restarted
+ * workers can always bind it again), forks the workers, polls their pipes for the sequencer,
+ * forwards SIGINT/SIGTERM, and restarts a worker that dies with backoff (at most 10 in 60 s).
+ * The ordering of updates, the relay and the history are the library's pipe-bus sequencer
+ * (src/bus/sequencer.c, include/sse/bus.h), which the master drives from its poll() loop.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -33,15 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum {
-    FR_UPDATE = 'U',  /* worker -> master: publish; master -> worker: apply */
-    FR_PAST = 'P',    /* master -> worker: a history update (append only) */
-    FR_HISTEND = 'H', /* master -> worker: end of the history */
-    FR_READY = 'R',   /* worker -> master: listening */
-    HDR = 5,
-    MAX_RESTARTS = 10,
-    RESTART_WINDOW_MS = 60000
-};
+enum { MAX_RESTARTS = 10, RESTART_WINDOW_MS = 60000 };
 
 static long long mono_ms(void)
 {
@@ -50,30 +36,9 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---------------------------------------------------------------- master */
-
-struct msg { /* one relayed update, shared by the queues and the history */
-    unsigned refs;
-    size_t len;
-    struct msg *hnext; /* history list */
-    unsigned char data[];
-};
-
-struct qitem {
-    struct qitem *next;
-    struct msg *m; /* NULL: a payload-less frame */
-    unsigned char hdr[HDR];
-};
-
 struct wk {
     pid_t pid; /* 0: not running */
-    int fd;    /* -1: none */
     int ready, exited_status;
-    unsigned char *in; /* read buffer (max frame) */
-    size_t in_len;
-    struct qitem *qhead, *qtail;
-    size_t qoff; /* bytes of the head item already written */
-    size_t qbytes;
     long long restart_at;             /* 0: none scheduled */
     long long restarts[MAX_RESTARTS]; /* times of the recent restarts (ring) */
     unsigned n_restarts;
@@ -82,9 +47,8 @@ struct wk {
 struct master {
     const struct sse_cli_master_config *mc;
     struct wk *w;
+    sse_bus_seq *seq;
     int sfd, reserve_fd;
-    struct msg *hhead, *htail;
-    size_t hcount, hbytes;
     int stopping, ready_told, failed, port;
 };
 
@@ -100,101 +64,6 @@ static void mlog(struct master *m, int level, const char *fmt, ...)
     m->mc->log(m->mc->log_data, level, line);
 }
 
-static void msg_unref(struct msg *x)
-{
-    if (x && --x->refs == 0)
-        free(x);
-}
-
-static int enqueue(struct wk *w, int type, struct msg *x)
-{
-    struct qitem *q = malloc(sizeof(*q));
-    if (!q)
-        return -1;
-    uint32_t len = (uint32_t)(1 + (x ? x->len : 0));
-    memcpy(q->hdr, &len, 4);
-    q->hdr[4] = (unsigned char)type;
-    q->m = x;
-    q->next = NULL;
-    if (x)
-        x->refs++;
-    if (w->qtail)
-        w->qtail->next = q;
-    else
-        w->qhead = q;
-    w->qtail = q;
-    w->qbytes += HDR + (x ? x->len : 0);
-    return 0;
-}
-
-static void queue_clear(struct wk *w)
-{
-    while (w->qhead) {
-        struct qitem *q = w->qhead;
-        w->qhead = q->next;
-        msg_unref(q->m);
-        free(q);
-    }
-    w->qtail = NULL;
-    w->qoff = w->qbytes = 0;
-}
-
-/* Write what the pipe takes now. 0, or -1 if the worker's pipe is broken. */
-static int flush_queue(struct wk *w)
-{
-    while (w->qhead) {
-        struct qitem *q = w->qhead;
-        struct iovec iov[2];
-        int n = 0;
-        size_t tot = HDR + (q->m ? q->m->len : 0), off = w->qoff;
-        if (off < HDR)
-            iov[n++] = (struct iovec){q->hdr + off, HDR - off};
-        if (q->m && q->m->len)
-            iov[n++] = (struct iovec){q->m->data + (off > HDR ? off - HDR : 0),
-                                      q->m->len - (off > HDR ? off - HDR : 0)};
-        ssize_t r = writev(w->fd, iov, n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN ? 0 : -1;
-        }
-        w->qoff += (size_t)r;
-        w->qbytes -= (size_t)r;
-        if (w->qoff == tot) {
-            w->qhead = q->next;
-            if (!w->qhead)
-                w->qtail = NULL;
-            msg_unref(q->m);
-            free(q);
-            w->qoff = 0;
-        }
-    }
-    return 0;
-}
-
-static void history_add(struct master *m, struct msg *x)
-{
-    x->refs++;
-    x->hnext = NULL;
-    if (m->htail)
-        m->htail->hnext = x;
-    else
-        m->hhead = x;
-    m->htail = x;
-    m->hcount++;
-    m->hbytes += x->len;
-    while (m->hhead && ((m->mc->history_count && m->hcount > m->mc->history_count) ||
-                        (m->mc->history_bytes && m->hbytes > m->mc->history_bytes))) {
-        struct msg *o = m->hhead;
-        m->hhead = o->hnext;
-        if (!m->hhead)
-            m->htail = NULL;
-        m->hcount--;
-        m->hbytes -= o->len;
-        msg_unref(o);
-    }
-}
-
 static void kill_worker(struct master *m, int k, const char *why)
 {
     struct wk *w = &m->w[k];
@@ -202,105 +71,33 @@ static void kill_worker(struct master *m, int k, const char *why)
         mlog(m, 1, "worker %d (pid %d): %s: killing it", k, (int)w->pid, why);
         kill(w->pid, SIGKILL);
     }
-    if (w->fd >= 0)
-        close(w->fd);
-    w->fd = -1;
-    queue_clear(w);
-    w->in_len = 0;
+    sse_bus_seq_detach(m->seq, k);
 }
 
-/* One frame read from worker k. */
-static void on_frame(struct master *m, int k, int type, const unsigned char *p, size_t len)
+/* The sequencer gave up on member k (it has already detached it). */
+static void on_drop(void *ud, int k, const char *why)
 {
-    if (type == FR_READY) {
-        m->w[k].ready = 1;
-        mlog(m, 2, "worker %d (pid %d) listening", k, (int)m->w[k].pid);
-        int all = 1;
-        for (int i = 0; i < m->mc->n_workers; i++)
-            all &= m->w[i].ready;
-        if (all && !m->ready_told) {
-            m->ready_told = 1;
-            m->mc->on_ready(m->mc->ready_data, m->port);
-        }
-        return;
-    }
-    if (type != FR_UPDATE) {
-        kill_worker(m, k, "protocol error on its pipe");
-        return;
-    }
-    struct msg *x = malloc(sizeof(*x) + len);
-    if (!x) {
-        mlog(m, 0, "out of memory: update dropped");
-        return;
-    }
-    x->refs = 1;
-    x->len = len;
-    memcpy(x->data, p, len);
-    history_add(m, x);
-    for (int i = 0; i < m->mc->n_workers; i++) {
-        struct wk *w = &m->w[i];
-        if (w->fd < 0)
-            continue;
-        if (enqueue(w, FR_UPDATE, x)) {
-            kill_worker(m, i, "out of memory queueing to it");
-            continue;
-        }
-        if (w->qbytes > m->mc->queue_max)
-            kill_worker(m, i, "does not drain its pipe");
-    }
-    msg_unref(x);
+    kill_worker(ud, k, why);
 }
 
-static void read_worker(struct master *m, int k)
+static void on_member_ready(void *ud, int k)
 {
-    struct wk *w = &m->w[k];
-    size_t cap = HDR + m->mc->max_message;
-    for (;;) {
-        ssize_t r = read(w->fd, w->in + w->in_len, cap - w->in_len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && errno == EAGAIN)
-            return;
-        if (r <= 0) { /* the worker exited or closed: SIGCHLD does the rest */
-            close(w->fd);
-            w->fd = -1;
-            queue_clear(w);
-            return;
-        }
-        w->in_len += (size_t)r;
-        size_t off = 0;
-        while (w->in_len - off >= HDR) {
-            uint32_t len;
-            memcpy(&len, w->in + off, 4);
-            if (len < 1 || len - 1 > m->mc->max_message) {
-                kill_worker(m, k, "frame too large");
-                return;
-            }
-            if (w->in_len - off < 4 + (size_t)len)
-                break;
-            on_frame(m, k, w->in[off + 4], w->in + off + HDR, len - 1);
-            if (w->fd < 0)
-                return;
-            off += 4 + (size_t)len;
-        }
-        memmove(w->in, w->in + off, w->in_len - off);
-        w->in_len -= off;
+    struct master *m = ud;
+    m->w[k].ready = 1;
+    mlog(m, 2, "worker %d (pid %d) listening", k, (int)m->w[k].pid);
+    int all = 1;
+    for (int i = 0; i < m->mc->n_workers; i++)
+        all &= m->w[i].ready;
+    if (all && !m->ready_told) {
+        m->ready_told = 1;
+        m->mc->on_ready(m->mc->ready_data, m->port);
     }
 }
 
 static void master_free(struct master *m)
 {
-    for (int i = 0; i < m->mc->n_workers; i++) {
-        if (m->w[i].fd >= 0)
-            close(m->w[i].fd);
-        queue_clear(&m->w[i]);
-        free(m->w[i].in);
-    }
-    while (m->hhead) {
-        struct msg *o = m->hhead;
-        m->hhead = o->hnext;
-        msg_unref(o);
-    }
+    sse_bus_seq_free(m->seq); /* closes the workers' pipes */
+    m->seq = NULL;
     free(m->w);
     if (m->sfd >= 0)
         close(m->sfd);
@@ -313,21 +110,23 @@ static int spawn(struct master *m, int k, const sigset_t *oldmask, int *child_fd
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
         return -1;
-    /* The history first, then the end mark: queued before any live update reaches it. */
-    for (struct msg *x = m->hhead; x; x = x->hnext)
-        if (enqueue(w, FR_PAST, x))
-            goto out_fail;
-    if (enqueue(w, FR_HISTEND, NULL))
-        goto out_fail;
+    /* Attached before the fork: the history is queued before any live update reaches it. */
+    if (sse_bus_seq_attach(m->seq, k, sv[0])) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
-    if (pid < 0)
-        goto out_fail;
+    if (pid < 0) {
+        sse_bus_seq_detach(m->seq, k);
+        close(sv[1]);
+        return -1;
+    }
     if (pid == 0) {
-        close(sv[0]);
-        w->fd = -1; /* master_free closes the other workers' ends */
-        master_free(m);
+        master_free(m); /* the other workers' pipe ends and the history copy */
+        m->mc->free_in_worker(m->mc->free_data);
         close(m->reserve_fd);
         setpgid(0, 0); /* a terminal's Ctrl-C reaches the master only, which forwards it */
         /* SIGINT/SIGTERM stay blocked until the worker's handlers are installed: a stop asked
@@ -340,18 +139,10 @@ static int spawn(struct master *m, int k, const sigset_t *oldmask, int *child_fd
         return 1;
     }
     close(sv[1]);
-    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     w->pid = pid;
-    w->fd = sv[0];
     w->ready = 0;
-    w->in_len = 0;
     mlog(m, 2, "worker %d started (pid %d)", k, (int)pid);
     return 0;
-out_fail:
-    queue_clear(w);
-    close(sv[0]);
-    close(sv[1]);
-    return -1;
 }
 
 int sse_cli_master_reserve(const char *host, int port, int *real_port, char *err, size_t errlen)
@@ -409,10 +200,7 @@ static void reap(struct master *m)
         struct wk *w = &m->w[k];
         w->pid = 0;
         w->ready = 0;
-        if (w->fd >= 0)
-            close(w->fd);
-        w->fd = -1;
-        queue_clear(w);
+        sse_bus_seq_detach(m->seq, k);
         int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (m->stopping) {
             if (!ok)
@@ -461,14 +249,17 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
     m.port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     m.w = calloc((size_t)mc->n_workers, sizeof(*m.w));
-    if (!m.w)
+    sse_bus_seq_options so = {SSE_BUS_SEQ_OPTIONS_VERSION,
+                              mc->n_workers,
+                              mc->max_message,
+                              mc->queue_max,
+                              mc->store,
+                              on_drop,
+                              on_member_ready,
+                              &m};
+    if (!m.w || sse_bus_seq_new(&m.seq, &so)) {
+        master_free(&m);
         return -1;
-    for (int i = 0; i < mc->n_workers; i++) {
-        m.w[i].fd = -1;
-        if (!(m.w[i].in = malloc(HDR + mc->max_message))) {
-            master_free(&m);
-            return -1;
-        }
     }
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
@@ -521,7 +312,9 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
         int n = 0;
         pf[n++] = (struct pollfd){m.sfd, POLLIN, 0};
         for (int k = 0; k < mc->n_workers; k++)
-            pf[n++] = (struct pollfd){m.w[k].fd, (short)(POLLIN | (m.w[k].qhead ? POLLOUT : 0)), 0};
+            pf[n++] = (struct pollfd){
+                sse_bus_seq_fd(m.seq, k),
+                (short)(POLLIN | (sse_bus_seq_wants_write(m.seq, k) ? POLLOUT : 0)), 0};
         int pr = poll(pf, (nfds_t)n, (int)timeout);
         if (pr < 0 && errno != EINTR)
             break;
@@ -544,12 +337,10 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
         }
         for (int k = 0; k < mc->n_workers; k++) {
             short re = pf[k + 1].revents;
-            if (m.w[k].fd < 0 || m.w[k].fd != pf[k + 1].fd)
+            int fd = sse_bus_seq_fd(m.seq, k);
+            if (fd < 0 || fd != pf[k + 1].fd || !re)
                 continue;
-            if (re & (POLLIN | POLLHUP | POLLERR))
-                read_worker(&m, k);
-            if (m.w[k].fd >= 0 && m.w[k].qhead && flush_queue(&m.w[k]))
-                kill_worker(&m, k, "its pipe broke");
+            sse_bus_seq_io(m.seq, k, (re & (POLLIN | POLLHUP | POLLERR)) != 0, (re & POLLOUT) != 0);
         }
     }
     free(pf);
@@ -569,200 +360,4 @@ out_fail:
     master_free(&m);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     return -1;
-}
-
-/* ---------------------------------------------------------------- worker side */
-
-struct sse_cli_worker {
-    uv_pipe_t pipe;
-    int fd, started;
-    size_t max_message, queue_max;
-    unsigned char *in;
-    size_t in_len;
-    sse_hub *hub;
-    void (*on_lost)(void *ud);
-    void *ud;
-};
-
-int sse_cli_worker_new(struct sse_cli_worker **out, int fd, size_t max_message, size_t queue_max)
-{
-    struct sse_cli_worker *w = calloc(1, sizeof(*w));
-    if (!w)
-        return -1;
-    w->fd = fd;
-    w->max_message = max_message;
-    w->queue_max = queue_max;
-    if (!(w->in = malloc(HDR + max_message))) {
-        free(w);
-        return -1;
-    }
-    *out = w;
-    return 0;
-}
-
-static int read_full(int fd, void *p, size_t n)
-{
-    unsigned char *b = p;
-    while (n) {
-        ssize_t r = read(fd, b, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-int sse_cli_worker_load_history(struct sse_cli_worker *w, sse_hub *hub)
-{
-    for (;;) {
-        unsigned char hdr[HDR];
-        uint32_t len;
-        if (read_full(w->fd, hdr, HDR))
-            return -1;
-        memcpy(&len, hdr, 4);
-        if (len < 1 || len - 1 > w->max_message)
-            return -1;
-        if (hdr[4] == FR_HISTEND && len == 1)
-            return 0;
-        if (read_full(w->fd, w->in, len - 1))
-            return -1;
-        if (hdr[4] != FR_PAST && hdr[4] != FR_UPDATE)
-            return -1;
-        if (hdr[4] == FR_PAST)
-            sse_hub_bus_mark_history(w->in, len - 1);
-        (void)sse_hub_bus_receive(hub, w->in, len - 1);
-    }
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct sse_cli_worker *w = h->data;
-    (void)suggested;
-    size_t cap = HDR + w->max_message;
-    buf->base = (char *)w->in + w->in_len;
-    buf->len = cap - w->in_len;
-}
-
-static void lost(struct sse_cli_worker *w)
-{
-    if (w->on_lost) {
-        void (*cb)(void *) = w->on_lost;
-        w->on_lost = NULL;
-        uv_read_stop((uv_stream_t *)&w->pipe);
-        cb(w->ud);
-    }
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct sse_cli_worker *w = s->data;
-    (void)buf;
-    if (nread < 0) {
-        lost(w);
-        return;
-    }
-    w->in_len += (size_t)nread;
-    size_t off = 0;
-    while (w->in_len - off >= HDR) {
-        uint32_t len;
-        memcpy(&len, w->in + off, 4);
-        if (len < 1 || len - 1 > w->max_message) {
-            lost(w);
-            return;
-        }
-        if (w->in_len - off < 4 + (size_t)len)
-            break;
-        int type = w->in[off + 4];
-        unsigned char *p = w->in + off + HDR;
-        if (type == FR_PAST)
-            sse_hub_bus_mark_history(p, len - 1);
-        if (type == FR_UPDATE || type == FR_PAST)
-            (void)sse_hub_bus_receive(w->hub, p, len - 1);
-        off += 4 + (size_t)len;
-    }
-    memmove(w->in, w->in + off, w->in_len - off);
-    w->in_len -= off;
-}
-
-struct wreq {
-    uv_write_t req;
-    unsigned char data[];
-};
-
-static void on_written(uv_write_t *req, int status)
-{
-    (void)status; /* a broken pipe shows as EOF on the read side */
-    free(req);
-}
-
-static int send_frame(struct sse_cli_worker *w, int type, const void *p, size_t len)
-{
-    if (len > w->max_message)
-        return -1;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&w->pipe) > w->queue_max)
-        return -1; /* the master does not keep up: refuse (503) rather than grow */
-    struct wreq *r = malloc(sizeof(*r) + HDR + len);
-    if (!r)
-        return -1;
-    uint32_t l = (uint32_t)(len + 1);
-    memcpy(r->data, &l, 4);
-    r->data[4] = (unsigned char)type;
-    if (len)
-        memcpy(r->data + HDR, p, len);
-    uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)(HDR + len));
-    if (uv_write(&r->req, (uv_stream_t *)&w->pipe, &b, 1, on_written)) {
-        free(r);
-        return -1;
-    }
-    return 0;
-}
-
-int sse_cli_worker_publish(void *ud, const void *msg, size_t len)
-{
-    struct sse_cli_worker *w = ud;
-    if (!w->started)
-        return -1;
-    return send_frame(w, FR_UPDATE, msg, len);
-}
-
-int sse_cli_worker_start(struct sse_cli_worker *w, uv_loop_t *loop, sse_hub *hub,
-                         void (*on_lost)(void *ud), void *ud)
-{
-    int rc;
-    w->hub = hub;
-    w->on_lost = on_lost;
-    w->ud = ud;
-    if ((rc = uv_pipe_init(loop, &w->pipe, 0)))
-        return rc;
-    w->pipe.data = w;
-    if ((rc = uv_pipe_open(&w->pipe, w->fd))) {
-        uv_close((uv_handle_t *)&w->pipe, NULL);
-        return rc;
-    }
-    w->started = 1;
-    if ((rc = uv_read_start((uv_stream_t *)&w->pipe, on_alloc, on_read)) ||
-        (rc = send_frame(w, FR_READY, NULL, 0) ? UV_ENOMEM : 0))
-        return rc;
-    return 0;
-}
-
-void sse_cli_worker_close(struct sse_cli_worker *w)
-{
-    if (w && w->started && !uv_is_closing((uv_handle_t *)&w->pipe)) {
-        w->on_lost = NULL;
-        uv_close((uv_handle_t *)&w->pipe, NULL);
-    }
-}
-
-void sse_cli_worker_free(struct sse_cli_worker *w)
-{
-    if (!w)
-        return;
-    if (!w->started)
-        close(w->fd);
-    free(w->in);
-    free(w);
 }

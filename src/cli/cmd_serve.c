@@ -37,11 +37,12 @@ struct serve {
     int log_level;
     char *dev_pub_token, *dev_sub_token;
     int stopping;
-    int worker;                /* -1: single process; else this worker's index */
-    int n_workers;             /* --workers (master) */
-    const char *host;          /* the listen host (master banner) */
-    struct sse_cli_worker *wk; /* the pipe to the master (workers) */
-    int signals_on;            /* sigint/sigterm initialized (closed by server_closed) */
+    int worker;       /* -1: single process; else this worker's index */
+    int n_workers;    /* --workers (master) */
+    const char *host; /* the listen host (master banner) */
+    sse_bus *bus;     /* the pipe bus to the master (workers) */
+    sse_store *store; /* the history (memory, with the --history-* limits) */
+    int signals_on;   /* sigint/sigterm initialized (closed by server_closed) */
 };
 
 static void log_line(void *ud, int level, const char *line)
@@ -148,7 +149,8 @@ static void server_closed(sse_server *s, void *ud)
     (void)s;
     uv_close((uv_handle_t *)&sv->sigint, closed);
     uv_close((uv_handle_t *)&sv->sigterm, closed);
-    sse_cli_worker_close(sv->wk);
+    sse_bus_close(sv->bus, NULL, NULL);
+    sv->bus = NULL;
 }
 
 static void stop(struct serve *sv, const char *why)
@@ -268,6 +270,20 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
     fflush(stdout);
 }
 
+/* The history store of a hub and of the master: memory, with the --history-* limits. */
+static int history_store(const struct serve_config *c, sse_store **out)
+{
+    sse_store_limits lim = {c->history_count, c->history_bytes ? c->history_bytes : (16u << 20), 0};
+    return sse_store_memory_new(out, &lim);
+}
+
+static void free_store_in_worker(void *ud)
+{
+    struct serve *sv = ud;
+    sse_store_free(sv->store); /* the master's copy: the worker makes its own */
+    sv->store = NULL;
+}
+
 /* The bus options the master and every worker agree on (frame bound). */
 static size_t bus_max(const struct serve_config *c)
 {
@@ -313,9 +329,26 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             close(wfd);
         goto out_loop;
     }
-    if (worker >= 0) {
-        if (sse_cli_worker_new(&sv->wk, wfd, bus_max(c), 64u << 20)) {
+    if ((rc = history_store(c, &sv->store))) {
+        fprintf(stderr, "ssehub serve: history: %s\n", sse_strerror(rc));
+        if (wfd >= 0)
             close(wfd);
+        goto out_server;
+    }
+    if (worker >= 0) {
+        sse_bus_pipe_options bo = SSE_BUS_PIPE_OPTIONS_INIT;
+        bo.loop = &sv->loop;
+        bo.fd = wfd;
+        bo.max_message = bus_max(c);
+        bo.on_lost = master_lost;
+        bo.on_lost_data = sv;
+        if (sse_bus_pipe_new(&sv->bus, &bo)) {
+            close(wfd);
+            goto out_server;
+        }
+        /* The history first, straight into the store, before the hub starts the bus. */
+        if ((rc = sse_bus_pipe_load_history(sv->bus, sv->store))) {
+            log_line(sv, SSE_LOG_ERROR, "cannot read the history from the master");
             goto out_server;
         }
     } else {
@@ -342,8 +375,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     ho.publish_anonymous = c->publish_anonymous;
     ho.subscriptions = c->subscriptions;
     ho.publish_origins = c->publish_origins;
-    ho.history_count = c->history_count ? c->history_count : SIZE_MAX;
-    ho.history_bytes = c->history_bytes;
+    ho.store = sv->store;
     ho.max_selectors = c->max_selectors;
     ho.max_selector_len = c->max_selector_len;
     ho.max_topics = c->max_topics;
@@ -356,8 +388,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     if (worker >= 0) {
         snprintf(inst, sizeof(inst), "%d", worker);
         ho.instance = inst;
-        ho.bus_publish = sse_cli_worker_publish;
-        ho.bus_data = sv->wk;
+        ho.bus = sv->bus;
     }
     if ((rc = sse_hub_new(&sv->hub, sv->server, &ho))) {
         fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
@@ -383,16 +414,12 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     signal(SIGPIPE, SIG_IGN);
     sv->signals_on = 1;
     if (worker >= 0) {
-        if (sse_cli_worker_load_history(sv->wk, sv->hub)) {
-            log_line(sv, SSE_LOG_ERROR, "cannot read the history from the master");
-            goto out_hub;
-        }
         if ((rc = sse_server_listen(sv->server, host, port))) {
             fprintf(stderr, "ssehub serve: worker %d cannot listen on %s: %s\n", worker, c->listen,
                     sse_strerror(rc));
             goto out_hub;
         }
-        if ((rc = sse_cli_worker_start(sv->wk, &sv->loop, sv->hub, master_lost, sv))) {
+        if ((rc = sse_bus_pipe_ready(sv->bus))) {
             log_line(sv, SSE_LOG_ERROR, "cannot talk to the master");
             goto out_hub;
         }
@@ -422,7 +449,8 @@ out_hub:
 out_server:
     if (exit_code) { /* a start-up failure: close what was opened */
         sse_hub_close(sv->hub);
-        sse_cli_worker_close(sv->wk);
+        sse_bus_close(sv->bus, NULL, NULL);
+        sv->bus = NULL;
         if (sv->signals_on) {
             uv_close((uv_handle_t *)&sv->sigint, closed);
             uv_close((uv_handle_t *)&sv->sigterm, closed);
@@ -435,8 +463,8 @@ out_server:
 out_loop:
     uv_run(&sv->loop, UV_RUN_NOWAIT);
     uv_loop_close(&sv->loop);
-    sse_cli_worker_free(sv->wk);
-    sv->wk = NULL;
+    sse_store_free(sv->store);
+    sv->store = NULL;
     return exit_code;
 }
 
@@ -477,13 +505,19 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     mc.host = host;
     mc.port = real_port;
     mc.max_message = bus_max(c);
-    mc.history_count = c->history_count;
-    /* Twice the workers' byte limit: the master counts bus messages, the stores count frames
-       plus metadata, so a (re)started worker is handed a superset of what its peers hold and
-       trims it to the same entries. */
-    mc.history_bytes = 2 * (c->history_bytes ? c->history_bytes : (16u << 20));
-    /* A new worker is handed the whole history at once: the bound is above it. */
-    mc.queue_max = mc.history_bytes + 16 * mc.max_message + (8u << 20);
+    /* The sequencer keeps the same history as every worker (same store, same limits). */
+    if (history_store(c, &sv->store)) {
+        fprintf(stderr, "ssehub serve: out of memory\n");
+        close(rfd);
+        return 1;
+    }
+    mc.store = sv->store;
+    mc.free_in_worker = free_store_in_worker;
+    mc.free_data = sv;
+    /* A new worker is handed the whole history at once (messages are a little larger than the
+       entries): the bound is above it. */
+    size_t hb = c->history_bytes ? c->history_bytes : (16u << 20);
+    mc.queue_max = 2 * hb + 16 * mc.max_message + (8u << 20);
     mc.log = master_log;
     mc.log_data = sv;
     mc.on_ready = master_ready;
@@ -496,6 +530,8 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     if (widx >= 0) /* in a forked worker */
         return run_hub(sv, host, real_port, drafts, widx, wfd);
     close(rfd);
+    sse_store_free(sv->store);
+    sv->store = NULL;
     log_line(sv, SSE_LOG_INFO, "stopped");
     return code;
 }

@@ -1,13 +1,12 @@
 /*
- * hub.c: the Mercure hub object, its routes and the publish path (see include/sse/hub.h).
+ * hub.c: the Mercure hub object: options, its routes, stats, close and free
+ * (see include/sse/hub.h).
  *
- * The path of one update: the form is decoded and validated (hub_util.c), the token checked
- * (auth.c, cached per token), the update encoded once into a frame, appended to the store, then
- * matched through the index (exact hash, wildcards, cached pattern matches) and the same frame
- * queued on every matching subscriber's stream; the server flushes once per loop turn.
- *
- * Not owned here: the subscribe path (hub_subscribe.c), the subscriptions API and metrics
- * (hub_api.c), JWT and selectors (auth.c, selector.c), the HTTP server and its writes.
+ * The files of the hub, each using only those listed after it: hub.c (this) -> hub_publish.c
+ * (POST) and hub_subscribe.c (GET, replay, expiry) -> hub_update.c (the path of one update:
+ * bus, store, fan-out) -> hub_subscriber.c (one subscriber) -> hub_http.c (errors, tokens,
+ * log), hub_util.c (validation), index.c, auth.c, selector.c. hub_api.c (subscriptions API,
+ * metadata, /healthz, /metrics) reads the hub's state.
  */
 #include "common/alloc.h"
 #include "hub/hub_internal.h"
@@ -21,380 +20,6 @@
 #include <strings.h>
 #include <time.h>
 
-void sse__hub_log(sse_hub *h, int level, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (h->o.log) {
-        h->o.log(h->o.log_data, level, line);
-    } else {
-        static const char *const names[] = {"error", "warn", "info", "debug"};
-        if (level <= SSE_LOG_INFO)
-            fprintf(stderr, "ssehub %s: %s\n", names[level & 3], line);
-    }
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int sse__hub_fail(sse_request *req, int status, const char *error_code, const char *why)
-{
-    char chal[256];
-    if (status == 401 || status == 403) {
-        /* RFC 6750 + RFC 9728: where the protected resource metadata is (draft-08). */
-        static const char md[] =
-            "resource_metadata=\"/.well-known/oauth-protected-resource/.well-known/mercure\"";
-        if (error_code)
-            snprintf(chal, sizeof(chal), "Bearer error=\"%s\", %s", error_code, md);
-        else
-            snprintf(chal, sizeof(chal), "Bearer %s", md);
-        sse_request_add_header(req, "WWW-Authenticate", chal);
-    }
-    sse_buf b;
-    sse_buf_init(&b, 4096);
-    sse_buf_printf(&b, "%s\n", why ? why : "error");
-    int rc = sse_request_respond(req, status, "text/plain; charset=utf-8", b.data, b.len);
-    sse_buf_free(&b);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- token lookup */
-
-static int query_param(const char *q, const char *name, sse_buf *out)
-{
-    const char *cur = q, *end = q + strlen(q);
-    sse_buf n, v;
-    int found = 0;
-    sse_buf_init(&n, 256);
-    sse_buf_init(&v, 64 * 1024);
-    for (;;) {
-        int r = sse_form_next(&cur, end, &n, &v);
-        if (r == 0)
-            break;
-        if (r < 0)
-            break; /* sse_form_next does not advance past a bad pair: stop here */
-        if (!strcmp(sse_buf_cstr(&n), name)) {
-            sse_buf_reset(out);
-            if (sse_buf_append(out, v.data ? v.data : "", v.len) == 0)
-                found = 1;
-            break;
-        }
-    }
-    sse_buf_free(&n);
-    sse_buf_free(&v);
-    return found;
-}
-
-int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, size_t *len,
-                        int *from_cookie, sse_buf *scratch)
-{
-    *from_cookie = 0;
-    const char *auth = sse_request_header(req, "Authorization");
-    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
-        const char *t = auth + 7;
-        while (*t == ' ')
-            t++;
-        *tok = t;
-        *len = strlen(t);
-        while (*len && t[*len - 1] == ' ')
-            (*len)--;
-        return 1;
-    }
-    const char *q = sse_request_query(req);
-    if (q && *q) {
-        if (((h->drafts & SSE_HUB_DRAFT_08) && query_param(q, "access_token", scratch)) ||
-            ((h->drafts & SSE_HUB_DRAFT_07) && query_param(q, "authorization", scratch))) {
-            *tok = sse_buf_cstr(scratch);
-            *len = scratch->len;
-            return 1;
-        }
-    }
-    const char *cookie = sse_request_header(req, "Cookie");
-    if (cookie) {
-        static const char *const names[] = {"__Secure-mercureAuthorization", "mercureAuthorization",
-                                            "__Secure-mercureAccessToken", "mercureAccessToken"};
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-            if (sse__hub_cookie_get(cookie, names[i], tok, len) && *len) {
-                *from_cookie = 1;
-                return 1;
-            }
-    }
-    return 0;
-}
-
-/* ---------------------------------------------------------------- fan-out */
-
-struct fanout {
-    sse_hub *h;
-    const char *const *topics;
-    size_t n_topics;
-    int is_private;
-    sse_frame *frame;
-    uint64_t seq;
-};
-
-int sse__hub_can_read(const struct sse__hub_subscriber *s, const char *const *topics, size_t n)
-{
-    for (size_t g = 0; g < s->n_gsel; g++)
-        for (size_t i = 0; i < n; i++)
-            if (sse__selector_match(s->gsel[g], topics[i], strlen(topics[i])))
-                return 1;
-    return 0;
-}
-
-static void deliver(void *ud, struct sse__isub *is)
-{
-    struct fanout *f = ud;
-    struct sse__hub_subscriber *s = ((struct sse__hub_sub *)is)->owner;
-    if (s->last_seq == f->seq)
-        return;
-    s->last_seq = f->seq; /* the grants check is per subscriber: do it at most once */
-    if (f->is_private && !sse__hub_can_read(s, f->topics, f->n_topics))
-        return;
-    if (!s->st) {
-        sse__hub_hold(s, f->frame); /* subscribing: sent after the replay */
-        return;
-    }
-    if (sse_stream_send_frame(s->st, f->frame) == 0)
-        f->h->st.deliveries_total++;
-}
-
-int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out)
-{
-    return sse__hub_apply(h, p, now_ms(), 1, id_out);
-}
-
-int sse__hub_apply(sse_hub *h, const struct sse__hub_pub *p, long long time_ms, int fanout,
-                   sse_buf *id_out)
-{
-    char uuid[46];
-    const char *id = p->id;
-    int rc;
-    if (!id) {
-        if ((rc = sse__hub_uuid4(uuid)))
-            return rc;
-        id = uuid;
-    }
-    sse_event ev = SSE_EVENT_INIT;
-    ev.id = id;
-    ev.id_len = strlen(id);
-    ev.type = p->type;
-    ev.type_len = p->type ? strlen(p->type) : 0;
-    ev.data = p->has_data ? (p->data ? p->data : "") : "";
-    ev.data_len = p->has_data ? p->data_len : 0;
-    ev.retry = p->retry;
-
-    sse_buf b;
-    sse_frame *frame = NULL;
-    sse_buf_init(&b, 0);
-    if ((rc = sse_encode_event(&b, &ev)) || (rc = sse_frame_from_buf(&frame, &b))) {
-        sse_buf_free(&b);
-        return rc;
-    }
-    sse_buf_free(&b);
-
-    sse_store_entry e = {0};
-    e.id = id;
-    e.id_len = ev.id_len;
-    e.topics = p->topics;
-    e.n_topics = p->n_topics;
-    e.is_private = p->is_private;
-    e.frame = frame;
-    e.time_ms = time_ms;
-    rc = sse_store_append(h->store, &e, NULL, NULL);
-    if (rc) {
-        sse__hub_log(h, SSE_LOG_WARN, "history append failed: %s", sse_strerror(rc));
-        /* Live delivery still happens: history is best effort (the update is not lost live). */
-    }
-
-    struct fanout f = {h, p->topics, p->n_topics, p->is_private, frame, ++h->seq};
-    for (size_t i = 0; i < p->n_topics && fanout; i++)
-        sse__index_match(h->index, p->topics[i], strlen(p->topics[i]), deliver, &f);
-    h->st.updates_total += fanout != 0;
-    sse_frame_unref(frame);
-    if (id_out) {
-        sse_buf_reset(id_out);
-        if ((rc = sse_buf_append_str(id_out, id)))
-            return rc;
-    }
-    return 0;
-}
-
-int sse_hub_publish(sse_hub *h, const sse_hub_update *u, sse_buf *id_out)
-{
-    if (!u->n_topics)
-        return SSE_EINVAL;
-    for (size_t i = 0; i < u->n_topics; i++) {
-        size_t n = strlen(u->topics[i]);
-        if (!n || !sse__hub_text_ok(u->topics[i], n))
-            return SSE_EINVAL;
-        if (n > h->o.max_selector_len)
-            return SSE_ELIMIT;
-        int r = sse__hub_topic_reserved(u->topics[i], n);
-        if (r)
-            return r < 0 ? r : SSE_EINVAL; /* only the hub itself publishes there */
-    }
-    if ((u->id && !sse__hub_id_ok(u->id, strlen(u->id))) ||
-        (u->type && !sse__hub_type_ok(u->type, strlen(u->type))))
-        return SSE_EINVAL;
-    if (u->data && !sse__hub_utf8_ok(u->data, u->data_len))
-        return SSE_EINVAL;
-    if (u->data_len > h->o.max_update)
-        return SSE_ELIMIT;
-    struct sse__hub_pub p = {u->topics, u->n_topics, u->data,  u->data_len,  u->data != NULL,
-                             u->id,     u->type,     u->retry, u->is_private};
-    return sse__hub_publish(h, &p, id_out, NULL);
-}
-
-/* ---------------------------------------------------------------- POST /.well-known/mercure */
-
-static int grants_allow_publish(const struct sse__grants *g, sse_hub *h, char **topics, size_t n,
-                                int *bad)
-{
-    *bad = 0;
-    if (!g->n_publish)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        int ok = 0;
-        for (size_t k = 0; k < g->n_publish && !ok; k++) {
-            int kind = g->publish_kinds ? g->publish_kinds[k] : g->kind;
-            struct sse__selector *sel;
-            int rc = sse__selector_cache_get(h->selcache, g->publish[k], strlen(g->publish[k]),
-                                             kind, &sel);
-            if (rc == SSE_ENOMEM) {
-                *bad = rc;
-                return 0;
-            }
-            if (rc)
-                continue; /* a granted selector that does not compile grants nothing */
-            ok = sse__selector_match(sel, topics[i], strlen(topics[i]));
-            sse__selector_unref(sel);
-        }
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
-static int on_publish(sse_request *req, sse_hub *h)
-{
-    const struct sse__grants *g = NULL;
-    struct sse__pub_form f;
-    sse_buf scratch, idb;
-    const char *why = NULL;
-    int rc = 0, status;
-    sse_buf_init(&scratch, 64 * 1024);
-    sse_buf_init(&idb, 4096);
-
-    const char *ct = sse_request_header(req, "Content-Type");
-    if (ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
-        rc = sse__hub_fail(req, 400, "invalid_request",
-                           "the body must be application/x-www-form-urlencoded");
-        goto out_rejected;
-    }
-    if (!h->o.publish_anonymous) {
-        const char *tok;
-        size_t len;
-        int from_cookie;
-        if (!sse__hub_find_token(h, req, &tok, &len, &from_cookie, &scratch)) {
-            rc = sse__hub_fail(req, 401, NULL, "a publisher token is required");
-            goto out_rejected;
-        }
-        if (from_cookie &&
-            !sse__hub_origin_allowed(h->publish_origins, sse_request_header(req, "Origin"),
-                                     sse_request_header(req, "Referer"))) {
-            rc = sse__hub_fail(req, 403, "insufficient_scope",
-                               "cookie-authenticated publish from an origin not allowed");
-            goto out_rejected;
-        }
-        if (!h->auth) {
-            rc = sse__hub_fail(req, 401, "invalid_token", "no publisher key is configured");
-            goto out_rejected;
-        }
-        const char *reason = NULL;
-        long long now = now_ms() / 1000;
-        int vr = sse__auth_verify(h->auth, SSE__AUTH_PUBLISH, tok, len, now, &g, &reason);
-        if (vr == SSE_ENOMEM) {
-            rc = sse__hub_fail(req, 503, NULL, "out of memory");
-            goto out;
-        }
-        if (vr) {
-            sse__hub_log(h, SSE_LOG_INFO, "publish refused from %s: token %s",
-                         sse_request_remote_addr(req), reason ? reason : "invalid");
-            rc = sse__hub_fail(req, 401, "invalid_token", "invalid token");
-            goto out_rejected;
-        }
-    }
-
-    /* draft-08 rules when the hub speaks only draft-08 or the token is a draft-08 one. */
-    struct sse__pub_limits lim = {h->o.max_topics, h->o.max_selector_len, h->o.max_update, 0};
-    lim.single_topic = h->drafts == SSE_HUB_DRAFT_08 || (g && g->draft == SSE__DRAFT_08);
-    size_t blen;
-    const char *body = sse_request_body(req, &blen);
-    status = sse__pub_form_parse(&f, body, blen, &lim, &why);
-    if (status == SSE_ENOMEM) {
-        rc = sse__hub_fail(req, 503, NULL, "out of memory");
-        goto out;
-    }
-    if (status) {
-        rc = sse__hub_fail(req, status, status == 400 ? "invalid_request" : NULL, why);
-        goto out_rejected;
-    }
-    if (g) {
-        int bad;
-        if (!grants_allow_publish(g, h, f.topics, f.n_topics, &bad)) {
-            sse__pub_form_free(&f);
-            rc = bad ? sse__hub_fail(req, 503, NULL, "out of memory")
-                     : sse__hub_fail(req, 403, "insufficient_scope",
-                                     "the token does not allow publishing to every topic");
-            goto out_rejected;
-        }
-    }
-    struct sse__hub_pub p = {(const char *const *)f.topics,
-                             f.n_topics,
-                             f.data.data,
-                             f.data.len,
-                             f.has_data,
-                             f.id,
-                             f.type,
-                             f.retry,
-                             f.is_private};
-    int pr = sse__hub_publish(h, &p, &idb, req);
-    if (pr == SSE_DEFERRED) { /* answered when the bus hands the update back (hub_bus.c) */
-        sse__pub_form_free(&f);
-        rc = SSE_DEFERRED;
-        goto out;
-    }
-    if (!pr)
-        sse__hub_log(h, SSE_LOG_DEBUG, "published %s to %s%s%s from %s", sse_buf_cstr(&idb),
-                     f.topics[0], f.n_topics > 1 ? " (+ alternates)" : "",
-                     f.is_private ? " (private)" : "", sse_request_remote_addr(req));
-    sse__pub_form_free(&f);
-    if (pr) {
-        rc = sse__hub_fail(req, 503, NULL, sse_strerror(pr));
-        goto out;
-    }
-    sse_request_add_header(req, "Cache-Control", "no-store");
-    rc = sse_request_respond(req, 200, "text/plain; charset=utf-8", idb.data, idb.len);
-    goto out;
-
-out_rejected:
-    h->st.publish_rejected_total++;
-out:
-    sse__grants_release(g);
-    sse_buf_free(&scratch);
-    sse_buf_free(&idb);
-    /* a failed answer is the server's to log; the request is finished either way */
-    return rc == SSE_DEFERRED ? SSE_DEFERRED : 0;
-}
-
 static int on_hub(sse_request *req, void *ud)
 {
     sse_hub *h = ud;
@@ -402,7 +27,7 @@ static int on_hub(sse_request *req, void *ud)
     char link[] = "</.well-known/mercure>; rel=\"mercure\"";
     sse_request_add_header(req, "Link", link);
     if (!strcmp(m, "POST"))
-        return on_publish(req, h);
+        return sse__hub_on_publish(req, h);
     if (!strcmp(m, "GET"))
         return sse__hub_on_subscribe(req, h);
     if (!strcmp(m, "OPTIONS")) /* CORS preflight without the server's own handling */
@@ -479,12 +104,8 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         goto out_free;
     if (o->store) {
         h->store = o->store;
-    } else {
-        sse_store_limits lim = {o->history_count ? o->history_count : 1000,
-                                o->history_bytes ? o->history_bytes : (16u << 20), 0};
-        if (lim.max_count == SIZE_MAX)
-            lim.max_count = 0;
-        if ((rc = sse_store_memory_new(&h->store, &lim)))
+    } else { /* the default: a memory store with its default limits */
+        if ((rc = sse_store_memory_new(&h->store, NULL)))
             goto out_free;
         h->own_store = 1;
     }
@@ -568,18 +189,7 @@ void sse_hub_free(sse_hub *h)
         h->subscribers = s->next;
         if (s->st)
             sse_stream_set_data(s->st, NULL);
-        for (size_t i = 0; i < s->n_subs; i++) {
-            sse__index_remove(h->index, &s->subs[i].isub);
-            sse__selector_unref(s->subs[i].isub.sel);
-            sse__free(s->subs[i].text);
-        }
-        for (size_t i = 0; i < s->n_gsel; i++)
-            sse__selector_unref(s->gsel[i]);
-        sse__free(s->gsel);
-        sse__free(s->subs);
-        sse__free(s->id);
-        sse__grants_release(s->grants);
-        sse__free(s);
+        sse__hub_subscriber_free(h, s);
     }
     if (h->own_store)
         sse_store_free(h->store);

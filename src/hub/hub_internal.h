@@ -1,9 +1,10 @@
 /*
  * hub_internal.h: the hub's object and its subscribers (internal to src/hub).
  *
- * hub.c owns the object, the publish path and the fan-out; hub_subscribe.c the subscribe path,
- * replay, expiry and subscription events; hub_api.c the subscriptions API, metadata, /healthz
- * and /metrics. Everything runs on the server's loop thread.
+ * hub.c owns the object; hub_publish.c the POST; hub_update.c the path of an update (bus, store,
+ * fan-out); hub_subscribe.c the subscribe path, replay, expiry and subscription events;
+ * hub_subscriber.c one subscriber; hub_http.c errors, tokens and the log; hub_api.c the
+ * subscriptions API, metadata, /healthz and /metrics. Everything runs on the server's loop thread.
  */
 #ifndef SSE__HUB_INTERNAL_H
 #define SSE__HUB_INTERNAL_H
@@ -70,10 +71,11 @@ struct sse_hub {
     int closing;
     sse_hub_stats st;
     uint64_t closed_by_reason[SSE__HUB_REASONS];
-    uint64_t bus_origin;              /* random: tells this hub's bus messages (hub_bus.c) */
-    uint64_t bus_token;               /* last POST token sent on the bus */
+    uint64_t bus_origin;              /* random: tells this hub's bus messages */
+    uint64_t bus_token;               /* last publish token sent on the bus */
     size_t bus_max;                   /* largest bus message */
-    struct sse__hub_pending *pending; /* POSTs waiting for their update to come back */
+    struct sse__hub_pending *pending; /* publishes waiting for their message to come back */
+    struct sse__hub_inflight *inflight, *inflight_tail; /* handed to the store, in order */
 };
 
 /* Log one line (printf format, truncated at 1 KiB) through opts.log, else to stderr (<= info). */
@@ -92,20 +94,22 @@ struct sse__hub_pub {
     long long retry;
     int is_private;
 };
-int sse__hub_publish_core(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out);
-/* Apply an update with a given publication time: stored, and fanned out if fanout is set. */
-int sse__hub_apply(sse_hub *h, const struct sse__hub_pub *p, long long time_ms, int fanout,
-                   sse_buf *id_out);
 /*
- * Publish through the bus if the hub has one (hub_bus.c), else at once (publish_core). With a
- * bus and req set, returns SSE_DEFERRED: req is answered when the update comes back. Otherwise 0
- * (id_out holds the id) or a negative error.
+ * The one entry of the update path (hub_update.c): encode once, then through the bus (when the
+ * hub has one) and the store, then fan out. req (may be NULL) is the publisher to answer.
+ * Returns SSE_DEFERRED (req is answered later), 0 (req answered already; without req: accepted),
+ * or a negative error (nothing stored; req not answered). id_out (may be NULL) gets the id.
  */
-int sse__hub_publish(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out, sse_request *req);
-/* Set up the bus side of a new hub (origin nonce); 0 or SSE_EIO. */
+int sse__hub_submit(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out, sse_request *req);
+/* Wall-clock milliseconds since the epoch. */
+long long sse__hub_now_ms(void);
+/* Set up the bus side of a new hub (origin nonce, start receiving); 0 or an error. */
 int sse__hub_bus_init(sse_hub *h);
-/* Answer the POSTs still waiting for the bus with 503 (hub closing). */
+/* Answer the publishers still waiting (bus or store) with 503 (hub closing). */
 void sse__hub_bus_close(sse_hub *h);
+
+/* Free a subscriber: its selectors leave the index; everything it holds is released. */
+void sse__hub_subscriber_free(sse_hub *h, struct sse__hub_subscriber *s);
 
 /* Hold a live update for a subscriber whose stream is not open yet (replay in flight). */
 void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame);
@@ -124,6 +128,7 @@ int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, si
 int sse__hub_fail(sse_request *req, int status, const char *error_code, const char *why);
 
 /* Route handlers. */
+int sse__hub_on_publish(sse_request *req, sse_hub *h);
 int sse__hub_on_subscribe(sse_request *req, sse_hub *h);
 int sse__hub_on_subscriptions_api(sse_request *req, void *ud);
 int sse__hub_on_metrics(sse_request *req, void *ud);

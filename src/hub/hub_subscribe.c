@@ -18,52 +18,6 @@
 #include <strings.h>
 #include <time.h>
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void subscriber_free(sse_hub *h, struct sse__hub_subscriber *s)
-{
-    for (size_t i = 0; i < s->n_subs; i++) {
-        sse__index_remove(h->index, &s->subs[i].isub);
-        sse__selector_unref(s->subs[i].isub.sel);
-        sse__free(s->subs[i].text);
-    }
-    for (size_t i = 0; i < s->n_gsel; i++)
-        sse__selector_unref(s->gsel[i]);
-    for (size_t i = 0; i < s->n_pending; i++)
-        sse_frame_unref(s->pending[i]);
-    sse__free(s->pending);
-    sse__free(s->gsel);
-    sse__free(s->subs);
-    sse__free(s->id);
-    sse__grants_release(s->grants);
-    sse__free(s);
-}
-
-void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame)
-{
-    if (s->pending_overflow)
-        return;
-    if (s->n_pending == s->cap_pending) {
-        size_t nc = s->cap_pending ? s->cap_pending * 2 : 8;
-        sse_frame **a =
-            nc <= SSE__HUB_PENDING_MAX ? sse__realloc(s->pending, nc * sizeof(*a)) : NULL;
-        if (!a) {
-            s->pending_overflow = 1;
-            return;
-        }
-        s->pending = a;
-        s->cap_pending = nc;
-    }
-    s->pending[s->n_pending++] = sse_frame_ref(frame);
-}
-
-/* ---------------------------------------------------------------- subscription events */
-
 int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub)
 {
     int rc = sse_buf_append_str(b, "/.well-known/mercure/subscriptions/");
@@ -147,7 +101,7 @@ static void publish_sub_events(sse_hub *h, struct sse__hub_subscriber *s, int ac
             !sse__hub_sub_json(&doc, &s->subs[i], active, 1)) {
             const char *topics[1] = {sse_buf_cstr(&topic)};
             struct sse__hub_pub p = {topics, 1, doc.data, doc.len, 1, NULL, NULL, -1, 1};
-            int rc = sse__hub_publish(h, &p, NULL, NULL);
+            int rc = sse__hub_submit(h, &p, NULL, NULL);
             if (rc)
                 sse__hub_log(h, SSE_LOG_WARN, "subscription event: %s", sse_strerror(rc));
         }
@@ -179,14 +133,14 @@ static void on_stream_close(sse_stream *st, int reason, void *ud)
         s->next->prev = s->prev;
     if (!h->closing)
         publish_sub_events(h, s, 0);
-    subscriber_free(h, s);
+    sse__hub_subscriber_free(h, s);
 }
 
 void sse__hub_sweep_cb(uv_timer_t *t)
 {
     sse_hub *h = t->data;
     /* Close no later than exp: anything expiring before the next sweep is closed now. */
-    long long limit = now_ms() + h->o.expiry_sweep_ms;
+    long long limit = sse__hub_now_ms() + h->o.expiry_sweep_ms;
     long long old = h->o.max_lifetime_ms ? limit - h->o.expiry_sweep_ms - h->o.max_lifetime_ms : 0;
     struct sse__hub_subscriber *next;
     /* next is read first: should a close ever run its callback at once, s would be gone. */
@@ -358,7 +312,7 @@ static void subscribe_finish(struct replay *r)
     r->finished = 1;
     if (r->aborted || h->closing) {
         h->st.subscribe_rejected_total++;
-        subscriber_free(h, s);
+        sse__hub_subscriber_free(h, s);
         if (!r->aborted)
             sse__hub_fail(r->req, 503, NULL, "shutting down");
         goto out;
@@ -382,7 +336,7 @@ static void subscribe_finish(struct replay *r)
         goto fail;
     }
     s->st = st;
-    s->opened_ms = now_ms();
+    s->opened_ms = sse__hub_now_ms();
     sse_stream_set_data(st, s);
     sse_stream_on_close(st, on_stream_close, h);
     s->next = h->subscribers;
@@ -412,7 +366,7 @@ static void subscribe_finish(struct replay *r)
 
 fail:
     h->st.subscribe_rejected_total++;
-    subscriber_free(h, s);
+    sse__hub_subscriber_free(h, s);
     sse__hub_fail(r->req, 503, NULL, why);
 out:
     if (!r->in_handler)
@@ -566,7 +520,7 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
     if (sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch)) {
         const char *reason = NULL;
         int vr = h->auth ? sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
-                                            now_ms() / 1000, &g, &reason)
+                                            sse__hub_now_ms() / 1000, &g, &reason)
                          : SSE_EAUTH;
         if (vr == SSE_ENOMEM) {
             status = 503, why = "out of memory";
@@ -690,7 +644,7 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
 fail:
     h->st.subscribe_rejected_total++;
     if (s)
-        subscriber_free(h, s);
+        sse__hub_subscriber_free(h, s);
     if (r)
         replay_free(r);
     sse__hub_fail(req, status, errcode, why);

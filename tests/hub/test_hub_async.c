@@ -110,12 +110,14 @@ static void d_stats(const sse_store *s, size_t *c, size_t *b)
 {
     sse_store_stats(((const struct delay_store *)s)->inner, c, b);
 }
-static void d_free(sse_store *s)
+static void d_close(sse_store *s, void (*done)(void *ud), void *ud)
 {
     (void)s;
+    if (done)
+        done(ud);
 }
 static const sse_store_ops delay_ops = {
-    SSE_STORE_OPS_VERSION, "delay", d_append, d_replay, d_scan, d_last, d_trim, d_stats, d_free};
+    SSE_STORE_OPS_VERSION, "delay", d_append, d_replay, d_scan, d_last, d_trim, d_stats, d_close};
 
 /* ---------------------------------------------------------------- client thread */
 

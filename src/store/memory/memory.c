@@ -242,7 +242,7 @@ static void mem_stats(const sse_store *s, size_t *count, size_t *bytes)
         *bytes = m->bytes;
 }
 
-static void mem_free(sse_store *s)
+static void mem_close(sse_store *s, void (*done)(void *ud), void *ud)
 {
     struct mem_store *m = (struct mem_store *)s;
     while (m->count)
@@ -250,11 +250,13 @@ static void mem_free(sse_store *s)
     sse__free(m->ring);
     sse__free(m->buckets);
     sse__free(m);
+    if (done) /* nothing is ever in flight: every call completed before it returned */
+        done(ud);
 }
 
 static const sse_store_ops mem_ops = {
     SSE_STORE_OPS_VERSION, "memory", mem_append, mem_replay, mem_scan_back,
-    mem_last_id,           mem_trim, mem_stats,  mem_free,
+    mem_last_id,           mem_trim, mem_stats,  mem_close,
 };
 
 int sse_store_memory_new(sse_store **out, const sse_store_limits *lim)

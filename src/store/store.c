@@ -1,7 +1,7 @@
 /*
- * store.c: the public dispatch helpers of include/sse/store.h (sse_store_append & co), which only
- * call through the backend's vtable. Backends live beside this file (memory.c here; lmdb and
- * redis later in their own folders).
+ * store.c: the generic side of include/sse/store.h: the dispatch helpers (sse_store_append & co),
+ * which only call through the backend's vtable. Backends live in the folders beside this file
+ * (memory/ now; lmdb/ and redis/ later), each with its own constructor and settings.
  */
 #include <sse/store.h>
 
@@ -39,8 +39,13 @@ void sse_store_stats(const sse_store *s, size_t *count, size_t *bytes)
     s->ops->stats(s, count, bytes);
 }
 
-void sse_store_free(sse_store *s)
+void sse_store_close(sse_store *s, void (*done)(void *ud), void *ud)
 {
     if (s)
-        s->ops->free(s);
+        s->ops->close(s, done, ud);
+}
+
+void sse_store_free(sse_store *s)
+{
+    sse_store_close(s, NULL, NULL);
 }

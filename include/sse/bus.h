@@ -1,0 +1,214 @@
+/**
+ * bus.h: how an accepted update reaches every other hub instance, and theirs reach this one.
+ *
+ * Several hubs (worker processes on one machine, nodes over Redis) must apply the same updates
+ * in one order, so that ids and Last-Event-ID mean the same everywhere. A hub with a bus does not
+ * apply an update it accepted: it encodes it into a bus message (sse_bus_msg_encode), publishes
+ * it on the bus, and applies what the bus hands back (its own messages included) in the bus's
+ * order. The bus carries messages as opaque bytes; their format is defined here once, versioned
+ * and in a fixed (big-endian) byte order, so it may cross machines and outlive a process.
+ *
+ * Backends fill sse_bus_ops: in-process (sse_bus_inproc_*, tests and embedders with several hubs
+ * on one loop), pipe (sse_bus_pipe_*, the workers of `ssehub serve --workers`, with the
+ * sequencer that orders them), Redis later. All calls happen on the bus's loop thread; a call
+ * that returns an error never fires its callback.
+ */
+#ifndef SSE_BUS_H
+#define SSE_BUS_H
+
+#include <sse/buf.h>
+#include <sse/error.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sse_bus sse_bus;
+struct sse_store;
+
+/** Flags of a received message. */
+enum {
+    SSE_BUS_HISTORY = 1 /* history handed to a (re)started member: store it, do not fan out */
+};
+
+/** Completion of publish: 0 once the bus has taken the message, or a negative error. */
+typedef void (*sse_bus_publish_cb)(void *user_data, int status);
+/** One message in the bus's order (borrowed for the call). flags: SSE_BUS_*. */
+typedef void (*sse_bus_receive_cb)(void *user_data, const void *msg, size_t len, unsigned flags);
+/** End of close: nothing will be received any more and the bus is freed. */
+typedef void (*sse_bus_close_cb)(void *user_data);
+
+/** The vtable every backend fills. */
+typedef struct sse_bus_ops {
+    int version;      /* SSE_BUS_OPS_VERSION */
+    const char *name; /* "inproc", "pipe", "redis" */
+    /* Start delivering messages to receive (at most once per bus). 0 or a negative error. */
+    int (*start)(sse_bus *b, sse_bus_receive_cb receive, void *ud);
+    /*
+     * Publish msg (copied). done (not NULL) fires once: 0 when the bus has taken it (the message
+     * then comes back through receive on every member), or an error (it will not come back).
+     * Returns 0, or a negative error and no callback (e.g. SSE_EBUSY: the bus is backed up).
+     */
+    int (*publish)(sse_bus *b, const void *msg, size_t len, sse_bus_publish_cb done, void *ud);
+    /* Stop receiving, fail what is in flight, free the bus, then done (may be NULL). */
+    void (*close)(sse_bus *b, sse_bus_close_cb done, void *ud);
+} sse_bus_ops;
+
+#define SSE_BUS_OPS_VERSION 1
+
+/** The header of every bus object: backends embed it first. */
+struct sse_bus {
+    const sse_bus_ops *ops;
+};
+
+/** Dispatch helpers: the same as calling through b->ops. */
+SSE_API int sse_bus_start(sse_bus *b, sse_bus_receive_cb receive, void *ud);
+SSE_API int sse_bus_publish(sse_bus *b, const void *msg, size_t len, sse_bus_publish_cb done,
+                            void *ud);
+/** Close through the vtable (asynchronous; done may be NULL). Accepts NULL. */
+SSE_API void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud);
+
+/* ------------------------------------------------------------------ the message */
+
+/**
+ * Message format, version 1. All integers big-endian; lengths in bytes.
+ *
+ *     offset size  field
+ *          0    4  magic "SSEB"
+ *          4    1  version (1)
+ *          5    1  flags: 1 = private
+ *          6    2  number of topics (>= 1)
+ *          8    8  origin: random per hub instance (who may answer the publisher)
+ *         16    8  token: the publishing request on that instance (0 = none waits)
+ *         24    8  publication time, ms since the epoch (signed)
+ *         32    4  id length
+ *         36    4  frame length
+ *         40       topics: each u32 length + bytes; then the id; then the frame
+ *
+ * The frame is the update's exact event-stream bytes, encoded once by the publishing hub; every
+ * receiver stores and sends those bytes as they are. A receiver refuses (SSE_EPROTO) a message
+ * with another magic or version, trailing bytes, or lengths that do not add up.
+ */
+enum { SSE_BUS_MSG_VERSION = 1, SSE_BUS_MSG_HEADER = 40 };
+
+/** One update as the bus carries it. Strings are byte ranges; decoded topics are NUL-terminated. */
+typedef struct sse_bus_msg {
+    uint64_t origin;
+    uint64_t token;
+    long long time_ms;
+    int is_private;
+    const char *id;
+    size_t id_len;
+    const char *const *topics;
+    size_t n_topics;
+    const char *frame; /* event-stream bytes */
+    size_t frame_len;
+} sse_bus_msg;
+
+/** Append the encoding of m to out. 0, SSE_ELIMIT (a field too long for the format, or out's
+ * cap) or SSE_ENOMEM; out may hold part of the message on failure. */
+SSE_API int sse_bus_msg_encode(sse_buf *out, const sse_bus_msg *m);
+/**
+ * Decode msg. On success *out (free with sse_bus_msg_free) holds copies: NUL-terminated topics
+ * and id, and the frame bytes. Returns 0, SSE_EPROTO (malformed) or SSE_ENOMEM.
+ */
+SSE_API int sse_bus_msg_decode(const void *msg, size_t len, sse_bus_msg **out);
+/** Free a decoded message. Accepts NULL. */
+SSE_API void sse_bus_msg_free(sse_bus_msg *m);
+/** The size of a message with these field lengths (topic_bytes: sum of topic lengths). */
+SSE_API size_t sse_bus_msg_size(size_t n_topics, size_t topic_bytes, size_t id_len,
+                                size_t frame_len);
+
+/* ------------------------------------------------------------------ in-process bus */
+
+/**
+ * An in-process bus: every member created on the same group receives every message published by
+ * any member, in one order, from the loop (never inside publish). For tests and for embedders
+ * running several hubs on one loop. sse_bus_inproc_group_new makes the group (free it with
+ * sse_bus_inproc_group_free after every member closed); sse_bus_inproc_new adds a member.
+ * Returns 0, SSE_EINVAL or SSE_ENOMEM.
+ */
+typedef struct sse_bus_inproc_group sse_bus_inproc_group;
+SSE_API int sse_bus_inproc_group_new(sse_bus_inproc_group **out, uv_loop_t *loop);
+SSE_API void sse_bus_inproc_group_free(sse_bus_inproc_group *g);
+SSE_API int sse_bus_inproc_new(sse_bus **out, sse_bus_inproc_group *g);
+/** Make the group refuse every publish with err (0: accept again). For fault tests. */
+SSE_API void sse_bus_inproc_group_fail(sse_bus_inproc_group *g, int err);
+
+/* ------------------------------------------------------------------ pipe bus (--workers) */
+
+/**
+ * The member's end of a pipe to a sequencer (sse_bus_seq below), as used by the workers of
+ * `ssehub serve --workers`. fd: a connected Unix stream socket (the bus owns it from now on);
+ * max_message: the largest message; queue_max: bytes queued toward the sequencer before
+ * publish answers SSE_EBUSY. on_lost (may be NULL) is called once if the sequencer goes away.
+ */
+typedef struct sse_bus_pipe_options {
+    int version; /* SSE_BUS_PIPE_OPTIONS_VERSION */
+    uv_loop_t *loop;
+    int fd;
+    size_t max_message;
+    size_t queue_max; /* 0: 64 MiB */
+    void (*on_lost)(void *ud);
+    void *on_lost_data;
+} sse_bus_pipe_options;
+#define SSE_BUS_PIPE_OPTIONS_VERSION 1
+#define SSE_BUS_PIPE_OPTIONS_INIT                                                                  \
+    {                                                                                              \
+        SSE_BUS_PIPE_OPTIONS_VERSION, NULL, -1, 0, 0, NULL, NULL                                   \
+    }
+
+SSE_API int sse_bus_pipe_new(sse_bus **out, const sse_bus_pipe_options *o);
+/**
+ * Read the history the sequencer sends first, blocking, before the bus is started: each message
+ * is appended to store (borrowed; a store that completes appends before returning, such as the
+ * memory store). Returns 0 at the end mark, SSE_EPROTO, SSE_EIO or the store's error.
+ */
+SSE_API int sse_bus_pipe_load_history(sse_bus *b, struct sse_store *store);
+/** Tell the sequencer this member is ready (listening). 0 or a negative error. */
+SSE_API int sse_bus_pipe_ready(sse_bus *b);
+
+/**
+ * The sequencer: one per machine, it orders the messages of N members. It reads each member's
+ * messages and relays them, in the order read, to every member; it keeps the history in a store
+ * (store.h, borrowed; the entries carry the messages) and hands it to a member when it attaches.
+ * It does no I/O waiting of its own: its owner polls the member fds (sse_bus_seq_fd,
+ * sse_bus_seq_wants_write) and calls sse_bus_seq_io, so it fits any event loop or a plain poll().
+ */
+typedef struct sse_bus_seq sse_bus_seq;
+typedef struct sse_bus_seq_options {
+    int version; /* SSE_BUS_SEQ_OPTIONS_VERSION */
+    int n_members;
+    size_t max_message;
+    size_t queue_max;        /* bytes queued to one member before it is dropped */
+    struct sse_store *store; /* the history (borrowed, required) */
+    /* A member sent something that is not a message, or does not drain: the owner should end
+       it (the sequencer has already detached it). */
+    void (*on_drop)(void *ud, int member, const char *why);
+    /* A member said it is ready (sse_bus_pipe_ready). */
+    void (*on_ready)(void *ud, int member);
+    void *ud;
+} sse_bus_seq_options;
+#define SSE_BUS_SEQ_OPTIONS_VERSION 1
+
+SSE_API int sse_bus_seq_new(sse_bus_seq **out, const sse_bus_seq_options *o);
+/** Attach member k on fd (made non-blocking; owned from now on): the history is queued to it
+ * first. 0 or SSE_ENOMEM / SSE_EINVAL. */
+SSE_API int sse_bus_seq_attach(sse_bus_seq *q, int k, int fd);
+/** Detach member k and close its fd (it exited). */
+SSE_API void sse_bus_seq_detach(sse_bus_seq *q, int k);
+/** Member k's fd (-1: detached) and whether it has bytes waiting to be written. */
+SSE_API int sse_bus_seq_fd(const sse_bus_seq *q, int k);
+SSE_API int sse_bus_seq_wants_write(const sse_bus_seq *q, int k);
+/** Member k's fd is readable and/or writable: read and relay, write what is queued. */
+SSE_API void sse_bus_seq_io(sse_bus_seq *q, int k, int readable, int writable);
+/** Free (detaches every member). Accepts NULL. */
+SSE_API void sse_bus_seq_free(sse_bus_seq *q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

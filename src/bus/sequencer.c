@@ -1,0 +1,389 @@
+/*
+ * sequencer.c: the sequencer of the pipe bus (include/sse/bus.h): one process orders the
+ * messages of N members (the workers of `ssehub serve --workers`).
+ *
+ * Each member sends the messages its hub published; the sequencer reads them, appends each to
+ * the history store (store.h) and, once the store has it, relays it to every member in that
+ * order and acknowledges it to its sender (ACK; NACK when the store refused it, so the sender's
+ * publisher gets a 503 instead of waiting). A member that attaches (a restarted worker) first
+ * gets the history replayed from the store, then the end mark, then live messages. One relayed
+ * message is one allocation shared by every member's queue. A member whose queue passes
+ * queue_max, or that breaks the framing, is detached and reported (on_drop): one stuck worker
+ * must not stall the others nor make the sequencer grow.
+ *
+ * The sequencer waits for nothing itself: its owner polls the fds and calls sse_bus_seq_io.
+ * Not owned here: processes, signals and restarts (the CLI), the member's end (pipe.c).
+ */
+#include "bus/pipe_frame.h"
+#include "common/alloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sse/bus.h>
+#include <sse/store.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+struct msg { /* one message as relayed: shared by the queues */
+    unsigned refs;
+    size_t len;
+    unsigned char data[];
+};
+
+struct qitem {
+    struct qitem *next;
+    struct msg *m; /* NULL: a payload-less frame */
+    unsigned char hdr[SSE__PIPE_HDR];
+};
+
+struct member {
+    int fd;       /* -1: detached */
+    unsigned gen; /* bumped on detach: completions for an older attachment are ignored */
+    unsigned char *in;
+    size_t in_len;
+    struct qitem *qhead, *qtail;
+    size_t qoff, qbytes;
+};
+
+struct sse_bus_seq {
+    sse_bus_seq_options o;
+    struct member *m;
+};
+
+/* An append in flight: who sent it, so that the ACK/NACK goes to the right attachment. */
+struct append {
+    struct sse_bus_seq *q;
+    int k;
+    unsigned gen;
+    struct msg *x;
+};
+
+static void msg_unref(struct msg *x)
+{
+    if (x && --x->refs == 0)
+        sse__free(x);
+}
+
+static int enqueue(struct member *w, int type, struct msg *x)
+{
+    struct qitem *it = sse__malloc(sizeof(*it));
+    if (!it)
+        return SSE_ENOMEM;
+    sse__pipe_put_hdr(it->hdr, x ? x->len : 0, type);
+    it->m = x;
+    it->next = NULL;
+    if (x)
+        x->refs++;
+    if (w->qtail)
+        w->qtail->next = it;
+    else
+        w->qhead = it;
+    w->qtail = it;
+    w->qbytes += SSE__PIPE_HDR + (x ? x->len : 0);
+    return 0;
+}
+
+static void queue_clear(struct member *w)
+{
+    while (w->qhead) {
+        struct qitem *it = w->qhead;
+        w->qhead = it->next;
+        msg_unref(it->m);
+        sse__free(it);
+    }
+    w->qtail = NULL;
+    w->qoff = w->qbytes = 0;
+}
+
+void sse_bus_seq_detach(sse_bus_seq *q, int k)
+{
+    struct member *w = &q->m[k];
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    w->gen++;
+    w->in_len = 0;
+    queue_clear(w);
+}
+
+static void drop(sse_bus_seq *q, int k, const char *why)
+{
+    sse_bus_seq_detach(q, k);
+    if (q->o.on_drop)
+        q->o.on_drop(q->o.ud, k, why);
+}
+
+/* Queue to member k; drop it if it is too far behind. */
+static void send_to(sse_bus_seq *q, int k, int type, struct msg *x)
+{
+    struct member *w = &q->m[k];
+    if (w->fd < 0)
+        return;
+    if (enqueue(w, type, x))
+        drop(q, k, "out of memory queueing to it");
+    else if (w->qbytes > q->o.queue_max)
+        drop(q, k, "does not drain its pipe");
+}
+
+static void appended(void *ud, int status, uint64_t position)
+{
+    struct append *a = ud;
+    sse_bus_seq *q = a->q;
+    (void)position;
+    if (!status)
+        for (int i = 0; i < q->o.n_members; i++)
+            send_to(q, i, SSE__PIPE_UPDATE, a->x);
+    if (q->m[a->k].gen == a->gen)
+        send_to(q, a->k, status ? SSE__PIPE_NACK : SSE__PIPE_ACK, NULL);
+    msg_unref(a->x);
+    sse__free(a);
+}
+
+/* One message from member k: into the store, then (appended) to everyone. */
+static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
+{
+    sse_bus_msg *bm = NULL;
+    sse_frame *frame = NULL;
+    struct append *a = sse__calloc(1, sizeof(*a));
+    struct msg *x = sse__malloc(sizeof(*x) + len);
+    int rc = !a || !x ? SSE_ENOMEM : sse_bus_msg_decode(p, len, &bm);
+    if (rc == SSE_EPROTO) {
+        sse__free(a);
+        sse__free(x);
+        drop(q, k, "sent a malformed bus message");
+        return;
+    }
+    if (!rc)
+        rc = sse_frame_new(&frame, bm->frame, bm->frame_len);
+    if (!rc) {
+        x->refs = 1;
+        x->len = len;
+        memcpy(x->data, p, len);
+        *a = (struct append){q, k, q->m[k].gen, x};
+        sse_store_entry e = {0};
+        e.id = bm->id;
+        e.id_len = bm->id_len;
+        e.topics = bm->topics;
+        e.n_topics = bm->n_topics;
+        e.is_private = bm->is_private;
+        e.frame = frame;
+        e.time_ms = bm->time_ms;
+        rc = sse_store_append(q->o.store, &e, appended, a);
+    }
+    sse_frame_unref(frame);
+    sse_bus_msg_free(bm);
+    if (rc) { /* refused: the sender's publisher gets a 503 */
+        sse__free(a);
+        sse__free(x);
+        send_to(q, k, SSE__PIPE_NACK, NULL);
+    }
+}
+
+static void on_frame(sse_bus_seq *q, int k, int type, const unsigned char *p, size_t len)
+{
+    if (type == SSE__PIPE_READY && !len) {
+        if (q->o.on_ready)
+            q->o.on_ready(q->o.ud, k);
+    } else if (type == SSE__PIPE_UPDATE) {
+        on_update(q, k, p, len);
+    } else {
+        drop(q, k, "protocol error on its pipe");
+    }
+}
+
+static void read_member(sse_bus_seq *q, int k)
+{
+    struct member *w = &q->m[k];
+    size_t cap = SSE__PIPE_HDR + q->o.max_message;
+    for (;;) {
+        ssize_t r = read(w->fd, w->in + w->in_len, cap - w->in_len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r <= 0) { /* the member exited or closed: its owner reaps it */
+            sse_bus_seq_detach(q, k);
+            return;
+        }
+        w->in_len += (size_t)r;
+        size_t off = 0;
+        unsigned gen = w->gen;
+        while (w->in_len - off >= SSE__PIPE_HDR) {
+            uint32_t len = sse__pipe_len(w->in + off);
+            if (len < 1 || len - 1 > q->o.max_message) {
+                drop(q, k, "frame too large");
+                return;
+            }
+            if (w->in_len - off < 4 + (size_t)len)
+                break;
+            on_frame(q, k, w->in[off + 4], w->in + off + SSE__PIPE_HDR, len - 1);
+            if (w->gen != gen)
+                return; /* dropped meanwhile */
+            off += 4 + (size_t)len;
+        }
+        memmove(w->in, w->in + off, w->in_len - off);
+        w->in_len -= off;
+    }
+}
+
+/* Write what the socket takes now. 0, or -1 if it is broken. */
+static int flush_member(struct member *w)
+{
+    while (w->qhead) {
+        struct qitem *it = w->qhead;
+        struct iovec iov[2];
+        int n = 0;
+        size_t tot = SSE__PIPE_HDR + (it->m ? it->m->len : 0), off = w->qoff;
+        if (off < SSE__PIPE_HDR)
+            iov[n++] = (struct iovec){it->hdr + off, SSE__PIPE_HDR - off};
+        if (it->m && it->m->len) {
+            size_t skip = off > SSE__PIPE_HDR ? off - SSE__PIPE_HDR : 0;
+            iov[n++] = (struct iovec){it->m->data + skip, it->m->len - skip};
+        }
+        ssize_t r = writev(w->fd, iov, n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : -1;
+        }
+        w->qoff += (size_t)r;
+        w->qbytes -= (size_t)r;
+        if (w->qoff == tot) {
+            w->qhead = it->next;
+            if (!w->qhead)
+                w->qtail = NULL;
+            msg_unref(it->m);
+            sse__free(it);
+            w->qoff = 0;
+        }
+    }
+    return 0;
+}
+
+void sse_bus_seq_io(sse_bus_seq *q, int k, int readable, int writable)
+{
+    if (k < 0 || k >= q->o.n_members || q->m[k].fd < 0)
+        return;
+    if (readable)
+        read_member(q, k);
+    (void)writable; /* whatever is queued (also by the read just done) is tried now */
+    if (q->m[k].fd >= 0 && q->m[k].qhead && flush_member(&q->m[k]))
+        drop(q, k, "its pipe broke");
+}
+
+int sse_bus_seq_fd(const sse_bus_seq *q, int k)
+{
+    return k >= 0 && k < q->o.n_members ? q->m[k].fd : -1;
+}
+
+int sse_bus_seq_wants_write(const sse_bus_seq *q, int k)
+{
+    return k >= 0 && k < q->o.n_members && q->m[k].fd >= 0 && q->m[k].qhead != NULL;
+}
+
+/* The history replayed into a new member's queue, each entry re-made as a bus message. */
+struct attach {
+    sse_bus_seq *q;
+    int k;
+    int rc;
+    sse_buf b;
+};
+
+static int history_each(void *ud, const sse_store_entry *e)
+{
+    struct attach *a = ud;
+    sse_bus_msg m = {0,
+                     0,
+                     e->time_ms,
+                     e->is_private,
+                     e->id,
+                     e->id_len,
+                     e->topics,
+                     e->n_topics,
+                     sse_frame_data(e->frame),
+                     sse_frame_len(e->frame)};
+    sse_buf_reset(&a->b);
+    if ((a->rc = sse_bus_msg_encode(&a->b, &m)))
+        return 1;
+    struct msg *x = sse__malloc(sizeof(*x) + a->b.len);
+    if (!x) {
+        a->rc = SSE_ENOMEM;
+        return 1;
+    }
+    x->refs = 1;
+    x->len = a->b.len;
+    memcpy(x->data, a->b.data, a->b.len);
+    a->rc = enqueue(&a->q->m[a->k], SSE__PIPE_PAST, x);
+    msg_unref(x);
+    return a->rc != 0;
+}
+
+static void history_done(void *ud, int status, int found)
+{
+    struct attach *a = ud;
+    (void)found;
+    if (status && !a->rc)
+        a->rc = status;
+}
+
+int sse_bus_seq_attach(sse_bus_seq *q, int k, int fd)
+{
+    if (k < 0 || k >= q->o.n_members || fd < 0)
+        return SSE_EINVAL;
+    sse_bus_seq_detach(q, k);
+    struct member *w = &q->m[k];
+    struct attach a = {q, k, 0, {0}};
+    sse_buf_init(&a.b, q->o.max_message);
+    /* The history first, then the end mark: queued before any live message reaches it. A store
+       that replays later than it returns would let live messages in first: refused here. */
+    int rc = sse_store_replay(q->o.store, NULL, 0, history_each, history_done, &a);
+    sse_buf_free(&a.b);
+    if (!rc)
+        rc = a.rc;
+    if (!rc)
+        rc = enqueue(w, SSE__PIPE_HISTEND, NULL);
+    if (rc) {
+        queue_clear(w);
+        return rc;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    w->fd = fd;
+    return 0;
+}
+
+int sse_bus_seq_new(sse_bus_seq **out, const sse_bus_seq_options *o)
+{
+    if (!o || o->n_members < 1 || !o->store || !o->max_message)
+        return SSE_EINVAL;
+    sse_bus_seq *q = sse__calloc(1, sizeof(*q));
+    if (!q)
+        return SSE_ENOMEM;
+    q->o = *o;
+    if (!q->o.queue_max)
+        q->o.queue_max = 64u << 20;
+    if (!(q->m = sse__calloc((size_t)o->n_members, sizeof(*q->m))))
+        goto out_free;
+    for (int k = 0; k < o->n_members; k++) {
+        q->m[k].fd = -1;
+        if (!(q->m[k].in = sse__malloc(SSE__PIPE_HDR + o->max_message)))
+            goto out_free;
+    }
+    *out = q;
+    return 0;
+out_free:
+    sse_bus_seq_free(q);
+    return SSE_ENOMEM;
+}
+
+void sse_bus_seq_free(sse_bus_seq *q)
+{
+    if (!q)
+        return;
+    for (int k = 0; q->m && k < q->o.n_members; k++) {
+        sse_bus_seq_detach(q, k);
+        sse__free(q->m[k].in);
+    }
+    sse__free(q->m);
+    sse__free(q);
+}

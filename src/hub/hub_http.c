@@ -1,0 +1,114 @@
+/*
+ * hub_http.c: what every hub route shares: answering an error (with the RFC 6750 challenge),
+ * finding the request's token (header, query, cookies, per the drafts enabled), and the hub's
+ * log line.
+ *
+ * Not owned here: the routes themselves (hub.c, hub_publish.c, hub_subscribe.c, hub_api.c).
+ */
+#include "hub/hub_internal.h"
+#include "hub/hub_util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+void sse__hub_log(sse_hub *h, int level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (h->o.log) {
+        h->o.log(h->o.log_data, level, line);
+    } else {
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        if (level <= SSE_LOG_INFO)
+            fprintf(stderr, "ssehub %s: %s\n", names[level & 3], line);
+    }
+}
+
+int sse__hub_fail(sse_request *req, int status, const char *error_code, const char *why)
+{
+    char chal[256];
+    if (status == 401 || status == 403) {
+        /* RFC 6750 + RFC 9728: where the protected resource metadata is (draft-08). */
+        static const char md[] =
+            "resource_metadata=\"/.well-known/oauth-protected-resource/.well-known/mercure\"";
+        if (error_code)
+            snprintf(chal, sizeof(chal), "Bearer error=\"%s\", %s", error_code, md);
+        else
+            snprintf(chal, sizeof(chal), "Bearer %s", md);
+        sse_request_add_header(req, "WWW-Authenticate", chal);
+    }
+    sse_buf b;
+    sse_buf_init(&b, 4096);
+    sse_buf_printf(&b, "%s\n", why ? why : "error");
+    int rc = sse_request_respond(req, status, "text/plain; charset=utf-8", b.data, b.len);
+    sse_buf_free(&b);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- token lookup */
+
+static int query_param(const char *q, const char *name, sse_buf *out)
+{
+    const char *cur = q, *end = q + strlen(q);
+    sse_buf n, v;
+    int found = 0;
+    sse_buf_init(&n, 256);
+    sse_buf_init(&v, 64 * 1024);
+    for (;;) {
+        int r = sse_form_next(&cur, end, &n, &v);
+        if (r == 0)
+            break;
+        if (r < 0)
+            break; /* sse_form_next does not advance past a bad pair: stop here */
+        if (!strcmp(sse_buf_cstr(&n), name)) {
+            sse_buf_reset(out);
+            if (sse_buf_append(out, v.data ? v.data : "", v.len) == 0)
+                found = 1;
+            break;
+        }
+    }
+    sse_buf_free(&n);
+    sse_buf_free(&v);
+    return found;
+}
+
+int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, size_t *len,
+                        int *from_cookie, sse_buf *scratch)
+{
+    *from_cookie = 0;
+    const char *auth = sse_request_header(req, "Authorization");
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
+        const char *t = auth + 7;
+        while (*t == ' ')
+            t++;
+        *tok = t;
+        *len = strlen(t);
+        while (*len && t[*len - 1] == ' ')
+            (*len)--;
+        return 1;
+    }
+    const char *q = sse_request_query(req);
+    if (q && *q) {
+        if (((h->drafts & SSE_HUB_DRAFT_08) && query_param(q, "access_token", scratch)) ||
+            ((h->drafts & SSE_HUB_DRAFT_07) && query_param(q, "authorization", scratch))) {
+            *tok = sse_buf_cstr(scratch);
+            *len = scratch->len;
+            return 1;
+        }
+    }
+    const char *cookie = sse_request_header(req, "Cookie");
+    if (cookie) {
+        static const char *const names[] = {"__Secure-mercureAuthorization", "mercureAuthorization",
+                                            "__Secure-mercureAccessToken", "mercureAccessToken"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (sse__hub_cookie_get(cookie, names[i], tok, len) && *len) {
+                *from_cookie = 1;
+                return 1;
+            }
+    }
+    return 0;
+}
