@@ -407,30 +407,37 @@ static int compile_grants(sse_hub *h, struct sse__hub_subscriber *s)
     return 0;
 }
 
-int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
+/* Why a subscribe is refused: the status, the RFC 6750 error code (may be NULL), the text. */
+struct refusal {
+    int status;
+    const char *errcode;
+    const char *why;
+};
+
+static int refuse(struct refusal *f, int status, const char *errcode, const char *why)
 {
-    struct sel_arg *args = NULL;
-    size_t nargs = 0;
-    sse_buf name, value, lei, scratch;
-    struct sse__hub_subscriber *s = NULL;
-    struct replay *r = NULL;
-    int have_lei = 0, status = 0, deferred = 0;
-    const char *why = NULL, *errcode = NULL;
+    f->status = status;
+    f->errcode = errcode;
+    f->why = why;
+    return -1;
+}
+
+/* What a subscribe request asks for: its selectors and the id to resume after. */
+struct ask {
+    struct sel_arg *args; /* max_selectors entries */
+    size_t nargs;
+    sse_buf lei; /* Last-Event-ID (header, else the lastEventID query parameter) */
+    int have_lei;
+};
+
+/* The selectors and the last event id of the query string and headers. 0 or -1 (f set). */
+static int read_ask(sse_hub *h, sse_request *req, struct ask *a, struct refusal *f)
+{
+    sse_buf name, value;
+    int rc = -1;
     sse_buf_init(&name, 256);
     /* Values also carry tokens (authorization / access_token): room for the largest. */
     sse_buf_init(&value, (h->o.max_selector_len > 65536 ? h->o.max_selector_len : 65536) + 1);
-    sse_buf_init(&lei, 4096);
-    sse_buf_init(&scratch, 64 * 1024);
-
-    if (h->closing) {
-        status = 503, why = "shutting down";
-        goto fail;
-    }
-    args = sse__calloc(h->o.max_selectors, sizeof(*args));
-    if (!args) {
-        status = 503, why = "out of memory";
-        goto fail;
-    }
     const char *q = sse_request_query(req);
     const char *cur = q ? q : "", *end = cur + strlen(cur);
     for (;;) {
@@ -439,12 +446,12 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
             break;
         const char *n = rr > 0 ? sse_buf_cstr(&name) : "";
         if (rr == SSE_ELIMIT) {
-            status = 400, errcode = "invalid_request", why = "a selector or parameter is too long";
-            goto fail;
+            refuse(f, 400, "invalid_request", "a selector or parameter is too long");
+            goto out;
         }
         if (rr < 0) {
-            status = 400, errcode = "invalid_request", why = "malformed query string";
-            goto fail;
+            refuse(f, 400, "invalid_request", "malformed query string");
+            goto out;
         }
         int form = -1;
         if (!strcmp(n, "topic") && (h->drafts & SSE_HUB_DRAFT_07)) {
@@ -455,135 +462,142 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
             } else if (!strcmp(n, "matchURLPattern")) {
                 form = SSE__FORM_URLPATTERN;
             } else {
-                status = 400, errcode = "invalid_request", why = "unknown matcher type";
-                goto fail;
+                refuse(f, 400, "invalid_request", "unknown matcher type");
+                goto out;
             }
         } else if (!strcmp(n, "lastEventID") || !strcmp(n, "last_event_id")) {
-            if (!have_lei) { /* the header, read below, takes precedence anyway */
-                sse_buf_reset(&lei);
-                if (value.len && sse_buf_append(&lei, value.data, value.len)) {
-                    status = 503, why = "out of memory";
-                    goto fail;
+            if (!a->have_lei) { /* the header, read below, takes precedence anyway */
+                sse_buf_reset(&a->lei);
+                if (value.len && sse_buf_append(&a->lei, value.data, value.len)) {
+                    refuse(f, 503, NULL, "out of memory");
+                    goto out;
                 }
-                have_lei = 1;
+                a->have_lei = 1;
             }
             continue;
         } else {
             continue; /* authorization / access_token and anything else */
         }
-        if (nargs >= h->o.max_selectors) {
-            status = 400, errcode = "invalid_request", why = "too many selectors";
-            goto fail;
+        if (a->nargs >= h->o.max_selectors) {
+            refuse(f, 400, "invalid_request", "too many selectors");
+            goto out;
         }
         if (value.len > h->o.max_selector_len) {
-            status = 400, errcode = "invalid_request", why = "selector too long";
-            goto fail;
+            refuse(f, 400, "invalid_request", "selector too long");
+            goto out;
         }
         if (!value.len || !sse__hub_text_ok(value.data, value.len)) {
-            status = 400, errcode = "invalid_request",
-            why = "invalid selector (empty, not UTF-8 or control characters)";
-            goto fail;
+            refuse(f, 400, "invalid_request",
+                   "invalid selector (empty, not UTF-8 or control characters)");
+            goto out;
         }
-        args[nargs].text = sse__strndup(value.data, value.len);
-        if (!args[nargs].text) {
-            status = 503, why = "out of memory";
-            goto fail;
+        struct sel_arg *arg = &a->args[a->nargs];
+        if (!(arg->text = sse__strndup(value.data, value.len))) {
+            refuse(f, 503, NULL, "out of memory");
+            goto out;
         }
-        args[nargs].len = value.len;
-        args[nargs].form = form;
-        nargs++;
+        arg->len = value.len;
+        arg->form = form;
+        a->nargs++;
     }
-    if (!nargs) {
-        status = 400, errcode = "invalid_request",
-        why = h->drafts == SSE_HUB_DRAFT_08   ? "missing \"match\" parameter"
-              : h->drafts == SSE_HUB_DRAFT_07 ? "missing \"topic\" parameter"
-                                              : "missing \"topic\" or \"match\" parameter";
-        goto fail;
+    if (!a->nargs) {
+        refuse(f, 400, "invalid_request",
+               h->drafts == SSE_HUB_DRAFT_08   ? "missing \"match\" parameter"
+               : h->drafts == SSE_HUB_DRAFT_07 ? "missing \"topic\" parameter"
+                                               : "missing \"topic\" or \"match\" parameter");
+        goto out;
     }
     const char *hdr = sse_request_header(req, "Last-Event-ID");
     if (!hdr)
         hdr = sse_request_header(req, "Mercure-Last-Event-ID");
     if (hdr) {
-        sse_buf_reset(&lei);
-        if (sse_buf_append_str(&lei, hdr)) {
-            status = 400, errcode = "invalid_request", why = "Last-Event-ID too long";
-            goto fail;
+        sse_buf_reset(&a->lei);
+        if (sse_buf_append_str(&a->lei, hdr)) {
+            refuse(f, 400, "invalid_request", "Last-Event-ID too long");
+            goto out;
         }
-        have_lei = 1;
+        a->have_lei = 1;
     }
+    rc = 0;
+out:
+    sse_buf_free(&name);
+    sse_buf_free(&value);
+    return rc;
+}
 
-    /* Authorization. */
-    const struct sse__grants *g = NULL;
+/* The request's token checked for subscribing: *g (NULL: anonymous). 0 or -1 (f set). */
+static int authorize(sse_hub *h, sse_request *req, const struct sse__grants **g, struct refusal *f)
+{
     const char *tok;
     size_t tlen;
-    int from_cookie;
+    int from_cookie, rc = 0;
+    sse_buf scratch;
+    sse_buf_init(&scratch, 64 * 1024);
+    *g = NULL;
     if (sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch)) {
         const char *reason = NULL;
         int vr = h->auth ? sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
-                                            sse__hub_now_ms() / 1000, &g, &reason)
+                                            sse__hub_now_ms() / 1000, g, &reason)
                          : SSE_EAUTH;
         if (vr == SSE_ENOMEM) {
-            status = 503, why = "out of memory";
-            goto fail;
-        }
-        if (vr) {
+            rc = refuse(f, 503, NULL, "out of memory");
+        } else if (vr) {
             sse__hub_log(h, SSE_LOG_INFO, "subscribe refused from %s: token %s",
                          sse_request_remote_addr(req), reason ? reason : "not accepted");
-            status = 401, errcode = "invalid_token", why = "invalid token";
-            goto fail;
+            rc = refuse(f, 401, "invalid_token", "invalid token");
         }
     } else if (!h->o.anonymous) {
-        status = 401, why = "a subscriber token is required";
-        goto fail;
+        rc = refuse(f, 401, NULL, "a subscriber token is required");
     }
-    if (h->o.max_subscribers && h->st.subscribers >= h->o.max_subscribers) {
-        sse__grants_release(g);
-        status = 429, why = "too many subscribers";
-        goto fail;
-    }
+    sse_buf_free(&scratch);
+    return rc;
+}
 
-    s = sse__calloc(1, sizeof(*s));
+/* A subscriber for grants g (taken over, also on failure) and the asked selectors (their texts
+   taken over). 0 and *out, or -1 (f set). */
+static int subscriber_new(sse_hub *h, const struct sse__grants *g, struct ask *a,
+                          struct sse__hub_subscriber **out, struct refusal *f)
+{
+    struct sse__hub_subscriber *s = sse__calloc(1, sizeof(*s));
     if (!s) {
         sse__grants_release(g);
-        status = 503, why = "out of memory";
-        goto fail;
+        return refuse(f, 503, NULL, "out of memory");
     }
     s->hub = h;
     s->grants = g;
     s->exp_ms = g && g->exp > 0 ? g->exp * 1000 : 0;
-    s->subs = sse__calloc(nargs, sizeof(*s->subs));
+    s->subs = sse__calloc(a->nargs, sizeof(*s->subs));
     if (!s->subs) {
-        status = 503, why = "out of memory";
-        goto fail;
+        refuse(f, 503, NULL, "out of memory");
+        goto out_free;
     }
     int crc = compile_grants(h, s);
     if (crc) {
-        status = crc == SSE_EAUTH ? 401 : 503;
-        errcode = crc == SSE_EAUTH ? "invalid_token" : NULL;
-        why = crc == SSE_EAUTH ? "invalid token (a granted selector does not compile)"
-                               : "out of memory";
-        goto fail;
+        if (crc == SSE_EAUTH)
+            refuse(f, 401, "invalid_token", "invalid token (a granted selector does not compile)");
+        else
+            refuse(f, 503, NULL, "out of memory");
+        goto out_free;
     }
-    for (size_t i = 0; i < nargs; i++) {
+    for (size_t i = 0; i < a->nargs; i++) {
         struct sse__hub_sub *sub = &s->subs[i];
-        int kind = args[i].form == SSE__FORM_TOPIC   ? SSE__SEL_AUTO
-                   : args[i].form == SSE__FORM_EXACT ? SSE__SEL_EXACT
-                                                     : SSE__SEL_URLPATTERN;
-        int rc =
-            sse__selector_cache_get(h->selcache, args[i].text, args[i].len, kind, &sub->isub.sel);
+        int kind = a->args[i].form == SSE__FORM_TOPIC   ? SSE__SEL_AUTO
+                   : a->args[i].form == SSE__FORM_EXACT ? SSE__SEL_EXACT
+                                                        : SSE__SEL_URLPATTERN;
+        int rc = sse__selector_cache_get(h->selcache, a->args[i].text, a->args[i].len, kind,
+                                         &sub->isub.sel);
         if (rc) {
-            status = rc == SSE_ENOMEM ? 503 : 400;
-            errcode = rc == SSE_ENOMEM ? NULL : "invalid_request";
-            why = rc == SSE_ELIMIT   ? "selector too long or too complex"
-                  : rc == SSE_ENOMEM ? "out of memory"
-                                     : "invalid selector";
-            goto fail;
+            refuse(f, rc == SSE_ENOMEM ? 503 : 400, rc == SSE_ENOMEM ? NULL : "invalid_request",
+                   rc == SSE_ELIMIT   ? "selector too long or too complex"
+                   : rc == SSE_ENOMEM ? "out of memory"
+                                      : "invalid selector");
+            goto out_free;
         }
         sub->owner = s;
-        sub->text = args[i].text;
-        sub->len = args[i].len;
-        sub->form = args[i].form;
-        args[i].text = NULL;
+        sub->text = a->args[i].text;
+        sub->len = a->args[i].len;
+        sub->form = a->args[i].form;
+        a->args[i].text = NULL;
         s->n_subs++;
     }
     /* The subscriber id: the token's sub when it is unique among active subscribers. */
@@ -592,38 +606,52 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
         for (struct sse__hub_subscriber *o = h->subscribers; o && !taken; o = o->next)
             taken = !strcmp(o->id, g->sub);
         if (!taken && !(s->id = sse__strdup(g->sub))) {
-            status = 503, why = "out of memory";
-            goto fail;
+            refuse(f, 503, NULL, "out of memory");
+            goto out_free;
         }
     }
     if (!s->id) {
         char uuid[46];
         if (sse__hub_uuid4(uuid) || !(s->id = sse__strdup(uuid))) {
-            status = 503, why = "out of memory";
-            goto fail;
+            refuse(f, 503, NULL, "out of memory");
+            goto out_free;
         }
     }
+    *out = s;
+    return 0;
+out_free:
+    sse__hub_subscriber_free(h, s);
+    return -1;
+}
 
-    /* Index now (live updates are held until the stream opens), then replay. */
+/*
+ * Index the subscriber (live updates are held until the stream opens) and replay what it
+ * missed; the request is answered now or from the store's callback. Takes s over. Returns 0
+ * (answered), SSE_DEFERRED, or -1 (f set; s freed; the request not answered).
+ */
+static int start(sse_hub *h, sse_request *req, struct sse__hub_subscriber *s, struct ask *a,
+                 struct refusal *f)
+{
     for (size_t i = 0; i < s->n_subs; i++)
         if (sse__index_add(h->index, &s->subs[i].isub)) {
-            status = 503, why = "out of memory";
-            goto fail;
+            sse__hub_subscriber_free(h, s);
+            return refuse(f, 503, NULL, "out of memory");
         }
-    r = sse__calloc(1, sizeof(*r));
-    if (!r || (have_lei && !(r->want = sse__strndup(lei.data ? lei.data : "", lei.len)))) {
-        status = 503, why = "out of memory";
-        goto fail;
+    struct replay *r = sse__calloc(1, sizeof(*r));
+    if (!r ||
+        (a->have_lei && !(r->want = sse__strndup(a->lei.data ? a->lei.data : "", a->lei.len)))) {
+        sse__free(r);
+        sse__hub_subscriber_free(h, s);
+        return refuse(f, 503, NULL, "out of memory");
     }
     r->h = h;
     r->s = s;
     r->req = req;
     r->in_handler = 1;
-    s = NULL; /* r owns it now */
-    if (!have_lei) {
+    if (!a->have_lei) {
         subscribe_finish(r);
     } else {
-        r->want_len = lei.len;
+        r->want_len = a->lei.len;
         r->earliest = !strcmp(r->want, "earliest");
         int rc = sse_store_replay(h->store, r->earliest ? NULL : r->want,
                                   r->earliest ? 0 : r->want_len, replay_each, after_replay, r);
@@ -635,26 +663,39 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
     r->in_handler = 0;
     if (r->finished) {
         replay_free(r);
-    } else {
-        sse_request_on_abort(req, on_abort, r);
-        deferred = 1;
+        return 0;
     }
-    goto out;
+    sse_request_on_abort(req, on_abort, r);
+    return SSE_DEFERRED;
+}
 
-fail:
-    h->st.subscribe_rejected_total++;
-    if (s)
-        sse__hub_subscriber_free(h, s);
-    if (r)
-        replay_free(r);
-    sse__hub_fail(req, status, errcode, why);
-out:
-    for (size_t i = 0; i < nargs; i++)
-        sse__free(args[i].text);
-    sse__free(args);
-    sse_buf_free(&name);
-    sse_buf_free(&value);
-    sse_buf_free(&lei);
-    sse_buf_free(&scratch);
-    return deferred ? SSE_DEFERRED : 0;
+int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
+{
+    struct ask a = {0};
+    struct refusal f = {0};
+    const struct sse__grants *g = NULL;
+    struct sse__hub_subscriber *s = NULL;
+    int rc = -1;
+    sse_buf_init(&a.lei, 4096);
+    if (h->closing)
+        refuse(&f, 503, NULL, "shutting down");
+    else if (!(a.args = sse__calloc(h->o.max_selectors, sizeof(*a.args))))
+        refuse(&f, 503, NULL, "out of memory");
+    else if (!read_ask(h, req, &a, &f) && !authorize(h, req, &g, &f)) {
+        if (h->o.max_subscribers && h->st.subscribers >= h->o.max_subscribers) {
+            sse__grants_release(g);
+            refuse(&f, 429, NULL, "too many subscribers");
+        } else if (!subscriber_new(h, g, &a, &s, &f)) {
+            rc = start(h, req, s, &a, &f);
+        }
+    }
+    if (rc < 0 && rc != SSE_DEFERRED) {
+        h->st.subscribe_rejected_total++;
+        sse__hub_fail(req, f.status, f.errcode, f.why);
+    }
+    for (size_t i = 0; i < a.nargs; i++)
+        sse__free(a.args[i].text);
+    sse__free(a.args);
+    sse_buf_free(&a.lei);
+    return rc == SSE_DEFERRED ? SSE_DEFERRED : 0;
 }
