@@ -79,7 +79,7 @@ SSE_API void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud);
  *     offset size  field
  *          0    4  magic "SSEB"
  *          4    1  version (1)
- *          5    1  flags: 1 = private
+ *          5    1  flags: 1 = private, 2 = not for the history (fanned out, never stored)
  *          6    2  number of topics (>= 1)
  *          8    8  origin: random per hub instance (who may answer the publisher)
  *         16    8  token: the publishing request on that instance (0 = none waits)
@@ -100,6 +100,7 @@ typedef struct sse_bus_msg {
     uint64_t token;
     long long time_ms;
     int is_private;
+    int no_history; /* fanned out but never stored (subscription events) */
     const char *id;
     size_t id_len;
     const char *const *topics;

@@ -9,7 +9,7 @@
 #include <sse/bus.h>
 #include <string.h>
 
-enum { MAGIC = 0x53534542u /* "SSEB" */, F_PRIVATE = 1 };
+enum { MAGIC = 0x53534542u /* "SSEB" */, F_PRIVATE = 1, F_NO_HISTORY = 2 };
 
 int sse_bus_start(sse_bus *b, sse_bus_receive_cb receive, void *ud)
 {
@@ -64,7 +64,7 @@ int sse_bus_msg_encode(sse_buf *out, const sse_bus_msg *m)
     unsigned char h[SSE_BUS_MSG_HEADER];
     put_be(h, MAGIC, 4);
     h[4] = SSE_BUS_MSG_VERSION;
-    h[5] = m->is_private ? F_PRIVATE : 0;
+    h[5] = (unsigned char)((m->is_private ? F_PRIVATE : 0) | (m->no_history ? F_NO_HISTORY : 0));
     put_be(h + 6, m->n_topics, 2);
     put_be(h + 8, m->origin, 8);
     put_be(h + 16, m->token, 8);
@@ -88,7 +88,7 @@ int sse_bus_msg_decode(const void *msg, size_t len, sse_bus_msg **out)
 {
     const unsigned char *p = msg;
     if (len < SSE_BUS_MSG_HEADER || get_be(p, 4) != MAGIC || p[4] != SSE_BUS_MSG_VERSION ||
-        (p[5] & ~F_PRIVATE))
+        (p[5] & ~(F_PRIVATE | F_NO_HISTORY)))
         return SSE_EPROTO;
     size_t nt = (size_t)get_be(p + 6, 2);
     size_t id_len = (size_t)get_be(p + 32, 4), frame_len = (size_t)get_be(p + 36, 4);
@@ -139,6 +139,7 @@ int sse_bus_msg_decode(const void *msg, size_t len, sse_bus_msg **out)
     m->token = get_be(p + 16, 8);
     m->time_ms = (long long)get_be(p + 24, 8);
     m->is_private = p[5] & F_PRIVATE;
+    m->no_history = (p[5] & F_NO_HISTORY) != 0;
     *out = m;
     return 0;
 }

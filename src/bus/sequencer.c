@@ -161,6 +161,10 @@ static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
         x->len = len;
         memcpy(x->data, p, len);
         *a = (struct append){q, k, q->m[k].gen, x};
+    }
+    if (!rc && bm->no_history) { /* relayed, not kept */
+        appended(a, 0, 0);
+    } else if (!rc) {
         sse_store_entry e = {0};
         e.id = bm->id;
         e.id_len = bm->id_len;
@@ -293,16 +297,14 @@ struct attach {
 static int history_each(void *ud, const sse_store_entry *e)
 {
     struct attach *a = ud;
-    sse_bus_msg m = {0,
-                     0,
-                     e->time_ms,
-                     e->is_private,
-                     e->id,
-                     e->id_len,
-                     e->topics,
-                     e->n_topics,
-                     sse_frame_data(e->frame),
-                     sse_frame_len(e->frame)};
+    sse_bus_msg m = {.time_ms = e->time_ms,
+                     .is_private = e->is_private,
+                     .id = e->id,
+                     .id_len = e->id_len,
+                     .topics = e->topics,
+                     .n_topics = e->n_topics,
+                     .frame = sse_frame_data(e->frame),
+                     .frame_len = sse_frame_len(e->frame)};
     sse_buf_reset(&a->b);
     if ((a->rc = sse_bus_msg_encode(&a->b, &m)))
         return 1;

@@ -93,6 +93,8 @@ struct sse__hub_pub {
     const char *type;
     long long retry;
     int is_private;
+    int no_history; /* fanned out but never stored (subscription events): presence churn must
+                       not evict updates from the replay history */
 };
 /*
  * The one entry of the update path (hub_update.c): encode once, then through the bus (when the

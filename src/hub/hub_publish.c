@@ -32,8 +32,8 @@ int sse_hub_publish(sse_hub *h, const sse_hub_update *u, sse_buf *id_out)
         return SSE_EINVAL;
     if (u->data_len > h->o.max_update)
         return SSE_ELIMIT;
-    struct sse__hub_pub p = {u->topics, u->n_topics, u->data,  u->data_len,  u->data != NULL,
-                             u->id,     u->type,     u->retry, u->is_private};
+    struct sse__hub_pub p = {u->topics, u->n_topics, u->data,  u->data_len,   u->data != NULL,
+                             u->id,     u->type,     u->retry, u->is_private, 0};
     return sse__hub_submit(h, &p, id_out, NULL);
 }
 
@@ -149,7 +149,8 @@ int sse__hub_on_publish(sse_request *req, sse_hub *h)
                              f.id,
                              f.type,
                              f.retry,
-                             f.is_private};
+                             f.is_private,
+                             0};
     /* Answered by the update path once the store has it (now or later), unless it fails here. */
     int pr = sse__hub_submit(h, &p, &idb, req);
     if (pr == 0 || pr == SSE_DEFERRED)

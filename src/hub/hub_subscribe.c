@@ -100,7 +100,7 @@ static void publish_sub_events(sse_hub *h, struct sse__hub_subscriber *s, int ac
         if (!sse__hub_sub_topic(&topic, &s->subs[i]) &&
             !sse__hub_sub_json(&doc, &s->subs[i], active, 1)) {
             const char *topics[1] = {sse_buf_cstr(&topic)};
-            struct sse__hub_pub p = {topics, 1, doc.data, doc.len, 1, NULL, NULL, -1, 1};
+            struct sse__hub_pub p = {topics, 1, doc.data, doc.len, 1, NULL, NULL, -1, 1, 1};
             int rc = sse__hub_submit(h, &p, NULL, NULL);
             if (rc)
                 sse__hub_log(h, SSE_LOG_WARN, "subscription event: %s", sse_strerror(rc));

@@ -162,8 +162,8 @@ static void appended(void *ud, int status, uint64_t position)
  * Without req: 0 (stored now, or on its way), or the error that kept it from being stored.
  */
 static int store_update(sse_hub *h, sse_frame *frame, const char *const *topics, size_t n_topics,
-                        const char *id, int is_private, long long time_ms, int fanout,
-                        sse_request *req)
+                        const char *id, int is_private, int no_history, long long time_ms,
+                        int fanout, sse_request *req)
 {
     size_t blk = n_topics * sizeof(char *), id_len = strlen(id);
     for (size_t i = 0; i < n_topics; i++)
@@ -202,7 +202,11 @@ static int store_update(sse_hub *h, sse_frame *frame, const char *const *topics,
     e.frame = frame;
     e.time_ms = time_ms;
     u->in_submit = 1;
-    int rc = sse_store_append(h->store, &e, appended, u);
+    int rc = 0;
+    if (no_history) /* in the queue all the same: released in order with the others */
+        appended(u, 0, 0);
+    else
+        rc = sse_store_append(h->store, &e, appended, u);
     u->in_submit = 0;
     if (rc) { /* no report will come: take it out (still waiting, so neither released) */
         struct sse__hub_inflight **pp = &h->inflight, *prev = NULL;
@@ -304,8 +308,8 @@ static void bus_receive(void *ud, const void *msg, size_t len, unsigned flags)
             sse__free(p);
         }
     }
-    rc = store_update(h, frame, m->topics, m->n_topics, m->id, m->is_private, m->time_ms,
-                      !(flags & SSE_BUS_HISTORY), req);
+    rc = store_update(h, frame, m->topics, m->n_topics, m->id, m->is_private, m->no_history,
+                      m->time_ms, !(flags & SSE_BUS_HISTORY), req);
     /* 0: released at once, and store_update answered req; SSE_DEFERRED: answered later. */
     if (rc && rc != SSE_DEFERRED && req)
         sse__hub_fail(req, 503, NULL, "the update could not be stored");
@@ -392,16 +396,24 @@ int sse__hub_submit(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out, s
     sse_buf_free(&b);
     long long now = sse__hub_now_ms();
     if (!h->o.bus) {
-        rc = store_update(h, frame, p->topics, p->n_topics, id, p->is_private, now, 1, req);
+        rc = store_update(h, frame, p->topics, p->n_topics, id, p->is_private, p->no_history, now,
+                          1, req);
         sse_frame_unref(frame);
         return rc;
     }
 
     /* With a bus: the update is applied when the bus hands it back, here as everywhere. */
     struct sse__hub_pending *pend = sse__calloc(1, sizeof(*pend));
-    sse_bus_msg m = {
-        h->bus_origin, 0,         now,         p->is_private,         id,
-        ev.id_len,     p->topics, p->n_topics, sse_frame_data(frame), sse_frame_len(frame)};
+    sse_bus_msg m = {.origin = h->bus_origin,
+                     .time_ms = now,
+                     .is_private = p->is_private,
+                     .no_history = p->no_history,
+                     .id = id,
+                     .id_len = ev.id_len,
+                     .topics = p->topics,
+                     .n_topics = p->n_topics,
+                     .frame = sse_frame_data(frame),
+                     .frame_len = sse_frame_len(frame)};
     sse_buf_init(&b, h->bus_max);
     rc = pend ? 0 : SSE_ENOMEM;
     if (!rc) {
