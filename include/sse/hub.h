@@ -54,7 +54,12 @@ typedef struct sse_hub_options {
     size_t max_update;           /* bytes of data + id + type of one update (1 MiB) -> 413 */
     size_t max_subscribers;      /* concurrent subscribers (0 = unlimited); more -> 429 */
     size_t replay_scan;          /* draft-08 Last-Event-ID backward-scan limit (100) */
+    uint64_t replay_steps_max;   /* selector-matching steps one replay may spend (2^24); more
+                                    -> 429. Replays run in slices either way (docs/SECURITY.md) */
     size_t pattern_cache;        /* topics cached in the pattern-match cache (4096) */
+    size_t max_pattern_nodes;    /* automaton nodes of all distinct compiled selector patterns
+                                    alive (2^18, ~3 MiB): bounds their memory and the cost of
+                                    matching a new topic; a new pattern past it -> 429 */
     unsigned expiry_sweep_ms;    /* how often expired subscribers are closed (250) */
     unsigned max_lifetime_ms;    /* close streams older than this (0 = never); the client
                                     reconnects with Last-Event-ID and re-authenticates */
@@ -75,7 +80,7 @@ typedef struct sse_hub_options {
 #define SSE_HUB_OPTIONS_INIT                                                                       \
     {                                                                                              \
         SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, \
-            0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL                                      \
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL                                \
     }
 
 /**

@@ -93,6 +93,14 @@ typedef struct sse_store_ops {
      * (may be NULL) fires, on the loop or before close returns.
      */
     void (*close)(sse_store *s, void (*done)(void *ud), void *ud);
+    /*
+     * Optional (NULL: not offered). Replay the entries whose position is after after_position,
+     * oldest first, as replay does; found (in done) is 0 when entries after after_position were
+     * trimmed meanwhile (a gap). The hub uses it to continue a replay in slices, one per loop
+     * turn, so that no replay holds the loop.
+     */
+    int (*replay_from)(sse_store *s, uint64_t after_position, sse_store_entry_cb each,
+                       sse_store_done_cb done, void *ud);
 } sse_store_ops;
 
 #define SSE_STORE_OPS_VERSION 2
@@ -107,6 +115,9 @@ SSE_API int sse_store_append(sse_store *s, const sse_store_entry *e, sse_store_a
                              void *ud);
 SSE_API int sse_store_replay(sse_store *s, const char *after_id, size_t after_len,
                              sse_store_entry_cb each, sse_store_done_cb done, void *ud);
+/** Replay after a position (see sse_store_ops.replay_from); SSE_EUNSUPPORTED if not offered. */
+SSE_API int sse_store_replay_from(sse_store *s, uint64_t after_position, sse_store_entry_cb each,
+                                  sse_store_done_cb done, void *ud);
 SSE_API int sse_store_scan_back(sse_store *s, const char *id, size_t id_len, size_t max,
                                 sse_store_entry_cb each, sse_store_done_cb done, void *ud);
 SSE_API int sse_store_last_id(sse_store *s, sse_buf *out);

@@ -80,6 +80,12 @@ static const struct setting settings[] = {
      "bytes of data + id + type of one update (more: 413)"},
     {"max-subscribers", "SSEHUB_MAX_SUBSCRIBERS", NULL, T_SIZE, "0", OFF(max_subscribers),
      "concurrent subscribers, 0 = unlimited (more: 429)"},
+    {"replay-budget", "SSEHUB_REPLAY_BUDGET", NULL, T_SIZE, "16M", OFF(replay_budget),
+     "selector-matching steps one Last-Event-ID replay may spend (more: 429); replays run in "
+     "slices either way"},
+    {"max-pattern-nodes", "SSEHUB_MAX_PATTERN_NODES", NULL, T_SIZE, "256K", OFF(max_pattern_nodes),
+     "automaton nodes of all distinct selector patterns in use (memory and matching cost); a "
+     "new pattern past it: 429"},
     {"max-connections", "SSEHUB_MAX_CONNECTIONS", NULL, T_SIZE, "0", OFF(max_connections),
      "concurrent TCP connections, 0 = unlimited (more: 503)"},
     {"workers", "SSEHUB_WORKERS", NULL, T_SIZE, "1", OFF(workers),

@@ -27,8 +27,10 @@ struct serve_config {
     size_t queue_max, history_count, history_bytes;
     size_t max_selectors, max_selector_len, max_topics, max_body, max_update;
     size_t max_subscribers, max_connections;
-    size_t workers;    /* processes (docs/WORKERS.md); 0 = one per CPU */
-    int anonymous_set; /* --anonymous was given explicitly (else --demo/--dev imply it) */
+    size_t replay_budget;     /* matching steps one replay may spend */
+    size_t max_pattern_nodes; /* nodes of all distinct compiled patterns alive */
+    size_t workers;           /* processes (docs/WORKERS.md); 0 = one per CPU */
+    int anonymous_set;        /* --anonymous was given explicitly (else --demo/--dev imply it) */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */

@@ -381,6 +381,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     ho.max_topics = c->max_topics;
     ho.max_update = c->max_update;
     ho.max_subscribers = c->max_subscribers;
+    ho.replay_steps_max = c->replay_budget;
+    ho.max_pattern_nodes = c->max_pattern_nodes;
     ho.expiry_sweep_ms = c->expiry_sweep_ms;
     ho.max_lifetime_ms = c->max_lifetime_ms;
     ho.log = log_line;

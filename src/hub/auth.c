@@ -403,7 +403,7 @@ static int matcher_08(const struct sse__auth *a, json_t *t, const char **match, 
     }
     if (*kind == SSE__SEL_URLPATTERN) {
         /* A pattern the hub could not compile refuses the whole token (no partial grants). */
-        struct sse__selector_limits lim = {a->max_selector_len, 0};
+        struct sse__selector_limits lim = {a->max_selector_len, 0, 0};
         struct sse__selector *sel;
         int rc = sse__selector_compile(&sel, *match, *len, *kind, &lim);
         if (rc == SSE_ENOMEM)

@@ -75,6 +75,8 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         h->o.replay_scan = 100;
     if (!h->o.expiry_sweep_ms)
         h->o.expiry_sweep_ms = 250;
+    if (!h->o.replay_steps_max)
+        h->o.replay_steps_max = (uint64_t)1 << 24;
     h->o.publisher_key = h->o.subscriber_key = NULL; /* not kept: auth holds its own copies */
     h->o.publisher_alg = h->o.subscriber_alg = h->o.resource = h->o.issuer = NULL;
     h->o.publish_origins = NULL;
@@ -97,7 +99,9 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         if ((rc = sse__auth_new(&h->auth, &ac)))
             goto out_free;
     }
-    struct sse__selector_limits sl = {h->o.max_selector_len, 0};
+    if (!h->o.max_pattern_nodes)
+        h->o.max_pattern_nodes = (size_t)1 << 18;
+    struct sse__selector_limits sl = {h->o.max_selector_len, 0, h->o.max_pattern_nodes};
     if ((rc = sse__selector_cache_new(&h->selcache, 0, &sl)))
         goto out_free;
     if ((rc = sse__index_new(&h->index, o->pattern_cache)))
@@ -117,7 +121,8 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         goto out_free;
     }
     h->sweep = sse__calloc(1, sizeof(*h->sweep));
-    if (!h->sweep) {
+    h->replay_idle = sse__calloc(1, sizeof(*h->replay_idle));
+    if (!h->sweep || !h->replay_idle) {
         rc = SSE_ENOMEM;
         goto out_free;
     }
@@ -130,6 +135,8 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         (rc = sse_server_route(server, "GET", "/healthz", sse__hub_on_healthz, h)) ||
         (rc = sse_server_route(server, "GET", "/metrics", sse__hub_on_metrics, h)))
         goto out_free;
+    uv_idle_init(h->loop, h->replay_idle);
+    h->replay_idle->data = h;
     uv_timer_init(h->loop, h->sweep);
     h->sweep->data = h;
     uv_timer_start(h->sweep, sse__hub_sweep_cb, h->o.expiry_sweep_ms, h->o.expiry_sweep_ms);
@@ -141,6 +148,7 @@ out_free:
     if (h->own_store)
         sse_store_free(h->store);
     sse__free(h->sweep);
+    sse__free(h->replay_idle);
     sse__index_free(h->index);
     sse__selector_cache_free(h->selcache);
     sse__auth_free(h->auth);
@@ -173,6 +181,10 @@ void sse_hub_close(sse_hub *h)
     uv_timer_stop(h->sweep);
     uv_close((uv_handle_t *)h->sweep, sweep_closed);
     h->sweep = NULL;
+    uv_idle_stop(h->replay_idle);
+    uv_close((uv_handle_t *)h->replay_idle, sweep_closed);
+    h->replay_idle = NULL;
+    sse__hub_replay_close(h);
     sse__hub_bus_close(h);
     sse__hub_close_subscribers(h);
 }

@@ -76,6 +76,8 @@ struct sse_hub {
     size_t bus_max;                   /* largest bus message */
     struct sse__hub_pending *pending; /* publishes waiting for their message to come back */
     struct sse__hub_inflight *inflight, *inflight_tail; /* handed to the store, in order */
+    struct sse__hub_replay *replay_head, *replay_tail;  /* replays waiting for a slice */
+    uv_idle_t *replay_idle; /* runs their slices, one per loop turn (separately allocated) */
 };
 
 /* Log one line (printf format, truncated at 1 KiB) through opts.log, else to stderr (<= info). */
@@ -137,6 +139,10 @@ int sse__hub_on_metrics(sse_request *req, void *ud);
 int sse__hub_on_healthz(sse_request *req, void *ud);
 int sse__hub_on_metadata(sse_request *req, void *ud);
 void sse__hub_sweep_cb(uv_timer_t *t);
+/* The replay slices of one loop turn (the hub's replay_idle), and answering those still queued
+   when the hub closes. */
+void sse__hub_replay_turn(uv_idle_t *idle);
+void sse__hub_replay_close(sse_hub *h);
 void sse__hub_close_subscribers(sse_hub *h);
 
 /* Subscription event topic of sub (the draft form it was asked in) into b. */

@@ -181,7 +181,7 @@ void sse__hub_close_subscribers(sse_hub *h)
  * subscriber is already indexed, and live updates are held (sse__hub_hold) and sent after the
  * replayed ones, so nothing published during the replay is lost.
  */
-struct replay {
+struct sse__hub_replay {
     sse_hub *h;
     struct sse__hub_subscriber *s;
     sse_request *req;
@@ -196,14 +196,34 @@ struct replay {
     int in_handler;     /* still inside the route handler (answer synchronously) */
     int finished;       /* the request was answered (or aborted) */
     int aborted;        /* the connection closed while deferred */
+    /* Slices: a replay stops when its slice's matching budget is spent and goes on from the
+       next position on a later loop turn (the hub's replay queue), so that no replay, however
+       costly its selectors, holds the loop. */
+    struct sse__hub_replay *next; /* the hub's queue of replays waiting for their next slice */
+    uint64_t pos;                 /* position of the last entry visited */
+    size_t slice_steps;           /* matching steps spent in the current slice */
+    size_t slice_entries;         /* entries visited in the current slice */
+    uint64_t total_steps;         /* matching steps spent by this replay in all */
+    int more;                     /* stopped at the end of a slice: not done */
+    int continuing;               /* a later slice (done's found reports a gap, not the id) */
 };
 
-static int entry_matches(const struct sse__hub_subscriber *s, const sse_store_entry *e)
+/* One slice: at most this many automaton steps or entries, then the next replay's turn. */
+enum { SLICE_STEPS = 1 << 14, SLICE_ENTRIES = 256 };
+
+/* Whether the entry matches one of the subscriber's selectors; the steps spent go to *steps. */
+static int entry_matches(const struct sse__hub_subscriber *s, const sse_store_entry *e,
+                         size_t *steps)
 {
     for (size_t i = 0; i < s->n_subs; i++)
-        for (size_t k = 0; k < e->n_topics; k++)
-            if (sse__selector_match(s->subs[i].isub.sel, e->topics[k], strlen(e->topics[k])))
+        for (size_t k = 0; k < e->n_topics; k++) {
+            size_t n = 0;
+            int m = sse__selector_match_steps(s->subs[i].isub.sel, e->topics[k],
+                                              strlen(e->topics[k]), &n);
+            *steps += n + 1; /* + 1: an exact or wildcard selector costs a comparison */
+            if (m)
                 return 1;
+        }
     return 0;
 }
 
@@ -214,8 +234,22 @@ static int entry_visible(const struct sse__hub_subscriber *s, const sse_store_en
 
 static int replay_each(void *ud, const sse_store_entry *e)
 {
-    struct replay *r = ud;
-    if (!entry_matches(r->s, e) || !entry_visible(r->s, e))
+    struct sse__hub_replay *r = ud;
+    if (r->slice_steps >= SLICE_STEPS || r->slice_entries >= SLICE_ENTRIES || r->aborted) {
+        r->more = !r->aborted; /* the next slice starts at this entry */
+        return 1;
+    }
+    size_t steps = 0;
+    r->pos = e->position;
+    r->slice_entries++;
+    int m = entry_matches(r->s, e, &steps);
+    r->slice_steps += steps;
+    r->total_steps += steps;
+    if (r->h->o.replay_steps_max && r->total_steps > r->h->o.replay_steps_max) {
+        r->err = SSE_ELIMIT; /* this request has had its share of the loop */
+        return 1;
+    }
+    if (!m || !entry_visible(r->s, e))
         return 0;
     if (r->n == r->cap) {
         size_t nc = r->cap ? r->cap * 2 : 16;
@@ -231,19 +265,36 @@ static int replay_each(void *ud, const sse_store_entry *e)
     return 0;
 }
 
-static void subscribe_finish(struct replay *r);
+static void subscribe_finish(struct sse__hub_replay *r);
 
 static void replay_done(void *ud, int status, int found)
 {
-    struct replay *r = ud;
+    struct sse__hub_replay *r = ud;
     if (status && !r->err)
         r->err = status;
-    r->found = found;
+    if (!r->continuing)
+        r->found = found;
+    else if (!found) /* trimmed while the replay went on: say so, go on with what is kept */
+        sse__hub_log(r->h, SSE_LOG_WARN, "subscriber %s: history trimmed during its replay",
+                     r->s->id);
+}
+
+/* Queue r for its next slice on a later loop turn. */
+static void replay_defer(struct sse__hub_replay *r)
+{
+    sse_hub *h = r->h;
+    r->next = NULL;
+    if (h->replay_tail)
+        h->replay_tail->next = r;
+    else
+        h->replay_head = r;
+    h->replay_tail = r;
+    uv_idle_start(h->replay_idle, sse__hub_replay_turn);
 }
 
 static int scan_each(void *ud, const sse_store_entry *e)
 {
-    struct replay *r = ud;
+    struct sse__hub_replay *r = ud;
     if (!entry_visible(r->s, e))
         return 0;
     r->visible_copy = sse__strndup(e->id, e->id_len);
@@ -254,7 +305,7 @@ static int scan_each(void *ud, const sse_store_entry *e)
 
 static void scan_done(void *ud, int status, int found)
 {
-    struct replay *r = ud;
+    struct sse__hub_replay *r = ud;
     (void)found;
     if (status && !r->err)
         r->err = status;
@@ -269,8 +320,14 @@ static void after_scan(void *ud, int status, int found)
 
 static void after_replay(void *ud, int status, int found)
 {
-    struct replay *r = ud;
+    struct sse__hub_replay *r = ud;
     replay_done(ud, status, found);
+    if (r->more && !r->err && !r->aborted && !r->h->closing) {
+        r->more = 0;
+        r->continuing = 1;
+        replay_defer(r);
+        return;
+    }
     if (!r->err && r->found && !r->earliest) {
         int rc = sse_store_scan_back(r->h->store, r->want, r->want_len, r->h->o.replay_scan,
                                      scan_each, after_scan, r);
@@ -284,7 +341,7 @@ static void after_replay(void *ud, int status, int found)
     subscribe_finish(r);
 }
 
-static void replay_free(struct replay *r)
+static void replay_free(struct sse__hub_replay *r)
 {
     for (size_t i = 0; i < r->n; i++)
         sse_frame_unref(r->frames[i]);
@@ -294,15 +351,48 @@ static void replay_free(struct replay *r)
     sse__free(r);
 }
 
+void sse__hub_replay_turn(uv_idle_t *idle)
+{
+    sse_hub *h = idle->data;
+    /* One slice for each replay waiting now; those re-queued wait for the next turn. */
+    struct sse__hub_replay *r = h->replay_head, *last = h->replay_tail;
+    h->replay_head = h->replay_tail = NULL;
+    uv_idle_stop(idle);
+    while (r) {
+        struct sse__hub_replay *next = r == last ? NULL : r->next;
+        r->slice_steps = r->slice_entries = 0;
+        int rc = SSE_ECLOSED;
+        if (!r->aborted && !h->closing)
+            rc = sse_store_replay_from(h->store, r->pos, replay_each, after_replay, r);
+        if (rc) {
+            if (!r->err)
+                r->err = rc;
+            subscribe_finish(r);
+        }
+        r = next;
+    }
+}
+
+void sse__hub_replay_close(sse_hub *h)
+{
+    struct sse__hub_replay *r = h->replay_head;
+    h->replay_head = h->replay_tail = NULL;
+    while (r) { /* answered 503 (the hub is closing) or dropped (aborted) */
+        struct sse__hub_replay *next = r->next;
+        subscribe_finish(r);
+        r = next;
+    }
+}
+
 static void on_abort(sse_request *req, void *ud)
 {
-    struct replay *r = ud;
+    struct sse__hub_replay *r = ud;
     (void)req;
     r->aborted = 1;
 }
 
 /* Answer the subscribe: Last-Event-ID header, stream, replayed then held updates, events. */
-static void subscribe_finish(struct replay *r)
+static void subscribe_finish(struct sse__hub_replay *r)
 {
     sse_hub *h = r->h;
     struct sse__hub_subscriber *s = r->s;
@@ -315,6 +405,15 @@ static void subscribe_finish(struct replay *r)
         sse__hub_subscriber_free(h, s);
         if (!r->aborted)
             sse__hub_fail(r->req, 503, NULL, "shutting down");
+        goto out;
+    }
+    if (r->err == SSE_ELIMIT) {
+        h->st.subscribe_rejected_total++;
+        sse__hub_subscriber_free(h, s);
+        sse_request_add_header(r->req, "Retry-After", "10");
+        sse__hub_fail(r->req, 429, NULL,
+                      "the replay is too costly: use fewer or simpler selectors, or a more "
+                      "recent Last-Event-ID");
         goto out;
     }
     if (r->err || s->pending_overflow) {
@@ -398,7 +497,7 @@ static int compile_grants(sse_hub *h, struct sse__hub_subscriber *s)
         int kind = g->subscribe_kinds ? g->subscribe_kinds[i] : g->kind;
         int rc = sse__selector_cache_get(h->selcache, g->subscribe[i], strlen(g->subscribe[i]),
                                          kind, &s->gsel[s->n_gsel]);
-        if (rc == SSE_ENOMEM)
+        if (rc == SSE_ENOMEM || rc == SSE_EBUSY)
             return rc;
         if (rc)
             return SSE_EAUTH; /* a grant that does not compile: the token is invalid */
@@ -575,6 +674,8 @@ static int subscriber_new(sse_hub *h, const struct sse__grants *g, struct ask *a
     if (crc) {
         if (crc == SSE_EAUTH)
             refuse(f, 401, "invalid_token", "invalid token (a granted selector does not compile)");
+        else if (crc == SSE_EBUSY)
+            refuse(f, 429, NULL, "too many distinct selector patterns in use: retry later");
         else
             refuse(f, 503, NULL, "out of memory");
         goto out_free;
@@ -586,6 +687,10 @@ static int subscriber_new(sse_hub *h, const struct sse__grants *g, struct ask *a
                                                         : SSE__SEL_URLPATTERN;
         int rc = sse__selector_cache_get(h->selcache, a->args[i].text, a->args[i].len, kind,
                                          &sub->isub.sel);
+        if (rc == SSE_EBUSY) { /* the hub's pattern budget (max_pattern_nodes) is spent */
+            refuse(f, 429, NULL, "too many distinct selector patterns in use: retry later");
+            goto out_free;
+        }
         if (rc) {
             refuse(f, rc == SSE_ENOMEM ? 503 : 400, rc == SSE_ENOMEM ? NULL : "invalid_request",
                    rc == SSE_ELIMIT   ? "selector too long or too complex"
@@ -637,7 +742,7 @@ static int start(sse_hub *h, sse_request *req, struct sse__hub_subscriber *s, st
             sse__hub_subscriber_free(h, s);
             return refuse(f, 503, NULL, "out of memory");
         }
-    struct replay *r = sse__calloc(1, sizeof(*r));
+    struct sse__hub_replay *r = sse__calloc(1, sizeof(*r));
     if (!r ||
         (a->have_lei && !(r->want = sse__strndup(a->lei.data ? a->lei.data : "", a->lei.len)))) {
         sse__free(r);

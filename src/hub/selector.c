@@ -385,6 +385,7 @@ void sse__selector_unref(struct sse__selector *sel)
 {
     if (!sel || --sel->refs)
         return;
+    sse__selector_budget_release(sel);
     sse__free(sel->nodes);
     sse__free(sel->classes);
     sse__free(sel->run);

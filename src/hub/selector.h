@@ -30,6 +30,9 @@ struct sse__selector; /* compiled, immutable, refcounted */
 struct sse__selector_limits {
     size_t max_len;    /* longest selector text accepted; 0 = 1024 */
     unsigned max_vars; /* most template variables / pattern groups; 0 = 32 */
+    size_t max_nodes;  /* a cache: automaton nodes of all the distinct compiled patterns alive
+                          (the memory they hold, and what matching a new topic costs); a new
+                          pattern past it is refused with SSE_EBUSY. 0 = unlimited */
 };
 
 /*
@@ -108,6 +111,9 @@ int sse__selector_cache_get(struct sse__selector_cache *c, const char *text, siz
 /* Counters for tests and /metrics: entries held, hits, misses, evictions. NULL outputs skipped. */
 void sse__selector_cache_stats(const struct sse__selector_cache *c, size_t *entries, size_t *hits,
                                size_t *misses, size_t *evictions);
+
+/* Automaton nodes of the distinct patterns compiled by this cache and still alive. */
+size_t sse__selector_cache_nodes(const struct sse__selector_cache *c);
 
 /* Free the cache and drop its references (selectors still referenced elsewhere live on). */
 void sse__selector_cache_free(struct sse__selector_cache *c);

@@ -16,6 +16,17 @@ struct cache_entry {
     struct sse__selector *sel; /* one reference held by the cache */
 };
 
+void sse__selector_budget_release(struct sse__selector *sel)
+{
+    struct sse__selector_budget *b = sel->budget;
+    if (!b)
+        return;
+    b->nodes_live -= sel->n_nodes;
+    sel->budget = NULL;
+    if (--b->refs == 0)
+        sse__free(b);
+}
+
 struct sse__selector_cache {
     struct cache_entry **buckets;
     size_t n_buckets;                /* power of two */
@@ -23,6 +34,7 @@ struct sse__selector_cache {
     size_t n, capacity;
     struct sse__selector_limits lim;
     char *base; /* URL patterns resolve against it (sse__selector_cache_set_base) */
+    struct sse__selector_budget *budget; /* the nodes of the patterns alive (lim.max_nodes) */
     size_t hits, misses, evictions;
 };
 
@@ -49,10 +61,14 @@ int sse__selector_cache_new(struct sse__selector_cache **out, size_t capacity,
     while (c->n_buckets < c->capacity && c->n_buckets < ((size_t)1 << 20))
         c->n_buckets <<= 1;
     c->buckets = sse__calloc(c->n_buckets, sizeof(*c->buckets));
-    if (!c->buckets) {
+    c->budget = sse__calloc(1, sizeof(*c->budget));
+    if (!c->buckets || !c->budget) {
+        sse__free(c->buckets);
+        sse__free(c->budget);
         sse__free(c);
         return SSE_ENOMEM;
     }
+    c->budget->refs = 1;
     if (lim)
         c->lim = *lim;
     *out = c;
@@ -90,9 +106,8 @@ static void entry_free(struct cache_entry *e)
     sse__free(e);
 }
 
-static void cache_evict_tail(struct sse__selector_cache *c)
+static void cache_remove(struct sse__selector_cache *c, struct cache_entry *e)
 {
-    struct cache_entry *e = c->tail;
     struct cache_entry **pp = &c->buckets[e->hash & (c->n_buckets - 1)];
     while (*pp != e)
         pp = &(*pp)->hnext;
@@ -101,6 +116,16 @@ static void cache_evict_tail(struct sse__selector_cache *c)
     entry_free(e);
     c->n--;
     c->evictions++;
+}
+
+static void cache_evict_tail(struct sse__selector_cache *c)
+{
+    cache_remove(c, c->tail);
+}
+
+size_t sse__selector_cache_nodes(const struct sse__selector_cache *c)
+{
+    return c->budget->nodes_live;
 }
 
 int sse__selector_cache_get(struct sse__selector_cache *c, const char *text, size_t len, int kind,
@@ -125,6 +150,25 @@ int sse__selector_cache_get(struct sse__selector_cache *c, const char *text, siz
     int rc = sse__selector_compile_base(&sel, text, len, kind, &c->lim, c->base);
     if (rc)
         return rc;
+    if (sel->n_nodes && c->lim.max_nodes) {
+        /* Over the budget: first drop cached patterns nobody else holds, oldest first. */
+        struct cache_entry *v = c->tail;
+        while (c->budget->nodes_live + sel->n_nodes > c->lim.max_nodes && v) {
+            struct cache_entry *prev = v->prev;
+            if (v->sel->refs == 1 && v->sel->n_nodes)
+                cache_remove(c, v);
+            v = prev;
+        }
+        if (c->budget->nodes_live + sel->n_nodes > c->lim.max_nodes) {
+            sse__selector_unref(sel);
+            return SSE_EBUSY;
+        }
+    }
+    if (sel->n_nodes) {
+        sel->budget = c->budget;
+        c->budget->refs++;
+        c->budget->nodes_live += sel->n_nodes;
+    }
     struct cache_entry *e = sse__calloc(1, sizeof(*e));
     if (!e)
         goto out_unref;
@@ -188,5 +232,7 @@ void sse__selector_cache_free(struct sse__selector_cache *c)
     }
     sse__free(c->buckets);
     sse__free(c->base);
+    if (--c->budget->refs == 0) /* else the selectors still alive free it */
+        sse__free(c->budget);
     sse__free(c);
 }

@@ -34,6 +34,12 @@ struct sel_class {
     uint32_t bits[8]; /* 256-bit set of accepted bytes */
 };
 
+/* What the patterns compiled by one cache hold, shared by the cache and each of them. */
+struct sse__selector_budget {
+    unsigned refs;     /* the cache + every selector charged to it */
+    size_t nodes_live; /* automaton nodes of the charged selectors still alive */
+};
+
 struct sse__selector {
     unsigned refs;          /* reference count */
     int kind;               /* SSE__SEL_EXACT / TEMPLATE / URLPATTERN */
@@ -51,7 +57,11 @@ struct sse__selector {
     char *origin;        /* URL patterns with a base: the hub's scheme://authority, else NULL */
     size_t origin_len;
     int relative; /* URL pattern starting with '/' (resolved against the base) */
+    struct sse__selector_budget *budget; /* charged with n_nodes (a cache's), or NULL */
 };
+
+/* Give back what sel was charged (its last reference is gone). */
+void sse__selector_budget_release(struct sse__selector *sel);
 
 /* ---- byte classes ---------------------------------------------------------------------- */
 

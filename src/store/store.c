@@ -16,6 +16,14 @@ int sse_store_replay(sse_store *s, const char *after_id, size_t after_len, sse_s
     return s->ops->replay(s, after_id, after_len, each, done, ud);
 }
 
+int sse_store_replay_from(sse_store *s, uint64_t after_position, sse_store_entry_cb each,
+                          sse_store_done_cb done, void *ud)
+{
+    if (!s->ops->replay_from)
+        return SSE_EUNSUPPORTED;
+    return s->ops->replay_from(s, after_position, each, done, ud);
+}
+
 int sse_store_scan_back(sse_store *s, const char *id, size_t id_len, size_t max,
                         sse_store_entry_cb each, sse_store_done_cb done, void *ud)
 {

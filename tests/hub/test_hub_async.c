@@ -116,8 +116,16 @@ static void d_close(sse_store *s, void (*done)(void *ud), void *ud)
     if (done)
         done(ud);
 }
-static const sse_store_ops delay_ops = {
-    SSE_STORE_OPS_VERSION, "delay", d_append, d_replay, d_scan, d_last, d_trim, d_stats, d_close};
+static const sse_store_ops delay_ops = {SSE_STORE_OPS_VERSION,
+                                        "delay",
+                                        d_append,
+                                        d_replay,
+                                        d_scan,
+                                        d_last,
+                                        d_trim,
+                                        d_stats,
+                                        d_close,
+                                        NULL};
 
 /* ---------------------------------------------------------------- client thread */
 

@@ -300,7 +300,7 @@ static int test_urlpattern_refused(void)
 
 static int test_limits(void)
 {
-    struct sse__selector_limits lim = {16, 2};
+    struct sse__selector_limits lim = {16, 2, 0};
     struct sse__selector *s = NULL;
     CHECK_EQ_INT(sse__selector_compile(&s, "0123456789abcdefg", 17, SSE__SEL_EXACT, &lim),
                  SSE_ELIMIT);

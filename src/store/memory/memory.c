@@ -205,6 +205,21 @@ static int mem_replay(sse_store *s, const char *after_id, size_t after_len, sse_
     return 0;
 }
 
+static int mem_replay_from(sse_store *s, uint64_t after, sse_store_entry_cb each,
+                           sse_store_done_cb done, void *ud)
+{
+    struct mem_store *m = (struct mem_store *)s;
+    /* Positions are consecutive in the ring: the start is one subtraction away. */
+    uint64_t first = m->count ? ring_at(m, 0)->pos : m->next_pos;
+    size_t start = after + 1 >= first ? (size_t)(after + 1 - first) : 0;
+    for (size_t i = start; i < m->count; i++)
+        if (each && each(ud, &ring_at(m, i)->pub))
+            break;
+    if (done)
+        done(ud, 0, after + 1 >= first);
+    return 0;
+}
+
 static int mem_scan_back(sse_store *s, const char *id, size_t id_len, size_t max,
                          sse_store_entry_cb each, sse_store_done_cb done, void *ud)
 {
@@ -256,7 +271,7 @@ static void mem_close(sse_store *s, void (*done)(void *ud), void *ud)
 
 static const sse_store_ops mem_ops = {
     SSE_STORE_OPS_VERSION, "memory", mem_append, mem_replay, mem_scan_back,
-    mem_last_id,           mem_trim, mem_stats,  mem_close,
+    mem_last_id,           mem_trim, mem_stats,  mem_close,  mem_replay_from,
 };
 
 int sse_store_memory_new(sse_store **out, const sse_store_limits *lim)
