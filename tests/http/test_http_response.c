@@ -119,10 +119,11 @@ static int test_scan_every_split(void)
     memset(longline, 'a', sizeof(longline));
     memcpy(longline, "HTTP/1.1 200 ", 13);
     CHECK_EQ_INT(scan_split(longline, sizeof(longline), 50, &hl), SSE_ELIMIT);
-    char many[400] = "HTTP/1.1 200 OK\r\n";
+    char many[400];
+    size_t ml = (size_t)snprintf(many, sizeof(many), "HTTP/1.1 200 OK\r\n");
     for (int i = 0; i < 9; i++)
-        strcat(many, "X: 1\r\n");
-    strcat(many, "\r\n");
+        ml += (size_t)snprintf(many + ml, sizeof(many) - ml, "X: 1\r\n");
+    snprintf(many + ml, sizeof(many) - ml, "\r\n");
     CHECK_EQ_INT(scan_split(many, strlen(many), 20, &hl), SSE_ELIMIT);
     char big[400] = "HTTP/1.1 200 OK\r\nX: ";
     memset(big + strlen(big), 'v', 300);
