@@ -127,6 +127,40 @@ static size_t sse__eol(const char *p, const char *end)
     return 0;
 }
 
+int sse__http_parse_header_line(const char **pos, const char *end, struct sse__http_header *out)
+{
+    const char *p = *pos;
+    struct sse__http_header hd;
+    hd.name.p = p;
+    while (p < end && sse__tchar[(unsigned char)*p])
+        p++;
+    hd.name.len = (size_t)(p - hd.name.p);
+    if (!hd.name.len || p >= end || *p != ':')
+        return -400;
+    p++;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    hd.value.p = p;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\r' || c == '\n')
+            break;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return -400;
+        p++;
+    }
+    const char *vend = p;
+    while (vend > hd.value.p && (vend[-1] == ' ' || vend[-1] == '\t'))
+        vend--;
+    hd.value.len = (size_t)(vend - hd.value.p);
+    size_t eol = sse__eol(p, end);
+    if (!eol)
+        return -400;
+    *pos = p + eol;
+    *out = hd;
+    return 0;
+}
+
 /* Content-Length: one or more digits (a list of equal values is refused for simplicity). */
 static int sse__parse_length(struct sse__http_slice v, int64_t *out)
 {
@@ -229,32 +263,8 @@ int sse__http_parse_head(const char *buf, size_t head_len, struct sse__http_head
         if (p >= end)
             return -400;
         struct sse__http_header hd;
-        hd.name.p = p;
-        while (p < end && sse__tchar[(unsigned char)*p])
-            p++;
-        hd.name.len = (size_t)(p - hd.name.p);
-        if (!hd.name.len || p >= end || *p != ':')
+        if (sse__http_parse_header_line(&p, end, &hd) < 0)
             return -400;
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        hd.value.p = p;
-        while (p < end) {
-            unsigned char c = (unsigned char)*p;
-            if (c == '\r' || c == '\n')
-                break;
-            if ((c < 0x20 && c != '\t') || c == 0x7f)
-                return -400;
-            p++;
-        }
-        const char *vend = p;
-        while (vend > hd.value.p && (vend[-1] == ' ' || vend[-1] == '\t'))
-            vend--;
-        hd.value.len = (size_t)(vend - hd.value.p);
-        eol = sse__eol(p, end);
-        if (!eol)
-            return -400;
-        p += eol;
         if (n >= max_headers)
             return -431;
         headers[n++] = hd;

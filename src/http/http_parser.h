@@ -83,6 +83,15 @@ struct sse__http_head {
 int sse__http_parse_head(const char *buf, size_t head_len, struct sse__http_head *out,
                          struct sse__http_header *headers, unsigned max_headers);
 
+/*
+ * Parse one header line "name: value" + CRLF (or LF) starting at *pos, not past end (shared by
+ * the request parser and the response reader, http_response.c). Strict: the name is RFC 9110
+ * tchars, no whitespace before ':', no control bytes in the value, no obsolete folding.
+ * Returns 0, *out (slices into the buffer, the value without surrounding whitespace) and *pos
+ * moved past the line end; or -400, with *pos and *out unchanged.
+ */
+int sse__http_parse_header_line(const char **pos, const char *end, struct sse__http_header *out);
+
 /* Resumable state of the in-place chunked decoder; zero-initialise before the first call. */
 struct sse__http_chunked {
     uint64_t remaining; /* bytes left in the current chunk, or the size being read */

@@ -1,23 +1,25 @@
 /*
- * cli_bench_pub.c: the publisher side of `ssehub bench`, run in the parent process.
+ * loadgen_pub.c: the publisher engine of the load generator, run in the parent process.
  *
  * Keeps a few keep-alive HTTP connections to the publish URL and, on a 1 ms timer, posts the
  * messages that are due at the configured rate, each carrying `ts=<CLOCK_REALTIME ns>` (taken
- * just before the write), `seq=<n>` and `w=<1 during warm-up>` in its data. A connection has one
- * request outstanding at a time; when a message is due and every connection is busy it waits
- * and the "behind" counter says so. After the last message it waits for the answers and for the
- * subscribers' deliveries to settle (bounded by --drain).
+ * just before the write), `seq=<n>` and `w=<1 during warm-up>` in its data (the request is built
+ * by loadgen_target.c). A connection has one request outstanding at a time; when a message is
+ * due and every connection is busy it waits and the "behind" counter says so. Answers are read
+ * with the library's response reader (src/http/http_response.h). After the last message it
+ * waits for the answers and for the subscribers' deliveries to settle (bounded by --drain).
  */
-#include "cli_bench.h"
+#include "http/http_response.h"
+#include "loadgen/loadgen.h"
 
 #include <errno.h>
-#include <stdio.h>
+#include <sse/error.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <uv.h>
 
 #define PUB_HDR_MAX 8192
+#define PUB_MAX_HEADERS 64
 
 enum { PC_DOWN = 0, PC_CONNECTING, PC_IDLE, PC_BUSY, PC_CLOSING };
 
@@ -34,20 +36,21 @@ struct pub_conn {
     uint64_t sent_ns; /* CLOCK_MONOTONIC at the write */
     int measured;
     /* response */
-    char hdr[PUB_HDR_MAX + 1];
+    struct sse__http_scan scan; /* end-of-head scanner over hdr */
+    char hdr[PUB_HDR_MAX];      /* the response head while it arrives */
     size_t hdr_len;
-    int in_body;
-    int chunked;
-    int close_after;
+    int in_body;     /* the head is done, its body is being read */
+    int chunked;     /* the body is chunked (else body_left bytes) */
+    int close_after; /* the server will not take another request */
     int status;
     uint64_t body_left;
-    struct bench_chunked ch;
+    struct sse__http_dechunk ch;
 };
 
 struct pub_ctx {
-    const struct bench_config *c;
-    struct bench_shared *sh;
-    struct bench_pub_stats *st;
+    const struct sse__loadgen_config *c;
+    struct sse__loadgen_shared *sh;
+    struct sse__loadgen_pub_stats *st;
     uv_loop_t loop;
     uv_timer_t tick;
     struct pub_conn *conns;
@@ -59,7 +62,6 @@ struct pub_ctx {
     int publishing;
     int stopping;
     char rbuf[65536];
-    char data[65536];
 };
 
 static void pc_connect(struct pub_conn *p);
@@ -95,7 +97,7 @@ static void pc_done(struct pub_conn *p)
     if (p->status >= 200 && p->status < 300) {
         x->st->ok++;
         if (p->measured)
-            bench_hist_add(&x->st->rtt, bench_now_mono() - p->sent_ns);
+            sse__loadgen_hist_add(&x->st->rtt, sse__loadgen_now_mono() - p->sent_ns);
     } else {
         x->st->errors++;
         note(x, p->status);
@@ -103,12 +105,34 @@ static void pc_done(struct pub_conn *p)
     p->state = PC_IDLE;
     p->hdr_len = 0;
     p->in_body = 0;
+    memset(&p->scan, 0, sizeof(p->scan));
     if (p->close_after)
         pc_close(p);
 }
 
-static void skip_body(void *ud, const char *b, size_t n)
+/* The limits of the response reader. */
+static const struct sse__http_response_limits pub_limits = {
+    1024, PUB_HDR_MAX, PUB_MAX_HEADERS, 4096, (uint64_t)1 << 40, 8192};
+
+/*
+ * The head is complete (head_len bytes of p->hdr): read the status and the body framing.
+ * Returns 0, or a negative SSE code for an answer that cannot be read.
+ */
+static int pc_head(struct pub_conn *p, size_t head_len)
 {
+    struct sse__http_header hdrs[PUB_MAX_HEADERS];
+    struct sse__http_response r;
+    int rc = sse__http_response_parse(p->hdr, head_len, &r, hdrs, PUB_MAX_HEADERS);
+    if (rc < 0)
+        return rc;
+    p->status = r.status;
+    p->chunked = r.body == SSE__HTTP_BODY_CHUNKED;
+    p->body_left = r.body == SSE__HTTP_BODY_LENGTH ? (uint64_t)r.content_length : 0;
+    /* A body until close is not waited for: the answer is its status. */
+    p->close_after = !r.keep_alive;
+    memset(&p->ch, 0, sizeof(p->ch));
+    p->in_body = 1;
+    return 0;
 }
 
 static void on_pc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -139,32 +163,20 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (!p->in_body) {
             size_t take = PUB_HDR_MAX - p->hdr_len < n ? PUB_HDR_MAX - p->hdr_len : n;
             memcpy(p->hdr + p->hdr_len, b, take);
-            size_t old = p->hdr_len;
+            size_t old = p->hdr_len, head = 0;
             p->hdr_len += take;
-            p->hdr[p->hdr_len] = '\0';
-            char *end = strstr(p->hdr, "\r\n\r\n");
-            if (!end) {
-                if (p->hdr_len >= PUB_HDR_MAX)
-                    pc_close(p);
+            int rc = sse__http_response_scan(&p->scan, p->hdr, p->hdr_len, &pub_limits, &head);
+            if (rc == 0 && p->hdr_len < PUB_HDR_MAX)
+                return;
+            if (rc == 0)
+                rc = SSE_ELIMIT; /* the buffer is full and the head goes on */
+            else if (rc == 1)
+                rc = pc_head(p, head);
+            if (rc != 0) {
+                note(p->x, rc);
+                pc_close(p);
                 return;
             }
-            size_t head = (size_t)(end - p->hdr) + 4;
-            end[2] = '\0';
-            p->status = strncmp(p->hdr, "HTTP/1.", 7) == 0 ? (int)strtol(p->hdr + 9, NULL, 10) : 0;
-            p->chunked = 0;
-            p->close_after = strncmp(p->hdr, "HTTP/1.0", 8) == 0;
-            p->body_left = 0;
-            for (char *l = strstr(p->hdr, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
-                char *v = l + 2;
-                if (!strncasecmp(v, "content-length:", 15))
-                    p->body_left = strtoull(v + 15, NULL, 10);
-                else if (!strncasecmp(v, "transfer-encoding:", 18) && strstr(v, "chunked"))
-                    p->chunked = 1;
-                else if (!strncasecmp(v, "connection:", 11) && strcasestr(v, "close"))
-                    p->close_after = 1;
-            }
-            memset(&p->ch, 0, sizeof(p->ch));
-            p->in_body = 1;
             b += head - old;
             n -= head - old;
             if (!p->chunked && !p->body_left) {
@@ -174,8 +186,9 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         if (p->chunked) {
             size_t used;
-            int r = bench_chunked_feed(&p->ch, b, n, &used, skip_body, NULL);
+            int r = sse__http_dechunk(&p->ch, b, n, &used, &pub_limits, NULL, NULL);
             if (r < 0) {
+                note(p->x, r);
                 pc_close(p);
                 return;
             }
@@ -239,98 +252,21 @@ static void on_pc_write(uv_write_t *w, int status)
     }
 }
 
-static size_t enc(char *out, size_t cap, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-            out[o++] = (char)ch;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[ch >> 4];
-            out[o++] = hex[ch & 15];
-        }
-    }
-    return o;
-}
-
 static int pc_send(struct pub_conn *p, uint64_t seq, int warm)
 {
-    struct pub_ctx *x = p->x;
-    const struct bench_config *c = x->c;
-    const struct bench_url *u = &c->pub;
-    unsigned t = (unsigned)(seq % c->topics);
-    char topic[512];
-    snprintf(topic, sizeof(topic), "%s%u", c->topic_prefix, t);
-    uint64_t ts = bench_now_real();
-    int dl = snprintf(x->data, sizeof(x->data), "ts=%llu,seq=%llu,w=%d,", (unsigned long long)ts,
-                      (unsigned long long)seq, warm);
-    while ((unsigned)dl < c->payload && (size_t)dl + 1 < sizeof(x->data))
-        x->data[dl++] = 'x';
-    size_t need = (size_t)dl * 3 + strlen(topic) * 3 + 4096 + (c->token ? strlen(c->token) : 0);
-    if (need > p->req_cap) {
-        char *nb = realloc(p->req, need);
-        if (!nb)
-            return -ENOMEM;
-        p->req = nb;
-        p->req_cap = need;
-    }
-    char target[4096];
-    const char *body;
-    size_t blen;
-    char *form = NULL;
-    const char *ctype;
-    if (c->target == BENCH_MERCURE) {
-        form = malloc((size_t)dl * 3 + strlen(topic) * 3 + 32);
-        if (!form)
-            return -ENOMEM;
-        size_t fl = 0;
-        memcpy(form, "topic=", 6);
-        fl = 6 + enc(form + 6, strlen(topic) * 3 + 8, topic, strlen(topic));
-        memcpy(form + fl, "&data=", 6);
-        fl += 6;
-        fl += enc(form + fl, (size_t)dl * 3 + 8, x->data, (size_t)dl);
-        body = form;
-        blen = fl;
-        ctype = "application/x-www-form-urlencoded";
-        snprintf(target, sizeof(target), "%s%s%s", u->path, u->query[0] ? "?" : "", u->query);
-    } else if (c->target == BENCH_NCHAN) {
-        size_t pl = strlen(u->path);
-        snprintf(target, sizeof(target), "%s%s%s%s%s", u->path,
-                 pl && u->path[pl - 1] == '/' ? "" : "/", topic, u->query[0] ? "?" : "", u->query);
-        body = x->data;
-        blen = (size_t)dl;
-        ctype = "text/plain";
-    } else {
-        snprintf(target, sizeof(target), "%s%s%s", u->path, u->query[0] ? "?" : "", u->query);
-        body = x->data;
-        blen = (size_t)dl;
-        ctype = "text/plain";
-    }
-    int hl =
-        snprintf(p->req, p->req_cap,
-                 "POST %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nContent-Type: %s\r\n"
-                 "Content-Length: %zu\r\n%s%s%s\r\n",
-                 target, strchr(u->host, ':') ? "[" : "", u->host, strchr(u->host, ':') ? "]" : "",
-                 u->port, ctype, blen, c->token ? "Authorization: Bearer " : "",
-                 c->token ? c->token : "", c->token ? "\r\n" : "");
-    if (hl < 0 || (size_t)hl + blen > p->req_cap) {
-        free(form);
-        return -E2BIG;
-    }
-    memcpy(p->req + hl, body, blen);
-    free(form);
-    uv_buf_t b = uv_buf_init(p->req, (unsigned)((size_t)hl + blen));
+    size_t len;
+    int r = sse__loadgen_pub_request(p->x->c, seq, warm, &p->req, &p->req_cap, &len);
+    if (r < 0)
+        return r;
+    uv_buf_t b = uv_buf_init(p->req, (unsigned)len);
     p->wreq.data = p;
     p->state = PC_BUSY;
     p->measured = !warm;
     p->hdr_len = 0;
     p->in_body = 0;
-    p->sent_ns = bench_now_mono();
-    int r = uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &b, 1, on_pc_write);
+    memset(&p->scan, 0, sizeof(p->scan));
+    p->sent_ns = sse__loadgen_now_mono();
+    r = uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &b, 1, on_pc_write);
     if (r < 0) {
         pc_close(p);
         return r;
@@ -349,8 +285,8 @@ static uint64_t total_events(struct pub_ctx *x)
 static void on_pub_tick(uv_timer_t *t)
 {
     struct pub_ctx *x = t->data;
-    const struct bench_config *c = x->c;
-    uint64_t now = bench_now_mono();
+    const struct sse__loadgen_config *c = x->c;
+    uint64_t now = sse__loadgen_now_mono();
     if (x->publishing) {
         /* Message seq is due at seq / rate; the first warmup * rate ones are warm-up. A publisher
          * that falls behind sends late (counted in "behind") and the run is cut off at 1.5x its
@@ -392,7 +328,7 @@ static void on_pub_tick(uv_timer_t *t)
                 x->st->sent++;
                 if (!warm) {
                     x->st->measured++;
-                    x->expected += bench_subs_on_topic(c, x->seq % c->topics);
+                    x->expected += sse__loadgen_subs_on_topic(c, x->seq % c->topics);
                 }
                 x->seq++;
             }
@@ -423,14 +359,15 @@ static void on_pub_tick(uv_timer_t *t)
     }
 }
 
-int bench_pub_run(const struct bench_config *c, struct bench_shared *sh, struct bench_pub_stats *st)
+int sse__loadgen_pub_run(const struct sse__loadgen_config *c, struct sse__loadgen_shared *sh,
+                         struct sse__loadgen_pub_stats *st)
 {
     int r;
     struct pub_ctx *x = calloc(1, sizeof(*x));
     if (!x)
         return -ENOMEM;
     memset(st, 0, sizeof(*st));
-    bench_hist_init(&st->rtt);
+    sse__loadgen_hist_init(&st->rtt);
     x->c = c;
     x->sh = sh;
     x->st = st;
@@ -448,17 +385,17 @@ int bench_pub_run(const struct bench_config *c, struct bench_shared *sh, struct 
         pc_connect(&x->conns[i]);
     }
     /* Give the connections a moment (bounded) before the clock starts. */
-    uint64_t until = bench_now_mono() + 2000000000u;
+    uint64_t until = sse__loadgen_now_mono() + 2000000000u;
     for (;;) {
         unsigned up = 0;
         for (unsigned i = 0; i < x->nconns; i++)
             up += x->conns[i].state == PC_IDLE;
-        if (up == x->nconns || bench_now_mono() > until)
+        if (up == x->nconns || sse__loadgen_now_mono() > until)
             break;
         uv_run(&x->loop, UV_RUN_ONCE);
     }
     x->publishing = 1;
-    x->start_ns = bench_now_mono();
+    x->start_ns = sse__loadgen_now_mono();
     uv_timer_init(&x->loop, &x->tick);
     x->tick.data = x;
     uv_timer_start(&x->tick, on_pub_tick, 1, 1);
