@@ -143,6 +143,12 @@ static void closed(uv_handle_t *h)
     (void)h;
 }
 
+static void store_closed(void *ud)
+{
+    struct serve *sv = ud;
+    sv->store = NULL;
+}
+
 static void server_closed(sse_server *s, void *ud)
 {
     struct serve *sv = ud;
@@ -151,6 +157,9 @@ static void server_closed(sse_server *s, void *ud)
     uv_close((uv_handle_t *)&sv->sigterm, closed);
     sse_bus_close(sv->bus, NULL, NULL);
     sv->bus = NULL;
+    /* The hub is closed: what the store has in flight completes (a durable store commits it),
+       then it is freed. The hub itself is freed once the loop has run all of that. */
+    sse_store_close(sv->store, store_closed, sv);
 }
 
 static void stop(struct serve *sv, const char *why)

@@ -349,6 +349,16 @@ void sse__hub_bus_close(sse_hub *h)
         }
 }
 
+void sse__hub_update_free(sse_hub *h)
+{
+    while (h->inflight) {
+        struct sse__hub_inflight *u = h->inflight;
+        h->inflight = u->next;
+        inflight_free(u);
+    }
+    h->inflight_tail = NULL;
+}
+
 size_t sse_hub_bus_max_message(const sse_hub_options *o)
 {
     size_t upd = o && o->max_update ? o->max_update : (1u << 20);
