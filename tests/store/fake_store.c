@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { K_APPEND, K_REPLAY, K_SCAN };
+enum { K_APPEND, K_REPLAY, K_SCAN, K_FROM };
 
 struct fake;
 
@@ -24,7 +24,8 @@ struct call {
     size_t k;     /* append number */
     uint64_t pos; /* the inner store's position of that append */
     sse_store_append_cb cb;
-    char *id; /* replay / scan: the id asked for (NULL: earliest) */
+    char *id;       /* replay / scan: the id asked for (NULL: earliest) */
+    uint64_t after; /* replay_from: the position */
     size_t id_len, max;
     sse_store_entry_cb each;
     sse_store_done_cb done;
@@ -152,6 +153,8 @@ static void run_call(struct call *c)
             c->cb(c->ud, status, status ? 0 : c->pos);
     } else if (c->kind == K_REPLAY) {
         sse_store_replay(f->inner, c->id, c->id_len, filter_each, filter_done, c);
+    } else if (c->kind == K_FROM) {
+        sse_store_replay_from(f->inner, c->after, filter_each, filter_done, c);
     } else {
         sse_store_scan_back(f->inner, c->id, c->id_len, SIZE_MAX, filter_each, filter_done, c);
     }
@@ -240,6 +243,8 @@ static int defer_read(struct fake *f, int kind, const char *id, size_t id_len, s
     if (f->fail >= 0) { /* the failing fake reads synchronously (it holds nothing) */
         if (kind == K_REPLAY)
             return sse_store_replay(f->inner, id, id_len, each, done, ud);
+        if (kind == K_FROM)
+            return sse_store_replay_from(f->inner, max, each, done, ud);
         return sse_store_scan_back(f->inner, id, id_len, max, each, done, ud);
     }
     struct call *c = call_new(f, kind);
@@ -251,6 +256,7 @@ static int defer_read(struct fake *f, int kind, const char *id, size_t id_len, s
     }
     c->id_len = id_len;
     c->max = max;
+    c->after = max; /* replay_from: the position rides in max */
     c->each = each;
     c->done = done;
     c->ud = ud;
@@ -268,6 +274,12 @@ static int f_scan_back(sse_store *s, const char *id, size_t id_len, size_t max,
                        sse_store_entry_cb each, sse_store_done_cb done, void *ud)
 {
     return defer_read((struct fake *)s, K_SCAN, id, id_len, max, each, done, ud);
+}
+
+static int f_replay_from(sse_store *s, uint64_t after, sse_store_entry_cb each,
+                         sse_store_done_cb done, void *ud)
+{
+    return defer_read((struct fake *)s, K_FROM, NULL, 0, (size_t)after, each, done, ud);
 }
 
 static int f_last_id(sse_store *s, sse_buf *out)
@@ -306,19 +318,17 @@ static void f_close(sse_store *s, void (*done)(void *ud), void *ud)
     uv_close((uv_handle_t *)&f->closer, closer_closed);
 }
 
-static const sse_store_ops fake_ops = {
-    .version = SSE_STORE_OPS_VERSION,
-    .name = "fake",
-    .append = f_append,
-    .replay = f_replay,
-    .scan_back = f_scan_back,
-    .last_id = f_last_id,
-    .trim = f_trim,
-    .stats = f_stats,
-    .close = f_close,
-};
+#define FAKE_OPS(from)                                                                             \
+    {                                                                                              \
+        .version = SSE_STORE_OPS_VERSION, .name = "fake", .append = f_append, .replay = f_replay,  \
+        .scan_back = f_scan_back, .last_id = f_last_id, .trim = f_trim, .stats = f_stats,          \
+        .close = f_close, .replay_from = from,                                                     \
+    }
+static const sse_store_ops fake_ops = FAKE_OPS(f_replay_from);
+static const sse_store_ops fake_ops_without_from = FAKE_OPS(NULL); /* an optional op left out */
 
-static int fake_new(sse_store **out, const sse_store_limits *lim, uv_loop_t *loop, int fail)
+static int fake_new(sse_store **out, const sse_store_limits *lim, uv_loop_t *loop, int fail,
+                    const sse_store_ops *ops)
 {
     struct fake *f = calloc(1, sizeof(*f));
     if (!f)
@@ -328,7 +338,7 @@ static int fake_new(sse_store **out, const sse_store_limits *lim, uv_loop_t *loo
         free(f);
         return rc;
     }
-    f->base.ops = &fake_ops;
+    f->base.ops = ops;
     f->loop = loop;
     f->fail = fail;
     uv_timer_init(loop, &f->closer);
@@ -340,12 +350,18 @@ static int fake_new(sse_store **out, const sse_store_limits *lim, uv_loop_t *loo
 
 int fake_async_new(sse_store **out, const sse_store_limits *lim, uv_loop_t *loop)
 {
-    return fake_new(out, lim, loop, -1);
+    return fake_new(out, lim, loop, -1, &fake_ops);
+}
+
+int fake_async_new_without_replay_from(sse_store **out, const sse_store_limits *lim,
+                                       uv_loop_t *loop)
+{
+    return fake_new(out, lim, loop, -1, &fake_ops_without_from);
 }
 
 int fake_fail_new(sse_store **out, enum fake_fail_mode mode, uv_loop_t *loop)
 {
-    return fake_new(out, NULL, loop, (int)mode);
+    return fake_new(out, NULL, loop, (int)mode, &fake_ops);
 }
 
 void fake_async_set_hold(sse_store *s, int hold)

@@ -5,8 +5,9 @@
  * a disk or network store would, and OUT OF TURN: the second append of a burst is reported
  * before the first. An append reaches the inner store when it is called (so positions follow the
  * call order and a bad entry is refused synchronously) but replay and scan_back see it only once
- * its callback has reported. In hold mode nothing completes until the test says which append
- * to report (fake_async_complete), so a test can check what happens while the store holds it.
+ * its callback has reported (replay_from too). In hold mode nothing completes until the test says
+ * which append to report (fake_async_complete), so a test can check what happens while the store
+ * holds it.
  *
  * The failing fake refuses every append, in one of three ways (fake_fail_mode): an error
  * return, an error through the callback before append returns, or one later from the loop.
@@ -21,8 +22,11 @@
 #include <sse/store.h>
 #include <uv.h>
 
-/* An asynchronous fake over a memory store with these limits (lim may be NULL). */
+/* An asynchronous fake over a memory store with these limits (lim may be NULL). It offers the
+ * optional replay_from (deferred like replay); the second constructor leaves it out. */
 int fake_async_new(sse_store **out, const sse_store_limits *lim, uv_loop_t *loop);
+int fake_async_new_without_replay_from(sse_store **out, const sse_store_limits *lim,
+                                       uv_loop_t *loop);
 /* 1: appends wait for fake_async_complete; 0 (default): they complete from timers. */
 void fake_async_set_hold(sse_store *s, int hold);
 /* Report append number k (0-based, in call order) now. 0, or SSE_ENOTFOUND (no such append

@@ -19,7 +19,7 @@
 
 struct sock {
     int fd;
-    char buf[16384];
+    char buf[65536];
     size_t len;
     int eof; /* the peer closed: no longer polled */
 };

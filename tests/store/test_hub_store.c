@@ -14,6 +14,9 @@
  * - the same with the store's own out-of-turn timers: every POST 200, the store's order kept.
  * - shutting down (hub, store, server: the order hub.h documents) while the store holds an
  *   update: its publisher gets 503, nothing is fanned out, nothing leaks.
+ * - a Last-Event-ID replay longer than one of the hub's replay slices, from the asynchronous
+ *   store (replay, then replay_from for each further slice, answered later): every missed
+ *   update once, in order.
  */
 #include "harness/check.h"
 #include "store/fake_store.h"
@@ -41,7 +44,8 @@ struct shared {
     int port;
     int (*script)(struct shared *);
     int client_rc;
-    int stopped; /* the hub, the store and the server are closing */
+    int stopped;                     /* the hub, the store and the server are closing */
+    void (*before)(struct shared *); /* on the loop thread, before the client starts */
 };
 
 static void on_append(void *ud, size_t n)
@@ -166,6 +170,8 @@ static int run(sse_store *store, int (*script)(struct shared *), struct shared *
     sh->cmd_async.data = sh;
     uv_async_init(loop, &sh->done_async, on_done);
     sh->done_async.data = sh;
+    if (sh->before)
+        sh->before(sh);
     pthread_t th;
     CHECK_EQ_INT(pthread_create(&th, NULL, client_main, sh), 0);
     uv_run(loop, UV_RUN_DEFAULT);
@@ -427,6 +433,69 @@ static int test_shutdown_while_held(void)
     return 0;
 }
 
+/* A replay longer than one of the hub's slices, from a store that answers later. */
+enum { LONG = 600 };
+
+static void publish_long(struct shared *sh)
+{
+    const char *topics[1] = {"t"};
+    for (int i = 1; i <= LONG; i++) {
+        char id[16], data[16];
+        snprintf(id, sizeof(id), "m%d", i);
+        snprintf(data, sizeof(data), "x%d", i);
+        sse_hub_update u = {topics, 1, data, strlen(data), id, NULL, -1, 0};
+        sse_hub_publish(sh->hub, &u, NULL);
+    }
+}
+
+static int script_long_replay(struct shared *sh)
+{
+    static struct sock s[1];
+    CHECK(wait_calls(sh, LONG, 3000));
+    usleep(200 * 1000); /* the appends report (timers of at most 20 ms) */
+    CHECK_EQ_INT(sock_open(&s[0], sh->port), 0);
+    CHECK_EQ_INT(sock_send(&s[0], "GET /.well-known/mercure?topic=t HTTP/1.1\r\nHost: x\r\n"
+                                  "Last-Event-ID: m1\r\n\r\n"),
+                 0);
+    char last[32];
+    snprintf(last, sizeof(last), "data: x%d\n", LONG);
+    int ok = pump_for(s, 1, 0, last);
+    if (!ok)
+        fprintf(stderr, "  got: %.300s\n", s[0].buf);
+    CHECK(ok);
+    CHECK(!strncmp(s[0].buf, "HTTP/1.1 200", 12));
+    CHECK(strstr(s[0].buf, "\r\nLast-Event-ID: m1\r\n") != NULL);
+    /* m2 .. mLONG, each once, in order */
+    const char *p = s[0].buf;
+    for (int i = 2; i <= LONG; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "\nid: m%d\n", i);
+        const char *q = strstr(p, want);
+        CHECK(q != NULL);
+        p = q + 1;
+    }
+    CHECK(strstr(s[0].buf, "\nid: m1\n") == NULL);
+    sock_close(s, 1);
+    return 0;
+}
+
+static int test_long_replay_async(void)
+{
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    sse_store *st;
+    CHECK_EQ_INT(fake_async_new(&st, NULL, &loop), 0);
+    static struct shared sh;
+    memset(&sh, 0, sizeof(sh));
+    fake_async_on_append(st, on_append, &sh);
+    sh.before = publish_long;
+    CHECK_EQ_INT(run(st, script_long_replay, &sh, &loop), 0);
+    CHECK_EQ_INT(sh.client_rc, 0);
+    CHECK_EQ_UINT(sh.stats.replayed_total, LONG - 1);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_failing_store_return), CHECK_TEST(test_failing_store_callback_now),
            CHECK_TEST(test_failing_store_callback_later), CHECK_TEST(test_held_out_of_turn),
-           CHECK_TEST(test_timers_out_of_turn), CHECK_TEST(test_shutdown_while_held))
+           CHECK_TEST(test_timers_out_of_turn), CHECK_TEST(test_shutdown_while_held),
+           CHECK_TEST(test_long_replay_async))

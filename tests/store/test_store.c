@@ -3,16 +3,18 @@
  * some backends promise.
  *
  * The contract suite (contract_*) runs once per row of `backends`: the memory store and an
- * asynchronous fake that reports later and out of turn (fake_store.h). A durable or network
+ * asynchronous fake that reports later and out of turn (fake_store.h), with and without the
+ * optional replay_from. A durable or network
  * backend joins with one row: its name and a constructor taking the limits and the loop. Each
  * case runs the loop until the store is idle before it looks at what the callbacks reported.
  * It checks: positions grow in call order and each append reports once; replay never shows an
  * entry before its append reported; replay after an id, from the earliest, after an unknown id
- * (found 0, nothing replayed), stopping early; scan_back; last_id (SSE_ENOTFOUND when empty);
- * trimming by count, bytes and age from the constructor's limits and by trim(); stats; the
- * entry's metadata and its frame (the same pointer, not a copy); close with and without done
- * (done once, after the calls in flight reported); a call that returns an error never calls
- * back.
+ * (found 0, nothing replayed), stopping early; replay_from where it is offered (after a position,
+ * a gap reported as found 0), SSE_EUNSUPPORTED and no callback where it is not; scan_back; last_id
+ * (SSE_ENOTFOUND when empty); trimming by count, bytes and age from the constructor's limits and by
+ * trim(); stats; the entry's metadata and its frame (the same pointer, not a copy); close with and
+ * without done (done once, after the calls in flight reported); a call that returns an error never
+ * calls back.
  *
  * Then the failing fake (every append refused, by return, by an immediate callback, by a later
  * one), and the memory store's own cases: duplicate ids, the ring's growth, allocation failures.
@@ -41,6 +43,7 @@ static int make_memory(sse_store **out, const sse_store_limits *lim, uv_loop_t *
 static const struct backend backends[] = {
     {"memory", make_memory, 0},
     {"async-out-of-turn", fake_async_new, 1},
+    {"async-without-replay-from", fake_async_new_without_replay_from, 1},
 };
 
 /* One store on its own loop. */
@@ -361,6 +364,66 @@ static int contract_scan_back(const struct backend *b)
     return env_close(&v);
 }
 
+/* replay_from (optional): the entries after a position; found 0 over a gap, what is kept then. */
+static int contract_replay_from(const struct backend *b)
+{
+    struct env v;
+    static struct appends a;
+    memset(&a, 0, sizeof(a));
+    sse_store_limits five = {5, 0, 0};
+    CHECK_EQ_INT(env_open(&v, b, &five), 0);
+    struct collect c = {0};
+    if (!v.s->ops->replay_from) { /* not offered: refused, and no callback */
+        CHECK_EQ_INT(sse_store_replay_from(v.s, 0, each, done, &c), SSE_EUNSUPPORTED);
+        settle(&v);
+        CHECK_EQ_INT(c.done, 0);
+        return env_close(&v);
+    }
+    CHECK_EQ_INT(add_n(v.s, &a, 4, 1000), 0);
+    settle(&v);
+    CHECK_EQ_INT(sse_store_replay_from(v.s, 0, each, done, &c), 0); /* from the start */
+    settle(&v);
+    CHECK_EQ_INT(c.done, 1);
+    CHECK_EQ_INT(c.found, 1);
+    CHECK_EQ_UINT(c.n, 4);
+    CHECK_EQ_STR(c.ids[0], "id1");
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(sse_store_replay_from(v.s, a.pos[1], each, done, &c), 0); /* after id2 */
+    settle(&v);
+    CHECK_EQ_INT(c.found, 1);
+    CHECK_EQ_UINT(c.n, 2);
+    CHECK_EQ_STR(c.ids[0], "id3");
+    CHECK_EQ_STR(c.ids[1], "id4");
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(sse_store_replay_from(v.s, a.pos[3], each, done, &c), 0); /* after the newest */
+    settle(&v);
+    CHECK_EQ_INT(c.done, 1);
+    CHECK_EQ_INT(c.found, 1);
+    CHECK_EQ_UINT(c.n, 0);
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 1; /* each() stops it: done still once */
+    CHECK_EQ_INT(sse_store_replay_from(v.s, 0, each, done, &c), 0);
+    settle(&v);
+    CHECK_EQ_INT(c.done, 1);
+    CHECK_EQ_UINT(c.n, 1);
+    /* trimmed past the position: a gap (found 0), and what is kept comes */
+    for (int i = 5; i <= 9; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "id%d", i);
+        CHECK_EQ_INT(add_full(v.s, &a, (size_t)i - 1, id, 10, 1000), 0);
+    }
+    settle(&v);
+    memset(&c, 0, sizeof(c));
+    CHECK_EQ_INT(sse_store_replay_from(v.s, a.pos[1], each, done, &c), 0);
+    settle(&v);
+    CHECK_EQ_INT(c.done, 1);
+    CHECK_EQ_INT(c.found, 0);
+    CHECK_EQ_UINT(c.n, 5);
+    CHECK_EQ_STR(c.ids[0], "id5");
+    CHECK_EQ_STR(c.ids[4], "id9");
+    return env_close(&v);
+}
+
 static int contract_last_id(const struct backend *b)
 {
     struct env v;
@@ -558,6 +621,7 @@ CONTRACT(contract_reported_before_visible)
 CONTRACT(contract_replay)
 CONTRACT(contract_empty)
 CONTRACT(contract_scan_back)
+CONTRACT(contract_replay_from)
 CONTRACT(contract_last_id)
 CONTRACT(contract_entry_and_frame)
 CONTRACT(contract_trim)
@@ -746,11 +810,11 @@ static int test_memory_alloc_failures(void)
 
 CHECK_MAIN(CHECK_TEST(test_contract_positions), CHECK_TEST(test_contract_reported_before_visible),
            CHECK_TEST(test_contract_replay), CHECK_TEST(test_contract_empty),
-           CHECK_TEST(test_contract_scan_back), CHECK_TEST(test_contract_last_id),
-           CHECK_TEST(test_contract_entry_and_frame), CHECK_TEST(test_contract_trim),
-           CHECK_TEST(test_contract_stats), CHECK_TEST(test_contract_close),
-           CHECK_TEST(test_contract_error_no_callback), CHECK_TEST(test_failing_return),
-           CHECK_TEST(test_failing_callback_now), CHECK_TEST(test_failing_callback_later),
-           CHECK_TEST(test_async_hold), CHECK_TEST(test_memory_duplicate_ids),
-           CHECK_TEST(test_memory_synchronous), CHECK_TEST(test_memory_close_done_now),
-           CHECK_TEST(test_memory_alloc_failures))
+           CHECK_TEST(test_contract_scan_back), CHECK_TEST(test_contract_replay_from),
+           CHECK_TEST(test_contract_last_id), CHECK_TEST(test_contract_entry_and_frame),
+           CHECK_TEST(test_contract_trim), CHECK_TEST(test_contract_stats),
+           CHECK_TEST(test_contract_close), CHECK_TEST(test_contract_error_no_callback),
+           CHECK_TEST(test_failing_return), CHECK_TEST(test_failing_callback_now),
+           CHECK_TEST(test_failing_callback_later), CHECK_TEST(test_async_hold),
+           CHECK_TEST(test_memory_duplicate_ids), CHECK_TEST(test_memory_synchronous),
+           CHECK_TEST(test_memory_close_done_now), CHECK_TEST(test_memory_alloc_failures))
