@@ -292,11 +292,15 @@ struct attach {
     int k;
     int rc;
     sse_buf b;
+    int done; /* history_done fired */
+    int late; /* attach returned first: the callbacks only free this (see sse_bus_seq_attach) */
 };
 
 static int history_each(void *ud, const sse_store_entry *e)
 {
     struct attach *a = ud;
+    if (a->late)
+        return 1;
     sse_bus_msg m = {.time_ms = e->time_ms,
                      .is_private = e->is_private,
                      .id = e->id,
@@ -325,6 +329,11 @@ static void history_done(void *ud, int status, int found)
 {
     struct attach *a = ud;
     (void)found;
+    if (a->late) {
+        sse__free(a);
+        return;
+    }
+    a->done = 1;
     if (status && !a->rc)
         a->rc = status;
 }
@@ -335,14 +344,25 @@ int sse_bus_seq_attach(sse_bus_seq *q, int k, int fd)
         return SSE_EINVAL;
     sse_bus_seq_detach(q, k);
     struct member *w = &q->m[k];
-    struct attach a = {q, k, 0, {0}};
-    sse_buf_init(&a.b, q->o.max_message);
+    struct attach *a = sse__calloc(1, sizeof(*a));
+    if (!a)
+        return SSE_ENOMEM;
+    a->q = q;
+    a->k = k;
+    sse_buf_init(&a->b, q->o.max_message);
     /* The history first, then the end mark: queued before any live message reaches it. A store
-       that replays later than it returns would let live messages in first: refused here. */
-    int rc = sse_store_replay(q->o.store, NULL, 0, history_each, history_done, &a);
-    sse_buf_free(&a.b);
-    if (!rc)
-        rc = a.rc;
+       that replays later than it returns would let live messages in first: refused here (its
+       callbacks, when they come, only free a). */
+    int rc = sse_store_replay(q->o.store, NULL, 0, history_each, history_done, a);
+    sse_buf_free(&a->b);
+    if (!rc && !a->done) {
+        a->late = 1;
+        rc = SSE_EUNSUPPORTED;
+    } else {
+        if (!rc)
+            rc = a->rc;
+        sse__free(a);
+    }
     if (!rc)
         rc = enqueue(w, SSE__PIPE_HISTEND, NULL);
     if (rc) {

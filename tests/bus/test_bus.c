@@ -16,7 +16,8 @@
  *   order and each publisher's done(0) fires after its message came back; a member attached later
  *   gets the history first (sse_bus_pipe_load_history); a member that sends garbage is dropped
  *   (on_drop) and the others go on; a sequencer whose store refuses answers done(SSE_EIO) and
- *   relays nothing.
+ *   relays nothing; one whose store replays later than it returns refuses to attach a member
+ *   (SSE_EUNSUPPORTED) and the late replay touches nothing.
  */
 #include "harness/check.h"
 #include "store/fake_store.h"
@@ -1046,8 +1047,45 @@ static int test_pipe_store_refuses_callback(void)
     return refused(FAKE_FAIL_CB_NOW);
 }
 
+/* A store that replays later than it returns cannot hand a new member its history before the
+ * live messages: attach refuses it, and the late replay touches nothing of the attach. */
+static int test_pipe_attach_refuses_late_replay(void)
+{
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    sse_store *hist;
+    CHECK_EQ_INT(fake_async_new(&hist, NULL, &loop), 0);
+    sse_frame *f;
+    CHECK_EQ_INT(sse_frame_new(&f, "data: h\n\n", 9), 0);
+    const char *topics[1] = {"t"};
+    sse_store_entry e = {.id = "h1", .id_len = 2, .topics = topics, .n_topics = 1, .frame = f};
+    CHECK_EQ_INT(sse_store_append(hist, &e, NULL, NULL), 0);
+    sse_frame_unref(f);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the append reports */
+    sse_bus_seq *q;
+    sse_bus_seq_options so = {.version = SSE_BUS_SEQ_OPTIONS_VERSION,
+                              .n_members = 1,
+                              .max_message = MAXMSG,
+                              .store = hist};
+    CHECK_EQ_INT(sse_bus_seq_new(&q, &so), 0);
+    int sv[2];
+    CHECK_EQ_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CHECK_EQ_INT(sse_bus_seq_attach(q, 0, sv[0]), SSE_EUNSUPPORTED);
+    CHECK_EQ_INT(sse_bus_seq_fd(q, 0), -1);
+    CHECK(!sse_bus_seq_wants_write(q, 0));
+    uv_run(&loop, UV_RUN_DEFAULT); /* the replay comes now: it must not reach the attach */
+    close(sv[0]);                  /* not taken on failure */
+    close(sv[1]);
+    sse_bus_seq_free(q);
+    sse_store_free(hist);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_codec_golden), CHECK_TEST(test_codec_round_trip),
            CHECK_TEST(test_codec_encode_limits), CHECK_TEST(test_codec_truncations),
            CHECK_TEST(test_codec_header_corruptions), CHECK_TEST(test_codec_refusals),
            CHECK_TEST(test_inproc_two_hubs), CHECK_TEST(test_pipe_sequencer),
-           CHECK_TEST(test_pipe_store_refuses_return), CHECK_TEST(test_pipe_store_refuses_callback))
+           CHECK_TEST(test_pipe_store_refuses_return), CHECK_TEST(test_pipe_store_refuses_callback),
+           CHECK_TEST(test_pipe_attach_refuses_late_replay))
