@@ -10,7 +10,7 @@
  *   A is answered 200 only once its message came back to A (A's bus holds it until the test lets
  *   it through), a subscriber on B gets it, both histories agree; with the group refusing
  *   publishes (SSE_EBUSY) a POST to either hub gets 503 and nobody receives anything; then it
- *   recovers.
+ *   recovers. A hub whose store fails answers 503 after the bus round trip, and fans nothing out.
  * - The pipe bus and the sequencer, without fork: socketpairs, a thread that poll()s the
  *   sequencer's fds, members on a uv loop. Publishes from two members reach every member in one
  *   order and each publisher's done(0) fires after its message came back; a member attached later
@@ -570,7 +570,7 @@ static void *two_client(void *arg)
     return NULL;
 }
 
-static int node_new(struct node *n, uv_loop_t *loop, sse_bus *bus)
+static int node_new(struct node *n, uv_loop_t *loop, sse_bus *bus, sse_store *store)
 {
     CHECK_EQ_INT(sse_server_new(&n->server, loop, NULL), 0);
     sse_hub_options o = SSE_HUB_OPTIONS_INIT;
@@ -578,6 +578,7 @@ static int node_new(struct node *n, uv_loop_t *loop, sse_bus *bus)
     o.anonymous = 1;
     o.publish_anonymous = 1;
     o.bus = bus;
+    o.store = store;
     CHECK_EQ_INT(sse_hub_new(&n->hub, n->server, &o), 0);
     CHECK_EQ_INT(sse_server_listen(n->server, "127.0.0.1", 0), 0);
     n->port = sse_server_port(n->server);
@@ -598,8 +599,8 @@ static int test_inproc_two_hubs(void)
     t.gate_a.ctl = &t.ctl;
     CHECK_EQ_INT(sse_bus_inproc_new(&t.gate_a.inner, t.g), 0);
     CHECK_EQ_INT(sse_bus_inproc_new(&t.bus_b, t.g), 0);
-    CHECK_EQ_INT(node_new(&t.a, &loop, &t.gate_a.base), 0);
-    CHECK_EQ_INT(node_new(&t.b, &loop, t.bus_b), 0);
+    CHECK_EQ_INT(node_new(&t.a, &loop, &t.gate_a.base, NULL), 0);
+    CHECK_EQ_INT(node_new(&t.b, &loop, t.bus_b, NULL), 0);
     uv_async_init(&loop, &t.ctl.cmd, ctl_cmd);
     t.ctl.cmd.data = &t.ctl;
     uv_async_init(&loop, &t.done, two_done);
@@ -624,6 +625,88 @@ static int test_inproc_two_hubs(void)
     CHECK_EQ_UINT(t.a.st.updates_total, 2);
     CHECK_EQ_UINT(t.b.st.updates_total, 2);
     return 0;
+}
+
+/* One hub with a bus and a store that fails: the update comes back over the bus, the store
+ * refuses it, the publisher gets 503 and the subscriber nothing. */
+struct one {
+    uv_async_t done;
+    sse_bus_inproc_group *g;
+    sse_bus *bus;
+    sse_store *store;
+    struct node a;
+    int client_rc;
+};
+
+static void one_done(uv_async_t *as)
+{
+    struct one *o = as->data;
+    sse_hub_get_stats(o->a.hub, &o->a.st);
+    uv_close((uv_handle_t *)&o->done, NULL);
+    sse_hub_close(o->a.hub);
+    sse_bus_close(o->bus, NULL, NULL);
+    sse_store_free(o->store);
+    sse_server_close(o->a.server, 500, server_closed, NULL);
+}
+
+static int one_script(struct one *o)
+{
+    struct sock s[2];
+    s[1].fd = -1;
+    CHECK_EQ_INT(subscribe(&s[0], o->a.port), 0);
+    CHECK_EQ_INT(sock_open(&s[1], o->a.port), 0);
+    CHECK_EQ_INT(send_post(&s[1], "f1", "lost"), 0);
+    CHECK(pump_for(s, 2, 1, "\r\n\r\n"));
+    CHECK(status_is(&s[1], "503"));
+    pump(s, 2, 200);
+    CHECK(!strstr(s[0].buf, "data:"));
+    sock_close(s, 2);
+    return 0;
+}
+
+static void *one_client(void *arg)
+{
+    struct one *o = arg;
+    o->client_rc = one_script(o);
+    uv_async_send(&o->done);
+    return NULL;
+}
+
+static int bus_failing_store(enum fake_fail_mode mode)
+{
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    static struct one o;
+    memset(&o, 0, sizeof(o));
+    CHECK_EQ_INT(sse_bus_inproc_group_new(&o.g, &loop), 0);
+    CHECK_EQ_INT(sse_bus_inproc_new(&o.bus, o.g), 0);
+    CHECK_EQ_INT(fake_fail_new(&o.store, mode, &loop), 0);
+    CHECK_EQ_INT(node_new(&o.a, &loop, o.bus, o.store), 0);
+    uv_async_init(&loop, &o.done, one_done);
+    o.done.data = &o;
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, one_client, &o), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    sse_hub_free(o.a.hub);
+    sse_server_free(o.a.server);
+    sse_bus_inproc_group_free(o.g);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    CHECK_EQ_INT(o.client_rc, 0);
+    CHECK_EQ_UINT(o.a.st.updates_total, 0);
+    CHECK_EQ_UINT(o.a.st.history_count, 0);
+    return 0;
+}
+
+static int test_inproc_failing_store_return(void)
+{
+    return bus_failing_store(FAKE_FAIL_RETURN);
+}
+
+static int test_inproc_failing_store_callback(void)
+{
+    return bus_failing_store(FAKE_FAIL_CB_LATER);
 }
 
 /* ---------------------------------------------------------------- pipe bus + sequencer */
@@ -1086,6 +1169,7 @@ static int test_pipe_attach_refuses_late_replay(void)
 CHECK_MAIN(CHECK_TEST(test_codec_golden), CHECK_TEST(test_codec_round_trip),
            CHECK_TEST(test_codec_encode_limits), CHECK_TEST(test_codec_truncations),
            CHECK_TEST(test_codec_header_corruptions), CHECK_TEST(test_codec_refusals),
-           CHECK_TEST(test_inproc_two_hubs), CHECK_TEST(test_pipe_sequencer),
+           CHECK_TEST(test_inproc_two_hubs), CHECK_TEST(test_inproc_failing_store_return),
+           CHECK_TEST(test_inproc_failing_store_callback), CHECK_TEST(test_pipe_sequencer),
            CHECK_TEST(test_pipe_store_refuses_return), CHECK_TEST(test_pipe_store_refuses_callback),
            CHECK_TEST(test_pipe_attach_refuses_late_replay))
