@@ -21,6 +21,7 @@
 #include <sse/error.h>
 #include <sse/form.h>
 #include <sse/format.h>
+#include <sse/log.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -33,8 +34,7 @@ typedef struct sse_server sse_server;
 typedef struct sse_request sse_request;
 typedef struct sse_stream sse_stream;
 
-/** Log levels for the log callback. */
-enum { SSE_LOG_ERROR = 0, SSE_LOG_WARN = 1, SSE_LOG_INFO = 2, SSE_LOG_DEBUG = 3 };
+/* Log levels for the log callback: SSE_LOG_ERROR..SSE_LOG_DEBUG in <sse/log.h> (included above). */
 
 /** Server options; zero fields take the defaults shown. */
 typedef struct sse_server_options {

@@ -10,6 +10,7 @@
  *   token.h   sse_token_sign(): JWS/JWT signing for programs that mint tokens for a hub
  *   client.h  the EventSource client on libcurl
  *   error.h   error codes, sse_strerror(), sse_errname()
+ *   log.h     log levels and the one log line format
  */
 #ifndef SSE_SSE_H
 #define SSE_SSE_H
@@ -20,6 +21,7 @@
 #include <sse/form.h>
 #include <sse/format.h>
 #include <sse/hub.h>
+#include <sse/log.h>
 #include <sse/server.h>
 #include <sse/store.h>
 #include <sse/token.h>

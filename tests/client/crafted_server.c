@@ -4,6 +4,8 @@
  */
 #include "crafted_server.h"
 
+#include "common/clock.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -40,9 +42,7 @@ struct ts_conn {
 
 uint64_t ts_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)sse__mono_ms();
 }
 
 int ts_send_len(struct ts_conn *c, const void *p, size_t n)
