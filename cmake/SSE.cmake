@@ -8,7 +8,10 @@
 #       call into a module the table does not give it fails the build.
 #   sse_add_test(NAME <n> SOURCES <files...> [LIBS ...] [LABELS ...] [TIMEOUT s] [ARGS ...])
 #       A test program linked to libsse (static, so sse__ internals are reachable), run by CTest.
-#   sse_build_library()  creates sse_static / sse_shared from all "lib" modules.
+#   sse_build_library()  creates sse_static / sse_shared from all "lib" modules, and sets
+#       SSE_PROGRAM_LIB, what programs on the public API (ssehub, examples) link: sse_shared,
+#       whose sse__ internals are hidden; sse_static in sanitizer and fuzz builds, so that the
+#       whole program is instrumented alike.
 
 # The layer table: SSE_LAYER_MODULES (in order), SSE_LAYER_<n>_FOLDER / _KIND / _USES.
 set(SSE_LAYER_MODULES "")
@@ -115,6 +118,11 @@ function(sse_build_library)
       $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
     target_link_libraries(${t} PUBLIC ${libs} Threads::Threads m)
   endforeach()
+  if(SSE_SANITIZE OR SSE_FUZZ)
+    set(SSE_PROGRAM_LIB sse_static PARENT_SCOPE)
+  else()
+    set(SSE_PROGRAM_LIB sse_shared PARENT_SCOPE)
+  endif()
   set_target_properties(sse_shared PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
   string(REPLACE ";" " " _pc_libs "${libs}")
   install(TARGETS sse_static sse_shared
