@@ -29,7 +29,9 @@ foreach(_line ${_sse_layer_lines})
   set(SSE_LAYER_${_name}_KIND ${_kind})
   set(SSE_LAYER_${_name}_USES ${_f})
 endforeach()
-configure_file(${PROJECT_SOURCE_DIR}/cmake/layers.txt ${PROJECT_BINARY_DIR}/layers.txt COPYONLY)
+# Editing the table re-runs the configuration.
+set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+  ${PROJECT_SOURCE_DIR}/cmake/layers.txt)
 
 set(SSE_WARNINGS -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
     -Wno-unused-parameter)
