@@ -29,6 +29,16 @@ foreach(_line ${_sse_layer_lines})
   set(SSE_LAYER_${_name}_KIND ${_kind})
   set(SSE_LAYER_${_name}_USES ${_f})
 endforeach()
+# Programs the table lets reach into internals ("program <file> <module>..."): SSE_INTERNAL_PROGRAMS.
+set(SSE_INTERNAL_PROGRAMS "")
+file(STRINGS ${PROJECT_SOURCE_DIR}/cmake/layers.txt _sse_program_lines REGEX "^program ")
+foreach(_line ${_sse_program_lines})
+  string(REGEX REPLACE "[ \t]+" ";" _f "${_line}")
+  list(POP_FRONT _f _kw _path)
+  if(NOT _f STREQUAL "-")
+    list(APPEND SSE_INTERNAL_PROGRAMS ${_path})
+  endif()
+endforeach()
 # Editing the table re-runs the configuration.
 set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/cmake/layers.txt)
