@@ -13,6 +13,7 @@
 
 #include <signal.h>
 #include <sse/hub.h>
+#include <sse/log.h>
 #include <sse/server.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,18 +49,12 @@ struct serve {
 static void log_line(void *ud, int level, const char *line)
 {
     struct serve *sv = ud;
-    static const char *const names[] = {"error", "warn", "info", "debug"};
     if (level > sv->log_level)
         return;
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char who[24];
     if (sv->worker >= 0)
-        fprintf(stderr, "%s %-5s worker %d: %s\n", ts, names[level & 3], sv->worker, line);
-    else
-        fprintf(stderr, "%s %-5s %s\n", ts, names[level & 3], line);
+        snprintf(who, sizeof(who), "worker %d", sv->worker);
+    sse_log_stderr(level, sv->worker >= 0 ? who : NULL, line);
 }
 
 static const char *real_getenv(const char *name)

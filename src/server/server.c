@@ -33,13 +33,7 @@ void sse__log(sse_server *s, int level, const char *fmt, ...)
     }
     if (level > SSE_LOG_INFO)
         return; /* stderr gets no debug lines; a log callback sees every level */
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    char ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s [%s] %s\n", ts, level >= 0 && level <= 3 ? names[level] : "?", line);
+    sse_log_stderr(level, NULL, line); /* the one line format (<sse/log.h>) */
 }
 
 const char *sse__server_date(sse_server *s)

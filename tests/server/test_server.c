@@ -513,25 +513,12 @@ static int pred_opened(const struct snap *s, int n)
 
 static int open_stream_fd(struct tctx *t, const char *path, int rcvbuf)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = loopback_connect_opts(t->port, 0, rcvbuf);
     if (fd < 0)
         return -1;
-    if (rcvbuf)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)t->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
     char req[256];
     snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-    if (cli_sends(fd, req)) {
+    if (loopback_sends(fd, req)) {
         close(fd);
         return -1;
     }
