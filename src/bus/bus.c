@@ -101,12 +101,13 @@ int sse_bus_msg_decode(const void *msg, size_t len, sse_bus_msg **out)
             return SSE_EPROTO;
         size_t n = (size_t)get_be(p + off, 4);
         off += 4;
-        if (len - off < n)
+        if (len - off < n || memchr(p + off, 0, n)) /* topics are C strings once decoded */
             return SSE_EPROTO;
         off += n;
         tb += n;
     }
-    if (len - off != id_len + frame_len || id_len + frame_len < id_len)
+    if (len - off != id_len + frame_len || id_len + frame_len < id_len ||
+        memchr(p + off, 0, id_len))
         return SSE_EPROTO;
     /* One block: the struct, the topic pointers, NUL-terminated topics and id, the frame. */
     size_t need = sizeof(sse_bus_msg) + nt * sizeof(char *) + tb + nt + id_len + 1 + frame_len;

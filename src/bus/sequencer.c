@@ -49,14 +49,23 @@ struct member {
 struct sse_bus_seq {
     sse_bus_seq_options o;
     struct member *m;
+    struct append *head, *tail; /* appends in the order read, released in that order */
 };
 
-/* An append in flight: who sent it, so that the ACK/NACK goes to the right attachment. */
+/*
+ * A message handed to the store: who sent it, so that the ACK/NACK goes to the right attachment.
+ * Released (relayed, acknowledged) in the order read even when the store reports out of turn:
+ * the history's order is the relay's order, and a member pairs the answers with its publishes
+ * first in, first out.
+ */
 struct append {
+    struct append *next;
     struct sse_bus_seq *q;
     int k;
     unsigned gen;
     struct msg *x;
+    int done;   /* the store has reported */
+    int status; /* its report */
 };
 
 static void msg_unref(struct msg *x)
@@ -126,18 +135,31 @@ static void send_to(sse_bus_seq *q, int k, int type, struct msg *x)
         drop(q, k, "does not drain its pipe");
 }
 
+/* Relay and acknowledge every message at the head whose store report is in. */
+static void release(sse_bus_seq *q)
+{
+    while (q->head && q->head->done) {
+        struct append *a = q->head;
+        q->head = a->next;
+        if (!q->head)
+            q->tail = NULL;
+        if (!a->status)
+            for (int i = 0; i < q->o.n_members; i++)
+                send_to(q, i, SSE__PIPE_UPDATE, a->x);
+        if (q->m[a->k].gen == a->gen)
+            send_to(q, a->k, a->status ? SSE__PIPE_NACK : SSE__PIPE_ACK, NULL);
+        msg_unref(a->x);
+        sse__free(a);
+    }
+}
+
 static void appended(void *ud, int status, uint64_t position)
 {
     struct append *a = ud;
-    sse_bus_seq *q = a->q;
     (void)position;
-    if (!status)
-        for (int i = 0; i < q->o.n_members; i++)
-            send_to(q, i, SSE__PIPE_UPDATE, a->x);
-    if (q->m[a->k].gen == a->gen)
-        send_to(q, a->k, status ? SSE__PIPE_NACK : SSE__PIPE_ACK, NULL);
-    msg_unref(a->x);
-    sse__free(a);
+    a->done = 1;
+    a->status = status;
+    release(a->q);
 }
 
 /* One message from member k: into the store, then (appended) to everyone. */
@@ -147,21 +169,30 @@ static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
     sse_frame *frame = NULL;
     struct append *a = sse__calloc(1, sizeof(*a));
     struct msg *x = sse__malloc(sizeof(*x) + len);
-    int rc = !a || !x ? SSE_ENOMEM : sse_bus_msg_decode(p, len, &bm);
+    if (!a || !x) { /* no answer can be queued in its turn: the member must go (restarted) */
+        sse__free(a);
+        sse__free(x);
+        drop(q, k, "out of memory reading from it");
+        return;
+    }
+    int rc = sse_bus_msg_decode(p, len, &bm);
     if (rc == SSE_EPROTO) {
         sse__free(a);
         sse__free(x);
         drop(q, k, "sent a malformed bus message");
         return;
     }
+    x->refs = 1;
+    x->len = len;
+    memcpy(x->data, p, len);
+    *a = (struct append){NULL, q, k, q->m[k].gen, x, 0, 0};
+    if (q->tail)
+        q->tail->next = a;
+    else
+        q->head = a;
+    q->tail = a;
     if (!rc)
         rc = sse_frame_new(&frame, bm->frame, bm->frame_len);
-    if (!rc) {
-        x->refs = 1;
-        x->len = len;
-        memcpy(x->data, p, len);
-        *a = (struct append){q, k, q->m[k].gen, x};
-    }
     if (!rc && bm->no_history) { /* relayed, not kept */
         appended(a, 0, 0);
     } else if (!rc) {
@@ -177,11 +208,8 @@ static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
     }
     sse_frame_unref(frame);
     sse_bus_msg_free(bm);
-    if (rc) { /* refused: the sender's publisher gets a 503 */
-        sse__free(a);
-        sse__free(x);
-        send_to(q, k, SSE__PIPE_NACK, NULL);
-    }
+    if (rc) /* refused: the sender's publisher gets a 503, in its turn */
+        appended(a, rc, 0);
 }
 
 static void on_frame(sse_bus_seq *q, int k, int type, const unsigned char *p, size_t len)
@@ -402,6 +430,12 @@ void sse_bus_seq_free(sse_bus_seq *q)
 {
     if (!q)
         return;
+    while (q->head) { /* the store was closed first: what it never reported goes */
+        struct append *a = q->head;
+        q->head = a->next;
+        msg_unref(a->x);
+        sse__free(a);
+    }
     for (int k = 0; q->m && k < q->o.n_members; k++) {
         sse_bus_seq_detach(q, k);
         sse__free(q->m[k].in);

@@ -236,7 +236,10 @@ static int entry_visible(const struct sse__hub_subscriber *s, const sse_store_en
 static int replay_each(void *ud, const sse_store_entry *e)
 {
     struct sse__hub_replay *r = ud;
-    if (r->slice_steps >= SLICE_STEPS || r->slice_entries >= SLICE_ENTRIES || r->aborted) {
+    /* A store that cannot go on from a position (no replay_from) replays in one piece. */
+    int sliced = r->h->store->ops->replay_from != NULL;
+    if ((sliced && (r->slice_steps >= SLICE_STEPS || r->slice_entries >= SLICE_ENTRIES)) ||
+        r->aborted) {
         r->more = !r->aborted; /* the next slice starts at this entry */
         return 1;
     }

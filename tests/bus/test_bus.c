@@ -257,8 +257,8 @@ static int test_codec_header_corruptions(void)
                 return 1;
             }
         }
-    /* the rest of the message: whatever decodes must re-encode to itself or hold a topic with
-       a NUL byte (which the decoded, NUL-terminated topics cannot carry) */
+    /* the rest of the message: whatever decodes must re-encode to itself (a NUL byte in a topic
+       or the id is refused: see test_codec_refusals) */
     for (size_t off = SSE_BUS_MSG_HEADER; off < sizeof(golden); off++)
         for (int v = 1; v < 256; v++) {
             memcpy(m, golden, sizeof(m));
@@ -292,6 +292,14 @@ static int test_codec_refusals(void)
     CHECK_EQ_INT(sse_bus_msg_decode(h, sizeof(h), &d), SSE_EPROTO);
     h[7] = 1; /* one topic, but no bytes for its length */
     CHECK_EQ_INT(sse_bus_msg_decode(h, sizeof(h), &d), SSE_EPROTO);
+    /* a NUL byte inside a topic ("a\0"), inside the id ("i\0"): decoded topics and ids are C
+       strings, so these would be cut short */
+    memcpy(m, golden, sizeof(golden));
+    m[SSE_BUS_MSG_HEADER + 5] = 0;
+    CHECK_EQ_INT(sse_bus_msg_decode(m, sizeof(golden), &d), SSE_EPROTO);
+    memcpy(m, golden, sizeof(golden));
+    m[SSE_BUS_MSG_HEADER + 11] = 0;
+    CHECK_EQ_INT(sse_bus_msg_decode(m, sizeof(golden), &d), SSE_EPROTO);
     CHECK(d == NULL);
     return 0;
 }
@@ -1130,6 +1138,102 @@ static int test_pipe_store_refuses_callback(void)
     return refused(FAKE_FAIL_CB_NOW);
 }
 
+struct appends {
+    struct seqrun *r;
+    sse_store *hist;
+    size_t n;
+};
+
+static int appends_called(void *arg)
+{
+    struct appends *a = arg;
+    pthread_mutex_lock(&a->r->mu);
+    int ok = fake_async_calls(a->hist) >= a->n;
+    pthread_mutex_unlock(&a->r->mu);
+    return ok;
+}
+
+static int collect_id(void *ud, const sse_store_entry *e)
+{
+    struct member *m = ud;
+    snprintf(m->got[m->n++ % 16], 16, "%.*s", (int)e->id_len, e->id);
+    return 0;
+}
+
+/* The sequencer over a store that reports appends out of turn (b before a): every member
+ * receives a then b, each publish is acknowledged in its turn, and the history holds a, b. */
+static int test_pipe_store_out_of_turn(void)
+{
+    uv_loop_t loop, store_loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    CHECK_EQ_INT(uv_loop_init(&store_loop), 0);
+    static struct seqrun r;
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.mu, NULL);
+    sse_store *hist, *local[2];
+    CHECK_EQ_INT(fake_async_new(&hist, NULL, &store_loop), 0);
+    fake_async_set_hold(hist, 1);
+    fake_async_set_sync_reads(hist, 1);
+    sse_bus_seq_options so = {.version = SSE_BUS_SEQ_OPTIONS_VERSION,
+                              .n_members = NMEM,
+                              .max_message = MAXMSG,
+                              .store = hist,
+                              .on_drop = seq_drop,
+                              .on_ready = seq_ready,
+                              .ud = &r};
+    CHECK_EQ_INT(sse_bus_seq_new(&r.q, &so), 0);
+    CHECK_EQ_INT(pthread_create(&r.th, NULL, seq_main, &r), 0);
+    static struct member m[2];
+    static struct pub p[2];
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ_INT(sse_store_memory_new(&local[k], NULL), 0);
+        CHECK_EQ_INT(member_join(&m[k], &r, k, &loop, local[k]), 0);
+    }
+    CHECK_EQ_INT(publish(&m[0], &p[0], "a"), 0);
+    CHECK_EQ_INT(publish(&m[0], &p[1], "b"), 0);
+    struct appends ap = {&r, hist, 2};
+    CHECK(run_until(&loop, appends_called, &ap, 3000));
+    pthread_mutex_lock(&r.mu);
+    CHECK_EQ_INT(fake_async_complete(hist, 1), 0); /* b reports first */
+    pthread_mutex_unlock(&r.mu);
+    struct expect none = {m, 2, {1, 1}, {0, 0}};
+    CHECK(!run_until(&loop, expect_met, &none, 200)); /* nothing released while a waits */
+    CHECK_EQ_UINT(m[0].n, 0);
+    CHECK_EQ_INT(m[0].n_done, 0);
+    pthread_mutex_lock(&r.mu);
+    CHECK_EQ_INT(fake_async_complete(hist, 0), 0);
+    pthread_mutex_unlock(&r.mu);
+    struct expect e = {m, 2, {2, 2}, {2, 0}};
+    CHECK(run_until(&loop, expect_met, &e, 3000));
+    static const char *const ab[] = {"a", "b"};
+    CHECK_EQ_INT(ids_are(&m[0], ab, 2), 0);
+    CHECK_EQ_INT(ids_are(&m[1], ab, 2), 0);
+    CHECK_EQ_INT(m[0].done_status[0], 0);
+    CHECK_EQ_INT(m[0].done_status[1], 0);
+    static struct member h;
+    memset(&h, 0, sizeof(h));
+    pthread_mutex_lock(&r.mu);
+    CHECK_EQ_INT(sse_store_replay(hist, NULL, 0, collect_id, NULL, &h), 0);
+    pthread_mutex_unlock(&r.mu);
+    CHECK_EQ_INT(ids_are(&h, ab, 2), 0); /* the history's order is the relay's */
+    pthread_mutex_lock(&r.mu);
+    r.stop = 1;
+    pthread_mutex_unlock(&r.mu);
+    pthread_join(r.th, NULL);
+    for (int k = 0; k < 2; k++)
+        sse_bus_close(m[k].bus, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    sse_bus_seq_free(r.q);
+    sse_store_free(hist);
+    uv_run(&store_loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&store_loop), 0);
+    for (int k = 0; k < 2; k++)
+        sse_store_free(local[k]);
+    pthread_mutex_destroy(&r.mu);
+    return 0;
+}
+
 /* A store that replays later than it returns cannot hand a new member its history before the
  * live messages: attach refuses it, and the late replay touches nothing of the attach. */
 static int test_pipe_attach_refuses_late_replay(void)
@@ -1172,4 +1276,5 @@ CHECK_MAIN(CHECK_TEST(test_codec_golden), CHECK_TEST(test_codec_round_trip),
            CHECK_TEST(test_inproc_two_hubs), CHECK_TEST(test_inproc_failing_store_return),
            CHECK_TEST(test_inproc_failing_store_callback), CHECK_TEST(test_pipe_sequencer),
            CHECK_TEST(test_pipe_store_refuses_return), CHECK_TEST(test_pipe_store_refuses_callback),
-           CHECK_TEST(test_pipe_attach_refuses_late_replay))
+           CHECK_TEST(test_pipe_attach_refuses_late_replay),
+           CHECK_TEST(test_pipe_store_out_of_turn))

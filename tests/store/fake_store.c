@@ -37,10 +37,11 @@ struct fake {
     sse_store base; /* must be first */
     sse_store *inner;
     uv_loop_t *loop;
-    int fail;   /* -1: the asynchronous fake; else an enum fake_fail_mode */
-    int hold;   /* appends wait for fake_async_complete */
-    size_t n;   /* appends called (and taken) */
-    char **ids; /* per append: its id */
+    int fail;       /* -1: the asynchronous fake; else an enum fake_fail_mode */
+    int hold;       /* appends wait for fake_async_complete */
+    int sync_reads; /* replays and scans complete before they return (appends stay late) */
+    size_t n;       /* appends called (and taken) */
+    char **ids;     /* per append: its id */
     unsigned char *reported;
     size_t *order, n_order;
     size_t cap;
@@ -240,7 +241,7 @@ static int defer_read(struct fake *f, int kind, const char *id, size_t id_len, s
 {
     if (f->closing)
         return SSE_ECLOSED;
-    if (f->fail >= 0) { /* the failing fake reads synchronously (it holds nothing) */
+    if (f->fail >= 0 || f->sync_reads) { /* read synchronously (the failing fake holds nothing) */
         if (kind == K_REPLAY)
             return sse_store_replay(f->inner, id, id_len, each, done, ud);
         if (kind == K_FROM)
@@ -362,6 +363,11 @@ int fake_async_new_without_replay_from(sse_store **out, const sse_store_limits *
 int fake_fail_new(sse_store **out, enum fake_fail_mode mode, uv_loop_t *loop)
 {
     return fake_new(out, NULL, loop, (int)mode, &fake_ops);
+}
+
+void fake_async_set_sync_reads(sse_store *s, int sync)
+{
+    ((struct fake *)s)->sync_reads = sync;
 }
 
 void fake_async_set_hold(sse_store *s, int hold)

@@ -27,6 +27,9 @@
 int fake_async_new(sse_store **out, const sse_store_limits *lim, uv_loop_t *loop);
 int fake_async_new_without_replay_from(sse_store **out, const sse_store_limits *lim,
                                        uv_loop_t *loop);
+/* 1: replays and scans complete before they return (as the memory store's); appends stay
+ * asynchronous. For a sequencer, whose attach needs the history at once. */
+void fake_async_set_sync_reads(sse_store *s, int sync);
 /* 1: appends wait for fake_async_complete; 0 (default): they complete from timers. */
 void fake_async_set_hold(sse_store *s, int hold);
 /* Report append number k (0-based, in call order) now. 0, or SSE_ENOTFOUND (no such append

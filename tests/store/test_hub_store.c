@@ -479,12 +479,17 @@ static int script_long_replay(struct shared *sh)
     return 0;
 }
 
-static int test_long_replay_async(void)
+/* A long Last-Event-ID replay over the asynchronous store, with and without replay_from (the
+   hub goes on in slices with it, and replays in one piece without it). */
+static int long_replay_async(int with_replay_from)
 {
     uv_loop_t loop;
     CHECK_EQ_INT(uv_loop_init(&loop), 0);
     sse_store *st;
-    CHECK_EQ_INT(fake_async_new(&st, NULL, &loop), 0);
+    if (with_replay_from)
+        CHECK_EQ_INT(fake_async_new(&st, NULL, &loop), 0);
+    else
+        CHECK_EQ_INT(fake_async_new_without_replay_from(&st, NULL, &loop), 0);
     static struct shared sh;
     memset(&sh, 0, sizeof(sh));
     fake_async_on_append(st, on_append, &sh);
@@ -495,7 +500,18 @@ static int test_long_replay_async(void)
     return 0;
 }
 
+static int test_long_replay_async(void)
+{
+    return long_replay_async(1);
+}
+
+static int test_long_replay_async_without_replay_from(void)
+{
+    return long_replay_async(0);
+}
+
 CHECK_MAIN(CHECK_TEST(test_failing_store_return), CHECK_TEST(test_failing_store_callback_now),
            CHECK_TEST(test_failing_store_callback_later), CHECK_TEST(test_held_out_of_turn),
            CHECK_TEST(test_timers_out_of_turn), CHECK_TEST(test_shutdown_while_held),
-           CHECK_TEST(test_long_replay_async))
+           CHECK_TEST(test_long_replay_async),
+           CHECK_TEST(test_long_replay_async_without_replay_from))
