@@ -20,8 +20,8 @@
  *   (SSE_EUNSUPPORTED) and the late replay touches nothing.
  */
 #include "harness/check.h"
+#include "harness/sockpump.h"
 #include "store/fake_store.h"
-#include "store/loopback.h"
 
 #include <pthread.h>
 #include <sse/bus.h>

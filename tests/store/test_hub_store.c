@@ -19,8 +19,8 @@
  *   update once, in order.
  */
 #include "harness/check.h"
+#include "harness/sockpump.h"
 #include "store/fake_store.h"
-#include "store/loopback.h"
 
 #include <pthread.h>
 #include <sse/hub.h>

@@ -1,13 +1,14 @@
 /*
- * loopback.h: the client side of the tests that talk HTTP to a hub over 127.0.0.1 from a
- * thread (header-only): blocking sockets, a poll() pump that collects whatever arrives on
- * several of them, a subscriber and a form POST. Used by tests/store and tests/bus; it owns no
- * checks of its own beyond the subscriber's status line.
+ * sockpump.h: several loopback clients read at once (header-only, on harness/loopback.h): a
+ * poll() pump that collects whatever arrives on each of them, a Mercure subscriber and a form
+ * POST. Used by tests/store and tests/bus, whose hub runs on a loop in another thread; it owns
+ * no checks of its own beyond the subscriber's status line.
  */
-#ifndef SSE_TEST_LOOPBACK_H
-#define SSE_TEST_LOOPBACK_H
+#ifndef SSE_TEST_SOCKPUMP_H
+#define SSE_TEST_SOCKPUMP_H
 
 #include "harness/check.h"
+#include "harness/loopback.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,18 +28,13 @@ struct sock {
 static inline int sock_open(struct sock *s, int port)
 {
     memset(s, 0, sizeof(*s));
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return s->fd >= 0 && connect(s->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -1;
+    s->fd = loopback_connect(port);
+    return s->fd >= 0 ? 0 : -1;
 }
 
 static inline int sock_send(struct sock *s, const char *text)
 {
-    size_t n = strlen(text);
-    return write(s->fd, text, n) == (ssize_t)n ? 0 : -1;
+    return loopback_sends(s->fd, text);
 }
 
 static inline int send_post(struct sock *s, const char *id, const char *data)
