@@ -14,6 +14,7 @@
  * The sequencer waits for nothing itself: its owner polls the fds and calls sse_bus_seq_io.
  * Not owned here: processes, signals and restarts (the CLI), the member's end (pipe.c).
  */
+#include "bus/bus_internal.h"
 #include "bus/pipe_frame.h"
 #include "common/alloc.h"
 
@@ -166,7 +167,6 @@ static void appended(void *ud, int status, uint64_t position)
 static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
 {
     sse_bus_msg *bm = NULL;
-    sse_frame *frame = NULL;
     struct append *a = sse__calloc(1, sizeof(*a));
     struct msg *x = sse__malloc(sizeof(*x) + len);
     if (!a || !x) { /* no answer can be queued in its turn: the member must go (restarted) */
@@ -191,22 +191,10 @@ static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
     else
         q->head = a;
     q->tail = a;
-    if (!rc)
-        rc = sse_frame_new(&frame, bm->frame, bm->frame_len);
-    if (!rc && bm->no_history) { /* relayed, not kept */
+    if (!rc && bm->no_history) /* relayed, not kept */
         appended(a, 0, 0);
-    } else if (!rc) {
-        sse_store_entry e = {0};
-        e.id = bm->id;
-        e.id_len = bm->id_len;
-        e.topics = bm->topics;
-        e.n_topics = bm->n_topics;
-        e.is_private = bm->is_private;
-        e.frame = frame;
-        e.time_ms = bm->time_ms;
-        rc = sse_store_append(q->o.store, &e, appended, a);
-    }
-    sse_frame_unref(frame);
+    else if (!rc)
+        rc = sse__bus_msg_store(q->o.store, bm, appended, a);
     sse_bus_msg_free(bm);
     if (rc) /* refused: the sender's publisher gets a 503, in its turn */
         appended(a, rc, 0);
