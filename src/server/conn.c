@@ -673,6 +673,7 @@ static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
             if (!(c->flags & SSE__F_RSTOP)) {
                 sse__conn_tp(c)->read_stop(c);
                 c->flags |= SSE__F_RSTOP;
+                sse__log(s, SSE_LOG_DEBUG, "pipelined requests wait for an answer: reading paused");
             }
         } else {
             sse__conn_reject(c, pd->ps.head_len ? 413 : 431, NULL);
