@@ -116,28 +116,10 @@ struct sse__conn {
     uint32_t inflight;                    /* bytes covered by the transport writev (F_WRITING) */
     uint16_t flags;                       /* SSE__F_* */
     uint8_t state;                        /* SSE__ST_* */
-    uint8_t tp;                           /* SSE__TP_*: index into sse__transports */
+    uint8_t tp;                           /* the transport: index into srv->tps */
     struct sse_stream st;                 /* HTTP/1.1: the one exchange, inline */
     alignas(16) unsigned char tp_state[]; /* the transport's state_size bytes */
 };
-
-/* The transport of c. */
-static inline const struct sse__transport *sse__conn_tp(const struct sse__conn *c)
-{
-    return sse__transports[c->tp];
-}
-
-/* The transport's per-connection state of c. */
-static inline void *sse__conn_tp_state(struct sse__conn *c)
-{
-    return c->tp_state;
-}
-
-/* Whether anything of c is still to be written (queued, or in a transport write). */
-static inline int sse__conn_writing(const struct sse__conn *c)
-{
-    return c->st.head || c->st.qcount || (c->flags & SSE__F_WRITING);
-}
 
 /*
  * A response head as the code above the protocol describes it; each protocol serialises it
@@ -209,7 +191,7 @@ struct sse__route {
 struct sse__listener {
     uv_tcp_t tcp;
     sse_server *srv;
-    uint8_t tp; /* SSE__TP_*: the transport of the connections it accepts */
+    uint8_t tp; /* the transport of the connections it accepts: index into srv->tps */
     struct sse__listener *next;
 };
 
@@ -239,9 +221,38 @@ struct sse_server {
     unsigned handles_open; /* listeners + internal handles not yet closed */
     void (*done)(sse_server *s, void *user_data);
     void *done_data;
-    char date[40]; /* cached Date header value */
+    struct {
+        const struct sse__transport *ops;
+        void *ctx;      /* borrowed; NULL for TCP */
+    } tps[SSE__TP_MAX]; /* the transports of the listeners; [0] is TCP */
+    unsigned ntps;      /* entries used */
+    char date[40];      /* cached Date header value */
     int64_t date_sec;
 };
+
+/* The transport of c. */
+static inline const struct sse__transport *sse__conn_tp(const struct sse__conn *c)
+{
+    return c->srv->tps[c->tp].ops;
+}
+
+/* The context its transport was given for c's listener (NULL for TCP). */
+static inline void *sse__conn_tp_ctx(const struct sse__conn *c)
+{
+    return c->srv->tps[c->tp].ctx;
+}
+
+/* The transport's per-connection state of c. */
+static inline void *sse__conn_tp_state(struct sse__conn *c)
+{
+    return c->tp_state;
+}
+
+/* Whether anything of c is still to be written (queued, or in a transport write). */
+static inline int sse__conn_writing(const struct sse__conn *c)
+{
+    return c->st.head || c->st.qcount || (c->flags & SSE__F_WRITING);
+}
 
 /* Milliseconds on the loop clock, truncated (compare with unsigned subtraction). */
 static inline uint32_t sse__now(const sse_server *s)
@@ -257,6 +268,13 @@ void sse__server_conn_freed(sse_server *s);
 void sse__server_dirty_remove(sse_server *s, struct sse__conn *c);
 /* The date for a Date header, cached per second. */
 const char *sse__server_date(sse_server *s);
+/*
+ * sse_server_listen with another transport than TCP: its connections go through tp, which is
+ * given ctx (borrowed: it must outlive the server). The listening socket is TCP. Returns 0, or
+ * SSE_ELIMIT when the server has SSE__TP_MAX transports already, or as sse_server_listen.
+ */
+int sse__server_listen_tp(sse_server *s, const char *host, int port,
+                          const struct sse__transport *tp, void *ctx);
 
 /* h1.c */
 /*

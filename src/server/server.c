@@ -20,11 +20,6 @@
 #define SSE__READ_BUF_SIZE 65536
 #define SSE__LINGER_MS 2000
 
-/* The transports a listener can hand its connections to (transport.h): one line each. */
-const struct sse__transport *const sse__transports[SSE__TP_COUNT] = {
-    [SSE__TP_TCP] = &sse__transport_tcp,
-};
-
 void sse__log(sse_server *s, int level, const char *fmt, ...)
 {
     char line[1024];
@@ -166,6 +161,8 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
     s->date_sec = -1;
     s->port = -1;
     s->rbuf_size = SSE__READ_BUF_SIZE;
+    s->tps[0].ops = &sse__transport_tcp;
+    s->ntps = 1;
     if (opts && opts->cors_origins && !(s->o.cors_origins = sse__strdup(opts->cors_origins)))
         goto out_free;
     s->hdrs = sse__calloc(s->o.max_headers, sizeof(*s->hdrs));
@@ -235,7 +232,7 @@ static void sse__on_connection(uv_stream_t *ls, int status)
     }
     if (s->closing)
         return;
-    const struct sse__transport *tp = sse__transports[l->tp];
+    const struct sse__transport *tp = s->tps[l->tp].ops;
     struct sse__conn *c = sse__calloc(1, sizeof(*c) + tp->state_size);
     if (!c) {
         /* accept and drop it, or libuv would stop accepting until the next accept */
@@ -269,10 +266,21 @@ static void sse__on_connection(uv_stream_t *ls, int status)
 
 int sse_server_listen(sse_server *s, const char *host, int port)
 {
+    return sse__server_listen_tp(s, host, port, &sse__transport_tcp, NULL);
+}
+
+int sse__server_listen_tp(sse_server *s, const char *host, int port,
+                          const struct sse__transport *tp, void *ctx)
+{
     char name[64];
     struct sockaddr_storage ss;
-    if (!s || port < 0 || port > 65535 || s->closing)
+    if (!s || !tp || port < 0 || port > 65535 || s->closing)
         return SSE_EINVAL;
+    unsigned tpi = 0;
+    while (tpi < s->ntps && (s->tps[tpi].ops != tp || s->tps[tpi].ctx != ctx))
+        tpi++;
+    if (tpi == SSE__TP_MAX)
+        return SSE_ELIMIT;
     if (!host || !*host)
         host = "0.0.0.0";
     if (strcmp(host, "localhost") == 0)
@@ -297,7 +305,12 @@ int sse_server_listen(sse_server *s, const char *host, int port)
     if (!l)
         return SSE_ENOMEM;
     l->srv = s;
-    l->tp = SSE__TP_TCP;
+    l->tp = (uint8_t)tpi;
+    if (tpi == s->ntps) { /* a new transport entry, kept for the server's life */
+        s->tps[tpi].ops = tp;
+        s->tps[tpi].ctx = ctx;
+        s->ntps++;
+    }
     int rc = uv_tcp_init_ex(s->loop, &l->tcp, (unsigned)family);
     if (rc) {
         sse__free(l);

@@ -9,7 +9,11 @@
  *
  *   transport_tcp.c  plain TCP on a uv_tcp_t (the only one today)
  *   later            TLS (OpenSSL over memory BIOs on the same uv_tcp_t) is one more file and
- *                    one more line in sse__transports[]; see docs/SERVER.md, "Transports".
+ *                    a public listen call that passes it to sse__server_listen_tp; see
+ *                    docs/SERVER.md, "Transports".
+ *
+ * A transport may have a context of its own per server (sse__conn_tp_ctx: for TLS the SSL_CTX
+ * with the certificate), given when a listener is set up with sse__server_listen_tp.
  *
  * Each transport keeps its per-connection state (for TCP: the uv_tcp_t) in state_size bytes that
  * the server allocates right after struct sse__conn (sse__conn_tp_state), so a connection is
@@ -75,9 +79,12 @@ struct sse__transport {
     int (*peer_addr)(struct sse__conn *c, char *out, size_t cap);
 };
 
-/* Every transport, indexed by struct sse__conn's tp field (a byte, not a pointer: idle memory). */
-enum { SSE__TP_TCP = 0, SSE__TP_COUNT };
-extern const struct sse__transport *const sse__transports[SSE__TP_COUNT];
+/*
+ * A server keeps the transports its listeners use in a small table (struct sse_server's tps:
+ * the operations plus one context each, e.g. the SSL_CTX of a TLS listener); a connection names
+ * its entry with a byte, not a pointer, to keep idle connections small. Entry 0 is plain TCP.
+ */
+#define SSE__TP_MAX 4
 
 /* transport_tcp.c */
 extern const struct sse__transport sse__transport_tcp;
