@@ -192,7 +192,8 @@ int sse_request_respond(sse_request *r, int status, const char *content_type, co
     if (content_type && strpbrk(content_type, "\r\n"))
         return SSE_EINVAL;
     sse_server *s = r->srv;
-    int keep = (r->flags & SSE__R_KEEP) && !s->closing && !(c->flags & SSE__F_EOF);
+    /* after the peer's EOF only requests that arrived before it are answered (from pend) */
+    int keep = (r->flags & SSE__R_KEEP) && !s->closing && !((c->flags & SSE__F_EOF) && !c->pend);
     int bodyless = status == 204 || status == 304 || status < 200;
     struct sse__field fields[3];
     struct sse__head h = {status,        content_type, len, 0, fields, sse__cors_fields(r, fields),
@@ -600,10 +601,23 @@ static size_t sse__pend_limit(const sse_server *s)
     return s->o.max_request_line + s->o.max_header_bytes + s->o.max_body + SSE__PEND_SLACK;
 }
 
+/* The peer's EOF, seen while reading requests: close (once the answers are out), unless
+ * pipelined requests wait behind an answer being written (they are answered first: they came
+ * before the EOF; sse__conn_process_pending calls this again when they are done). */
+static void sse__conn_read_ended(struct sse__conn *c)
+{
+    if (c->flags & SSE__F_PROCESS)
+        return;
+    if (sse__conn_writing(c))
+        sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
+    else
+        sse__conn_close(c, SSE_CLOSE_PEER);
+}
+
 /* Reading was paused while pipelined requests waited for an answer: go on once they fit. */
 static void sse__conn_resume_read(struct sse__conn *c)
 {
-    if (!(c->flags & SSE__F_RSTOP) || c->state == SSE__ST_CLOSED ||
+    if (!(c->flags & SSE__F_RSTOP) || c->state == SSE__ST_CLOSED || (c->flags & SSE__F_EOF) ||
         (c->pend && c->pend->len > sse__pend_limit(c->srv)))
         return;
     c->flags &= (uint16_t)~SSE__F_RSTOP;
@@ -619,7 +633,10 @@ void sse__conn_process_pending(struct sse__conn *c)
     size_t used = sse__conn_parse(c, pd->data, pd->len, &pd->ps);
     pd = c->pend;
     if (!pd) {
-        sse__conn_resume_read(c);
+        if ((c->flags & SSE__F_EOF) && c->state == SSE__ST_READ)
+            sse__conn_read_ended(c);
+        else
+            sse__conn_resume_read(c);
         return;
     }
     if (used >= pd->len || c->state == SSE__ST_STREAM || c->state == SSE__ST_DONE ||
@@ -631,7 +648,10 @@ void sse__conn_process_pending(struct sse__conn *c)
         pd->len -= used;
         c->t_mark = sse__now(c->srv); /* a new request has started */
     }
-    sse__conn_resume_read(c);
+    if ((c->flags & SSE__F_EOF) && c->state == SSE__ST_READ)
+        sse__conn_read_ended(c); /* what came before the EOF is answered */
+    else
+        sse__conn_resume_read(c);
 }
 
 static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
@@ -722,10 +742,7 @@ static void sse__conn_on_eof(struct sse__conn *c)
             sse__conn_close(c, c->st.reason);
         break;
     case SSE__ST_READ:
-        if (sse__conn_writing(c))
-            sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
-        else
-            sse__conn_close(c, SSE_CLOSE_PEER);
+        sse__conn_read_ended(c);
         break;
     default:
         sse__conn_close(c, SSE_CLOSE_PEER);

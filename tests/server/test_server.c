@@ -1854,6 +1854,73 @@ static int c_pipeline_unread(struct tctx *t)
     return 0;
 }
 
+/* The same client, but it sends its requests and then shuts down its side (printf | nc): the
+ * requests that wait behind an answer being written are still answered, then the server closes. */
+#define HALF_N 1000
+
+static int c_pipeline_half_close(struct tctx *t)
+{
+    static char reqs[HALF_N * 64];
+    size_t rlen = 0;
+    for (int i = 0; i < HALF_N; i++)
+        rlen += (size_t)snprintf(reqs + rlen, sizeof(reqs) - rlen,
+                                 "GET /big?%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    int small = 4096; /* a small window, so that the server's answers wait for the socket */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)t->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ_INT(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    CHECK_EQ_INT(cli_send(fd, reqs, rlen), 0);
+    usleep(100000); /* the server reads everything and the EOF before the client reads */
+    CHECK_EQ_INT(shutdown(fd, SHUT_WR), 0);
+    usleep(100000);
+    static char buf[1 << 16];
+    size_t have = 0;
+    int next = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (k <= 0)
+            break; /* EOF (or the 5 s timeout: then next is short) */
+        have += (size_t)k;
+        buf[have] = '\0';
+        for (;;) {
+            char *end = strstr(buf, "\r\n\r\n");
+            if (!end || have < (size_t)(end + 4 - buf) + PIPE_BODY)
+                break;
+            size_t head = (size_t)(end + 4 - buf);
+            CHECK_EQ_INT(cli_status(buf), 200);
+            char want[32];
+            int wn = snprintf(want, sizeof(want), "i=%d;", next);
+            CHECK_EQ_MEM(buf + head, (size_t)wn, want, (size_t)wn);
+            next++;
+            memmove(buf, buf + head + PIPE_BODY, have - head - PIPE_BODY);
+            have -= head + PIPE_BODY;
+            buf[have] = '\0';
+        }
+    }
+    CHECK_EQ_INT(next, HALF_N);
+    CHECK_EQ_UINT(have, 0);
+    close(fd);
+    return 0;
+}
+
+static int test_pipeline_half_close(void)
+{
+    struct tctx t;
+    CHECK_EQ_INT(tctx_init(&t, NULL), 0);
+    sse_server_route(t.s, "GET", "/big", big_cb, NULL);
+    int rc = tctx_run(&t, c_pipeline_half_close);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    return rc;
+}
+
 static int test_pipeline_unread(void)
 {
     sse_server_options o = SSE_SERVER_OPTIONS_INIT;
@@ -1882,4 +1949,4 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
            CHECK_TEST(test_access_log), CHECK_TEST(test_peer_reset), CHECK_TEST(test_conn_size),
            CHECK_TEST(test_h1_heads), CHECK_TEST(test_pipeline_unread),
-           CHECK_TEST(test_transport_seam))
+           CHECK_TEST(test_pipeline_half_close), CHECK_TEST(test_transport_seam))
