@@ -91,7 +91,8 @@ struct sse_stream {
     uint32_t qhead, qcount, qcap; /* ring position, frames queued, ring size (power of 2) */
     uint32_t qoff;                /* bytes of the first pending item (head or q[qhead]) written */
     size_t qbytes;                /* head + frame bytes not yet written (minus qoff) */
-    uint64_t bytes_out;           /* bytes written for this exchange (head included) */
+    uint64_t bytes_out;           /* bytes written for it, heads included (HTTP/1.1: for the
+                                     connection, over its keep-alive exchanges) */
     void (*on_close)(sse_stream *st, int reason, void *user_data);
     void *on_close_data;
     void *data;     /* sse_stream_set_data */
