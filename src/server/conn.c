@@ -601,18 +601,7 @@ static size_t sse__pend_limit(const sse_server *s)
     return s->o.max_request_line + s->o.max_header_bytes + s->o.max_body + SSE__PEND_SLACK;
 }
 
-/* The peer's EOF, seen while reading requests: close (once the answers are out), unless
- * pipelined requests wait behind an answer being written (they are answered first: they came
- * before the EOF; sse__conn_process_pending calls this again when they are done). */
-static void sse__conn_read_ended(struct sse__conn *c)
-{
-    if (c->flags & SSE__F_PROCESS)
-        return;
-    if (sse__conn_writing(c))
-        sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
-    else
-        sse__conn_close(c, SSE_CLOSE_PEER);
-}
+static void sse__conn_after_eof(struct sse__conn *c);
 
 /* Reading was paused while pipelined requests waited for an answer: go on once they fit. */
 static void sse__conn_resume_read(struct sse__conn *c)
@@ -632,24 +621,17 @@ void sse__conn_process_pending(struct sse__conn *c)
         return;
     size_t used = sse__conn_parse(c, pd->data, pd->len, &pd->ps);
     pd = c->pend;
-    if (!pd) {
-        if ((c->flags & SSE__F_EOF) && c->state == SSE__ST_READ)
-            sse__conn_read_ended(c);
-        else
-            sse__conn_resume_read(c);
-        return;
-    }
-    if (used >= pd->len || c->state == SSE__ST_STREAM || c->state == SSE__ST_DONE ||
-        c->state == SSE__ST_CLOSED) {
+    if (pd && (used >= pd->len || c->state == SSE__ST_STREAM || c->state == SSE__ST_DONE ||
+               c->state == SSE__ST_CLOSED)) {
         sse__free(pd);
         c->pend = NULL;
-    } else if (used) {
+    } else if (pd && used) {
         memmove(pd->data, pd->data + used, pd->len - used);
         pd->len -= used;
         c->t_mark = sse__now(c->srv); /* a new request has started */
     }
-    if ((c->flags & SSE__F_EOF) && c->state == SSE__ST_READ)
-        sse__conn_read_ended(c); /* what came before the EOF is answered */
+    if (c->flags & SSE__F_EOF)
+        sse__conn_after_eof(c); /* what came before the EOF is answered: now the EOF */
     else
         sse__conn_resume_read(c);
 }
@@ -726,10 +708,13 @@ static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
         sse__conn_process_pending(c);
 }
 
-static void sse__conn_on_eof(struct sse__conn *c)
+/*
+ * What the peer's EOF means in c's state. Pipelined requests that came before it and wait
+ * behind an answer being written (F_PROCESS) are answered first: sse__conn_process_pending
+ * calls this again once they are parsed.
+ */
+static void sse__conn_after_eof(struct sse__conn *c)
 {
-    c->flags |= SSE__F_EOF;
-    sse__conn_tp(c)->read_stop(c);
     switch (c->state) {
     case SSE__ST_STREAM:
         sse__conn_close(c, (c->flags & SSE__F_CLOSE_FLUSH) ? c->st.reason : SSE_CLOSE_PEER);
@@ -742,12 +727,26 @@ static void sse__conn_on_eof(struct sse__conn *c)
             sse__conn_close(c, c->st.reason);
         break;
     case SSE__ST_READ:
-        sse__conn_read_ended(c);
+        if (c->flags & SSE__F_PROCESS)
+            break;
+        if (sse__conn_writing(c))
+            sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
+        else
+            sse__conn_close(c, SSE_CLOSE_PEER);
+        break;
+    case SSE__ST_CLOSED:
         break;
     default:
         sse__conn_close(c, SSE_CLOSE_PEER);
         break;
     }
+}
+
+static void sse__conn_on_eof(struct sse__conn *c)
+{
+    c->flags |= SSE__F_EOF;
+    sse__conn_tp(c)->read_stop(c);
+    sse__conn_after_eof(c);
 }
 
 void sse__conn_on_read(struct sse__conn *c, char *data, ssize_t n)
