@@ -239,7 +239,7 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
                           r->extra.len};
     int rc = 0;
     char *logline = NULL;
-    if (!rc && s->o.access_log) {
+    if (s->o.access_log) {
         size_t n = strlen(r->remote) + strlen(r->method) + strlen(r->path) + 3;
         logline = sse__malloc(n);
         if (!logline)
