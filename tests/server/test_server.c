@@ -1855,16 +1855,21 @@ static int c_pipeline_unread(struct tctx *t)
 }
 
 /* The same client, but it sends its requests and then shuts down its side (printf | nc): the
- * requests that wait behind an answer being written are still answered, then the server closes. */
+ * requests that wait behind an answer being written are still answered, then the server closes;
+ * a stream opened by one of them closes as if the EOF came after it (SSE_CLOSE_PEER). */
 #define HALF_N 1000
 
-static int c_pipeline_half_close(struct tctx *t)
+/* Runs the client; with_stream: a stream request (/reg) follows the pipelined ones. */
+static int half_close_run(struct tctx *t, int with_stream)
 {
     static char reqs[HALF_N * 64];
     size_t rlen = 0;
     for (int i = 0; i < HALF_N; i++)
         rlen += (size_t)snprintf(reqs + rlen, sizeof(reqs) - rlen,
                                  "GET /big?%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    if (with_stream)
+        rlen += (size_t)snprintf(reqs + rlen, sizeof(reqs) - rlen,
+                                 "GET /reg HTTP/1.1\r\nHost: x\r\n\r\n");
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(fd >= 0);
     int small = 4096; /* a small window, so that the server's answers wait for the socket */
@@ -1884,15 +1889,16 @@ static int c_pipeline_half_close(struct tctx *t)
     static char buf[1 << 16];
     size_t have = 0;
     int next = 0;
+    ssize_t k;
     for (;;) {
-        ssize_t k = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        k = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
         if (k <= 0)
-            break; /* EOF (or the 5 s timeout: then next is short) */
+            break; /* EOF, or the 5 s timeout */
         have += (size_t)k;
         buf[have] = '\0';
         for (;;) {
             char *end = strstr(buf, "\r\n\r\n");
-            if (!end || have < (size_t)(end + 4 - buf) + PIPE_BODY)
+            if (next == HALF_N || !end || have < (size_t)(end + 4 - buf) + PIPE_BODY)
                 break;
             size_t head = (size_t)(end + 4 - buf);
             CHECK_EQ_INT(cli_status(buf), 200);
@@ -1905,19 +1911,36 @@ static int c_pipeline_half_close(struct tctx *t)
             buf[have] = '\0';
         }
     }
+    CHECK_EQ_INT((int)k, 0); /* the server closed: it did not keep the connection open */
     CHECK_EQ_INT(next, HALF_N);
-    CHECK_EQ_UINT(have, 0);
+    if (with_stream) { /* the stream opened (its head came), then closed as the peer's */
+        CHECK_EQ_INT(cli_status(buf), 200);
+        CHECK(strstr(buf, "\r\nContent-Type: text/event-stream\r\n"));
+        struct snap sn;
+        loop_call(t, do_snap, &sn);
+        CHECK_EQ_INT(sn.g.reasons[SSE_CLOSE_PEER], 1);
+        CHECK_EQ_INT(sn.g.open, 0);
+    } else {
+        CHECK_EQ_UINT(have, 0);
+    }
     close(fd);
     return 0;
+}
+
+static int c_pipeline_half_close(struct tctx *t)
+{
+    return half_close_run(t, 0) || half_close_run(t, 1);
 }
 
 static int test_pipeline_half_close(void)
 {
     struct tctx t;
-    CHECK_EQ_INT(tctx_init(&t, NULL), 0);
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
     sse_server_route(t.s, "GET", "/big", big_cb, NULL);
     int rc = tctx_run(&t, c_pipeline_half_close);
     CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
     return rc;
 }
 
