@@ -8,7 +8,7 @@
  * connection filters (lib/cfilters.h).
  *
  *   transport_tcp.c  plain TCP on a uv_tcp_t (the only one today)
- *   later            TLS (OpenSSL over memory BIOs on the same uv_tcp_t) is one more file and
+ *   later            TLS (OpenSSL, BIOs of its own over the same uv_tcp_t) is one more file and
  *                    a public listen call that passes it to sse__server_listen_tp; see
  *                    docs/SERVER.md, "Transports".
  *
