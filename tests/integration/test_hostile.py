@@ -4,7 +4,11 @@
 Each test reproduces one finding of the red-team run and fails on the code before its fix:
 - subscription events (`--subscriptions`) must not evict updates from the replay history;
 - a subscribe that makes the hub replay a large history against many costly selectors must not
-  hold the loop: a concurrent /healthz and a concurrent subscriber's publish -> event stay fast.
+  hold the loop: a concurrent /healthz and a concurrent subscriber's publish -> event stay fast;
+- subscribers with ever new costly patterns get 429 past --max-pattern-nodes;
+- unfinished request bodies on thousands of connections hold at most --max-buffered.
+(That the request timeout is not renewed by pipelining is tests/server's
+test_pipelined_timeout_not_renewed.)
 Uses the helpers of test_hub.py (python3 stdlib only, 127.0.0.1 port 0).
 Usage: test_hostile.py PATH/TO/ssehub [test-name-substring]
 """
@@ -139,8 +143,71 @@ def t_distinct_patterns_are_bounded():
     h.stop()
 
 
+def t_unfinished_bodies_are_bounded():
+    """4,000 connections each sending almost all of a 1 MB body used to hold ~1.1 MB each for
+    10 s, unauthenticated (finding 3): the bytes held for all of them are --max-buffered."""
+    import socket
+    h = th.Hub("--publisher-jwt-key", th.KEY, "--max-buffered", "32M")
+    base = rss_kib(h.p.pid)
+    n, body, peak, refused = 4000, 1000000, 0, 0
+    head = ("POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            "application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n" % body).encode()
+    chunk = b"a" * 65536
+    socks = []
+    t0 = time.monotonic()
+    for i in range(n):
+        if time.monotonic() - t0 > 60:
+            break
+        try:
+            c = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            c.sendall(head)
+            c.setblocking(False)
+            socks.append(c)
+        except OSError:
+            refused += 1
+    # Every connection sends body - 1 bytes, as far as the hub takes them.
+    left = {c: body - 1 for c in socks}
+    deadline = time.monotonic() + 60
+    while left and time.monotonic() < deadline:
+        for c in list(left):
+            try:
+                k = c.send(chunk[:min(len(chunk), left[c])])
+                left[c] -= k
+                if left[c] <= 0:
+                    del left[c]
+            except BlockingIOError:
+                pass
+            except OSError:  # answered 503 and closed: the budget is spent
+                del left[c]
+        peak = max(peak, rss_kib(h.p.pid))
+    time.sleep(0.5)
+    peak = max(peak, rss_kib(h.p.pid))
+    grown = peak - base
+    answered = 0
+    for c in socks:
+        try:
+            c.setblocking(True)
+            c.settimeout(0.2)
+            if c.recv(64).startswith(b"HTTP/1.1 503"):
+                answered += 1
+        except OSError:
+            pass
+    print("     %d connections, %d refused at connect, RSS +%d KiB at most, %d answered 503" %
+          (len(socks), refused, grown, answered))
+    # 32 MiB of buffers plus per-connection state (a few KiB each with the kernel's share).
+    th.check(grown < 32 * 1024 + n * 8, ("unfinished bodies not bounded", grown))
+    th.check(answered > 0, "nobody was told 503")
+    st, _, _ = th.request(h, "GET", "/healthz")
+    th.check(st == 200, ("healthz", st))
+    for c in socks:
+        c.close()
+    h.stop()
+
+
 def main():
     tests = [
+        ("unfinished_bodies_are_bounded", t_unfinished_bodies_are_bounded),
         ("distinct_patterns_are_bounded", t_distinct_patterns_are_bounded),
         ("costly_replay_does_not_hold_the_loop", t_costly_replay_does_not_hold_the_loop),
         ("subscription_events_do_not_evict_history", t_subscription_events_do_not_evict_history),
