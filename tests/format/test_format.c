@@ -941,7 +941,9 @@ static int test_random_garbage(void)
             at += k;
         }
         sse_parser_free(p);
-        CHECK(memchr(l.b.data ? l.b.data : "", '\r', l.b.len) == NULL);
+        /* the log shows a CR as the two characters \r (the alphabet has no backslash) */
+        sse_buf_append_byte(&l.b, '\0');
+        CHECK(strstr(l.b.data, "\\r") == NULL);
         sse_buf_free(&l.b);
     }
     return 0;
