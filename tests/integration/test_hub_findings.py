@@ -75,11 +75,31 @@ def t_expiry_on_time():
     h.stop()
 
 
+def t_long_id_refused_before_store():
+    """An id over 4,096 bytes: 400/413, and nothing stored or delivered; 4,096 bytes is fine."""
+    h = Hub("--publisher-jwt-key", KEY, "--anonymous", "--max-update", "64K")
+    live = Sub(h, q(topic="/long"))
+    check(live.status == 200, live.status)
+    st, _, body = publish(h, {"topic": "/long", "id": "a" * 4097, "data": "too long"})
+    check(st in (400, 413), "id of 4097 bytes: %d %r" % (st, body[:100]))
+    check(live.events(1, timeout=0.5) == [], "an update with a refused id was delivered")
+    r = Sub(h, q(topic="/long"), {"Last-Event-ID": "earliest"})
+    check(r.events(1, timeout=0.5) == [], "an update with a refused id was stored")
+    r.close()
+    st, _, body = publish(h, {"topic": "/long", "id": "b" * 4096, "data": "just fits"})
+    check(st == 200 and body == b"b" * 4096, (st, body[:100]))
+    ev = live.events(1)
+    check(ev and ev[0].get("id") == "b" * 4096, ev)
+    live.close()
+    h.stop()
+
+
 def main():
     tests = [
         ("anonymous_refused_by_default", t_anonymous_refused_by_default),
         ("queue_max_applied", t_queue_max_applied),
         ("expiry_on_time", t_expiry_on_time),
+        ("long_id_refused_before_store", t_long_id_refused_before_store),
     ]
     passed = failed = 0
     try:
