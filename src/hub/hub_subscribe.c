@@ -13,6 +13,7 @@
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
 
+#include <limits.h>
 #include <sse/format.h>
 #include <string.h>
 #include <strings.h>
@@ -596,7 +597,8 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
     }
     s->hub = h;
     s->grants = g;
-    s->exp_ms = g && g->exp > 0 ? g->exp * 1000 : 0;
+    /* exp comes from the token and may be near LLONG_MAX: saturate instead of overflowing */
+    s->exp_ms = !g || g->exp <= 0 ? 0 : g->exp > LLONG_MAX / 1000 ? LLONG_MAX : g->exp * 1000;
     s->subs = sse__calloc(nargs, sizeof(*s->subs));
     if (!s->subs) {
         status = 503, why = "out of memory";

@@ -75,6 +75,23 @@ def t_expiry_on_time():
     h.stop()
 
 
+def t_far_future_exp():
+    """exp near 2^63 / 1000 and at INT64_MAX: the stream stays open (exp * 1000 saturates; the
+    UBSan build aborted, the release build closed the stream at once)."""
+    h = Hub("--publisher-jwt-key", KEY, "--expiry-sweep", "100ms")
+    for exp in (18446744073709552, 2**63 - 1):  # the first wraps to 384 ms after the epoch
+        s = Sub(h, q(topic="/far"), {"Authorization": "Bearer " + tok07(subscribe=["*"], exp=exp)})
+        check(s.status == 200, (exp, s.status))
+        check(not s.wait_closed(0.5), "exp %d: stream closed at once" % exp)
+        st, _, _ = publish(h, {"topic": "/far", "data": "still here"})
+        check(st == 200, st)
+        ev = s.events(1)
+        check(ev and ev[0]["data"] == "still here", (exp, ev))
+        s.close()
+    check(h.p.poll() is None, "the hub died")
+    h.stop()
+
+
 def t_long_id_refused_before_store():
     """An id over 4,096 bytes: 400/413, and nothing stored or delivered; 4,096 bytes is fine."""
     h = Hub("--publisher-jwt-key", KEY, "--anonymous", "--max-update", "64K")
@@ -99,6 +116,7 @@ def main():
         ("anonymous_refused_by_default", t_anonymous_refused_by_default),
         ("queue_max_applied", t_queue_max_applied),
         ("expiry_on_time", t_expiry_on_time),
+        ("far_future_exp", t_far_future_exp),
         ("long_id_refused_before_store", t_long_id_refused_before_store),
     ]
     passed = failed = 0
