@@ -111,6 +111,22 @@ def t_long_id_refused_before_store():
     h.stop()
 
 
+def t_subscriptions_api_hides_private_id():
+    """lastEventID in the subscriptions API: the newest update the token may read."""
+    h = Hub("--publisher-jwt-key", KEY, "--subscriptions")
+    check(publish(h, {"topic": "/p", "id": "pub-7", "data": "x"})[0] == 200, "publish")
+    check(publish(h, {"topic": "/secret/7", "id": "secret-7", "data": "x", "private": "on"})[0]
+          == 200, "publish private")
+    watcher = tok07(subscribe=["/.well-known/mercure/subscriptions{/topic}{/subscriber}"])
+    for tok, want in ((watcher, "pub-7"), (tok07(subscribe=["*"]), "secret-7")):
+        st, _, body = request(h, "GET", "/.well-known/mercure/subscriptions",
+                              headers={"Authorization": "Bearer " + tok})
+        check(st == 200, (st, body))
+        got = json.loads(body)["lastEventID"]
+        check(got == want, "lastEventID %r, want %r" % (got, want))
+    h.stop()
+
+
 def main():
     tests = [
         ("anonymous_refused_by_default", t_anonymous_refused_by_default),
@@ -118,6 +134,7 @@ def main():
         ("expiry_on_time", t_expiry_on_time),
         ("far_future_exp", t_far_future_exp),
         ("long_id_refused_before_store", t_long_id_refused_before_store),
+        ("subscriptions_api_hides_private_id", t_subscriptions_api_hides_private_id),
     ]
     passed = failed = 0
     try:
