@@ -240,6 +240,8 @@ struct replay {
     size_t want_len;
     int earliest;
     char *visible_copy; /* Last-Event-ID response: newest visible at/before the asked id */
+    int scanned;        /* entries seen by the backward scan (the first is the asked id) */
+    int hidden;         /* the asked id is a private update this subscriber cannot read */
     int in_handler;     /* still inside the route handler (answer synchronously) */
     int finished;       /* the request was answered (or aborted) */
     int aborted;        /* the connection closed while deferred */
@@ -291,8 +293,11 @@ static void replay_done(void *ud, int status, int found)
 static int scan_each(void *ud, const sse_store_entry *e)
 {
     struct replay *r = ud;
-    if (!entry_visible(r->s, e))
-        return 0;
+    if (!entry_visible(r->s, e)) {
+        r->hidden |= r->scanned++ == 0;
+        return r->hidden; /* the asked id itself: no need to look further */
+    }
+    r->scanned++;
     r->visible_copy = sse__strndup(e->id, e->id_len);
     if (!r->visible_copy)
         r->err = SSE_ENOMEM;
@@ -310,7 +315,18 @@ static void scan_done(void *ud, int status, int found)
 /* Both steps report through these, then the subscribe goes on (now or from a later callback). */
 static void after_scan(void *ud, int status, int found)
 {
+    struct replay *r = ud;
     scan_done(ud, status, found);
+    if (r->hidden) {
+        /* An id the subscriber cannot read is answered exactly as an unknown one (nothing
+           replayed, "earliest"): otherwise its existence could be probed. */
+        for (size_t i = 0; i < r->n; i++)
+            sse_frame_unref(r->frames[i]);
+        r->n = 0;
+        r->found = 0;
+        sse__free(r->visible_copy);
+        r->visible_copy = NULL;
+    }
     subscribe_finish(ud);
 }
 

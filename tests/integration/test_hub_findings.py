@@ -127,6 +127,31 @@ def t_subscriptions_api_hides_private_id():
     h.stop()
 
 
+def t_private_last_event_id_like_unknown():
+    """Last-Event-ID naming a private update the subscriber cannot read is answered exactly as an
+    unknown id (status, Last-Event-ID header, events): its existence cannot be probed."""
+    h = Hub("--publisher-jwt-key", KEY, "--anonymous")
+    check(publish(h, {"topic": "/p8", "id": "before-8", "data": "b"})[0] == 200, "publish")
+    check(publish(h, {"topic": "/p8", "id": "priv-8", "data": "x", "private": "on"})[0] == 200,
+          "publish private")
+    check(publish(h, {"topic": "/p8", "id": "after-8", "data": "a"})[0] == 200, "publish")
+    seen = []
+    for lei in ("priv-8", "no-such-id-8"):
+        s = Sub(h, q(topic="/p8"), {"Last-Event-ID": lei})
+        ev = [(e.get("id"), e["data"]) for e in s.events(3, timeout=0.5)]
+        seen.append((s.status, s.headers.get("last-event-id"), ev))
+        s.close()
+    check(seen[0] == seen[1], "private id %r vs unknown id %r" % (seen[0], seen[1]))
+    # and whoever may read it replays from it
+    s = Sub(h, q(topic="/p8"), {"Last-Event-ID": "priv-8",
+                                "Authorization": "Bearer " + tok07(subscribe=["*"])})
+    ev = s.events(1, timeout=1)
+    check(s.headers.get("last-event-id") == "priv-8" and ev and ev[0].get("id") == "after-8",
+          (s.headers, ev))
+    s.close()
+    h.stop()
+
+
 def main():
     tests = [
         ("anonymous_refused_by_default", t_anonymous_refused_by_default),
@@ -135,6 +160,7 @@ def main():
         ("far_future_exp", t_far_future_exp),
         ("long_id_refused_before_store", t_long_id_refused_before_store),
         ("subscriptions_api_hides_private_id", t_subscriptions_api_hides_private_id),
+        ("private_last_event_id_like_unknown", t_private_last_event_id_like_unknown),
     ]
     passed = failed = 0
     try:
