@@ -524,7 +524,11 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
         } else if (!strcmp(n, "lastEventID") || !strcmp(n, "last_event_id")) {
             if (!have_lei) { /* the header, read below, takes precedence anyway */
                 sse_buf_reset(&lei);
-                if (value.len && sse_buf_append(&lei, value.data, value.len)) {
+                int ar = value.len ? sse_buf_append(&lei, value.data, value.len) : 0;
+                if (ar == SSE_ELIMIT) { /* over the 4096 bytes of any id */
+                    status = 400, errcode = "invalid_request", why = "lastEventID too long";
+                    goto fail;
+                } else if (ar) {
                     status = 503, why = "out of memory";
                     goto fail;
                 }

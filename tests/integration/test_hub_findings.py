@@ -152,6 +152,18 @@ def t_private_last_event_id_like_unknown():
     h.stop()
 
 
+def t_long_last_event_id_query():
+    """A lastEventID query over 4,096 bytes is a 400 (not 503 "out of memory")."""
+    h = Hub("--publisher-jwt-key", KEY, "--anonymous")
+    s = Sub(h, q(topic="/x", lastEventID="z" * 5000))
+    check(s.status == 400, "lastEventID of 5000 bytes: %d" % s.status)
+    s.close()
+    s = Sub(h, q(topic="/x", lastEventID="z" * 4096))
+    check(s.status == 200, "lastEventID of 4096 bytes: %d" % s.status)
+    s.close()
+    h.stop()
+
+
 def main():
     tests = [
         ("anonymous_refused_by_default", t_anonymous_refused_by_default),
@@ -161,6 +173,7 @@ def main():
         ("long_id_refused_before_store", t_long_id_refused_before_store),
         ("subscriptions_api_hides_private_id", t_subscriptions_api_hides_private_id),
         ("private_last_event_id_like_unknown", t_private_last_event_id_like_unknown),
+        ("long_last_event_id_query", t_long_last_event_id_query),
     ]
     passed = failed = 0
     try:
