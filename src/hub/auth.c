@@ -32,6 +32,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/objects.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <sse/error.h>
@@ -789,6 +790,16 @@ static int key_init(struct auth_key *k, const char *key, const char *alg)
                                    : id == EVP_PKEY_EC && bits == (k->alg->md[3] == '2'   ? 256
                                                                    : k->alg->md[3] == '3' ? 384
                                                                                           : 521);
+    if (ok && k->alg->family == 'E') {
+        /* The named curve, not just its size: ES256 is P-256 (RFC 7518 3.4), so secp256k1 and
+           brainpoolP256r1 are refused, and so are keys with explicit curve parameters. */
+        int want = k->alg->md[3] == '2'   ? NID_X9_62_prime256v1
+                   : k->alg->md[3] == '3' ? NID_secp384r1
+                                          : NID_secp521r1;
+        char group[80];
+        ok = EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) == 1 &&
+             OBJ_sn2nid(group) == want;
+    }
     if (!ok) {
         EVP_PKEY_free(pk);
         return SSE_EINVAL;

@@ -46,6 +46,63 @@ static int authorized_for(sse_hub *h, const struct sse__hub_subscriber *tmp, con
     return sse__hub_can_read(tmp, topics, 1);
 }
 
+/*
+ * lastEventID for a reader: the newest update it may read (public, or private with a matching
+ * grant), found by a bounded backward scan from the newest; "earliest" when none is in reach. A
+ * private update's id is never shown to a token that cannot read it (issue 9, finding 7).
+ */
+struct last_visible {
+    const struct sse__hub_subscriber *who; /* NULL: abandoned (the store answers later) */
+    char *id;                              /* the answer, or NULL */
+    int done;
+};
+
+static int lv_each(void *ud, const sse_store_entry *e)
+{
+    struct last_visible *v = ud;
+    if (!v->who)
+        return 1;
+    if (e->is_private && !sse__hub_can_read(v->who, e->topics, e->n_topics))
+        return 0;
+    v->id = sse__strndup(e->id, e->id_len); /* NULL (out of memory): "earliest", still safe */
+    return 1;
+}
+
+static void lv_done(void *ud, int status, int found)
+{
+    struct last_visible *v = ud;
+    (void)status, (void)found;
+    v->done = 1;
+    if (!v->who) { /* completed after the request was answered */
+        sse__free(v->id);
+        sse__free(v);
+    }
+}
+
+static int last_visible_id(sse_hub *h, const struct sse__hub_subscriber *who, sse_buf *out)
+{
+    sse_buf newest;
+    sse_buf_init(&newest, 0);
+    struct last_visible *v = NULL;
+    if (!sse_store_last_id(h->store, &newest) && (v = sse__calloc(1, sizeof(*v)))) {
+        v->who = who;
+        if (sse_store_scan_back(h->store, newest.data, newest.len, h->o.replay_scan, lv_each,
+                                lv_done, v)) {
+            sse__free(v); /* failed: no callback will come */
+            v = NULL;
+        } else if (!v->done) {
+            v->who = NULL; /* lv_done frees it */
+            v = NULL;
+        }
+    }
+    sse_buf_free(&newest);
+    int rc = sse_buf_append_str(out, v && v->id ? v->id : "earliest");
+    if (v)
+        sse__free(v->id);
+    sse__free(v);
+    return rc;
+}
+
 int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
 {
     sse_hub *h = ud;
@@ -150,8 +207,7 @@ int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
         sse__hub_fail(req, 404, NULL, "no such subscription");
         goto out;
     }
-    if (sse_store_last_id(h->store, &last))
-        sse_buf_append_str(&last, "earliest");
+    last_visible_id(h, &tmp, &last);
 
     if (single) {
         rc = sse__hub_sub_json(&doc, single, 1, 1);

@@ -14,6 +14,7 @@
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
 
+#include <limits.h>
 #include <sse/format.h>
 #include <string.h>
 #include <strings.h>
@@ -194,6 +195,8 @@ struct sse__hub_replay {
     size_t want_len;
     int earliest;
     char *visible_copy; /* Last-Event-ID response: newest visible at/before the asked id */
+    int scanned;        /* entries seen by the backward scan (the first is the asked id) */
+    int hidden;         /* the asked id is a private update this subscriber cannot read */
     int in_handler;     /* still inside the route handler (answer synchronously) */
     int finished;       /* the request was answered (or aborted) */
     int aborted;        /* the connection closed while deferred */
@@ -299,8 +302,11 @@ static void replay_defer(struct sse__hub_replay *r)
 static int scan_each(void *ud, const sse_store_entry *e)
 {
     struct sse__hub_replay *r = ud;
-    if (!entry_visible(r->s, e))
-        return 0;
+    if (!entry_visible(r->s, e)) {
+        r->hidden |= r->scanned++ == 0;
+        return r->hidden; /* the asked id itself: no need to look further */
+    }
+    r->scanned++;
     r->visible_copy = sse__strndup(e->id, e->id_len);
     if (!r->visible_copy)
         r->err = SSE_ENOMEM;
@@ -318,7 +324,18 @@ static void scan_done(void *ud, int status, int found)
 /* Both steps report through these, then the subscribe goes on (now or from a later callback). */
 static void after_scan(void *ud, int status, int found)
 {
+    struct sse__hub_replay *r = ud;
     scan_done(ud, status, found);
+    if (r->hidden) {
+        /* An id the subscriber cannot read is answered exactly as an unknown one (nothing
+           replayed, "earliest"): otherwise its existence could be probed. */
+        for (size_t i = 0; i < r->n; i++)
+            sse_frame_unref(r->frames[i]);
+        r->n = 0;
+        r->found = 0;
+        sse__free(r->visible_copy);
+        r->visible_copy = NULL;
+    }
     subscribe_finish(ud);
 }
 
@@ -571,7 +588,11 @@ static int read_ask(sse_hub *h, sse_request *req, struct ask *a, struct refusal 
         } else if (!strcmp(n, "lastEventID") || !strcmp(n, "last_event_id")) {
             if (!a->have_lei) { /* the header, read below, takes precedence anyway */
                 sse_buf_reset(&a->lei);
-                if (value.len && sse_buf_append(&a->lei, value.data, value.len)) {
+                int ar = value.len ? sse_buf_append(&a->lei, value.data, value.len) : 0;
+                if (ar == SSE_ELIMIT) { /* over the 4096 bytes of any id */
+                    refuse(f, 400, "invalid_request", "lastEventID too long");
+                    goto out;
+                } else if (ar) {
                     refuse(f, 503, NULL, "out of memory");
                     goto out;
                 }
@@ -668,7 +689,8 @@ static int subscriber_new(sse_hub *h, const struct sse__grants *g, struct ask *a
     }
     s->hub = h;
     s->grants = g;
-    s->exp_ms = g && g->exp > 0 ? g->exp * 1000 : 0;
+    /* exp comes from the token and may be near LLONG_MAX: saturate instead of overflowing */
+    s->exp_ms = !g || g->exp <= 0 ? 0 : g->exp > LLONG_MAX / 1000 ? LLONG_MAX : g->exp * 1000;
     s->subs = sse__calloc(a->nargs, sizeof(*s->subs));
     if (!s->subs) {
         refuse(f, 503, NULL, "out of memory");

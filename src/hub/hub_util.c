@@ -40,7 +40,8 @@ static int has_crlfnul(const char *s, size_t n)
 
 int sse__hub_id_ok(const char *s, size_t n)
 {
-    return n > 0 && s[0] != '#' && !has_crlfnul(s, n) && sse__hub_utf8_ok(s, n);
+    return n > 0 && n <= SSE__HUB_ID_MAX && s[0] != '#' && !has_crlfnul(s, n) &&
+           sse__hub_utf8_ok(s, n);
 }
 
 int sse__hub_type_ok(const char *s, size_t n)
@@ -381,6 +382,10 @@ int sse__pub_form_parse(struct sse__pub_form *f, const char *body, size_t len,
         } else if (!strcmp(n, "private")) {
             f->is_private = 1; /* presence alone, whatever the value */
         } else if (!strcmp(n, "id")) {
+            if (value.len > SSE__HUB_ID_MAX) { /* refused before anything is stored */
+                rc = 400, *why = "id too long (more than 4096 bytes)";
+                goto out;
+            }
             if (!sse__hub_id_ok(value.len ? value.data : "", value.len)) {
                 rc = 400, *why = "invalid id (empty, leading '#', CR, LF or NUL)";
                 goto out;

@@ -14,6 +14,9 @@ int sse__hub_utf8_ok(const char *s, size_t n);
 /* 1 if s[0..n) is valid UTF-8 without C0, DEL or C1 controls (topics, selectors). */
 int sse__hub_text_ok(const char *s, size_t n);
 /* 1 if a publisher's id is acceptable: no leading '#', no CR, LF or NUL, valid UTF-8. */
+/* The longest update id accepted (bytes): a subscriber must be able to send it back as its
+   Last-Event-ID, which the hub reads up to this length. */
+#define SSE__HUB_ID_MAX 4096
 int sse__hub_id_ok(const char *s, size_t n);
 /* 1 if an event type is acceptable: no CR, LF or NUL, valid UTF-8. */
 int sse__hub_type_ok(const char *s, size_t n);

@@ -958,7 +958,33 @@ static int test_random_garbage(void)
             at += k;
         }
         sse_parser_free(p);
-        CHECK(memchr(l.b.data ? l.b.data : "", '\r', l.b.len) == NULL);
+        /* the log shows a CR as the two characters \r (the alphabet has no backslash) */
+        sse_buf_append_byte(&l.b, '\0');
+        CHECK(strstr(l.b.data, "\\r") == NULL);
+        sse_buf_free(&l.b);
+    }
+    return 0;
+}
+
+/* A CRLF split across two chunks, the CR ending a chunk longer than 8 bytes (feed_bytes, not
+ * feed_small): one line end, so one event "123456789\nb" (issue 9: dropping skip_lf there gave two
+ * events and survived the vectors). */
+static int test_crlf_split_after_long_chunk(void)
+{
+    static const char *const first[] = {"data: 123456789\r", ":0123456789\r\ndata: 123456789\r"};
+    for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
+        struct log l = {0};
+        sse_buf_init(&l.b, 0);
+        sse_parser *p;
+        CHECK_EQ_INT(sse_parser_new(&p, NULL, &log_cb, &l), 0);
+        CHECK(strlen(first[i]) > 8);
+        CHECK_EQ_INT(sse_parser_feed(p, first[i], strlen(first[i])), 0);
+        CHECK_EQ_INT(sse_parser_feed(p, "\ndata: b\n\n", 11), 0);
+        sse_parser_free(p);
+        sse_buf_append_byte(&l.b, '\0');
+        const char *want = i ? "#0123456789;message|123456789\\nb|;" : "message|123456789\\nb|;";
+        CHECK_EQ_STR(l.b.data, want);
+        CHECK_EQ_INT(l.events, 1);
         sse_buf_free(&l.b);
     }
     return 0;
@@ -975,5 +1001,5 @@ CHECK_MAIN(CHECK_TEST(test_parse_fields), CHECK_TEST(test_parse_event_type),
            CHECK_TEST(test_encode_refuses), CHECK_TEST(test_encode_comment_retry),
            CHECK_TEST(test_round_trip), CHECK_TEST(test_failalloc_parser),
            CHECK_TEST(test_failalloc_encoder), CHECK_TEST(test_huge_line_bounded),
-           CHECK_TEST(test_idle_memory_returned), CHECK_TEST(test_million_events_one_chunk),
-           CHECK_TEST(test_random_garbage))
+           CHECK_TEST(test_crlf_split_after_long_chunk), CHECK_TEST(test_idle_memory_returned),
+           CHECK_TEST(test_million_events_one_chunk), CHECK_TEST(test_random_garbage))

@@ -3,7 +3,11 @@
  *
  * A failed check prints file:line, the expression and both operands, then returns from the test
  * function with failure. A test binary is a list of `static int test_x(void)` functions run by
- * CHECK_MAIN, which prints "N passed, N failed" as its last line.
+ * CHECK_MAIN, which prints "N passed, N failed" (and ", K skipped" when some were) as its last
+ * line. A test that cannot run here returns CHECK_SKIP(why, required): it is reported as skipped,
+ * never as passed; with CI=true in the environment a `required` one fails instead (a tool that
+ * CI installs must be there). When tests were skipped and none failed, the binary exits 77,
+ * which CTest (SKIP_RETURN_CODE 77) shows as "Skipped".
  */
 #ifndef SSE_TEST_CHECK_H
 #define SSE_TEST_CHECK_H
@@ -79,6 +83,22 @@ static inline void check_print_escaped_(const void *p, size_t n)
     fputs(n > 400 ? "\"..." : "\"", stderr);
 }
 
+#define CHECK_SKIPPED 77 /* a test function's return value: not run here */
+
+/* Report a skipped test (why: a sentence); returns CHECK_SKIPPED, or 1 (failure) when required is
+   set and CI=true (what CI must provide is never skipped there). */
+static inline int check_skip(const char *why, int required)
+{
+    const char *ci = getenv("CI");
+    if (required && ci && strcmp(ci, "true") == 0) {
+        fprintf(stderr, "  FAIL (CI=true, so no skip): %s\n", why);
+        return 1;
+    }
+    printf("  skip: %s\n", why);
+    return CHECK_SKIPPED;
+}
+#define CHECK_SKIP(why, required) return check_skip(why, required)
+
 struct check_test {
     const char *name;
     int (*fn)(void);
@@ -88,25 +108,36 @@ struct check_test {
 #fn, fn                                                                                    \
     }
 
-/* Runs every test (or those whose name contains argv[1]); exit status 1 if any failed. */
+/* Runs every test (or those whose name contains argv[1], or when argv[1] is "!text" those whose
+   name does not contain text); exit status 1 if any failed, else 77 if any was skipped. */
 #define CHECK_MAIN(...)                                                                            \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
         static const struct check_test tests_[] = {__VA_ARGS__};                                   \
-        int passed = 0, failed = 0;                                                                \
+        int passed = 0, failed = 0, skipped = 0;                                                   \
+        int not_ = argc > 1 && argv[1][0] == '!';                                                  \
         for (size_t i = 0; i < sizeof(tests_) / sizeof(tests_[0]); i++) {                          \
-            if (argc > 1 && !strstr(tests_[i].name, argv[1]))                                      \
+            if (argc > 1 && (strstr(tests_[i].name, argv[1] + not_) != NULL) == not_)              \
                 continue;                                                                          \
             int rc = tests_[i].fn();                                                               \
-            printf("%s %s\n", rc ? "FAIL" : "ok  ", tests_[i].name);                               \
+            printf("%s %s\n",                                                                      \
+                   rc == CHECK_SKIPPED ? "skip"                                                    \
+                   : rc                ? "FAIL"                                                    \
+                                       : "ok  ",                                                                  \
+                   tests_[i].name);                                                                \
             fflush(stdout);                                                                        \
-            if (rc)                                                                                \
+            if (rc == CHECK_SKIPPED)                                                               \
+                skipped++;                                                                         \
+            else if (rc)                                                                           \
                 failed++;                                                                          \
             else                                                                                   \
                 passed++;                                                                          \
         }                                                                                          \
-        printf("%d passed, %d failed\n", passed, failed);                                          \
-        return failed ? 1 : 0;                                                                     \
+        if (skipped)                                                                               \
+            printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);                 \
+        else                                                                                       \
+            printf("%d passed, %d failed\n", passed, failed);                                      \
+        return failed ? 1 : skipped ? CHECK_SKIPPED : 0;                                           \
     }
 
 #endif
