@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sse/hub.h>
 #include <sse/server.h>
+#include <sse/store_lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,8 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
            v6 ? "]" : "", real_port, c->protocol);
     if (sv->n_workers > 1)
         printf("workers: %d processes on the port, one global update order\n", sv->n_workers);
+    if (!strncmp(c->store, "lmdb:", 5))
+        printf("history: lmdb %s (%s)\n", c->store + 5, c->store_sync);
     if (c->resource)
         printf("resource identifier (draft-08 aud): %s\n", c->resource);
     if (c->dev) {
@@ -270,11 +273,57 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
     fflush(stdout);
 }
 
-/* The history store of a hub and of the master: memory, with the --history-* limits. */
-static int history_store(const struct serve_config *c, sse_store **out)
+/* The history limits (--history-count, --history-bytes, --history-age). */
+static sse_store_limits history_limits(const struct serve_config *c)
 {
-    sse_store_limits lim = {c->history_count, c->history_bytes ? c->history_bytes : (16u << 20), 0};
-    return sse_store_memory_new(out, &lim);
+    sse_store_limits lim = {c->history_count, c->history_bytes ? c->history_bytes : (16u << 20),
+                            c->history_age_ms};
+    return lim;
+}
+
+/*
+ * The history store of a hub and of the master: memory, or LMDB (--store lmdb:DIR) on loop
+ * (NULL: the master, which has no libuv loop, gets a memory store). Prints why it failed.
+ */
+static int history_store(const struct serve_config *c, uv_loop_t *loop, sse_store **out)
+{
+    sse_store_limits lim = history_limits(c);
+    if (!strncmp(c->store, "lmdb:", 5) && loop) {
+        char err[1024] = "";
+        sse_store_lmdb_options o = SSE_STORE_LMDB_OPTIONS_INIT;
+        o.loop = loop;
+        o.path = c->store + 5;
+        o.limits = lim;
+        o.sync = strcmp(c->store_sync, "nosync") ? SSE_STORE_LMDB_SYNC : SSE_STORE_LMDB_NOSYNC;
+        o.map_size = c->store_map_size;
+        o.errbuf = err;
+        o.errbuf_len = sizeof(err);
+        int rc = sse_store_lmdb_new(out, &o);
+        if (rc)
+            fprintf(stderr, "ssehub serve: history: %s\n", err[0] ? err : sse_strerror(rc));
+        return rc;
+    }
+    int rc = sse_store_memory_new(out, &lim);
+    if (rc)
+        fprintf(stderr, "ssehub serve: history: %s\n", sse_strerror(rc));
+    return rc;
+}
+
+static void store_closed(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* Close the store and run the loop until it is closed (an LMDB store joins its threads). */
+static void history_close(struct serve *sv)
+{
+    int done = 0;
+    if (!sv->store)
+        return;
+    sse_store_close(sv->store, store_closed, &done);
+    while (!done && uv_run(&sv->loop, UV_RUN_ONCE))
+        ;
+    sv->store = NULL;
 }
 
 static void free_store_in_worker(void *ud)
@@ -329,8 +378,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             close(wfd);
         goto out_loop;
     }
-    if ((rc = history_store(c, &sv->store))) {
-        fprintf(stderr, "ssehub serve: history: %s\n", sse_strerror(rc));
+    /* A worker keeps the master's history in memory (the master alone writes a file). */
+    if ((rc = history_store(c, worker >= 0 ? NULL : &sv->loop, &sv->store))) {
         if (wfd >= 0)
             close(wfd);
         goto out_server;
@@ -462,11 +511,10 @@ out_server:
     }
     sse_hub_free(sv->hub);
     sse_server_free(sv->server);
+    history_close(sv);
 out_loop:
     uv_run(&sv->loop, UV_RUN_NOWAIT);
     uv_loop_close(&sv->loop);
-    sse_store_free(sv->store);
-    sv->store = NULL;
     return exit_code;
 }
 
@@ -490,6 +538,11 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     struct serve_config *c = &sv->cfg;
     char err[256];
     int real_port, widx = -1, wfd = -1, code = 1;
+    if (!strncmp(c->store, "lmdb:", 5)) { /* the master has no loop for the writer's results */
+        fprintf(stderr, "ssehub serve: --store lmdb: with --workers is not supported yet: run one "
+                        "process (--workers 1), see docs/WORKERS.md\n");
+        return 1;
+    }
     int rfd = sse_cli_master_reserve(host, port, &real_port, err, sizeof(err));
     if (rfd < 0) {
         fprintf(stderr, "ssehub serve: %s\n", err);
@@ -508,8 +561,7 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     mc.port = real_port;
     mc.max_message = bus_max(c);
     /* The sequencer keeps the same history as every worker (same store, same limits). */
-    if (history_store(c, &sv->store)) {
-        fprintf(stderr, "ssehub serve: out of memory\n");
+    if (history_store(c, NULL, &sv->store)) {
         close(rfd);
         return 1;
     }

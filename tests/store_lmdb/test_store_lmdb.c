@@ -131,14 +131,14 @@ static int close_store(sse_store *s)
     return run_until(&c);
 }
 
-/* Append n entries id<from>..id<from+n-1> and wait for every callback. */
-static int add_n(sse_store *s, int from, int n, size_t payload, struct acks *a)
+/* Append n entries id<from>..id<from+n-1> at time t and wait for every callback. */
+static int add_n_at(sse_store *s, int from, int n, size_t payload, long long t, struct acks *a)
 {
     char id[16];
     size_t want = a->n + (size_t)n;
     for (int i = from; i < from + n; i++) {
         snprintf(id, sizeof(id), "id%d", i);
-        if (add(s, id, payload, 1000, a))
+        if (add(s, id, payload, t, a))
             return -1;
     }
     int ok = 0;
@@ -147,6 +147,11 @@ static int add_n(sse_store *s, int from, int n, size_t payload, struct acks *a)
         uv_run(&loop, UV_RUN_ONCE);
     ok = a->n == want;
     return ok ? 0 : -1;
+}
+
+static int add_n(sse_store *s, int from, int n, size_t payload, struct acks *a)
+{
+    return add_n_at(s, from, n, payload, 1000, a);
 }
 
 static int replay_sync(sse_store *s, const char *after, struct collect *c)
@@ -309,7 +314,7 @@ static int test_trim(void)
     CHECK(n <= 2);
     sse_store_limits age = {0, 0, 10};
     CHECK_EQ_INT(sse_store_trim(s, &age, 100000), 0);
-    CHECK_EQ_INT(add_n(s, 8, 1, 50, &a), 0); /* time 1000 is old at "now" 100000 */
+    CHECK_EQ_INT(add_n_at(s, 8, 1, 50, 100000, &a), 0); /* new at "now" 100000, the rest old */
     sse_store_stats(s, &n, NULL);
     CHECK_EQ_UINT(n, 1);
     CHECK_EQ_INT(close_store(s), 0);

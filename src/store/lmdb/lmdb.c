@@ -112,8 +112,9 @@ struct lmdb_store {
     int closing;
     void (*close_done)(void *ud);
     void *close_ud;
-    int locks;  /* the mutexes and conditions exist */
-    int joined; /* the threads were joined */
+    size_t inflight; /* appends and replay batches not yet delivered: the loop stays alive */
+    int locks;       /* the mutexes and conditions exist */
+    int joined;      /* the threads were joined */
     /* Writer (wmu). */
     uv_thread_t wthr;
     uv_mutex_t wmu;
@@ -625,8 +626,18 @@ static void job_free(struct job *j)
     sse__free(j);
 }
 
+/* Work in flight keeps the loop alive (the async handle is referenced); none: it does not. */
+static void busy(struct lmdb_store *s, int up)
+{
+    if (up && s->inflight++ == 0)
+        uv_ref((uv_handle_t *)s->async);
+    else if (!up && --s->inflight == 0 && !s->closing)
+        uv_unref((uv_handle_t *)s->async);
+}
+
 static int job_submit(struct lmdb_store *s, struct job *j)
 {
+    busy(s, 1);
     uv_mutex_lock(&s->rmu);
     j->next = NULL;
     if (s->rq_tail)
@@ -823,6 +834,7 @@ static int deliver_rec(struct lmdb_store *s, struct job *j, const struct jrec *r
 static void deliver_job(struct lmdb_store *s, struct job *j)
 {
     int err = j->status, stop = 0;
+    busy(s, 0);
     uint64_t last = j->kind == J_FROM ? j->pos : 0;
     size_t i = 0;
     for (; !err && i < j->n; i++) {
@@ -882,6 +894,7 @@ static void on_async(uv_async_t *a)
     while (ops) {
         struct op *o = ops;
         ops = o->next;
+        busy(s, 0);
         deliver_op(s, o);
         sse_frame_unref(o->frame);
         sse__free(o->rec);
@@ -916,6 +929,7 @@ static int l_append(sse_store *base, const sse_store_entry *in, sse_store_append
     o->cb = cb;
     o->ud = ud;
     o->frame = sse_frame_ref(in->frame);
+    busy(s, 1);
     uv_mutex_lock(&s->wmu);
     if (s->wq_tail)
         s->wq_tail->next = o;
@@ -1122,6 +1136,7 @@ static void l_close(sse_store *base, void (*done)(void *ud), void *ud)
     s->closing = 1;
     s->close_done = done;
     s->close_ud = ud;
+    uv_ref((uv_handle_t *)s->async); /* the loop runs until the threads are gone */
     /* The writer commits what is queued, then stops; the reader fails what is queued. */
     uv_mutex_lock(&s->wmu);
     s->wstop = 1;
@@ -1431,6 +1446,7 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
         FAIL(SSE_EIO, "%s: cannot make the async handle", s->path);
     }
     s->async->data = s;
+    uv_unref((uv_handle_t *)s->async); /* idle: the store alone does not keep the loop alive */
     if (uv_thread_create(&s->wthr, writer_main, s))
         FAIL(SSE_ENOMEM, "%s: cannot start the writer thread", s->path);
     if (uv_thread_create(&s->rthr, reader_main, s)) {
