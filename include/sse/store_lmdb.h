@@ -11,7 +11,9 @@
  * batches. docs/STORE.md describes the record layout and the threads.
  *
  * Only one process may open a path: the second is refused (SSE_EBUSY) with a message. A file that
- * is not an ssehub history is refused (SSE_EPROTO), never overwritten.
+ * is not an ssehub history is refused (SSE_EPROTO), never overwritten. A process forked while a
+ * store is open may only close it (sse_store_free): that lets go of the child's copy (its lock
+ * descriptor) without touching the parent's threads or file.
  */
 #ifndef SSE_STORE_LMDB_H
 #define SSE_STORE_LMDB_H
@@ -45,12 +47,15 @@ typedef struct sse_store_lmdb_options {
     size_t cache_bytes;      /* bound of that cache; 0: 8 MiB */
     char *errbuf;            /* optional: why opening failed, as a sentence */
     size_t errbuf_len;
+    int cached_replay; /* 1: replay, replay_from and scan_back answer from the cache only,
+                          before they return (the --workers sequencer hands a new worker
+                          the history at once); size the cache like the history then */
 } sse_store_lmdb_options;
 
 #define SSE_STORE_LMDB_OPTIONS_VERSION 1
 #define SSE_STORE_LMDB_OPTIONS_INIT                                                                \
     {                                                                                              \
-        SSE_STORE_LMDB_OPTIONS_VERSION, NULL, NULL, {0, 0, 0}, 0, 0, 0, 0, NULL, 0                 \
+        SSE_STORE_LMDB_OPTIONS_VERSION, NULL, NULL, {0, 0, 0}, 0, 0, 0, 0, NULL, 0, 0              \
     }
 
 /**

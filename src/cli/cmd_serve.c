@@ -42,7 +42,8 @@ struct serve {
     int n_workers;    /* --workers (master) */
     const char *host; /* the listen host (master banner) */
     sse_bus *bus;     /* the pipe bus to the master (workers) */
-    sse_store *store; /* the history (memory, with the --history-* limits) */
+    sse_store *store; /* the history (memory or lmdb, with the --history-* limits) */
+    uv_loop_t mloop;  /* the master's loop for an LMDB store (--workers) */
     int signals_on;   /* sigint/sigterm initialized (closed by server_closed) */
 };
 
@@ -283,9 +284,12 @@ static sse_store_limits history_limits(const struct serve_config *c)
 
 /*
  * The history store of a hub and of the master: memory, or LMDB (--store lmdb:DIR) on loop
- * (NULL: the master, which has no libuv loop, gets a memory store). Prints why it failed.
+ * (NULL: a worker, which keeps the master's history in memory). sequencer: the --workers master,
+ * whose store hands a new worker its history at once (from memory, sized like the history).
+ * Prints why it failed.
  */
-static int history_store(const struct serve_config *c, uv_loop_t *loop, sse_store **out)
+static int history_store(const struct serve_config *c, uv_loop_t *loop, int sequencer,
+                         sse_store **out)
 {
     sse_store_limits lim = history_limits(c);
     if (!strncmp(c->store, "lmdb:", 5) && loop) {
@@ -298,6 +302,11 @@ static int history_store(const struct serve_config *c, uv_loop_t *loop, sse_stor
         o.map_size = c->store_map_size;
         o.errbuf = err;
         o.errbuf_len = sizeof(err);
+        if (sequencer) {
+            o.cached_replay = 1;
+            o.cache_count = lim.max_count ? lim.max_count : SIZE_MAX;
+            o.cache_bytes = lim.max_bytes;
+        }
         int rc = sse_store_lmdb_new(out, &o);
         if (rc)
             fprintf(stderr, "ssehub serve: history: %s\n", err[0] ? err : sse_strerror(rc));
@@ -379,7 +388,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         goto out_loop;
     }
     /* A worker keeps the master's history in memory (the master alone writes a file). */
-    if ((rc = history_store(c, worker >= 0 ? NULL : &sv->loop, &sv->store))) {
+    if ((rc = history_store(c, worker >= 0 ? NULL : &sv->loop, 0, &sv->store))) {
         if (wfd >= 0)
             close(wfd);
         goto out_server;
@@ -537,12 +546,7 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
 {
     struct serve_config *c = &sv->cfg;
     char err[256];
-    int real_port, widx = -1, wfd = -1, code = 1;
-    if (!strncmp(c->store, "lmdb:", 5)) { /* the master has no loop for the writer's results */
-        fprintf(stderr, "ssehub serve: --store lmdb: with --workers is not supported yet: run one "
-                        "process (--workers 1), see docs/WORKERS.md\n");
-        return 1;
-    }
+    int real_port, widx = -1, wfd = -1, code = 1, rc;
     int rfd = sse_cli_master_reserve(host, port, &real_port, err, sizeof(err));
     if (rfd < 0) {
         fprintf(stderr, "ssehub serve: %s\n", err);
@@ -560,12 +564,21 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     mc.host = host;
     mc.port = real_port;
     mc.max_message = bus_max(c);
-    /* The sequencer keeps the same history as every worker (same store, same limits). */
-    if (history_store(c, NULL, &sv->store)) {
+    /* The sequencer keeps the same history as every worker (same store, same limits); with
+       --store lmdb it alone writes the file, its commits coming back through mloop, which the
+       master runs from its poll() loop. */
+    if ((rc = uv_loop_init(&sv->mloop))) {
+        fprintf(stderr, "ssehub serve: %s\n", uv_strerror(rc));
+        close(rfd);
+        return 1;
+    }
+    if (history_store(c, &sv->mloop, 1, &sv->store)) {
+        uv_loop_close(&sv->mloop);
         close(rfd);
         return 1;
     }
     mc.store = sv->store;
+    mc.loop = &sv->mloop;
     mc.free_in_worker = free_store_in_worker;
     mc.free_data = sv;
     /* A new worker is handed the whole history at once (messages are a little larger than the
@@ -581,11 +594,16 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
         close(rfd);
         return 1;
     }
-    if (widx >= 0) /* in a forked worker */
+    if (widx >= 0) /* in a forked worker (the master's loop is the master's: left alone) */
         return run_hub(sv, host, real_port, drafts, widx, wfd);
     close(rfd);
-    sse_store_free(sv->store);
+    int closed = 0;
+    sse_store_close(sv->store, store_closed, &closed);
+    while (!closed && uv_run(&sv->mloop, UV_RUN_ONCE))
+        ;
     sv->store = NULL;
+    uv_run(&sv->mloop, UV_RUN_NOWAIT);
+    uv_loop_close(&sv->mloop);
     log_line(sv, SSE_LOG_INFO, "stopped");
     return code;
 }

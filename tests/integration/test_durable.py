@@ -30,6 +30,9 @@ import test_hub as th  # noqa: E402  (the hub process, requests, tokens, the Sub
 ONLY = sys.argv[2] if len(sys.argv) > 2 else None
 ROUNDS = int(os.environ.get("SSE_DURABLE_ROUNDS", "20"))
 BIG = ["--history-count", "10000000", "--history-bytes", "1G"]
+# SSE_DURABLE_WORKERS=N: the crash test against --workers N (the master is the one killed).
+if os.environ.get("SSE_DURABLE_WORKERS"):
+    BIG += ["--workers", os.environ["SSE_DURABLE_WORKERS"]]
 
 
 def hub(store, *extra):
@@ -233,8 +236,45 @@ def t_second_instance_and_foreign_refused():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def t_workers():
+    """--workers 2: the master's sequencer alone writes the file; after a restart of the whole
+    hub, and after a worker is killed, every worker replays the history (from the master)."""
+    d = tempfile.mkdtemp(prefix="ssehub-durable-")
+    store = os.path.join(d, "hist")
+    h = hub(store, "--workers", "2")
+    ids = []
+    for i in range(20):
+        st, _, body = th.publish(h, {"topic": "/w", "data": "w%d" % i})
+        th.check(st == 200, ("publish", st, body))
+        ids.append(body.decode())
+    th.check(h.stop() == 0, "graceful stop of the master")
+    h = hub(store, "--workers", "2")
+    seen = set()
+    for _ in range(8):  # connections spread over the workers (SO_REUSEPORT)
+        s = th.Sub(h, th.q(topic="/w"), {"Last-Event-ID": ids[4]})
+        got = [e["data"] for e in s.events(15, timeout=3)]
+        th.check(got == ["w%d" % i for i in range(5, 20)], ("replay after restart", got))
+        seen.add(s.headers.get("x-ssehub-worker"))
+        s.close()
+    th.check(len(seen) >= 1, seen)
+    # A worker killed: the restarted one gets the history from the master again.
+    kids = subprocess.run(["pgrep", "-P", str(h.p.pid)], capture_output=True, text=True)
+    pids = [int(x) for x in kids.stdout.split()]
+    th.check(pids, "no workers found")
+    os.kill(pids[0], signal.SIGKILL)
+    time.sleep(1.5)
+    for _ in range(8):
+        s = th.Sub(h, th.q(topic="/w"), {"Last-Event-ID": "earliest"})
+        got = [e["data"] for e in s.events(20, timeout=3)]
+        th.check(got == ["w%d" % i for i in range(20)], ("replay after a worker died", got))
+        s.close()
+    th.check(h.stop() == 0, "graceful stop")
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     tests = [
+        ("workers", t_workers),
         ("restart_last_event_id", t_restart_last_event_id),
         ("map_full_503_and_readable", t_map_full_503_and_readable),
         ("second_instance_and_foreign_refused", t_second_instance_and_foreign_refused),

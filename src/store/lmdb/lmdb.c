@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sse/store_lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,6 +102,8 @@ struct lmdb_store {
     MDB_dbi db_meta, db_ent, db_ids;
     sse_store_limits lim;
     int nosync;
+    int cached_replay; /* replays from the cache only (sse_store_lmdb_options) */
+    pid_t pid;         /* the process that opened it (a forked child only lets go) */
     /* Loop side. */
     sse_store *cache;   /* newest completed entries (NULL if it could not be made) */
     uint64_t cache_off; /* file position = cache position + cache_off */
@@ -412,9 +416,18 @@ static void commit_batch(struct lmdb_store *s, struct op *batch, const sse_store
     }
 }
 
+/* The store's threads take no signals: the process's handlers (signalfd, uv_signal) get them. */
+static void block_signals(void)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
 static void writer_main(void *arg)
 {
     struct lmdb_store *s = arg;
+    block_signals();
     long long last_flush = now_ms(), last_trim = last_flush;
     int dirty = 0;
     uv_mutex_lock(&s->wmu);
@@ -579,6 +592,7 @@ out:
 static void reader_main(void *arg)
 {
     struct lmdb_store *s = arg;
+    block_signals();
     uv_mutex_lock(&s->rmu);
     for (;;) {
         while (!s->rq_head && !s->rstop)
@@ -951,7 +965,7 @@ static int replay_from_pos(struct lmdb_store *s, uint64_t after, int found_set, 
             done(ud, 0, found);
         return 0;
     }
-    if (s->cache && after + 1 >= cache_first(s)) {
+    if (s->cache && (after + 1 >= cache_first(s) || s->cached_replay)) {
         struct cwrap w = {s, each, ud, after + 1, 0, 0, 0, NULL};
         uint64_t from = after > s->cache_off ? after - s->cache_off : 0;
         sse_store_replay_from(s->cache, from, cache_each, cache_done, &w);
@@ -984,7 +998,8 @@ static int l_replay(sse_store *base, const char *after_id, size_t after_len,
     if (s->closing)
         return SSE_ECLOSED;
     struct cwrap w = {s, each, ud, s->first_pos, 0, 0, 0, NULL};
-    if (s->cache && !after_id && cache_first(s) <= s->first_pos) { /* it holds everything */
+    if (s->cache && !after_id && (cache_first(s) <= s->first_pos || s->cached_replay)) {
+        /* it holds everything (or is all that is asked for) */
         sse_store_replay(s->cache, NULL, 0, cache_each, cache_done, &w);
         if (done)
             done(ud, 0, 1);
@@ -992,12 +1007,14 @@ static int l_replay(sse_store *base, const char *after_id, size_t after_len,
     }
     if (s->cache && after_id) {
         sse_store_replay(s->cache, after_id, after_len, cache_each, cache_done, &w);
-        if (w.found) {
+        if (w.found || s->cached_replay) {
             if (done)
-                done(ud, 0, 1);
+                done(ud, 0, w.found);
             return 0;
         }
     }
+    if (!s->cache && s->cached_replay)
+        return SSE_ENOMEM; /* the cache could not be made */
     struct job *j = job_new(after_id ? J_ID : J_EARLIEST, after_id, after_len, each, done, ud);
     if (!j)
         return SSE_ENOMEM;
@@ -1016,11 +1033,12 @@ static int l_scan_back(sse_store *base, const char *id, size_t id_len, size_t ma
         /* The cache answers when it holds the id; a walk that runs past the cache's oldest entry
            goes on from the disk. */
         sse_store_scan_back(s->cache, id, id_len, max, cache_each, cache_done, &w);
-        if (w.found) {
+        if (w.found || s->cached_replay) {
             uint64_t cf = cache_first(s);
-            if (w.stopped || w.visited >= max || cf <= s->first_pos) {
+            if (!w.found || w.stopped || w.visited >= max || cf <= s->first_pos ||
+                s->cached_replay) {
                 if (done)
-                    done(ud, 0, 1);
+                    done(ud, 0, w.found);
                 return 0;
             }
             if (!(j = job_new(J_BACK, NULL, 0, each, done, ud)))
@@ -1131,6 +1149,17 @@ static void finish_close(struct lmdb_store *s)
 static void l_close(sse_store *base, void (*done)(void *ud), void *ud)
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
+    if (s->pid != getpid()) {
+        /* A forked child's copy: the threads, the loop and the environment are the parent's
+           (LMDB must not be closed here: that would free the parent's reader slots). Only the
+           child's lock descriptor goes, so that an orphaned child never holds the path. */
+        if (s->lock_fd >= 0)
+            close(s->lock_fd);
+        s->lock_fd = -1;
+        if (done)
+            done(ud);
+        return;
+    }
     if (s->closing)
         return;
     s->closing = 1;
@@ -1363,6 +1392,8 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     s->loop = o->loop;
     s->lock_fd = -1;
     s->nosync = o->sync == SSE_STORE_LMDB_NOSYNC;
+    s->cached_replay = o->cached_replay;
+    s->pid = getpid();
     s->lim = o->limits;
     if (!s->lim.max_count && !s->lim.max_bytes && !s->lim.max_age_ms) {
         s->lim.max_count = 1000;
