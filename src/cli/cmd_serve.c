@@ -43,7 +43,7 @@ struct serve {
     const char *host; /* the listen host (master banner) */
     sse_bus *bus;     /* the pipe bus to the master (workers) */
     sse_store *store; /* the history (memory or lmdb, with the --history-* limits) */
-    uv_loop_t mloop;  /* the master's loop for an LMDB store (--workers) */
+    uv_loop_t *mloop; /* the master's loop for an LMDB store (--workers) */
     int signals_on;   /* sigint/sigterm initialized (closed by server_closed) */
 };
 
@@ -335,11 +335,20 @@ static void history_close(struct serve *sv)
     sv->store = NULL;
 }
 
+/* In a worker: the master's loop as fork copied it, when it cannot be closed (an LMDB store's
+   handle is on it). Never run here; kept reachable, as the store keeps its copy. */
+static uv_loop_t *master_loop_copy;
+
 static void free_store_in_worker(void *ud)
 {
     struct serve *sv = ud;
     sse_store_free(sv->store); /* the master's copy: the worker makes its own */
     sv->store = NULL;
+    if (sv->mloop && uv_loop_close(sv->mloop) == 0)
+        free(sv->mloop);
+    else
+        master_loop_copy = sv->mloop;
+    sv->mloop = NULL;
 }
 
 /* The bus options the master and every worker agree on (frame bound). */
@@ -567,18 +576,20 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     /* The sequencer keeps the same history as every worker (same store, same limits); with
        --store lmdb it alone writes the file, its commits coming back through mloop, which the
        master runs from its poll() loop. */
-    if ((rc = uv_loop_init(&sv->mloop))) {
-        fprintf(stderr, "ssehub serve: %s\n", uv_strerror(rc));
+    if (!(sv->mloop = malloc(sizeof(*sv->mloop))) || (rc = uv_loop_init(sv->mloop))) {
+        fprintf(stderr, "ssehub serve: %s\n", sv->mloop ? uv_strerror(rc) : "out of memory");
+        free(sv->mloop);
         close(rfd);
         return 1;
     }
-    if (history_store(c, &sv->mloop, 1, &sv->store)) {
-        uv_loop_close(&sv->mloop);
+    if (history_store(c, sv->mloop, 1, &sv->store)) {
+        uv_loop_close(sv->mloop);
+        free(sv->mloop);
         close(rfd);
         return 1;
     }
     mc.store = sv->store;
-    mc.loop = &sv->mloop;
+    mc.loop = sv->mloop;
     mc.free_in_worker = free_store_in_worker;
     mc.free_data = sv;
     /* A new worker is handed the whole history at once (messages are a little larger than the
@@ -599,11 +610,13 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     close(rfd);
     int closed = 0;
     sse_store_close(sv->store, store_closed, &closed);
-    while (!closed && uv_run(&sv->mloop, UV_RUN_ONCE))
+    while (!closed && uv_run(sv->mloop, UV_RUN_ONCE))
         ;
     sv->store = NULL;
-    uv_run(&sv->mloop, UV_RUN_NOWAIT);
-    uv_loop_close(&sv->mloop);
+    uv_run(sv->mloop, UV_RUN_NOWAIT);
+    uv_loop_close(sv->mloop);
+    free(sv->mloop);
+    sv->mloop = NULL;
     log_line(sv, SSE_LOG_INFO, "stopped");
     return code;
 }

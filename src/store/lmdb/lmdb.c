@@ -102,8 +102,9 @@ struct lmdb_store {
     MDB_dbi db_meta, db_ent, db_ids;
     sse_store_limits lim;
     int nosync;
-    int cached_replay; /* replays from the cache only (sse_store_lmdb_options) */
-    pid_t pid;         /* the process that opened it (a forked child only lets go) */
+    int cached_replay;            /* replays from the cache only (sse_store_lmdb_options) */
+    pid_t pid;                    /* the process that opened it (a forked child only lets go) */
+    struct lmdb_store *next_copy; /* in a forked child: the list of copies let go */
     /* Loop side. */
     sse_store *cache;   /* newest completed entries (NULL if it could not be made) */
     uint64_t cache_off; /* file position = cache position + cache_off */
@@ -1146,6 +1147,13 @@ static void finish_close(struct lmdb_store *s)
         uv_close((uv_handle_t *)s->async, on_async_closed);
 }
 
+/*
+ * Stores let go of in a forked child. The copy's memory belongs to threads and an environment
+ * that exist only in the parent: it is neither used nor freed, only kept reachable (so that a
+ * leak checker in the child does not report the parent's state). Written only in such a child.
+ */
+static struct lmdb_store *forked_copies;
+
 static void l_close(sse_store *base, void (*done)(void *ud), void *ud)
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
@@ -1156,6 +1164,8 @@ static void l_close(sse_store *base, void (*done)(void *ud), void *ud)
         if (s->lock_fd >= 0)
             close(s->lock_fd);
         s->lock_fd = -1;
+        s->next_copy = forked_copies;
+        forked_copies = s;
         if (done)
             done(ud);
         return;
