@@ -7,7 +7,9 @@
  *   http   acknowledged publishes/s and POST->200 p50/p99 against `ssehub serve --store ...`,
  *          C threads each with one keep-alive connection and one publish in flight;
  * and the disk's own limit: fdatasync/s of a loop rewriting 64 bytes of a file in DIR.
- * Usage: bench_store_bench [--dir DIR] [--duration S] [--ssehub PATH] [--payload B]
+ * And the replay of --replay N updates (default 100,000) to one subscriber (Last-Event-ID:
+ * earliest), memory vs LMDB: time, and the hub's peak RSS before and after.
+ * Usage: bench_store_bench [--dir DIR] [--duration S] [--ssehub PATH] [--payload B] [--replay N]
  * (DIR: where the files go, default ./store_bench.tmp, must be on the disk to measure, not tmpfs;
  * PATH: default $SSEHUB, then ./src/cli/ssehub; without it the http rows are skipped).
  */
@@ -32,6 +34,7 @@
 static double duration = 2.0;
 static size_t payload = 200;
 static char dir[512] = "store_bench.tmp";
+static int replay_n = 100000;
 
 static double now_s(void)
 {
@@ -310,7 +313,7 @@ static void *publisher(void *arg)
 }
 
 /* Start `ssehub serve` with this store; returns its pid and port (0: failed). */
-static pid_t spawn_hub(const char *ssehub, int kind, int round, int *port)
+static pid_t spawn_hub(const char *ssehub, int kind, int round, int *port, int big)
 {
     int p[2];
     if (pipe(p))
@@ -329,7 +332,9 @@ static pid_t spawn_hub(const char *ssehub, int kind, int round, int *port)
             dup2(dn, 2);
         execl(ssehub, ssehub, "serve", "--listen", "127.0.0.1:0", "--publish-anonymous",
               "--anonymous", "--publisher-jwt-key", "store-bench-key-0123456789abcdef", "--store",
-              store, "--store-sync", kind == 2 ? "nosync" : "sync", (char *)NULL);
+              store, "--store-sync", kind == 2 ? "nosync" : "sync", "--history-count",
+              big ? "200000" : "1000", "--history-bytes", big ? "1G" : "16M", "--queue-max",
+              big ? "256M" : "4M", (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -353,7 +358,7 @@ static pid_t spawn_hub(const char *ssehub, int kind, int round, int *port)
 static void http_row(const char *ssehub, int kind, int conc, int round)
 {
     int port;
-    pid_t pid = spawn_hub(ssehub, kind, round, &port);
+    pid_t pid = spawn_hub(ssehub, kind, round, &port, 0);
     if (!pid || !port) {
         fprintf(stderr, "store_bench: could not start %s\n", ssehub);
         if (pid > 0) {
@@ -393,6 +398,105 @@ static void http_row(const char *ssehub, int kind, int conc, int round)
     free(h);
 }
 
+/* Peak resident memory of a process (VmHWM), KiB. */
+static long peak_kib(pid_t pid)
+{
+    char p[64], line[256];
+    long v = 0;
+    snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "VmHWM:", 6))
+            v = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* Count "\ndata: " in a stream split across reads (carry: the last bytes of the previous one). */
+static size_t count_events(const char *b, size_t n, char *carry)
+{
+    static const char pat[] = "\ndata: ";
+    char buf[8192 + 8];
+    size_t cl = strlen(carry), c = 0;
+    memcpy(buf, carry, cl);
+    memcpy(buf + cl, b, n);
+    size_t tot = cl + n;
+    for (size_t i = 0; i + 7 <= tot; i++)
+        if (!memcmp(buf + i, pat, 7) && i + 7 > cl)
+            c++;
+    size_t keep = tot < 6 ? tot : 6;
+    memcpy(carry, buf + tot - keep, keep);
+    carry[keep] = '\0';
+    return c;
+}
+
+/* N updates published, then one subscriber asks for them all (Last-Event-ID: earliest). */
+static void replay_row(const char *ssehub, int kind, int round, int n)
+{
+    int port;
+    pid_t pid = spawn_hub(ssehub, kind, round + 1000, &port, 1);
+    if (!pid || !port)
+        return;
+    int conc = 64;
+    struct hthread *h = calloc((size_t)conc, sizeof(*h));
+    /* Publish: 64 publishers until n are acknowledged (bounded by 60 s). */
+    double t0 = now_s();
+    uint64_t ok = 0;
+    while (ok < (uint64_t)n && now_s() - t0 < 60) {
+        for (int k = 0; k < conc; k++) {
+            memset(&h[k], 0, sizeof(h[k]));
+            h[k].port = port;
+            h[k].deadline = now_s() + 0.5;
+            pthread_create(&h[k].th, NULL, publisher, &h[k]);
+        }
+        for (int k = 0; k < conc; k++) {
+            pthread_join(h[k].th, NULL);
+            ok += h[k].ok;
+            free(h[k].lat.v);
+        }
+    }
+    long before = peak_kib(pid);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    double r0 = now_s(), first = 0;
+    size_t got = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        const char *req =
+            "GET /.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fb HTTP/1.1\r\n"
+            "Host: 127.0.0.1\r\nLast-Event-ID: earliest\r\n\r\n";
+        send(fd, req, strlen(req), MSG_NOSIGNAL);
+        struct timeval tv = {5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char buf[8192], carry[8] = "";
+        while (got < ok && now_s() - r0 < 120) {
+            ssize_t r = recv(fd, buf, sizeof(buf), 0);
+            if (r <= 0)
+                break;
+            if (!first)
+                first = now_s();
+            got += count_events(buf, (size_t)r, carry);
+        }
+    }
+    double el = now_s() - r0;
+    long peak = peak_kib(pid);
+    if (fd >= 0)
+        close(fd);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    static const char *names[] = {"memory", "lmdb sync", "lmdb nosync"};
+    printf("replay %-11s %llu updates stored: %zu replayed to one subscriber in %.2f s (first "
+           "bytes after %.0f ms); hub peak RSS %ld MiB before, %ld MiB after\n",
+           names[kind], (unsigned long long)ok, got, el, first ? (first - r0) * 1000 : 0.0,
+           before / 1024, peak / 1024);
+    fflush(stdout);
+    free(h);
+}
+
 int main(int argc, char **argv)
 {
     const char *ssehub = getenv("SSEHUB");
@@ -403,6 +507,8 @@ int main(int argc, char **argv)
             duration = strtod(argv[i + 1], NULL);
         else if (!strcmp(argv[i], "--ssehub"))
             ssehub = argv[i + 1];
+        else if (!strcmp(argv[i], "--replay"))
+            replay_n = (int)strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--payload"))
             payload = (size_t)strtoul(argv[i + 1], NULL, 10);
     }
@@ -418,10 +524,13 @@ int main(int argc, char **argv)
     for (int c = 0; c < 3; c++)
         for (int kind = 0; kind < 3; kind++)
             store_row(kind, concs[c], round);
-    if (ssehub)
+    if (ssehub) {
         for (int c = 0; c < 3; c++)
             for (int kind = 0; kind < 3; kind++)
                 http_row(ssehub, kind, concs[c], round);
+        replay_row(ssehub, 0, round, replay_n);
+        replay_row(ssehub, 1, round, replay_n);
+    }
     char cmd[1100];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'/store-* '%s'/hub-*", dir, dir);
     if (system(cmd) != 0)
