@@ -8,6 +8,7 @@
  * docs/performance/access.md. Usage: bench_access_bench [SECONDS_PER_CASE] (default 0.3).
  */
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "hub/auth.h"
 #include "hub/jws.h"
 #include "hub/selector.h"
@@ -23,9 +24,7 @@
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)sse__mono_ns() / 1e9;
 }
 
 static double budget = 0.3;

@@ -90,7 +90,8 @@ SSE_API void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud);
  *
  * The frame is the update's exact event-stream bytes, encoded once by the publishing hub; every
  * receiver stores and sends those bytes as they are. A receiver refuses (SSE_EPROTO) a message
- * with another magic or version, trailing bytes, or lengths that do not add up.
+ * with another magic or version, unknown flags, no topic, a NUL byte in a topic or the id,
+ * trailing bytes, or lengths that do not add up.
  */
 enum { SSE_BUS_MSG_VERSION = 1, SSE_BUS_MSG_HEADER = 40 };
 
@@ -197,7 +198,8 @@ typedef struct sse_bus_seq_options {
 
 SSE_API int sse_bus_seq_new(sse_bus_seq **out, const sse_bus_seq_options *o);
 /** Attach member k on fd (made non-blocking; owned from now on): the history is queued to it
- * first. 0 or SSE_ENOMEM / SSE_EINVAL. */
+ * first. 0, SSE_ENOMEM, SSE_EINVAL, or SSE_EUNSUPPORTED when the store replays later than its
+ * replay call returns (the history could not be queued ahead of live messages). */
 SSE_API int sse_bus_seq_attach(sse_bus_seq *q, int k, int fd);
 /** Detach member k and close its fd (it exited). */
 SSE_API void sse_bus_seq_detach(sse_bus_seq *q, int k);
@@ -206,7 +208,8 @@ SSE_API int sse_bus_seq_fd(const sse_bus_seq *q, int k);
 SSE_API int sse_bus_seq_wants_write(const sse_bus_seq *q, int k);
 /** Member k's fd is readable and/or writable: read and relay, write what is queued. */
 SSE_API void sse_bus_seq_io(sse_bus_seq *q, int k, int readable, int writable);
-/** Free (detaches every member). Accepts NULL. */
+/** Free (detaches every member). Close the store first if it may still report appends in
+ * flight: those are dropped here. Accepts NULL. */
 SSE_API void sse_bus_seq_free(sse_bus_seq *q);
 
 #ifdef __cplusplus

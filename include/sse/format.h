@@ -123,6 +123,15 @@ SSE_API int sse_parser_set_last_event_id(sse_parser *p, const char *id, size_t l
 /** Free a parser. Accepts NULL. */
 SSE_API void sse_parser_free(sse_parser *p);
 
+/* ---------------------------------------------------------------- UTF-8 */
+
+/**
+ * Length of the longest prefix of s[0..n) made of complete, valid UTF-8 sequences (RFC 3629: no
+ * overlongs, surrogates or code points above U+10FFFF); n when all of it is valid. ASCII is
+ * skipped eight bytes at a time. The one validator of the project (format, hub, CLI).
+ */
+SSE_API size_t sse_utf8_valid_prefix(const char *s, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -131,9 +131,16 @@ typedef struct sse_hub_stats {
 } sse_hub_stats;
 SSE_API void sse_hub_get_stats(const sse_hub *hub, sse_hub_stats *out);
 
-/** Stop: close every subscriber stream and the timers. Call before sse_server_close. */
+/**
+ * Stop: close every subscriber stream and the timers, answer the publishers still waiting with
+ * 503. Call before sse_server_close. No new update is submitted after it.
+ */
 SSE_API void sse_hub_close(sse_hub *hub);
-/** Free the hub (after the server's close completed, or before it starts). Accepts NULL. */
+/**
+ * Free the hub (after the server's close completed, or before it starts). Accepts NULL. With an
+ * asynchronous store or a bus, close them first (sse_store_close, sse_bus_close: what they have
+ * in flight completes or fails, and their callbacks still reach the hub), then free the hub.
+ */
 SSE_API void sse_hub_free(sse_hub *hub);
 
 #ifdef __cplusplus

@@ -19,7 +19,9 @@
 
 #include <sse/buf.h>
 #include <sse/error.h>
+#include <sse/form.h>
 #include <sse/format.h>
+#include <sse/log.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -32,8 +34,7 @@ typedef struct sse_server sse_server;
 typedef struct sse_request sse_request;
 typedef struct sse_stream sse_stream;
 
-/** Log levels for the log callback. */
-enum { SSE_LOG_ERROR = 0, SSE_LOG_WARN = 1, SSE_LOG_INFO = 2, SSE_LOG_DEBUG = 3 };
+/* Log levels for the log callback: SSE_LOG_ERROR..SSE_LOG_DEBUG in <sse/log.h> (included above). */
 
 /** Server options; zero fields take the defaults shown. */
 typedef struct sse_server_options {
@@ -219,16 +220,7 @@ SSE_API void sse_stream_set_data(sse_stream *st, void *data);
 SSE_API void *sse_stream_get_data(const sse_stream *st);
 SSE_API sse_server *sse_stream_server(const sse_stream *st);
 
-/* ---------------------------------------------------------------- forms and queries */
-
-/**
- * Decode the next name=value pair of an application/x-www-form-urlencoded string (also query
- * strings): '+' becomes a space, %XX is decoded, pairs split on '&'. *cursor advances; end is the
- * end of the input. name and value are reset and filled (NUL-terminated via sse_buf_cstr).
- * Returns 1 when a pair was produced, 0 at the end, SSE_EINVAL on a malformed escape,
- * SSE_ELIMIT / SSE_ENOMEM from the buffers.
- */
-SSE_API int sse_form_next(const char **cursor, const char *end, sse_buf *name, sse_buf *value);
+/* Forms and queries: sse_form_next() in <sse/form.h> (included above). */
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
  *
  * Not owned here: moving bytes (the backends beside this file), what a message means (the hub).
  */
+#include "bus/bus_internal.h"
 #include "common/alloc.h"
 
 #include <sse/bus.h>
@@ -101,12 +102,13 @@ int sse_bus_msg_decode(const void *msg, size_t len, sse_bus_msg **out)
             return SSE_EPROTO;
         size_t n = (size_t)get_be(p + off, 4);
         off += 4;
-        if (len - off < n)
+        if (len - off < n || memchr(p + off, 0, n)) /* topics are C strings once decoded */
             return SSE_EPROTO;
         off += n;
         tb += n;
     }
-    if (len - off != id_len + frame_len || id_len + frame_len < id_len)
+    if (len - off != id_len + frame_len || id_len + frame_len < id_len ||
+        memchr(p + off, 0, id_len))
         return SSE_EPROTO;
     /* One block: the struct, the topic pointers, NUL-terminated topics and id, the frame. */
     size_t need = sizeof(sse_bus_msg) + nt * sizeof(char *) + tb + nt + id_len + 1 + frame_len;
@@ -147,4 +149,23 @@ int sse_bus_msg_decode(const void *msg, size_t len, sse_bus_msg **out)
 void sse_bus_msg_free(sse_bus_msg *m)
 {
     sse__free(m);
+}
+
+int sse__bus_msg_store(sse_store *store, const sse_bus_msg *m, sse_store_append_cb cb, void *ud)
+{
+    sse_frame *frame = NULL;
+    int rc = sse_frame_new(&frame, m->frame, m->frame_len);
+    if (rc)
+        return rc;
+    sse_store_entry e = {0};
+    e.id = m->id;
+    e.id_len = m->id_len;
+    e.topics = m->topics;
+    e.n_topics = m->n_topics;
+    e.is_private = m->is_private;
+    e.frame = frame;
+    e.time_ms = m->time_ms;
+    rc = sse_store_append(store, &e, cb, ud);
+    sse_frame_unref(frame);
+    return rc;
 }

@@ -10,6 +10,7 @@
  *
  * Not owned here: ordering (the sequencer), process supervision (the CLI).
  */
+#include "bus/bus_internal.h"
 #include "bus/pipe_frame.h"
 #include "common/alloc.h"
 
@@ -296,22 +297,9 @@ static int read_full(int fd, void *p, size_t n)
 static int store_message(sse_store *store, const unsigned char *p, size_t len)
 {
     sse_bus_msg *m = NULL;
-    sse_frame *frame = NULL;
     int rc = sse_bus_msg_decode(p, len, &m);
     if (!rc)
-        rc = sse_frame_new(&frame, m->frame, m->frame_len);
-    if (!rc) {
-        sse_store_entry e = {0};
-        e.id = m->id;
-        e.id_len = m->id_len;
-        e.topics = m->topics;
-        e.n_topics = m->n_topics;
-        e.is_private = m->is_private;
-        e.frame = frame;
-        e.time_ms = m->time_ms;
-        rc = sse_store_append(store, &e, NULL, NULL);
-    }
-    sse_frame_unref(frame);
+        rc = sse__bus_msg_store(store, m, NULL, NULL);
     sse_bus_msg_free(m);
     return rc;
 }

@@ -14,6 +14,7 @@
  * The sequencer waits for nothing itself: its owner polls the fds and calls sse_bus_seq_io.
  * Not owned here: processes, signals and restarts (the CLI), the member's end (pipe.c).
  */
+#include "bus/bus_internal.h"
 #include "bus/pipe_frame.h"
 #include "common/alloc.h"
 
@@ -49,14 +50,23 @@ struct member {
 struct sse_bus_seq {
     sse_bus_seq_options o;
     struct member *m;
+    struct append *head, *tail; /* appends in the order read, released in that order */
 };
 
-/* An append in flight: who sent it, so that the ACK/NACK goes to the right attachment. */
+/*
+ * A message handed to the store: who sent it, so that the ACK/NACK goes to the right attachment.
+ * Released (relayed, acknowledged) in the order read even when the store reports out of turn:
+ * the history's order is the relay's order, and a member pairs the answers with its publishes
+ * first in, first out.
+ */
 struct append {
+    struct append *next;
     struct sse_bus_seq *q;
     int k;
     unsigned gen;
     struct msg *x;
+    int done;   /* the store has reported */
+    int status; /* its report */
 };
 
 static void msg_unref(struct msg *x)
@@ -126,62 +136,68 @@ static void send_to(sse_bus_seq *q, int k, int type, struct msg *x)
         drop(q, k, "does not drain its pipe");
 }
 
+/* Relay and acknowledge every message at the head whose store report is in. */
+static void release(sse_bus_seq *q)
+{
+    while (q->head && q->head->done) {
+        struct append *a = q->head;
+        q->head = a->next;
+        if (!q->head)
+            q->tail = NULL;
+        if (!a->status)
+            for (int i = 0; i < q->o.n_members; i++)
+                send_to(q, i, SSE__PIPE_UPDATE, a->x);
+        if (q->m[a->k].gen == a->gen)
+            send_to(q, a->k, a->status ? SSE__PIPE_NACK : SSE__PIPE_ACK, NULL);
+        msg_unref(a->x);
+        sse__free(a);
+    }
+}
+
 static void appended(void *ud, int status, uint64_t position)
 {
     struct append *a = ud;
-    sse_bus_seq *q = a->q;
     (void)position;
-    if (!status)
-        for (int i = 0; i < q->o.n_members; i++)
-            send_to(q, i, SSE__PIPE_UPDATE, a->x);
-    if (q->m[a->k].gen == a->gen)
-        send_to(q, a->k, status ? SSE__PIPE_NACK : SSE__PIPE_ACK, NULL);
-    msg_unref(a->x);
-    sse__free(a);
+    a->done = 1;
+    a->status = status;
+    release(a->q);
 }
 
 /* One message from member k: into the store, then (appended) to everyone. */
 static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
 {
     sse_bus_msg *bm = NULL;
-    sse_frame *frame = NULL;
     struct append *a = sse__calloc(1, sizeof(*a));
     struct msg *x = sse__malloc(sizeof(*x) + len);
-    int rc = !a || !x ? SSE_ENOMEM : sse_bus_msg_decode(p, len, &bm);
+    if (!a || !x) { /* no answer can be queued in its turn: the member must go (restarted) */
+        sse__free(a);
+        sse__free(x);
+        drop(q, k, "out of memory reading from it");
+        return;
+    }
+    int rc = sse_bus_msg_decode(p, len, &bm);
     if (rc == SSE_EPROTO) {
         sse__free(a);
         sse__free(x);
         drop(q, k, "sent a malformed bus message");
         return;
     }
-    if (!rc)
-        rc = sse_frame_new(&frame, bm->frame, bm->frame_len);
-    if (!rc) {
-        x->refs = 1;
-        x->len = len;
-        memcpy(x->data, p, len);
-        *a = (struct append){q, k, q->m[k].gen, x};
-    }
-    if (!rc && bm->no_history) { /* relayed, not kept */
+    x->refs = 1;
+    x->len = len;
+    memcpy(x->data, p, len);
+    *a = (struct append){NULL, q, k, q->m[k].gen, x, 0, 0};
+    if (q->tail)
+        q->tail->next = a;
+    else
+        q->head = a;
+    q->tail = a;
+    if (!rc && bm->no_history) /* relayed, not kept */
         appended(a, 0, 0);
-    } else if (!rc) {
-        sse_store_entry e = {0};
-        e.id = bm->id;
-        e.id_len = bm->id_len;
-        e.topics = bm->topics;
-        e.n_topics = bm->n_topics;
-        e.is_private = bm->is_private;
-        e.frame = frame;
-        e.time_ms = bm->time_ms;
-        rc = sse_store_append(q->o.store, &e, appended, a);
-    }
-    sse_frame_unref(frame);
+    else if (!rc)
+        rc = sse__bus_msg_store(q->o.store, bm, appended, a);
     sse_bus_msg_free(bm);
-    if (rc) { /* refused: the sender's publisher gets a 503 */
-        sse__free(a);
-        sse__free(x);
-        send_to(q, k, SSE__PIPE_NACK, NULL);
-    }
+    if (rc) /* refused: the sender's publisher gets a 503, in its turn */
+        appended(a, rc, 0);
 }
 
 static void on_frame(sse_bus_seq *q, int k, int type, const unsigned char *p, size_t len)
@@ -292,11 +308,15 @@ struct attach {
     int k;
     int rc;
     sse_buf b;
+    int done; /* history_done fired */
+    int late; /* attach returned first: the callbacks only free this (see sse_bus_seq_attach) */
 };
 
 static int history_each(void *ud, const sse_store_entry *e)
 {
     struct attach *a = ud;
+    if (a->late)
+        return 1;
     sse_bus_msg m = {.time_ms = e->time_ms,
                      .is_private = e->is_private,
                      .id = e->id,
@@ -325,6 +345,11 @@ static void history_done(void *ud, int status, int found)
 {
     struct attach *a = ud;
     (void)found;
+    if (a->late) {
+        sse__free(a);
+        return;
+    }
+    a->done = 1;
     if (status && !a->rc)
         a->rc = status;
 }
@@ -335,14 +360,25 @@ int sse_bus_seq_attach(sse_bus_seq *q, int k, int fd)
         return SSE_EINVAL;
     sse_bus_seq_detach(q, k);
     struct member *w = &q->m[k];
-    struct attach a = {q, k, 0, {0}};
-    sse_buf_init(&a.b, q->o.max_message);
+    struct attach *a = sse__calloc(1, sizeof(*a));
+    if (!a)
+        return SSE_ENOMEM;
+    a->q = q;
+    a->k = k;
+    sse_buf_init(&a->b, q->o.max_message);
     /* The history first, then the end mark: queued before any live message reaches it. A store
-       that replays later than it returns would let live messages in first: refused here. */
-    int rc = sse_store_replay(q->o.store, NULL, 0, history_each, history_done, &a);
-    sse_buf_free(&a.b);
-    if (!rc)
-        rc = a.rc;
+       that replays later than it returns would let live messages in first: refused here (its
+       callbacks, when they come, only free a). */
+    int rc = sse_store_replay(q->o.store, NULL, 0, history_each, history_done, a);
+    sse_buf_free(&a->b);
+    if (!rc && !a->done) {
+        a->late = 1;
+        rc = SSE_EUNSUPPORTED;
+    } else {
+        if (!rc)
+            rc = a->rc;
+        sse__free(a);
+    }
     if (!rc)
         rc = enqueue(w, SSE__PIPE_HISTEND, NULL);
     if (rc) {
@@ -382,6 +418,12 @@ void sse_bus_seq_free(sse_bus_seq *q)
 {
     if (!q)
         return;
+    while (q->head) { /* the store was closed first: what it never reported goes */
+        struct append *a = q->head;
+        q->head = a->next;
+        msg_unref(a->x);
+        sse__free(a);
+    }
     for (int k = 0; q->m && k < q->o.n_members; k++) {
         sse_bus_seq_detach(q, k);
         sse__free(q->m[k].in);

@@ -6,37 +6,12 @@
 
 #include <inttypes.h>
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one (WHATWG ranges). */
+/* Length of the valid UTF-8 sequence at s[0..n) (s[0] >= 0x80), or 0 if it is not one. */
 static size_t utf8_seq_len(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
+    if (!sse_utf8_valid_prefix((const char *)s, n < 4 ? n : 4))
         return 0;
-    }
-    if (n < need + 1)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i <= need; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return need + 1;
+    return s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2; /* a valid lead byte says the length */
 }
 
 void sse_cli_json_string(FILE *out, const char *str, size_t len)

@@ -1,7 +1,7 @@
 /*
  * cli_token.h: minting Mercure JWTs for the CLI (`ssehub token`, and `ssehub pub` when it signs
  * its own token from a key). Implemented in cmd_token.c (claims with jansson, signed by
- * src/hub/jws.c).
+ * sse_token_sign(), include/sse/token.h).
  *
  * Development tokens: the key comes from the command line or the environment; hubs verify them
  * with src/hub/auth.c. Nothing here is used by the library.

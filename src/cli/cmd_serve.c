@@ -13,6 +13,7 @@
 
 #include <signal.h>
 #include <sse/hub.h>
+#include <sse/log.h>
 #include <sse/server.h>
 #include <sse/store_lmdb.h>
 #include <stdio.h>
@@ -50,18 +51,12 @@ struct serve {
 static void log_line(void *ud, int level, const char *line)
 {
     struct serve *sv = ud;
-    static const char *const names[] = {"error", "warn", "info", "debug"};
     if (level > sv->log_level)
         return;
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char who[24];
     if (sv->worker >= 0)
-        fprintf(stderr, "%s %-5s worker %d: %s\n", ts, names[level & 3], sv->worker, line);
-    else
-        fprintf(stderr, "%s %-5s %s\n", ts, names[level & 3], line);
+        snprintf(who, sizeof(who), "worker %d", sv->worker);
+    sse_log_stderr(level, sv->worker >= 0 ? who : NULL, line);
 }
 
 static const char *real_getenv(const char *name)
@@ -145,6 +140,12 @@ static void closed(uv_handle_t *h)
     (void)h;
 }
 
+static void store_closed(void *ud)
+{
+    struct serve *sv = ud;
+    sv->store = NULL;
+}
+
 static void server_closed(sse_server *s, void *ud)
 {
     struct serve *sv = ud;
@@ -153,6 +154,9 @@ static void server_closed(sse_server *s, void *ud)
     uv_close((uv_handle_t *)&sv->sigterm, closed);
     sse_bus_close(sv->bus, NULL, NULL);
     sv->bus = NULL;
+    /* The hub is closed: what the store has in flight completes (a durable store commits it),
+       then it is freed. The hub itself is freed once the loop has run all of that. */
+    sse_store_close(sv->store, store_closed, sv);
 }
 
 static void stop(struct serve *sv, const char *why)
@@ -318,7 +322,7 @@ static int history_store(const struct serve_config *c, uv_loop_t *loop, int sequ
     return rc;
 }
 
-static void store_closed(void *ud)
+static void flag_set(void *ud)
 {
     *(int *)ud = 1;
 }
@@ -329,7 +333,7 @@ static void history_close(struct serve *sv)
     int done = 0;
     if (!sv->store)
         return;
-    sse_store_close(sv->store, store_closed, &done);
+    sse_store_close(sv->store, flag_set, &done);
     while (!done && uv_run(&sv->loop, UV_RUN_ONCE))
         ;
     sv->store = NULL;
@@ -609,7 +613,7 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
         return run_hub(sv, host, real_port, drafts, widx, wfd);
     close(rfd);
     int closed = 0;
-    sse_store_close(sv->store, store_closed, &closed);
+    sse_store_close(sv->store, flag_set, &closed);
     while (!closed && uv_run(sv->mloop, UV_RUN_ONCE))
         ;
     sv->store = NULL;

@@ -1,17 +1,17 @@
 /*
  * cmd_token.c: `ssehub token`: mint a development JWT for a Mercure hub, draft-07 (a "mercure"
  * claim with publish / subscribe / payload) or draft-08 (an RFC 9068 access token: typ at+jwt,
- * aud, exp, authorization_details of type "mercure"), signed by src/hub/jws.c (see
- * sse_cli_token_mint for why not libjwt). Also the minting code that `ssehub pub` uses.
- * Exit status: 0 token printed, 1 minting failed (key, payload), 2 usage error.
+ * aud, exp, authorization_details of type "mercure"), signed by sse_token_sign() (<sse/token.h>;
+ * see sse_cli_token_mint for why not libjwt). Also the minting code that `ssehub pub` uses. Exit
+ * status: 0 token printed, 1 minting failed (key, payload), 2 usage error.
  */
 #include "cli_commands.h"
 #include "cli_token.h"
-#include "hub/jws.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <sse/error.h>
+#include <sse/token.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,7 +174,7 @@ out_fail:
     return NULL;
 }
 
-/* The signer's reasons (jws.h), with the options that fix them. */
+/* The signer's reasons (sse_token_sign(), token.h), with the options that fix them. */
 static const char *mint_reason(int rc, const char *alg, const char *why)
 {
     if (rc == SSE_EUNSUPPORTED)
@@ -186,7 +186,7 @@ static const char *mint_reason(int rc, const char *alg, const char *why)
 }
 
 /*
- * The claims and header are built here and signed by src/hub/jws.c (OpenSSL), not by libjwt:
+ * The claims and header are built here and signed by sse_token_sign() (OpenSSL), not by libjwt:
  * libjwt 1.10's jwt_encode_str always rewrites the "typ" header to "JWT", and draft-08 access
  * tokens must say "at+jwt" (RFC 9068).
  */
@@ -216,14 +216,14 @@ int sse_cli_token_mint(const struct sse_cli_token_spec *s, long long now, char *
         *err = "out of memory";
         goto out;
     }
-    size_t hl = strlen(header_text), cl = strlen(claims_text), cap = SSE__JWS_MAX_LEN(hl, cl);
+    size_t hl = strlen(header_text), cl = strlen(claims_text), cap = sse_token_max_len(hl, cl);
     tok = malloc(cap);
     if (!tok) {
         *err = "out of memory";
         goto out;
     }
     const char *why = NULL;
-    int jrc = sse__jws_encode(tok, cap, NULL, alg, s->key, header_text, hl, claims_text, cl, &why);
+    int jrc = sse_token_sign(tok, cap, NULL, alg, s->key, header_text, hl, claims_text, cl, &why);
     if (jrc) {
         *err = mint_reason(jrc, alg, why);
         goto out;

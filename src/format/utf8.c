@@ -1,9 +1,12 @@
 /*
  * utf8.c: UTF-8 validation and the WHATWG "UTF-8 decode" replacement rule (Encoding Standard):
  * every maximal subpart of an ill-formed sequence becomes one U+FFFD. Plain ASCII is skipped
- * eight bytes at a time. Used by the parser on lines that contain a byte >= 0x80.
+ * eight bytes at a time. Used by the parser on lines that contain a byte >= 0x80, and, through
+ * sse_utf8_valid_prefix() (format.h), by the hub's field checks and the CLI's JSON writer.
  */
 #include "format/format_internal.h"
+
+#include <sse/format.h>
 
 /*
  * Given a lead byte c >= 0x80, the number of continuation bytes it needs and the allowed range
@@ -81,6 +84,11 @@ size_t sse__utf8_valid_prefix(const unsigned char *s, size_t n)
         i += k;
     }
     return n;
+}
+
+size_t sse_utf8_valid_prefix(const char *s, size_t n)
+{
+    return sse__utf8_valid_prefix((const unsigned char *)s, n);
 }
 
 size_t sse__utf8_sanitize(char *dst, const unsigned char *s, size_t n)

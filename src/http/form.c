@@ -1,12 +1,12 @@
 /*
- * form.c: application/x-www-form-urlencoded decoding (sse_form_next, declared in server.h).
+ * form.c: application/x-www-form-urlencoded decoding (sse_form_next, declared in <sse/form.h>).
  *
  * Used for POST bodies (the Mercure publish form) and query strings. Decodes one pair per call
  * into caller-owned buffers, so a form of any length needs no more memory than its longest pair.
  */
 #include "http/http_parser.h"
 
-#include <sse/server.h>
+#include <sse/form.h>
 #include <string.h>
 
 /* Decode in[0..len) onto the end of out: '+' is a space, %XX a byte (http_parser.c decodes). */

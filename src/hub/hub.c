@@ -195,6 +195,7 @@ void sse_hub_free(sse_hub *h)
         return;
     if (!h->closing)
         sse_hub_close(h);
+    sse__hub_update_free(h);
     /* Streams not yet closed by the server lose their subscriber object here. */
     while (h->subscribers) {
         struct sse__hub_subscriber *s = h->subscribers;

@@ -8,6 +8,7 @@
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
 
+#include <sse/log.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -22,9 +23,8 @@ void sse__hub_log(sse_hub *h, int level, const char *fmt, ...)
     if (h->o.log) {
         h->o.log(h->o.log_data, level, line);
     } else {
-        static const char *const names[] = {"error", "warn", "info", "debug"};
         if (level <= SSE_LOG_INFO)
-            fprintf(stderr, "ssehub %s: %s\n", names[level & 3], line);
+            sse_log_stderr(level, "hub", line);
     }
 }
 

@@ -105,10 +105,10 @@ struct sse__hub_pub {
  * or a negative error (nothing stored; req not answered). id_out (may be NULL) gets the id.
  */
 int sse__hub_submit(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out, sse_request *req);
-/* Wall-clock milliseconds since the epoch. */
-long long sse__hub_now_ms(void);
 /* Set up the bus side of a new hub (origin nonce, start receiving); 0 or an error. */
 int sse__hub_bus_init(sse_hub *h);
+/* Free the updates still waiting for a store that never reported (the hub is being freed). */
+void sse__hub_update_free(sse_hub *h);
 /* Answer the publishers still waiting (bus or store) with 503 (hub closing). */
 void sse__hub_bus_close(sse_hub *h);
 

@@ -5,6 +5,7 @@
  *
  * Not owned here: JWT verification (auth.c), form parsing (hub_util.c), storing and fan-out.
  */
+#include "common/clock.h"
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
 
@@ -103,7 +104,7 @@ int sse__hub_on_publish(sse_request *req, sse_hub *h)
             goto out_rejected;
         }
         const char *reason = NULL;
-        long long now = sse__hub_now_ms() / 1000;
+        long long now = sse__now_ms() / 1000;
         int vr = sse__auth_verify(h->auth, SSE__AUTH_PUBLISH, tok, len, now, &g, &reason);
         if (vr == SSE_ENOMEM) {
             rc = sse__hub_fail(req, 503, NULL, "out of memory");

@@ -10,6 +10,7 @@
  * Not owned here: the fan-out (hub.c), the HTTP server, JWT checks (auth.c).
  */
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
 
@@ -140,7 +141,7 @@ void sse__hub_sweep_cb(uv_timer_t *t)
 {
     sse_hub *h = t->data;
     /* Close no later than exp: anything expiring before the next sweep is closed now. */
-    long long limit = sse__hub_now_ms() + h->o.expiry_sweep_ms;
+    long long limit = sse__now_ms() + h->o.expiry_sweep_ms;
     long long old = h->o.max_lifetime_ms ? limit - h->o.expiry_sweep_ms - h->o.max_lifetime_ms : 0;
     struct sse__hub_subscriber *next;
     /* next is read first: should a close ever run its callback at once, s would be gone. */
@@ -235,7 +236,10 @@ static int entry_visible(const struct sse__hub_subscriber *s, const sse_store_en
 static int replay_each(void *ud, const sse_store_entry *e)
 {
     struct sse__hub_replay *r = ud;
-    if (r->slice_steps >= SLICE_STEPS || r->slice_entries >= SLICE_ENTRIES || r->aborted) {
+    /* A store that cannot go on from a position (no replay_from) replays in one piece. */
+    int sliced = r->h->store->ops->replay_from != NULL;
+    if ((sliced && (r->slice_steps >= SLICE_STEPS || r->slice_entries >= SLICE_ENTRIES)) ||
+        r->aborted) {
         r->more = !r->aborted; /* the next slice starts at this entry */
         return 1;
     }
@@ -435,7 +439,7 @@ static void subscribe_finish(struct sse__hub_replay *r)
         goto fail;
     }
     s->st = st;
-    s->opened_ms = sse__hub_now_ms();
+    s->opened_ms = sse__now_ms();
     sse_stream_set_data(st, s);
     sse_stream_on_close(st, on_stream_close, h);
     s->next = h->subscribers;
@@ -636,7 +640,7 @@ static int authorize(sse_hub *h, sse_request *req, const struct sse__grants **g,
     if (sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch)) {
         const char *reason = NULL;
         int vr = h->auth ? sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
-                                            sse__hub_now_ms() / 1000, g, &reason)
+                                            sse__now_ms() / 1000, g, &reason)
                          : SSE_EAUTH;
         if (vr == SSE_ENOMEM) {
             rc = refuse(f, 503, NULL, "out of memory");

@@ -17,6 +17,7 @@
  * matching (index.c).
  */
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
 
@@ -24,7 +25,6 @@
 #include <sse/format.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 /* A publisher waiting for its update to come back over the bus. */
 struct sse__hub_pending {
@@ -52,13 +52,6 @@ struct sse__hub_inflight {
     int in_submit;    /* the submitting call still holds it (see store_update) */
     int released;
 };
-
-long long sse__hub_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------------- fan-out */
 
@@ -349,6 +342,16 @@ void sse__hub_bus_close(sse_hub *h)
         }
 }
 
+void sse__hub_update_free(sse_hub *h)
+{
+    while (h->inflight) {
+        struct sse__hub_inflight *u = h->inflight;
+        h->inflight = u->next;
+        inflight_free(u);
+    }
+    h->inflight_tail = NULL;
+}
+
 size_t sse_hub_bus_max_message(const sse_hub_options *o)
 {
     size_t upd = o && o->max_update ? o->max_update : (1u << 20);
@@ -394,7 +397,7 @@ int sse__hub_submit(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out, s
         return rc;
     }
     sse_buf_free(&b);
-    long long now = sse__hub_now_ms();
+    long long now = sse__now_ms();
     if (!h->o.bus) {
         rc = store_update(h, frame, p->topics, p->n_topics, id, p->is_private, p->no_history, now,
                           1, req);

@@ -8,72 +8,27 @@
 #include "common/alloc.h"
 
 #include <errno.h>
-#include <sse/server.h>
+#include <sse/form.h>
+#include <sse/format.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 
-/* Length of the UTF-8 sequence at s (n bytes left) and its code point, or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 int sse__hub_utf8_ok(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        if (p[i] < 0x80) { /* fast path for ASCII */
-            i++;
-            continue;
-        }
-        uint32_t cp;
-        size_t k = utf8_seq(p + i, n - i, &cp);
-        if (!k)
-            return 0;
-        i += k;
-    }
-    return 1;
+    return sse_utf8_valid_prefix(s, n) == n;
 }
 
 int sse__hub_text_ok(const char *s, size_t n)
 {
+    if (sse_utf8_valid_prefix(s, n) != n)
+        return 0;
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        uint32_t cp;
-        size_t k = utf8_seq(p + i, n - i, &cp);
-        if (!k || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F))
+    for (size_t i = 0; i < n; i++) {
+        /* C0 and DEL; C1 (U+0080..U+009F) is C2 80..C2 9F, and C2 is always a lead byte here */
+        if (p[i] < 0x20 || p[i] == 0x7F || (p[i] == 0xC2 && p[i + 1] <= 0x9F))
             return 0;
-        i += k;
     }
     return 1;
 }

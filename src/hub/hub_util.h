@@ -9,7 +9,7 @@
 #include <sse/buf.h>
 #include <stddef.h>
 
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+/* 1 if s[0..n) is valid UTF-8 (sse_utf8_valid_prefix() of format.h: use that directly). */
 int sse__hub_utf8_ok(const char *s, size_t n);
 /* 1 if s[0..n) is valid UTF-8 without C0, DEL or C1 controls (topics, selectors). */
 int sse__hub_text_ok(const char *s, size_t n);

@@ -1,6 +1,6 @@
 /*
  * jws.c: sign compact JWS tokens with OpenSSL (see jws.h): base64url encoding, HMAC / RSA /
- * ECDSA signatures, PEM export of generated keys.
+ * ECDSA signatures, PEM export of generated keys; sse_token_sign(), its public face (token.h).
  *
  * Not libjwt: libjwt 1.10's jwt_encode_str always rewrites the "typ" header to "JWT", and
  * draft-08 access tokens must say "at+jwt" (RFC 9068). Here the caller's header is signed as is.
@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <sse/error.h>
+#include <sse/token.h>
 #include <string.h>
 
 size_t sse__b64url_encode(const void *in, size_t len, char *out)
@@ -178,4 +179,18 @@ char *sse__jws_pem(EVP_PKEY *key, int private_part)
         s = sse__strndup(data, (size_t)n);
     BIO_free(b);
     return s;
+}
+
+/* The public face of the signer (include/sse/token.h). */
+size_t sse_token_max_len(size_t header_len, size_t claims_len)
+{
+    return SSE__JWS_MAX_LEN(header_len, claims_len);
+}
+
+int sse_token_sign(char *out, size_t cap, size_t *out_len, const char *alg, const char *key,
+                   const char *header, size_t header_len, const char *claims, size_t claims_len,
+                   const char **why)
+{
+    return sse__jws_encode(out, cap, out_len, alg, key, header, header_len, claims, claims_len,
+                           why);
 }

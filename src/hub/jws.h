@@ -1,8 +1,9 @@
 /*
  * jws.h: signing compact JWS tokens (JWTs) with OpenSSL (internal to the hub module).
  *
- * The one signer of the project: `ssehub token` / `ssehub pub` mint their tokens with it, and
- * the tests, fuzzers and benchmarks of the verifier (auth.h) sign their valid tokens with it.
+ * The one signer of the project: `ssehub token` / `ssehub pub` mint their tokens with it through
+ * its public face, sse_token_sign() (include/sse/token.h), and the tests, fuzzers and benchmarks
+ * of the verifier (auth.h) sign their valid tokens with it.
  * The caller writes the header and claims JSON texts; this file base64url-encodes them, signs
  * "header.claims" with HS256/384/512 (HMAC), RS256/384/512 (RSA PKCS#1 v1.5) or ES256/384/512
  * (ECDSA, R || S as RFC 7518 section 3.4 wants) and appends the signature.

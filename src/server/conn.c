@@ -6,8 +6,10 @@
  * where they landed; only the unfinished tail of a read is copied into a per-connection pending
  * buffer, freed once that request is complete. A parsed request is copied into one allocation
  * (sse_request) for its handler, and dropped when it is answered, so a stream keeps nothing of
- * the request that opened it. Responses are built as one frame and go through the write path of
- * stream.c like events do.
+ * the request that opened it. An answer is a head (described as a struct sse__head, serialised
+ * by h1.c) and a body frame, handed to the stream's write path (stream.c); HTTP/1.1 answers one
+ * request at a time, so pipelined requests wait until the answer before them is out. Bytes come
+ * from the connection's transport (transport.h) through sse__conn_on_read.
  */
 #include "common/alloc.h"
 #include "server/internal.h"
@@ -18,73 +20,52 @@
 /* Slack for chunk framing on top of the body limit, for the pending buffer's bound. */
 #define SSE__PEND_SLACK 65536
 
-static void sse__alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+uv_buf_t sse__conn_read_buf(struct sse__conn *c)
 {
-    struct sse_stream *c = (struct sse_stream *)h;
-    buf->base = c->srv->rbuf;
-    buf->len = c->srv->rbuf_size;
+    return uv_buf_init(c->srv->rbuf, (unsigned)c->srv->rbuf_size);
 }
 
 /* The peer's address as text into out ("" when unknown). */
-static void sse__conn_peer(struct sse_stream *c, char *out, size_t cap)
+static void sse__conn_peer(struct sse__conn *c, char *out, size_t cap)
 {
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    out[0] = '\0';
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) != 0)
-        return;
-    if (ss.ss_family == AF_INET6)
-        uv_ip6_name((struct sockaddr_in6 *)&ss, out, cap);
-    else
-        uv_ip4_name((struct sockaddr_in *)&ss, out, cap);
+    if (sse__conn_tp(c)->peer_addr(c, out, cap) != 0)
+        out[0] = '\0';
 }
 
-/* Answer with a server-made error and close the connection once it is written. */
-static void sse__conn_error(struct sse_stream *c, int status, const char *allow)
+void sse__conn_reject(struct sse__conn *c, int status, const char *allow)
 {
     sse_server *s = c->srv;
     const char *reason = sse__http_reason(status);
-    sse_buf b;
+    char body[64];
     s->st.rejected_total++;
     if (c->state == SSE__ST_CLOSED || (c->flags & SSE__F_CLOSE_FLUSH))
         return;
-    sse_buf_init(&b, 0);
-    int rc = sse_buf_printf(
-        &b,
-        "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n%d %s\n",
-        status, reason, sse__server_date(s), strlen(reason) + 5, allow ? "Allow: " : "",
-        allow ? allow : "", allow ? "\r\n" : "", status, reason);
-    sse_frame *f = NULL;
-    if (!rc)
-        rc = sse_frame_from_buf(&f, &b);
-    if (!rc && (rc = sse__conn_enqueue(c, f)) != 0)
-        sse_frame_unref(f);
-    sse_buf_free(&b);
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+    struct sse__field allow_field = {"Allow", allow};
+    struct sse__head h = {status,       "text/plain; charset=utf-8",
+                          (uint64_t)n,  SSE__HEAD_LENGTH | SSE__HEAD_CLOSE,
+                          &allow_field, allow ? 1 : 0,
+                          NULL,         0};
+    int rc = sse__stream_answer(&c->st, &h, body, (size_t)n);
     if (s->o.access_log) {
         char peer[48];
         sse__conn_peer(c, peer, sizeof(peer));
         sse__log(s, SSE_LOG_INFO, "%s - - %d %s (rejected by the server)", peer, status, reason);
     }
-    if (rc) {
-        c->reason = SSE_CLOSE_ERROR;
-        c->flags |= SSE__F_KILL;
-        sse__conn_mark_dirty(c);
-    }
+    if (rc)
+        sse__conn_kill(c, SSE_CLOSE_ERROR);
     sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
 }
 
 /* Send "100 Continue" once for a request that asked for it and whose body is still coming. */
-static void sse__conn_continue(struct sse_stream *c, const struct sse__http_head *h,
+static void sse__conn_continue(struct sse__conn *c, const struct sse__http_head *h,
                                struct sse__pstate *ps)
 {
-    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    sse_frame *f;
+    struct sse__head interim = {100, NULL, 0, 0, NULL, 0, NULL, 0};
     if (!h->expect_continue || ps->continued || h->minor == 0)
         return;
     ps->continued = 1;
-    if (sse_frame_new(&f, msg, sizeof(msg) - 1) == 0 && sse__conn_enqueue(c, f) != 0)
-        sse_frame_unref(f);
+    (void)sse__stream_answer(&c->st, &interim, NULL, 0); /* best effort, as before */
 }
 
 void sse__request_free(sse_request *r)
@@ -137,8 +118,9 @@ static int sse__cors_allowed(const sse_server *s, const char *origin)
     return 0;
 }
 
-/* Append the CORS response headers for r (nothing when CORS is off or the origin not allowed). */
-static int sse__cors_headers(const sse_request *r, sse_buf *b)
+/* The CORS response fields for r into f[0..3), in order; returns how many (0 when CORS is off
+ * or the origin is not allowed). The values are borrowed from r and s. */
+static unsigned sse__cors_fields(const sse_request *r, struct sse__field *f)
 {
     const sse_server *s = r->srv;
     if (!s->o.cors_origins)
@@ -146,11 +128,19 @@ static int sse__cors_headers(const sse_request *r, sse_buf *b)
     const char *origin = sse_request_header(r, "Origin");
     if (!origin || !sse__cors_allowed(s, origin))
         return 0;
-    if (strcmp(s->o.cors_origins, "*") == 0 && !s->o.cors_credentials)
-        return sse_buf_append_str(b, "Access-Control-Allow-Origin: *\r\n");
-    return sse_buf_printf(b, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n%s", origin,
-                          s->o.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n"
-                                                : "");
+    f[0].name = "Access-Control-Allow-Origin";
+    if (strcmp(s->o.cors_origins, "*") == 0 && !s->o.cors_credentials) {
+        f[0].value = "*";
+        return 1;
+    }
+    f[0].value = origin;
+    f[1].name = "Vary";
+    f[1].value = "Origin";
+    if (!s->o.cors_credentials)
+        return 2;
+    f[2].name = "Access-Control-Allow-Credentials";
+    f[2].value = "true";
+    return 3;
 }
 
 static void sse__access_log(const sse_request *r, int status, size_t bytes, const char *what)
@@ -166,7 +156,7 @@ static void sse__access_log(const sse_request *r, int status, size_t bytes, cons
 /* The request is answered: the connection goes on with the next request, or closes. */
 static void sse__request_answered(sse_request *r, int keep)
 {
-    struct sse_stream *c = r->conn;
+    struct sse__conn *c = r->conn;
     sse_server *s = r->srv;
     r->flags |= SSE__R_ANSWERED;
     c->req = NULL;
@@ -196,40 +186,26 @@ int sse_request_respond(sse_request *r, int status, const char *content_type, co
         return SSE_EINVAL;
     if (r->flags & SSE__R_ANSWERED)
         return SSE_EINVAL;
-    struct sse_stream *c = r->conn;
+    struct sse__conn *c = r->conn;
     if (!c || c->state == SSE__ST_CLOSED)
         return SSE_ECLOSED;
     if (content_type && strpbrk(content_type, "\r\n"))
         return SSE_EINVAL;
     sse_server *s = r->srv;
-    int keep = (r->flags & SSE__R_KEEP) && !s->closing && !(c->flags & SSE__F_EOF);
+    /* after the peer's EOF only requests that arrived before it are answered (from pend) */
+    int keep = (r->flags & SSE__R_KEEP) && !s->closing && !((c->flags & SSE__F_EOF) && !c->pend);
     int bodyless = status == 204 || status == 304 || status < 200;
-    sse_buf b;
-    sse_buf_init(&b, 0);
-    int rc = sse_buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, sse__http_reason(status),
-                            sse__server_date(s));
-    if (!rc && !bodyless)
-        rc = sse_buf_printf(&b, "Content-Length: %zu\r\n", len);
-    if (!rc && content_type)
-        rc = sse_buf_printf(&b, "Content-Type: %s\r\n", content_type);
-    if (!rc && !keep)
-        rc = sse_buf_append_str(&b, "Connection: close\r\n");
-    else if (!rc && (r->flags & SSE__R_HTTP10))
-        rc = sse_buf_append_str(&b, "Connection: keep-alive\r\n");
-    if (!rc)
-        rc = sse__cors_headers(r, &b);
-    if (!rc && r->extra.len)
-        rc = sse_buf_append(&b, r->extra.data, r->extra.len);
-    if (!rc)
-        rc = sse_buf_append(&b, "\r\n", 2);
-    if (!rc && !bodyless && !(r->flags & SSE__R_HEAD) && len)
-        rc = sse_buf_append(&b, body, len);
-    sse_frame *f = NULL;
-    if (!rc)
-        rc = sse_frame_from_buf(&f, &b);
-    if (!rc && (rc = sse__conn_enqueue(c, f)) != 0)
-        sse_frame_unref(f);
-    sse_buf_free(&b);
+    struct sse__field fields[3];
+    struct sse__head h = {status,        content_type, len, 0, fields, sse__cors_fields(r, fields),
+                          r->extra.data, r->extra.len};
+    if (!bodyless)
+        h.flags |= SSE__HEAD_LENGTH;
+    if (!keep)
+        h.flags |= SSE__HEAD_CLOSE;
+    else if (r->flags & SSE__R_HTTP10)
+        h.flags |= SSE__HEAD_KEEPALIVE;
+    int send_body = !bodyless && !(r->flags & SSE__R_HEAD);
+    int rc = sse__stream_answer(&c->st, &h, send_body ? body : NULL, send_body ? len : 0);
     if (rc)
         return rc;
     sse__access_log(r, status, len, "");
@@ -245,28 +221,25 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
 {
     if (!r || !out || (r->flags & SSE__R_ANSWERED))
         return SSE_EINVAL;
-    struct sse_stream *c = r->conn;
+    struct sse__conn *c = r->conn;
     if (!c || c->state == SSE__ST_CLOSED)
         return SSE_ECLOSED;
     sse_server *s = r->srv;
     if (s->closing)
         return SSE_ECLOSED;
-    sse_buf b;
-    sse_buf_init(&b, 0);
+    struct sse__field fields[5] = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
     /* Close-delimited body (no chunked framing): see docs/SERVER.md, "Framing". */
-    int rc = sse_buf_printf(&b,
-                            "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: text/event-stream\r\n"
-                            "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-                            "Connection: close\r\n",
-                            sse__server_date(s));
-    if (!rc)
-        rc = sse__cors_headers(r, &b);
-    if (!rc && r->extra.len)
-        rc = sse_buf_append(&b, r->extra.data, r->extra.len);
-    if (!rc)
-        rc = sse_buf_append(&b, "\r\n", 2);
+    struct sse__head h = {200,
+                          "text/event-stream",
+                          0,
+                          SSE__HEAD_CLOSE,
+                          fields,
+                          2 + sse__cors_fields(r, fields + 2),
+                          r->extra.data,
+                          r->extra.len};
+    int rc = 0;
     char *logline = NULL;
-    if (!rc && s->o.access_log) {
+    if (s->o.access_log) {
         size_t n = strlen(r->remote) + strlen(r->method) + strlen(r->path) + 3;
         logline = sse__malloc(n);
         if (!logline)
@@ -274,23 +247,19 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
         else
             snprintf(logline, n, "%s %s %s", r->remote, r->method, r->path);
     }
-    sse_frame *f = NULL;
     if (!rc)
-        rc = sse_frame_from_buf(&f, &b);
-    if (!rc && (rc = sse__conn_enqueue(c, f)) != 0)
-        sse_frame_unref(f);
-    sse_buf_free(&b);
+        rc = sse__stream_answer(&c->st, &h, NULL, 0);
     if (rc) {
         sse__free(logline);
         return rc;
     }
-    c->logline = logline;
+    c->st.logline = logline;
     sse__access_log(r, 200, 0, " stream open");
     r->flags |= SSE__R_ANSWERED;
     c->req = NULL;
     c->state = SSE__ST_STREAM;
     c->t_mark = sse__now(s); /* while a stream: when it opened (for the access log) */
-    c->flags |= SSE__F_WAS_STREAM;
+    c->st.sflags |= SSE__S_WAS_STREAM;
     c->flags &= (uint16_t)~SSE__F_PROCESS;
     s->st.streams++;
     if (!(r->flags & SSE__R_IN_HANDLER)) {
@@ -302,7 +271,7 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
     sse__conn_flush(c);         /* the head goes out now: the browser's onopen waits for it */
     if (r->flags & SSE__R_HEAD) /* after the flush: on_close must run from the walk, not here */
         sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
-    *out = c;
+    *out = &c->st;
     return 0;
 }
 
@@ -325,8 +294,11 @@ int sse_request_add_header(sse_request *r, const char *name, const char *value)
     for (const char *p = value; *p; p++)
         if (*p == '\r' || *p == '\n')
             return SSE_EINVAL;
+    /* kept as "name\0value\0": each protocol writes fields its own way (h1.c) */
     size_t mark = r->extra.len;
-    int rc = sse_buf_printf(&r->extra, "%s: %s\r\n", name, value);
+    int rc = sse_buf_append(&r->extra, name, strlen(name) + 1);
+    if (!rc)
+        rc = sse_buf_append(&r->extra, value, strlen(value) + 1);
     if (rc)
         r->extra.len = mark;
     return rc;
@@ -398,7 +370,7 @@ static void sse__preflight(sse_request *r)
 }
 
 /* Find the route for r and run it. On return r is answered, deferred, or freed. */
-static void sse__conn_route(struct sse_stream *c, sse_request *r)
+static void sse__conn_route(struct sse__conn *c, sse_request *r)
 {
     sse_server *s = c->srv;
     const struct sse__route *rt, *match = NULL;
@@ -474,17 +446,15 @@ static void sse__conn_route(struct sse_stream *c, sse_request *r)
         r->flags &= ~(unsigned)SSE__R_KEEP;
         if (sse_request_respond(r, 500, "text/plain; charset=utf-8", err, sizeof(err) - 1) != 0) {
             c->req = NULL;
-            c->reason = SSE_CLOSE_ERROR;
-            c->flags |= SSE__F_KILL;
             c->state = SSE__ST_DONE;
-            sse__conn_mark_dirty(c);
+            sse__conn_kill(c, SSE_CLOSE_ERROR);
         }
     }
     sse__request_free(r);
 }
 
 /* Copy the parsed request into one allocation and route it. */
-static void sse__conn_dispatch(struct sse_stream *c, const struct sse__http_head *h,
+static void sse__conn_dispatch(struct sse__conn *c, const struct sse__http_head *h,
                                const char *body, size_t body_len)
 {
     sse_server *s = c->srv;
@@ -495,7 +465,7 @@ static void sse__conn_dispatch(struct sse_stream *c, const struct sse__http_head
     size_t hdr_bytes = h->nheaders * sizeof(((sse_request *)0)->headers[0]);
     sse_request *r = sse__malloc(sizeof(*r) + hdr_bytes + strings);
     if (!r) {
-        sse__conn_error(c, 503, NULL);
+        sse__conn_reject(c, 503, NULL);
         return;
     }
     memset(r, 0, sizeof(*r));
@@ -511,7 +481,7 @@ static void sse__conn_dispatch(struct sse_stream *c, const struct sse__http_head
     size_t dl;
     if (sse__http_decode_path(h->path.p, h->path.len, w, &dl) != 0) {
         sse__free(r);
-        sse__conn_error(c, 400, NULL);
+        sse__conn_reject(c, 400, NULL);
         return;
     }
     r->path = w;
@@ -555,14 +525,21 @@ static void sse__conn_dispatch(struct sse_stream *c, const struct sse__http_head
  * request. Returns the bytes consumed: the start of an unfinished request, or len when the
  * rest is to be dropped (the connection is closing or became a stream).
  */
-static size_t sse__conn_parse(struct sse_stream *c, char *buf, size_t len, struct sse__pstate *ps)
+static size_t sse__conn_parse(struct sse__conn *c, char *buf, size_t len, struct sse__pstate *ps)
 {
     sse_server *s = c->srv;
     size_t base = 0;
+    c->flags &= (uint16_t)~SSE__F_PROCESS;
     while (base < len && c->state == SSE__ST_READ && !(c->flags & SSE__F_KILL)) {
         if (s->closing) {
             sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
             break;
+        }
+        if (sse__conn_writing(c)) {
+            /* HTTP/1.1 answers in order, one at a time (one head slot per stream): the next
+             * request waits until this answer is out (sse__conn_finish_if_flushed) */
+            c->flags |= SSE__F_PROCESS;
+            return base;
         }
         char *p = buf + base;
         size_t n = len - base;
@@ -571,7 +548,7 @@ static size_t sse__conn_parse(struct sse_stream *c, char *buf, size_t len, struc
             size_t hl;
             rc = sse__http_scan_head(&ps->scan, p, n, &s->lim, &hl);
             if (rc < 0) {
-                sse__conn_error(c, -rc, NULL);
+                sse__conn_reject(c, -rc, NULL);
                 break;
             }
             if (rc == 0)
@@ -581,7 +558,7 @@ static size_t sse__conn_parse(struct sse_stream *c, char *buf, size_t len, struc
         struct sse__http_head h;
         rc = sse__http_parse_head(p, ps->head_len, &h, s->hdrs, s->o.max_headers);
         if (rc < 0) {
-            sse__conn_error(c, -rc, NULL);
+            sse__conn_reject(c, -rc, NULL);
             break;
         }
         size_t avail = n - ps->head_len, body_len = 0, total = ps->head_len;
@@ -589,7 +566,7 @@ static size_t sse__conn_parse(struct sse_stream *c, char *buf, size_t len, struc
             rc = sse__http_chunked_decode(&ps->chunk, p + ps->head_len, avail, s->o.max_body,
                                           s->o.max_header_bytes);
             if (rc < 0) {
-                sse__conn_error(c, -rc, NULL);
+                sse__conn_reject(c, -rc, NULL);
                 break;
             }
             if (rc == 0) {
@@ -600,7 +577,7 @@ static size_t sse__conn_parse(struct sse_stream *c, char *buf, size_t len, struc
             total += ps->chunk.in;
         } else if (h.content_length > 0) {
             if ((uint64_t)h.content_length > s->o.max_body) {
-                sse__conn_error(c, 413, NULL);
+                sse__conn_reject(c, 413, NULL);
                 break;
             }
             if (avail < (size_t)h.content_length) {
@@ -624,29 +601,42 @@ static size_t sse__pend_limit(const sse_server *s)
     return s->o.max_request_line + s->o.max_header_bytes + s->o.max_body + SSE__PEND_SLACK;
 }
 
-void sse__conn_process_pending(struct sse_stream *c)
+static void sse__conn_after_eof(struct sse__conn *c);
+
+/* Reading was paused while pipelined requests waited for an answer: go on once they fit. */
+static void sse__conn_resume_read(struct sse__conn *c)
+{
+    if (!(c->flags & SSE__F_RSTOP) || c->state == SSE__ST_CLOSED || (c->flags & SSE__F_EOF) ||
+        (c->pend && c->pend->len > sse__pend_limit(c->srv)))
+        return;
+    c->flags &= (uint16_t)~SSE__F_RSTOP;
+    if (sse__conn_tp(c)->read_start(c) != 0)
+        sse__conn_kill(c, SSE_CLOSE_ERROR);
+}
+
+void sse__conn_process_pending(struct sse__conn *c)
 {
     struct sse__pend *pd = c->pend;
     if (!pd)
         return;
     size_t used = sse__conn_parse(c, pd->data, pd->len, &pd->ps);
     pd = c->pend;
-    if (!pd)
-        return;
-    if (used >= pd->len || c->state == SSE__ST_STREAM || c->state == SSE__ST_DONE ||
-        c->state == SSE__ST_CLOSED) {
+    if (pd && (used >= pd->len || c->state == SSE__ST_STREAM || c->state == SSE__ST_DONE ||
+               c->state == SSE__ST_CLOSED)) {
         sse__free(pd);
         c->pend = NULL;
-        return;
-    }
-    if (used) {
+    } else if (pd && used) {
         memmove(pd->data, pd->data + used, pd->len - used);
         pd->len -= used;
         c->t_mark = sse__now(c->srv); /* a new request has started */
     }
+    if (c->flags & SSE__F_EOF)
+        sse__conn_after_eof(c); /* what came before the EOF is answered: now the EOF */
+    else
+        sse__conn_resume_read(c);
 }
 
-static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
+static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
 {
     sse_server *s = c->srv;
     struct sse__pend *pd = c->pend;
@@ -662,7 +652,7 @@ static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
             if (c->state == SSE__ST_HANDLE)
                 sse__conn_close(c, SSE_CLOSE_ERROR); /* the deferred request is aborted */
             else
-                sse__conn_error(c, 503, NULL);
+                sse__conn_reject(c, 503, NULL);
             return;
         }
         pd->ps = ps;
@@ -679,10 +669,20 @@ static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
             sse__conn_close(c, SSE_CLOSE_ERROR);
             return;
         }
-        sse__conn_error(c, pd->ps.head_len ? 413 : 431, NULL);
-        sse__free(pd);
-        c->pend = NULL;
-        return;
+        if ((c->flags & SSE__F_PROCESS) && sse__conn_writing(c)) {
+            /* complete requests wait for the answer before them to be written (a client
+             * that sends but does not read): keep these bytes, read no more until then */
+            if (!(c->flags & SSE__F_RSTOP)) {
+                sse__conn_tp(c)->read_stop(c);
+                c->flags |= SSE__F_RSTOP;
+                sse__log(s, SSE_LOG_DEBUG, "pipelined requests wait for an answer: reading paused");
+            }
+        } else {
+            sse__conn_reject(c, pd->ps.head_len ? 413 : 431, NULL);
+            sse__free(pd);
+            c->pend = NULL;
+            return;
+        }
     }
     if (pd->len + n > pd->cap) {
         size_t cap = pd->cap * 2;
@@ -694,7 +694,7 @@ static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
                 sse__conn_close(c, SSE_CLOSE_ERROR);
                 return;
             }
-            sse__conn_error(c, 503, NULL);
+            sse__conn_reject(c, 503, NULL);
             sse__free(pd);
             c->pend = NULL;
             return;
@@ -708,26 +708,33 @@ static void sse__conn_on_data(struct sse_stream *c, char *data, size_t n)
         sse__conn_process_pending(c);
 }
 
-static void sse__conn_on_eof(struct sse_stream *c)
+/*
+ * What the peer's EOF means in c's state. Pipelined requests that came before it and wait
+ * behind an answer being written (F_PROCESS) are answered first: sse__conn_process_pending
+ * calls this again once they are parsed.
+ */
+static void sse__conn_after_eof(struct sse__conn *c)
 {
-    c->flags |= SSE__F_EOF;
-    uv_read_stop((uv_stream_t *)&c->tcp);
     switch (c->state) {
     case SSE__ST_STREAM:
-        sse__conn_close(c, (c->flags & SSE__F_CLOSE_FLUSH) ? c->reason : SSE_CLOSE_PEER);
+        sse__conn_close(c, (c->flags & SSE__F_CLOSE_FLUSH) ? c->st.reason : SSE_CLOSE_PEER);
         break;
     case SSE__ST_LINGER:
-        sse__conn_close(c, c->reason);
+        sse__conn_close(c, c->st.reason);
         break;
     case SSE__ST_DONE:
-        if (!c->qcount && !c->wreq)
-            sse__conn_close(c, c->reason);
+        if (!sse__conn_writing(c))
+            sse__conn_close(c, c->st.reason);
         break;
     case SSE__ST_READ:
-        if (c->qcount || c->wreq)
+        if (c->flags & SSE__F_PROCESS)
+            break;
+        if (sse__conn_writing(c))
             sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
         else
             sse__conn_close(c, SSE_CLOSE_PEER);
+        break;
+    case SSE__ST_CLOSED:
         break;
     default:
         sse__conn_close(c, SSE_CLOSE_PEER);
@@ -735,27 +742,33 @@ static void sse__conn_on_eof(struct sse_stream *c)
     }
 }
 
-static void sse__read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+static void sse__conn_on_eof(struct sse__conn *c)
 {
-    struct sse_stream *c = (struct sse_stream *)h;
-    if (nread == 0 || c->state == SSE__ST_CLOSED)
+    c->flags |= SSE__F_EOF;
+    sse__conn_tp(c)->read_stop(c);
+    sse__conn_after_eof(c);
+}
+
+void sse__conn_on_read(struct sse__conn *c, char *data, ssize_t n)
+{
+    if (c->state == SSE__ST_CLOSED)
         return;
-    if (nread < 0) {
+    if (n < 0) {
         sse__conn_on_eof(c);
         return;
     }
     if (c->state == SSE__ST_READ || c->state == SSE__ST_HANDLE)
-        sse__conn_on_data(c, buf->base, (size_t)nread);
+        sse__conn_on_data(c, data, (size_t)n);
     /* streams, finished and lingering connections: bytes are read only to notice the EOF */
 }
 
-void sse__conn_start(struct sse_stream *c, int over_limit)
+void sse__conn_start(struct sse__conn *c, int over_limit)
 {
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, sse__alloc_cb, sse__read_cb);
+    int rc = sse__conn_tp(c)->read_start(c);
     if (rc) {
         sse__conn_close(c, SSE_CLOSE_ERROR);
         return;
     }
     if (over_limit)
-        sse__conn_error(c, 503, NULL);
+        sse__conn_reject(c, 503, NULL);
 }

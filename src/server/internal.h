@@ -1,32 +1,44 @@
 /*
  * internal.h: the structures shared by the files of the server module (internal).
  *
- * One struct sse_stream is one TCP connection: it reads requests, answers them, and may turn
- * into an event stream, so the stream handle of the public API is the connection itself (no
- * second allocation). It is kept small on purpose (see docs/SERVER.md, "Memory"): while idle it
- * owns no read buffer, no request and no queue array.
+ * Two objects, kept apart so that a protocol carrying several exchanges on one connection
+ * (HTTP/2) can be added later without touching the write path:
  *
- *   server.c  server lifecycle, listening, accepting, routes, the sweep timer, logging, stats
- *   conn.c    the read path: request parsing, dispatch, the request API, responses, CORS
- *   stream.c  the write path: frame queues, the per-turn flush, the stream API, closing
- *   static.c  the static-file handler
+ *   struct sse__conn   one accepted connection: its transport (transport.h), the read side,
+ *                      the HTTP/1.1 state, timers, the dirty-list link. It moves bytes.
+ *   struct sse_stream  one exchange on it: a response head not yet written, then the queue of
+ *                      body frames; for an event stream, its callbacks. The public handle.
+ *
+ * With HTTP/1.1 a connection carries one exchange at a time, so the stream lives inline in the
+ * connection (no second allocation) and is reused by the next keep-alive request. Both are kept
+ * small on purpose (see docs/SERVER.md, "Memory"): while idle a connection owns no read buffer,
+ * no request and no queue array.
+ *
+ *   server.c         server lifecycle, listening, accepting, routes, the sweep timer, logging
+ *   conn.c           the read path: request parsing, dispatch, the request API, responses, CORS
+ *   stream.c         the write path: frame queues, the per-turn flush, the stream API, closing
+ *   h1.c             HTTP/1.1 response heads: the one place they are serialised
+ *   transport_tcp.c  the TCP transport (transport.h: the interface)
+ *   static.c         the static-file handler
  */
 #ifndef SSE__SERVER_INTERNAL_H
 #define SSE__SERVER_INTERNAL_H
 
 #include "http/http_parser.h"
+#include "server/transport.h"
 
 #include <sse/server.h>
+#include <stdalign.h>
 #include <stdint.h>
 
-/* Connection states. */
+/* Connection states (HTTP/1.1). */
 enum {
     SSE__ST_READ = 0, /* waiting for (the rest of) a request */
     SSE__ST_HANDLE,   /* a deferred request is outstanding */
     SSE__ST_STREAM,   /* an open event stream */
     SSE__ST_DONE,     /* the last response is queued; close once it is written */
     SSE__ST_LINGER,   /* written and shut down; waiting for the peer's EOF (bounded) */
-    SSE__ST_CLOSED    /* uv_close called; freed in the close callback */
+    SSE__ST_CLOSED    /* the transport is closing; freed in sse__conn_closed */
 };
 
 /* Connection flags. */
@@ -35,10 +47,16 @@ enum {
     SSE__F_CLOSE_FLUSH = 1 << 1, /* close once the queue is written */
     SSE__F_EOF = 1 << 2,         /* the peer has shut down its side */
     SSE__F_PROCESS = 1 << 3,     /* buffered pipelined bytes wait to be parsed */
-    SSE__F_KILL = 1 << 4,        /* close hard at the next flush walk (reason in ->reason) */
+    SSE__F_KILL = 1 << 4,        /* close hard at the next flush walk (reason in st.reason) */
     SSE__F_SERVED = 1 << 5,      /* at least one response was sent (keep-alive idle timer) */
-    SSE__F_CLOSE_CB = 1 << 6,    /* the stream's on_close has run */
-    SSE__F_WAS_STREAM = 1 << 7,  /* the connection is (was) an event stream */
+    SSE__F_WRITING = 1 << 6,     /* a transport writev is in flight (inflight bytes) */
+    SSE__F_RSTOP = 1 << 7,       /* reading paused: pipelined bytes wait for our answer */
+};
+
+/* Stream flags. */
+enum {
+    SSE__S_CLOSE_CB = 1 << 0,   /* the stream's on_close has run */
+    SSE__S_WAS_STREAM = 1 << 1, /* the exchange is (was) an event stream */
 };
 
 /* The parse state of the request being received; relative to the request's first byte. */
@@ -56,38 +74,80 @@ struct sse__pend {
     char data[];
 };
 
+struct sse__conn;
+
+/*
+ * One exchange: what is to be written for it and, for an event stream, its callbacks. Pending
+ * output is the head (if any), then the queued frames; qoff is the offset into whichever comes
+ * first, and qbytes counts both.
+ */
 struct sse_stream {
-    uv_tcp_t tcp; /* first member: the handle pointer is the connection */
-    sse_server *srv;
-    struct sse_stream *prev, *next; /* all connections of the server */
-    struct sse_stream *dirty_next;  /* the dirty list (SSE__F_DIRTY) */
-    struct sse__pend *pend;         /* partial request bytes, or NULL */
-    sse_request *req;               /* the outstanding (deferred) request, or NULL */
-    uv_write_t *wreq;               /* the write waiting for writability, or NULL */
+    struct sse__conn *conn; /* the connection carrying it */
+    sse_frame *head;        /* the response head, serialised by the protocol; NULL once written */
     union {
         sse_frame **ring;         /* qcap > 1: ring of queued frames */
         sse_frame *one;           /* qcap == 1: the only frame, kept inline (no allocation) */
-    } q;                          /* see sse__conn_slot(); qcap == 0: nothing */
+    } q;                          /* see sse__stream_slot(); qcap == 0: nothing */
     uint32_t qhead, qcount, qcap; /* ring position, frames queued, ring size (power of 2) */
-    uint32_t qoff;                /* bytes of q[qhead] already written */
-    size_t qbytes;                /* bytes queued and not yet written (minus qoff) */
-    size_t inflight;              /* bytes covered by *wreq */
-    uint64_t bytes_out;           /* bytes written on this connection */
-    uint32_t t_mark;              /* ms: request start / idle since / stream open /
-                                     linger start */
-    uint32_t t_act;               /* ms: last write progress (heartbeat, write timeout) */
-    uint16_t flags;               /* SSE__F_* */
-    uint8_t state;                /* SSE__ST_* */
-    uint8_t reason;               /* SSE_CLOSE_* for on_close */
+    uint32_t qoff;                /* bytes of the first pending item (head or q[qhead]) written */
+    size_t qbytes;                /* head + frame bytes not yet written (minus qoff) */
+    uint64_t bytes_out;           /* bytes written for it, heads included (HTTP/1.1: for the
+                                     connection, over its keep-alive exchanges) */
     void (*on_close)(sse_stream *st, int reason, void *user_data);
     void *on_close_data;
-    void *data;    /* sse_stream_set_data */
-    char *logline; /* "addr METHOD path" for the access log, or NULL */
+    void *data;     /* sse_stream_set_data */
+    char *logline;  /* "addr METHOD path" for the access log, or NULL */
+    uint8_t sflags; /* SSE__S_* */
+    uint8_t reason; /* SSE_CLOSE_* for on_close and the close of the connection */
+};
+
+/*
+ * One connection. Followed in the same allocation by its transport's state (for TCP the
+ * uv_tcp_t), at tp_state: see sse__conn_tp_state().
+ */
+struct sse__conn {
+    sse_server *srv;
+    struct sse__conn *prev, *next;        /* all connections of the server */
+    struct sse__conn *dirty_next;         /* the dirty list (SSE__F_DIRTY) */
+    struct sse__pend *pend;               /* partial request bytes, or NULL */
+    sse_request *req;                     /* the outstanding (deferred) request, or NULL */
+    uint32_t t_mark;                      /* ms: request start / idle since / stream open /
+                                             linger start */
+    uint32_t t_act;                       /* ms: last write progress (heartbeat, write timeout) */
+    uint32_t inflight;                    /* bytes covered by the transport writev (F_WRITING) */
+    uint16_t flags;                       /* SSE__F_* */
+    uint8_t state;                        /* SSE__ST_* */
+    uint8_t tp;                           /* the transport: index into srv->tps */
+    struct sse_stream st;                 /* HTTP/1.1: the one exchange, inline */
+    alignas(16) unsigned char tp_state[]; /* the transport's state_size bytes */
+};
+
+/*
+ * A response head as the code above the protocol describes it; each protocol serialises it
+ * its own way (HTTP/1.1: sse__h1_head; HTTP/2 would hand name/value pairs to nghttp2).
+ */
+struct sse__field {
+    const char *name, *value;
+};
+struct sse__head {
+    int status;
+    const char *content_type;        /* NULL: none */
+    uint64_t content_length;         /* with SSE__HEAD_LENGTH */
+    unsigned flags;                  /* SSE__HEAD_* */
+    const struct sse__field *fields; /* server-made fields, in this order */
+    unsigned nfields;                /* count of fields */
+    const char *extra;               /* fields from sse_request_add_header: "name\0value\0"... */
+    size_t extra_len;                /* bytes of extra */
+};
+enum {
+    SSE__HEAD_LENGTH = 1 << 0,    /* content_length is set */
+    SSE__HEAD_CLOSE = 1 << 1,     /* the connection ends after this response */
+    SSE__HEAD_KEEPALIVE = 1 << 2, /* an HTTP/1.0 client keeps the connection (says so) */
 };
 
 /* A request, copied into one allocation: the strings point past the struct. */
 struct sse_request {
-    struct sse_stream *conn; /* NULL once the connection has gone */
+    struct sse__conn *conn; /* NULL once the connection has gone */
     sse_server *srv;
     struct sse_request *next_free; /* answered deferred requests, freed at the next walk */
     const char *method, *path, *query, *body;
@@ -97,7 +157,7 @@ struct sse_request {
     } * headers;
     unsigned nheaders;
     unsigned flags; /* SSE__R_* */
-    sse_buf extra;  /* response headers added by sse_request_add_header */
+    sse_buf extra;  /* response headers added by sse_request_add_header: "name\0value\0"... */
     void (*on_abort)(sse_request *r, void *user_data);
     void *abort_data;
     uint64_t t_start; /* uv_hrtime() at dispatch */
@@ -132,6 +192,7 @@ struct sse__route {
 struct sse__listener {
     uv_tcp_t tcp;
     sse_server *srv;
+    uint8_t tp; /* the transport of the connections it accepts: index into srv->tps */
     struct sse__listener *next;
 };
 
@@ -145,8 +206,8 @@ struct sse_server {
     struct sse__listener *listeners;
     int port;
     struct sse__route *routes, **routes_tail;
-    struct sse_stream *conns; /* every open connection */
-    struct sse_stream *dirty; /* connections with something to do at the next walk */
+    struct sse__conn *conns; /* every open connection */
+    struct sse__conn *dirty; /* connections with something to do at the next walk */
     struct sse_request *free_reqs;
     uv_check_t check;       /* flush walk after I/O callbacks */
     uv_prepare_t prepare;   /* flush walk before blocking (catches timer callbacks) */
@@ -161,9 +222,38 @@ struct sse_server {
     unsigned handles_open; /* listeners + internal handles not yet closed */
     void (*done)(sse_server *s, void *user_data);
     void *done_data;
-    char date[40]; /* cached Date header value */
+    struct {
+        const struct sse__transport *ops;
+        void *ctx;      /* borrowed; NULL for TCP */
+    } tps[SSE__TP_MAX]; /* the transports of the listeners; [0] is TCP */
+    unsigned ntps;      /* entries used */
+    char date[40];      /* cached Date header value */
     int64_t date_sec;
 };
+
+/* The transport of c. */
+static inline const struct sse__transport *sse__conn_tp(const struct sse__conn *c)
+{
+    return c->srv->tps[c->tp].ops;
+}
+
+/* The context its transport was given for c's listener (NULL for TCP). */
+static inline void *sse__conn_tp_ctx(const struct sse__conn *c)
+{
+    return c->srv->tps[c->tp].ctx;
+}
+
+/* The transport's per-connection state of c. */
+static inline void *sse__conn_tp_state(struct sse__conn *c)
+{
+    return c->tp_state;
+}
+
+/* Whether anything of c is still to be written (queued, or in a transport write). */
+static inline int sse__conn_writing(const struct sse__conn *c)
+{
+    return c->st.head || c->st.qcount || (c->flags & SSE__F_WRITING);
+}
 
 /* Milliseconds on the loop clock, truncated (compare with unsigned subtraction). */
 static inline uint32_t sse__now(const sse_server *s)
@@ -176,31 +266,58 @@ void sse__log(sse_server *s, int level, const char *fmt, ...) __attribute__((for
 /* A connection was freed: update counts and finish a pending shutdown. */
 void sse__server_conn_freed(sse_server *s);
 /* Remove c from the dirty list (it is being freed). */
-void sse__server_dirty_remove(sse_server *s, struct sse_stream *c);
+void sse__server_dirty_remove(sse_server *s, struct sse__conn *c);
 /* The date for a Date header, cached per second. */
 const char *sse__server_date(sse_server *s);
+/*
+ * sse_server_listen with another transport than TCP: its connections go through tp, which is
+ * given ctx (borrowed: it must outlive the server). The listening socket is TCP. Returns 0, or
+ * SSE_ELIMIT when the server has SSE__TP_MAX transports already, or as sse_server_listen.
+ */
+int sse__server_listen_tp(sse_server *s, const char *host, int port,
+                          const struct sse__transport *tp, void *ctx);
+
+/* h1.c */
+/*
+ * Append the HTTP/1.1 serialisation of h (status line, Date for final answers, fields, the
+ * empty line) to b. date is the Date value. Returns 0, or SSE_ENOMEM / SSE_ELIMIT from b (b
+ * then holds a partial head: the caller drops it).
+ */
+int sse__h1_head(sse_buf *b, const struct sse__head *h, const char *date);
 
 /* conn.c */
 /* Start reading on an accepted connection (or answer 503 when over max_connections). */
-void sse__conn_start(struct sse_stream *c, int over_limit);
-/* Parse and dispatch buffered pipelined bytes (after a deferred request was answered). */
-void sse__conn_process_pending(struct sse_stream *c);
+void sse__conn_start(struct sse__conn *c, int over_limit);
+/* Parse and dispatch buffered pipelined bytes (after an answer was written or given). */
+void sse__conn_process_pending(struct sse__conn *c);
+/* Answer with a server-made error (text/plain, Connection: close) and close once written. */
+void sse__conn_reject(struct sse__conn *c, int status, const char *allow);
 /* Free a request (its connection no longer points to it). */
 void sse__request_free(sse_request *r);
 /* Serve a static file for r from route rt; always answers. */
 void sse__static_serve(sse_request *r, const struct sse__route *rt);
 
 /* stream.c */
-/* Queue f (takes over one reference on success). Returns 0 or SSE_ENOMEM. */
-int sse__conn_enqueue(struct sse_stream *c, sse_frame *f);
+/*
+ * Start the answer of st: h serialised by the connection's protocol becomes the pending head,
+ * then body[0..len) (copied) is queued behind it. Nothing else of st may be pending. Returns
+ * 0, SSE_ENOMEM or SSE_EBUSY (output of an earlier answer still pending); nothing is queued
+ * on failure.
+ */
+int sse__stream_answer(struct sse_stream *st, const struct sse__head *h, const void *body,
+                       size_t len);
+/* Queue f behind the head (takes over one reference on success). Returns 0 or SSE_ENOMEM. */
+int sse__stream_enqueue(struct sse_stream *st, sse_frame *f);
 /* Put c on the dirty list (idempotent). */
-void sse__conn_mark_dirty(struct sse_stream *c);
-/* Write what is queued now (one uv_try_write); leaves the rest to a uv_write. */
-void sse__conn_flush(struct sse_stream *c);
-/* Close at once: fires on_close / on_abort, then uv_close; freed in the close callback. */
-void sse__conn_close(struct sse_stream *c, int reason);
+void sse__conn_mark_dirty(struct sse__conn *c);
+/* Write what is pending now (one try_writev); leaves the rest to one transport writev. */
+void sse__conn_flush(struct sse__conn *c);
+/* Close at once: fires on_close / on_abort, then closes the transport; freed once closed. */
+void sse__conn_close(struct sse__conn *c, int reason);
 /* Close once the queue is written (reason reported to a stream's on_close). */
-void sse__conn_close_after_flush(struct sse_stream *c, int reason);
+void sse__conn_close_after_flush(struct sse__conn *c, int reason);
+/* Close hard at the next flush walk (never from inside an API call): reason for on_close. */
+void sse__conn_kill(struct sse__conn *c, int reason);
 /* The flush walk over the dirty list (the check / prepare callback body). */
 void sse__server_walk(sse_server *s);
 

@@ -33,13 +33,7 @@ void sse__log(sse_server *s, int level, const char *fmt, ...)
     }
     if (level > SSE_LOG_INFO)
         return; /* stderr gets no debug lines; a log callback sees every level */
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    char ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s [%s] %s\n", ts, level >= 0 && level <= 3 ? names[level] : "?", line);
+    sse_log_stderr(level, NULL, line); /* the one line format (<sse/log.h>) */
 }
 
 const char *sse__server_date(sse_server *s)
@@ -69,8 +63,8 @@ static void sse__sweep_cb(uv_timer_t *t)
 {
     sse_server *s = t->data;
     uint32_t now = sse__now(s);
-    for (struct sse_stream *c = s->conns; c; c = c->next) {
-        int writing = c->qcount || c->wreq;
+    for (struct sse__conn *c = s->conns; c; c = c->next) {
+        int writing = sse__conn_writing(c);
         switch (c->state) {
         case SSE__ST_READ:
             if (writing) {
@@ -78,25 +72,11 @@ static void sse__sweep_cb(uv_timer_t *t)
                     sse__conn_close(c, SSE_CLOSE_TIMEOUT);
             } else if (c->pend) {
                 if (now - c->t_mark > s->o.request_timeout_ms) {
-                    s->st.rejected_total++;
                     sse__log(s, SSE_LOG_DEBUG, "request timeout");
-                    /* 408, then close: reuse the error path through a fake limit */
                     struct sse__pend *pd = c->pend;
                     c->pend = NULL;
                     sse__free(pd);
-                    sse_buf b;
-                    sse_buf_init(&b, 0);
-                    sse_frame *f = NULL;
-                    static const char body[] = "408 Request Timeout\n";
-                    if (sse_buf_printf(&b,
-                                       "HTTP/1.1 408 Request Timeout\r\nDate: %s\r\n"
-                                       "Content-Type: text/plain; charset=utf-8\r\n"
-                                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                                       sse__server_date(s), sizeof(body) - 1, body) == 0 &&
-                        sse_frame_from_buf(&f, &b) == 0 && sse__conn_enqueue(c, f) != 0)
-                        sse_frame_unref(f);
-                    sse_buf_free(&b);
-                    sse__conn_close_after_flush(c, SSE_CLOSE_TIMEOUT);
+                    sse__conn_reject(c, 408, NULL); /* 408, then close */
                 }
             } else if (now - c->t_mark > ((c->flags & SSE__F_SERVED) ? s->o.keepalive_timeout_ms
                                                                      : s->o.request_timeout_ms)) {
@@ -109,7 +89,7 @@ static void sse__sweep_cb(uv_timer_t *t)
                     sse__conn_close(c, SSE_CLOSE_TIMEOUT);
             } else if (s->o.heartbeat_ms != UINT32_MAX && now - c->t_act >= s->o.heartbeat_ms &&
                        !(c->flags & (SSE__F_CLOSE_FLUSH | SSE__F_KILL))) {
-                if (sse__conn_enqueue(c, sse_frame_ref(s->hb)) != 0)
+                if (sse__stream_enqueue(&c->st, sse_frame_ref(s->hb)) != 0)
                     sse_frame_unref(s->hb);
             }
             break;
@@ -119,7 +99,7 @@ static void sse__sweep_cb(uv_timer_t *t)
             break;
         case SSE__ST_LINGER:
             if (now - c->t_mark > SSE__LINGER_MS)
-                sse__conn_close(c, c->reason);
+                sse__conn_close(c, c->st.reason);
             break;
         default:
             break;
@@ -175,6 +155,8 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
     s->date_sec = -1;
     s->port = -1;
     s->rbuf_size = SSE__READ_BUF_SIZE;
+    s->tps[0].ops = &sse__transport_tcp;
+    s->ntps = 1;
     if (opts && opts->cors_origins && !(s->o.cors_origins = sse__strdup(opts->cors_origins)))
         goto out_free;
     s->hdrs = sse__calloc(s->o.max_headers, sizeof(*s->hdrs));
@@ -234,11 +216,6 @@ static void sse__oom_closed_cb(uv_handle_t *h)
     sse__server_conn_freed(s);
 }
 
-static void sse__free_handle_cb(uv_handle_t *h)
-{
-    sse__free(h);
-}
-
 static void sse__on_connection(uv_stream_t *ls, int status)
 {
     struct sse__listener *l = (struct sse__listener *)ls;
@@ -249,7 +226,8 @@ static void sse__on_connection(uv_stream_t *ls, int status)
     }
     if (s->closing)
         return;
-    struct sse_stream *c = sse__calloc(1, sizeof(*c));
+    const struct sse__transport *tp = s->tps[l->tp].ops;
+    struct sse__conn *c = sse__calloc(1, sizeof(*c) + tp->state_size);
     if (!c) {
         /* accept and drop it, or libuv would stop accepting until the next accept */
         if (!s->oom_busy && uv_tcp_init(s->loop, &s->oom_tcp) == 0) {
@@ -263,17 +241,18 @@ static void sse__on_connection(uv_stream_t *ls, int status)
         return;
     }
     c->srv = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, sse__free_handle_cb);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
+    c->tp = l->tp;
+    c->st.conn = c;
+    /* counted and linked first, as closed: a failed accept frees it through sse__conn_closed */
+    c->state = SSE__ST_CLOSED;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
     s->st.connections++;
+    if (tp->accept(c, ls) != 0)
+        return;
+    c->state = SSE__ST_READ;
     s->st.accepted_total++;
     c->t_mark = c->t_act = sse__now(s);
     sse__conn_start(c, s->o.max_connections && s->st.connections > s->o.max_connections);
@@ -281,10 +260,21 @@ static void sse__on_connection(uv_stream_t *ls, int status)
 
 int sse_server_listen(sse_server *s, const char *host, int port)
 {
+    return sse__server_listen_tp(s, host, port, &sse__transport_tcp, NULL);
+}
+
+int sse__server_listen_tp(sse_server *s, const char *host, int port,
+                          const struct sse__transport *tp, void *ctx)
+{
     char name[64];
     struct sockaddr_storage ss;
-    if (!s || port < 0 || port > 65535 || s->closing)
+    if (!s || !tp || port < 0 || port > 65535 || s->closing)
         return SSE_EINVAL;
+    unsigned tpi = 0;
+    while (tpi < s->ntps && (s->tps[tpi].ops != tp || s->tps[tpi].ctx != ctx))
+        tpi++;
+    if (tpi == SSE__TP_MAX)
+        return SSE_ELIMIT;
     if (!host || !*host)
         host = "0.0.0.0";
     if (strcmp(host, "localhost") == 0)
@@ -309,6 +299,12 @@ int sse_server_listen(sse_server *s, const char *host, int port)
     if (!l)
         return SSE_ENOMEM;
     l->srv = s;
+    l->tp = (uint8_t)tpi;
+    if (tpi == s->ntps) { /* a new transport entry, kept for the server's life */
+        s->tps[tpi].ops = tp;
+        s->tps[tpi].ctx = ctx;
+        s->ntps++;
+    }
     int rc = uv_tcp_init_ex(s->loop, &l->tcp, (unsigned)family);
     if (rc) {
         sse__free(l);
@@ -456,9 +452,9 @@ int sse_server_static(sse_server *s, const char *url_prefix, const char *dir)
     return sse__add_route(s, "GET", path, SSE__ROUTE_STATIC, NULL, NULL, NULL, dir);
 }
 
-void sse__server_dirty_remove(sse_server *s, struct sse_stream *c)
+void sse__server_dirty_remove(sse_server *s, struct sse__conn *c)
 {
-    for (struct sse_stream **pp = &s->dirty; *pp; pp = &(*pp)->dirty_next) {
+    for (struct sse__conn **pp = &s->dirty; *pp; pp = &(*pp)->dirty_next) {
         if (*pp == c) {
             *pp = c->dirty_next;
             break;
@@ -493,8 +489,8 @@ static void sse__close_timer_cb(uv_timer_t *t)
 {
     sse_server *s = t->data;
     sse__log(s, SSE_LOG_WARN, "shutdown: timeout, closing the remaining connections");
-    for (struct sse_stream *c = s->conns; c; c = c->next)
-        sse__conn_close(c, c->state == SSE__ST_STREAM ? SSE_CLOSE_LOCAL : c->reason);
+    for (struct sse__conn *c = s->conns; c; c = c->next)
+        sse__conn_close(c, c->state == SSE__ST_STREAM ? SSE_CLOSE_LOCAL : c->st.reason);
 }
 
 void sse_server_close(sse_server *s, unsigned timeout_ms,
@@ -512,13 +508,13 @@ void sse_server_close(sse_server *s, unsigned timeout_ms,
         uv_close((uv_handle_t *)&l->tcp, sse__listener_closed_cb);
         l = next;
     }
-    for (struct sse_stream *c = s->conns; c; c = c->next) {
+    for (struct sse__conn *c = s->conns; c; c = c->next) {
         switch (c->state) {
         case SSE__ST_STREAM:
             sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
             break;
         case SSE__ST_READ:
-            if (c->qcount || c->wreq)
+            if (sse__conn_writing(c))
                 sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
             else
                 sse__conn_close(c, SSE_CLOSE_LOCAL);

@@ -1,24 +1,30 @@
 /*
  * stream.c: the write path of every connection, and the event-stream API.
  *
- * Nothing is written when something is queued: sse__conn_enqueue appends a frame reference to
- * the connection's ring and puts the connection on the server's dirty list. Once per loop turn
+ * Nothing is written when something is queued: sse__stream_enqueue appends a frame reference to
+ * the stream's ring and puts its connection on the server's dirty list. Once per loop turn
  * (uv_check after I/O callbacks, uv_prepare before the loop blocks) sse__server_walk visits the
- * dirty connections and writes each one's whole queue with a single uv_try_write (a writev over
- * up to SSE__IOV_BATCH frames). What the socket refuses stays queued and goes out through one
- * uv_write, which waits for writability; the frames stay referenced until it completes. Closes
- * that the API asks for (sse_stream_close, the queue bound) are also done by the walk, so user
- * callbacks never run inside a send.
+ * dirty connections and writes each one's pending output - the stream's response head, if it
+ * has not gone out yet, then its queued frames - with a single try_writev of its transport (a
+ * writev over up to SSE__IOV_BATCH buffers). What the socket refuses stays queued and goes out
+ * through one transport writev, which waits for writability; the frames stay referenced until
+ * it completes. Closes that the API asks for (sse_stream_close, the queue bound) are also done
+ * by the walk, so user callbacks never run inside a send.
+ *
+ * Response heads are not frames of the queue: sse__stream_answer has the protocol serialise
+ * one (h1.c) into the stream's head slot, which the flush writes first.
  */
 #include "common/alloc.h"
 #include "server/internal.h"
 
 #include <string.h>
 
-/* Frames per writev. Linux's IOV_MAX is 1024; this bounds the stack used by the walk. */
+/* Buffers per writev. Linux's IOV_MAX is 1024; this bounds the stack used by the walk. */
 #define SSE__IOV_BATCH 256
+/* Bytes per writev, so that the count in flight fits struct sse__conn's 32-bit inflight. */
+#define SSE__WRITE_MAX (1u << 30)
 
-void sse__conn_mark_dirty(struct sse_stream *c)
+void sse__conn_mark_dirty(struct sse__conn *c)
 {
     if (c->flags & SSE__F_DIRTY)
         return;
@@ -27,137 +33,198 @@ void sse__conn_mark_dirty(struct sse_stream *c)
     c->srv->dirty = c;
 }
 
-/*
- * Slot i (0 = the head) of the queue. A queue of one frame, the usual case when a subscriber
- * keeps up, lives inline in the connection: the fan-out path then allocates nothing per
- * subscriber per event. Only a subscriber with two or more frames pending gets a ring.
- */
-static inline sse_frame **sse__conn_slot(struct sse_stream *c, uint32_t i)
+void sse__conn_kill(struct sse__conn *c, int reason)
 {
-    if (c->qcap == 1)
-        return &c->q.one;
-    return &c->q.ring[(c->qhead + i) & (c->qcap - 1)];
+    c->st.reason = (uint8_t)reason;
+    c->flags |= SSE__F_KILL;
+    sse__conn_mark_dirty(c);
 }
 
-int sse__conn_enqueue(struct sse_stream *c, sse_frame *f)
+/*
+ * Slot i (0 = the head) of the queue. A queue of one frame, the usual case when a subscriber
+ * keeps up, lives inline in the stream: the fan-out path then allocates nothing per subscriber
+ * per event. Only a subscriber with two or more frames pending gets a ring.
+ */
+static inline sse_frame **sse__stream_slot(struct sse_stream *st, uint32_t i)
 {
-    if (c->qcap == 0) {
-        c->qcap = 1; /* the inline slot */
-        c->qhead = 0;
-    } else if (c->qcount == c->qcap) {
-        uint32_t ncap = c->qcap == 1 ? 4 : c->qcap * 2;
+    if (st->qcap == 1)
+        return &st->q.one;
+    return &st->q.ring[(st->qhead + i) & (st->qcap - 1)];
+}
+
+/* Bytes are now pending on an idle stream: the write timeout counts from here. */
+static void sse__stream_pending(struct sse_stream *st, size_t len)
+{
+    struct sse__conn *c = st->conn;
+    if (st->qbytes == 0 && !(c->flags & SSE__F_WRITING))
+        c->t_act = sse__now(c->srv);
+    st->qbytes += len;
+    sse__conn_mark_dirty(c);
+}
+
+int sse__stream_enqueue(struct sse_stream *st, sse_frame *f)
+{
+    if (st->qcap == 0) {
+        st->qcap = 1; /* the inline slot */
+        st->qhead = 0;
+    } else if (st->qcount == st->qcap) {
+        uint32_t ncap = st->qcap == 1 ? 4 : st->qcap * 2;
         sse_frame **nq = sse__malloc(ncap * sizeof(*nq));
         if (!nq)
             return SSE_ENOMEM;
-        for (uint32_t i = 0; i < c->qcount; i++)
-            nq[i] = *sse__conn_slot(c, i);
-        if (c->qcap > 1)
-            sse__free(c->q.ring);
-        c->q.ring = nq;
-        c->qhead = 0;
-        c->qcap = ncap;
+        for (uint32_t i = 0; i < st->qcount; i++)
+            nq[i] = *sse__stream_slot(st, i);
+        if (st->qcap > 1)
+            sse__free(st->q.ring);
+        st->q.ring = nq;
+        st->qhead = 0;
+        st->qcap = ncap;
     }
-    *sse__conn_slot(c, c->qcount) = f;
-    c->qcount++;
-    if (c->qbytes == 0 && !c->wreq)
-        c->t_act = sse__now(c->srv); /* the write timeout counts from here */
-    c->qbytes += sse_frame_len(f);
-    sse__conn_mark_dirty(c);
+    *sse__stream_slot(st, st->qcount) = f;
+    st->qcount++;
+    sse__stream_pending(st, sse_frame_len(f));
     return 0;
 }
 
-/* n bytes of the queue were written: drop the frames they finish. */
-static void sse__conn_consume(struct sse_stream *c, size_t n)
+int sse__stream_answer(struct sse_stream *st, const struct sse__head *h, const void *body,
+                       size_t len)
 {
+    struct sse__conn *c = st->conn;
+    if (st->head || st->qcount)
+        return SSE_EBUSY; /* HTTP/1.1 answers one request at a time: see sse__conn_parse */
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    sse_frame *hf = NULL, *bf = NULL;
+    int rc = sse__h1_head(&b, h, sse__server_date(c->srv));
+    if (!rc)
+        rc = sse_frame_from_buf(&hf, &b);
+    sse_buf_free(&b);
+    if (!rc && len)
+        rc = sse_frame_new(&bf, body, len);
+    if (!rc && bf)
+        rc = sse__stream_enqueue(st, bf); /* into an empty queue: the inline slot, no failure */
+    if (rc) {
+        sse_frame_unref(bf);
+        sse_frame_unref(hf);
+        return rc;
+    }
+    st->head = hf;
+    sse__stream_pending(st, sse_frame_len(hf));
+    return 0;
+}
+
+/* Drop the frame at the head of the queue (written, or the stream is going). */
+static void sse__stream_pop(struct sse_stream *st)
+{
+    sse_frame_unref(*sse__stream_slot(st, 0));
+    st->qhead = (st->qhead + 1) & (st->qcap - 1);
+    st->qcount--;
+    st->qoff = 0;
+}
+
+/* n bytes of the pending output were written: drop the head and frames they finish. */
+static void sse__stream_consume(struct sse_stream *st, size_t n)
+{
+    struct sse__conn *c = st->conn;
     sse_server *s = c->srv;
-    c->qbytes -= n;
-    c->bytes_out += n;
+    st->qbytes -= n;
+    st->bytes_out += n;
     s->st.bytes_written_total += n;
     c->t_act = sse__now(s);
-    while (n > 0 && c->qcount > 0) {
-        sse_frame *f = *sse__conn_slot(c, 0);
-        size_t left = sse_frame_len(f) - c->qoff;
+    if (st->head) {
+        size_t left = sse_frame_len(st->head) - st->qoff;
         if (n < left) {
-            c->qoff += (uint32_t)n;
+            st->qoff += (uint32_t)n;
             return;
         }
         n -= left;
-        c->qoff = 0;
-        c->qhead = (c->qhead + 1) & (c->qcap - 1);
-        c->qcount--;
+        st->qoff = 0;
+        sse_frame_unref(st->head);
+        st->head = NULL;
+    }
+    while (n > 0 && st->qcount > 0) {
+        size_t left = sse_frame_len(*sse__stream_slot(st, 0)) - st->qoff;
+        if (n < left) {
+            st->qoff += (uint32_t)n;
+            return;
+        }
+        n -= left;
+        sse__stream_pop(st);
         s->st.frames_written_total++;
-        sse_frame_unref(f);
     }
     /* empty frames at the head are done too */
-    while (c->qcount > 0 && sse_frame_len(*sse__conn_slot(c, 0)) == c->qoff) {
-        sse_frame_unref(*sse__conn_slot(c, 0));
-        c->qhead = (c->qhead + 1) & (c->qcap - 1);
-        c->qcount--;
-        c->qoff = 0;
+    while (st->qcount > 0 && sse_frame_len(*sse__stream_slot(st, 0)) == st->qoff) {
+        sse__stream_pop(st);
         s->st.frames_written_total++;
     }
-    if (c->qcount == 0) { /* idle connections hold no ring */
-        if (c->qcap > 1)
-            sse__free(c->q.ring);
-        c->q.ring = NULL;
-        c->qcap = c->qhead = c->qoff = 0;
+    if (st->qcount == 0) { /* idle streams hold no ring */
+        if (st->qcap > 1)
+            sse__free(st->q.ring);
+        st->q.ring = NULL;
+        st->qcap = st->qhead = st->qoff = 0;
     }
 }
 
-/* Fill bufs from the queue; returns the count and the byte total in *total. */
-static unsigned sse__conn_bufs(struct sse_stream *c, uv_buf_t *bufs, size_t *total)
+/* Fill bufs from the pending output; returns the count and the byte total in *total. */
+static unsigned sse__stream_bufs(struct sse_stream *st, uv_buf_t *bufs, size_t *total)
 {
     unsigned n = 0;
-    size_t sum = 0;
-    for (uint32_t i = 0; i < c->qcount && n < SSE__IOV_BATCH; i++) {
-        sse_frame *f = *sse__conn_slot(c, i);
-        size_t off = i == 0 ? c->qoff : 0;
+    size_t sum = 0, off = st->qoff;
+    if (st->head) {
+        sum = sse_frame_len(st->head) - off;
+        bufs[n++] = uv_buf_init((char *)sse_frame_data(st->head) + off, (unsigned)sum);
+        off = 0;
+    }
+    for (uint32_t i = 0; i < st->qcount && n < SSE__IOV_BATCH; i++) {
+        sse_frame *f = *sse__stream_slot(st, i);
         size_t len = sse_frame_len(f) - off;
+        off = 0;
         if (!len)
             continue;
-        bufs[n++] = uv_buf_init((char *)sse_frame_data(f) + off, (unsigned)len);
+        if (n && sum + len > SSE__WRITE_MAX)
+            break;
+        bufs[n++] =
+            uv_buf_init((char *)sse_frame_data(f) + (sse_frame_len(f) - len), (unsigned)len);
         sum += len;
     }
     *total = sum;
     return n;
 }
 
-static void sse__conn_finish_if_flushed(struct sse_stream *c);
+static void sse__conn_finish_if_flushed(struct sse__conn *c);
 
 /* The close reason for a failed write: the peer went away, or an error; a close the API asked
  * for stays reported as such. */
-static int sse__write_error_reason(const struct sse_stream *c, int err)
+static int sse__write_error_reason(const struct sse__conn *c, int err)
 {
     if (c->flags & SSE__F_CLOSE_FLUSH)
-        return c->reason;
+        return c->st.reason;
     return err == UV_EPIPE || err == UV_ECONNRESET ? SSE_CLOSE_PEER : SSE_CLOSE_ERROR;
 }
 
 /* The stream part of a connection ends: count it, log it, run on_close (once). */
-static void sse__stream_closed(struct sse_stream *c, int reason)
+static void sse__stream_closed(struct sse_stream *st, int reason)
 {
-    sse_server *s = c->srv;
-    if (!(c->flags & SSE__F_WAS_STREAM) || (c->flags & SSE__F_CLOSE_CB))
+    sse_server *s = st->conn->srv;
+    if (!(st->sflags & SSE__S_WAS_STREAM) || (st->sflags & SSE__S_CLOSE_CB))
         return;
-    c->flags |= SSE__F_CLOSE_CB;
+    st->sflags |= SSE__S_CLOSE_CB;
     s->st.streams--;
     if (reason == SSE_CLOSE_SLOW)
         s->st.closed_slow_total++;
     else if (reason == SSE_CLOSE_TIMEOUT)
         s->st.closed_timeout_total++;
-    if (c->logline && s->o.access_log)
-        sse__log(s, SSE_LOG_INFO, "%s stream closed (%s) %llu bytes %.3fs", c->logline,
-                 sse_close_reason_name(reason), (unsigned long long)c->bytes_out,
-                 (double)(uint32_t)(sse__now(s) - c->t_mark) / 1e3);
-    if (c->on_close)
-        c->on_close(c, reason, c->on_close_data);
+    if (st->logline && s->o.access_log)
+        sse__log(s, SSE_LOG_INFO, "%s stream closed (%s) %llu bytes %.3fs", st->logline,
+                 sse_close_reason_name(reason), (unsigned long long)st->bytes_out,
+                 (double)(uint32_t)(sse__now(s) - st->conn->t_mark) / 1e3);
+    if (st->on_close)
+        st->on_close(st, reason, st->on_close_data);
 }
 
-static void sse__conn_write_cb(uv_write_t *w, int status)
+void sse__conn_write_done(struct sse__conn *c, int status)
 {
-    struct sse_stream *c = w->data;
-    sse__free(w);
-    c->wreq = NULL;
+    c->flags &= (uint16_t)~SSE__F_WRITING;
     if (c->state == SSE__ST_CLOSED)
         return;
     if (status < 0) {
@@ -166,111 +233,96 @@ static void sse__conn_write_cb(uv_write_t *w, int status)
     }
     size_t n = c->inflight;
     c->inflight = 0;
-    sse__conn_consume(c, n);
-    if (c->qcount)
+    sse__stream_consume(&c->st, n);
+    if (c->st.head || c->st.qcount)
         sse__conn_flush(c);
     else
         sse__conn_finish_if_flushed(c);
 }
 
-static void sse__conn_shutdown_cb(uv_shutdown_t *req, int status)
+void sse__conn_shutdown_done(struct sse__conn *c, int status)
 {
-    struct sse_stream *c = req->data;
-    sse__free(req);
     if (c->state == SSE__ST_CLOSED)
         return;
     if (status < 0 || (c->flags & SSE__F_EOF))
-        sse__conn_close(c, c->reason);
+        sse__conn_close(c, c->st.reason);
 }
 
-/* The queue is empty: if the connection was to close, shut it down and linger for the EOF. */
-static void sse__conn_finish_if_flushed(struct sse_stream *c)
+/*
+ * Nothing is left to write. If the connection was to close, shut it down and linger for the
+ * EOF; if pipelined requests wait for this answer to be out, have the walk parse them.
+ */
+static void sse__conn_finish_if_flushed(struct sse__conn *c)
 {
-    if (c->qcount || c->wreq || !(c->flags & SSE__F_CLOSE_FLUSH) || c->state == SSE__ST_LINGER ||
-        c->state == SSE__ST_CLOSED)
+    if (sse__conn_writing(c) || c->state == SSE__ST_LINGER || c->state == SSE__ST_CLOSED)
         return;
-    sse__stream_closed(c, c->reason);
+    if (!(c->flags & SSE__F_CLOSE_FLUSH)) {
+        if ((c->flags & SSE__F_PROCESS) && c->state == SSE__ST_READ)
+            sse__conn_mark_dirty(c);
+        return;
+    }
+    sse__stream_closed(&c->st, c->st.reason);
     if (c->flags & SSE__F_EOF) {
-        sse__conn_close(c, c->reason);
+        sse__conn_close(c, c->st.reason);
         return;
     }
-    uv_shutdown_t *req = sse__malloc(sizeof(*req));
-    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, sse__conn_shutdown_cb) != 0) {
-        sse__free(req);
-        sse__conn_close(c, c->reason);
+    if (sse__conn_tp(c)->shutdown(c) != 0) {
+        sse__conn_close(c, c->st.reason);
         return;
     }
-    req->data = c;
     c->state = SSE__ST_LINGER;
     c->t_mark = sse__now(c->srv);
 }
 
-void sse__conn_flush(struct sse_stream *c)
+void sse__conn_flush(struct sse__conn *c)
 {
     sse_server *s = c->srv;
+    struct sse_stream *st = &c->st;
     uv_buf_t bufs[SSE__IOV_BATCH];
-    if (c->state == SSE__ST_CLOSED || c->wreq)
+    if (c->state == SSE__ST_CLOSED || (c->flags & SSE__F_WRITING))
         return;
-    while (c->qcount) {
+    while (st->head || st->qcount) {
         size_t total;
-        unsigned n = sse__conn_bufs(c, bufs, &total);
+        unsigned n = sse__stream_bufs(st, bufs, &total);
         if (n == 0) { /* only empty frames */
-            sse__conn_consume(c, 0);
+            sse__stream_consume(st, 0);
             break;
         }
-        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        int r = sse__conn_tp(c)->try_writev(c, bufs, n);
         s->st.writes_total++;
-        if (r == UV_EAGAIN || r == UV_ENOSYS)
-            r = 0;
         if (r < 0) {
-            c->reason = (uint8_t)sse__write_error_reason(c, r);
-            c->flags |= SSE__F_KILL;
-            sse__conn_mark_dirty(c);
+            sse__conn_kill(c, sse__write_error_reason(c, r));
             return;
         }
         if (r > 0)
-            sse__conn_consume(c, (size_t)r);
+            sse__stream_consume(st, (size_t)r);
         if ((size_t)r == total)
             continue; /* all of this batch went out; more frames may follow */
-        /* the socket is full: hand the rest to one uv_write, which waits for writability */
-        n = sse__conn_bufs(c, bufs, &total);
-        uv_write_t *w = sse__malloc(sizeof(*w));
-        if (!w) {
-            c->reason = SSE_CLOSE_ERROR;
-            c->flags |= SSE__F_KILL;
-            sse__conn_mark_dirty(c);
-            return;
-        }
-        w->data = c;
-        int rc = uv_write(w, (uv_stream_t *)&c->tcp, bufs, n, sse__conn_write_cb);
-        if (rc < 0) {
-            sse__free(w);
-            c->reason = SSE_CLOSE_ERROR;
-            c->flags |= SSE__F_KILL;
-            sse__conn_mark_dirty(c);
+        /* the socket is full: hand the rest to one writev, which waits for writability */
+        n = sse__stream_bufs(st, bufs, &total);
+        if (sse__conn_tp(c)->writev(c, bufs, n) != 0) {
+            sse__conn_kill(c, SSE_CLOSE_ERROR);
             return;
         }
         s->st.writes_total++;
-        c->wreq = w;
-        c->inflight = total;
+        c->flags |= SSE__F_WRITING;
+        c->inflight = (uint32_t)total;
         return;
     }
     sse__conn_finish_if_flushed(c);
 }
 
-static void sse__conn_closed_cb(uv_handle_t *h)
+void sse__conn_closed(struct sse__conn *c)
 {
-    struct sse_stream *c = (struct sse_stream *)h;
     sse_server *s = c->srv;
-    while (c->qcount) {
-        sse_frame_unref(*sse__conn_slot(c, 0));
-        c->qhead = (c->qhead + 1) & (c->qcap - 1);
-        c->qcount--;
-    }
-    if (c->qcap > 1)
-        sse__free(c->q.ring);
+    struct sse_stream *st = &c->st;
+    while (st->qcount)
+        sse__stream_pop(st);
+    if (st->qcap > 1)
+        sse__free(st->q.ring);
+    sse_frame_unref(st->head);
+    sse__free(st->logline);
     sse__free(c->pend);
-    sse__free(c->logline);
     if (c->flags & SSE__F_DIRTY)
         sse__server_dirty_remove(s, c);
     if (c->prev)
@@ -284,12 +336,12 @@ static void sse__conn_closed_cb(uv_handle_t *h)
     sse__server_conn_freed(s);
 }
 
-void sse__conn_close(struct sse_stream *c, int reason)
+void sse__conn_close(struct sse__conn *c, int reason)
 {
     if (c->state == SSE__ST_CLOSED)
         return;
     c->state = SSE__ST_CLOSED;
-    sse__stream_closed(c, reason);
+    sse__stream_closed(&c->st, reason);
     if (c->req) { /* a deferred request whose connection goes first */
         sse_request *r = c->req;
         c->req = NULL;
@@ -299,15 +351,15 @@ void sse__conn_close(struct sse_stream *c, int reason)
         if (!(r->flags & SSE__R_IN_HANDLER))
             sse__request_free(r);
     }
-    uv_close((uv_handle_t *)&c->tcp, sse__conn_closed_cb);
+    sse__conn_tp(c)->close(c);
 }
 
-void sse__conn_close_after_flush(struct sse_stream *c, int reason)
+void sse__conn_close_after_flush(struct sse__conn *c, int reason)
 {
     if (c->state == SSE__ST_CLOSED || (c->flags & SSE__F_CLOSE_FLUSH))
         return;
     c->flags |= SSE__F_CLOSE_FLUSH;
-    c->reason = (uint8_t)reason;
+    c->st.reason = (uint8_t)reason;
     if (c->state != SSE__ST_STREAM)
         c->state = SSE__ST_DONE;
     sse__conn_mark_dirty(c);
@@ -315,7 +367,7 @@ void sse__conn_close_after_flush(struct sse_stream *c, int reason)
 
 void sse__server_walk(sse_server *s)
 {
-    struct sse_stream *c;
+    struct sse__conn *c;
     sse_request *r;
     while ((r = s->free_reqs)) {
         s->free_reqs = r->next_free;
@@ -328,10 +380,10 @@ void sse__server_walk(sse_server *s)
         if (c->state == SSE__ST_CLOSED)
             continue;
         if (c->flags & SSE__F_KILL) {
-            sse__conn_close(c, c->reason);
+            sse__conn_close(c, c->st.reason);
             continue;
         }
-        if ((c->flags & SSE__F_PROCESS) && c->state == SSE__ST_READ) {
+        if ((c->flags & SSE__F_PROCESS) && c->state == SSE__ST_READ && !sse__conn_writing(c)) {
             c->flags &= (uint16_t)~SSE__F_PROCESS;
             sse__conn_process_pending(c);
             if (c->state == SSE__ST_CLOSED)
@@ -339,7 +391,7 @@ void sse__server_walk(sse_server *s)
         }
         sse__conn_flush(c);
         if (c->state != SSE__ST_CLOSED && (c->flags & SSE__F_KILL) && !(c->flags & SSE__F_DIRTY))
-            sse__conn_close(c, c->reason);
+            sse__conn_close(c, c->st.reason);
     }
 }
 
@@ -366,8 +418,8 @@ const char *sse_close_reason_name(int reason)
 /* Whether the stream still takes frames. */
 static int sse__stream_open(const sse_stream *st)
 {
-    return st->state == SSE__ST_STREAM &&
-           !(st->flags & (SSE__F_CLOSE_FLUSH | SSE__F_KILL | SSE__F_CLOSE_CB));
+    return st->conn->state == SSE__ST_STREAM && !(st->sflags & SSE__S_CLOSE_CB) &&
+           !(st->conn->flags & (SSE__F_CLOSE_FLUSH | SSE__F_KILL));
 }
 
 int sse_stream_send_frame(sse_stream *st, sse_frame *frame)
@@ -377,14 +429,12 @@ int sse_stream_send_frame(sse_stream *st, sse_frame *frame)
     if (!sse__stream_open(st))
         return SSE_ECLOSED;
     size_t len = sse_frame_len(frame);
-    if (st->qbytes + len > st->srv->o.stream_queue_max) {
+    if (st->qbytes + len > st->conn->srv->o.stream_queue_max) {
         /* a subscriber that cannot keep up: drop it (it reconnects with Last-Event-ID) */
-        st->reason = SSE_CLOSE_SLOW;
-        st->flags |= SSE__F_KILL;
-        sse__conn_mark_dirty(st);
+        sse__conn_kill(st->conn, SSE_CLOSE_SLOW);
         return SSE_ELIMIT;
     }
-    int rc = sse__conn_enqueue(st, sse_frame_ref(frame));
+    int rc = sse__stream_enqueue(st, sse_frame_ref(frame));
     if (rc)
         sse_frame_unref(frame);
     return rc;
@@ -409,7 +459,7 @@ int sse_stream_send(sse_stream *st, const sse_event *ev)
     if (!sse__stream_open(st))
         return SSE_ECLOSED;
     sse_buf b;
-    sse_buf_init(&b, st->srv->o.stream_queue_max);
+    sse_buf_init(&b, st->conn->srv->o.stream_queue_max);
     int rc = sse_encode_event(&b, ev);
     if (!rc)
         rc = sse__stream_send_buf(st, &b);
@@ -424,7 +474,7 @@ int sse_stream_comment(sse_stream *st, const char *text)
     if (!sse__stream_open(st))
         return SSE_ECLOSED;
     sse_buf b;
-    sse_buf_init(&b, st->srv->o.stream_queue_max);
+    sse_buf_init(&b, st->conn->srv->o.stream_queue_max);
     int rc = sse_encode_comment(&b, text, strlen(text));
     if (!rc)
         rc = sse__stream_send_buf(st, &b);
@@ -449,9 +499,9 @@ int sse_stream_retry(sse_stream *st, unsigned ms)
 
 void sse_stream_close(sse_stream *st)
 {
-    if (!st || st->state != SSE__ST_STREAM)
+    if (!st || st->conn->state != SSE__ST_STREAM)
         return;
-    sse__conn_close_after_flush(st, SSE_CLOSE_LOCAL);
+    sse__conn_close_after_flush(st->conn, SSE_CLOSE_LOCAL);
 }
 
 size_t sse_stream_queued_bytes(const sse_stream *st)
@@ -481,5 +531,5 @@ void *sse_stream_get_data(const sse_stream *st)
 
 sse_server *sse_stream_server(const sse_stream *st)
 {
-    return st ? st->srv : NULL;
+    return st ? st->conn->srv : NULL;
 }

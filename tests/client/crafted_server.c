@@ -4,6 +4,9 @@
  */
 #include "crafted_server.h"
 
+#include "common/clock.h"
+#include "harness/loopback.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -40,9 +43,7 @@ struct ts_conn {
 
 uint64_t ts_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)sse__mono_ms();
 }
 
 int ts_send_len(struct ts_conn *c, const void *p, size_t n)
@@ -178,16 +179,9 @@ struct ts_server *ts_start(ts_handler handler, void *user_data)
         return NULL;
     s->handler = handler;
     s->user_data = user_data;
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof(a);
-    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(s->lfd, 512) ||
-        getsockname(s->lfd, (struct sockaddr *)&a, &al) || pipe(s->stop_pipe))
+    s->lfd = loopback_listen(512, &s->port);
+    if (s->lfd < 0 || pipe(s->stop_pipe))
         goto out_fail;
-    s->port = ntohs(a.sin_port);
     pthread_mutex_init(&s->mu, NULL);
     if (pthread_create(&s->thread, NULL, serve, s)) {
         pthread_mutex_destroy(&s->mu);

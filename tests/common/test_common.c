@@ -3,12 +3,14 @@
  * reference-counted sse_frame, including their behaviour under failing allocations.
  */
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "harness/check.h"
 #include "harness/failalloc.h"
 
 #include <pthread.h>
 #include <sse/buf.h>
 #include <sse/error.h>
+#include <sse/log.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -209,7 +211,39 @@ static int test_errors(void)
     return 0;
 }
 
-CHECK_MAIN(CHECK_TEST(test_buf_basic), CHECK_TEST(test_buf_cap),
-           CHECK_TEST(test_buf_reserve_no_realloc), CHECK_TEST(test_buf_failalloc),
-           CHECK_TEST(test_frame_copy_and_refs), CHECK_TEST(test_frame_from_buf),
-           CHECK_TEST(test_frame_threads), CHECK_TEST(test_errors))
+static int test_log_format(void)
+{
+    char line[128];
+    size_t n = sse_log_format(line, sizeof(line), SSE_LOG_WARN, "worker 2", "hello");
+    CHECK_EQ_UINT(n, strlen(line));
+    /* 2026-12-06T13:16:38Z warn  worker 2: hello\n */
+    CHECK_EQ_UINT(n, 20 + 1 + 5 + 1 + strlen("worker 2: hello\n"));
+    CHECK(line[4] == '-' && line[10] == 'T' && line[19] == 'Z');
+    CHECK_EQ_STR(line + 21, "warn  worker 2: hello\n");
+    n = sse_log_format(line, sizeof(line), SSE_LOG_DEBUG, NULL, "x");
+    CHECK_EQ_STR(line + 21, "debug x\n");
+    n = sse_log_format(line, sizeof(line), 9, NULL, "x");
+    CHECK_EQ_STR(line + 21, "?     x\n");
+    char small[24]; /* cut, but still one line */
+    n = sse_log_format(small, sizeof(small), SSE_LOG_INFO, NULL, "a long message");
+    CHECK_EQ_UINT(n, sizeof(small) - 1);
+    CHECK(small[n - 1] == '\n' && small[n] == '\0');
+    CHECK_EQ_UINT(sse_log_format(small, 1, SSE_LOG_INFO, NULL, "x"), 0);
+    CHECK_EQ_STR(sse_log_level_name(SSE_LOG_ERROR), "error");
+    return 0;
+}
+
+static int test_clock(void)
+{
+    long long wall = sse__now_ms(), m1 = sse__mono_ms();
+    CHECK(wall > 1700000000000LL); /* after November 2023 */
+    long long m2 = sse__mono_ms();
+    CHECK(m2 >= m1);
+    CHECK(sse__mono_ns() / 1000000u >= (uint64_t)m2);
+    return 0;
+}
+
+CHECK_MAIN(CHECK_TEST(test_log_format), CHECK_TEST(test_clock), CHECK_TEST(test_buf_basic),
+           CHECK_TEST(test_buf_cap), CHECK_TEST(test_buf_reserve_no_realloc),
+           CHECK_TEST(test_buf_failalloc), CHECK_TEST(test_frame_copy_and_refs),
+           CHECK_TEST(test_frame_from_buf), CHECK_TEST(test_frame_threads), CHECK_TEST(test_errors))

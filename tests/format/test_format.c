@@ -292,6 +292,23 @@ static int test_parse_bom(void)
 }
 
 /* The Encoding Standard's UTF-8 decoder: one U+FFFD per maximal subpart. */
+/* The one UTF-8 validator (format.h), shared by the parser, the hub and the CLI. */
+static int test_utf8_valid_prefix(void)
+{
+#define VP(lit) sse_utf8_valid_prefix(lit, sizeof(lit) - 1)
+    CHECK_EQ_UINT(VP(""), 0);
+    CHECK_EQ_UINT(VP("plain ascii, longer than eight bytes"), 36);
+    CHECK_EQ_UINT(VP("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), 14);
+    CHECK_EQ_UINT(VP("abc\xff"), 3);           /* never a lead byte */
+    CHECK_EQ_UINT(VP("ab\xc0\xaf"), 2);        /* overlong */
+    CHECK_EQ_UINT(VP("a\xed\xa0\x80"), 1);     /* surrogate */
+    CHECK_EQ_UINT(VP("a\xf4\x90\x80\x80"), 1); /* above U+10FFFF */
+    CHECK_EQ_UINT(VP("12345678\xe2\x82"), 8);  /* truncated at the end */
+    CHECK_EQ_UINT(VP("\xc3\xa9\xc3"), 2);
+#undef VP
+    return 0;
+}
+
 static int test_parse_utf8(void)
 {
     int failures = 0;
@@ -951,11 +968,12 @@ CHECK_MAIN(CHECK_TEST(test_parse_fields), CHECK_TEST(test_parse_event_type),
            CHECK_TEST(test_parse_id), CHECK_TEST(test_parse_retry),
            CHECK_TEST(test_parse_line_ends), CHECK_TEST(test_parse_comments),
            CHECK_TEST(test_parse_end_of_stream), CHECK_TEST(test_parse_bom),
-           CHECK_TEST(test_parse_utf8), CHECK_TEST(test_parse_limits),
-           CHECK_TEST(test_parser_limit_sticky_and_reset), CHECK_TEST(test_parser_last_event_id),
-           CHECK_TEST(test_parser_cancel), CHECK_TEST(test_parser_args),
-           CHECK_TEST(test_encode_event), CHECK_TEST(test_encode_refuses),
-           CHECK_TEST(test_encode_comment_retry), CHECK_TEST(test_round_trip),
-           CHECK_TEST(test_failalloc_parser), CHECK_TEST(test_failalloc_encoder),
-           CHECK_TEST(test_huge_line_bounded), CHECK_TEST(test_idle_memory_returned),
-           CHECK_TEST(test_million_events_one_chunk), CHECK_TEST(test_random_garbage))
+           CHECK_TEST(test_parse_utf8), CHECK_TEST(test_utf8_valid_prefix),
+           CHECK_TEST(test_parse_limits), CHECK_TEST(test_parser_limit_sticky_and_reset),
+           CHECK_TEST(test_parser_last_event_id), CHECK_TEST(test_parser_cancel),
+           CHECK_TEST(test_parser_args), CHECK_TEST(test_encode_event),
+           CHECK_TEST(test_encode_refuses), CHECK_TEST(test_encode_comment_retry),
+           CHECK_TEST(test_round_trip), CHECK_TEST(test_failalloc_parser),
+           CHECK_TEST(test_failalloc_encoder), CHECK_TEST(test_huge_line_bounded),
+           CHECK_TEST(test_idle_memory_returned), CHECK_TEST(test_million_events_one_chunk),
+           CHECK_TEST(test_random_garbage))

@@ -1,12 +1,14 @@
 /*
  * harness.h: a server on a loop in the test thread, blocking raw-socket clients in a second
- * thread (header-only, for tests/server). The client function returns 0 or 1 (CHECK macros);
- * loop_call() runs a function on the loop thread and waits for it.
+ * thread (header-only, for tests/server; the client is tests/harness/loopback.h). The client
+ * function returns 0 or 1 (CHECK macros); loop_call() runs a function on the loop thread and waits
+ * for it.
  */
 #ifndef SSE_TEST_SERVER_HARNESS_H
 #define SSE_TEST_SERVER_HARNESS_H
 
 #include "harness/check.h"
+#include "harness/loopback.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -147,105 +149,41 @@ static inline int tctx_fini(struct tctx *t)
 }
 
 /* ------------------------------------------------------------ blocking client helpers */
+/* The server tests' short names for the shared loopback client (tests/harness/loopback.h). */
 
 static inline int cli_connect(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return loopback_connect(port);
 }
 
 static inline int cli_send(int fd, const void *p, size_t n)
 {
-    const char *b = p;
-    while (n) {
-        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
+    return loopback_send(fd, p, n);
 }
 
 static inline int cli_sends(int fd, const char *s)
 {
-    return cli_send(fd, s, strlen(s));
+    return loopback_sends(fd, s);
 }
 
-/* Read until needle appears in buf (NUL-terminated) or EOF / timeout; returns bytes read. */
 static inline size_t cli_read_until(int fd, char *buf, size_t cap, size_t have, const char *needle)
 {
-    size_t n = have;
-    buf[n] = '\0';
-    while (n + 1 < cap && (!needle || !strstr(buf, needle))) {
-        ssize_t k = recv(fd, buf + n, cap - 1 - n, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        buf[n] = '\0';
-    }
-    return n;
+    return loopback_read_until(fd, buf, cap, have, needle);
 }
 
-/* Read one response (head + Content-Length body) into buf; returns its length, 0 on failure. */
 static inline size_t cli_read_response(int fd, char *buf, size_t cap)
 {
-    size_t n = cli_read_until(fd, buf, cap, 0, "\r\n\r\n");
-    char *end = strstr(buf, "\r\n\r\n");
-    if (!end)
-        return 0;
-    size_t head = (size_t)(end + 4 - buf);
-    const char *cl = strcasestr(buf, "\r\nContent-Length:");
-    size_t body = 0;
-    if (cl && cl < end)
-        body = strtoul(cl + 17, NULL, 10);
-    while (n < head + body && n + 1 < cap) {
-        ssize_t k = recv(fd, buf + n, cap - 1 - n, 0);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-    }
-    buf[n] = '\0';
-    return n;
+    return loopback_read_response(fd, buf, cap);
 }
 
-/* The status code of a response in buf, or -1. */
 static inline int cli_status(const char *buf)
 {
-    if (strncmp(buf, "HTTP/1.1 ", 9) != 0)
-        return -1;
-    return (int)strtol(buf + 9, NULL, 10);
+    return loopback_status(buf);
 }
 
-/* Whether the peer closed the connection (EOF within the receive timeout). */
 static inline int cli_eof(int fd)
 {
-    char b[4096];
-    for (;;) {
-        ssize_t k = recv(fd, b, sizeof(b), 0);
-        if (k == 0)
-            return 1;
-        if (k < 0)
-            return errno == ECONNRESET;
-    }
+    return loopback_eof(fd);
 }
 
 #endif

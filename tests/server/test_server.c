@@ -5,6 +5,7 @@
  */
 #include "harness.h"
 #include "harness/failalloc.h"
+#include "server/internal.h" /* sse__h1_head, struct sse__conn: the transport seam */
 
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -513,25 +514,12 @@ static int pred_opened(const struct snap *s, int n)
 
 static int open_stream_fd(struct tctx *t, const char *path, int rcvbuf)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = loopback_connect_opts(t->port, 0, rcvbuf);
     if (fd < 0)
         return -1;
-    if (rcvbuf)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)t->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
     char req[256];
     snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-    if (cli_sends(fd, req)) {
+    if (loopback_sends(fd, req)) {
         close(fd);
         return -1;
     }
@@ -1656,6 +1644,309 @@ static int test_peer_reset(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ connections, transports, heads */
+
+/* An idle connection must not grow: struct sse__conn (with its inline HTTP/1.1 stream) plus the
+ * TCP transport's state stays within one 416-byte malloc chunk, as before the transport seam. */
+static int test_conn_size(void)
+{
+    size_t total = sizeof(struct sse__conn) + sse__transport_tcp.state_size;
+    fprintf(stderr, "  sizeof: sse__conn %zu (stream %zu) + tcp %zu = %zu\n",
+            sizeof(struct sse__conn), sizeof(struct sse_stream), sse__transport_tcp.state_size,
+            total);
+    CHECK(total <= 408);
+    return 0;
+}
+
+/*
+ * The transport seam: a test transport (TCP underneath) whose try_writev takes at most 3 bytes,
+ * so every answer, stream head and event is split between try_writev and writev at odd offsets,
+ * across the boundary of head and body. What the client reads must be byte for byte the same.
+ */
+static int trickle_calls;
+
+static int trickle_try_writev(struct sse__conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    uv_buf_t one = bufs[0];
+    trickle_calls++;
+    if (one.len > 3)
+        one.len = 3;
+    return sse__transport_tcp.try_writev(c, &one, 1);
+}
+
+static struct sse__transport trickle;
+
+static int c_trickle(struct tctx *t)
+{
+    char buf[4096];
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    for (int i = 0; i < 3; i++) { /* keep-alive: three answers on one connection */
+        CHECK_EQ_INT(cli_sends(fd, "GET /hello?t HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+        CHECK(cli_read_response(fd, buf, sizeof(buf)) > 0);
+        CHECK_EQ_INT(cli_status(buf), 200);
+        CHECK(strstr(buf, "\r\n\r\nGET /hello q=t x=- body="));
+    }
+    close(fd);
+    fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    size_t n = cli_read_until(fd, buf, sizeof(buf), 0, "data: hello\n\n");
+    CHECK(n > 0);
+    CHECK_EQ_INT(cli_status(buf), 200);
+    CHECK(strstr(buf, "\r\nContent-Type: text/event-stream\r\n"));
+    CHECK(strstr(buf, "\r\n\r\nid: 1\ndata: hello\n\n"));
+    close(fd);
+    CHECK_EQ_INT(one_request(t, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf)), 404);
+    CHECK(strstr(buf, "\r\n\r\n404 Not Found\n"));
+    return 0;
+}
+
+static int test_transport_seam(void)
+{
+    struct tctx t;
+    trickle = sse__transport_tcp;
+    trickle.name = "trickle";
+    trickle.try_writev = trickle_try_writev;
+    trickle_calls = 0;
+    CHECK_EQ_INT(setup(&t, NULL), 0);
+    CHECK_EQ_INT(sse__server_listen_tp(t.s, "127.0.0.1", 0, &trickle, NULL), 0);
+    /* the harness listens first (TCP); move the client to the trickle listener */
+    struct sse__listener *l = t.s->listeners; /* the newest listener is first */
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    CHECK_EQ_INT(uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len), 0);
+    t.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    CHECK_EQ_INT(t.s->tps[l->tp].ops == &trickle, 1);
+    int rc = tctx_run(&t, c_trickle);
+    CHECK(trickle_calls >= 5); /* one per answer, head or event: the rest went by writev */
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    return rc;
+}
+
+/* Every HTTP/1.1 head comes from sse__h1_head: exact bytes for each kind. */
+static int test_h1_heads(void)
+{
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    struct sse__head interim = {100, NULL, 0, 0, NULL, 0, NULL, 0};
+    CHECK_EQ_INT(sse__h1_head(&b, &interim, "D"), 0);
+    CHECK_EQ_STR(sse_buf_cstr(&b), "HTTP/1.1 100 Continue\r\n\r\n");
+    sse_buf_reset(&b);
+    static const char extra[] = "X-A\0one\0X-B\0two";
+    struct sse__field f[2] = {{"Allow", "GET"}, {"Vary", "Origin"}};
+    struct sse__head h = {404, "text/plain", 10,           SSE__HEAD_LENGTH | SSE__HEAD_CLOSE, f,
+                          2,   extra,        sizeof(extra)};
+    CHECK_EQ_INT(sse__h1_head(&b, &h, "Sun, 06 Dec 2026 13:00:00 GMT"), 0);
+    CHECK_EQ_STR(sse_buf_cstr(&b),
+                 "HTTP/1.1 404 Not Found\r\nDate: Sun, 06 Dec 2026 13:00:00 GMT\r\n"
+                 "Content-Type: text/plain\r\nContent-Length: 10\r\n"
+                 "Allow: GET\r\nVary: Origin\r\nConnection: close\r\n"
+                 "X-A: one\r\nX-B: two\r\n\r\n");
+    sse_buf_reset(&b);
+    struct sse__head k = {204, NULL, 0, SSE__HEAD_KEEPALIVE, NULL, 0, NULL, 0};
+    CHECK_EQ_INT(sse__h1_head(&b, &k, "D"), 0);
+    CHECK_EQ_STR(sse_buf_cstr(&b), "HTTP/1.1 204 No Content\r\nDate: D\r\n"
+                                   "Connection: keep-alive\r\n\r\n");
+    sse_buf_free(&b);
+    return 0;
+}
+
+/* A pipelining client that sends far more than it reads: the server answers one request at a
+ * time (one pending head per connection), pauses reading once a request's worth of bytes waits,
+ * and in the end every answer arrives, complete and in order - no 413/431, nothing unbounded. */
+#define PIPE_N 2000
+#define PIPE_BODY 8192
+
+static int paused_logs;
+
+static void pipe_log_cb(void *ud, int level, const char *line)
+{
+    if (strstr(line, "reading paused"))
+        paused_logs++;
+}
+
+static void get_paused(struct tctx *t, void *arg)
+{
+    *(int *)arg = paused_logs;
+}
+
+static int big_cb(sse_request *r, void *ud)
+{
+    static char body[PIPE_BODY];
+    memset(body, 'x', sizeof(body));
+    int n = snprintf(body, sizeof(body), "i=%s;", sse_request_query(r));
+    body[n] = 'x';
+    return sse_request_respond(r, 200, "text/plain", body, sizeof(body));
+}
+
+static int c_pipeline_unread(struct tctx *t)
+{
+    static char reqs[PIPE_N * 300];
+    size_t rlen = 0;
+    char pad[201];
+    memset(pad, 'p', 200);
+    pad[200] = '\0';
+    for (int i = 0; i < PIPE_N; i++)
+        rlen += (size_t)snprintf(reqs + rlen, sizeof(reqs) - rlen,
+                                 "GET /big?%d HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", i, pad);
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    size_t sent = 0;
+    /* phase 1: send what the socket takes, read nothing */
+    for (;;) {
+        ssize_t k = send(fd, reqs + sent, rlen - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k <= 0)
+            break;
+        sent += (size_t)k;
+    }
+    int paused = 0;
+    for (int i = 0; i < 200 && !paused; i++) {
+        usleep(10000);
+        loop_call(t, get_paused, &paused);
+    }
+    CHECK(paused >= 1); /* the server stopped reading rather than answer 413/431 */
+    /* phase 2: read every answer (and send the rest as the server takes it) */
+    static char buf[1 << 16];
+    size_t have = 0;
+    int next = 0;
+    while (next < PIPE_N) {
+        if (sent < rlen) {
+            ssize_t k = send(fd, reqs + sent, rlen - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k > 0)
+                sent += (size_t)k;
+        }
+        ssize_t k = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        CHECK(k > 0);
+        have += (size_t)k;
+        buf[have] = '\0';
+        for (;;) { /* consume complete answers */
+            char *end = strstr(buf, "\r\n\r\n");
+            if (!end || have < (size_t)(end + 4 - buf) + PIPE_BODY)
+                break;
+            size_t head = (size_t)(end + 4 - buf);
+            CHECK_EQ_INT(cli_status(buf), 200);
+            char want[32];
+            int wn = snprintf(want, sizeof(want), "i=%d;", next);
+            CHECK_EQ_MEM(buf + head, (size_t)wn, want, (size_t)wn);
+            next++;
+            memmove(buf, buf + head + PIPE_BODY, have - head - PIPE_BODY);
+            have -= head + PIPE_BODY;
+            buf[have] = '\0';
+        }
+    }
+    CHECK_EQ_UINT(sent, rlen);
+    CHECK_EQ_UINT(have, 0);
+    close(fd);
+    return 0;
+}
+
+/* The same client, but it sends its requests and then shuts down its side (printf | nc): the
+ * requests that wait behind an answer being written are still answered, then the server closes;
+ * a stream opened by one of them closes as if the EOF came after it (SSE_CLOSE_PEER). */
+#define HALF_N 1000
+
+/* Runs the client; with_stream: a stream request (/reg) follows the pipelined ones. */
+static int half_close_run(struct tctx *t, int with_stream)
+{
+    static char reqs[HALF_N * 64];
+    size_t rlen = 0;
+    for (int i = 0; i < HALF_N; i++)
+        rlen += (size_t)snprintf(reqs + rlen, sizeof(reqs) - rlen,
+                                 "GET /big?%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    if (with_stream)
+        rlen += (size_t)snprintf(reqs + rlen, sizeof(reqs) - rlen,
+                                 "GET /reg HTTP/1.1\r\nHost: x\r\n\r\n");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    int small = 4096; /* a small window, so that the server's answers wait for the socket */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)t->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ_INT(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    CHECK_EQ_INT(cli_send(fd, reqs, rlen), 0);
+    usleep(100000); /* the server reads everything and the EOF before the client reads */
+    CHECK_EQ_INT(shutdown(fd, SHUT_WR), 0);
+    usleep(100000);
+    static char buf[1 << 16];
+    size_t have = 0;
+    int next = 0;
+    ssize_t k;
+    for (;;) {
+        k = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (k <= 0)
+            break; /* EOF, or the 5 s timeout */
+        have += (size_t)k;
+        buf[have] = '\0';
+        for (;;) {
+            char *end = strstr(buf, "\r\n\r\n");
+            if (next == HALF_N || !end || have < (size_t)(end + 4 - buf) + PIPE_BODY)
+                break;
+            size_t head = (size_t)(end + 4 - buf);
+            CHECK_EQ_INT(cli_status(buf), 200);
+            char want[32];
+            int wn = snprintf(want, sizeof(want), "i=%d;", next);
+            CHECK_EQ_MEM(buf + head, (size_t)wn, want, (size_t)wn);
+            next++;
+            memmove(buf, buf + head + PIPE_BODY, have - head - PIPE_BODY);
+            have -= head + PIPE_BODY;
+            buf[have] = '\0';
+        }
+    }
+    CHECK_EQ_INT((int)k, 0); /* the server closed: it did not keep the connection open */
+    CHECK_EQ_INT(next, HALF_N);
+    if (with_stream) { /* the stream opened (its head came), then closed as the peer's */
+        CHECK_EQ_INT(cli_status(buf), 200);
+        CHECK(strstr(buf, "\r\nContent-Type: text/event-stream\r\n"));
+        struct snap sn;
+        loop_call(t, do_snap, &sn);
+        CHECK_EQ_INT(sn.g.reasons[SSE_CLOSE_PEER], 1);
+        CHECK_EQ_INT(sn.g.open, 0);
+    } else {
+        CHECK_EQ_UINT(have, 0);
+    }
+    close(fd);
+    return 0;
+}
+
+static int c_pipeline_half_close(struct tctx *t)
+{
+    return half_close_run(t, 0) || half_close_run(t, 1);
+}
+
+static int test_pipeline_half_close(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    CHECK_EQ_INT(reg_setup(&t, NULL, g), 0);
+    sse_server_route(t.s, "GET", "/big", big_cb, NULL);
+    int rc = tctx_run(&t, c_pipeline_half_close);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
+static int test_pipeline_unread(void)
+{
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.max_request_line = 256; /* pending limit: 256 + 512 + 256 + 64 KiB of slack */
+    o.max_header_bytes = 512;
+    o.max_body = 256;
+    o.log = pipe_log_cb;
+    struct tctx t;
+    paused_logs = 0;
+    CHECK_EQ_INT(tctx_init(&t, &o), 0);
+    sse_server_route(t.s, "GET", "/big", big_cb, NULL);
+    int rc = tctx_run(&t, c_pipeline_unread);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    return rc;
+}
+
 CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keepalive_pipelining),
            CHECK_TEST(test_http10), CHECK_TEST(test_bodies), CHECK_TEST(test_errors_and_limits),
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections), CHECK_TEST(test_heartbeat),
@@ -1666,4 +1957,6 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_listen_addresses), CHECK_TEST(test_listen_busy_port),
            CHECK_TEST(test_split_host_port), CHECK_TEST(test_failing_allocator),
            CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
-           CHECK_TEST(test_access_log), CHECK_TEST(test_peer_reset))
+           CHECK_TEST(test_access_log), CHECK_TEST(test_peer_reset), CHECK_TEST(test_conn_size),
+           CHECK_TEST(test_h1_heads), CHECK_TEST(test_pipeline_unread),
+           CHECK_TEST(test_pipeline_half_close), CHECK_TEST(test_transport_seam))

@@ -129,8 +129,12 @@ struct lmdb_store {
     sse_store_limits trim_lim; /* asked by trim() */
     long long trim_now;
     int trim_asked;
-    uint64_t next_seq; /* writer-owned after open */
-    uint64_t w_bytes;  /* writer-owned after open */
+    uint64_t trim_seq, trim_done;      /* trims asked / committed (trim() waits for its own) */
+    int trim_rc;                       /* the last trim's result */
+    uv_cond_t tcv;                     /* a trim was committed */
+    long long clock_entry, clock_mono; /* the age clock: the newest append's time, and when */
+    uint64_t next_seq;                 /* writer-owned after open */
+    uint64_t w_bytes;                  /* writer-owned after open */
     /* Reader (rmu). */
     uv_thread_t rthr;
     uv_mutex_t rmu;
@@ -188,6 +192,13 @@ static long long now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -373,9 +384,13 @@ static int put_meta_u64(struct lmdb_store *s, MDB_txn *txn, const char *name, ui
     return mdb_put(txn, s->db_meta, &k, &v, 0);
 }
 
-/* One transaction: the batch (may be NULL), the trims, the meta. Sets each op's result. */
-static void commit_batch(struct lmdb_store *s, struct op *batch, const sse_store_limits *extra,
-                         long long extra_now)
+/*
+ * One transaction: the batch (may be NULL), the trims, the meta. Sets each op's result; returns
+ * the transaction's. The age limit's clock is the newest append's time (as in the memory store,
+ * which trims with each entry's time), moved on by the time elapsed since it came.
+ */
+static int commit_batch(struct lmdb_store *s, struct op *batch, const sse_store_limits *extra,
+                        long long extra_now)
 {
     MDB_txn *txn = NULL;
     uint64_t seq = s->next_seq, bytes = s->w_bytes, first = seq;
@@ -393,7 +408,13 @@ static void commit_batch(struct lmdb_store *s, struct op *batch, const sse_store
         o->pos = seq++;
         bytes += rec_account(o->rec_len, idl);
     }
-    long long now = now_ms();
+    long long now;
+    for (struct op *o = batch; o; o = o->next)
+        if (!o->next) {
+            s->clock_entry = (long long)get_be(o->rec + 16, 8);
+            s->clock_mono = mono_ms();
+        }
+    now = s->clock_entry + (mono_ms() - s->clock_mono);
     if (!rc)
         rc = trim_txn(s, txn, &s->lim, now, seq, &bytes, &first);
     if (!rc && extra)
@@ -415,6 +436,7 @@ static void commit_batch(struct lmdb_store *s, struct op *batch, const sse_store
         s->w_bytes = bytes;
         post_snapshot(s, first);
     }
+    return map_err(rc);
 }
 
 /* The store's threads take no signals: the process's handlers (signalfd, uv_signal) get them. */
@@ -449,6 +471,7 @@ static void writer_main(void *arg)
         sse_store_limits extra = s->trim_lim;
         long long extra_now = s->trim_now;
         int asked = s->trim_asked, stop = s->wstop && !s->wq_head;
+        uint64_t asked_seq = s->trim_seq;
         s->trim_asked = 0;
         uv_mutex_unlock(&s->wmu);
 
@@ -456,9 +479,16 @@ static void writer_main(void *arg)
         /* Age limits need a commit even when nobody publishes: once a second. */
         int age_due = s->lim.max_age_ms > 0 && now - last_trim >= FLUSH_MS;
         if (head || asked || age_due) {
-            commit_batch(s, head, asked ? &extra : NULL, extra_now);
+            int rc = commit_batch(s, head, asked ? &extra : NULL, extra_now);
             last_trim = now;
             dirty = 1;
+            if (asked) { /* trim() waits for this */
+                uv_mutex_lock(&s->wmu);
+                s->trim_done = asked_seq;
+                s->trim_rc = rc;
+                uv_cond_broadcast(&s->tcv);
+                uv_mutex_unlock(&s->wmu);
+            }
         }
         if (s->nosync && dirty && (now - last_flush >= FLUSH_MS || stop)) {
             mdb_env_sync(s->env, 1);
@@ -472,6 +502,7 @@ static void writer_main(void *arg)
             break;
     }
     s->wexited = 1;
+    uv_cond_broadcast(&s->tcv);
     uv_mutex_unlock(&s->wmu);
     uv_async_send(s->async);
 }
@@ -1070,15 +1101,28 @@ static int l_trim(sse_store *base, const sse_store_limits *lim, long long now)
     struct lmdb_store *s = (struct lmdb_store *)base;
     if (s->closing)
         return SSE_ECLOSED;
+    /* "Now", as store.h asks: the loop waits for the writer to commit this trim (one commit;
+       the hub never calls trim, the limits given to the constructor are applied without it). */
     uv_mutex_lock(&s->wmu);
     s->trim_lim = *lim;
     s->trim_now = now;
     s->trim_asked = 1;
+    uint64_t mine = ++s->trim_seq;
     uv_cond_signal(&s->wcv);
+    while (s->trim_done < mine && !s->wexited)
+        uv_cond_wait(&s->tcv, &s->wmu);
+    int rc = s->trim_done >= mine ? s->trim_rc : SSE_ECLOSED;
     uv_mutex_unlock(&s->wmu);
-    if (s->cache) /* the cache follows at once (it only ever holds a subset) */
+    uv_mutex_lock(&s->dmu); /* the stats as of that commit */
+    if (s->snap_new) {
+        s->first_pos = s->snap_first;
+        s->count = s->snap_count;
+        s->bytes = s->snap_bytes;
+    }
+    uv_mutex_unlock(&s->dmu);
+    if (s->cache) /* the cache follows (it only ever holds a subset) */
         sse_store_trim(s->cache, lim, now);
-    return 0;
+    return rc;
 }
 
 static void l_stats(const sse_store *base, size_t *count, size_t *bytes)
@@ -1105,6 +1149,7 @@ static void free_all(struct lmdb_store *s)
         uv_mutex_destroy(&s->rmu);
         uv_cond_destroy(&s->rcv);
         uv_mutex_destroy(&s->dmu);
+        uv_cond_destroy(&s->tcv);
     }
     sse__free(s);
 }
@@ -1403,6 +1448,8 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     s->lock_fd = -1;
     s->nosync = o->sync == SSE_STORE_LMDB_NOSYNC;
     s->cached_replay = o->cached_replay;
+    s->clock_entry = now_ms();
+    s->clock_mono = mono_ms();
     s->pid = getpid();
     s->lim = o->limits;
     if (!s->lim.max_count && !s->lim.max_bytes && !s->lim.max_age_ms) {
@@ -1476,7 +1523,8 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
         goto out_fail;
 
     if (uv_mutex_init(&s->wmu) || uv_cond_init(&s->wcv) || uv_mutex_init(&s->rmu) ||
-        uv_cond_init(&s->rcv) || uv_mutex_init(&s->dmu)) /* not expected to fail on Linux */
+        uv_cond_init(&s->rcv) || uv_mutex_init(&s->dmu) ||
+        uv_cond_init(&s->tcv)) /* not expected to fail on Linux */
         FAIL(SSE_ENOMEM, "%s: cannot make the locks", s->path);
     s->locks = 1;
     if (!(s->async = sse__calloc(1, sizeof(*s->async))))

@@ -9,7 +9,7 @@
 //  3. a stream the hub closes is reopened by the browser with Last-Event-ID, and the updates
 //     published while it was away are replayed (checked in the page and in /metrics).
 // Usage: node hub_playground.mjs PATH/TO/ssehub WEB_DIR
-import { Server, check, launchBrowser, log, newPage, run, until } from '../e2e/lib.mjs';
+import { Server, check, launchBrowser, log, newPage, run, until } from './lib.mjs';
 
 const [bin, web] = process.argv.slice(2);
 

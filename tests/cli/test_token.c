@@ -1,11 +1,12 @@
 /*
- * test_cli.c: `ssehub token` round trips (mint with the real binary, verify with src/hub/auth.c)
+ * test_token.c: `ssehub token` round trips (mint with the real binary, verify with src/hub/auth.c)
  * and `ssehub pub` against a one-shot HTTP listener in this test on 127.0.0.1, port 0: the
  * request it sends (method, path, bearer token, form fields) and its exit codes.
  * The binary is $SSEHUB (set by CTest); every wait is bounded by poll timeouts.
  */
 #include "common/alloc.h"
 #include "harness/check.h"
+#include "harness/loopback.h"
 #include "hub/auth.h"
 #include "hub/jws.h"
 #include "hub/selector.h"
@@ -315,15 +316,10 @@ static int test_token_errors(void)
 
 static int listener(char *url, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof(sa);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4) ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl))
-        return -1;
-    snprintf(url, cap, "http://127.0.0.1:%d/.well-known/mercure", ntohs(sa.sin_port));
+    int port;
+    int fd = loopback_listen(4, &port);
+    if (fd >= 0)
+        snprintf(url, cap, "http://127.0.0.1:%d/.well-known/mercure", port);
     return fd;
 }
 
