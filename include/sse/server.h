@@ -55,15 +55,18 @@ typedef struct sse_server_options {
     int access_log;                /* log one line per request / closed stream at SSE_LOG_INFO */
     void (*log)(void *log_data, int level, const char *line); /* NULL = stderr */
     void *log_data;
-    int reuse_port; /* set SO_REUSEPORT so several loops/processes share a port;
-                       off by default, so a second server on a busy port fails
-                       to bind instead of silently taking half the connections */
+    int reuse_port;      /* set SO_REUSEPORT so several loops/processes share a port;
+                            off by default, so a second server on a busy port fails
+                            to bind instead of silently taking half the connections */
+    size_t max_buffered; /* 64 MiB: bytes of unfinished requests held for all connections
+                            together (what unauthenticated clients can make the server hold);
+                            a request that needs more gets 503 and the connection closes */
 } sse_server_options;
 
 #define SSE_SERVER_OPTIONS_VERSION 1
 #define SSE_SERVER_OPTIONS_INIT                                                                    \
     {                                                                                              \
-        SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0        \
+        SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0     \
     }
 
 /**

@@ -95,7 +95,9 @@ static const struct setting settings[] = {
      "automaton nodes of all distinct selector patterns in use (memory and matching cost); a "
      "new pattern past it: 429"},
     {"max-connections", "SSEHUB_MAX_CONNECTIONS", NULL, T_SIZE, "0", OFF(max_connections),
-     "concurrent TCP connections, 0 = unlimited (more: 503)"},
+     "concurrent TCP connections per process, 0 = the open-file limit less 64 (more: 503)"},
+    {"max-buffered", "SSEHUB_MAX_BUFFERED", NULL, T_SIZE, "64M", OFF(max_buffered),
+     "bytes of unfinished requests held for all connections together (more: 503)"},
     {"workers", "SSEHUB_WORKERS", NULL, T_SIZE, "1", OFF(workers),
      "worker processes sharing the port, in one global update order (0 = one per CPU)"},
     {"expiry-sweep", "SSEHUB_EXPIRY_SWEEP", NULL, T_MS, "250ms", OFF(expiry_sweep_ms),

@@ -31,6 +31,7 @@ struct serve_config {
     size_t store_map_size;   /* lmdb: 0 = derived from history_bytes */
     size_t max_selectors, max_selector_len, max_topics, max_body, max_update;
     size_t max_subscribers, max_connections;
+    size_t max_buffered;      /* bytes of unfinished requests held in all */
     size_t replay_budget;     /* matching steps one replay may spend */
     size_t max_pattern_nodes; /* nodes of all distinct compiled patterns alive */
     size_t workers;           /* processes (docs/WORKERS.md); 0 = one per CPU */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -388,6 +389,16 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     so.write_timeout_ms = c->write_timeout_ms;
     so.stream_queue_max = c->queue_max;
     so.max_connections = (unsigned)c->max_connections;
+    struct rlimit rl; /* a hub holds a descriptor per subscriber: take all the system allows */
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!so.max_connections) { /* past the open-file limit accept() fails: answer 503 before */
+        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+            so.max_connections = (unsigned)(rl.rlim_cur - 64);
+    }
+    so.max_buffered = c->max_buffered;
     so.cors_origins = c->cors_origins;
     so.cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
     so.access_log = c->access_log;

@@ -164,7 +164,9 @@ static void sse__request_answered(sse_request *r, int keep)
         if (keep) {
             c->state = SSE__ST_READ;
             c->flags |= SSE__F_SERVED;
-            c->t_mark = sse__now(s);
+            /* idle since now; or, with pipelined bytes waiting, their request counts from
+               when they came (not renewed by the time this answer took) */
+            c->t_mark = c->pend ? c->pend->t_read : sse__now(s);
             if (c->pend && !(r->flags & SSE__R_IN_HANDLER)) {
                 c->flags |= SSE__F_PROCESS; /* pipelined bytes wait: parse them at the walk */
                 sse__conn_mark_dirty(c);
@@ -263,8 +265,7 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
     c->flags &= (uint16_t)~SSE__F_PROCESS;
     s->st.streams++;
     if (!(r->flags & SSE__R_IN_HANDLER)) {
-        sse__free(c->pend); /* pipelined bytes after a stream request are dropped */
-        c->pend = NULL;
+        sse__conn_pend_free(c); /* pipelined bytes after a stream request are dropped */
         r->next_free = s->free_reqs;
         s->free_reqs = r;
     }
@@ -603,6 +604,37 @@ static size_t sse__pend_limit(const sse_server *s)
 
 static void sse__conn_after_eof(struct sse__conn *c);
 
+/*
+ * The buffer of unfinished request bytes, taken from the server's budget (max_buffered): the
+ * bytes unauthenticated clients can make the server hold are bounded by configuration, not by
+ * the number of connections. NULL when the budget or the allocator says no.
+ */
+static struct sse__pend *pend_resize(struct sse__conn *c, struct sse__pend *pd, size_t cap)
+{
+    sse_server *s = c->srv;
+    size_t old = pd ? pd->cap : 0;
+    if (cap > old && s->pend_bytes - old + cap > s->o.max_buffered) {
+        sse__log(s, SSE_LOG_DEBUG, "buffered request bytes at the limit (%zu): refused",
+                 s->o.max_buffered);
+        return NULL;
+    }
+    struct sse__pend *np = sse__realloc(pd, sizeof(*np) + cap);
+    if (!np)
+        return NULL;
+    s->pend_bytes = s->pend_bytes - old + cap;
+    np->cap = cap;
+    return np;
+}
+
+void sse__conn_pend_free(struct sse__conn *c)
+{
+    if (!c->pend)
+        return;
+    c->srv->pend_bytes -= c->pend->cap;
+    sse__free(c->pend);
+    c->pend = NULL;
+}
+
 /* Reading was paused while pipelined requests waited for an answer: go on once they fit. */
 static void sse__conn_resume_read(struct sse__conn *c)
 {
@@ -623,12 +655,14 @@ void sse__conn_process_pending(struct sse__conn *c)
     pd = c->pend;
     if (pd && (used >= pd->len || c->state == SSE__ST_STREAM || c->state == SSE__ST_DONE ||
                c->state == SSE__ST_CLOSED)) {
-        sse__free(pd);
-        c->pend = NULL;
+        sse__conn_pend_free(c);
     } else if (pd && used) {
+        /* The rest arrived at the latest with the last read: its request timeout counts from
+           then, not from now (the time the server took answering what came before is not the
+           client's: a client that stops reading cannot stretch it by pipelining). */
         memmove(pd->data, pd->data + used, pd->len - used);
         pd->len -= used;
-        c->t_mark = sse__now(c->srv); /* a new request has started */
+        c->t_mark = pd->t_read;
     }
     if (c->flags & SSE__F_EOF)
         sse__conn_after_eof(c); /* what came before the EOF is answered: now the EOF */
@@ -647,7 +681,7 @@ static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
         if (used >= n || (c->state != SSE__ST_READ && c->state != SSE__ST_HANDLE))
             return;
         size_t cap = n - used < 512 ? 512 : n - used;
-        pd = sse__malloc(sizeof(*pd) + cap);
+        pd = pend_resize(c, NULL, cap);
         if (!pd) {
             if (c->state == SSE__ST_HANDLE)
                 sse__conn_close(c, SSE_CLOSE_ERROR); /* the deferred request is aborted */
@@ -657,7 +691,7 @@ static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
         }
         pd->ps = ps;
         pd->len = n - used;
-        pd->cap = cap;
+        pd->t_read = sse__now(s);
         memcpy(pd->data, data + used, n - used);
         c->pend = pd;
         if (c->state == SSE__ST_READ)
@@ -679,8 +713,7 @@ static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
             }
         } else {
             sse__conn_reject(c, pd->ps.head_len ? 413 : 431, NULL);
-            sse__free(pd);
-            c->pend = NULL;
+            sse__conn_pend_free(c);
             return;
         }
     }
@@ -688,22 +721,21 @@ static void sse__conn_on_data(struct sse__conn *c, char *data, size_t n)
         size_t cap = pd->cap * 2;
         while (cap < pd->len + n)
             cap *= 2;
-        struct sse__pend *np = sse__realloc(pd, sizeof(*pd) + cap);
+        struct sse__pend *np = pend_resize(c, pd, cap);
         if (!np) {
             if (c->state == SSE__ST_HANDLE) {
                 sse__conn_close(c, SSE_CLOSE_ERROR);
                 return;
             }
             sse__conn_reject(c, 503, NULL);
-            sse__free(pd);
-            c->pend = NULL;
+            sse__conn_pend_free(c);
             return;
         }
         pd = c->pend = np;
-        pd->cap = cap;
     }
     memcpy(pd->data + pd->len, data, n);
     pd->len += n;
+    pd->t_read = sse__now(s);
     if (c->state == SSE__ST_READ)
         sse__conn_process_pending(c);
 }

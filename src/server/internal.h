@@ -71,10 +71,14 @@ struct sse__pstate {
 struct sse__pend {
     struct sse__pstate ps;
     size_t len, cap;
+    uint32_t t_read; /* ms: the last read that added bytes (the unfinished request's clock) */
     char data[];
 };
 
 struct sse__conn;
+
+/* Free c's buffer of unfinished request bytes (and give them back to the server's budget). */
+void sse__conn_pend_free(struct sse__conn *c);
 
 /*
  * One exchange: what is to be written for it and, for an event stream, its callbacks. Pending
@@ -207,6 +211,7 @@ struct sse_server {
     int port;
     struct sse__route *routes, **routes_tail;
     struct sse__conn *conns; /* every open connection */
+    size_t pend_bytes;       /* bytes allocated for unfinished requests (o.max_buffered) */
     struct sse__conn *dirty; /* connections with something to do at the next walk */
     struct sse_request *free_reqs;
     uv_check_t check;       /* flush walk after I/O callbacks */

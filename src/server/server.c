@@ -73,9 +73,7 @@ static void sse__sweep_cb(uv_timer_t *t)
             } else if (c->pend) {
                 if (now - c->t_mark > s->o.request_timeout_ms) {
                     sse__log(s, SSE_LOG_DEBUG, "request timeout");
-                    struct sse__pend *pd = c->pend;
-                    c->pend = NULL;
-                    sse__free(pd);
+                    sse__conn_pend_free(c);
                     sse__conn_reject(c, 408, NULL); /* 408, then close */
                 }
             } else if (now - c->t_mark > ((c->flags & SSE__F_SERVED) ? s->o.keepalive_timeout_ms
@@ -135,6 +133,8 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
         s->o.max_body = 1 << 20;
     if (!s->o.request_timeout_ms)
         s->o.request_timeout_ms = 10000;
+    if (!s->o.max_buffered)
+        s->o.max_buffered = (size_t)64 << 20;
     if (!s->o.keepalive_timeout_ms)
         s->o.keepalive_timeout_ms = 60000;
     if (!s->o.heartbeat_ms)

@@ -322,7 +322,7 @@ void sse__conn_closed(struct sse__conn *c)
         sse__free(st->q.ring);
     sse_frame_unref(st->head);
     sse__free(st->logline);
-    sse__free(c->pend);
+    sse__conn_pend_free(c);
     if (c->flags & SSE__F_DIRTY)
         sse__server_dirty_remove(s, c);
     if (c->prev)

@@ -875,6 +875,54 @@ static int test_peer_close_and_deferred(void)
     return rc;
 }
 
+/*
+ * A request pipelined behind a deferred one keeps the time its bytes came: the request timeout
+ * is not renewed by the time the server took to answer the one before (it used to restart at
+ * the answer, so a slow answer, or a client that does not read, stretched it without end).
+ */
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static int c_pipelined_timeout(struct tctx *t)
+{
+    char buf[4096];
+    struct timespec t0;
+    int fd = cli_connect(t->port);
+    CHECK(fd >= 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(cli_sends(fd, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHo"),
+                 0);
+    usleep(2500 * 1000); /* the deferred request is answered 2.5 s later; the timeout is 1 s */
+    loop_call(t, answer_deferred, NULL);
+    size_t n = cli_read_until(fd, buf, sizeof(buf), 0, " 408 ");
+    long at = ms_since(&t0);
+    CHECK(n > 0);
+    CHECK(strstr(buf, "\r\n\r\nlater"));
+    CHECK(strstr(buf, " 408 "));
+    /* at once after the answer (the pending bytes are 2.5 s old), not 1 s after it */
+    CHECK(at < 3200);
+    close(fd);
+    return 0;
+}
+
+static int test_pipelined_timeout_not_renewed(void)
+{
+    struct tctx t;
+    struct reg *g = calloc(1, sizeof(*g));
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.request_timeout_ms = 1000;
+    CHECK_EQ_INT(reg_setup(&t, &o, g), 0);
+    sse_server_route(t.s, "GET", "/defer", defer_cb, g);
+    int rc = tctx_run(&t, c_pipelined_timeout);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    free(g);
+    return rc;
+}
+
 /* ------------------------------------------------------------ graceful shutdown */
 
 static void closed_cb2(sse_server *s, void *ud)
@@ -1952,11 +2000,12 @@ CHECK_MAIN(CHECK_TEST(test_basic), CHECK_TEST(test_stream), CHECK_TEST(test_keep
            CHECK_TEST(test_timeouts), CHECK_TEST(test_max_connections), CHECK_TEST(test_heartbeat),
            CHECK_TEST(test_backpressure), CHECK_TEST(test_write_timeout),
            CHECK_TEST(test_write_batching), CHECK_TEST(test_fanout_no_alloc),
-           CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_graceful_shutdown),
-           CHECK_TEST(test_cors), CHECK_TEST(test_static_files), CHECK_TEST(test_many_streams),
-           CHECK_TEST(test_listen_addresses), CHECK_TEST(test_listen_busy_port),
-           CHECK_TEST(test_split_host_port), CHECK_TEST(test_failing_allocator),
-           CHECK_TEST(test_stream_close_and_head), CHECK_TEST(test_mutated_requests),
-           CHECK_TEST(test_access_log), CHECK_TEST(test_peer_reset), CHECK_TEST(test_conn_size),
-           CHECK_TEST(test_h1_heads), CHECK_TEST(test_pipeline_unread),
-           CHECK_TEST(test_pipeline_half_close), CHECK_TEST(test_transport_seam))
+           CHECK_TEST(test_peer_close_and_deferred), CHECK_TEST(test_pipelined_timeout_not_renewed),
+           CHECK_TEST(test_graceful_shutdown), CHECK_TEST(test_cors), CHECK_TEST(test_static_files),
+           CHECK_TEST(test_many_streams), CHECK_TEST(test_listen_addresses),
+           CHECK_TEST(test_listen_busy_port), CHECK_TEST(test_split_host_port),
+           CHECK_TEST(test_failing_allocator), CHECK_TEST(test_stream_close_and_head),
+           CHECK_TEST(test_mutated_requests), CHECK_TEST(test_access_log),
+           CHECK_TEST(test_peer_reset), CHECK_TEST(test_conn_size), CHECK_TEST(test_h1_heads),
+           CHECK_TEST(test_pipeline_unread), CHECK_TEST(test_pipeline_half_close),
+           CHECK_TEST(test_transport_seam))
