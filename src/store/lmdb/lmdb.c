@@ -39,15 +39,16 @@
 #include <unistd.h>
 
 enum {
-    REC_VERSION = 1,       /* first byte of every record */
-    REC_HDR = 24,          /* fixed part of a record */
-    LAYOUT_VERSION = 1,    /* of the whole file (meta "magic") */
-    BATCH_ENTRIES = 512,   /* entries per replay batch from the disk */
-    BATCH_BYTES = 4 << 20, /* bytes per replay batch from the disk */
-    ID_KEY_MAX = 400,      /* longer ids are keyed by their prefix and a 64-bit hash */
-    MAX_COMMIT = 16384,    /* appends in one transaction at most */
-    ENTRY_OVERHEAD = 16,   /* accounted per entry besides its record and keys */
-    FLUSH_MS = 1000,       /* nosync: the file is flushed at least this often */
+    REC_VERSION = 1,        /* first byte of every record */
+    REC_HDR = 24,           /* fixed part of a record */
+    LAYOUT_VERSION = 1,     /* of the whole file (meta "magic") */
+    BATCH_ENTRIES = 512,    /* entries per replay batch from the disk */
+    BATCH_BYTES = 4 << 20,  /* bytes per replay batch from the disk */
+    ID_KEY_MAX = 400,       /* longer ids are keyed by their prefix and a 64-bit hash */
+    MAX_COMMIT = 16384,     /* appends in one transaction at most */
+    ENTRY_OVERHEAD = 16,    /* accounted per entry besides its record and keys */
+    FLUSH_MS = 1000,        /* nosync: the file is flushed at least this often */
+    QUEUE_BYTES = 64 << 20, /* records waiting for the writer; past it appends get SSE_EBUSY */
     DEFAULT_CACHE_COUNT = 1024,
     DEFAULT_CACHE_BYTES = 8 << 20
 };
@@ -125,6 +126,7 @@ struct lmdb_store {
     uv_mutex_t wmu;
     uv_cond_t wcv;
     struct op *wq_head, *wq_tail;
+    size_t wq_bytes; /* records queued (bounded by QUEUE_BYTES) */
     int wstop, wexited;
     sse_store_limits trim_lim; /* asked by trim() */
     long long trim_now;
@@ -467,6 +469,8 @@ static void writer_main(void *arg)
             if (!s->wq_head)
                 s->wq_tail = NULL;
             tail->next = NULL;
+            for (struct op *o = head; o; o = o->next)
+                s->wq_bytes -= o->rec_len;
         }
         sse_store_limits extra = s->trim_lim;
         long long extra_now = s->trim_now;
@@ -972,11 +976,18 @@ static int l_append(sse_store *base, const sse_store_entry *in, sse_store_append
         sse__free(o);
         return rc;
     }
+    uv_mutex_lock(&s->wmu);
+    if (s->wq_bytes + o->rec_len > QUEUE_BYTES) { /* the disk is far behind: refuse, bounded */
+        uv_mutex_unlock(&s->wmu);
+        sse__free(o->rec);
+        sse__free(o);
+        return SSE_EBUSY;
+    }
+    s->wq_bytes += o->rec_len;
     o->cb = cb;
     o->ud = ud;
     o->frame = sse_frame_ref(in->frame);
     busy(s, 1);
-    uv_mutex_lock(&s->wmu);
     if (s->wq_tail)
         s->wq_tail->next = o;
     else
