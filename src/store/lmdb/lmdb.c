@@ -309,8 +309,8 @@ static int map_err(int rc)
     case MDB_PAGE_NOTFOUND:
     case MDB_INCOMPATIBLE:
         return SSE_EPROTO;
-    default:
-        return SSE_EIO;
+    default: /* a system error (ENOSPC, EIO...) passes through as a negated errno */
+        return rc > 0 && rc < 1000 ? -rc : SSE_EIO;
     }
 }
 
