@@ -1530,6 +1530,8 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
              s->path, mdb_strerror(rc));
     if (rc)
         FAIL(map_err(rc), "%s: cannot open the history: %s", s->path, mdb_strerror(rc));
+    int dead; /* reader slots of killed processes would keep old pages from being reused */
+    mdb_reader_check(s->env, &dead);
     if ((rc = open_meta(s, o)) || (rc = load_state(s, o)))
         goto out_fail;
 
