@@ -12,6 +12,7 @@
 #include <lmdb.h>
 #include <sse/store_lmdb.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -508,13 +509,32 @@ static int test_foreign_refused(void)
     mdb_env_close(env);
     CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EPROTO);
     CHECK(strstr(err, "not an ssehub history"));
-    /* Permissions (root reads everything: only checked as another user). */
+    /* Permissions: a directory we may not write (root may write anything: checked as nobody, in
+       a child process, when the test runs as root). */
+    char pub[280];
+    snprintf(pub, sizeof(pub), "%s/perm", root);
+    CHECK_EQ_INT(mkdir(pub, 0755), 0);
+    snprintf(dir, sizeof(dir), "%s/readonly", pub);
+    CHECK_EQ_INT(mkdir(dir, 0555), 0);
     if (geteuid() != 0) {
-        new_dir(dir, sizeof(dir));
-        CHECK_EQ_INT(mkdir(dir, 0500), 0);
         CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EAUTH);
         CHECK(strstr(err, "ermission denied"));
+        return 0;
     }
+    CHECK_EQ_INT(chmod(root, 0755), 0); /* nobody must reach pub */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int ok = setgid(65534) == 0 && setuid(65534) == 0 &&
+                 open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)) == SSE_EAUTH &&
+                 strstr(err, "ermission denied") != NULL;
+        if (!ok)
+            fprintf(stderr, "  as nobody: %s\n", err);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     return 0;
 }
 
