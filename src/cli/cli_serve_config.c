@@ -68,6 +68,14 @@ static const struct setting settings[] = {
      "updates kept for replay (Last-Event-ID)"},
     {"history-bytes", "SSEHUB_HISTORY_BYTES", NULL, T_SIZE, "16M", OFF(history_bytes),
      "bytes kept for replay"},
+    {"history-age", "SSEHUB_HISTORY_AGE", NULL, T_MS, "0", OFF(history_age_ms),
+     "updates older than this are dropped from the history (0 = no age limit)"},
+    {"store", "SSEHUB_STORE", NULL, T_STR, "memory", OFF(store),
+     "where the history lives: memory, or lmdb:DIR (durable; docs/OPERATIONS.md)"},
+    {"store-sync", "SSEHUB_STORE_SYNC", NULL, T_STR, "sync", OFF(store_sync),
+     "lmdb: sync (flush every commit) or nosync (a power cut may lose the last second)"},
+    {"store-map-size", "SSEHUB_STORE_MAP_SIZE", NULL, T_SIZE, "0", OFF(store_map_size),
+     "lmdb: the file's size bound (0 = 4 x --history-bytes + 64M)"},
     {"max-selectors", "SSEHUB_MAX_SELECTORS", NULL, T_SIZE, "64", OFF(max_selectors),
      "selectors per subscribe request (more: 400)"},
     {"max-selector-length", "SSEHUB_MAX_SELECTOR_LENGTH", NULL, T_SIZE, "1024",
@@ -419,6 +427,14 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
         strcmp(c->protocol, "both")) {
         snprintf(err, errlen, "--protocol must be draft-07, draft-08 or both, not '%s'",
                  c->protocol);
+        return 2;
+    }
+    if (strcmp(c->store, "memory") && (strncmp(c->store, "lmdb:", 5) || !c->store[5])) {
+        snprintf(err, errlen, "--store must be memory or lmdb:DIR, not '%s'", c->store);
+        return 2;
+    }
+    if (strcmp(c->store_sync, "sync") && strcmp(c->store_sync, "nosync")) {
+        snprintf(err, errlen, "--store-sync must be sync or nosync, not '%s'", c->store_sync);
         return 2;
     }
     char *h;

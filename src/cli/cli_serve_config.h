@@ -25,6 +25,10 @@ struct serve_config {
     int anonymous, subscriptions, demo, dev, publish_anonymous, access_log;
     unsigned heartbeat_ms, write_timeout_ms, shutdown_timeout_ms, expiry_sweep_ms, max_lifetime_ms;
     size_t queue_max, history_count, history_bytes;
+    unsigned history_age_ms; /* 0 = no age limit */
+    char *store;             /* "memory" or "lmdb:DIR" */
+    char *store_sync;        /* lmdb: "sync" or "nosync" */
+    size_t store_map_size;   /* lmdb: 0 = derived from history_bytes */
     size_t max_selectors, max_selector_len, max_topics, max_body, max_update;
     size_t max_subscribers, max_connections;
     size_t max_buffered;      /* bytes of unfinished requests held in all */

@@ -279,7 +279,7 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
         if (r < 0)
             goto out_fail;
     }
-    struct pollfd *pf = calloc((size_t)mc->n_workers + 1, sizeof(*pf));
+    struct pollfd *pf = calloc((size_t)mc->n_workers + 2, sizeof(*pf));
     if (!pf)
         goto out_fail;
     for (;;) {
@@ -315,9 +315,17 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
             pf[n++] = (struct pollfd){
                 sse_bus_seq_fd(m.seq, k),
                 (short)(POLLIN | (sse_bus_seq_wants_write(m.seq, k) ? POLLOUT : 0)), 0};
+        if (mc->loop) { /* the store's loop (an LMDB store's commits come back through it) */
+            int lt = uv_backend_timeout(mc->loop);
+            if (lt >= 0 && (timeout < 0 || lt < timeout))
+                timeout = lt;
+            pf[n++] = (struct pollfd){uv_backend_fd(mc->loop), POLLIN, 0};
+        }
         int pr = poll(pf, (nfds_t)n, (int)timeout);
         if (pr < 0 && errno != EINTR)
             break;
+        if (mc->loop)
+            uv_run(mc->loop, UV_RUN_NOWAIT);
         if (pr <= 0)
             continue;
         if (pf[0].revents & POLLIN) {

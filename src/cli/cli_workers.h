@@ -19,6 +19,7 @@ struct sse_cli_master_config {
     int port;                /* the port to reserve (0: an ephemeral one) */
     size_t max_message;      /* largest bus message (sse_hub_bus_max_message) */
     struct sse_store *store; /* the sequencer's history, handed to a (re)started worker */
+    uv_loop_t *loop;         /* optional: the store's loop, run from the master's poll() */
     size_t queue_max;        /* bytes queued to one worker before it is restarted */
     /* Called in a freshly forked worker to release what the master's caller holds (its store). */
     void (*free_in_worker)(void *ud);

@@ -15,6 +15,7 @@
 #include <sse/hub.h>
 #include <sse/log.h>
 #include <sse/server.h>
+#include <sse/store_lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,8 @@ struct serve {
     int n_workers;    /* --workers (master) */
     const char *host; /* the listen host (master banner) */
     sse_bus *bus;     /* the pipe bus to the master (workers) */
-    sse_store *store; /* the history (memory, with the --history-* limits) */
+    sse_store *store; /* the history (memory or lmdb, with the --history-* limits) */
+    uv_loop_t *mloop; /* the master's loop for an LMDB store (--workers) */
     int signals_on;   /* sigint/sigterm initialized (closed by server_closed) */
 };
 
@@ -262,6 +264,8 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
            v6 ? "]" : "", real_port, c->protocol);
     if (sv->n_workers > 1)
         printf("workers: %d processes on the port, one global update order\n", sv->n_workers);
+    if (!strncmp(c->store, "lmdb:", 5))
+        printf("history: lmdb %s (%s)\n", c->store + 5, c->store_sync);
     if (c->resource)
         printf("resource identifier (draft-08 aud): %s\n", c->resource);
     if (c->dev) {
@@ -275,18 +279,81 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
     fflush(stdout);
 }
 
-/* The history store of a hub and of the master: memory, with the --history-* limits. */
-static int history_store(const struct serve_config *c, sse_store **out)
+/* The history limits (--history-count, --history-bytes, --history-age). */
+static sse_store_limits history_limits(const struct serve_config *c)
 {
-    sse_store_limits lim = {c->history_count, c->history_bytes ? c->history_bytes : (16u << 20), 0};
-    return sse_store_memory_new(out, &lim);
+    sse_store_limits lim = {c->history_count, c->history_bytes ? c->history_bytes : (16u << 20),
+                            c->history_age_ms};
+    return lim;
 }
+
+/*
+ * The history store of a hub and of the master: memory, or LMDB (--store lmdb:DIR) on loop
+ * (NULL: a worker, which keeps the master's history in memory). sequencer: the --workers master,
+ * whose store hands a new worker its history at once (from memory, sized like the history).
+ * Prints why it failed.
+ */
+static int history_store(const struct serve_config *c, uv_loop_t *loop, int sequencer,
+                         sse_store **out)
+{
+    sse_store_limits lim = history_limits(c);
+    if (!strncmp(c->store, "lmdb:", 5) && loop) {
+        char err[1024] = "";
+        sse_store_lmdb_options o = SSE_STORE_LMDB_OPTIONS_INIT;
+        o.loop = loop;
+        o.path = c->store + 5;
+        o.limits = lim;
+        o.sync = strcmp(c->store_sync, "nosync") ? SSE_STORE_LMDB_SYNC : SSE_STORE_LMDB_NOSYNC;
+        o.map_size = c->store_map_size;
+        o.errbuf = err;
+        o.errbuf_len = sizeof(err);
+        if (sequencer) {
+            o.cached_replay = 1;
+            o.cache_count = lim.max_count ? lim.max_count : SIZE_MAX;
+            o.cache_bytes = lim.max_bytes;
+        }
+        int rc = sse_store_lmdb_new(out, &o);
+        if (rc)
+            fprintf(stderr, "ssehub serve: history: %s\n", err[0] ? err : sse_strerror(rc));
+        return rc;
+    }
+    int rc = sse_store_memory_new(out, &lim);
+    if (rc)
+        fprintf(stderr, "ssehub serve: history: %s\n", sse_strerror(rc));
+    return rc;
+}
+
+static void flag_set(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* Close the store and run the loop until it is closed (an LMDB store joins its threads). */
+static void history_close(struct serve *sv)
+{
+    int done = 0;
+    if (!sv->store)
+        return;
+    sse_store_close(sv->store, flag_set, &done);
+    while (!done && uv_run(&sv->loop, UV_RUN_ONCE))
+        ;
+    sv->store = NULL;
+}
+
+/* In a worker: the master's loop as fork copied it, when it cannot be closed (an LMDB store's
+   handle is on it). Never run here; kept reachable, as the store keeps its copy. */
+static uv_loop_t *master_loop_copy;
 
 static void free_store_in_worker(void *ud)
 {
     struct serve *sv = ud;
     sse_store_free(sv->store); /* the master's copy: the worker makes its own */
     sv->store = NULL;
+    if (sv->mloop && uv_loop_close(sv->mloop) == 0)
+        free(sv->mloop);
+    else
+        master_loop_copy = sv->mloop;
+    sv->mloop = NULL;
 }
 
 /* The bus options the master and every worker agree on (frame bound). */
@@ -344,8 +411,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             close(wfd);
         goto out_loop;
     }
-    if ((rc = history_store(c, &sv->store))) {
-        fprintf(stderr, "ssehub serve: history: %s\n", sse_strerror(rc));
+    /* A worker keeps the master's history in memory (the master alone writes a file). */
+    if ((rc = history_store(c, worker >= 0 ? NULL : &sv->loop, 0, &sv->store))) {
         if (wfd >= 0)
             close(wfd);
         goto out_server;
@@ -477,11 +544,10 @@ out_server:
     }
     sse_hub_free(sv->hub);
     sse_server_free(sv->server);
+    history_close(sv);
 out_loop:
     uv_run(&sv->loop, UV_RUN_NOWAIT);
     uv_loop_close(&sv->loop);
-    sse_store_free(sv->store);
-    sv->store = NULL;
     return exit_code;
 }
 
@@ -504,7 +570,7 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
 {
     struct serve_config *c = &sv->cfg;
     char err[256];
-    int real_port, widx = -1, wfd = -1, code = 1;
+    int real_port, widx = -1, wfd = -1, code = 1, rc;
     int rfd = sse_cli_master_reserve(host, port, &real_port, err, sizeof(err));
     if (rfd < 0) {
         fprintf(stderr, "ssehub serve: %s\n", err);
@@ -522,13 +588,23 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     mc.host = host;
     mc.port = real_port;
     mc.max_message = bus_max(c);
-    /* The sequencer keeps the same history as every worker (same store, same limits). */
-    if (history_store(c, &sv->store)) {
-        fprintf(stderr, "ssehub serve: out of memory\n");
+    /* The sequencer keeps the same history as every worker (same store, same limits); with
+       --store lmdb it alone writes the file, its commits coming back through mloop, which the
+       master runs from its poll() loop. */
+    if (!(sv->mloop = malloc(sizeof(*sv->mloop))) || (rc = uv_loop_init(sv->mloop))) {
+        fprintf(stderr, "ssehub serve: %s\n", sv->mloop ? uv_strerror(rc) : "out of memory");
+        free(sv->mloop);
+        close(rfd);
+        return 1;
+    }
+    if (history_store(c, sv->mloop, 1, &sv->store)) {
+        uv_loop_close(sv->mloop);
+        free(sv->mloop);
         close(rfd);
         return 1;
     }
     mc.store = sv->store;
+    mc.loop = sv->mloop;
     mc.free_in_worker = free_store_in_worker;
     mc.free_data = sv;
     /* A new worker is handed the whole history at once (messages are a little larger than the
@@ -544,11 +620,18 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
         close(rfd);
         return 1;
     }
-    if (widx >= 0) /* in a forked worker */
+    if (widx >= 0) /* in a forked worker (the master's loop is the master's: left alone) */
         return run_hub(sv, host, real_port, drafts, widx, wfd);
     close(rfd);
-    sse_store_free(sv->store);
+    int closed = 0;
+    sse_store_close(sv->store, flag_set, &closed);
+    while (!closed && uv_run(sv->mloop, UV_RUN_ONCE))
+        ;
     sv->store = NULL;
+    uv_run(sv->mloop, UV_RUN_NOWAIT);
+    uv_loop_close(sv->mloop);
+    free(sv->mloop);
+    sv->mloop = NULL;
     log_line(sv, SSE_LOG_INFO, "stopped");
     return code;
 }

@@ -199,6 +199,41 @@ static int test_help_lists_everything(void)
     return 0;
 }
 
+/* --store, --store-sync, --store-map-size, --history-age: flag, environment, errors. */
+static int test_store(void)
+{
+    struct serve_config c;
+    char err[512];
+    char *a0[] = {"serve"};
+    CHECK_EQ_INT(load(&c, a0, 1, NULL, err), 0);
+    CHECK_EQ_STR(c.store, "memory");
+    CHECK_EQ_STR(c.store_sync, "sync");
+    CHECK_EQ_UINT(c.store_map_size, 0);
+    CHECK_EQ_UINT(c.history_age_ms, 0);
+    serve_config_free(&c);
+    const char *env[] = {"SSEHUB_STORE", "lmdb:/var/lib/ssehub", "SSEHUB_STORE_SYNC", "nosync",
+                         NULL};
+    char *a1[] = {"serve", "--store-map-size", "1G", "--history-age", "2h"};
+    CHECK_EQ_INT(load(&c, a1, 5, env, err), 0);
+    CHECK_EQ_STR(c.store, "lmdb:/var/lib/ssehub");
+    CHECK_EQ_STR(c.store_sync, "nosync");
+    CHECK_EQ_UINT(c.store_map_size, 1u << 30);
+    CHECK_EQ_UINT(c.history_age_ms, 2u * 3600 * 1000);
+    serve_config_free(&c);
+    char *a2[] = {"serve", "--store", "lmdb:"};
+    CHECK_EQ_INT(load(&c, a2, 3, NULL, err), 2);
+    CHECK(strstr(err, "--store must be memory or lmdb:DIR") != NULL);
+    serve_config_free(&c);
+    char *a3[] = {"serve", "--store", "redis"};
+    CHECK_EQ_INT(load(&c, a3, 3, NULL, err), 2);
+    serve_config_free(&c);
+    char *a4[] = {"serve", "--store-sync", "sometimes"};
+    CHECK_EQ_INT(load(&c, a4, 3, NULL, err), 2);
+    CHECK(strstr(err, "--store-sync") != NULL);
+    serve_config_free(&c);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_defaults), CHECK_TEST(test_precedence), CHECK_TEST(test_errors),
            CHECK_TEST(test_demo_implies), CHECK_TEST(test_values),
-           CHECK_TEST(test_help_lists_everything))
+           CHECK_TEST(test_help_lists_everything), CHECK_TEST(test_store))

@@ -4,9 +4,9 @@
  *
  * The contract suite (contract_*) runs once per row of `backends`: the memory store and an
  * asynchronous fake that reports later and out of turn (fake_store.h), with and without the
- * optional replay_from. A durable or network
- * backend joins with one row: its name and a constructor taking the limits and the loop. Each
- * case runs the loop until the store is idle before it looks at what the callbacks reported.
+ * optional replay_from, and LMDB (src/store/lmdb, each store in a new temporary directory). A
+ * network backend joins with one row: its name and a constructor taking the limits and the loop.
+ * Each case runs the loop until the store is idle before it looks at what the callbacks reported.
  * It checks: positions grow in call order and each append reports once; replay never shows an
  * entry before its append reported; replay after an id, from the earliest, after an unknown id
  * (found 0, nothing replayed), stopping early; replay_from where it is offered (after a position,
@@ -24,7 +24,9 @@
 #include "store/fake_store.h"
 
 #include <sse/store.h>
+#include <sse/store_lmdb.h>
 #include <stdint.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- backends */
 
@@ -40,10 +42,50 @@ static int make_memory(sse_store **out, const sse_store_limits *lim, uv_loop_t *
     return sse_store_memory_new(out, lim);
 }
 
+/* LMDB: each store in a new directory under one temporary root, removed at exit. */
+static char lmdb_root[256];
+
+static void lmdb_cleanup(void)
+{
+    char cmd[600];
+    if (!lmdb_root[0])
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", lmdb_root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", lmdb_root);
+}
+
+static int make_lmdb(sse_store **out, const sse_store_limits *lim, uv_loop_t *loop)
+{
+    static int n;
+    char path[300], err[512];
+    if (!lmdb_root[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(lmdb_root, sizeof(lmdb_root), "%s/test_store.XXXXXX", tmp ? tmp : "/tmp");
+        if (!mkdtemp(lmdb_root))
+            return SSE_EIO;
+        atexit(lmdb_cleanup);
+    }
+    snprintf(path, sizeof(path), "%s/s%d", lmdb_root, ++n);
+    sse_store_lmdb_options o = SSE_STORE_LMDB_OPTIONS_INIT;
+    o.loop = loop;
+    o.path = path;
+    if (lim)
+        o.limits = *lim;
+    o.sync = SSE_STORE_LMDB_NOSYNC; /* durability is test_durable.py's; here: the contract */
+    o.errbuf = err;
+    o.errbuf_len = sizeof(err);
+    int rc = sse_store_lmdb_new(out, &o);
+    if (rc)
+        fprintf(stderr, "  lmdb: %s\n", err);
+    return rc;
+}
+
 static const struct backend backends[] = {
     {"memory", make_memory, 0},
     {"async-out-of-turn", fake_async_new, 1},
     {"async-without-replay-from", fake_async_new_without_replay_from, 1},
+    {"lmdb", make_lmdb, 0},
 };
 
 /* One store on its own loop. */

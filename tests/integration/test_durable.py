@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""test_durable.py: `ssehub serve --store lmdb:DIR` loses no acknowledged update (issue 10).
+
+- crash: publishers post continuously from threads while the hub is killed with SIGKILL at random
+  moments, 20 times, and restarted on the same directory; afterwards a replay from `earliest`
+  holds every update that ever got a 200, exactly once, in the order acknowledged (an update
+  acknowledged before another was sent comes first; one publisher's updates in its order), and
+  nothing malformed. Prints the counts.
+- restart: a subscriber reconnecting with Last-Event-ID after a restart (graceful and SIGKILL)
+  gets exactly what it missed, from the file.
+- faults: a full map (--store-map-size) answers 503 and the history stays readable, also after a
+  restart; a second hub on the same directory is refused with a message; a file that is not a
+  history is refused and left unchanged.
+Uses the helpers of test_hub.py (python3 stdlib only, 127.0.0.1 port 0).
+Usage: test_durable.py PATH/TO/ssehub [test-name-substring]
+"""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_hub as th  # noqa: E402  (the hub process, requests, tokens, the Sub reader)
+
+ONLY = sys.argv[2] if len(sys.argv) > 2 else None
+ROUNDS = int(os.environ.get("SSE_DURABLE_ROUNDS", "20"))
+BIG = ["--history-count", "10000000", "--history-bytes", "1G"]
+# SSE_DURABLE_WORKERS=N: the crash test against --workers N (the master is the one killed).
+if os.environ.get("SSE_DURABLE_WORKERS"):
+    BIG += ["--workers", os.environ["SSE_DURABLE_WORKERS"]]
+
+
+def hub(store, *extra):
+    return th.Hub("--publisher-jwt-key", th.KEY, "--anonymous", "--store", "lmdb:" + store,
+                  *extra)
+
+
+def kill(h):
+    if h.p.poll() is None:
+        h.p.send_signal(signal.SIGKILL)
+    h.p.wait(10)
+
+
+def replay_all(h, topic, expect_at_least, timeout=20):
+    """Every event of topic from the earliest one, read until quiet."""
+    s = th.Sub(h, th.q(topic=topic), {"Last-Event-ID": "earliest"})
+    th.check(s.status == 200, ("replay status", s.status))
+    out = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = s.events(100000, timeout=1.0 if len(out) >= expect_at_least else 3.0)
+        out += got
+        if not got and len(out) >= expect_at_least:
+            break
+    s.close()
+    return out
+
+
+def t_crash():
+    d = tempfile.mkdtemp(prefix="ssehub-durable-")
+    store = os.path.join(d, "hist")
+    lock = threading.Lock()
+    acked = []      # (t_sent, t_acked, id)
+    attempts = [0]
+    refused = [0]
+    rng = random.Random(int(os.environ.get("SSE_DURABLE_SEED", str(time.time_ns()))))
+    t_start = time.monotonic()
+    h = None
+    for rnd in range(ROUNDS):
+        h = hub(store, *BIG)
+        stop = threading.Event()
+
+        def publisher(k, port=h.port):
+            n = 0
+            while not stop.is_set():
+                uid = "r%d-p%d-%d" % (rnd, k, n)
+                n += 1
+                t0 = time.monotonic()
+                try:
+                    st, _, _ = th.publish(h, {"topic": "/crash", "id": uid, "data": uid})
+                except (OSError, IndexError, ValueError):
+                    st = 0  # killed mid-request: not acknowledged
+                with lock:
+                    attempts[0] += 1
+                    if st == 200:
+                        acked.append((t0, time.monotonic(), uid))
+                    elif st:
+                        refused[0] += 1
+
+        threads = [threading.Thread(target=publisher, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(0.2, 2.0))
+        kill(h)  # SIGKILL at a random moment, publishes in flight
+        stop.set()
+        for t in threads:
+            t.join(10)
+    h = hub(store, *BIG)
+    events = replay_all(h, "/crash", len(acked))
+    h.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+    ids = [e.get("id") for e in events]
+    pos = {}
+    dups = 0
+    malformed = 0
+    for i, (e, uid) in enumerate(zip(events, ids)):
+        if uid in pos:
+            dups += 1
+        pos[uid] = i
+        if not uid or e["data"] != uid:
+            malformed += 1
+    missing = [a[2] for a in acked if a[2] not in pos]
+    # Order: an update acknowledged before another was sent is replayed before it.
+    by_ack = sorted(acked, key=lambda a: a[1])
+    disorder = 0
+    prefix_max, best = [], -1
+    for a in by_ack:
+        best = max(best, pos.get(a[2], -1))
+        prefix_max.append(best)
+    ack_times = [a[1] for a in by_ack]
+    import bisect
+    for a in acked:
+        j = bisect.bisect_left(ack_times, a[0]) - 1  # acked strictly before a was sent
+        if j >= 0 and a[2] in pos and prefix_max[j] > pos[a[2]]:
+            disorder += 1
+    # One publisher's updates in its own order.
+    per = {}
+    for a in sorted(acked, key=lambda a: a[0]):
+        per.setdefault(a[2].rsplit("-", 1)[0], []).append(pos.get(a[2], -1))
+    for seq in per.values():
+        if seq != sorted(seq):
+            disorder += 1
+    extra = len(events) - len(acked)
+    print("     %d kills in %.1f s: %d publishes tried, %d acknowledged (200), %d refused, "
+          "%d without an answer (killed or down); %d replayed: %d acknowledged missing, "
+          "%d duplicates, %d malformed, %d out of order, %d committed but never answered"
+          % (ROUNDS, time.monotonic() - t_start, attempts[0], len(acked), refused[0],
+             attempts[0] - len(acked) - refused[0], len(events), len(missing), dups, malformed,
+             disorder, extra))
+    th.check(len(acked) > 100, ("too few publishes acknowledged", len(acked)))
+    th.check(not missing, ("acknowledged updates lost", missing[:10]))
+    th.check(dups == 0 and malformed == 0 and disorder == 0, (dups, malformed, disorder))
+
+
+def t_restart_last_event_id():
+    d = tempfile.mkdtemp(prefix="ssehub-durable-")
+    store = os.path.join(d, "hist")
+    for how in ("SIGTERM", "SIGKILL"):
+        h = hub(store)
+        topic = "/resume/" + how
+        ids = []
+        for i in range(10):
+            st, _, body = th.publish(h, {"topic": topic, "data": "a%d" % i})
+            th.check(st == 200, ("publish", st, body))
+            ids.append(body.decode())
+        s = th.Sub(h, th.q(topic=topic), {"Last-Event-ID": ids[2]})
+        got = [e["data"] for e in s.events(7, timeout=3)]
+        th.check(got == ["a%d" % i for i in range(3, 10)], ("before restart", got))
+        s.close()
+        if how == "SIGTERM":
+            th.check(h.stop() == 0, "graceful stop")
+        else:
+            kill(h)
+        h = hub(store)
+        for i in range(10, 13):
+            st, _, _ = th.publish(h, {"topic": topic, "data": "a%d" % i})
+            th.check(st == 200, ("publish after restart", st))
+        s = th.Sub(h, th.q(topic=topic), {"Last-Event-ID": ids[5]})
+        th.check(s.headers.get("last-event-id") == ids[5], ("resumed id", s.headers))
+        got = [e["data"] for e in s.events(7, timeout=3)]
+        th.check(got == ["a%d" % i for i in range(6, 13)], ("after restart " + how, got))
+        s.close()
+        h.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def t_map_full_503_and_readable():
+    d = tempfile.mkdtemp(prefix="ssehub-durable-")
+    store = os.path.join(d, "hist")
+    h = hub(store, "--store-map-size", "1M", "--history-count", "100000", "--history-bytes", "1G",
+            "--max-body", "64K", "--max-update", "64K")
+    ok = 0
+    status = 200
+    for i in range(200):
+        status, _, _ = th.publish(h, {"topic": "/full", "data": ("%d " % i) + "x" * 20000})
+        if status != 200:
+            break
+        ok += 1
+    th.check(status == 503, ("a full map answers 503", status, ok))
+    th.check(ok > 5, ("some fitted", ok))
+    got = replay_all(h, "/full", ok, timeout=10)
+    th.check(len(got) == ok, ("readable when full", len(got), ok))
+    kill(h)
+    h = hub(store, "--store-map-size", "1M", "--history-count", "100000", "--history-bytes", "1G")
+    got = replay_all(h, "/full", ok, timeout=10)
+    th.check(len(got) == ok, ("readable after restart", len(got), ok))
+    h.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def serve(store):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MERCURE_", "SSEHUB_"))}
+    return subprocess.run([th.SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key",
+                           th.KEY, "--store", "lmdb:" + store], capture_output=True, timeout=10,
+                          env=env)
+
+
+def t_second_instance_and_foreign_refused():
+    d = tempfile.mkdtemp(prefix="ssehub-durable-")
+    store = os.path.join(d, "hist")
+    h = hub(store)
+    p = serve(store)
+    th.check(p.returncode == 1, ("second hub exit", p.returncode))
+    th.check(b"in use by another ssehub" in p.stderr, p.stderr)
+    h.stop()
+    foreign = os.path.join(d, "notes.txt")
+    with open(foreign, "w") as f:
+        f.write("somebody's notes\n")
+    p = serve(foreign)
+    th.check(p.returncode == 1 and b"not a directory" in p.stderr, (p.returncode, p.stderr))
+    os.mkdir(os.path.join(d, "other"))
+    with open(os.path.join(d, "other", "data.mdb"), "wb") as f:
+        f.write(b"\x00junk" * 1000)
+    p = serve(os.path.join(d, "other"))
+    th.check(p.returncode == 1 and b"not a usable LMDB file" in p.stderr, (p.returncode, p.stderr))
+    with open(os.path.join(d, "other", "data.mdb"), "rb") as f:
+        th.check(f.read() == b"\x00junk" * 1000, "the foreign file was changed")
+    with open(foreign) as f:
+        th.check(f.read() == "somebody's notes\n", "the foreign file was changed")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def t_workers():
+    """--workers 2: the master's sequencer alone writes the file; after a restart of the whole
+    hub, and after a worker is killed, every worker replays the history (from the master)."""
+    d = tempfile.mkdtemp(prefix="ssehub-durable-")
+    store = os.path.join(d, "hist")
+    h = hub(store, "--workers", "2")
+    ids = []
+    for i in range(20):
+        st, _, body = th.publish(h, {"topic": "/w", "data": "w%d" % i})
+        th.check(st == 200, ("publish", st, body))
+        ids.append(body.decode())
+    th.check(h.stop() == 0, "graceful stop of the master")
+    h = hub(store, "--workers", "2")
+    seen = set()
+    for _ in range(8):  # connections spread over the workers (SO_REUSEPORT)
+        s = th.Sub(h, th.q(topic="/w"), {"Last-Event-ID": ids[4]})
+        got = [e["data"] for e in s.events(15, timeout=3)]
+        th.check(got == ["w%d" % i for i in range(5, 20)], ("replay after restart", got))
+        seen.add(s.headers.get("x-ssehub-worker"))
+        s.close()
+    th.check(len(seen) >= 1, seen)
+    # A worker killed: the restarted one gets the history from the master again.
+    kids = subprocess.run(["pgrep", "-P", str(h.p.pid)], capture_output=True, text=True)
+    pids = [int(x) for x in kids.stdout.split()]
+    th.check(pids, "no workers found")
+    os.kill(pids[0], signal.SIGKILL)
+    time.sleep(1.5)
+    for _ in range(8):
+        s = th.Sub(h, th.q(topic="/w"), {"Last-Event-ID": "earliest"})
+        got = [e["data"] for e in s.events(20, timeout=3)]
+        th.check(got == ["w%d" % i for i in range(20)], ("replay after a worker died", got))
+        s.close()
+    th.check(h.stop() == 0, "graceful stop")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    tests = [
+        ("workers", t_workers),
+        ("restart_last_event_id", t_restart_last_event_id),
+        ("map_full_503_and_readable", t_map_full_503_and_readable),
+        ("second_instance_and_foreign_refused", t_second_instance_and_foreign_refused),
+        ("crash", t_crash),
+    ]
+    passed = failed = 0
+    for name, fn in tests:
+        if ONLY and ONLY not in name:
+            continue
+        try:
+            fn()
+            print("ok   %s" % name)
+            passed += 1
+        except Exception as e:  # noqa: BLE001 (report every failure and go on)
+            print("FAIL %s: %r" % (name, e))
+            failed += 1
+        sys.stdout.flush()
+    for h in th.HUBS:
+        if h.p.poll() is None:
+            h.p.kill()
+            h.p.wait()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,589 @@
+/*
+ * test_store_lmdb.c: the LMDB history backend through the store.h vtable, on a real loop and a
+ * temporary directory: append order and positions (group commit), replay after an id / from the
+ * earliest / unknown id, replay_from, scan back, last id, stats, trimming by count, bytes and
+ * age, reopen (history and positions kept), replays served from the disk in batches (a tiny
+ * cache), a full map (appends fail, the file stays readable), a second open refused, foreign
+ * files refused and left unchanged, close with appends in flight.
+ */
+#include "harness/check.h"
+
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sse/store_lmdb.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+static uv_loop_t loop;
+static char root[256];
+static int dir_seq;
+
+/* A fresh directory path (not created) under the test's temporary root. */
+static const char *new_dir(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/h%d", root, ++dir_seq);
+    return buf;
+}
+
+/* Run the loop until *flag is set (bounded: 20 s). */
+static int run_until(const int *flag)
+{
+    uint64_t t0 = uv_hrtime();
+    while (!*flag && uv_hrtime() - t0 < 20000000000ull)
+        uv_run(&loop, UV_RUN_ONCE);
+    return *flag ? 0 : -1;
+}
+
+struct collect {
+    char ids[4096][16];
+    uint64_t pos[4096];
+    size_t n;
+    int found, done, status;
+    size_t stop_after;
+};
+
+static int each(void *ud, const sse_store_entry *e)
+{
+    struct collect *c = ud;
+    if (c->n < 4096) {
+        snprintf(c->ids[c->n], sizeof(c->ids[0]), "%.*s", (int)e->id_len, e->id);
+        c->pos[c->n] = e->position;
+    }
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void done(void *ud, int status, int found)
+{
+    struct collect *c = ud;
+    c->found = found;
+    c->status = status;
+    c->done = 1;
+}
+
+struct acks {
+    size_t n, failed;
+    uint64_t last_pos;
+    int out_of_order;
+};
+
+static void appended(void *ud, int status, uint64_t pos)
+{
+    struct acks *a = ud;
+    a->n++;
+    if (status) {
+        a->failed++;
+        return;
+    }
+    if (pos <= a->last_pos)
+        a->out_of_order = 1;
+    a->last_pos = pos;
+}
+
+static int add(sse_store *s, const char *id, size_t payload, long long t, struct acks *a)
+{
+    char buf[8192];
+    memset(buf, 'x', sizeof(buf));
+    snprintf(buf, 32, "data: %s\n\n", id);
+    sse_frame *f;
+    if (sse_frame_new(&f, buf, payload))
+        return -1;
+    const char *topics[2] = {"/t", "/alt"};
+    sse_store_entry e = {0};
+    e.id = id;
+    e.id_len = strlen(id);
+    e.topics = topics;
+    e.n_topics = 2;
+    e.is_private = id[0] == 'p';
+    e.frame = f;
+    e.time_ms = t;
+    int rc = sse_store_append(s, &e, appended, a);
+    sse_frame_unref(f);
+    return rc;
+}
+
+static int open_store(sse_store **s, const char *path, size_t count, size_t bytes, size_t cache,
+                      size_t map, char *err, size_t errlen)
+{
+    sse_store_lmdb_options o = SSE_STORE_LMDB_OPTIONS_INIT;
+    o.loop = &loop;
+    o.path = path;
+    o.limits.max_count = count;
+    o.limits.max_bytes = bytes;
+    o.cache_count = cache;
+    o.map_size = map;
+    o.sync = SSE_STORE_LMDB_NOSYNC; /* the tests do not need the disk's flush */
+    o.errbuf = err;
+    o.errbuf_len = errlen;
+    return sse_store_lmdb_new(s, &o);
+}
+
+static void closed(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+static int close_store(sse_store *s)
+{
+    int c = 0;
+    sse_store_close(s, closed, &c);
+    return run_until(&c);
+}
+
+/* Append n entries id<from>..id<from+n-1> at time t and wait for every callback. */
+static int add_n_at(sse_store *s, int from, int n, size_t payload, long long t, struct acks *a)
+{
+    char id[16];
+    size_t want = a->n + (size_t)n;
+    for (int i = from; i < from + n; i++) {
+        snprintf(id, sizeof(id), "id%d", i);
+        if (add(s, id, payload, t, a))
+            return -1;
+    }
+    int ok = 0;
+    uint64_t t0 = uv_hrtime();
+    while (a->n < want && uv_hrtime() - t0 < 20000000000ull)
+        uv_run(&loop, UV_RUN_ONCE);
+    ok = a->n == want;
+    return ok ? 0 : -1;
+}
+
+static int add_n(sse_store *s, int from, int n, size_t payload, struct acks *a)
+{
+    return add_n_at(s, from, n, payload, 1000, a);
+}
+
+static int replay_sync(sse_store *s, const char *after, struct collect *c)
+{
+    memset(c, 0, sizeof(*c));
+    int rc = sse_store_replay(s, after, after ? strlen(after) : 0, each, done, c);
+    if (rc)
+        return rc;
+    return run_until(&c->done);
+}
+
+static int test_append_replay(size_t cache)
+{
+    char dir[300], err[512];
+    sse_store *s;
+    struct acks a = {0};
+    struct collect *c = calloc(1, sizeof(*c));
+    CHECK(c);
+    CHECK_EQ_INT(open_store(&s, new_dir(dir, sizeof(dir)), 0, 0, cache, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(sse_store_last_id(s, &(sse_buf){0}), SSE_ENOTFOUND);
+    CHECK_EQ_INT(add_n(s, 1, 5, 40, &a), 0);
+    CHECK_EQ_UINT(a.failed, 0);
+    CHECK_EQ_UINT(a.last_pos, 5);
+    CHECK(!a.out_of_order);
+
+    CHECK_EQ_INT(replay_sync(s, "id2", c), 0);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 3);
+    CHECK_EQ_STR(c->ids[0], "id3");
+    CHECK_EQ_UINT(c->pos[0], 3);
+    CHECK_EQ_STR(c->ids[2], "id5");
+
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 5);
+    CHECK_EQ_STR(c->ids[0], "id1");
+
+    CHECK_EQ_INT(replay_sync(s, "nope", c), 0);
+    CHECK_EQ_INT(c->found, 0);
+    CHECK_EQ_UINT(c->n, 0);
+
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ_INT(sse_store_replay_from(s, 3, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 2);
+    CHECK_EQ_STR(c->ids[0], "id4");
+
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ_INT(sse_store_scan_back(s, "id4", 3, 2, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 2);
+    CHECK_EQ_STR(c->ids[0], "id4");
+    CHECK_EQ_STR(c->ids[1], "id3");
+
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ_INT(sse_store_scan_back(s, "zz", 2, 5, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_INT(c->found, 0);
+
+    sse_buf b;
+    sse_buf_init(&b, 64);
+    CHECK_EQ_INT(sse_store_last_id(s, &b), 0);
+    CHECK_EQ_MEM(b.data, b.len, "id5", 3);
+    sse_buf_free(&b);
+    size_t n, bytes;
+    sse_store_stats(s, &n, &bytes);
+    CHECK_EQ_UINT(n, 5);
+    CHECK(bytes > 5 * 40);
+
+    /* Stop early. */
+    memset(c, 0, sizeof(*c));
+    c->stop_after = 2;
+    CHECK_EQ_INT(sse_store_replay(s, NULL, 0, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_UINT(c->n, 2);
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+static int test_append_replay_cached(void)
+{
+    return test_append_replay(0);
+}
+
+/* With a one-entry cache, every replay but the newest entry's comes from the disk. */
+static int test_append_replay_disk(void)
+{
+    return test_append_replay(1);
+}
+
+static int test_reopen(void)
+{
+    char dir[300], err[512];
+    sse_store *s;
+    struct acks a = {0};
+    struct collect *c = calloc(1, sizeof(*c));
+    CHECK(c);
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(add_n(s, 1, 10, 100, &a), 0);
+    CHECK_EQ_INT(close_store(s), 0);
+
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 4, 0, err, sizeof(err)), 0);
+    size_t n;
+    sse_store_stats(s, &n, NULL);
+    CHECK_EQ_UINT(n, 10);
+    sse_buf b;
+    sse_buf_init(&b, 64);
+    CHECK_EQ_INT(sse_store_last_id(s, &b), 0);
+    CHECK_EQ_MEM(b.data, b.len, "id10", 4);
+    sse_buf_free(&b);
+    CHECK_EQ_INT(replay_sync(s, "id3", c), 0); /* from the disk: the cache holds 4 */
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 7);
+    CHECK_EQ_STR(c->ids[0], "id4");
+    CHECK_EQ_UINT(c->pos[6], 10);
+    a = (struct acks){0};
+    CHECK_EQ_INT(add_n(s, 11, 3, 100, &a), 0);
+    CHECK_EQ_UINT(a.last_pos, 13); /* positions go on */
+    CHECK_EQ_INT(replay_sync(s, "id9", c), 0);
+    CHECK_EQ_UINT(c->n, 4);
+    CHECK_EQ_STR(c->ids[3], "id13");
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+static int test_trim(void)
+{
+    char dir[300], err[512];
+    sse_store *s;
+    struct acks a = {0};
+    struct collect *c = calloc(1, sizeof(*c));
+    CHECK(c);
+    CHECK_EQ_INT(open_store(&s, new_dir(dir, sizeof(dir)), 3, 0, 0, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(add_n(s, 1, 6, 50, &a), 0);
+    size_t n, bytes;
+    sse_store_stats(s, &n, &bytes);
+    CHECK_EQ_UINT(n, 3);
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_UINT(c->n, 3);
+    CHECK_EQ_STR(c->ids[0], "id4");
+    CHECK_EQ_INT(replay_sync(s, "id1", c), 0); /* trimmed: unknown */
+    CHECK_EQ_INT(c->found, 0);
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ_INT(sse_store_replay_from(s, 1, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_INT(c->found, 0); /* a gap */
+    CHECK_EQ_UINT(c->n, 3);
+
+    /* An explicit trim by bytes to one entry, then by age to none. */
+    sse_store_limits lim = {0, bytes / 3 + 1, 0};
+    CHECK_EQ_INT(sse_store_trim(s, &lim, 0), 0);
+    CHECK_EQ_INT(add_n(s, 7, 1, 50, &a), 0); /* a commit after the trim was asked */
+    sse_store_stats(s, &n, NULL);
+    CHECK(n <= 2);
+    sse_store_limits age = {0, 0, 10};
+    CHECK_EQ_INT(sse_store_trim(s, &age, 100000), 0);
+    CHECK_EQ_INT(add_n_at(s, 8, 1, 50, 100000, &a), 0); /* new at "now" 100000, the rest old */
+    sse_store_stats(s, &n, NULL);
+    CHECK_EQ_UINT(n, 1);
+    CHECK_EQ_INT(close_store(s), 0);
+
+    /* Bytes as a limit of the store itself. */
+    CHECK_EQ_INT(open_store(&s, new_dir(dir, sizeof(dir)), 0, 20000, 0, 0, err, sizeof(err)), 0);
+    a = (struct acks){0};
+    CHECK_EQ_INT(add_n(s, 1, 50, 1000, &a), 0);
+    sse_store_stats(s, &n, &bytes);
+    CHECK(bytes <= 20000);
+    CHECK(n >= 15 && n < 20);
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+/* Many appends in flight: one or a few commits, positions in call order, callbacks in order. */
+static int test_group_commit_and_batches(void)
+{
+    char dir[300], err[512];
+    sse_store *s;
+    struct acks a = {0};
+    struct collect *c = calloc(1, sizeof(*c));
+    CHECK(c);
+    CHECK_EQ_INT(open_store(&s, new_dir(dir, sizeof(dir)), 5000, 0, 16, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(add_n(s, 1, 3000, 200, &a), 0);
+    CHECK_EQ_UINT(a.failed, 0);
+    CHECK(!a.out_of_order);
+    CHECK_EQ_UINT(a.last_pos, 3000);
+    /* Earliest: from the disk, in batches. */
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_UINT(c->n, 3000);
+    for (size_t i = 0; i < 3000 && i < 4096; i++)
+        CHECK_EQ_UINT(c->pos[i], i + 1);
+    CHECK_EQ_STR(c->ids[2999], "id3000");
+    /* Backwards over batches. */
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ_INT(sse_store_scan_back(s, "id2000", 6, 1500, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_UINT(c->n, 1500);
+    CHECK_EQ_STR(c->ids[0], "id2000");
+    CHECK_EQ_STR(c->ids[1499], "id501");
+    /* Back from a cached id into the disk. */
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ_INT(sse_store_scan_back(s, "id2999", 6, 40, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_UINT(c->n, 40);
+    CHECK_EQ_STR(c->ids[39], "id2960");
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+/* Under a steady stream the file stays near the byte limit: pages freed by trimming are reused. */
+static int test_file_bounded(void)
+{
+    char dir[300], err[512], p[400];
+    sse_store *s;
+    struct acks a = {0};
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(open_store(&s, dir, 0, 1 << 20, 0, 0, err, sizeof(err)), 0);
+    for (int i = 0; i < 40; i++) /* 20,000 updates of 2 KB: 40 MB through a 1 MiB history */
+        CHECK_EQ_INT(add_n(s, i * 500 + 1, 500, 2000, &a), 0);
+    CHECK_EQ_UINT(a.failed, 0);
+    size_t n, bytes;
+    sse_store_stats(s, &n, &bytes);
+    CHECK(bytes <= 1 << 20);
+    CHECK_EQ_INT(close_store(s), 0);
+    snprintf(p, sizeof(p), "%s/data.mdb", dir);
+    struct stat st;
+    CHECK_EQ_INT(stat(p, &st), 0);
+    printf("     20,000 x 2 KB through a 1 MiB history: %zu kept, data.mdb %lld KiB\n", n,
+           (long long)st.st_size / 1024);
+    CHECK(st.st_size <= 8 << 20);
+    return 0;
+}
+
+static int test_close_in_flight(void)
+{
+    char dir[300], err[512];
+    sse_store *s;
+    struct acks a = {0};
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), 0);
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "id%d", i + 1);
+        CHECK_EQ_INT(add(s, id, 100, 1000, &a), 0);
+    }
+    struct collect c = {0};
+    CHECK_EQ_INT(sse_store_replay(s, NULL, 0, each, done, &c), 0);
+    CHECK_EQ_INT(close_store(s), 0);
+    CHECK_EQ_UINT(a.n, 200); /* every append completed before done */
+    CHECK_EQ_UINT(a.failed, 0);
+    CHECK_EQ_INT(c.done, 1);
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), 0);
+    size_t n;
+    sse_store_stats(s, &n, NULL);
+    CHECK_EQ_UINT(n, 200);
+    CHECK_EQ_INT(close_store(s), 0);
+    return 0;
+}
+
+static int test_map_full(void)
+{
+    char dir[300], err[512];
+    sse_store *s;
+    struct acks a = {0};
+    struct collect *c = calloc(1, sizeof(*c));
+    CHECK(c);
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(open_store(&s, dir, 100000, 0, 0, 256 << 10, err, sizeof(err)), 0);
+    int i = 1;
+    for (; i < 400 && !a.failed; i += 10)
+        CHECK_EQ_INT(add_n(s, i, 10, 4000, &a), 0);
+    CHECK(a.failed > 0);
+    size_t kept = a.n - a.failed;
+    /* Still readable, and a small append may still fit or fail cleanly. */
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_UINT(c->n, kept);
+    CHECK_EQ_INT(close_store(s), 0);
+    CHECK_EQ_INT(open_store(&s, dir, 100000, 0, 0, 256 << 10, err, sizeof(err)), 0);
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_UINT(c->n, kept);
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+static int test_second_open_refused(void)
+{
+    char dir[300], err[512] = "";
+    sse_store *s, *t;
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(open_store(&t, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EBUSY);
+    CHECK(strstr(err, "in use by another ssehub"));
+    CHECK(strstr(err, dir));
+    CHECK_EQ_INT(close_store(s), 0);
+    CHECK_EQ_INT(open_store(&t, dir, 0, 0, 0, 0, err, sizeof(err)), 0); /* released */
+    CHECK_EQ_INT(close_store(t), 0);
+    return 0;
+}
+
+static int write_file(const char *path, const char *data)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    fputs(data, f);
+    return fclose(f);
+}
+
+static int test_foreign_refused(void)
+{
+    char dir[300], err[512] = "", p[400], back[64];
+    sse_store *s;
+    /* A file where the directory should be. */
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(write_file(dir, "not a directory\n"), 0);
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EPROTO);
+    CHECK(strstr(err, "not a directory"));
+    /* A data.mdb that is not LMDB: refused, not changed. */
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    snprintf(p, sizeof(p), "%s/data.mdb", dir);
+    const char *junk = "this is somebody's data, not an LMDB file at all; keep it please.......";
+    CHECK_EQ_INT(write_file(p, junk), 0);
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EPROTO);
+    CHECK(strstr(err, "not a usable LMDB file"));
+    FILE *f = fopen(p, "rb");
+    CHECK(f);
+    size_t got = fread(back, 1, sizeof(back) - 1, f);
+    fclose(f);
+    back[got] = '\0';
+    CHECK(!strncmp(back, junk, got) && got == sizeof(back) - 1);
+    /* An LMDB environment of somebody else: refused. */
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    CHECK_EQ_INT(mdb_env_open(env, dir, 0, 0600), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    CHECK_EQ_INT(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    MDB_val k = {3, "key"}, v = {5, "value"};
+    CHECK_EQ_INT(mdb_put(txn, dbi, &k, &v, 0), 0);
+    CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EPROTO);
+    CHECK(strstr(err, "not an ssehub history"));
+    /* Permissions: a directory we may not write (root may write anything: checked as nobody, in
+       a child process, when the test runs as root). */
+    char pub[280];
+    snprintf(pub, sizeof(pub), "%s/perm", root);
+    CHECK_EQ_INT(mkdir(pub, 0755), 0);
+    snprintf(dir, sizeof(dir), "%s/readonly", pub);
+    CHECK_EQ_INT(mkdir(dir, 0555), 0);
+    if (geteuid() != 0) {
+        CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EAUTH);
+        CHECK(strstr(err, "ermission denied"));
+        return 0;
+    }
+    CHECK_EQ_INT(chmod(root, 0755), 0); /* nobody must reach pub */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int ok = setgid(65534) == 0 && setuid(65534) == 0 &&
+                 open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)) == SSE_EAUTH &&
+                 strstr(err, "ermission denied") != NULL;
+        if (!ok)
+            fprintf(stderr, "  as nobody: %s\n", err);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return 0;
+}
+
+static int test_bad_options(void)
+{
+    sse_store *s;
+    sse_store_lmdb_options o = SSE_STORE_LMDB_OPTIONS_INIT;
+    CHECK_EQ_INT(sse_store_lmdb_new(&s, &o), SSE_EINVAL);
+    CHECK_EQ_INT(sse_store_lmdb_new(&s, NULL), SSE_EINVAL);
+    sse_store_limits lim = {0, 16u << 20, 0};
+    CHECK_EQ_UINT(sse_store_lmdb_default_map_size(&lim), 128u << 20);
+    return 0;
+}
+
+static int setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(root, sizeof(root), "%s/test_store_lmdb.XXXXXX", tmp ? tmp : "/tmp");
+    if (!mkdtemp(root))
+        return -1;
+    return uv_loop_init(&loop);
+}
+
+static void teardown(void)
+{
+    char cmd[600];
+    uv_loop_close(&loop);
+    snprintf(cmd, sizeof(cmd), "chmod -R u+rwx '%s' && rm -rf '%s'", root, root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
+}
+
+int run(int argc, char **argv);
+
+int main(int argc, char **argv)
+{
+    if (setup()) {
+        fprintf(stderr, "setup failed\n");
+        return 1;
+    }
+    int rc = run(argc, argv);
+    teardown();
+    return rc;
+}
+
+#define main run
+CHECK_MAIN(CHECK_TEST(test_append_replay_cached), CHECK_TEST(test_append_replay_disk),
+           CHECK_TEST(test_reopen), CHECK_TEST(test_trim),
+           CHECK_TEST(test_group_commit_and_batches), CHECK_TEST(test_file_bounded),
+           CHECK_TEST(test_close_in_flight), CHECK_TEST(test_map_full),
+           CHECK_TEST(test_second_open_refused), CHECK_TEST(test_foreign_refused),
+           CHECK_TEST(test_bad_options))
