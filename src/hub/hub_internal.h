@@ -28,6 +28,12 @@ struct sse__hub_sub {      /* one selector of one subscriber */
     int form; /* SSE__FORM_* */
 };
 
+/* A live update held for a subscriber whose replay is in flight. */
+struct sse__hub_held {
+    sse_frame *frame;
+    uint64_t position; /* its store position (0: not stored, e.g. a subscription event) */
+};
+
 struct sse__hub_subscriber {
     struct sse__hub_subscriber *next, *prev; /* hub->subscribers */
     sse_hub *hub;
@@ -40,7 +46,7 @@ struct sse__hub_subscriber {
     uint64_t last_seq;   /* the last update delivered (dedupe across selectors) */
     char *id;            /* subscriber IRI (sub claim or urn:uuid) */
     int indexed;
-    sse_frame **pending; /* live updates matched while the replay is in flight */
+    struct sse__hub_held *pending; /* live updates matched while the replay is in flight */
     size_t n_pending, cap_pending;
     int pending_overflow; /* more than SSE__HUB_PENDING_MAX: the subscribe fails */
     size_t n_subs;
@@ -116,7 +122,7 @@ void sse__hub_bus_close(sse_hub *h);
 void sse__hub_subscriber_free(sse_hub *h, struct sse__hub_subscriber *s);
 
 /* Hold a live update for a subscriber whose stream is not open yet (replay in flight). */
-void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame);
+void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame, uint64_t position);
 
 /* 1 if the subscriber may read an update with these topics (its grants match one). */
 int sse__hub_can_read(const struct sse__hub_subscriber *s, const char *const *topics, size_t n);

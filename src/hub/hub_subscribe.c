@@ -332,6 +332,7 @@ static void after_scan(void *ud, int status, int found)
         for (size_t i = 0; i < r->n; i++)
             sse_frame_unref(r->frames[i]);
         r->n = 0;
+        r->pos = 0; /* nothing was sent: every held live update goes */
         r->found = 0;
         sse__free(r->visible_copy);
         r->visible_copy = NULL;
@@ -471,12 +472,12 @@ static void subscribe_finish(struct sse__hub_replay *r)
             h->st.replayed_total++;
         }
     for (size_t i = 0; i < s->n_pending; i++) {
-        int dup = 0; /* the same frame both replayed and live: send it once */
-        for (size_t k = 0; k < r->n && !dup; k++)
-            dup = r->frames[k] == s->pending[i];
-        if (!dup && sse_stream_send_frame(st, s->pending[i]) == 0)
+        /* Held live while the replay ran: the replay already sent what it visited (positions
+           up to r->pos), whatever frame object the store made of it; the rest goes now. */
+        struct sse__hub_held *hd = &s->pending[i];
+        if ((!hd->position || hd->position > r->pos) && sse_stream_send_frame(st, hd->frame) == 0)
             h->st.deliveries_total++;
-        sse_frame_unref(s->pending[i]);
+        sse_frame_unref(hd->frame);
     }
     s->n_pending = 0;
     sse__hub_log(h, SSE_LOG_DEBUG, "subscriber %s: %zu selector(s), %s, %zu replayed", s->id,

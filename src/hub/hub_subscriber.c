@@ -20,7 +20,7 @@ void sse__hub_subscriber_free(sse_hub *h, struct sse__hub_subscriber *s)
     for (size_t i = 0; i < s->n_gsel; i++)
         sse__selector_unref(s->gsel[i]);
     for (size_t i = 0; i < s->n_pending; i++)
-        sse_frame_unref(s->pending[i]);
+        sse_frame_unref(s->pending[i].frame);
     sse__free(s->pending);
     sse__free(s->gsel);
     sse__free(s->subs);
@@ -29,13 +29,13 @@ void sse__hub_subscriber_free(sse_hub *h, struct sse__hub_subscriber *s)
     sse__free(s);
 }
 
-void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame)
+void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame, uint64_t position)
 {
     if (s->pending_overflow)
         return;
     if (s->n_pending == s->cap_pending) {
         size_t nc = s->cap_pending ? s->cap_pending * 2 : 8;
-        sse_frame **a =
+        struct sse__hub_held *a =
             nc <= SSE__HUB_PENDING_MAX ? sse__realloc(s->pending, nc * sizeof(*a)) : NULL;
         if (!a) {
             s->pending_overflow = 1;
@@ -44,7 +44,8 @@ void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame)
         s->pending = a;
         s->cap_pending = nc;
     }
-    s->pending[s->n_pending++] = sse_frame_ref(frame);
+    s->pending[s->n_pending].frame = sse_frame_ref(frame);
+    s->pending[s->n_pending++].position = position;
 }
 
 /* ---------------------------------------------------------------- subscription events */

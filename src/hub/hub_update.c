@@ -45,11 +45,12 @@ struct sse__hub_inflight {
     size_t n_topics;
     const char *id;
     int is_private;
-    int fanout;       /* 0: history handed to a new bus member (stored only) */
-    sse_request *req; /* the publisher to answer (NULL: none, or it went away) */
-    int done;         /* the store has reported */
-    int status;       /* its report */
-    int in_submit;    /* the submitting call still holds it (see store_update) */
+    int fanout;        /* 0: history handed to a new bus member (stored only) */
+    sse_request *req;  /* the publisher to answer (NULL: none, or it went away) */
+    int done;          /* the store has reported */
+    int status;        /* its report */
+    int in_submit;     /* the submitting call still holds it (see store_update) */
+    uint64_t position; /* where the store put it (0: not stored) */
     int released;
 };
 
@@ -62,6 +63,7 @@ struct fanout {
     int is_private;
     sse_frame *frame;
     uint64_t seq;
+    uint64_t position;
 };
 
 static void deliver(void *ud, struct sse__isub *is)
@@ -74,7 +76,7 @@ static void deliver(void *ud, struct sse__isub *is)
     if (f->is_private && !sse__hub_can_read(s, f->topics, f->n_topics))
         return;
     if (!s->st) {
-        sse__hub_hold(s, f->frame); /* subscribing: sent after the replay */
+        sse__hub_hold(s, f->frame, f->position); /* subscribing: sent after the replay */
         return;
     }
     if (sse_stream_send_frame(s->st, f->frame) == 0)
@@ -83,7 +85,7 @@ static void deliver(void *ud, struct sse__isub *is)
 
 static void fan_out(sse_hub *h, const struct sse__hub_inflight *u)
 {
-    struct fanout f = {h, u->topics, u->n_topics, u->is_private, u->frame, ++h->seq};
+    struct fanout f = {h, u->topics, u->n_topics, u->is_private, u->frame, ++h->seq, u->position};
     for (size_t i = 0; i < u->n_topics; i++)
         sse__index_match(h->index, u->topics[i], strlen(u->topics[i]), deliver, &f);
     h->st.updates_total++;
@@ -142,7 +144,7 @@ static void release(sse_hub *h)
 static void appended(void *ud, int status, uint64_t position)
 {
     struct sse__hub_inflight *u = ud;
-    (void)position;
+    u->position = position;
     u->done = 1;
     u->status = status;
     release(u->hub);
