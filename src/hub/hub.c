@@ -48,6 +48,20 @@ static char *dup_opt(const char *s, int *oom)
     return d;
 }
 
+/* What sse_hub_new made, freed (the one teardown of the hub object). */
+static void hub_release(sse_hub *h)
+{
+    if (h->own_store)
+        sse_store_free(h->store);
+    sse__index_free(h->index);
+    sse__selector_cache_free(h->selcache);
+    sse__auth_free(h->auth);
+    sse__free(h->publish_origins);
+    sse__free(h->resource);
+    sse__free(h->instance);
+    sse__free(h);
+}
+
 int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
 {
     static const sse_hub_options defaults = SSE_HUB_OPTIONS_INIT;
@@ -144,18 +158,10 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
     *out = h;
     return 0;
 
-out_free:
-    if (h->own_store)
-        sse_store_free(h->store);
+out_free: /* the timers were never started: their memory goes at once */
     sse__free(h->sweep);
     sse__free(h->replay_idle);
-    sse__index_free(h->index);
-    sse__selector_cache_free(h->selcache);
-    sse__auth_free(h->auth);
-    sse__free(h->publish_origins);
-    sse__free(h->resource);
-    sse__free(h->instance);
-    sse__free(h);
+    hub_release(h);
     return rc;
 }
 
@@ -204,13 +210,5 @@ void sse_hub_free(sse_hub *h)
             sse_stream_set_data(s->st, NULL);
         sse__hub_subscriber_free(h, s);
     }
-    if (h->own_store)
-        sse_store_free(h->store);
-    sse__index_free(h->index);
-    sse__selector_cache_free(h->selcache);
-    sse__auth_free(h->auth);
-    sse__free(h->publish_origins);
-    sse__free(h->resource);
-    sse__free(h->instance);
-    sse__free(h);
+    hub_release(h);
 }
