@@ -12,6 +12,7 @@
 #include "cli_workers.h"
 
 #include <signal.h>
+#include <sse/bus_redis.h>
 #include <sse/hub.h>
 #include <sse/log.h>
 #include <sse/server.h>
@@ -288,6 +289,53 @@ static void free_store_in_worker(void *ud)
     sv->store = NULL;
 }
 
+/* The Redis bus of --redis URL[,URL...] (one shard per URL), trimmed to --history-count, in
+ * sv->bus. 0, or -1 (message printed). */
+static int redis_bus(struct serve *sv, size_t max_message)
+{
+    struct serve_config *c = &sv->cfg;
+    const char *urls[64];
+    size_t n = 0;
+    char *dup = strdup(c->redis);
+    if (!dup)
+        return -1;
+    for (char *p = dup; p && *p && n <= 64;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        while (*p == ' ')
+            p++;
+        if (*p) {
+            if (n == 64) {
+                fprintf(stderr, "ssehub serve: --redis: at most 64 URLs\n");
+                free(dup);
+                return -1;
+            }
+            urls[n++] = p;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    sse_bus_redis_options ro = SSE_BUS_REDIS_OPTIONS_INIT;
+    ro.loop = &sv->loop;
+    ro.urls = urls;
+    ro.n_urls = n;
+    ro.key = c->redis_key;
+    ro.max_len = c->history_count;
+    ro.max_message = max_message;
+    ro.log = log_line;
+    ro.log_data = sv;
+    int rc = n ? sse_bus_redis_new(&sv->bus, &ro) : SSE_EINVAL; /* the URLs are parsed */
+    if (rc) {
+        fprintf(stderr,
+                "ssehub serve: --redis %s: %s (expected redis://[user:pass@]HOST:PORT[/DB])\n",
+                c->redis, sse_strerror(rc));
+        free(dup);
+        return -1;
+    }
+    free(dup);
+    return 0;
+}
+
 /* The bus options the master and every worker agree on (frame bound). */
 static size_t bus_max(const struct serve_config *c)
 {
@@ -356,6 +404,17 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             goto out_server;
         }
     } else {
+        if (c->redis) {
+            /* One node of many: the stream's history first, straight into the store, before
+               the hub starts the bus (blocking, but the loop does not run yet). */
+            if (redis_bus(sv, bus_max(c)))
+                goto out_server;
+            if ((rc = sse_bus_redis_load_history(sv->bus, sv->store))) {
+                fprintf(stderr, "ssehub serve: --redis: cannot load the history: %s\n",
+                        sse_strerror(rc));
+                goto out_server;
+            }
+        }
         /* Listen first: the real port gives the default resource identifier (draft-08 "aud"). */
         if ((rc = sse_server_listen(sv->server, host, port))) {
             fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen, sse_strerror(rc));
@@ -396,6 +455,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         ho.instance = inst;
         ho.bus = sv->bus;
     }
+    if (c->redis)
+        ho.bus = sv->bus;
     if ((rc = sse_hub_new(&sv->hub, sv->server, &ho))) {
         fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
                 sse_strerror(rc));
@@ -617,6 +678,11 @@ int sse_cli_serve(int argc, char **argv)
     if (serve_parse_listen(c->listen, &host, &port)) {
         fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
                 sse_strerror(SSE_EINVAL));
+        goto out;
+    }
+    if (nw > 1 && c->redis) {
+        fprintf(stderr, "ssehub serve: --workers with --redis is not supported yet: run one "
+                        "process per node (each is a node of the Redis group)\n");
         goto out;
     }
     if (nw > 1)
