@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""test_redis.py: many `ssehub serve --redis` nodes over one Redis (python3 stdlib only).
+
+Starts its own redis-server (Debian's) on a free 127.0.0.1 port in its own temporary directory,
+with AOF on and `appendfsync always`, and three hub nodes on it; then checks (docs/REDIS.md):
+  - fan-out: subscribers spread over the nodes, updates published to random nodes, every
+    subscriber gets every update it may see exactly once and in publish order (private updates
+    only to the entitled);
+  - Last-Event-ID replay on a node other than the one that published;
+  - Redis SIGKILLed and restarted mid-stream: publishes during the outage get 503, nothing
+    acknowledged (200) is missing, nothing is delivered twice, subscribers stay connected;
+  - a node SIGKILLed: its subscribers reconnect to another node with Last-Event-ID and miss
+    nothing;
+  - a node started later loads the history from Redis and replays it.
+Everything started is stopped at the end; every wait is bounded (the whole file < 90 s).
+Usage: test_redis.py PATH/TO/ssehub [test-name-substring]
+"""
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+SSEHUB = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SSEHUB", "ssehub")
+ONLY = sys.argv[2] if len(sys.argv) > 2 else None
+KEY = "redis-integration-secret-0123456789abcdef"
+PROCS = []
+T0 = time.monotonic()
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def token(claims):
+    h = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    p = b64(json.dumps(claims).encode())
+    sig = hmac.new(KEY.encode(), (h + "." + p).encode(), hashlib.sha256).digest()
+    return h + "." + p + "." + b64(sig)
+
+
+PUB = token({"mercure": {"publish": ["*"], "subscribe": ["*"]}})
+SUB_ALL = token({"mercure": {"subscribe": ["*"]}})
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_until(cond, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+# ---------------------------------------------------------------- redis-server
+
+class Redis:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ssehub-redis-")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--protected-mode", "no", "--logfile", os.path.join(self.dir, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        PROCS.append(self.proc)
+        wait_until(self.ping, 10, "redis-server to answer")
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+
+# ---------------------------------------------------------------- hub nodes
+
+class Node:
+    def __init__(self, redis_url):
+        self.proc = subprocess.Popen(
+            [SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key", KEY,
+             "--anonymous", "--redis", redis_url, "--log-level", "warn", "--heartbeat", "1s"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        PROCS.append(self.proc)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on http://127.0.0.1:"):
+            raise AssertionError("node did not start: %r %s" % (line, self.proc.stderr.read()))
+        self.port = int(line.strip().rsplit(":", 1)[1].rstrip("/"))
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for _ in self.proc.stdout:
+            pass
+
+    def publish(self, topic, data, private=False):
+        body = {"topic": topic, "data": data}
+        if private:
+            body["private"] = "on"
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request("POST", "/.well-known/mercure", urllib.parse.urlencode(body),
+                      {"Authorization": "Bearer " + PUB,
+                       "Content-Type": "application/x-www-form-urlencoded"})
+            r = c.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            c.close()
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Sub:
+    """One SSE subscriber on a node, reading in a thread: events as (id, data), in order."""
+
+    def __init__(self, node, topic="*", tok=None, last_id=None):
+        self.events = []
+        self.eof = False
+        self.status = None
+        self.sock = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+        q = urllib.parse.urlencode({"topic": topic})
+        head = "GET /.well-known/mercure?%s HTTP/1.1\r\nHost: x\r\n" % q
+        if tok:
+            head += "Authorization: Bearer %s\r\n" % tok
+        if last_id:
+            head += "Last-Event-ID: %s\r\n" % last_id
+        self.sock.sendall((head + "\r\n").encode())
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        if not self.ready.wait(10) or self.status != 200:
+            raise AssertionError("subscribe failed: status %s" % self.status)
+
+    def _run(self):
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                d = self.sock.recv(65536)
+                if not d:
+                    raise OSError("closed")
+                buf += d
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            self.status = int(head.split(b" ", 2)[1])
+            self.ready.set()
+            cur = {}
+            while True:
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.rstrip(b"\r").decode()
+                    if line == "":
+                        if "data" in cur:
+                            self.events.append((cur.get("id"), cur["data"]))
+                        cur = {}
+                    elif not line.startswith(":") and ":" in line:
+                        k, v = line.split(":", 1)
+                        v = v[1:] if v.startswith(" ") else v
+                        cur[k] = cur[k] + "\n" + v if k == "data" and k in cur else v
+                d = self.sock.recv(65536)
+                if not d:
+                    break
+                buf += d
+        except OSError:
+            pass
+        self.eof = True
+        self.ready.set()
+
+    def ids(self):
+        return [i for i, _ in list(self.events)]
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- checks
+
+def check_exactly(sub, expected, what):
+    got = sub.ids()
+    if got != expected:
+        missing = [i for i in expected if i not in got]
+        dup = sorted({i for i in got if got.count(i) > 1})
+        raise AssertionError("%s: %d events, %d expected; missing %s; twice %s; first diff at %s"
+                             % (what, len(got), len(expected), missing[:5], dup[:5],
+                                next((k for k, (a, b) in enumerate(zip(got, expected)) if a != b),
+                                     min(len(got), len(expected)))))
+
+
+def t_fanout_exactly_once(ctx):
+    nodes = ctx["nodes"]
+    subs = []
+    for n in nodes:
+        subs.append(("anon", Sub(n, topic="https://x/fan/{i}")))
+        subs.append(("all", Sub(n, topic="https://x/fan/{i}", tok=SUB_ALL)))
+    time.sleep(0.2)
+    public, every = [], []
+    for i in range(60):
+        priv = i % 5 == 4
+        st, rid = random.choice(nodes).publish("https://x/fan/%d" % i, "u%d" % i, private=priv)
+        assert st == 200, (st, rid)
+        every.append(rid)
+        if not priv:
+            public.append(rid)
+    for kind, s in subs:
+        exp = every if kind == "all" else public
+        wait_until(lambda: len(s.ids()) >= len(exp), 10, "deliveries")
+    time.sleep(0.3)  # anything extra (a duplicate) would arrive by now
+    for k, (kind, s) in enumerate(subs):
+        check_exactly(s, every if kind == "all" else public, "subscriber %d (%s)" % (k, kind))
+        s.close()
+    ctx["published"] = every
+    ctx["public"] = public
+
+
+def t_replay_on_another_node(ctx):
+    nodes = ctx["nodes"]
+    st, first = nodes[0].publish("https://x/replay", "r0")
+    assert st == 200
+    later = []
+    for i in range(1, 8):
+        st, rid = nodes[1].publish("https://x/replay", "r%d" % i)
+        assert st == 200
+        later.append(rid)
+    s = Sub(nodes[2], topic="https://x/replay", last_id=first)
+    wait_until(lambda: len(s.ids()) >= len(later), 5, "the replay")
+    time.sleep(0.2)
+    check_exactly(s, later, "replay on node 3 after an id published on node 1")
+    s.close()
+
+
+def t_redis_restart(ctx):
+    nodes, redis = ctx["nodes"], ctx["redis"]
+    subs = [Sub(n, topic="https://x/outage", tok=SUB_ALL) for n in nodes]
+    acked, refused, stop = [], [], threading.Event()
+    n503 = [0]
+
+    def publisher():
+        i = 0
+        while not stop.is_set() and i < 2000:
+            try:
+                st, rid = random.choice(nodes).publish("https://x/outage", "o%d" % i)
+            except OSError:
+                st, rid = 0, ""
+            if st == 200:
+                acked.append(rid)
+            else:
+                refused.append(st)
+                if st == 503:
+                    n503[0] += 1
+                time.sleep(0.02)
+            i += 1
+
+    th = threading.Thread(target=publisher, daemon=True)
+    th.start()
+    wait_until(lambda: len(acked) >= 20, 10, "publishes before the outage")
+    redis.kill()
+    wait_until(lambda: n503[0] >= 3, 10, "503 answers while Redis is down")
+    time.sleep(1.0)
+    before_restart = len(acked)
+    redis.start()
+    wait_until(lambda: len(acked) >= before_restart + 20, 20, "publishes after the restart")
+    stop.set()
+    th.join(10)
+    assert n503[0] >= 3, "no 503 during the outage"
+    assert all(st == 503 for st in refused), "refusals other than 503: %s" % set(refused)
+    for k, s in enumerate(subs):
+        wait_until(lambda: set(acked) <= set(s.ids()), 15, "subscriber %d to catch up" % k)
+        time.sleep(0.1)
+        got = s.ids()
+        assert not s.eof, "subscriber %d was disconnected by the outage" % k
+        assert len(got) == len(set(got)), "subscriber %d got an update twice" % k
+        pos = {rid: n for n, rid in enumerate(got)}
+        order = [pos[r] for r in acked]
+        assert order == sorted(order), "subscriber %d: acknowledged updates out of order" % k
+        s.close()
+    ctx["outage"] = (len(acked), n503[0])
+
+
+def t_node_killed(ctx):
+    nodes = ctx["nodes"]
+    victim, others = nodes[0], nodes[1:]
+    subs = [Sub(victim, topic="https://x/kill", tok=SUB_ALL) for _ in range(4)]
+    expected = []
+    for i in range(15):
+        st, rid = random.choice(others).publish("https://x/kill", "k%d" % i)
+        assert st == 200
+        expected.append(rid)
+    for s in subs:
+        wait_until(lambda: len(s.ids()) >= len(expected), 5, "deliveries before the kill")
+    victim.kill()
+    for s in subs:
+        wait_until(lambda: s.eof, 5, "the stream to end with its node")
+    # Published while the subscribers are away.
+    for i in range(15, 25):
+        st, rid = random.choice(others).publish("https://x/kill", "k%d" % i)
+        assert st == 200
+        expected.append(rid)
+    again = []
+    for k, s in enumerate(subs):
+        got = s.ids()
+        n = Sub(others[k % len(others)], topic="https://x/kill", tok=SUB_ALL, last_id=got[-1])
+        again.append((s, n))
+    for i in range(25, 35):
+        st, rid = random.choice(others).publish("https://x/kill", "k%d" % i)
+        assert st == 200
+        expected.append(rid)
+    for k, (s, n) in enumerate(again):
+        wait_until(lambda: len(s.ids()) + len(n.ids()) >= len(expected), 5, "the reconnect")
+        time.sleep(0.1)
+        got = s.ids() + n.ids()
+        assert got == expected, "subscriber %d after reconnecting: %d events, %d expected" % (
+            k, len(got), len(expected))
+        n.close()
+    ctx["nodes"] = others
+
+
+def t_late_node_loads_history(ctx):
+    n = Node(ctx["redis"].url())
+    ctx["extra"].append(n)
+    s = Sub(n, topic="https://x/fan/{i}", last_id="earliest")
+    wait_until(lambda: len(s.ids()) >= len(ctx["public"]), 5, "the history replay")
+    got = s.ids()
+    assert got[:len(ctx["public"])] == ctx["public"], "history on a new node differs"
+    s.close()
+
+
+TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
+         t_late_node_loads_history]
+
+
+def main():
+    if not shutil.which("redis-server"):
+        print("SKIP: redis-server not installed (scripts/install-deps test)")
+        return 77
+    redis = Redis()
+    ctx = {"redis": redis, "extra": [], "published": [], "public": []}
+    passed = failed = 0
+    all_nodes = []
+    try:
+        redis.start()
+        ctx["nodes"] = [Node(redis.url()) for _ in range(3)]
+        all_nodes.extend(ctx["nodes"])
+        for t in TESTS:
+            if ONLY and ONLY not in t.__name__:
+                continue
+            t1 = time.monotonic()
+            try:
+                t(ctx)
+                passed += 1
+                print("ok   %s (%.1f s)" % (t.__name__, time.monotonic() - t1))
+            except AssertionError as e:
+                failed += 1
+                print("FAIL %s: %s" % (t.__name__, e))
+        if "outage" in ctx:
+            print("outage: %d acknowledged, %d answered 503" % ctx["outage"])
+    finally:
+        for n in all_nodes + ctx["extra"]:
+            n.stop()
+        redis.stop()
+    print("%d passed, %d failed (%.1f s)" % (passed, failed, time.monotonic() - T0))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
