@@ -11,7 +11,8 @@ with AOF on and `appendfsync always`, and three hub nodes on it; then checks (do
     acknowledged (200) is missing, nothing is delivered twice, subscribers stay connected;
   - a node SIGKILLed: its subscribers reconnect to another node with Last-Event-ID and miss
     nothing;
-  - a node started later loads the history from Redis and replays it.
+  - a node started later loads the history from Redis and replays it;
+  - sharded: topics hashed over 2 Redis instances, every update once, each topic in order.
 Everything started is stopped at the end; every wait is bounded (the whole file < 90 s).
 Usage: test_redis.py PATH/TO/ssehub [test-name-substring]
 """
@@ -375,8 +376,52 @@ def t_late_node_loads_history(ctx):
     s.close()
 
 
+def xlen(redis, key):
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=2) as c:
+        c.sendall(("*2\r\n$4\r\nXLEN\r\n$%d\r\n%s\r\n" % (len(key), key)).encode())
+        return int(c.recv(64).decode().strip().lstrip(":"))
+
+
+def t_sharded_two_redis(ctx):
+    """Topics hashed over 2 Redis instances (--redis URL1,URL2): every subscriber gets every
+    update once, each topic in publish order; both instances carry a share."""
+    r2 = [Redis(), Redis()]
+    nodes = []
+    try:
+        for r in r2:
+            r.start()
+        urls = ",".join(r.url() for r in r2)
+        nodes = [Node(urls) for _ in range(2)]
+        subs = [Sub(n, topic="https://x/shard/{t}", tok=SUB_ALL) for n in nodes for _ in range(2)]
+        sent = {}
+        order = []
+        for i in range(80):
+            t = "t%d" % random.randrange(8)
+            st, rid = random.choice(nodes).publish("https://x/shard/" + t, "s%d" % i)
+            assert st == 200, (st, rid)
+            sent.setdefault(t, []).append(rid)
+            order.append(rid)
+        for k, s in enumerate(subs):
+            wait_until(lambda: len(s.ids()) >= len(order), 10, "sharded deliveries")
+            time.sleep(0.1)
+            got = s.ids()
+            assert sorted(got) == sorted(order), "subscriber %d: not every update once" % k
+            for t, ids in sent.items():
+                mine = [rid for rid in got if rid in set(ids)]
+                assert mine == ids, "subscriber %d: topic %s out of order" % (k, t)
+            s.close()
+        counts = [xlen(r, "ssehub:updates:%d" % i) for i, r in enumerate(r2)]
+        assert sum(counts) == len(order) and all(counts), "shares %s" % counts
+        ctx["shards"] = counts
+    finally:
+        for n in nodes:
+            n.stop()
+        for r in r2:
+            r.stop()
+
+
 TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
-         t_late_node_loads_history]
+         t_late_node_loads_history, t_sharded_two_redis]
 
 
 def main():
@@ -404,6 +449,8 @@ def main():
                 print("FAIL %s: %s" % (t.__name__, e))
         if "outage" in ctx:
             print("outage: %d acknowledged, %d answered 503" % ctx["outage"])
+        if "shards" in ctx:
+            print("sharded: %s entries per Redis instance" % ctx["shards"])
     finally:
         for n in all_nodes + ctx["extra"]:
             n.stop()
