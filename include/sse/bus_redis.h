@@ -15,7 +15,8 @@
  * command connection is down, publish fails (the hub answers 503).
  *
  * Sharding: with several URLs, each topic's hash (FNV-1a of the update's first topic) picks one
- * instance and its stream; order holds per stream (docs/REDIS.md).
+ * instance and its stream; order holds per stream (docs/REDIS.md). With a Redis Cluster, the
+ * topic's hash picks one of n_shards stream keys, each on the master owning its slot.
  */
 #ifndef SSE_BUS_REDIS_H
 #define SSE_BUS_REDIS_H
@@ -40,6 +41,10 @@ typedef struct sse_bus_redis_options {
     size_t
         queue_max; /* bytes of XADDs awaiting Redis before publish answers SSE_EBUSY; 0: 64 MiB */
     unsigned block_ms; /* XREAD BLOCK timeout; 0: 1000 */
+    /* Redis Cluster: urls are seed nodes; n_shards stream keys "KEY:{i}" (hash tags spread them
+       over the masters), each read from the master that owns its slot (MOVED followed). */
+    int cluster;
+    size_t n_shards; /* cluster only; 0: 16 */
     /* Diagnostics (may be NULL): level is SSE_LOG_* (log.h); line borrowed for the call. */
     void (*log)(void *ud, int level, const char *line);
     void *log_data;
@@ -47,7 +52,7 @@ typedef struct sse_bus_redis_options {
 #define SSE_BUS_REDIS_OPTIONS_VERSION 1
 #define SSE_BUS_REDIS_OPTIONS_INIT                                                                 \
     {                                                                                              \
-        SSE_BUS_REDIS_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL                 \
+        SSE_BUS_REDIS_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL           \
     }
 
 /**

@@ -320,6 +320,8 @@ static int redis_bus(struct serve *sv, size_t max_message)
     ro.urls = urls;
     ro.n_urls = n;
     ro.key = c->redis_key;
+    ro.cluster = c->redis_cluster;
+    ro.n_shards = c->redis_shards;
     ro.max_len = c->history_count;
     ro.max_message = max_message;
     ro.log = log_line;

@@ -12,7 +12,8 @@ with AOF on and `appendfsync always`, and three hub nodes on it; then checks (do
   - a node SIGKILLed: its subscribers reconnect to another node with Last-Event-ID and miss
     nothing;
   - a node started later loads the history from Redis and replays it;
-  - sharded: topics hashed over 2 Redis instances, every update once, each topic in order.
+  - sharded: topics hashed over 2 Redis instances, every update once, each topic in order;
+  - the same over a 3-master Redis Cluster the test creates (MOVED followed).
 Everything started is stopped at the end; every wait is bounded (the whole file < 90 s).
 Usage: test_redis.py PATH/TO/ssehub [test-name-substring]
 """
@@ -63,6 +64,25 @@ def free_port():
     return p
 
 
+def free_cluster_port():
+    """A port P with P + 10000 (the cluster bus) free too, both below 65536."""
+    for _ in range(200):
+        p = random.randrange(20000, 30000)
+        socks = []
+        try:
+            for q in (p, p + 10000):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", q))
+            return p
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free port pair for a cluster node")
+
+
 def wait_until(cond, timeout, what):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -75,16 +95,19 @@ def wait_until(cond, timeout, what):
 # ---------------------------------------------------------------- redis-server
 
 class Redis:
-    def __init__(self):
+    def __init__(self, cluster=False):
         self.dir = tempfile.mkdtemp(prefix="ssehub-redis-")
-        self.port = free_port()
+        self.port = free_cluster_port() if cluster else free_port()
         self.proc = None
+        self.cluster = cluster
 
     def start(self):
+        extra = ["--cluster-enabled", "yes", "--cluster-config-file",
+                 os.path.join(self.dir, "nodes.conf")] if self.cluster else []
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--protected-mode", "no", "--logfile", os.path.join(self.dir, "redis.log")],
+             "--protected-mode", "no", "--logfile", os.path.join(self.dir, "redis.log")] + extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         PROCS.append(self.proc)
         wait_until(self.ping, 10, "redis-server to answer")
@@ -117,10 +140,11 @@ class Redis:
 # ---------------------------------------------------------------- hub nodes
 
 class Node:
-    def __init__(self, redis_url):
+    def __init__(self, redis_url, extra=()):
         self.proc = subprocess.Popen(
             [SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key", KEY,
-             "--anonymous", "--redis", redis_url, "--log-level", "warn", "--heartbeat", "1s"],
+             "--anonymous", "--redis", redis_url, "--log-level", "warn", "--heartbeat", "1s"]
+            + list(extra),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         PROCS.append(self.proc)
         line = self.proc.stdout.readline()
@@ -376,10 +400,71 @@ def t_late_node_loads_history(ctx):
     s.close()
 
 
-def xlen(redis, key):
+def command(redis, *args):
+    """One command in RESP; the raw reply text (small replies only)."""
+    req = "*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args)
     with socket.create_connection(("127.0.0.1", redis.port), timeout=2) as c:
-        c.sendall(("*2\r\n$4\r\nXLEN\r\n$%d\r\n%s\r\n" % (len(key), key)).encode())
-        return int(c.recv(64).decode().strip().lstrip(":"))
+        c.sendall(req.encode())
+        return c.recv(65536).decode()
+
+
+def xlen(redis, key):
+    return int(command(redis, "XLEN", key).strip().lstrip(":"))
+
+
+def check_topics(subs, sent, order):
+    for k, s in enumerate(subs):
+        wait_until(lambda: len(s.ids()) >= len(order), 10, "deliveries")
+        time.sleep(0.1)
+        got = s.ids()
+        assert sorted(got) == sorted(order), "subscriber %d: not every update once" % k
+        for t, ids in sent.items():
+            mine = [rid for rid in got if rid in set(ids)]
+            assert mine == ids, "subscriber %d: topic %s out of order" % (k, t)
+        s.close()
+
+
+def publish_topics(nodes, prefix, count, ntopics):
+    sent, order = {}, []
+    for i in range(count):
+        t = "t%d" % random.randrange(ntopics)
+        st, rid = random.choice(nodes).publish(prefix + t, "s%d" % i)
+        assert st == 200, (st, rid)
+        sent.setdefault(t, []).append(rid)
+        order.append(rid)
+    return sent, order
+
+
+def t_redis_cluster(ctx):
+    """A 3-master Redis Cluster (--redis-cluster): stream keys KEY:{i} spread over the masters,
+    MOVED followed; every update once, each topic in order, on every node."""
+    if not shutil.which("redis-cli"):
+        raise AssertionError("redis-cli missing (redis-tools)")
+    masters = [Redis(cluster=True) for _ in range(3)]
+    nodes = []
+    try:
+        for r in masters:
+            r.start()
+        subprocess.run(["redis-cli", "--cluster", "create"] +
+                       ["127.0.0.1:%d" % r.port for r in masters] +
+                       ["--cluster-replicas", "0", "--cluster-yes"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20,
+                       check=True)
+        wait_until(lambda: all("cluster_state:ok" in command(r, "CLUSTER", "INFO")
+                               for r in masters), 15, "the cluster to be ok")
+        nodes = [Node(masters[0].url(), extra=["--redis-cluster", "--redis-shards", "6"])
+                 for _ in range(3)]
+        subs = [Sub(n, topic="https://x/cl/{t}", tok=SUB_ALL) for n in nodes]
+        sent, order = publish_topics(nodes, "https://x/cl/", 60, 8)
+        check_topics(subs, sent, order)
+        counts = [int(command(r, "DBSIZE").strip().lstrip(":")) for r in masters]
+        assert sum(counts) == 6 and all(counts), "stream keys per master: %s" % counts
+        ctx["cluster"] = counts
+    finally:
+        for n in nodes:
+            n.stop()
+        for r in masters:
+            r.stop()
 
 
 def t_sharded_two_redis(ctx):
@@ -393,23 +478,8 @@ def t_sharded_two_redis(ctx):
         urls = ",".join(r.url() for r in r2)
         nodes = [Node(urls) for _ in range(2)]
         subs = [Sub(n, topic="https://x/shard/{t}", tok=SUB_ALL) for n in nodes for _ in range(2)]
-        sent = {}
-        order = []
-        for i in range(80):
-            t = "t%d" % random.randrange(8)
-            st, rid = random.choice(nodes).publish("https://x/shard/" + t, "s%d" % i)
-            assert st == 200, (st, rid)
-            sent.setdefault(t, []).append(rid)
-            order.append(rid)
-        for k, s in enumerate(subs):
-            wait_until(lambda: len(s.ids()) >= len(order), 10, "sharded deliveries")
-            time.sleep(0.1)
-            got = s.ids()
-            assert sorted(got) == sorted(order), "subscriber %d: not every update once" % k
-            for t, ids in sent.items():
-                mine = [rid for rid in got if rid in set(ids)]
-                assert mine == ids, "subscriber %d: topic %s out of order" % (k, t)
-            s.close()
+        sent, order = publish_topics(nodes, "https://x/shard/", 80, 8)
+        check_topics(subs, sent, order)
         counts = [xlen(r, "ssehub:updates:%d" % i) for i, r in enumerate(r2)]
         assert sum(counts) == len(order) and all(counts), "shares %s" % counts
         ctx["shards"] = counts
@@ -421,7 +491,7 @@ def t_sharded_two_redis(ctx):
 
 
 TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
-         t_late_node_loads_history, t_sharded_two_redis]
+         t_late_node_loads_history, t_sharded_two_redis, t_redis_cluster]
 
 
 def main():
@@ -451,6 +521,8 @@ def main():
             print("outage: %d acknowledged, %d answered 503" % ctx["outage"])
         if "shards" in ctx:
             print("sharded: %s entries per Redis instance" % ctx["shards"])
+        if "cluster" in ctx:
+            print("cluster: %s stream keys per master" % ctx["cluster"])
     finally:
         for n in all_nodes + ctx["extra"]:
             n.stop()

@@ -72,6 +72,28 @@ static int test_ids(void)
     return 0;
 }
 
+static int test_redirect(void)
+{
+    char host[64];
+    int port = 0;
+    const char *m = "MOVED 3999 127.0.0.1:6381";
+    CHECK_EQ_INT(sse__redis_redirect(m, strlen(m), host, sizeof(host), &port), 1);
+    CHECK_EQ_STR(host, "127.0.0.1");
+    CHECK_EQ_INT(port, 6381);
+    m = "ASK 1 ::1:7000";
+    CHECK_EQ_INT(sse__redis_redirect(m, strlen(m), host, sizeof(host), &port), 2);
+    CHECK_EQ_STR(host, "::1");
+    CHECK_EQ_INT(port, 7000);
+    static const char *bad[] = {"MOVED",         "MOVED 1",         "MOVED x h:1",
+                                "MOVED 1 h",     "MOVED 1 h:0",     "MOVED 1 :1",
+                                "MOVED 1 h:1 x", "ERR MOVED 1 h:1", "MOVED 123456 h:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_EQ_INT(sse__redis_redirect(bad[i], strlen(bad[i]), host, sizeof(host), &port), 0);
+    m = "MOVED 1 a-very-long-host-name-that-does-not-fit:1";
+    CHECK_EQ_INT(sse__redis_redirect(m, strlen(m), host, 8, &port), 0);
+    return 0;
+}
+
 /* Parse one RESP reply with hiredis's reader (NULL if incomplete or malformed). */
 static redisReply *parse(const char *resp)
 {
@@ -225,6 +247,6 @@ static int test_bus_new_refuses(void)
     return 0;
 }
 
-CHECK_MAIN(CHECK_TEST(test_url), CHECK_TEST(test_ids), CHECK_TEST(test_xread_good),
-           CHECK_TEST(test_xread_garbage), CHECK_TEST(test_xrange),
+CHECK_MAIN(CHECK_TEST(test_url), CHECK_TEST(test_ids), CHECK_TEST(test_redirect),
+           CHECK_TEST(test_xread_good), CHECK_TEST(test_xread_garbage), CHECK_TEST(test_xrange),
            CHECK_TEST(test_bus_new_refuses))

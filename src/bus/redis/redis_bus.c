@@ -357,6 +357,35 @@ static void retry_cb(uv_timer_t *t)
     connect_shard(s);
 }
 
+/*
+ * A Redis Cluster redirection in an error reply: MOVED points the shard at the slot's master
+ * (both connections are closed gracefully and reopened there at once); ASK (a slot being
+ * migrated) is not followed: the command is retried later, when MOVED will have taken over.
+ * Returns 1 if r was a redirection.
+ */
+static int redirected(struct shard *s, const redisReply *r)
+{
+    char host[sizeof(s->url.host)];
+    int port;
+    if (!r || r->type != REDIS_REPLY_ERROR || !r->str)
+        return 0;
+    int kind = sse__redis_redirect(r->str, r->len, host, sizeof(host), &port);
+    if (kind != 1)
+        return kind == 2;
+    if (strcmp(host, s->url.host) == 0 && port == s->url.port)
+        return 1;
+    logf_(s->b, SSE_LOG_INFO, "redis %s: moved from %s:%d to %s:%d", s->key, s->url.host,
+          s->url.port, host, port);
+    memcpy(s->url.host, host, sizeof(host));
+    s->url.port = port;
+    s->fails = 0;
+    if (s->cmd)
+        redisAsyncDisconnect(s->cmd);
+    if (s->rd)
+        redisAsyncDisconnect(s->rd);
+    return 1;
+}
+
 /* ---------------------------------------------------------------- the reader */
 
 struct read_ctx {
@@ -396,7 +425,8 @@ static void on_xread(redisAsyncContext *c, void *reply, void *priv)
         return; /* the connection is gone: on_disconnect reconnects, the read resumes */
     s->reading = 0;
     if (r->type == REDIS_REPLY_ERROR) {
-        logf_(b, SSE_LOG_ERROR, "redis %s: XREAD: %s", s->key, r->str ? r->str : "error");
+        if (!redirected(s, r))
+            logf_(b, SSE_LOG_ERROR, "redis %s: XREAD: %s", s->key, r->str ? r->str : "error");
         schedule(s, 1);
         return;
     }
@@ -437,8 +467,9 @@ static void on_tail(redisAsyncContext *c, void *reply, void *priv)
         memcpy(s->last_id, r->element[0]->element[0]->str, r->element[0]->element[0]->len);
         s->last_id[r->element[0]->element[0]->len] = '\0';
     } else {
-        logf_(s->b, SSE_LOG_ERROR, "redis %s: XREVRANGE: %s", s->key,
-              r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
+        if (!redirected(s, r))
+            logf_(s->b, SSE_LOG_ERROR, "redis %s: XREVRANGE: %s", s->key,
+                  r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
         schedule(s, 1);
         return;
     }
@@ -545,8 +576,9 @@ static void on_xadd(redisAsyncContext *c, void *reply, void *priv)
         status = b->closing ? SSE_ECLOSED : SSE_EIO;
     } else if (r->type != REDIS_REPLY_STRING) {
         status = SSE_EIO;
-        logf_(b, SSE_LOG_ERROR, "redis %s: XADD: %s", s->key,
-              r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
+        if (!redirected(s, r))
+            logf_(b, SSE_LOG_ERROR, "redis %s: XADD: %s", s->key,
+                  r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
     }
     if (status)
         b->st.refused++;
@@ -678,13 +710,16 @@ int sse_bus_redis_new(sse_bus **out, const sse_bus_redis_options *o)
 {
     if (!out || !o || !o->loop || !o->urls || o->n_urls == 0 || o->n_urls > MAX_SHARDS)
         return SSE_EINVAL;
+    size_t n = o->cluster ? (o->n_shards ? o->n_shards : 16) : o->n_urls;
+    if (n > MAX_SHARDS)
+        return SSE_EINVAL;
     const char *key = o->key ? o->key : "ssehub:updates";
     if (strlen(key) > 200)
         return SSE_EINVAL;
     struct redis_bus *b = sse__calloc(1, sizeof(*b));
     if (!b)
         return SSE_ENOMEM;
-    b->shards = sse__calloc(o->n_urls, sizeof(*b->shards));
+    b->shards = sse__calloc(n, sizeof(*b->shards));
     if (!b->shards) {
         sse__free(b);
         return SSE_ENOMEM;
@@ -696,18 +731,22 @@ int sse_bus_redis_new(sse_bus **out, const sse_bus_redis_options *o)
     if (!b->o.max_message)
         b->o.max_message = 4u << 20;
     b->loop = o->loop;
-    b->n = o->n_urls;
+    b->n = n;
     snprintf(b->block, sizeof(b->block), "%u", o->block_ms ? o->block_ms : 1000);
     for (size_t i = 0; i < b->n; i++) {
         struct shard *s = &b->shards[i];
         s->b = b;
         s->idx = (int)i;
-        if (sse__redis_url_parse(o->urls[i], &s->url)) {
+        /* Cluster: every shard starts at a seed and follows MOVED to its slot's master (a
+           cluster has one database: no SELECT). */
+        if (sse__redis_url_parse(o->urls[i % o->n_urls], &s->url) || (o->cluster && s->url.db)) {
             sse__free(b->shards);
             sse__free(b);
             return SSE_EINVAL;
         }
-        if (b->n == 1)
+        if (o->cluster)
+            snprintf(s->key, sizeof(s->key), "%s:{%zu}", key, i);
+        else if (b->n == 1)
             snprintf(s->key, sizeof(s->key), "%s", key);
         else
             snprintf(s->key, sizeof(s->key), "%s:%zu", key, i);
@@ -790,7 +829,7 @@ static int load_entry(void *ud, const struct sse__redis_entry *e)
     return 0;
 }
 
-static int load_shard(struct redis_bus *b, struct shard *s, sse_store *store)
+static int load_shard_at(struct redis_bus *b, struct shard *s, sse_store *store, int *moved)
 {
     struct timeval tv = {LOAD_TIMEOUT_S, 0};
     redisContext *c = redisConnectWithTimeout(s->url.host, s->url.port, tv);
@@ -829,12 +868,11 @@ static int load_shard(struct redis_bus *b, struct shard *s, sse_store *store)
         freeReplyObject(r);
     }
     struct load l = {b, s, store, 0, 0};
-    memcpy(s->last_id, "0-0", 4);
     for (int page = 0; page < LOAD_MAX_PAGES; page++) {
         char start[SSE__REDIS_ID_MAX + 2], count[16];
         snprintf(start, sizeof(start), "(%s", s->last_id); /* exclusive (Redis >= 6.2) */
         snprintf(count, sizeof(count), "%d", LOAD_PAGE);
-        const char *argv[6] = {"XRANGE", s->key, page ? start : "-", "+", "COUNT", count};
+        const char *argv[6] = {"XRANGE", s->key, s->last_id[0] ? start : "-", "+", "COUNT", count};
         r = redisCommandArgv(c, 6, argv, NULL);
         if (!r) {
             logf_(b, SSE_LOG_ERROR, "redis %s:%d: XRANGE: %s", s->url.host, s->url.port, c->errstr);
@@ -842,6 +880,16 @@ static int load_shard(struct redis_bus *b, struct shard *s, sse_store *store)
             goto out;
         }
         size_t skipped = 0;
+        char host[sizeof(s->url.host)];
+        int port;
+        if (r->type == REDIS_REPLY_ERROR && r->str &&
+            sse__redis_redirect(r->str, r->len, host, sizeof(host), &port) == 1) {
+            memcpy(s->url.host, host, sizeof(host)); /* the async connections go there too */
+            s->url.port = port;
+            *moved = 1;
+            freeReplyObject(r);
+            goto out;
+        }
         int n = sse__redis_entries(r, b->o.max_message, load_entry, &l, &skipped);
         if (n < 0) {
             logf_(b, SSE_LOG_ERROR, "redis %s: XRANGE: %s", s->key,
@@ -860,11 +908,27 @@ static int load_shard(struct redis_bus *b, struct shard *s, sse_store *store)
         if (got < LOAD_PAGE)
             break;
     }
+    if (!s->last_id[0]) /* an empty stream: read from its very start */
+        memcpy(s->last_id, "0-0", 4);
     logf_(b, SSE_LOG_INFO, "redis %s:%d %s: %zu updates of history loaded, reading after %s",
           s->url.host, s->url.port, s->key, l.loaded, s->last_id);
 out:
     redisFree(c);
     return rc;
+}
+
+/* Load one shard, following up to 5 cluster redirections. */
+static int load_shard(struct redis_bus *b, struct shard *s, sse_store *store)
+{
+    s->last_id[0] = '\0'; /* a redirection goes on after what was loaded */
+    for (int hop = 0; hop < 5; hop++) {
+        int moved = 0;
+        int rc = load_shard_at(b, s, store, &moved);
+        if (rc || !moved)
+            return rc;
+    }
+    logf_(b, SSE_LOG_ERROR, "redis %s: too many MOVED redirections", s->key);
+    return SSE_EPROTO;
 }
 
 int sse_bus_redis_load_history(sse_bus *bus, sse_store *store)

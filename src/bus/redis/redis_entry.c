@@ -201,3 +201,40 @@ int sse__redis_url_parse(const char *url, struct sse__redis_url *out)
     *out = u;
     return 0;
 }
+
+int sse__redis_redirect(const char *err, size_t len, char *host, size_t cap, int *port)
+{
+    int kind;
+    size_t i;
+    if (!err || cap == 0)
+        return 0;
+    if (len > 6 && !memcmp(err, "MOVED ", 6))
+        kind = 1, i = 6;
+    else if (len > 4 && !memcmp(err, "ASK ", 4))
+        kind = 2, i = 4;
+    else
+        return 0;
+    size_t slot_start = i;
+    while (i < len && err[i] >= '0' && err[i] <= '9')
+        i++;
+    if (i == slot_start || i - slot_start > 5 || i >= len || err[i] != ' ')
+        return 0;
+    const char *hp = err + i + 1;
+    size_t hl = len - i - 1;
+    const char *colon = NULL;
+    for (size_t k = 0; k < hl; k++) {
+        if ((unsigned char)hp[k] <= ' ')
+            return 0;
+        if (hp[k] == ':')
+            colon = hp + k;
+    }
+    if (!colon || colon == hp || (size_t)(colon - hp) >= cap)
+        return 0;
+    uint64_t p;
+    if (parse_u64(colon + 1, hl - (size_t)(colon - hp) - 1, &p) || p == 0 || p > 65535)
+        return 0;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+    *port = (int)p;
+    return kind;
+}

@@ -66,4 +66,12 @@ struct sse__redis_url {
  * SSE_EINVAL. */
 int sse__redis_url_parse(const char *url, struct sse__redis_url *u);
 
+/*
+ * A Redis Cluster redirection: an error reply "MOVED <slot> <host>:<port>" or "ASK <slot>
+ * <host>:<port>" (the host may be an IPv6 address; the port is after the last ':'). Returns 1
+ * (MOVED) or 2 (ASK) and fills host (cap bytes with the NUL) and *port; 0 when err is not a
+ * redirection or does not parse.
+ */
+int sse__redis_redirect(const char *err, size_t len, char *host, size_t cap, int *port);
+
 #endif
