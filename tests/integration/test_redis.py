@@ -38,6 +38,7 @@ SSEHUB = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SSEHUB", "ssehub"
 ONLY = sys.argv[2] if len(sys.argv) > 2 else None
 KEY = "redis-integration-secret-0123456789abcdef"
 PROCS = []
+NODES = []
 T0 = time.monotonic()
 
 
@@ -151,11 +152,23 @@ class Node:
         if not line.startswith("listening on http://127.0.0.1:"):
             raise AssertionError("node did not start: %r %s" % (line, self.proc.stderr.read()))
         self.port = int(line.strip().rsplit(":", 1)[1].rstrip("/"))
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.err = []
+        threading.Thread(target=self._drain, args=(self.proc.stdout, None), daemon=True).start()
+        self.err_thread = threading.Thread(target=self._drain, args=(self.proc.stderr, self.err),
+                                           daemon=True)
+        self.err_thread.start()
+        NODES.append(self)
 
-    def _drain(self):
-        for _ in self.proc.stdout:
-            pass
+    @staticmethod
+    def _drain(f, keep):
+        for line in f:
+            if keep is not None and len(keep) < 10000:
+                keep.append(line)
+
+    def sanitizer_errors(self):
+        """Lines of a sanitizer report (an ASan/UBSan build), read once the node has exited."""
+        self.err_thread.join(5)
+        return [l for l in self.err if "Sanitizer" in l or "runtime error" in l]
 
     def publish(self, topic, data, private=False):
         body = {"topic": topic, "data": data}
@@ -527,6 +540,12 @@ def main():
         for n in all_nodes + ctx["extra"]:
             n.stop()
         redis.stop()
+    for n in NODES:
+        bad = n.sanitizer_errors()
+        if bad:
+            failed += 1
+            print("FAIL sanitizer report from a node:\n" + "".join(n.err[-60:]))
+            break
     print("%d passed, %d failed (%.1f s)" % (passed, failed, time.monotonic() - T0))
     return 1 if failed else 0
 
