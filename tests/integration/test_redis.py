@@ -13,7 +13,8 @@ with AOF on and `appendfsync always`, and three hub nodes on it; then checks (do
     nothing;
   - a node started later loads the history from Redis and replays it;
   - sharded: topics hashed over 2 Redis instances, every update once, each topic in order;
-  - the same over a 3-master Redis Cluster the test creates (MOVED followed).
+  - the same over a 3-master Redis Cluster the test creates (MOVED followed);
+  - an ACL user and a database in the URL; a wrong password refused at start-up.
 Everything started is stopped at the end; every wait is bounded (the whole file < 90 s).
 Usage: test_redis.py PATH/TO/ssehub [test-name-substring]
 """
@@ -96,15 +97,17 @@ def wait_until(cond, timeout, what):
 # ---------------------------------------------------------------- redis-server
 
 class Redis:
-    def __init__(self, cluster=False):
+    def __init__(self, cluster=False, extra=()):
         self.dir = tempfile.mkdtemp(prefix="ssehub-redis-")
         self.port = free_cluster_port() if cluster else free_port()
         self.proc = None
         self.cluster = cluster
+        self.extra = list(extra)
 
     def start(self):
         extra = ["--cluster-enabled", "yes", "--cluster-config-file",
                  os.path.join(self.dir, "nodes.conf")] if self.cluster else []
+        extra += self.extra
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
@@ -117,7 +120,7 @@ class Redis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -448,6 +451,35 @@ def publish_topics(nodes, prefix, count, ntopics):
     return sent, order
 
 
+def t_acl_user_and_db(ctx):
+    """redis://user:pass@host:port/db: AUTH with an ACL user and SELECT, on both the start-up
+    load and the live connections; a wrong password stops the node at start-up (exit 1)."""
+    r = Redis(extra=["--user", "default", "off", "--user", "alice", "on", ">s3cret", "~*", "&*",
+                     "+@all"])
+    nodes = []
+    try:
+        r.start()
+        url = "redis://alice:s3cret@127.0.0.1:%d/2" % r.port
+        nodes = [Node(url), Node(url)]
+        s = Sub(nodes[1], topic="https://x/acl", tok=SUB_ALL)
+        ids = []
+        for i in range(5):
+            st, rid = nodes[0].publish("https://x/acl", "a%d" % i)
+            assert st == 200, (st, rid)
+            ids.append(rid)
+        wait_until(lambda: len(s.ids()) >= 5, 5, "deliveries with AUTH")
+        check_exactly(s, ids, "ACL user, database 2")
+        s.close()
+        bad = subprocess.run([SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key",
+                              KEY, "--redis", "redis://alice:wrong@127.0.0.1:%d/2" % r.port],
+                             capture_output=True, text=True, timeout=15)
+        assert bad.returncode == 1 and "AUTH" in bad.stderr, (bad.returncode, bad.stderr[-300:])
+    finally:
+        for n in nodes:
+            n.stop()
+        r.stop()
+
+
 def t_redis_cluster(ctx):
     """A 3-master Redis Cluster (--redis-cluster): stream keys KEY:{i} spread over the masters,
     MOVED followed; every update once, each topic in order, on every node."""
@@ -504,7 +536,7 @@ def t_sharded_two_redis(ctx):
 
 
 TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
-         t_late_node_loads_history, t_sharded_two_redis, t_redis_cluster]
+         t_late_node_loads_history, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster]
 
 
 def main():
