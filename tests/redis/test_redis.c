@@ -2,15 +2,25 @@
  * test_redis.c: the Redis bus's checks on what Redis hands back (src/bus/redis/redis_entry.c):
  * redis:// URLs, stream entry ids, and XREAD / XRANGE replies with good, garbage and oversized
  * entries (the replies are written as RESP and parsed by hiredis's own reader, as on the wire).
- * The bus against a live redis-server is tested by tests/integration/test_redis.py.
+ * test_live_two_members: two buses on one loop over a redis-server started here (skipped without
+ * one): order, no repeat, Redis killed and restarted, close with publishes in flight. Nodes over
+ * a live Redis are tested by tests/integration/test_redis.py.
  */
 #include "bus/redis/redis_entry.h"
 #include "harness/check.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sse/bus_redis.h>
 #include <sse/error.h>
 #include <sse/store.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int test_url(void)
 {
@@ -247,6 +257,266 @@ static int test_bus_new_refuses(void)
     return 0;
 }
 
+/* ---------------------------------------------------------------- against a live redis-server */
+
+/* A redis-server child on a free loopback port, in its own directory (pid 0: not available). */
+struct live_redis {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char url[64];
+};
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    socklen_t n = sizeof(a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+        getsockname(fd, (struct sockaddr *)&a, &n)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int redis_up(int port)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+/* The server of a test that failed half-way is killed at exit all the same. */
+static pid_t live_pid;
+static void live_atexit(void)
+{
+    if (live_pid > 0)
+        kill(live_pid, SIGKILL);
+}
+
+/* Start (or restart, same port and directory) redis-server. 0, or -1 if it is not installed. */
+static int live_start(struct live_redis *lr)
+{
+    if (!lr->port) {
+        atexit(live_atexit);
+        lr->port = free_port();
+        snprintf(lr->dir, sizeof(lr->dir), "/tmp/ssehub-test-redis-XXXXXX");
+        if (lr->port < 0 || !mkdtemp(lr->dir))
+            return -1;
+        snprintf(lr->url, sizeof(lr->url), "redis://127.0.0.1:%d", lr->port);
+    }
+    char port[16];
+    snprintf(port, sizeof(port), "%d", lr->port);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
+               lr->dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+               (char *)NULL);
+        _exit(127);
+    }
+    lr->pid = pid;
+    live_pid = pid;
+    for (int i = 0; i < 200; i++) { /* at most 10 s */
+        if (redis_up(lr->port))
+            return 0;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            lr->pid = 0;
+            return -1;
+        }
+        usleep(50000);
+    }
+    return -1;
+}
+
+static void live_kill(struct live_redis *lr)
+{
+    if (lr->pid > 0) {
+        kill(lr->pid, SIGKILL);
+        waitpid(lr->pid, NULL, 0);
+        lr->pid = 0;
+        live_pid = 0;
+    }
+}
+
+static void live_stop(struct live_redis *lr)
+{
+    live_kill(lr);
+    if (lr->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", lr->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", lr->dir);
+    }
+}
+
+struct member {
+    sse_bus *bus;
+    int got;
+    char last[64];
+    int order_ok;
+    int dup;
+};
+
+static void on_msg(void *ud, const void *msg, size_t len, unsigned flags)
+{
+    struct member *m = ud;
+    char cur[64];
+    (void)flags;
+    if (len >= sizeof(cur))
+        len = sizeof(cur) - 1;
+    memcpy(cur, msg, len);
+    cur[len] = '\0';
+    /* messages are "m%04d": strictly increasing */
+    if (m->got && strcmp(cur, m->last) <= 0) {
+        m->order_ok = 0;
+        if (!strcmp(cur, m->last))
+            m->dup++;
+    }
+    memcpy(m->last, cur, len + 1);
+    m->got++;
+}
+
+struct pubs {
+    int ok, failed, pending;
+};
+
+static void on_published(void *ud, int status)
+{
+    struct pubs *p = ud;
+    p->pending--;
+    if (status)
+        p->failed++;
+    else
+        p->ok++;
+}
+
+static int new_member(struct member *m, uv_loop_t *loop, const char *url)
+{
+    const char *urls[1] = {url};
+    sse_bus_redis_options o = SSE_BUS_REDIS_OPTIONS_INIT;
+    o.loop = loop;
+    o.urls = urls;
+    o.n_urls = 1;
+    o.key = "test:bus";
+    o.max_len = 1000;
+    o.block_ms = 200;
+    memset(m, 0, sizeof(*m));
+    m->order_ok = 1;
+    return sse_bus_redis_new(&m->bus, &o);
+}
+
+/* Run the loop until cond holds or ms pass. */
+#define RUN_UNTIL(loop, cond, ms)                                                                  \
+    do {                                                                                           \
+        for (int i_ = 0; i_ < (ms) / 10 && !(cond); i_++) {                                        \
+            uv_run(loop, UV_RUN_NOWAIT);                                                           \
+            usleep(10000);                                                                         \
+        }                                                                                          \
+    } while (0)
+
+static int publish_n(struct member *m, struct pubs *p, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char msg[16];
+        int len = snprintf(msg, sizeof(msg), "m%04d", i);
+        int rc = sse_bus_publish(m->bus, msg, (size_t)len, on_published, p);
+        if (rc)
+            p->failed++;
+        else
+            p->pending++;
+    }
+    return 0;
+}
+
+static int test_live_two_members(void)
+{
+    struct live_redis lr = {0};
+    if (live_start(&lr)) {
+        printf("skip: no redis-server (scripts/install-deps test)\n");
+        live_stop(&lr);
+        return 0;
+    }
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    struct member a, b;
+    struct pubs p = {0};
+    CHECK_EQ_INT(new_member(&a, &loop, lr.url), 0);
+    CHECK_EQ_INT(new_member(&b, &loop, lr.url), 0);
+    sse_store *st = NULL;
+    CHECK_EQ_INT(sse_store_memory_new(&st, NULL), 0);
+    CHECK_EQ_INT(sse_bus_redis_load_history(a.bus, st), 0); /* an empty stream */
+    CHECK_EQ_INT(sse_bus_start(a.bus, on_msg, &a), 0);
+    CHECK_EQ_INT(sse_bus_start(b.bus, on_msg, &b), 0); /* not loaded: starts at the tail */
+    sse_bus_redis_stats s;
+    RUN_UNTIL(&loop,
+              (sse_bus_redis_get_stats(a.bus, &s), s.connected) &&
+                  (sse_bus_redis_get_stats(b.bus, &s), s.connected),
+              3000);
+    RUN_UNTIL(&loop, 0, 300); /* b has looked up the tail */
+    publish_n(&a, &p, 0, 50);
+    RUN_UNTIL(&loop, p.pending == 0, 5000); /* b's after a's: one order to check against */
+    publish_n(&b, &p, 50, 50);
+    RUN_UNTIL(&loop, a.got >= 100 && b.got >= 100 && p.pending == 0, 5000);
+    CHECK_EQ_INT(p.ok, 100);
+    CHECK_EQ_INT(a.got, 100);
+    CHECK_EQ_INT(b.got, 100);
+    CHECK_EQ_INT(a.dup + b.dup, 0);
+
+    /* Redis killed: publishes fail (at once, or by their callback), nothing hangs. */
+    live_kill(&lr);
+    RUN_UNTIL(&loop, (sse_bus_redis_get_stats(a.bus, &s), !s.connected), 3000);
+    int failed0 = p.failed;
+    publish_n(&a, &p, 100, 5);
+    RUN_UNTIL(&loop, p.pending == 0, 3000);
+    CHECK_EQ_INT(p.failed - failed0, 5);
+    /* Restarted with its AOF: both resume after the last entry they saw, no repeat. */
+    CHECK_EQ_INT(live_start(&lr), 0);
+    RUN_UNTIL(&loop,
+              (sse_bus_redis_get_stats(a.bus, &s), s.connected) &&
+                  (sse_bus_redis_get_stats(b.bus, &s), s.connected),
+              8000);
+    publish_n(&b, &p, 200, 10);
+    RUN_UNTIL(&loop, a.got >= 110 && b.got >= 110 && p.pending == 0, 5000);
+    RUN_UNTIL(&loop, 0, 300);
+    CHECK_EQ_INT(a.got, 110);
+    CHECK_EQ_INT(b.got, 110);
+    CHECK(a.order_ok && b.order_ok);
+    sse_bus_redis_get_stats(a.bus, &s);
+    CHECK(s.reconnects >= 1);
+
+    /* Close with publishes in flight: each is reported once (an error), then the bus is gone. */
+    int before = p.ok + p.failed;
+    publish_n(&a, &p, 300, 20);
+    sse_bus_close(a.bus, NULL, NULL);
+    sse_bus_close(b.bus, NULL, NULL);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(p.pending, 0);
+    CHECK_EQ_INT(p.ok + p.failed - before, 20);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    sse_store_free(st);
+    live_stop(&lr);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_url), CHECK_TEST(test_ids), CHECK_TEST(test_redirect),
            CHECK_TEST(test_xread_good), CHECK_TEST(test_xread_garbage), CHECK_TEST(test_xrange),
-           CHECK_TEST(test_bus_new_refuses))
+           CHECK_TEST(test_bus_new_refuses), CHECK_TEST(test_live_two_members))
