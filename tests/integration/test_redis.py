@@ -14,7 +14,8 @@ with AOF on and `appendfsync always`, and three hub nodes on it; then checks (do
   - a node started later loads the history from Redis and replays it;
   - sharded: topics hashed over 2 Redis instances, every update once, each topic in order;
   - the same over a 3-master Redis Cluster the test creates (MOVED followed);
-  - an ACL user and a database in the URL; a wrong password refused at start-up.
+  - an ACL user and a database in the URL; a wrong password refused at start-up;
+  - --workers 2 --redis: each worker one more node; a worker SIGKILLed, its subscribers resume.
 Everything started is stopped at the end; every wait is bounded (the whole file < 90 s).
 Usage: test_redis.py PATH/TO/ssehub [test-name-substring]
 """
@@ -231,6 +232,11 @@ class Sub:
                 buf += d
             head, buf = buf.split(b"\r\n\r\n", 1)
             self.status = int(head.split(b" ", 2)[1])
+            self.worker = None
+            for h in head.split(b"\r\n")[1:]:
+                k, _, v = h.partition(b":")
+                if k.strip().lower() == b"x-ssehub-worker":
+                    self.worker = v.strip().decode()
             self.ready.set()
             cur = {}
             while True:
@@ -451,6 +457,53 @@ def publish_topics(nodes, prefix, count, ntopics):
     return sent, order
 
 
+def t_workers_are_nodes(ctx):
+    """--workers 2 --redis: each worker process is one more node (one port, SO_REUSEPORT);
+    subscribers on either worker and on another node get every update once, in order; a worker
+    SIGKILLed is restarted and its subscribers resume with Last-Event-ID, missing nothing."""
+    w = Node(ctx["redis"].url(), extra=["--workers", "2"])
+    ctx["extra"].append(w)
+    other = ctx["nodes"][-1]
+    subs = [Sub(w, topic="https://x/w", tok=SUB_ALL) for _ in range(12)]
+    subs.append(Sub(other, topic="https://x/w", tok=SUB_ALL))
+    workers = {s.worker for s in subs[:12]}
+    expected = []
+    for i in range(20):
+        st, rid = random.choice([w, other]).publish("https://x/w", "w%d" % i)
+        assert st == 200, (st, rid)
+        expected.append(rid)
+    for k, s in enumerate(subs):
+        wait_until(lambda: len(s.ids()) >= len(expected), 5, "deliveries")
+        time.sleep(0.05)
+        check_exactly(s, expected, "subscriber %d (worker %s)" % (k, s.worker))
+    # SIGKILL one worker.
+    kids = subprocess.run(["pgrep", "-P", str(w.proc.pid)], capture_output=True,
+                          text=True).stdout.split()
+    assert len(kids) == 2, kids
+    os.kill(int(kids[0]), signal.SIGKILL)  # whichever it is: its streams are the ones that end
+    # (the kernel spreads connections over the workers: all 12 on one is a 1-in-2048 chance,
+    # in which case no stream ends and the resumption below has nothing to check)
+    end = time.monotonic() + (3 if len(workers) == 1 else 5)
+    while time.monotonic() < end and not any(s.eof for s in subs[:12]):
+        time.sleep(0.02)
+    time.sleep(0.2)
+    gone = [s for s in subs[:12] if s.eof]
+    assert gone or len(workers) == 1, "no stream ended with its worker"
+    for i in range(20, 30):
+        st, rid = other.publish("https://x/w", "w%d" % i)
+        assert st == 200
+        expected.append(rid)
+    again = [(s, Sub(w, topic="https://x/w", tok=SUB_ALL, last_id=s.ids()[-1])) for s in gone]
+    for k, (s, n) in enumerate(again):
+        wait_until(lambda: len(s.ids()) + len(n.ids()) >= len(expected), 5, "the reconnect")
+        time.sleep(0.05)
+        assert s.ids() + n.ids() == expected, "resumed subscriber %d" % k
+        n.close()
+    for s in subs:
+        s.close()
+    ctx["workers"] = (sorted(x for x in workers if x is not None), len(gone))
+
+
 def t_acl_user_and_db(ctx):
     """redis://user:pass@host:port/db: AUTH with an ACL user and SELECT, on both the start-up
     load and the live connections; a wrong password stops the node at start-up (exit 1)."""
@@ -536,7 +589,7 @@ def t_sharded_two_redis(ctx):
 
 
 TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
-         t_late_node_loads_history, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster]
+         t_late_node_loads_history, t_workers_are_nodes, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster]
 
 
 def main():
@@ -566,6 +619,9 @@ def main():
             print("outage: %d acknowledged, %d answered 503" % ctx["outage"])
         if "shards" in ctx:
             print("sharded: %s entries per Redis instance" % ctx["shards"])
+        if "workers" in ctx:
+            print("workers: subscribers on workers %s; %d streams ended with the killed worker"
+                  % ctx["workers"])
         if "cluster" in ctx:
             print("cluster: %s stream keys per master" % ctx["cluster"])
     finally:
