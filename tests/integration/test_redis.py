@@ -13,7 +13,8 @@ with AOF on and `appendfsync always`, and three hub nodes on it; then checks (do
     nothing;
   - a node started later loads the history from Redis and replays it;
   - sharded: topics hashed over 2 Redis instances, every update once, each topic in order;
-  - the same over a 3-master Redis Cluster the test creates (MOVED followed);
+  - the same over a 3-master Redis Cluster the test creates (MOVED followed), then a stream
+    key's slot moved to another master while updates flow: nothing acknowledged lost or twice;
   - an ACL user and a database in the URL; a wrong password refused at start-up;
   - --workers 2 --redis: each worker one more node; a worker SIGKILLed, its subscribers resume.
 Everything started is stopped at the end; every wait is bounded (the whole file < 90 s).
@@ -533,6 +534,14 @@ def t_acl_user_and_db(ctx):
         r.stop()
 
 
+def shard_of(topic, n):
+    """The shard the bus picks for a topic: FNV-1a (64-bit) of the first topic, mod n."""
+    h = 1469598103934665603
+    for b in topic.encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h % n
+
+
 def t_redis_cluster(ctx):
     """A 3-master Redis Cluster (--redis-cluster): stream keys KEY:{i} spread over the masters,
     MOVED followed; every update once, each topic in order, on every node."""
@@ -558,6 +567,54 @@ def t_redis_cluster(ctx):
         counts = [int(command(r, "DBSIZE").strip().lstrip(":")) for r in masters]
         assert sum(counts) == 6 and all(counts), "stream keys per master: %s" % counts
         ctx["cluster"] = counts
+        # Live resharding: the slot of one stream key moves to another master while the nodes
+        # run; they follow MOVED (reader and publisher), and nothing acknowledged is lost or
+        # delivered twice (a publish during the move may get 503).
+        key = "ssehub:updates:{%d}" % shard_of("https://x/cl/t0", 6)  # a key in use
+        slot = int(command(masters[0], "CLUSTER", "KEYSLOT", key).strip().lstrip(":"))
+        src = next(r for r in masters if int(command(r, "CLUSTER", "COUNTKEYSINSLOT",
+                                                      str(slot)).strip().lstrip(":")))
+        dst = next(r for r in masters if r is not src)
+        dst_id = command(dst, "CLUSTER", "MYID").split("\r\n")[1]
+        src_id = command(src, "CLUSTER", "MYID").split("\r\n")[1]
+        subs = [Sub(n, topic="https://x/cl/{t}", tok=SUB_ALL) for n in nodes]
+        acked, acked_topics, stop = [], [], threading.Event()
+
+        def publisher():
+            i = 0
+            while not stop.is_set() and i < 3000:
+                t = "t%d" % random.randrange(8)
+                st, rid = random.choice(nodes).publish("https://x/cl/" + t, "m%d" % i)
+                if st == 200:
+                    acked_topics.append(t)
+                    acked.append(rid)
+                else:
+                    time.sleep(0.01)
+                i += 1
+
+        th = threading.Thread(target=publisher, daemon=True)
+        th.start()
+        wait_until(lambda: len(acked) >= 20, 10, "publishes before the move")
+        # the slot of that key, by hand (redis-cli reshard picks its own slots)
+        sl = str(slot)
+        ok = [command(dst, "CLUSTER", "SETSLOT", sl, "IMPORTING", src_id),
+              command(src, "CLUSTER", "SETSLOT", sl, "MIGRATING", dst_id),
+              command(src, "MIGRATE", "127.0.0.1", str(dst.port), "", "0", "5000", "KEYS", key)]
+        ok += [command(r, "CLUSTER", "SETSLOT", sl, "NODE", dst_id) for r in masters]
+        assert all(x.startswith("+OK") for x in ok), ok
+        assert command(dst, "EXISTS", key).strip() == ":1", "the key did not move"
+        n0 = len(acked)
+        # (publishes to the moved key get 503 until the node has reopened that shard there)
+        wait_until(lambda: len(acked) >= n0 + 40 and "t0" in acked_topics[n0:], 15,
+                   "publishes after the move, the moved key's included")
+        stop.set()
+        th.join(10)
+        for k, s in enumerate(subs):
+            wait_until(lambda: set(acked) <= set(s.ids()), 10, "subscriber %d after the move" % k)
+            got = s.ids()
+            assert len(got) == len(set(got)), "subscriber %d: an update twice" % k
+            s.close()
+        ctx["cluster_move"] = (slot, len(acked))
     finally:
         for n in nodes:
             n.stop()
@@ -624,6 +681,9 @@ def main():
                   % ctx["workers"])
         if "cluster" in ctx:
             print("cluster: %s stream keys per master" % ctx["cluster"])
+        if "cluster_move" in ctx:
+            print("cluster: slot %d moved live, %d acknowledged around the move"
+                  % ctx["cluster_move"])
     finally:
         for n in all_nodes + ctx["extra"]:
             n.stop()
