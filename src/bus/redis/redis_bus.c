@@ -357,13 +357,33 @@ static void retry_cb(uv_timer_t *t)
     connect_shard(s);
 }
 
+/* Let go of one of s's connections for a redirection: cur, whose callback is running, closes
+   once its replies are in; the other is freed now (its XREAD may be blocked on the old node for
+   a whole BLOCK period; its XADDs fail, as they would with MOVED). A reconnect follows. */
+static void let_go(struct shard *s, redisAsyncContext *cur, int is_cmd)
+{
+    redisAsyncContext *c = is_cmd ? s->cmd : s->rd;
+    if (!c)
+        return;
+    if (c == cur) {
+        redisAsyncDisconnect(c); /* on_disconnect schedules the reconnect */
+        return;
+    }
+    if (is_cmd)
+        s->cmd = NULL, s->cmd_up = 0;
+    else
+        s->rd = NULL, s->rd_up = 0, s->reading = 0;
+    redisAsyncFree(c); /* on_disconnect no longer recognises it */
+    schedule(s, 0);
+}
+
 /*
- * A Redis Cluster redirection in an error reply: MOVED points the shard at the slot's master
- * (both connections are closed gracefully and reopened there at once); ASK (a slot being
- * migrated) is not followed: the command is retried later, when MOVED will have taken over.
- * Returns 1 if r was a redirection.
+ * A Redis Cluster redirection in an error reply (cur: the context whose callback runs): MOVED
+ * points the shard at the slot's master (both connections are reopened there); ASK (a slot
+ * being migrated) is not followed: the command is retried later, when MOVED will have taken
+ * over. Returns 1 if r was a redirection.
  */
-static int redirected(struct shard *s, const redisReply *r)
+static int redirected(struct shard *s, redisAsyncContext *cur, const redisReply *r)
 {
     char host[sizeof(s->url.host)];
     int port;
@@ -379,10 +399,8 @@ static int redirected(struct shard *s, const redisReply *r)
     memcpy(s->url.host, host, sizeof(host));
     s->url.port = port;
     s->fails = 0;
-    if (s->cmd)
-        redisAsyncDisconnect(s->cmd);
-    if (s->rd)
-        redisAsyncDisconnect(s->rd);
+    let_go(s, cur, 1);
+    let_go(s, cur, 0);
     return 1;
 }
 
@@ -420,12 +438,11 @@ static void on_xread(redisAsyncContext *c, void *reply, void *priv)
     struct shard *s = priv;
     struct redis_bus *b = s->b;
     redisReply *r = reply;
-    (void)c;
     if (!r || b->closing)
         return; /* the connection is gone: on_disconnect reconnects, the read resumes */
     s->reading = 0;
     if (r->type == REDIS_REPLY_ERROR) {
-        if (!redirected(s, r))
+        if (!redirected(s, c, r))
             logf_(b, SSE_LOG_ERROR, "redis %s: XREAD: %s", s->key, r->str ? r->str : "error");
         schedule(s, 1);
         return;
@@ -454,7 +471,6 @@ static void on_tail(redisAsyncContext *c, void *reply, void *priv)
 {
     struct shard *s = priv;
     redisReply *r = reply;
-    (void)c;
     if (!r || s->b->closing)
         return;
     s->reading = 0;
@@ -467,7 +483,7 @@ static void on_tail(redisAsyncContext *c, void *reply, void *priv)
         memcpy(s->last_id, r->element[0]->element[0]->str, r->element[0]->element[0]->len);
         s->last_id[r->element[0]->element[0]->len] = '\0';
     } else {
-        if (!redirected(s, r))
+        if (!redirected(s, c, r))
             logf_(s->b, SSE_LOG_ERROR, "redis %s: XREVRANGE: %s", s->key,
                   r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
         schedule(s, 1);
@@ -560,7 +576,6 @@ static void on_xadd(redisAsyncContext *c, void *reply, void *priv)
     struct shard *s = p->s;
     struct redis_bus *b = s->b;
     redisReply *r = reply;
-    (void)c;
     /* Replies come in order: p is the head (unlinked from anywhere all the same). */
     struct pub **pp = &s->head, *prev = NULL;
     while (*pp && *pp != p)
@@ -576,7 +591,7 @@ static void on_xadd(redisAsyncContext *c, void *reply, void *priv)
         status = b->closing ? SSE_ECLOSED : SSE_EIO;
     } else if (r->type != REDIS_REPLY_STRING) {
         status = SSE_EIO;
-        if (!redirected(s, r))
+        if (!redirected(s, c, r))
             logf_(b, SSE_LOG_ERROR, "redis %s: XADD: %s", s->key,
                   r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
     }
