@@ -15,6 +15,8 @@ with AOF on and `appendfsync always`, and three hub nodes on it; then checks (do
   - sharded: topics hashed over 2 Redis instances, every update once, each topic in order;
   - the same over a 3-master Redis Cluster the test creates (MOVED followed), then a stream
     key's slot moved to another master while updates flow: nothing acknowledged lost or twice;
+  - garbage, field-less and oversized entries, then another type at the key: logged, skipped
+    or retried (publishes 503), never a crash, updates flow again exactly once;
   - an ACL user and a database in the URL; a wrong password refused at start-up;
   - --workers 2 --redis: each worker one more node; a worker SIGKILLed, its subscribers resume.
 Everything started is stopped at the end; every wait is bounded (the whole file < 90 s).
@@ -505,6 +507,64 @@ def t_workers_are_nodes(ctx):
     ctx["workers"] = (sorted(x for x in workers if x is not None), len(gone))
 
 
+def raw_command(redis, *args):
+    """One command with binary-safe arguments (bytes or str); the first reply line."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else a.encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as c:
+        c.sendall(out)
+        return c.recv(4096).decode(errors="replace").split("\r\n")[0]
+
+
+def t_bad_data_at_the_key(ctx):
+    """Garbage entries, an entry without the message field, an oversized one, then another type
+    at the key: the nodes log, skip or retry (publishes 503 meanwhile), never crash, and updates
+    flow again, exactly once, once the key is a stream again."""
+    r = Redis()
+    nodes = []
+    try:
+        r.start()
+        nodes = [Node(r.url()), Node(r.url())]
+        s = Sub(nodes[1], topic="https://x/bad", tok=SUB_ALL)
+        ids = []
+        st, rid = nodes[0].publish("https://x/bad", "before")
+        assert st == 200
+        ids.append(rid)
+        key = "ssehub:updates"
+        assert raw_command(r, "XADD", key, "*", "m", b"garbage\x00\xff").startswith("$")
+        assert raw_command(r, "XADD", key, "*", "x", "y").startswith("$")
+        assert raw_command(r, "XADD", key, "*", "m", b"S" * (5 << 20)).startswith("$")
+        st, rid = nodes[1].publish("https://x/bad", "after garbage")
+        assert st == 200, st
+        ids.append(rid)
+        wait_until(lambda: len(s.ids()) >= 2, 5, "updates around the garbage")
+        raw_command(r, "DEL", key)
+        raw_command(r, "SET", key, "not a stream")
+        time.sleep(0.3)
+        st, _ = nodes[0].publish("https://x/bad", "wrong type")
+        assert st == 503, "a publish onto a key of another type: %s" % st
+        raw_command(r, "DEL", key)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:  # the readers retry with backoff
+            st, rid = nodes[0].publish("https://x/bad", "a stream again")
+            if st == 200:
+                ids.append(rid)
+                break
+            time.sleep(0.1)
+        assert st == 200, "no publish once the key is a stream again"
+        wait_until(lambda: len(s.ids()) >= len(ids), 10, "the update after the repair")
+        time.sleep(0.2)
+        check_exactly(s, ids, "subscriber through bad data")
+        assert all(n.proc.poll() is None for n in nodes), "a node died"
+        s.close()
+    finally:
+        for n in nodes:
+            n.stop()
+        r.stop()
+
+
 def t_acl_user_and_db(ctx):
     """redis://user:pass@host:port/db: AUTH with an ACL user and SELECT, on both the start-up
     load and the live connections; a wrong password stops the node at start-up (exit 1)."""
@@ -646,7 +706,7 @@ def t_sharded_two_redis(ctx):
 
 
 TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
-         t_late_node_loads_history, t_workers_are_nodes, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster]
+         t_late_node_loads_history, t_workers_are_nodes, t_bad_data_at_the_key, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster]
 
 
 def main():
