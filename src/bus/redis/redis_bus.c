@@ -632,7 +632,9 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
         return SSE_ELIMIT;
     struct shard *s = shard_of(b, msg, len);
     size_t qmax = b->o.queue_max ? b->o.queue_max : (64u << 20);
-    if (!s->cmd || !s->cmd_up || b->inflight_bytes + len > qmax) {
+    /* Refused unless both connections are up: without the reader the update could be stored
+       but would not come back, and its publisher would wait for as long as the reader is down. */
+    if (!s->cmd || !s->cmd_up || !s->rd || !s->rd_up || b->inflight_bytes + len > qmax) {
         b->st.refused++;
         return SSE_EBUSY;
     }
