@@ -8,6 +8,7 @@
  */
 #include "bus/redis/redis_entry.h"
 #include "harness/check.h"
+#include "harness/failalloc.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -254,6 +255,50 @@ static int test_bus_new_refuses(void)
     sse_bus_close(b, NULL, NULL);
     CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    return 0;
+}
+
+static void ignore_msg(void *ud, const void *msg, size_t len, unsigned flags)
+{
+    (void)ud, (void)msg, (void)len, (void)flags;
+}
+
+/* Every allocation of new / start / (re)connect / close failing in turn, against a port where
+   nothing listens: each run fails cleanly or goes on (no crash, no leak under ASan). */
+static int test_bus_alloc_failures(void)
+{
+    const char *urls[2] = {"redis://127.0.0.1:1", "redis://127.0.0.1:1"};
+    int n;
+    for (n = 1; n < 200; n++) {
+        uv_loop_t loop;
+        CHECK_EQ_INT(uv_loop_init(&loop), 0);
+        sse_bus_redis_options o = SSE_BUS_REDIS_OPTIONS_INIT;
+        o.loop = &loop;
+        o.urls = urls;
+        o.n_urls = 2;
+        sse_bus *b = NULL;
+        failalloc_arm(n);
+        int rc = sse_bus_redis_new(&b, &o), hit;
+        if (rc) {
+            hit = failalloc_was_hit();
+            failalloc_arm(0);
+            CHECK_EQ_INT(rc, SSE_ENOMEM);
+            CHECK(b == NULL);
+        } else {
+            rc = sse_bus_start(b, ignore_msg, NULL);
+            CHECK(rc == 0 || rc == SSE_ENOMEM);
+            for (int i = 0; i < 5; i++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+            hit = failalloc_was_hit();
+            failalloc_arm(0);
+            sse_bus_close(b, NULL, NULL);
+        }
+        CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        CHECK_EQ_INT(uv_loop_close(&loop), 0);
+        if (!hit)
+            break;
+    }
+    CHECK(n > 3 && n < 200); /* several allocations were failed in turn */
     return 0;
 }
 
@@ -519,4 +564,5 @@ static int test_live_two_members(void)
 
 CHECK_MAIN(CHECK_TEST(test_url), CHECK_TEST(test_ids), CHECK_TEST(test_redirect),
            CHECK_TEST(test_xread_good), CHECK_TEST(test_xread_garbage), CHECK_TEST(test_xrange),
-           CHECK_TEST(test_bus_new_refuses), CHECK_TEST(test_live_two_members))
+           CHECK_TEST(test_bus_new_refuses), CHECK_TEST(test_bus_alloc_failures),
+           CHECK_TEST(test_live_two_members))
