@@ -16,6 +16,8 @@
 #define SSE_SSE_H
 
 #include <sse/buf.h>
+#include <sse/bus.h>
+#include <sse/bus_redis.h>
 #include <sse/client.h>
 #include <sse/error.h>
 #include <sse/form.h>

@@ -106,6 +106,17 @@ static const struct setting settings[] = {
      "close streams older than this, 0 = never (clients reconnect with Last-Event-ID)"},
     {"shutdown-timeout", "SSEHUB_SHUTDOWN_TIMEOUT", NULL, T_MS, "5s", OFF(shutdown_timeout_ms),
      "graceful shutdown budget on SIGINT/SIGTERM"},
+    {"redis", "SSEHUB_REDIS", NULL, T_STR, NULL, OFF(redis),
+     "redis://[user:pass@]HOST:PORT[/DB]: this hub is one node of many sharing the updates and "
+     "the history through a Redis Stream; several URLs (comma-separated) shard topics over "
+     "several Redis instances (docs/REDIS.md)"},
+    {"redis-key", "SSEHUB_REDIS_KEY", NULL, T_STR, "ssehub:updates", OFF(redis_key),
+     "the Redis Stream key (with several --redis URLs: the prefix of KEY:0, KEY:1...)"},
+    {"redis-cluster", "SSEHUB_REDIS_CLUSTER", NULL, T_BOOL, "false", OFF(redis_cluster),
+     "the --redis URLs are seed nodes of a Redis Cluster: topics hash to --redis-shards stream "
+     "keys KEY:{i}, each on the master owning its slot (MOVED followed)"},
+    {"redis-shards", "SSEHUB_REDIS_SHARDS", NULL, T_SIZE, "16", OFF(redis_shards),
+     "stream keys over a Redis Cluster (the same on every node)"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
      "built-in publisher: server time every second on --demo-topic (and an extra myEvent every "

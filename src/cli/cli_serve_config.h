@@ -36,6 +36,10 @@ struct serve_config {
     size_t max_pattern_nodes; /* nodes of all distinct compiled patterns alive */
     size_t workers;           /* processes (docs/WORKERS.md); 0 = one per CPU */
     int anonymous_set;        /* --anonymous was given explicitly (else --demo/--dev imply it) */
+    char *redis;         /* --redis URL[,URL...]: nodes sharing Redis Streams (docs/REDIS.md) */
+    char *redis_key;     /* the stream key (prefix with several URLs) */
+    int redis_cluster;   /* --redis URLs are seeds of a Redis Cluster */
+    size_t redis_shards; /* stream keys over the cluster */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */

@@ -12,6 +12,7 @@
 #include "cli_workers.h"
 
 #include <signal.h>
+#include <sse/bus_redis.h>
 #include <sse/hub.h>
 #include <sse/log.h>
 #include <sse/server.h>
@@ -22,6 +23,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,6 +358,55 @@ static void free_store_in_worker(void *ud)
     sv->mloop = NULL;
 }
 
+/* The Redis bus of --redis URL[,URL...] (one shard per URL), trimmed to --history-count, in
+ * sv->bus. 0, or -1 (message printed). */
+static int redis_bus(struct serve *sv, size_t max_message)
+{
+    struct serve_config *c = &sv->cfg;
+    const char *urls[64];
+    size_t n = 0;
+    char *dup = strdup(c->redis);
+    if (!dup)
+        return -1;
+    for (char *p = dup; p && *p && n <= 64;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        while (*p == ' ')
+            p++;
+        if (*p) {
+            if (n == 64) {
+                fprintf(stderr, "ssehub serve: --redis: at most 64 URLs\n");
+                free(dup);
+                return -1;
+            }
+            urls[n++] = p;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    sse_bus_redis_options ro = SSE_BUS_REDIS_OPTIONS_INIT;
+    ro.loop = &sv->loop;
+    ro.urls = urls;
+    ro.n_urls = n;
+    ro.key = c->redis_key;
+    ro.cluster = c->redis_cluster;
+    ro.n_shards = c->redis_shards;
+    ro.max_len = c->history_count;
+    ro.max_message = max_message;
+    ro.log = log_line;
+    ro.log_data = sv;
+    int rc = n ? sse_bus_redis_new(&sv->bus, &ro) : SSE_EINVAL; /* the URLs are parsed */
+    if (rc) {
+        fprintf(stderr,
+                "ssehub serve: --redis %s: %s (expected redis://[user:pass@]HOST:PORT[/DB])\n",
+                c->redis, sse_strerror(rc));
+        free(dup);
+        return -1;
+    }
+    free(dup);
+    return 0;
+}
+
 /* The bus options the master and every worker agree on (frame bound). */
 static size_t bus_max(const struct serve_config *c)
 {
@@ -417,7 +468,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             close(wfd);
         goto out_server;
     }
-    if (worker >= 0) {
+    if (worker >= 0 && !c->redis) {
         sse_bus_pipe_options bo = SSE_BUS_PIPE_OPTIONS_INIT;
         bo.loop = &sv->loop;
         bo.fd = wfd;
@@ -434,6 +485,19 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             goto out_server;
         }
     } else {
+        if (c->redis) {
+            /* One node of many: the stream's history first, straight into the store, before
+               the hub starts the bus (blocking, but the loop does not run yet). */
+            if (redis_bus(sv, bus_max(c)))
+                goto out_server;
+            if ((rc = sse_bus_redis_load_history(sv->bus, sv->store))) {
+                fprintf(stderr, "ssehub serve: --redis: cannot load the history: %s\n",
+                        sse_strerror(rc));
+                goto out_server;
+            }
+        }
+    }
+    if (worker < 0) {
         /* Listen first: the real port gives the default resource identifier (draft-08 "aud"). */
         if ((rc = sse_server_listen(sv->server, host, port))) {
             fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen, sse_strerror(rc));
@@ -474,6 +538,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         ho.instance = inst;
         ho.bus = sv->bus;
     }
+    if (c->redis)
+        ho.bus = sv->bus;
     if ((rc = sse_hub_new(&sv->hub, sv->server, &ho))) {
         fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
                 sse_strerror(rc));
@@ -503,7 +569,13 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
                     sse_strerror(rc));
             goto out_hub;
         }
-        if ((rc = sse_bus_pipe_ready(sv->bus))) {
+        if (c->redis) { /* a node of the Redis group: tell the parent it listens */
+            if (wfd >= 0 && write(wfd, "r", 1) != 1)
+                log_line(sv, SSE_LOG_WARN, "cannot tell the parent process");
+            if (wfd >= 0)
+                close(wfd);
+            wfd = -1;
+        } else if ((rc = sse_bus_pipe_ready(sv->bus))) {
             log_line(sv, SSE_LOG_ERROR, "cannot talk to the master");
             goto out_hub;
         }
@@ -636,6 +708,127 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     return code;
 }
 
+/* Fork worker k of serve_redis_workers: it never returns in the child. The pid, or -1. */
+static pid_t fork_redis_worker(struct serve *sv, const char *host, int port, int drafts, int k,
+                               int rfd, int ready_fd, int other_fd)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGCHLD);
+    sigprocmask(SIG_UNBLOCK, &ss, NULL); /* SIGINT/SIGTERM: unblocked by run_hub */
+    close(rfd);
+    if (other_fd >= 0)
+        close(other_fd);
+    exit(run_hub(sv, host, port, drafts, k, ready_fd));
+}
+
+/*
+ * --workers N with --redis: every worker is simply one more node of the Redis group (its own
+ * connections, its own copy of the history), all on one port with SO_REUSEPORT; no sequencer,
+ * as Redis orders the updates. This process reserves the port, forks the workers, prints the
+ * banner once every worker listens, restarts a worker that dies (at most one per second), and
+ * on SIGINT/SIGTERM stops them all. Returns the exit code (in a worker: the worker's).
+ */
+static int serve_redis_workers(struct serve *sv, int n, const char *host, int port, int drafts)
+{
+    char err[256];
+    int real_port, code = 0;
+    int rfd = sse_cli_master_reserve(host, port, &real_port, err, sizeof(err));
+    if (rfd < 0) {
+        fprintf(stderr, "ssehub serve: %s\n", err);
+        return 1;
+    }
+    if (identity(sv, host, real_port, drafts)) {
+        close(rfd);
+        return 1;
+    }
+    sv->n_workers = n;
+    pid_t *pids = calloc((size_t)n, sizeof(*pids));
+    int ready[2];
+    sigset_t ss, old;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGINT);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGCHLD);
+    if (!pids || pipe(ready)) {
+        free(pids);
+        close(rfd);
+        return 1;
+    }
+    sigprocmask(SIG_BLOCK, &ss, &old); /* taken with sigtimedwait below */
+    for (int k = 0; k < n; k++)
+        pids[k] = fork_redis_worker(sv, host, real_port, drafts, k, rfd, ready[1], ready[0]);
+    close(ready[1]);
+    int up = 0;
+    char ch;
+    while (up < n && read(ready[0], &ch, 1) == 1) /* EOF: every worker wrote or exited */
+        up++;
+    close(ready[0]);
+    if (up == n) {
+        print_banner(sv, host, real_port);
+    } else {
+        fprintf(stderr, "ssehub serve: %d of %d workers started\n", up, n);
+        code = 1;
+    }
+    int stopping = up != n;
+    if (stopping)
+        for (int k = 0; k < n; k++)
+            if (pids[k] > 0)
+                kill(pids[k], SIGTERM);
+    long long last_restart = 0;
+    for (;;) {
+        int alive = 0;
+        for (int k = 0; k < n; k++)
+            alive += pids[k] > 0;
+        if (!alive)
+            break;
+        struct timespec ts = {1, 0};
+        siginfo_t si;
+        int sig = sigtimedwait(&ss, &si, &ts);
+        if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
+            stopping = 1;
+            log_line(sv, SSE_LOG_INFO,
+                     sig == SIGINT ? "SIGINT: stopping the workers"
+                                   : "SIGTERM: stopping the workers");
+            for (int k = 0; k < n; k++)
+                if (pids[k] > 0)
+                    kill(pids[k], SIGTERM);
+        }
+        int st;
+        pid_t pid;
+        while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+            for (int k = 0; k < n; k++) {
+                if (pids[k] != pid)
+                    continue;
+                pids[k] = 0;
+                if (stopping)
+                    break;
+                char line[96];
+                snprintf(line, sizeof(line), "worker %d exited (status %d): restarting", k,
+                         WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+                log_line(sv, SSE_LOG_WARN, line);
+                long long now = (long long)time(NULL);
+                if (now == last_restart)
+                    sleep(1); /* at most one restart a second */
+                last_restart = (long long)time(NULL);
+                pids[k] = fork_redis_worker(sv, host, real_port, drafts, k, rfd, -1, -1);
+                if (pids[k] < 0)
+                    pids[k] = 0;
+            }
+        }
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(rfd);
+    free(pids);
+    log_line(sv, SSE_LOG_INFO, "stopped");
+    return code;
+}
+
 int sse_cli_serve(int argc, char **argv)
 {
     struct serve sv;
@@ -713,7 +906,9 @@ int sse_cli_serve(int argc, char **argv)
                 sse_strerror(SSE_EINVAL));
         goto out;
     }
-    if (nw > 1)
+    if (nw > 1 && c->redis)
+        exit_code = serve_redis_workers(&sv, (int)nw, host, port, drafts);
+    else if (nw > 1)
         exit_code = serve_workers(&sv, (int)nw, host, port, drafts);
     else
         exit_code = run_hub(&sv, host, port, drafts, -1, -1);
