@@ -316,7 +316,10 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
                 sse_bus_seq_fd(m.seq, k),
                 (short)(POLLIN | (sse_bus_seq_wants_write(m.seq, k) ? POLLOUT : 0)), 0};
         if (mc->loop) { /* the store's loop (an LMDB store's commits come back through it) */
-            int lt = uv_backend_timeout(mc->loop);
+            /* uv_backend_timeout() is 0 for a loop with nothing referenced (an idle store
+               unreferences its async handle): that would make this poll spin. Its timers
+               matter only while it is alive; an async send wakes its backend fd anyway. */
+            int lt = uv_loop_alive(mc->loop) ? uv_backend_timeout(mc->loop) : -1;
             if (lt >= 0 && (timeout < 0 || lt < timeout))
                 timeout = lt;
             pf[n++] = (struct pollfd){uv_backend_fd(mc->loop), POLLIN, 0};

@@ -268,6 +268,15 @@ def t_workers():
         got = [e["data"] for e in s.events(20, timeout=3)]
         th.check(got == ["w%d" % i for i in range(20)], ("replay after a worker died", got))
         s.close()
+    # Idle, the master sleeps: it used to spin on its store's loop (poll timeout 0) at ~50 % CPU.
+    def cpu_s(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    c0 = cpu_s(h.p.pid)
+    time.sleep(2)
+    idle = cpu_s(h.p.pid) - c0
+    th.check(idle < 0.3, ("the idle master used %.2f s of CPU in 2 s" % idle))
     th.check(h.stop() == 0, "graceful stop")
     shutil.rmtree(d, ignore_errors=True)
 
