@@ -867,6 +867,8 @@ static int load_shard_at(struct redis_bus *b, struct shard *s, sse_store *store,
             logf_(b, SSE_LOG_ERROR, "redis %s:%d: AUTH: %s", s->url.host, s->url.port,
                   r && r->str ? r->str : c->errstr);
             rc = r ? SSE_EAUTH : SSE_EIO;
+            if (r)
+                freeReplyObject(r); /* the error reply */
             goto out;
         }
         freeReplyObject(r);
@@ -880,6 +882,8 @@ static int load_shard_at(struct redis_bus *b, struct shard *s, sse_store *store,
             logf_(b, SSE_LOG_ERROR, "redis %s:%d: SELECT: %s", s->url.host, s->url.port,
                   r && r->str ? r->str : c->errstr);
             rc = r ? SSE_EAUTH : SSE_EIO;
+            if (r)
+                freeReplyObject(r); /* the error reply */
             goto out;
         }
         freeReplyObject(r);
