@@ -284,6 +284,22 @@ static int rec_parse(const unsigned char *r, size_t len, struct rec_view *v)
     return 0;
 }
 
+/* The topics of a parsed record as C strings (they are NUL-terminated in the record): into tp
+   when there are at most 64 of them, else into a new array the caller frees. NULL: no memory. */
+static const char **rec_topics(const struct rec_view *rv, const char **tp)
+{
+    const char **topics = rv->n_topics <= 64 ? tp : sse__malloc(rv->n_topics * sizeof(char *));
+    if (!topics)
+        return NULL;
+    const unsigned char *p = rv->topics;
+    for (size_t i = 0; i < rv->n_topics; i++) {
+        size_t tl = (size_t)get_be(p, 4);
+        topics[i] = (const char *)p + 4;
+        p += 4 + tl + 1;
+    }
+    return topics;
+}
+
 /* Bytes an entry counts for against max_bytes: record, both keys, a little bookkeeping. */
 static size_t rec_account(size_t rec_len, size_t id_len)
 {
@@ -825,14 +841,8 @@ static void deliver_op(struct lmdb_store *s, struct op *o)
         /* The cache takes the entry as the hub gave it: the topics are re-read from the
            record (NUL-terminated there). */
         const char *tp[64];
-        const char **topics = rv.n_topics <= 64 ? tp : sse__malloc(rv.n_topics * sizeof(char *));
+        const char **topics = rec_topics(&rv, tp);
         if (topics) {
-            const unsigned char *p = rv.topics;
-            for (size_t i = 0; i < rv.n_topics; i++) {
-                size_t tl = (size_t)get_be(p, 4);
-                topics[i] = (const char *)p + 4;
-                p += 4 + tl + 1;
-            }
             sse_store_entry e = {rv.id,         rv.id_len, topics,     rv.n_topics,
                                  rv.is_private, o->frame,  rv.time_ms, o->pos};
             cache_add(s, &e, o->pos);
@@ -855,7 +865,7 @@ static int deliver_rec(struct lmdb_store *s, struct job *j, const struct jrec *r
         return 1;
     }
     const char *tp[64];
-    const char **topics = rv.n_topics <= 64 ? tp : sse__malloc(rv.n_topics * sizeof(char *));
+    const char **topics = rec_topics(&rv, tp);
     sse_frame *f = cached_frame(s, r->pos);
     if (!f && sse_frame_new(&f, rv.frame, rv.frame_len))
         f = NULL;
@@ -865,12 +875,6 @@ static int deliver_rec(struct lmdb_store *s, struct job *j, const struct jrec *r
         sse_frame_unref(f);
         *err = SSE_ENOMEM;
         return 1;
-    }
-    const unsigned char *p = rv.topics;
-    for (size_t i = 0; i < rv.n_topics; i++) {
-        size_t tl = (size_t)get_be(p, 4);
-        topics[i] = (const char *)p + 4;
-        p += 4 + tl + 1;
     }
     sse_store_entry e = {rv.id,         rv.id_len, topics,     rv.n_topics,
                          rv.is_private, f,         rv.time_ms, r->pos};
@@ -1415,14 +1419,8 @@ static int load_state(struct lmdb_store *s, const sse_store_lmdb_options *o)
             break;
         }
         const char *tp[64];
-        const char **topics = rv.n_topics <= 64 ? tp : sse__malloc(rv.n_topics * sizeof(char *));
+        const char **topics = rec_topics(&rv, tp);
         if (topics) {
-            const unsigned char *p = rv.topics;
-            for (size_t i = 0; i < rv.n_topics; i++) {
-                size_t tl = (size_t)get_be(p, 4);
-                topics[i] = (const char *)p + 4;
-                p += 4 + tl + 1;
-            }
             sse_store_entry e = {rv.id,         rv.id_len, topics,     rv.n_topics,
                                  rv.is_private, f,         rv.time_ms, r.pos};
             s->done_pos = r.pos;
