@@ -233,24 +233,7 @@ def main():
          lambda: t_costly_replay_does_not_hold_the_loop("1024G")),
         ("subscription_events_do_not_evict_history", t_subscription_events_do_not_evict_history),
     ]
-    passed = failed = 0
-    try:
-        for name, fn in tests:
-            if ONLY and ONLY not in name:
-                continue
-            try:
-                fn()
-                print("ok   " + name)
-                passed += 1
-            except Exception as e:  # noqa: BLE001 - report every failure and go on
-                print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
-                failed += 1
-            sys.stdout.flush()
-    finally:
-        for hub in th.HUBS:
-            hub.stop()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return th.run_cases([(name, fn, ()) for name, fn in tests], ONLY)
 
 
 if __name__ == "__main__":

@@ -748,6 +748,41 @@ def skip(why, required):
     raise Skip(why)
 
 
+def run_cases(tests, only):
+    """Run (name, fn, args) cases, each reported as ok / skip / FAIL, every hub started stopped
+    at the end (a non-zero exit after SIGTERM fails). only: a name substring, "!text" for every
+    case but those, or None. Returns the exit code: 1 on a failure, 77 (CTest's
+    SKIP_RETURN_CODE) when something was skipped, else 0. Shared by the integration scripts."""
+    passed = failed = skipped = 0
+    exclude = only is not None and only.startswith("!")  # "!text": every case but those
+    try:
+        for name, fn, args in tests:
+            if only and (only[1:] in name if exclude else only not in name):
+                continue
+            try:
+                fn(*args)
+                print("ok   " + name)
+                passed += 1
+            except Skip as e:
+                print("skip %s: %s" % (name, e))
+                skipped += 1
+            except Exception as e:  # noqa: BLE001 - report every failure and go on
+                print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+                failed += 1
+            sys.stdout.flush()
+    finally:
+        for hub in HUBS:
+            rc = hub.stop()
+            if rc != 0:
+                print("FAIL hub exit status %s after SIGTERM: %s" % (rc, hub.p.stderr.read()[-2000:]))
+                failed += 1
+    if skipped:
+        print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    else:
+        print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 77 if skipped else 0
+
+
 def main():
     h = Hub("--publisher-jwt-key", KEY, "--subscriptions", "--anonymous", "--history-count", "50",
             "--max-selectors", "4", "--max-selector-length", "200", "--max-body", "64K",
@@ -779,34 +814,7 @@ def main():
         ("limits_429", t_limits_429, (h2,)),
         ("draft08_only", t_draft07_only_and_anonymous_refused, (h2,)),
     ]
-    passed = failed = skipped = 0
-    exclude = ONLY is not None and ONLY.startswith("!")  # "!text": every case but those
-    try:
-        for name, fn, args in tests:
-            if ONLY and (ONLY[1:] in name if exclude else ONLY not in name):
-                continue
-            try:
-                fn(*args)
-                print("ok   " + name)
-                passed += 1
-            except Skip as e:
-                print("skip %s: %s" % (name, e))
-                skipped += 1
-            except Exception as e:  # noqa: BLE001 - report every failure and go on
-                print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
-                failed += 1
-            sys.stdout.flush()
-    finally:
-        for hub in HUBS:
-            rc = hub.stop()
-            if rc != 0:
-                print("FAIL hub exit status %s after SIGTERM: %s" % (rc, hub.p.stderr.read()[-2000:]))
-                failed += 1
-    if skipped:
-        print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    else:
-        print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 77 if skipped else 0  # 77: CTest's SKIP_RETURN_CODE
+    return run_cases(tests, ONLY)
 
 
 if __name__ == "__main__":

@@ -175,27 +175,7 @@ def main():
         ("private_last_event_id_like_unknown", t_private_last_event_id_like_unknown),
         ("long_last_event_id_query", t_long_last_event_id_query),
     ]
-    passed = failed = 0
-    try:
-        for name, fn in tests:
-            if ONLY and ONLY not in name:
-                continue
-            try:
-                fn()
-                print("ok   " + name)
-                passed += 1
-            except Exception as e:  # noqa: BLE001 - report every failure and go on
-                print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
-                failed += 1
-            sys.stdout.flush()
-    finally:
-        for hub in T.HUBS:
-            rc = hub.stop()
-            if rc != 0:
-                print("FAIL hub exit status %s after SIGTERM: %s" % (rc, hub.p.stderr.read()[-2000:]))
-                failed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return T.run_cases([(name, fn, ()) for name, fn in tests], ONLY)
 
 
 if __name__ == "__main__":
