@@ -23,7 +23,32 @@ struct delay_store {
     uv_loop_t *loop;
     sse_hub *hub;
     int deferred_calls;
+    int copy_frames; /* replays hand out new frames with the same bytes, as a disk store does */
 };
+
+/* A replay that hands each entry on with a copy of its frame (copy_frames). */
+struct copying {
+    sse_store_entry_cb each;
+    sse_store_done_cb done;
+    void *ud;
+};
+
+static int copy_each(void *ud, const sse_store_entry *e)
+{
+    struct copying *cp = ud;
+    sse_store_entry c = *e;
+    if (sse_frame_new(&c.frame, sse_frame_data(e->frame), sse_frame_len(e->frame)))
+        abort(); /* test code: the system allocator does not fail here */
+    int stop = cp->each(cp->ud, &c);
+    sse_frame_unref(c.frame);
+    return stop;
+}
+
+static void copy_done(void *ud, int status, int found)
+{
+    struct copying *cp = ud;
+    cp->done(cp->ud, status, found);
+}
 
 struct pending_call {
     uv_timer_t t;
@@ -50,7 +75,11 @@ static void fire(uv_timer_t *t)
         const char *topics[1] = {"t"};
         sse_hub_update u = {topics, 1, "live", 4, NULL, NULL, -1, 0};
         sse_hub_publish(c->d->hub, &u, NULL);
-        sse_store_replay(c->d->inner, c->has_id ? c->id : NULL, c->id_len, c->each, c->done, c->ud);
+        struct copying cp = {c->each, c->done, c->ud};
+        sse_store_replay(c->d->inner, c->has_id ? c->id : NULL, c->id_len,
+                         c->d->copy_frames ? copy_each : c->each,
+                         c->d->copy_frames ? copy_done : c->done,
+                         c->d->copy_frames ? (void *)&cp : c->ud);
     } else { /* after the replay read the history: this one is held, then sent after it */
         const char *topics[1] = {"t"};
         sse_hub_update u = {topics, 1, "live2", 5, NULL, NULL, -1, 0};
@@ -208,14 +237,14 @@ static void client_done(uv_async_t *a)
     uv_timer_start(&r->settle, settled, 400, 0);
 }
 
-static int run_case(int abort_early)
+static int run_case(int abort_early, int copy_frames)
 {
     uv_loop_t loop;
     CHECK_EQ_INT(uv_loop_init(&loop), 0);
     struct run r = {0};
     sse_store *mem;
     CHECK_EQ_INT(sse_store_memory_new(&mem, NULL), 0);
-    struct delay_store d = {{&delay_ops}, mem, &loop, NULL, 0};
+    struct delay_store d = {{&delay_ops}, mem, &loop, NULL, 0, copy_frames};
     CHECK_EQ_INT(sse_server_new(&r.server, &loop, NULL), 0);
     sse_hub_options o = SSE_HUB_OPTIONS_INIT;
     o.loop = &loop;
@@ -278,19 +307,27 @@ static int run_case(int abort_early)
     CHECK(!strstr(c.got, "data: r1\n"));
     CHECK(!strstr(pl + 1, "data: live\n")); /* once */
     /* "live" was appended before the deferred replay read the history: it comes from the replay
-       and its held live copy (the same frame) is dropped. */
+       and its held live copy is dropped (by its store position: with copy_frames the replayed
+       frame is another object with the same bytes). */
     CHECK_EQ_UINT(st.replayed_total, 3);
     return 0;
 }
 
 static int test_deferred_replay(void)
 {
-    return run_case(0);
+    return run_case(0, 0);
+}
+
+/* The same with a store that makes new frames on replay (LMDB reading from the disk). */
+static int test_deferred_replay_new_frames(void)
+{
+    return run_case(0, 1);
 }
 
 static int test_client_gone_while_deferred(void)
 {
-    return run_case(1);
+    return run_case(1, 0);
 }
 
-CHECK_MAIN(CHECK_TEST(test_deferred_replay), CHECK_TEST(test_client_gone_while_deferred))
+CHECK_MAIN(CHECK_TEST(test_deferred_replay), CHECK_TEST(test_deferred_replay_new_frames),
+           CHECK_TEST(test_client_gone_while_deferred))
