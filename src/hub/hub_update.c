@@ -75,8 +75,8 @@ static void deliver(void *ud, struct sse__isub *is)
     s->last_seq = f->seq; /* the grants check is per subscriber: do it at most once */
     if (f->is_private && !sse__hub_can_read(s, f->topics, f->n_topics))
         return;
-    if (!s->st) {
-        sse__hub_hold(s, f->frame, f->position); /* subscribing: sent after the replay */
+    if (!s->st || s->replay) {
+        sse__hub_hold(s, f->frame, f->position); /* replaying: sent after the replay */
         return;
     }
     if (sse_stream_send_frame(s->st, f->frame) == 0)
