@@ -177,6 +177,15 @@ def t_restart_last_event_id():
         got = [e["data"] for e in s.events(7, timeout=3)]
         th.check(got == ["a%d" % i for i in range(6, 13)], ("after restart " + how, got))
         s.close()
+        # An id the history does not hold (never published, or trimmed): as with the memory
+        # store, nothing is replayed, the answer says "earliest", live updates follow.
+        s = th.Sub(h, th.q(topic=topic), {"Last-Event-ID": "urn:uuid:not-in-the-history"})
+        th.check(s.status == 200 and s.headers.get("last-event-id") == "earliest",
+                 ("unknown id", s.status, s.headers))
+        st, _, _ = th.publish(h, {"topic": topic, "data": "live"})
+        got = [e["data"] for e in s.events(1, timeout=3)]
+        th.check(got == ["live"], ("unknown id: only live updates", got))
+        s.close()
         h.stop()
     shutil.rmtree(d, ignore_errors=True)
 
