@@ -549,7 +549,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ssehub-before"))
             ssehub_before = argv[i + 1];
         else if (!strcmp(argv[i], "--replay-only"))
-            replay_only = atoi(argv[i + 1]);
+            replay_only = (int)strtol(argv[i + 1], NULL, 10);
     }
     if (!ssehub && access("src/cli/ssehub", X_OK) == 0)
         ssehub = "src/cli/ssehub";
