@@ -272,12 +272,24 @@ def t_workers():
     pids = [int(x) for x in kids.stdout.split()]
     th.check(pids, "no workers found")
     os.kill(pids[0], signal.SIGKILL)
+    # Published while that worker is down or restarting (the other one, or the master's retry,
+    # answers): the restarted worker must catch up on these too, from the master's history.
+    for i in range(20, 30):
+        for _ in range(50):
+            st, _, _ = th.publish(h, {"topic": "/w", "data": "w%d" % i})
+            if st == 200:
+                break
+            time.sleep(0.05)
+        th.check(st == 200, ("publish while a worker restarts", st))
     time.sleep(1.5)
-    for _ in range(8):
+    seen = set()
+    for _ in range(12):
         s = th.Sub(h, th.q(topic="/w"), {"Last-Event-ID": "earliest"})
-        got = [e["data"] for e in s.events(20, timeout=3)]
-        th.check(got == ["w%d" % i for i in range(20)], ("replay after a worker died", got))
+        got = [e["data"] for e in s.events(30, timeout=3)]
+        th.check(got == ["w%d" % i for i in range(30)], ("replay after a worker died", got))
+        seen.add(s.headers.get("x-ssehub-worker"))
         s.close()
+    th.check(len(seen) == 2, ("both workers answered (the restarted one too)", seen))
     # Idle, the master sleeps: it used to spin on its store's loop (poll timeout 0) at ~50 % CPU.
     def cpu_s(pid):
         with open("/proc/%d/stat" % pid) as f:
