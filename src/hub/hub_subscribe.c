@@ -193,6 +193,10 @@ void sse__hub_close_subscribers(sse_hub *h)
  *    subscriber that reads slowly (or not at all) costs at most that much hub memory however
  *    long its replay, instead of being dropped for passing the server's queue bound.
  *
+ * The matching budget (replay_steps_max, --replay-budget) still bounds the work of one
+ * subscribe request: spent within the first slice, the answer is 429; spent later, the stream is
+ * closed (its subscriber may reconnect with the last id it got, as after any close).
+ *
  * Throughout, the subscriber is indexed, and live updates that match are held
  * (sse__hub_hold: s->replay is set) and sent after the replay, those the replay already sent
  * (by store position) left out, so that nothing published during the replay is lost or sent
