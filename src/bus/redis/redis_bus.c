@@ -13,6 +13,14 @@
  * have been written, in which case it is delivered like any other). A watchdog drops a
  * connection whose XREAD or oldest XADD is overdue (a silent network), which then reconnects.
  *
+ * Presence (bus.h): a hash per node ("<shard 0 key>:presence:<node>", entry key -> value) with
+ * an expiry, and a sorted set ("<shard 0 key>:nodes") of node ids scored by the wall-clock ms at
+ * which each node's registration lapses. Both sit with shard 0 (in a cluster, under its hash
+ * tag), on its command connection. Every new command connection first writes the node's whole
+ * set again (DEL + HSETs from the hub's dump), since Redis may have restarted without it; a
+ * timer refreshes the expiry every third of the TTL. A listing reads the live node ids, then
+ * one HGETALL per other node. Node clocks are assumed to agree to well within the TTL.
+ *
  * Not owned here: the reply checks (redis_entry.c), what a message means (the hub).
  */
 #include "bus/redis/redis_entry.h"
@@ -28,6 +36,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 enum {
     MAX_SHARDS = 64,
@@ -64,6 +73,7 @@ struct shard {
     int reading;                 /* an XREAD (or the tail lookup) is in flight on rd */
     uint64_t read_sent_ms;
     uint64_t cmd_opened_ms, rd_opened_ms; /* when each connect began */
+    unsigned cmd_gen;                     /* counts command connections opened (presence) */
     char last_id[SSE__REDIS_ID_MAX + 1];  /* the last entry handed over; "" = not known yet */
     uv_timer_t retry;                     /* reconnect (and re-read after an error reply) */
     unsigned fails;                       /* consecutive failures: the backoff exponent */
@@ -88,6 +98,14 @@ struct redis_bus {
     void *close_ud;
     char block[16];
     sse_bus_redis_stats st;
+    /* presence (shard 0's command connection) */
+    sse_bus_presence_dump_cb p_dump; /* NULL: presence not started */
+    void *p_ud;
+    unsigned p_synced_gen; /* the cmd_gen whose connection holds the whole set; 0: none */
+    uv_timer_t p_timer;
+    unsigned p_ttl_ms;
+    char node_id[17];
+    char p_hash[300], p_nodes[300], p_ttl[16];
 };
 
 static uint64_t now_ms(struct redis_bus *b)
@@ -198,6 +216,7 @@ static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 static void connect_shard(struct shard *s);
 static void issue_read(struct shard *s);
+static void presence_sync(struct redis_bus *b);
 
 static void retry_cb(uv_timer_t *t);
 
@@ -244,6 +263,8 @@ static void on_connect(const redisAsyncContext *c, int status)
         s->cmd_up = 1;
     else
         s->rd_up = 1;
+    if (is_cmd && s->idx == 0)
+        presence_sync(b);
     if (s->cmd_up && s->rd_up) {
         if (s->fails)
             logf_(b, SSE_LOG_INFO, "redis %s:%d: connected", s->url.host, s->url.port);
@@ -334,6 +355,8 @@ static void connect_shard(struct shard *s)
     if (!s->cmd) {
         s->cmd = open_ctx(s);
         s->cmd_opened_ms = now_ms(s->b);
+        if (++s->cmd_gen == 0) /* 0 means "never synced" */
+            s->cmd_gen = 1;
     }
     if (!s->rd) {
         s->rd = open_ctx(s);
@@ -676,6 +699,253 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
     return 0;
 }
 
+/* ---------------------------------------------------------------- presence */
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Shard 0's command connection when it is up, else NULL. */
+static redisAsyncContext *presence_conn(struct redis_bus *b)
+{
+    struct shard *s = &b->shards[0];
+    return !b->closing && b->p_dump && s->cmd && s->cmd_up ? s->cmd : NULL;
+}
+
+/* Replies to presence writes: nothing waits for them; an error is worth a line (and a
+   redirection moves shard 0, whose new connection then writes the set again). */
+static void on_presence_write(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct redis_bus *b = priv;
+    redisReply *r = reply;
+    if (!r || b->closing || r->type != REDIS_REPLY_ERROR)
+        return;
+    if (!redirected(&b->shards[0], c, r))
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: %s", b->p_hash, r->str ? r->str : "error");
+}
+
+static void presence_cmd(struct redis_bus *b, redisAsyncContext *c, int argc, const char **argv,
+                         const size_t *argl)
+{
+    if (redisAsyncCommandArgv(c, on_presence_write, b, argc, argv, argl) != REDIS_OK)
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: command not sent", b->p_hash);
+}
+
+/* PEXPIRE answers 0 when the hash is gone although the connection is not (FLUSHALL, a lost
+   key): the set is written again at the next refresh. */
+static void on_presence_expire(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct redis_bus *b = priv;
+    redisReply *r = reply;
+    if (r && !b->closing && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        b->p_synced_gen = 0;
+    else
+        on_presence_write(c, reply, priv);
+}
+
+/* Register the node (score: when its registration lapses), keep its hash alive, and forget
+   nodes whose registration lapsed. */
+static void presence_touch(struct redis_bus *b, redisAsyncContext *c)
+{
+    char until[24], now[24];
+    long long t = wall_ms();
+    snprintf(until, sizeof(until), "%lld", t + (long long)b->p_ttl_ms);
+    snprintf(now, sizeof(now), "(%lld", t);
+    const char *zadd[4] = {"ZADD", b->p_nodes, until, b->node_id};
+    presence_cmd(b, c, 4, zadd, NULL);
+    const char *exp[3] = {"PEXPIRE", b->p_hash, b->p_ttl};
+    if (redisAsyncCommandArgv(c, on_presence_expire, b, 3, exp, NULL) != REDIS_OK)
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: command not sent", b->p_hash);
+    const char *gc[4] = {"ZREMRANGEBYSCORE", b->p_nodes, "-inf", now};
+    presence_cmd(b, c, 4, gc, NULL);
+}
+
+static void presence_put(void *ctx, const char *key, size_t key_len, const char *val,
+                         size_t val_len)
+{
+    struct redis_bus *b = ctx;
+    redisAsyncContext *c = presence_conn(b);
+    if (!c || !key || !val)
+        return;
+    const char *argv[4] = {"HSET", b->p_hash, key, val};
+    size_t argl[4] = {4, strlen(b->p_hash), key_len, val_len};
+    presence_cmd(b, c, 4, argv, argl);
+}
+
+/* Write the node's whole set on the current connection (it may be a fresh Redis). */
+static void presence_sync(struct redis_bus *b)
+{
+    redisAsyncContext *c = presence_conn(b);
+    if (!c)
+        return;
+    const char *del[2] = {"DEL", b->p_hash};
+    presence_cmd(b, c, 2, del, NULL);
+    b->p_dump(b->p_ud, presence_put, b);
+    presence_touch(b, c);
+    b->p_synced_gen = b->shards[0].cmd_gen;
+}
+
+static void on_presence_timer(uv_timer_t *t)
+{
+    struct redis_bus *b = t->data;
+    redisAsyncContext *c = presence_conn(b);
+    if (!c)
+        return;
+    if (b->p_synced_gen != b->shards[0].cmd_gen)
+        presence_sync(b);
+    else
+        presence_touch(b, c);
+}
+
+static int presence_start(sse_bus *bus, sse_bus_presence_dump_cb dump, void *ud)
+{
+    struct redis_bus *b = (struct redis_bus *)bus;
+    if (b->closing)
+        return SSE_ECLOSED;
+    if (b->p_dump)
+        return SSE_EINVAL;
+    b->p_dump = dump;
+    b->p_ud = ud;
+    unsigned every = b->p_ttl_ms / 3 ? b->p_ttl_ms / 3 : 1;
+    uv_timer_start(&b->p_timer, on_presence_timer, every, every);
+    presence_sync(b);
+    return 0;
+}
+
+static int presence_set(sse_bus *bus, const char *key, size_t key_len, const char *val,
+                        size_t val_len)
+{
+    struct redis_bus *b = (struct redis_bus *)bus;
+    if (b->closing)
+        return SSE_ECLOSED;
+    redisAsyncContext *c = presence_conn(b);
+    if (!c)
+        return 0; /* the next connection writes the whole set */
+    if (b->p_synced_gen != b->shards[0].cmd_gen) {
+        presence_sync(b); /* includes this change: the dump reads the caller's state */
+        return 0;
+    }
+    if (val) {
+        presence_put(b, key, key_len, val, val_len);
+    } else {
+        const char *argv[3] = {"HDEL", b->p_hash, key};
+        size_t argl[3] = {4, strlen(b->p_hash), key_len};
+        presence_cmd(b, c, 3, argv, argl);
+    }
+    return 0;
+}
+
+/* A node leaving cleanly removes its set at once rather than letting it expire: the commands
+   are written out now, before the connection is freed (no reply is awaited). */
+static void presence_leave(struct redis_bus *b)
+{
+    struct shard *s = &b->shards[0];
+    if (!b->p_dump || !s->cmd || !s->cmd_up || (s->cmd->c.flags & REDIS_IN_CALLBACK))
+        return;
+    const char *del[2] = {"DEL", b->p_hash};
+    const char *zrem[3] = {"ZREM", b->p_nodes, b->node_id};
+    redisAsyncCommandArgv(s->cmd, NULL, NULL, 2, del, NULL);
+    redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, zrem, NULL);
+    redisAsyncHandleWrite(s->cmd); /* a non-blocking write of what is buffered */
+}
+
+/* One listing: the node ids first, then one HGETALL per other node. */
+struct plist {
+    struct redis_bus *b;
+    sse_bus_presence_each_cb each;
+    sse_bus_presence_done_cb done;
+    void *ud;
+    int pending; /* replies still to come */
+    int status;
+};
+
+static void plist_settle(struct plist *l)
+{
+    if (--l->pending > 0)
+        return;
+    sse_bus_presence_done_cb done = l->done;
+    void *ud = l->ud;
+    int status = l->status;
+    sse__free(l);
+    done(ud, status);
+}
+
+static void on_presence_hash(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct plist *l = priv;
+    redisReply *r = reply;
+    (void)c;
+    if (!r) {
+        l->status = SSE_EIO;
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        l->status = SSE_EPROTO;
+        logf_(l->b, SSE_LOG_WARN, "redis %s: presence: HGETALL: %s", l->b->p_nodes,
+              r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
+    } else {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const redisReply *k = r->element[i], *v = r->element[i + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue; /* not ours: skipped */
+            l->each(l->ud, k->str, k->len, v->str, v->len);
+        }
+    }
+    plist_settle(l);
+}
+
+static void on_presence_nodes(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct plist *l = priv;
+    struct redis_bus *b = l->b;
+    redisReply *r = reply;
+    if (!r) {
+        l->status = SSE_EIO;
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        l->status = SSE_EPROTO;
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: ZRANGEBYSCORE: %s", b->p_nodes,
+              r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
+    } else if (!b->closing) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || e->len != 16 || !memcmp(e->str, b->node_id, 16))
+                continue; /* this node, or not a node id */
+            char key[sizeof(b->p_hash)];
+            snprintf(key, sizeof(key), "%s:presence:%.16s", b->shards[0].key, e->str);
+            const char *argv[2] = {"HGETALL", key};
+            if (redisAsyncCommandArgv(c, on_presence_hash, l, 2, argv, NULL) == REDIS_OK)
+                l->pending++;
+            else
+                l->status = SSE_EIO;
+        }
+    }
+    plist_settle(l);
+}
+
+static int presence_list(sse_bus *bus, sse_bus_presence_each_cb each, sse_bus_presence_done_cb done,
+                         void *ud)
+{
+    struct redis_bus *b = (struct redis_bus *)bus;
+    if (b->closing)
+        return SSE_ECLOSED;
+    struct shard *s = &b->shards[0];
+    if (!s->cmd || !s->cmd_up)
+        return SSE_EIO;
+    struct plist *l = sse__calloc(1, sizeof(*l));
+    if (!l)
+        return SSE_ENOMEM;
+    *l = (struct plist){b, each, done, ud, 1, 0};
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", wall_ms());
+    const char *argv[4] = {"ZRANGEBYSCORE", b->p_nodes, now, "+inf"};
+    if (redisAsyncCommandArgv(s->cmd, on_presence_nodes, l, 4, argv, NULL) != REDIS_OK) {
+        sse__free(l);
+        return SSE_EIO;
+    }
+    return 0;
+}
+
 static void free_bus(struct redis_bus *b)
 {
     sse_bus_close_cb done = b->close_done;
@@ -701,6 +971,7 @@ static void bus_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
     b->closing = 1;
     b->close_done = done;
     b->close_ud = ud;
+    presence_leave(b);
     /* Freeing a context fails its XADDs in flight (on_xadd with NULL: SSE_ECLOSED); hiredis
        defers the free when called from inside one of its callbacks. */
     for (size_t i = 0; i < b->n; i++) {
@@ -712,16 +983,19 @@ static void bus_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
         if (rd)
             redisAsyncFree(rd);
     }
-    b->handles_open = (int)b->n + 1;
+    b->handles_open = (int)b->n + 2;
     for (size_t i = 0; i < b->n; i++) {
         b->shards[i].retry.data = b;
         uv_close((uv_handle_t *)&b->shards[i].retry, on_handle_closed);
     }
     uv_close((uv_handle_t *)&b->watchdog, on_handle_closed);
+    b->p_timer.data = b;
+    uv_close((uv_handle_t *)&b->p_timer, on_handle_closed);
 }
 
-static const sse_bus_ops redis_ops = {SSE_BUS_OPS_VERSION, "redis", bus_start, bus_publish,
-                                      bus_close};
+static const sse_bus_ops redis_ops = {SSE_BUS_OPS_VERSION, "redis",      bus_start,
+                                      bus_publish,         bus_close,    presence_start,
+                                      presence_set,        presence_list};
 
 int sse_bus_redis_new(sse_bus **out, const sse_bus_redis_options *o)
 {
@@ -775,6 +1049,18 @@ int sse_bus_redis_new(sse_bus **out, const sse_bus_redis_options *o)
     }
     uv_timer_init(b->loop, &b->watchdog);
     b->watchdog.data = b;
+    uv_timer_init(b->loop, &b->p_timer);
+    b->p_timer.data = b;
+    b->p_ttl_ms = o->presence_ttl_ms ? o->presence_ttl_ms : 15000;
+    if (b->p_ttl_ms < 30)
+        b->p_ttl_ms = 30;
+    snprintf(b->p_ttl, sizeof(b->p_ttl), "%u", b->p_ttl_ms);
+    uint64_t nid = 0;
+    if (getrandom(&nid, sizeof(nid), GRND_NONBLOCK) != (ssize_t)sizeof(nid))
+        nid = uv_hrtime() ^ ((uint64_t)(uintptr_t)b << 16);
+    snprintf(b->node_id, sizeof(b->node_id), "%016" PRIx64, nid);
+    snprintf(b->p_hash, sizeof(b->p_hash), "%s:presence:%s", b->shards[0].key, b->node_id);
+    snprintf(b->p_nodes, sizeof(b->p_nodes), "%s:nodes", b->shards[0].key);
     *out = &b->base;
     return 0;
 }
