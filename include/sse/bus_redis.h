@@ -88,7 +88,8 @@ typedef struct sse_bus_redis_stats {
     unsigned long long received;  /* entries handed to the hub */
     unsigned long long skipped;   /* entries skipped (garbage, oversized) */
     unsigned long long reconnects;
-    int connected; /* every shard has both connections up */
+    int connected;            /* every shard has both connections up */
+    unsigned long long asked; /* XADDs sent again to a migrating slot's new node (ASK) */
 } sse_bus_redis_stats;
 SSE_API void sse_bus_redis_get_stats(const sse_bus *b, sse_bus_redis_stats *out);
 

@@ -61,6 +61,8 @@ struct pub {
     void *ud;
     size_t len;
     uint64_t sent_ms;
+    int asked;           /* re-sent once to the node an ASK redirection named */
+    unsigned char msg[]; /* kept until the reply: an ASK needs it sent again */
 };
 
 struct shard {
@@ -69,8 +71,13 @@ struct shard {
     struct sse__redis_url url;
     char key[256];
     redisAsyncContext *cmd, *rd; /* NULL: not connected (a retry is scheduled) */
-    int cmd_up, rd_up;           /* the connect callback reported success */
-    int reading;                 /* an XREAD (or the tail lookup) is in flight on rd */
+    redisAsyncContext *ask;      /* XADDs to the node of the last ASK (slot migration), or NULL */
+    redisAsyncContext *ask_rd;   /* the reader's XREAD there (it blocks: a connection of its own) */
+    char ask_host[sizeof(((struct sse__redis_url *)0)->host)];
+    int ask_port;
+    int cmd_up, rd_up; /* the connect callback reported success */
+    int reading;       /* an XREAD (or the tail lookup) is in flight on rd */
+    int ask_reading;   /* an XREAD is in flight on ask_rd (no other read meanwhile) */
     uint64_t read_sent_ms;
     uint64_t cmd_opened_ms, rd_opened_ms; /* when each connect began */
     unsigned cmd_gen;                     /* counts command connections opened (presence) */
@@ -242,11 +249,31 @@ static void schedule(struct shard *s, int reread)
     uv_timer_start(&s->retry, retry_cb, wait, 0);
 }
 
+/* A connection of an ASK is gone; a read waiting there is issued again (on rd) shortly. */
+static void ask_gone(struct shard *s, const redisAsyncContext *c)
+{
+    if (c == s->ask) {
+        s->ask = NULL;
+    } else if (c == s->ask_rd) {
+        s->ask_rd = NULL;
+        s->reading = s->ask_reading = 0;
+        schedule(s, 1);
+    }
+}
+
 static void on_connect(const redisAsyncContext *c, int status)
 {
     struct shard *s = c->data;
     struct redis_bus *b = s->b;
     int is_cmd = c == s->cmd;
+    if (c == s->ask || c == s->ask_rd) { /* what was sent on it fails by its callback */
+        if (status != REDIS_OK) {
+            logf_(b, SSE_LOG_WARN, "redis %s:%d: connection for ASK failed: %s", s->ask_host,
+                  s->ask_port, c->errstr[0] ? c->errstr : "error");
+            ask_gone(s, c);
+        }
+        return;
+    }
     if (status != REDIS_OK) {
         /* The first failure is worth a warning; the retries of an outage are not. */
         logf_(b, s->fails <= 1 ? SSE_LOG_WARN : SSE_LOG_DEBUG,
@@ -277,6 +304,10 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     struct shard *s = c->data;
     struct redis_bus *b = s->b;
     int is_cmd = c == s->cmd;
+    if (c == s->ask || c == s->ask_rd) {
+        ask_gone(s, c); /* opened again by the next ASK */
+        return;
+    }
     if (is_cmd)
         s->cmd = NULL, s->cmd_up = 0;
     else if (c == s->rd)
@@ -322,14 +353,14 @@ static int setup(struct shard *s, redisAsyncContext *ac)
     return 0;
 }
 
-static redisAsyncContext *open_ctx(struct shard *s)
+static redisAsyncContext *open_ctx_at(struct shard *s, const char *host, int port)
 {
     struct redis_bus *b = s->b;
-    redisAsyncContext *ac = redisAsyncConnect(s->url.host, s->url.port);
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac)
         return NULL;
     if (ac->err) {
-        logf_(b, SSE_LOG_WARN, "redis %s:%d: %s", s->url.host, s->url.port, ac->errstr);
+        logf_(b, SSE_LOG_WARN, "redis %s:%d: %s", host, port, ac->errstr);
         redisAsyncFree(ac);
         return NULL;
     }
@@ -345,6 +376,11 @@ static redisAsyncContext *open_ctx(struct shard *s)
         return NULL;
     }
     return ac;
+}
+
+static redisAsyncContext *open_ctx(struct shard *s)
+{
+    return open_ctx_at(s, s->url.host, s->url.port);
 }
 
 /* Open whichever of the two connections is missing; the reader starts reading at once. */
@@ -402,9 +438,11 @@ static void let_go(struct shard *s, redisAsyncContext *cur, int is_cmd)
 
 /*
  * A Redis Cluster redirection in an error reply (cur: the context whose callback runs): MOVED
- * points the shard at the slot's master (both connections are reopened there); ASK (a slot
- * being migrated) is not followed: the command is retried later, when MOVED will have taken
- * over. Returns 1 if r was a redirection.
+ * points the shard at the slot's master (both connections are reopened there). ASK (the slot
+ * is being migrated and the key has left): a publisher's XADD is sent again to the importing
+ * node (ask_again, from on_xadd); the reader's XREAD is retried a moment later until MOVED takes
+ * over, which delays delivery by the migration window and loses nothing (the reader resumes
+ * after the last entry it saw). Returns 1 if r was a redirection.
  */
 static int redirected(struct shard *s, redisAsyncContext *cur, const redisReply *r)
 {
@@ -424,6 +462,20 @@ static int redirected(struct shard *s, redisAsyncContext *cur, const redisReply 
     s->fails = 0;
     let_go(s, cur, 1);
     let_go(s, cur, 0);
+    if (s->ask) { /* the migration is over: what was asked there is answered, then it closes */
+        redisAsyncContext *a = s->ask;
+        s->ask = NULL;
+        redisAsyncDisconnect(a);
+    }
+    if (s->ask_rd) { /* a read there now would race the reader's next one: dropped unanswered */
+        redisAsyncContext *a = s->ask_rd;
+        s->ask_rd = NULL;
+        s->ask_reading = 0;
+        if (a != cur)
+            redisAsyncFree(a);
+        else
+            redisAsyncDisconnect(a);
+    }
     return 1;
 }
 
@@ -456,6 +508,58 @@ static int on_entry(void *ud, const struct sse__redis_entry *e)
     return 0;
 }
 
+static void on_xread(redisAsyncContext *c, void *reply, void *priv);
+
+/* Open the connection of an ASK (*slot: s->ask or s->ask_rd) to host:port if it is not open. */
+static redisAsyncContext *ask_conn(struct shard *s, redisAsyncContext **slot, const char *host,
+                                   int port)
+{
+    if (s->ask_port && (strcmp(host, s->ask_host) || port != s->ask_port)) {
+        /* another node: both connections go (what is asked on them is answered first) */
+        redisAsyncContext *a = s->ask, *ar = s->ask_rd;
+        s->ask = s->ask_rd = NULL;
+        s->ask_reading = 0;
+        if (a)
+            redisAsyncDisconnect(a);
+        if (ar)
+            redisAsyncFree(ar);
+    }
+    if (!*slot) {
+        *slot = open_ctx_at(s, host, port);
+        if (!*slot)
+            return NULL;
+        memcpy(s->ask_host, host, strlen(host) + 1);
+        s->ask_port = port;
+        logf_(s->b, SSE_LOG_INFO, "redis %s: ASK: %s at %s:%d during the slot's migration", s->key,
+              slot == &s->ask ? "publishing" : "reading", host, port);
+    }
+    return *slot;
+}
+
+/* The reader's XREAD was answered ASK: read once from the importing node (after ASKING). The
+   next read goes to rd again, and here again while the migration lasts. 1 if sent. */
+static int read_asked(struct shard *s, const redisReply *r)
+{
+    char host[sizeof(s->ask_host)];
+    int port;
+    if (!r->str || sse__redis_redirect(r->str, r->len, host, sizeof(host), &port) != 2)
+        return 0;
+    redisAsyncContext *a = ask_conn(s, &s->ask_rd, host, port);
+    if (!a)
+        return 0;
+    char count[16];
+    snprintf(count, sizeof(count), "%d", READ_COUNT);
+    const char *asking[1] = {"ASKING"};
+    const char *argv[8] = {"XREAD",     "COUNT",   count,  "BLOCK",
+                           s->b->block, "STREAMS", s->key, s->last_id};
+    if (redisAsyncCommandArgv(a, NULL, NULL, 1, asking, NULL) != REDIS_OK ||
+        redisAsyncCommandArgv(a, on_xread, s, 8, argv, NULL) != REDIS_OK)
+        return 0;
+    s->reading = s->ask_reading = 1;
+    s->read_sent_ms = now_ms(s->b);
+    return 1;
+}
+
 static void on_xread(redisAsyncContext *c, void *reply, void *priv)
 {
     struct shard *s = priv;
@@ -463,8 +567,14 @@ static void on_xread(redisAsyncContext *c, void *reply, void *priv)
     redisReply *r = reply;
     if (!r || b->closing)
         return; /* the connection is gone: on_disconnect reconnects, the read resumes */
+    if (c != s->rd && c != s->ask_rd)
+        return; /* a connection let go of (a redirection): the reader reads elsewhere now */
+    if (c == s->ask_rd)
+        s->ask_reading = 0;
     s->reading = 0;
     if (r->type == REDIS_REPLY_ERROR) {
+        if (c == s->rd && read_asked(s, r))
+            return;
         if (!redirected(s, c, r))
             logf_(b, SSE_LOG_ERROR, "redis %s: XREAD: %s", s->key, r->str ? r->str : "error");
         schedule(s, 1);
@@ -518,7 +628,7 @@ static void on_tail(redisAsyncContext *c, void *reply, void *priv)
 static void issue_read(struct shard *s)
 {
     struct redis_bus *b = s->b;
-    if (!s->rd || s->reading || b->closing || !b->started)
+    if (!s->rd || s->reading || s->ask_reading || b->closing || !b->started)
         return;
     int rc;
     if (!s->last_id[0]) {
@@ -593,12 +703,61 @@ static int bus_start(sse_bus *bus, sse_bus_receive_cb receive, void *ud)
     return 0;
 }
 
+static void on_xadd(redisAsyncContext *c, void *reply, void *priv);
+
+static int send_xadd(struct shard *s, redisAsyncContext *ac, struct pub *p)
+{
+    struct redis_bus *b = s->b;
+    const char *argv[8];
+    size_t argl[8];
+    int n = 0;
+    argv[n++] = "XADD";
+    argv[n++] = s->key;
+    if (b->o.max_len) {
+        argv[n++] = "MAXLEN";
+        argv[n++] = "~";
+        argv[n++] = s->maxlen;
+    }
+    argv[n++] = "*";
+    argv[n++] = "m";
+    argv[n++] = (const char *)p->msg;
+    for (int i = 0; i < n; i++)
+        argl[i] = strlen(argv[i]);
+    argl[n - 1] = p->len;
+    return redisAsyncCommandArgv(ac, on_xadd, p, n, argv, argl) == REDIS_OK ? 0 : -1;
+}
+
+/*
+ * An ASK redirection (the stream key's slot is being migrated and the key is already on the
+ * importing node): the XADD is sent there once, after ASKING, on a connection kept for that
+ * node until MOVED ends the migration. Order holds: once the key has moved, every later XADD
+ * of the shard is asked too, in the same order, on the same connection. 1 if sent.
+ */
+static int ask_again(struct shard *s, struct pub *p, const redisReply *r)
+{
+    char host[sizeof(s->ask_host)];
+    int port;
+    if (!r->str || sse__redis_redirect(r->str, r->len, host, sizeof(host), &port) != 2)
+        return 0;
+    redisAsyncContext *a = ask_conn(s, &s->ask, host, port);
+    if (!a)
+        return 0;
+    const char *asking[1] = {"ASKING"};
+    if (redisAsyncCommandArgv(a, NULL, NULL, 1, asking, NULL) != REDIS_OK || send_xadd(s, a, p))
+        return 0;
+    p->asked = 1;
+    s->b->st.asked++;
+    return 1;
+}
+
 static void on_xadd(redisAsyncContext *c, void *reply, void *priv)
 {
     struct pub *p = priv;
     struct shard *s = p->s;
     struct redis_bus *b = s->b;
     redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR && !p->asked && !b->closing && ask_again(s, p, r))
+        return; /* sent again where the slot is being imported: answered there */
     /* Replies come in order: p is the head (unlinked from anywhere all the same). */
     struct pub **pp = &s->head, *prev = NULL;
     while (*pp && *pp != p)
@@ -661,7 +820,7 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
         b->st.refused++;
         return SSE_EBUSY;
     }
-    struct pub *p = sse__calloc(1, sizeof(*p));
+    struct pub *p = sse__calloc(1, sizeof(*p) + len);
     if (!p)
         return SSE_ENOMEM;
     p->s = s;
@@ -669,23 +828,8 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
     p->ud = ud;
     p->len = len;
     p->sent_ms = now_ms(b);
-    const char *argv[8];
-    size_t argl[8];
-    int n = 0;
-    argv[n++] = "XADD";
-    argv[n++] = s->key;
-    if (b->o.max_len) {
-        argv[n++] = "MAXLEN";
-        argv[n++] = "~";
-        argv[n++] = s->maxlen;
-    }
-    argv[n++] = "*";
-    argv[n++] = "m";
-    argv[n++] = msg;
-    for (int i = 0; i < n; i++)
-        argl[i] = strlen(argv[i]);
-    argl[n - 1] = len;
-    if (redisAsyncCommandArgv(s->cmd, on_xadd, p, n, argv, argl) != REDIS_OK) {
+    memcpy(p->msg, msg, len);
+    if (send_xadd(s, s->cmd, p)) {
         sse__free(p);
         b->st.refused++;
         return SSE_EBUSY;
@@ -976,12 +1120,16 @@ static void bus_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
        defers the free when called from inside one of its callbacks. */
     for (size_t i = 0; i < b->n; i++) {
         struct shard *s = &b->shards[i];
-        redisAsyncContext *cmd = s->cmd, *rd = s->rd;
-        s->cmd = s->rd = NULL;
+        redisAsyncContext *cmd = s->cmd, *rd = s->rd, *ask = s->ask, *ask_rd = s->ask_rd;
+        s->cmd = s->rd = s->ask = s->ask_rd = NULL;
+        if (ask_rd)
+            redisAsyncFree(ask_rd);
         if (cmd)
             redisAsyncFree(cmd);
         if (rd)
             redisAsyncFree(rd);
+        if (ask)
+            redisAsyncFree(ask);
     }
     b->handles_open = (int)b->n + 2;
     for (size_t i = 0; i < b->n; i++) {
