@@ -56,11 +56,14 @@ typedef struct sse_bus_redis_options {
     /* Presence (bus.h): how long a node's entries outlive its last refresh (it refreshes every
        third of this); 0: 15000 ms. */
     unsigned presence_ttl_ms;
+    /* Entries older than this (by their id's time) are trimmed from each stream, once a second
+       (XTRIM MINID); 0: no age limit. */
+    unsigned max_age_ms;
 } sse_bus_redis_options;
 #define SSE_BUS_REDIS_OPTIONS_VERSION 1
 #define SSE_BUS_REDIS_OPTIONS_INIT                                                                 \
     {                                                                                              \
-        SSE_BUS_REDIS_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0        \
+        SSE_BUS_REDIS_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0     \
     }
 
 /**

@@ -764,7 +764,71 @@ static int test_live_presence(void)
     return 0;
 }
 
+/* An integer reply (-1: an error or another type). */
+static long long redis_int(int port, const char *cmd)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    long long v = -1;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, cmd);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            v = r->integer;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return v;
+}
+
+/* The age limit: entries older than max_age_ms leave the stream (trimmed once a second). */
+static int test_live_age_trim(void)
+{
+    struct live_redis lr = {0};
+    if (live_start(&lr)) {
+        live_stop(&lr);
+        CHECK_SKIP("no redis-server (scripts/install-deps test)", getenv("CI") != NULL);
+    }
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    const char *urls[1] = {lr.url};
+    sse_bus_redis_options o = SSE_BUS_REDIS_OPTIONS_INIT;
+    o.loop = &loop;
+    o.urls = urls;
+    o.n_urls = 1;
+    o.key = "test:age";
+    o.block_ms = 200;
+    o.max_age_ms = 1500;
+    struct member a;
+    struct pubs p = {0};
+    memset(&a, 0, sizeof(a));
+    a.order_ok = 1;
+    CHECK_EQ_INT(sse_bus_redis_new(&a.bus, &o), 0);
+    CHECK_EQ_INT(sse_bus_start(a.bus, on_msg, &a), 0);
+    sse_bus_redis_stats s;
+    RUN_UNTIL(&loop, (sse_bus_redis_get_stats(a.bus, &s), s.connected), 3000);
+    RUN_UNTIL(&loop, 0, 300);
+    publish_n(&a, &p, 0, 5);
+    RUN_UNTIL(&loop, p.pending == 0, 3000);
+    CHECK_EQ_INT(p.ok, 5);
+    RUN_UNTIL(&loop, 0, 1300); /* more than one trim period between the two batches */
+    publish_n(&a, &p, 5, 3);   /* younger */
+    RUN_UNTIL(&loop, p.pending == 0, 3000);
+    CHECK_EQ_INT(redis_int(lr.port, "XLEN test:age"), 8);
+    /* the first five pass 1.5 s of age first: the three younger ones stay a while longer */
+    RUN_UNTIL(&loop, redis_int(lr.port, "XLEN test:age") == 3, 3000);
+    CHECK_EQ_INT(redis_int(lr.port, "XLEN test:age"), 3);
+    RUN_UNTIL(&loop, redis_int(lr.port, "XLEN test:age") == 0, 3000);
+    CHECK_EQ_INT(redis_int(lr.port, "XLEN test:age"), 0);
+    sse_bus_close(a.bus, NULL, NULL);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    live_stop(&lr);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_url), CHECK_TEST(test_ids), CHECK_TEST(test_redirect),
            CHECK_TEST(test_xread_good), CHECK_TEST(test_xread_garbage), CHECK_TEST(test_xrange),
            CHECK_TEST(test_bus_new_refuses), CHECK_TEST(test_bus_alloc_failures),
-           CHECK_TEST(test_live_two_members), CHECK_TEST(test_live_presence))
+           CHECK_TEST(test_live_two_members), CHECK_TEST(test_live_presence),
+           CHECK_TEST(test_live_age_trim))

@@ -115,6 +115,13 @@ struct redis_bus {
     char p_hash[300], p_nodes[300], p_ttl[16];
 };
 
+static long long wall_ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static uint64_t now_ms(struct redis_bus *b)
 {
     uv_update_time(b->loop);
@@ -666,6 +673,28 @@ static void drop(struct shard *s, int is_cmd, const char *why)
     schedule(s, 0);
 }
 
+static void on_trim(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct shard *s = priv;
+    redisReply *r = reply;
+    if (r && !s->b->closing && r->type == REDIS_REPLY_ERROR && !redirected(s, c, r))
+        logf_(s->b, SSE_LOG_WARN, "redis %s: XTRIM: %s", s->key, r->str ? r->str : "error");
+}
+
+/* The age limit: entries whose id time is older than max_age_ms go (exact MINID: a few entries
+   a second, not the ~100-entry nodes an approximate trim waits for). Ids are Redis's clock,
+   the bound is this node's: they must agree to well within the limit. */
+static void trim_by_age(struct shard *s)
+{
+    long long t = wall_ms_now() - (long long)s->b->o.max_age_ms;
+    if (t <= 0)
+        return;
+    char minid[32];
+    snprintf(minid, sizeof(minid), "%lld-0", t);
+    const char *argv[4] = {"XTRIM", s->key, "MINID", minid};
+    redisAsyncCommandArgv(s->cmd, on_trim, s, 4, argv, NULL);
+}
+
 /* Drop connections whose connect or replies are overdue: a peer that vanished without a FIN. */
 static void on_watchdog(uv_timer_t *t)
 {
@@ -678,6 +707,8 @@ static void on_watchdog(uv_timer_t *t)
             drop(s, 0, "connect timed out");
         else if (s->rd && s->reading && now - s->read_sent_ms > block + OVERDUE_MS)
             drop(s, 0, "no answer to XREAD");
+        if (b->o.max_age_ms && s->cmd && s->cmd_up)
+            trim_by_age(s);
         if (s->cmd && !s->cmd_up && now - s->cmd_opened_ms > CONNECT_TIMEOUT_MS)
             drop(s, 1, "connect timed out");
         else if (s->cmd && s->head && now - s->head->sent_ms > OVERDUE_MS)
@@ -845,13 +876,6 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
 
 /* ---------------------------------------------------------------- presence */
 
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Shard 0's command connection when it is up, else NULL. */
 static redisAsyncContext *presence_conn(struct redis_bus *b)
 {
@@ -895,7 +919,7 @@ static void on_presence_expire(redisAsyncContext *c, void *reply, void *priv)
 static void presence_touch(struct redis_bus *b, redisAsyncContext *c)
 {
     char until[24], now[24];
-    long long t = wall_ms();
+    long long t = wall_ms_now();
     snprintf(until, sizeof(until), "%lld", t + (long long)b->p_ttl_ms);
     snprintf(now, sizeof(now), "(%lld", t);
     const char *zadd[4] = {"ZADD", b->p_nodes, until, b->node_id};
@@ -1081,7 +1105,7 @@ static int presence_list(sse_bus *bus, sse_bus_presence_each_cb each, sse_bus_pr
         return SSE_ENOMEM;
     *l = (struct plist){b, each, done, ud, 1, 0};
     char now[24];
-    snprintf(now, sizeof(now), "%lld", wall_ms());
+    snprintf(now, sizeof(now), "%lld", wall_ms_now());
     const char *argv[4] = {"ZRANGEBYSCORE", b->p_nodes, now, "+inf"};
     if (redisAsyncCommandArgv(s->cmd, on_presence_nodes, l, 4, argv, NULL) != REDIS_OK) {
         sse__free(l);
