@@ -159,7 +159,33 @@ void sse__hub_close_subscribers(sse_hub *h);
 
 /* Subscription event topic of sub (the draft form it was asked in) into b. */
 int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub);
+/* The same from its parts (a subscription of another node). */
+int sse__hub_sub_topic_of(sse_buf *b, int form, const char *text, size_t len, const char *id,
+                          size_t id_len);
 /* The JSON-LD document of sub into b (with @context when top is set). */
 int sse__hub_sub_json(sse_buf *b, const struct sse__hub_sub *sub, int active, int top);
+
+/* hub_presence.c: the subscriptions of the other nodes (bus presence). */
+struct sse__hub_remote_sub {
+    int form; /* SSE__FORM_* */
+    const char *text;
+    size_t len;
+    const char *id; /* the subscriber id (not NUL-terminated in a key) */
+    size_t id_len;
+    const char *json; /* its JSON object as its node writes it in the API (NUL-terminated) */
+    size_t json_len;
+};
+/* Split a presence key into form, text and id (json left unset); 0 or -1 (not a key). */
+int sse__hub_presence_decode(const char *key, size_t len, struct sse__hub_remote_sub *out);
+/* Start sharing (after the bus started; nothing without `subscriptions` or bus presence). */
+int sse__hub_presence_start(sse_hub *h);
+/* s's subscriptions became active or inactive. */
+void sse__hub_presence_update(sse_hub *h, const struct sse__hub_subscriber *s, int active);
+/* List the other nodes' subscriptions: done(ud, subs, n, status) once, later (subs borrowed for
+   the call; status < 0: partial). Returns 0, SSE_EUNSUPPORTED (no shared presence) or an error. */
+int sse__hub_presence_list(sse_hub *h,
+                           void (*done)(void *ud, struct sse__hub_remote_sub *subs, size_t n,
+                                        int status),
+                           void *ud);
 
 #endif

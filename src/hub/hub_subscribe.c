@@ -20,18 +20,25 @@
 #include <strings.h>
 #include <time.h>
 
-int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub)
+int sse__hub_sub_topic_of(sse_buf *b, int form, const char *text, size_t len, const char *id,
+                          size_t id_len)
 {
     int rc = sse_buf_append_str(b, "/.well-known/mercure/subscriptions/");
-    if (!rc && sub->form != SSE__FORM_TOPIC)
-        rc = sse_buf_append_str(b, sub->form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/");
+    if (!rc && form != SSE__FORM_TOPIC)
+        rc = sse_buf_append_str(b, form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/");
     if (!rc)
-        rc = sse__hub_pct_encode(b, sub->text, sub->len);
+        rc = sse__hub_pct_encode(b, text, len);
     if (!rc)
         rc = sse_buf_append_byte(b, '/');
     if (!rc)
-        rc = sse__hub_pct_encode(b, sub->owner->id, strlen(sub->owner->id));
+        rc = sse__hub_pct_encode(b, id, id_len);
     return rc;
+}
+
+int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub)
+{
+    return sse__hub_sub_topic_of(b, sub->form, sub->text, sub->len, sub->owner->id,
+                                 strlen(sub->owner->id));
 }
 
 /* The payload for sub: draft-07 mercure.payload; draft-08 the first matching subscribe detail. */
@@ -95,6 +102,7 @@ static void publish_sub_events(sse_hub *h, struct sse__hub_subscriber *s, int ac
 {
     if (!h->o.subscriptions)
         return;
+    sse__hub_presence_update(h, s, active);
     for (size_t i = 0; i < s->n_subs; i++) {
         sse_buf topic, doc;
         sse_buf_init(&topic, 0);

@@ -319,7 +319,8 @@ int sse__hub_bus_init(sse_hub *h)
     if (getrandom(&h->bus_origin, sizeof(h->bus_origin), 0) != (ssize_t)sizeof(h->bus_origin))
         return SSE_EIO;
     h->bus_max = sse_hub_bus_max_message(&h->o);
-    return sse_bus_start(h->o.bus, bus_receive, h);
+    int rc = sse_bus_start(h->o.bus, bus_receive, h);
+    return rc ? rc : sse__hub_presence_start(h);
 }
 
 void sse__hub_bus_close(sse_hub *h)
