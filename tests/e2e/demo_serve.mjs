@@ -1,7 +1,7 @@
 // demo_serve.mjs: `ssehub serve --demo` as a new user meets it, in headless Chromium: every demo
 // page with both classic streams, from the pages built into the binary.
 //
-//   node demo_serve.mjs <ssehub binary> <screenshot dir> [--install <cmake> <build dir>]
+//   node demo_serve.mjs <ssehub binary> <screenshot dir> [--install <cmake> <build dir>] [--raw]
 //
 // The hub is started with its working directory in a fresh temporary folder, outside the source
 // tree, and no --web: the pages must come from the binary itself. With --install, the build is
@@ -20,6 +20,8 @@
 //   them, the state seen alternating OPEN / CONNECTING;
 // - index.html: every link answers 200 and its page loads (no resource failing);
 // - no console error and no page error on any page.
+// With --raw only the raw HTTP checks run, then SIGTERM must make it exit 0: no browser, so the
+// ASan/UBSan run covers the demo code (a leak or sanitizer report makes the exit code non-zero).
 // Screenshots of each page go to <screenshot dir>/<prefix>-<page>.png (prefix "serve-demo", or
 // "installed-demo" with --install), for people to look at.
 import { spawnSync } from 'node:child_process';
@@ -36,6 +38,7 @@ if (!argBin || !shotDir || (installAt >= 0 && argv.length < installAt + 3)) {
   console.error('usage: node demo_serve.mjs <ssehub> <screenshot dir> [--install <cmake> <build dir>]');
   process.exit(2);
 }
+const rawOnly = argv.includes('--raw');
 const install = installAt >= 0 ? { cmake: argv[installAt + 1], build: argv[installAt + 2] } : null;
 const prefix = install ? 'installed-demo' : 'serve-demo';
 const WINDOW_MS = 7000;
@@ -137,7 +140,7 @@ process.on('exit', () => {
   for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
 });
 
-await run(`demo_serve${install ? ' (installed)' : ''}`, 150000, async (ctx) => {
+await run(`demo_serve${install ? ' (installed)' : ''}${rawOnly ? ' (raw)' : ''}`, 150000, async (ctx) => {
   fs.mkdirSync(shotDir, { recursive: true });
   let bin = path.resolve(argBin);
   if (install) {
@@ -175,6 +178,11 @@ await run(`demo_serve${install ? ' (installed)' : ''}`, 150000, async (ctx) => {
     clkIds.length >= 2 && clkIds[1] === clkIds[0] + 1,
   `/clock: retry: 1000 first, a ":" comment, ids up by one (${JSON.stringify(clk.body)})`);
 
+  if (rawOnly) {
+    const exit = await hub.stop();
+    check(exit.code === 0, `SIGTERM: ssehub exits 0 (code ${exit.code}, signal ${exit.signal})`);
+    return;
+  }
   ctx.browser = await launchBrowser();
   const problems = [];
 
