@@ -92,6 +92,16 @@ static void clock_closed(sse_stream *st, int reason, void *user_data)
     free(cl);
 }
 
+static int clock_encode(sse_buf *b, unsigned long long id);
+
+/* The next id of the clock (ids start again at 1 past 2^53). */
+static unsigned long long clock_next(struct sse_cli_demo *d)
+{
+    if (++d->clock_id >= DEMO_MAX_ID)
+        d->clock_id = 1;
+    return d->clock_id;
+}
+
 static void clock_opened(sse_stream *st, const sse_request *req, void *user_data)
 {
     struct sse_cli_demo *d = user_data;
@@ -114,6 +124,18 @@ static void clock_opened(sse_stream *st, const sse_request *req, void *user_data
     sse_stream_on_close(st, clock_closed, d);
     sse_stream_retry(st, DEMO_RETRY_MS);
     sse_stream_comment(st, " ssehub demo clock: an event every second");
+    /* The time at once, as the classic clock does, rather than up to a second later: this one
+       event is encoded for this stream alone, with an id of its own (the others skip it). */
+    sse_buf b;
+    sse_frame *frame;
+    sse_buf_init(&b, 4096);
+    if (clock_encode(&b, clock_next(d)) < 0 || sse_frame_from_buf(&frame, &b) < 0) {
+        demo_log(d, SSE_LOG_WARN, "demo clock: cannot encode the event");
+    } else {
+        sse_stream_send_frame(st, frame);
+        sse_frame_unref(frame);
+    }
+    sse_buf_free(&b);
 }
 
 /* This second's frame: maybe a comment, the time, maybe myEvent. */
@@ -153,12 +175,11 @@ static void clock_tick(struct sse_cli_demo *d)
     sse_buf b;
     int rc;
 
-    if (++d->clock_id >= DEMO_MAX_ID)
-        d->clock_id = 1;
+    unsigned long long id = clock_next(d);
     if (!d->clients)
         return;
     sse_buf_init(&b, 4096);
-    if ((rc = clock_encode(&b, d->clock_id)) < 0 || (rc = sse_frame_from_buf(&frame, &b)) < 0) {
+    if ((rc = clock_encode(&b, id)) < 0 || (rc = sse_frame_from_buf(&frame, &b)) < 0) {
         demo_log(d, SSE_LOG_WARN, "demo clock: cannot encode the event");
         sse_buf_free(&b);
         return;

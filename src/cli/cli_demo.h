@@ -5,7 +5,8 @@
  *   GET /clock      the classic clock: one long response, every second an event with an
  *                   increasing id and the server time, a named `myEvent` on every fifth id,
  *                   a `:` comment when the stream opens and on every seventh id, `retry: 1000`
- *                   first; a Last-Event-ID ahead of the counter moves it forward.
+ *                   first, and the time at once when a stream opens (under an id of its own);
+ *                   a Last-Event-ID ahead of the counter moves it forward.
  *   GET /oneshot    one event per response (id = Last-Event-ID + 1, the server time,
  *                   `retry: 1000`), then the response ends and the browser reconnects.
  *   GET /FILE       the pages of web/ built into the binary (cli_web.h), unless the caller
