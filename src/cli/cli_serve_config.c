@@ -117,11 +117,11 @@ static const struct setting settings[] = {
      "keys KEY:{i}, each on the master owning its slot (MOVED followed)"},
     {"redis-shards", "SSEHUB_REDIS_SHARDS", NULL, T_SIZE, "16", OFF(redis_shards),
      "stream keys over a Redis Cluster (the same on every node)"},
-    {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web),
-     "serve the static files of DIR at / (with --demo: instead of the built-in pages)"},
+    {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
-     "the demo: its pages (built in) at /, the classic streams /clock and /oneshot, and the "
-     "server time every second on --demo-topic (and an extra myEvent every 5th); implies --dev"},
+     "the demo: its pages (built in; --web DIR serves a folder instead) at /, the classic "
+     "streams /clock and /oneshot, and the server time every second on --demo-topic (and an "
+     "extra myEvent every 5th); implies --dev"},
     {"demo-topic", "SSEHUB_DEMO_TOPIC", NULL, T_STR, "/demo/clock", OFF(demo_topic),
      "topic of the --demo publisher"},
     {"dev", "SSEHUB_DEV", NULL, T_BOOL, "false", OFF(dev),
