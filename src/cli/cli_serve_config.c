@@ -123,9 +123,9 @@ static const struct setting settings[] = {
      "its last refresh (every third of this), i.e. after it died"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
-     "built-in publisher: server time every second on --demo-topic (and an extra myEvent every "
-     "5th); "
-     "implies --dev"},
+     "the demo: its pages (built in; --web DIR serves a folder instead) at /, the classic "
+     "streams /clock and /oneshot, and the server time every second on --demo-topic (and an "
+     "extra myEvent every 5th); implies --dev"},
     {"demo-topic", "SSEHUB_DEMO_TOPIC", NULL, T_STR, "/demo/clock", OFF(demo_topic),
      "topic of the --demo publisher"},
     {"dev", "SSEHUB_DEV", NULL, T_BOOL, "false", OFF(dev),
