@@ -26,11 +26,16 @@ for f in include/sse/sse.h include/sse/format.h include/sse/server.h include/sse
          include/sse/hub.h include/sse/version.h "$libdir/libsse.a" "$libdir/libsse.so" \
          "$libdir/pkgconfig/libsse.pc" "$libdir/pkgconfig/libsse-static.pc" \
          "$libdir/cmake/libsse/libsseConfig.cmake" "$libdir/cmake/libsse/libsseConfigVersion.cmake" \
-         bin/ssehub; do
+         bin/ssehub share/man/man1/ssehub.1 share/man/man1/ssehub-serve.1 \
+         share/bash-completion/completions/ssehub lib/systemd/system/ssehub.service; do
   [[ -e "$prefix/$f" ]] || fail "missing $f"
 done
 ok "installed files"
 "$prefix/bin/ssehub" --version >/dev/null || fail "installed ssehub --version"
+for c in $("$prefix/bin/ssehub" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p'); do
+  [[ -f $prefix/share/man/man1/ssehub-$c.1 ]] || fail "no installed man page ssehub-$c.1"
+done
+ok "installed ssehub runs; a man page per command"
 
 examples=()
 for f in "$src"/examples/*.c; do examples+=("$(basename "$f" .c)"); done
