@@ -4,6 +4,8 @@
 # libsse-static.pc) and CMake (find_package(libsse CONFIG REQUIRED), libsse::sse and
 # libsse::sse_static) -- and each program is run: the servers (clock, oneshot) start on a free
 # loopback port and the subscriber, built the same way, receives an event from each of them.
+# A program calling into every module of the library (every_module.c, below) is built and run
+# the same ways, so a static link needs every dependency of libsse.a (lmdb, hiredis, ...).
 # The static programs must not need libsse.so, the shared ones must.
 # Usage: check-install.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -38,8 +40,35 @@ done
 ok "installed ssehub runs; a man page per command"
 
 examples=()
-for f in "$src"/examples/*.c; do examples+=("$(basename "$f" .c)"); done
+declare -A source
+for f in "$src"/examples/*.c; do
+  n=$(basename "$f" .c)
+  examples+=("$n")
+  source[$n]=$f
+done
 ((${#examples[@]})) || fail "no examples in $src/examples"
+# One more program: every public header, and a function of every module of the library, so that
+# a static link pulls every part of libsse.a and so needs every library it depends on.
+cat >"$work/every_module.c" <<'C'
+#include <sse/sse.h>
+#include <sse/store_lmdb.h>
+#include <stdio.h>
+typedef void (*any_fn)(void);
+int main(void)
+{
+    any_fn volatile fns[] = {(any_fn)sse_parser_new, (any_fn)sse_server_new,
+                             (any_fn)sse_hub_new, (any_fn)sse_token_sign,
+                             (any_fn)sse_store_lmdb_new, (any_fn)sse_bus_redis_new,
+                             (any_fn)sse_client_group_new, (any_fn)sse_form_next};
+    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
+        if (!fns[i])
+            return 1;
+    printf("libsse %s: every module linked\n", SSE_VERSION_STRING);
+    return 0;
+}
+C
+examples+=(every_module)
+source[every_module]=$work/every_module.c
 
 # --- pkg-config: shared (libsse) and static (libsse-static), without help from the build tree.
 export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
@@ -49,7 +78,7 @@ for way in shared static; do
   mkdir -p "$work/pc-$way"
   for n in "${examples[@]}"; do
     # shellcheck disable=SC2046 # the flags are words
-    cc -o "$work/pc-$way/$n" "$src/examples/$n.c" $(pkg-config --cflags --libs $pc) \
+    cc -o "$work/pc-$way/$n" "${source[$n]}" $(pkg-config --cflags --libs $pc) \
       -Wl,-rpath,"$prefix/$libdir" 2>"$work/cc.log" ||
       { cat "$work/cc.log"; fail "pkg-config $pc: $n does not build"; }
   done
@@ -67,7 +96,7 @@ for way in shared static; do
     echo "project(libsse_consumer LANGUAGES C)"
     echo "find_package(libsse 0.1 CONFIG REQUIRED $comps)"
     for n in "${examples[@]}"; do
-      echo "add_executable($n $src/examples/$n.c)"
+      echo "add_executable($n ${source[$n]})"
       echo "target_link_libraries($n PRIVATE $target)"
     done
   } >"$proj/CMakeLists.txt"
@@ -138,6 +167,9 @@ for dir in pc-shared pc-static cm-shared cm-static; do
         stop_server "$dir" "$n"
         ;;
       subscriber) ;; # run against each server above
+      every_module)
+        "$work/$dir/$n" | grep -q 'every module linked' || fail "$dir/$n does not run"
+        ;;
       *) fail "examples/$n.c: tests/install/check-install.sh does not know how to run it" ;;
     esac
   done
