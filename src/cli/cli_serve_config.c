@@ -334,6 +334,15 @@ static int load_file(struct serve_config *c, const char *path, char *err, size_t
     return rc;
 }
 
+/* What --help says before and after the settings (and the man page ssehub-serve(1) too). */
+static const char serve_description[] =
+    "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
+    "Every option is also an environment variable and a config-file key\n"
+    "(precedence: flag > environment > config file > default).";
+static const char serve_notes[] =
+    "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
+    "Without --demo or --dev, a publisher key is required.";
+
 /* The argument a setting's flag takes, with its leading space ("" for a switch). */
 static const char *setting_arg(const struct setting *s)
 {
@@ -345,19 +354,14 @@ static const char *setting_arg(const struct setting *s)
 
 void serve_config_help(FILE *out)
 {
-    fprintf(out, "usage: ssehub serve [options]\n\n"
-                 "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
-                 "Every option is also an environment variable and a config-file key\n"
-                 "(precedence: flag > environment > config file > default).\n\n");
+    fprintf(out, "usage: ssehub serve [options]\n\n%s\n\n", serve_description);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *s = &settings[i];
         const char *arg = setting_arg(s);
         fprintf(out, "  --%s%s\n      %s\n      env %s%s%s; default: %s\n", s->name, arg, s->help,
                 s->env, s->env2 ? " or " : "", s->env2 ? s->env2 : "", s->def ? s->def : "(unset)");
     }
-    fprintf(out, "  --help\n      this text\n\n"
-                 "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
-                 "Without --demo or --dev, a publisher key is required.\n");
+    fprintf(out, "  --help\n      this text\n\n%s\n", serve_notes);
 }
 
 void serve_config_free(struct serve_config *c)
@@ -489,28 +493,19 @@ const struct cli_help *serve_config_help_table(const char *summary)
         char *flag = pool + used, *text;
         int n = snprintf(flag, sizeof(pool) - used, "--%s", s->name);
         if (n < 0 || (size_t)n >= sizeof(pool) - used)
-            abort(); /* the pool is sized for the table (see below) */
+            abort(); /* the pool is sized for the table: a longer text needs a larger pool */
         used += (size_t)n + 1;
         text = pool + used;
         n = snprintf(text, sizeof(pool) - used, "%s\n(env %s%s%s; default: %s)", s->help, s->env,
                      s->env2 ? " or " : "", s->env2 ? s->env2 : "", s->def ? s->def : "(unset)");
         if (n < 0 || (size_t)n >= sizeof(pool) - used)
-            abort(); /* the pool is sized for the table: a longer help text needs a larger pool */
+            abort();
         used += (size_t)n + 1;
         opts[i] = (struct cli_option){flag, s->type == T_BOOL ? NULL : setting_arg(s) + 1, text};
     }
     opts[NSETTINGS] = (struct cli_option){"-h, --help", NULL, "this text"};
     help = (struct cli_help){
-        "serve",
-        summary,
-        "[options]",
-        "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
-        "Every option is also an environment variable and a config-file key\n"
-        "(precedence: flag > environment > config file > default).",
-        opts,
-        "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
-        "Without --demo or --dev, a publisher key is required.",
-        NULL,
+        "serve", summary, "[options]", serve_description, opts, serve_notes, NULL,
     };
     return &help;
 }
