@@ -108,6 +108,33 @@ for way in shared static; do
   ok "find_package(libsse) + $target builds ${examples[*]}"
 done
 
+# --- The components: with only libuv's development files visible to pkg-config, libsse::sse is
+# found and libsse::sse_static is not defined; asking for COMPONENTS static then fails, saying why.
+mkdir -p "$work/pc-uv-only" "$work/cmake-components"
+cp "$(pkg-config --variable=pcfiledir libuv)/libuv.pc" "$work/pc-uv-only/"
+for comps in "" "COMPONENTS static"; do
+  {
+    echo "cmake_minimum_required(VERSION 3.16)"
+    echo "project(libsse_components LANGUAGES C)"
+    echo "find_package(libsse CONFIG REQUIRED $comps)"
+    echo "if(NOT TARGET libsse::sse OR TARGET libsse::sse_static)"
+    echo "  message(FATAL_ERROR \"want libsse::sse alone\")"
+    echo "endif()"
+  } >"$work/cmake-components/CMakeLists.txt"
+  rm -rf "$work/cmake-components/build"
+  rc=0
+  PKG_CONFIG_LIBDIR=$work/pc-uv-only cmake -S "$work/cmake-components" \
+    -B "$work/cmake-components/build" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cmake.log" 2>&1 || rc=$?
+  if [[ -z $comps ]]; then
+    ((rc == 0)) || { cat "$work/cmake.log"; fail "find_package(libsse) needs more than libuv"; }
+  else
+    ((rc != 0)) || fail "COMPONENTS static found without its dependencies"
+    grep -q 'libsse::sse_static needs: .*libcurl' "$work/cmake.log" ||
+      { cat "$work/cmake.log"; fail "COMPONENTS static fails without saying what is missing"; }
+  fi
+done
+ok "find_package(libsse): shared needs libuv only; COMPONENTS static names what it misses"
+
 # --- What each program links: libsse.so from the prefix (shared) or nothing of it (static).
 for dir in pc-shared cm-shared pc-static cm-static; do
   for n in "${examples[@]}"; do
