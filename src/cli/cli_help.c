@@ -4,6 +4,7 @@
  */
 #include "cli_help.h"
 
+#include <ctype.h>
 #include <string.h>
 
 /* Options whose flags and argument are wider than this get their help on the next line. */
@@ -154,5 +155,36 @@ void cli_help_flag_words(FILE *out, const struct cli_option *options)
             f += n;
             f += strspn(f, ", ");
         }
+    }
+}
+
+/* "a|b|c" of plain words (letters, digits, '-', '.'): a list of choices. */
+static int is_choice_list(const char *arg)
+{
+    if (!arg || !strchr(arg, '|'))
+        return 0;
+    for (const char *p = arg; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' || *p == '|'))
+            return 0;
+    return 1;
+}
+
+void cli_help_choice_cases(FILE *out, const struct cli_option *options, const char *indent)
+{
+    for (const struct cli_option *o = options; o->flags; o++) {
+        if (!is_choice_list(o->arg))
+            continue;
+        fputs(indent, out);
+        for (const char *f = o->flags; *f;) {
+            size_t n = strcspn(f, ", ");
+            if (n)
+                fprintf(out, "%s%.*s", f == o->flags ? "" : "|", (int)n, f);
+            f += n;
+            f += strspn(f, ", ");
+        }
+        fputs(") vals='", out);
+        for (const char *a = o->arg; *a; a++)
+            fputc(*a == '|' ? ' ' : *a, out);
+        fputs("' ;;\n", out);
     }
 }

@@ -36,5 +36,8 @@ void cli_help_man(FILE *out, const struct cli_help *h, const char *version);
 void cli_help_roff_text(FILE *out, const char *text);
 /* Every flag of the table ("-n", "--subscribers", ...), each followed by a space. */
 void cli_help_flag_words(FILE *out, const struct cli_option *options);
+/* For the completion, the options whose argument is a list of choices ("mercure|nchan|plain"):
+ * one bash case branch per flag, `--target) vals='mercure nchan plain' ;;`, each after indent. */
+void cli_help_choice_cases(FILE *out, const struct cli_option *options, const char *indent);
 
 #endif

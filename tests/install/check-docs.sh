@@ -57,5 +57,21 @@ for c in $commands; do
   check "ssehub $c" "$("$ssehub" "$c" --help | help_flags)" "$(man_flags "$docs/man1/ssehub-$c.1")" \
     "$(completion_flags "$c")"
 done
+# An option whose argument is a list of choices ("--target mercure|nchan|plain") completes them.
+nchoice=0
+for c in $commands; do
+  while read -r line; do
+    choices=${line##* } flags=${line% *}
+    flag=${flags##* }
+    got=$(bash -c 'source "$1"; COMP_WORDS=(ssehub "$2" "$3" ""); COMP_CWORD=3; _ssehub; echo "${COMPREPLY[*]}"' \
+      _ "$docs/ssehub.bash" "$c" "$flag")
+    [[ $got == "${choices//|/ }" ]] || bad "ssehub $c $flag completes '$got', not '${choices//|/ }'"
+    nchoice=$((nchoice + 1))
+  done < <("$ssehub" "$c" --help |
+    sed -n 's/^  \(-[-A-Za-z0-9]*\(, -[-A-Za-z0-9]*\)*\) \([-A-Za-z0-9.]*|[-A-Za-z0-9.|]*\)\( .*\)\{0,1\}$/\1 \3/p')
+done
+((nchoice > 0)) || bad "no option with a list of choices found in any --help"
+((failed > 0)) || { echo "ok: $nchoice options with choices complete them"; passed=$((passed + 1)); }
+
 echo "$passed passed, $failed failed"
 ((failed == 0))
