@@ -4,6 +4,8 @@
  */
 #include "cli_serve_config.h"
 
+#include "cli_help.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <sse/server.h>
@@ -336,24 +338,34 @@ static int load_file(struct serve_config *c, const char *path, char *err, size_t
     return rc;
 }
 
+/* What --help says before and after the settings (and the man page ssehub-serve(1) too). */
+static const char serve_description[] =
+    "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
+    "Every option is also an environment variable and a config-file key\n"
+    "(precedence: flag > environment > config file > default).";
+static const char serve_notes[] =
+    "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
+    "Without --demo or --dev, a publisher key is required.";
+
+/* The argument a setting's flag takes, with its leading space ("" for a switch). */
+static const char *setting_arg(const struct setting *s)
+{
+    return s->type == T_BOOL   ? ""
+           : s->type == T_SIZE ? " N"
+           : s->type == T_MS   ? " DURATION"
+                               : " VALUE";
+}
+
 void serve_config_help(FILE *out)
 {
-    fprintf(out, "usage: ssehub serve [options]\n\n"
-                 "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
-                 "Every option is also an environment variable and a config-file key\n"
-                 "(precedence: flag > environment > config file > default).\n\n");
+    fprintf(out, "usage: ssehub serve [options]\n\n%s\n\n", serve_description);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *s = &settings[i];
-        const char *arg = s->type == T_BOOL   ? ""
-                          : s->type == T_SIZE ? " N"
-                          : s->type == T_MS   ? " DURATION"
-                                              : " VALUE";
+        const char *arg = setting_arg(s);
         fprintf(out, "  --%s%s\n      %s\n      env %s%s%s; default: %s\n", s->name, arg, s->help,
                 s->env, s->env2 ? " or " : "", s->env2 ? s->env2 : "", s->def ? s->def : "(unset)");
     }
-    fprintf(out, "  --help\n      this text\n\n"
-                 "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
-                 "Without --demo or --dev, a publisher key is required.\n");
+    fprintf(out, "  --help\n      this text\n\n%s\n", serve_notes);
 }
 
 void serve_config_free(struct serve_config *c)
@@ -464,4 +476,40 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
     if (c->dev && !c->anonymous_set)
         c->anonymous = 1;
     return 0;
+}
+
+/*
+ * The settings table as a help table (cli_help.h), for the man page ssehub-serve(1) and the bash
+ * completion: the same flags, arguments, environment variables and defaults as
+ * serve_config_help() prints, built once from the table above.
+ */
+const struct cli_help *serve_config_help_table(const char *summary)
+{
+    static struct cli_option opts[NSETTINGS + 2];
+    static char pool[NSETTINGS * 320];
+    static struct cli_help help;
+    size_t used = 0;
+
+    if (help.name)
+        return &help;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char *flag = pool + used, *text;
+        int n = snprintf(flag, sizeof(pool) - used, "--%s", s->name);
+        if (n < 0 || (size_t)n >= sizeof(pool) - used)
+            abort(); /* the pool is sized for the table: a longer text needs a larger pool */
+        used += (size_t)n + 1;
+        text = pool + used;
+        n = snprintf(text, sizeof(pool) - used, "%s\n(env %s%s%s; default: %s)", s->help, s->env,
+                     s->env2 ? " or " : "", s->env2 ? s->env2 : "", s->def ? s->def : "(unset)");
+        if (n < 0 || (size_t)n >= sizeof(pool) - used)
+            abort();
+        used += (size_t)n + 1;
+        opts[i] = (struct cli_option){flag, s->type == T_BOOL ? NULL : setting_arg(s) + 1, text};
+    }
+    opts[NSETTINGS] = (struct cli_option){"-h, --help", NULL, "this text"};
+    help = (struct cli_help){
+        "serve", summary, "[options]", serve_description, opts, serve_notes, NULL,
+    };
+    return &help;
 }
