@@ -40,6 +40,9 @@ struct serve_config {
     char *redis_key;     /* the stream key (prefix with several URLs) */
     int redis_cluster;   /* --redis URLs are seeds of a Redis Cluster */
     size_t redis_shards; /* stream keys over the cluster */
+    /* HTTP/2 (docs/SERVER.md, "HTTP/2") */
+    int h2c;               /* plain listeners take HTTP/2 by prior knowledge too */
+    size_t h2_max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */
