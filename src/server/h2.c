@@ -68,6 +68,8 @@ struct sse__h2 {
     size_t out;            /* bytes of the batch */
     uint32_t t_idle;       /* ms: the last stream closed (keep-alive timeout) */
     uint32_t ctl_t, ctl_n; /* control-frame budget: window start (ms), frames in it */
+    uint32_t rst_t;        /* ms: the reset bucket was last filled */
+    uint64_t rst_milli;    /* the reset bucket: RST_STREAMs allowed, in thousandths */
     uint8_t in_ng;         /* inside nghttp2 (recv or send): no session_send now */
     uint8_t dead;          /* terminated: reading discarded, closing once flushed */
     uint8_t calm;          /* terminated for a flood: ENHANCE_YOUR_CALM */
@@ -540,12 +542,41 @@ static void sse__h2_dispatch(struct sse__conn *c, struct sse__h2s *h)
     sse__h2in_free(s, in);
 }
 
+/*
+ * Rapid reset (CVE-2023-44487): each stream the peer opens costs a dispatch (a subscription, a
+ * replay...) even if it is reset at once, so RST_STREAMs from the peer take tokens from a bucket
+ * of h2_reset_burst filled at h2_reset_rate a second. nghttp2 has such a bucket too, but its
+ * GOAWAY lets every stream already in the read buffer (64 KiB: ~1,500 streams) be dispatched;
+ * failing the callback here stops the parse at once.
+ */
+static int sse__h2_reset_budget(struct sse__conn *c)
+{
+    struct sse__h2 *h2 = c->h2;
+    const sse_server_options *o = &c->srv->o;
+    uint32_t now = sse__now(c->srv);
+    uint64_t cap = (uint64_t)o->h2_reset_burst * 1000;
+    h2->rst_milli += (uint64_t)(uint32_t)(now - h2->rst_t) * o->h2_reset_rate;
+    if (h2->rst_milli > cap)
+        h2->rst_milli = cap;
+    h2->rst_t = now;
+    if (h2->rst_milli < 1000) {
+        sse__log(c->srv, SSE_LOG_DEBUG, "HTTP/2: stream resets past %u (+%u/s): GOAWAY",
+                 o->h2_reset_burst, o->h2_reset_rate);
+        h2->calm = 1;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    h2->rst_milli -= 1000;
+    return 0;
+}
+
 /* Control frames per second: past h2_control_max the peer is flooding. */
 static int sse__h2_on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
 {
     (void)ng;
     struct sse__conn *c = ud;
     struct sse__h2 *h2 = c->h2;
+    if (hd->type == NGHTTP2_RST_STREAM && sse__h2_reset_budget(c))
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     int control = hd->type == NGHTTP2_PING || hd->type == NGHTTP2_SETTINGS ||
                   hd->type == NGHTTP2_PRIORITY || hd->type == NGHTTP2_WINDOW_UPDATE ||
                   hd->type == NGHTTP2_RST_STREAM ||
@@ -864,7 +895,8 @@ void sse__conn_start_h2(struct sse__conn *c)
         sse__conn_close(c, SSE_CLOSE_ERROR);
         return;
     }
-    h2->t_idle = h2->ctl_t = sse__now(s);
+    h2->t_idle = h2->ctl_t = h2->rst_t = sse__now(s);
+    h2->rst_milli = (uint64_t)s->o.h2_reset_burst * 1000;
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
     nghttp2_mem mem = {NULL, sse__ng_malloc, sse__ng_free, sse__ng_calloc, sse__ng_realloc};
