@@ -356,10 +356,8 @@ static int sse__h2_submit(struct sse__h2s *hs, const struct sse__head *h, const 
 int sse__h2_answer(sse_request *r, const struct sse__head *h, const void *body, size_t len,
                    int is_stream)
 {
-    struct sse__h2s *hs = (struct sse__h2s *)r->st;
-    if (r->flags & SSE__R_HEAD)
-        hs->hflags |= SSE__H2S_HEAD;
-    return sse__h2_submit(hs, h, body, len, is_stream);
+    /* a HEAD request's answer comes without body already (conn.c) */
+    return sse__h2_submit((struct sse__h2s *)r->st, h, body, len, is_stream);
 }
 
 void sse__h2_reject(struct sse_stream *st, int status)
@@ -852,9 +850,8 @@ static void sse__h2_terminate(struct sse__conn *c, int rv)
 {
     struct sse__h2 *h2 = c->h2;
     sse__log(c->srv, SSE_LOG_DEBUG, "HTTP/2: %s: GOAWAY", nghttp2_strerror(rv));
-    uint32_t code = h2->calm || rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM
-                    : rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC  ? NGHTTP2_PROTOCOL_ERROR
-                                                          : NGHTTP2_PROTOCOL_ERROR;
+    uint32_t code =
+        h2->calm || rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR;
     h2->dead = 1;
     if (nghttp2_session_terminate_session(h2->ng, code) != 0)
         sse__conn_kill(c, SSE_CLOSE_ERROR);

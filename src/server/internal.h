@@ -268,7 +268,6 @@ enum {
     SSE__H2S_DEFERRED = 1 << 1,  /* the data source waits for frames (resume when queued) */
     SSE__H2S_END = 1 << 2,       /* end the stream (END_STREAM) once its queue is handed on */
     SSE__H2S_RESET = 1 << 3,     /* reset by us (reason in st.reason): no more output */
-    SSE__H2S_HEAD = 1 << 4,      /* a HEAD request: the answer has no body */
 };
 
 /* Whether st is an HTTP/2 stream (then it is the first member of a struct sse__h2s). */
