@@ -200,7 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             finish_write(c);
     }
     sse_frame_unref(ev);
-    if (s->conns) { /* the client goes away */
+    if (s->conns) {      /* the client goes away */
         finish_write(c); /* may close it (no linger here) */
         if (s->conns)
             sse__conn_on_read(c, NULL, UV_EOF);

@@ -609,6 +609,22 @@ static int sse__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame
     return 0;
 }
 
+/*
+ * An answer went out complete (END_STREAM) before the request did (an error status, a 408):
+ * RST_STREAM(NO_ERROR) tells the client to stop sending it (RFC 9113 8.1) and closes the stream,
+ * which would otherwise stay half-open and keep the connection from being idle.
+ */
+static int sse__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+    (void)ud;
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        nghttp2_session_get_stream_remote_close(ng, frame->hd.stream_id) == 0)
+        (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                        NGHTTP2_NO_ERROR);
+    return 0;
+}
+
 static int sse__h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *ud)
 {
     struct sse__conn *c = ud;
@@ -908,6 +924,7 @@ void sse__conn_start_h2(struct sse__conn *c)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, sse__h2_on_data);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, sse__h2_on_frame_recv);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, sse__h2_on_stream_close);
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, sse__h2_on_frame_send);
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, sse__h2_on_begin_frame);
         nghttp2_option_set_no_closed_streams(opt, 1);
         nghttp2_option_set_max_outbound_ack(opt, SSE__H2_MAX_OUTBOUND_ACK);

@@ -885,9 +885,57 @@ static int test_h2_garbage(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ timers */
+
+static int p_has_heartbeat(struct h2cli *c, int id)
+{
+    struct h2s_seen *s = h2_seen(c, id);
+    return s && count_in(s->data, s->len, ":\n") >= 2;
+}
+
+/* Heartbeats per stream, 408 for a request whose body never comes, GOAWAY(NO_ERROR) once the
+ * connection has had no stream for keepalive_timeout_ms. */
+static int c_timers(struct tctx *t)
+{
+    struct h2cli c;
+    CHECK_EQ_INT(h2_open(&c, t->port, 0, 0), 0);
+    CHECK(h2_request(&c, "GET", "/reg", NULL, NULL, 0) == 1);
+    CHECK(h2_pump(&c, 3000, p_has_heartbeat, 1)); /* two ":" comments on the idle stream */
+    /* a POST whose body never comes (no END_STREAM): 408 on that stream only */
+    unsigned char blk[256];
+    long n = h2_block(&c, "POST", "/echo", NULL, blk, sizeof(blk));
+    CHECK(n > 0);
+    CHECK_EQ_INT(h2_frame(&c, 1, 0x4, 3, blk, (size_t)n), 0);
+    c.next_id = 5;
+    CHECK(h2_pump(&c, 3000, p_status, 3));
+    CHECK_EQ_INT(h2_seen(&c, 3)->status, 408);
+    CHECK(!c.goaway);
+    /* the last stream goes: after the keep-alive timeout, GOAWAY(NO_ERROR) and the close */
+    CHECK_EQ_INT(h2_rst(&c, 1), 0);
+    CHECK(h2_pump(&c, 5000, p_goaway_eof, 0));
+    CHECK(c.s[1].rst && c.s[1].rst_code == 0); /* stop sending that body (RFC 9113 8.1) */
+    CHECK_EQ_INT((int)c.goaway_code, 0);
+    CHECK(wait_reg(t, r_open_is, 0, 3000));
+    h2_close(&c);
+    return 0;
+}
+
+static int test_h2_timers(void)
+{
+    struct tctx t;
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.heartbeat_ms = 100;
+    o.request_timeout_ms = 300;
+    o.keepalive_timeout_ms = 500;
+    CHECK_EQ_INT(setup(&t, &o), 0);
+    int rc = tctx_run(&t, c_timers);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    return rc;
+}
+
 CHECK_MAIN(CHECK_TEST(test_h2_requests), CHECK_TEST(test_h2c_off), CHECK_TEST(test_h2_many_streams),
            CHECK_TEST(test_h2_shutdown), CHECK_TEST(test_h2_zero_window),
            CHECK_TEST(test_h2_fanout_no_alloc), CHECK_TEST(test_h2_max_streams),
            CHECK_TEST(test_h2_header_limits), CHECK_TEST(test_h2_rapid_reset),
            CHECK_TEST(test_h2_continuation_flood), CHECK_TEST(test_h2_control_flood),
-           CHECK_TEST(test_h2_garbage))
+           CHECK_TEST(test_h2_garbage), CHECK_TEST(test_h2_timers))
