@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # idle_probe_h2.py IDLE_PROBE N: memory per idle event stream over HTTP/1.1 and over HTTP/2 (h2c,
 # 1 and 20 streams per connection), each against a fresh idle_probe process, in one run.
-# Prints, per protocol, RSS growth and malloc growth divided by N (docs/performance/h2.md).
+# Prints, per protocol, RSS growth and malloc growth divided by N, then the CPU time per delivery
+# of one event pushed k times to every stream (queue + flush, inside the server) (docs/performance/h2.md).
 import resource, socket, struct, subprocess, sys, time, urllib.request
 
 probe, n = sys.argv[1], int(sys.argv[2])
@@ -51,9 +52,14 @@ def measure(port, per_conn):
     assert int(after[0]) == n, after
     rss = (int(after[1]) - int(base[1])) * 1024 / n
     mal = (int(after[2]) - int(base[2])) / n
+    push = []
+    for k in (1, 1, 1, 10):  # one 75-byte event k times to every stream, queue + flush, CPU
+        r = dict(kv.split("=") for kv in get(port, "/pub?k=%d" % k)[1:])
+        push.append("k=%d %s ns" % (k, r["cpu_ns_per_delivery"]))
+        time.sleep(0.3)
     for s in socks:
         s.close()
-    return len(socks), rss, mal
+    return len(socks), rss, mal, push
 
 
 for label, per_conn, port in (("HTTP/1.1", 0, 18091), ("h2c, 1 stream/conn", 1, 18092),
@@ -61,9 +67,10 @@ for label, per_conn, port in (("HTTP/1.1", 0, 18091), ("h2c, 1 stream/conn", 1, 
     p = subprocess.Popen([probe, str(port)], stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     try:
-        conns, rss, mal = measure(port, per_conn)
+        conns, rss, mal, push = measure(port, per_conn)
         print("%-22s streams %d conns %5d: RSS %6.0f bytes/stream, malloc %6.0f bytes/stream" %
               (label, n, conns, rss, mal))
+        print("%-22s CPU per delivery: %s" % ("", ", ".join(push)))
     finally:
         p.terminate()
         p.wait()
