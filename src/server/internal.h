@@ -2,7 +2,7 @@
  * internal.h: the structures shared by the files of the server module (internal).
  *
  * Two objects, kept apart so that a protocol carrying several exchanges on one connection
- * (HTTP/2) can be added later without touching the write path:
+ * (HTTP/2, h2.c) shares the write path:
  *
  *   struct sse__conn   one accepted connection: its transport (transport.h), the read side,
  *                      the HTTP/1.1 state, timers, the dirty-list link. It moves bytes.
@@ -10,7 +10,8 @@
  *                      body frames; for an event stream, its callbacks. The public handle.
  *
  * With HTTP/1.1 a connection carries one exchange at a time, so the stream lives inline in the
- * connection (no second allocation) and is reused by the next keep-alive request. Both are kept
+ * connection (no second allocation) and is reused by the next keep-alive request; HTTP/2
+ * streams are allocated apart (struct sse__h2s, below) and listed by the connection. Both are kept
  * small on purpose (see docs/SERVER.md, "Memory"): while idle a connection owns no read buffer,
  * no request and no queue array.
  *
@@ -135,7 +136,7 @@ struct sse__conn {
 
 /*
  * A response head as the code above the protocol describes it; each protocol serialises it
- * its own way (HTTP/1.1: sse__h1_head; HTTP/2 would hand name/value pairs to nghttp2).
+ * its own way (HTTP/1.1: sse__h1_head; HTTP/2: name/value pairs to nghttp2, h2.c).
  */
 struct sse__field {
     const char *name, *value;
