@@ -830,7 +830,8 @@ static void sse__conn_on_eof(struct sse__conn *c)
 /*
  * HTTP/2 by prior knowledge (o.h2c): a connection whose first bytes are the HTTP/2 preface
  * switches to HTTP/2 (the bytes go to nghttp2); anything else is HTTP/1.1. A preface split
- * over reads waits in the pending buffer like any partial request. Returns 1 when switched.
+ * over reads waits, unparsed, in the pending buffer. Returns 1 when the bytes were taken
+ * (switched, or kept as the start of a preface).
  */
 static int sse__conn_try_h2c(struct sse__conn *c, char *data, size_t n)
 {
@@ -842,8 +843,28 @@ static int sse__conn_try_h2c(struct sse__conn *c, char *data, size_t n)
         memcpy(head, pd->data, k);
     size_t add = n < sizeof(head) - k ? n : sizeof(head) - k;
     memcpy(head + k, data, add);
-    if (sse__h2_preface(head, k + add) != 1)
+    int pf = sse__h2_preface(head, k + add);
+    if (pf == 0)
         return 0;
+    if (pf == 2) {
+        /* the start of the preface, which is itself a complete HTTP/1.1 head after 18 bytes:
+           keep the bytes unparsed until the rest (or something else) arrives */
+        size_t len = have + n;
+        pd = pend_resize(c, pd, pd && pd->cap >= len ? pd->cap : 512);
+        if (!pd) {
+            sse__conn_close(c, SSE_CLOSE_ERROR);
+            return 1;
+        }
+        if (!have) {
+            memset(&pd->ps, 0, sizeof(pd->ps));
+            c->t_mark = sse__now(c->srv);
+        }
+        memcpy(pd->data + have, data, n);
+        pd->len = len;
+        pd->t_read = sse__now(c->srv);
+        c->pend = pd;
+        return 1;
+    }
     char *old = NULL;
     if (pd && have) { /* the start of the preface came in an earlier read */
         old = sse__malloc(have);

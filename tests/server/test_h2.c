@@ -436,11 +436,40 @@ static int c_requests(struct tctx *t)
     return 0;
 }
 
+/* The preface in pieces (its first 18 bytes are a complete HTTP/1.1 head): still HTTP/2. */
+static int c_split_preface(struct tctx *t)
+{
+    struct h2cli c;
+    memset(&c, 0, sizeof(c));
+    c.next_id = 1;
+    c.fd = cli_connect(t->port);
+    CHECK(c.fd >= 0);
+    CHECK_EQ_INT(nghttp2_hd_deflate_new(&c.def, 4096), 0);
+    CHECK_EQ_INT(nghttp2_hd_inflate_new(&c.inf), 0);
+    const char *pre = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    CHECK_EQ_INT(cli_send(c.fd, pre, 5), 0);
+    usleep(50000);
+    CHECK_EQ_INT(cli_send(c.fd, pre + 5, 13), 0);
+    usleep(50000);
+    CHECK_EQ_INT(cli_send(c.fd, pre + 18, 6), 0);
+    CHECK_EQ_INT(h2_frame(&c, 4, 0, 0, NULL, 0), 0);
+    int32_t a = h2_request(&c, "GET", "/echo", NULL, NULL, 0);
+    CHECK(h2_pump(&c, 3000, p_status, a));
+    CHECK_EQ_INT(h2_seen(&c, a)->status, 200);
+    h2_close(&c);
+    return 0;
+}
+
+static int c_requests_all(struct tctx *t)
+{
+    return c_requests(t) || c_split_preface(t);
+}
+
 static int test_h2_requests(void)
 {
     struct tctx t;
     CHECK_EQ_INT(setup(&t, NULL), 0);
-    int rc = tctx_run(&t, c_requests);
+    int rc = tctx_run(&t, c_requests_all);
     CHECK_EQ_INT(tctx_fini(&t), 0);
     return rc;
 }
