@@ -110,6 +110,14 @@ static int dot_kind(const char *seg, size_t n)
     return dots == 1 || dots == 2 ? (int)dots : 0;
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 int sse__hub_topic_reserved(const char *t, size_t n)
 {
     static const char base_dir[] = "/.well-known/"; /* the hub URL's directory */
@@ -148,8 +156,21 @@ int sse__hub_topic_reserved(const char *t, size_t n)
         memcpy(in, base_dir, sizeof(base_dir) - 1);
         len = sizeof(base_dir) - 1;
     }
-    memcpy(in + len, t + path_start, path_end - path_start);
-    len += path_end - path_start;
+    /* Percent-encoded unreserved characters decoded first (RFC 3986 6.2.2.2), so that
+       "/.well-known/%6Dercure" is the namespace too; other escapes stay as they are. */
+    for (size_t k = path_start; k < path_end; k++) {
+        int hi = k + 2 < path_end && t[k] == '%' ? hexval(t[k + 1]) : -1;
+        int lo = hi >= 0 ? hexval(t[k + 2]) : -1;
+        unsigned char c = lo >= 0 ? (unsigned char)(hi * 16 + lo) : 0;
+        if (lo >= 0 && ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) {
+            in[len++] = (char)c, k += 2;
+        } else if (lo >= 0 &&
+                   ((c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~')) {
+            in[len++] = (char)c, k += 2;
+        } else {
+            in[len++] = t[k];
+        }
+    }
 
     /* Remove dot segments (RFC 3986 5.2.4) with a stack of segments, then compare. */
     int reserved = 0;
