@@ -24,6 +24,7 @@
 #include "hub/auth.h"
 
 #include "common/alloc.h"
+#include "hub/hub_util.h"
 #include "hub/selector.h"
 
 #include <jansson.h>
@@ -392,14 +393,9 @@ static int matcher_08(const struct sse__auth *a, json_t *t, const char **match, 
         return SSE_EAUTH;
     *match = json_string_value(m);
     *len = json_string_length(m);
-    /* draft-08 matchers: no C0, DEL or C1 control characters (jansson already ensures UTF-8) */
-    for (size_t i = 0; i < *len; i++) {
-        unsigned char c = (unsigned char)(*match)[i];
-        if (c < 0x20 || c == 0x7f ||
-            (c == 0xc2 && i + 1 < *len && (unsigned char)(*match)[i + 1] >= 0x80 &&
-             (unsigned char)(*match)[i + 1] <= 0x9f))
-            return SSE_EAUTH;
-    }
+    /* draft-08 matchers: no C0, DEL, C1 control or Cf format characters, as in topics */
+    if (!sse__hub_text_ok(*match, *len))
+        return SSE_EAUTH;
     *kind = SSE__SEL_EXACT;
     if (mt) {
         if (!json_is_string(mt))
