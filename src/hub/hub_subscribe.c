@@ -746,8 +746,11 @@ static int subscriber_new(sse_hub *h, const struct sse__grants *g, struct ask *a
         a->args[i].text = NULL;
         s->n_subs++;
     }
-    /* The subscriber id: the token's sub when it is unique among active subscribers. */
-    if (g && g->sub && *g->sub) {
+    /* The subscriber id. draft-07: the token's sub when it is unique among active subscribers.
+       draft-08: always a random urn:uuid per connection, as the draft recommends (sub alone is
+       not unique across issuers, iss + sub not across connections, and a random id does not
+       show sub to the other subscribers of subscription events). */
+    if (g && g->draft != SSE__DRAFT_08 && g->sub && *g->sub) {
         int taken = 0;
         for (struct sse__hub_subscriber *o = h->subscribers; o && !taken; o = o->next)
             taken = !strcmp(o->id, g->sub);

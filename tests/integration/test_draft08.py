@@ -11,7 +11,7 @@ Usage: test_draft08.py PATH/TO/ssehub [test-name-substring]
 import json
 import os
 import sys
-import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_hub as th  # noqa: E402  (the hub process, requests, tokens, the Sub reader)
@@ -208,21 +208,28 @@ def t_duplicate_id_earliest_copy(h):
 def t_subscription_events(h):
     """Subscription events: topic /.well-known/mercure/subscriptions/{match_type}/{match}/
     {subscriber} (canonical lower-case type, each variable percent-encoded once), SSE event type
-    `mercure`, JSON with type `subscription`, `match_type`, `match`, `subscriber`, `active`."""
+    `mercure`, JSON with type `subscription`, `match_type`, `match`, `subscriber`, `active`; the
+    subscriber id is unique per connection (a random urn:uuid, never the token's bare sub)."""
     w = Sub(h, q(match_urlpattern="/.well-known/mercure/subscriptions/:t/:m/:s"),
             {"Authorization": "Bearer " + t8(h, ["subscribe"])})
     check(w.status == 200, w.status)
-    c = Sub(h, q(match_urlpattern="/se/:id"),
-            {"Authorization": "Bearer " + t8(h, ["subscribe"], sub="urn:se:1")})
-    evs = [e for e in w.events(3, 2.0) if "/se/" in e["data"]]
-    check(len(evs) == 1 and evs[0].get("event") == "mercure", evs)
-    doc = json.loads(evs[0]["data"])
-    want_id = "/.well-known/mercure/subscriptions/urlpattern/%2Fse%2F%3Aid/urn%3Ase%3A1"
-    check(doc["id"] == want_id and doc["type"] == "subscription", doc)
-    check(doc["match_type"] == "urlpattern" and doc["match"] == "/se/:id", doc)
-    check(doc["subscriber"] == "urn:se:1" and doc["active"] is True, doc)
-    check("matchType" not in doc and "@context" not in doc, doc)
+    # Two connections with one token (sub "urn:se:1"): distinct random ids, sub not shown.
+    tok = t8(h, ["subscribe"], sub="urn:se:1")
+    c = Sub(h, q(match_urlpattern="/se/:id"), {"Authorization": "Bearer " + tok})
+    c2 = Sub(h, q(match_urlpattern="/se/:id"), {"Authorization": "Bearer " + tok})
+    evs = [e for e in w.events(4, 2.0) if "/se/" in e["data"]]
+    check(len(evs) == 2 and all(e.get("event") == "mercure" for e in evs), evs)
+    docs = [json.loads(e["data"]) for e in evs]
+    for doc in docs:
+        enc = urllib.parse.quote(doc["subscriber"], safe="")
+        want_id = "/.well-known/mercure/subscriptions/urlpattern/%2Fse%2F%3Aid/" + enc
+        check(doc["id"] == want_id and doc["type"] == "subscription", doc)
+        check(doc["match_type"] == "urlpattern" and doc["match"] == "/se/:id", doc)
+        check(doc["subscriber"].startswith("urn:uuid:") and doc["active"] is True, doc)
+        check("matchType" not in doc and "@context" not in doc, doc)
+    check(docs[0]["subscriber"] != docs[1]["subscriber"], "one id for two connections")
     c.close()
+    c2.close()
     w.close()
 
 
@@ -230,13 +237,16 @@ def t_subscriptions_api(h):
     """The API answers application/json; the cursor is the `last-event-id` attribute of the
     rel="mercure" Link (with type="mercure", content-type="application/json"); collections are
     {id, type: subscriptions, subscriptions}."""
-    c = Sub(h, q(match="/api/x"),
-            {"Authorization": "Bearer " + t8(h, ["subscribe"], sub="urn:api:1")})
+    c = Sub(h, q(match="/api/x"), {"Authorization": "Bearer " + t8(h, ["subscribe"])})
     publish(h, {"topic": "/api/x", "id": "urn:api:last"}, tok=t8(h))
     rt = t8(h, ["subscribe"])
+    st, _, body = request(h, "GET", "/.well-known/mercure/subscriptions/exact/%2Fapi%2Fx",
+                          headers={"Authorization": "Bearer " + rt})
+    check(st == 200, (st, body))
+    one = urllib.parse.quote(json.loads(body)["subscriptions"][0]["subscriber"], safe="")
     for path in ("/.well-known/mercure/subscriptions",
                  "/.well-known/mercure/subscriptions/exact/%2Fapi%2Fx",
-                 "/.well-known/mercure/subscriptions/exact/%2Fapi%2Fx/urn%3Aapi%3A1"):
+                 "/.well-known/mercure/subscriptions/exact/%2Fapi%2Fx/" + one):
         st, hd, body = request(h, "GET", path, headers={"Authorization": "Bearer " + rt})
         check(st == 200 and hd.get("content-type") == "application/json", (path, st, hd))
         link = hd.get("link", "")
@@ -244,7 +254,7 @@ def t_subscriptions_api(h):
         check('type="mercure"' in link and 'content-type="application/json"' in link, link)
         doc = json.loads(body)
         check("lastEventID" not in doc and "@context" not in doc, doc)
-        if path.endswith("urn%3Aapi%3A1"):
+        if path.endswith(one):
             check(doc["type"] == "subscription" and doc["match_type"] == "exact", doc)
         else:
             check(doc["type"] == "subscriptions" and doc["id"] == path, doc)
