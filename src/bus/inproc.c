@@ -113,7 +113,7 @@ static void inproc_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
 }
 
 static const sse_bus_ops inproc_ops = {SSE_BUS_OPS_VERSION, "inproc", inproc_start, inproc_publish,
-                                       inproc_close};
+                                       inproc_close,        NULL,     NULL,         NULL};
 
 static void idle_closed(uv_handle_t *h)
 {

@@ -256,7 +256,7 @@ static void pipe_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
 }
 
 static const sse_bus_ops pipe_ops = {SSE_BUS_OPS_VERSION, "pipe", pipe_start, pipe_publish,
-                                     pipe_close};
+                                     pipe_close,          NULL,   NULL,       NULL};
 
 int sse_bus_pipe_new(sse_bus **out, const sse_bus_pipe_options *o)
 {

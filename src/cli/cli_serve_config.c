@@ -117,6 +117,10 @@ static const struct setting settings[] = {
      "keys KEY:{i}, each on the master owning its slot (MOVED followed)"},
     {"redis-shards", "SSEHUB_REDIS_SHARDS", NULL, T_SIZE, "16", OFF(redis_shards),
      "stream keys over a Redis Cluster (the same on every node)"},
+    {"redis-presence-ttl", "SSEHUB_REDIS_PRESENCE_TTL", NULL, T_MS, "15s",
+     OFF(redis_presence_ttl_ms),
+     "with --subscriptions: how long a node's subscriptions stay listed by the other nodes after "
+     "its last refresh (every third of this), i.e. after it died"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
      "built-in publisher: server time every second on --demo-topic (and an extra myEvent every "

@@ -40,6 +40,7 @@ struct serve_config {
     char *redis_key;     /* the stream key (prefix with several URLs) */
     int redis_cluster;   /* --redis URLs are seeds of a Redis Cluster */
     size_t redis_shards; /* stream keys over the cluster */
+    unsigned redis_presence_ttl_ms; /* presence expiry (subscriptions API across nodes) */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */

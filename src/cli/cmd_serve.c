@@ -391,7 +391,9 @@ static int redis_bus(struct serve *sv, size_t max_message)
     ro.key = c->redis_key;
     ro.cluster = c->redis_cluster;
     ro.n_shards = c->redis_shards;
+    ro.presence_ttl_ms = (unsigned)c->redis_presence_ttl_ms;
     ro.max_len = c->history_count;
+    ro.max_age_ms = c->history_age_ms;
     ro.max_message = max_message;
     ro.log = log_line;
     ro.log_data = sv;

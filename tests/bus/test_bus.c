@@ -438,7 +438,7 @@ static void gate_close(sse_bus *b, sse_bus_close_cb done, void *ud)
 }
 
 static const sse_bus_ops gate_ops = {SSE_BUS_OPS_VERSION, "gate", gate_start, gate_publish,
-                                     gate_close};
+                                     gate_close,          NULL,   NULL,       NULL};
 
 static void gate_release(void *arg)
 {
