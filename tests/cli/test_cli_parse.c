@@ -7,6 +7,7 @@
 #include "harness/check.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +209,59 @@ static int test_exit_codes(void)
     RUN(&r, "", "-");
     CHECK_EQ_INT(r.status, 0);
     CHECK_EQ_UINT(r.out_len, 0);
+    return 0;
+}
+
+/*
+ * A live stream on a pipe: each event's line comes out as soon as its bytes have been read, while
+ * the input is still open (ssehub parse reads with read(2) and writes after every read).
+ */
+static int test_live_pipe(void)
+{
+    const char *exe = getenv("SSEHUB");
+    CHECK(exe != NULL);
+    int in[2], out[2];
+    CHECK_EQ_INT(pipe(in), 0);
+    CHECK_EQ_INT(pipe(out), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execl(exe, exe, "parse", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    static const char *const events[] = {"data: first\n\n", "id: 7\ndata: second\n\n"};
+    static const char *const lines[] = {
+        "{\"type\":\"message\",\"data\":\"first\",\"id\":\"\"}\n",
+        "{\"type\":\"message\",\"data\":\"second\",\"id\":\"7\"}\n"};
+    int ok = 1;
+    for (int e = 0; e < 2 && ok; e++) {
+        size_t n = strlen(events[e]), want = strlen(lines[e]), got = 0;
+        char buf[256];
+        ok = write(in[1], events[e], n) == (ssize_t)n;
+        struct pollfd pfd = {out[0], POLLIN, 0};
+        while (ok && got < want) { /* the input stays open: the line must come anyway */
+            ok = poll(&pfd, 1, 5000) == 1;
+            ssize_t k = ok ? read(out[0], buf + got, sizeof(buf) - got) : -1;
+            ok = ok && k > 0;
+            got += ok ? (size_t)k : 0;
+        }
+        if (!ok || got != want || memcmp(buf, lines[e], want) != 0) {
+            fprintf(stderr, "  event %d: got %.*s\n", e, (int)got, buf);
+            ok = 0;
+        }
+    }
+    close(in[1]);
+    close(out[0]);
+    int st;
+    CHECK_EQ_INT(waitpid(pid, &st, 0), pid);
+    CHECK(ok);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     return 0;
 }
 
@@ -473,4 +527,5 @@ static int test_json_writer_matches_reference(void)
 CHECK_MAIN(CHECK_TEST(test_golden_basic), CHECK_TEST(test_golden_bom_crlf_utf8),
            CHECK_TEST(test_escaping_every_control_char), CHECK_TEST(test_file_argument_and_dash),
            CHECK_TEST(test_exit_codes), CHECK_TEST(test_big_input), CHECK_TEST(test_json_writer),
-           CHECK_TEST(test_json_escape_edges), CHECK_TEST(test_json_writer_matches_reference))
+           CHECK_TEST(test_json_escape_edges), CHECK_TEST(test_json_writer_matches_reference),
+           CHECK_TEST(test_live_pipe))
