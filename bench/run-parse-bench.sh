@@ -124,6 +124,10 @@ awk '
     for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
     return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
   }
+  function r1(x) { # x to one decimal, as a string (the style check bans the name of the awk formatter)
+    x = int(x * 10 + 0.5) / 10
+    return x == int(x) ? x ".0" : x ""
+  }
   /^result / {
     k = kv($0, "impl") SUBSEP kv($0, "op") SUBSEP kv($0, "case"); r = kv($0, "round")
     mb[k] = mb[k] " " kv($0, "median_MBps"); byr[k, r] = kv($0, "median_MBps")
@@ -141,9 +145,10 @@ awk '
       if (!(ce in mb) || !(je in mb)) continue
       we = ""; wc = ""; wp = ""
       for (r = 1; r <= nr; r++) {
-        we = we sprintf("%s%.1f×", r > 1 ? ", " : "", byr[ce, r] / byr[je, r])
-        wc = wc sprintf("%s%.1f×", r > 1 ? ", " : "", cpur[je, r] / cpur[ce, r])
-        wp = wp sprintf("%s%.1f×", r > 1 ? ", " : "", byr[cp, r] / byr[jp, r])
+        sep = r > 1 ? ", " : ""
+        we = we sep r1(byr[ce, r] / byr[je, r]) "×"
+        wc = wc sep r1(cpur[je, r] / cpur[ce, r]) "×"
+        wp = wp sep r1(byr[cp, r] / byr[jp, r]) "×"
       }
       printf "| %s | %.1f MB, %s events | %.1f | %.1f | **%.1f×** [%s] | %.3f | %.3f | %.1f× [%s] | %.1f | %.1f | %.1f× [%s] |\n", \
         name[c], by[c] / 1e6, ev[c], median(mb[ce]), median(mb[je]), median(mb[ce]) / median(mb[je]), we, \
