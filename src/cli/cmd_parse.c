@@ -9,10 +9,12 @@
 #include "cli_json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sse/format.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char sse_cli_parse_summary[] = "parse a text/event-stream (file or stdin) into JSON lines";
 
@@ -47,15 +49,18 @@ static void parse_usage(FILE *out)
     cli_help_print(out, &parse_help);
 }
 
+/* Output of a run: JSON lines collect here and reach stdout in writes of about 1 MiB. */
+static char out_buf[1 << 20];
+
 static int parse_on_event(void *ud, const sse_parsed_event *ev)
 {
-    sse_cli_json_event(ud, ev);
+    sse_cli_jout_event(ud, ev);
     return 0;
 }
 
 static int parse_on_retry(void *ud, uint64_t ms)
 {
-    sse_cli_json_retry(ud, ms);
+    sse_cli_jout_retry(ud, ms);
     return 0;
 }
 
@@ -111,63 +116,72 @@ int sse_cli_parse(int argc, char **argv)
         path = a;
     }
 
-    FILE *in = stdin;
+    int in = STDIN_FILENO;
     const char *name = "<stdin>";
     if (path && strcmp(path, "-") != 0) {
-        in = fopen(path, "rb");
-        if (!in) {
+        in = open(path, O_RDONLY | O_CLOEXEC);
+        if (in < 0) {
             fprintf(stderr, "ssehub parse: %s: %s\n", path, strerror(errno));
             return 1;
         }
         name = path;
     }
 
+    sse_cli_jout out;
+    sse_cli_jout_init(&out, stdout, out_buf, sizeof(out_buf));
     sse_parser_callbacks cb = {parse_on_event, parse_on_retry, NULL};
     sse_parser *p;
     int status = 0;
-    int rc = sse_parser_new(&p, &opts, &cb, stdout);
+    int rc = sse_parser_new(&p, &opts, &cb, &out);
     if (rc) {
         fprintf(stderr, "ssehub parse: %s\n", sse_strerror(rc));
         status = 1;
         goto out_close;
     }
-    static char chunk[64 * 1024];
+    /*
+     * read(2), not fread: a pipe's bytes are parsed as soon as they arrive, and the output of
+     * each read is written before the next read blocks, so `ssehub parse` works on a live
+     * stream; on a file each read is a full chunk, so writes stay large.
+     */
+    static char chunk[256 * 1024];
     unsigned long long offset = 0;
     for (;;) {
-        size_t n = fread(chunk, 1, sizeof(chunk), in);
-        if (n) {
-            rc = sse_parser_feed(p, chunk, n);
-            if (rc == SSE_ELIMIT) {
-                fprintf(stderr,
-                        "ssehub parse: %s: limit exceeded before byte %llu: a line longer than "
-                        "%zu bytes (--max-line) or an event larger than %zu bytes "
-                        "(--max-event)\n",
-                        name, offset + n, opts.max_line ? opts.max_line : (size_t)1 << 20,
-                        opts.max_event ? opts.max_event : (size_t)16 << 20);
-                status = 1;
-                break;
-            }
-            if (rc) {
-                fprintf(stderr, "ssehub parse: %s: %s\n", name, sse_strerror(rc));
-                status = 1;
-                break;
-            }
-            offset += n;
+        ssize_t n = read(in, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "ssehub parse: %s: read error: %s\n", name, strerror(errno));
+            status = 1;
+            break;
         }
-        if (n < sizeof(chunk)) {
-            if (ferror(in)) {
-                fprintf(stderr, "ssehub parse: %s: read error: %s\n", name, strerror(errno));
-                status = 1;
-            }
-            if (feof(in) || ferror(in))
-                break;
+        if (n == 0)
+            break;
+        rc = sse_parser_feed(p, chunk, (size_t)n);
+        if (rc == SSE_ELIMIT) {
+            fprintf(stderr,
+                    "ssehub parse: %s: limit exceeded before byte %llu: a line longer than "
+                    "%zu bytes (--max-line) or an event larger than %zu bytes "
+                    "(--max-event)\n",
+                    name, offset + (size_t)n, opts.max_line ? opts.max_line : (size_t)1 << 20,
+                    opts.max_event ? opts.max_event : (size_t)16 << 20);
+            status = 1;
+            break;
         }
+        if (rc) {
+            fprintf(stderr, "ssehub parse: %s: %s\n", name, sse_strerror(rc));
+            status = 1;
+            break;
+        }
+        offset += (size_t)n;
+        if (sse_cli_jout_flush(&out) != 0 || fflush(stdout) != 0)
+            break; /* reported below */
     }
     sse_parser_end(p);
     sse_parser_free(p);
+    sse_cli_jout_flush(&out);
 out_close:
-    if (in != stdin)
-        fclose(in);
+    if (in != STDIN_FILENO)
+        close(in);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "ssehub parse: write error: %s\n", strerror(errno));
         status = 1;

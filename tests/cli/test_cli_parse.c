@@ -7,6 +7,8 @@
 #include "harness/check.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,59 @@ static int test_exit_codes(void)
     return 0;
 }
 
+/*
+ * A live stream on a pipe: each event's line comes out as soon as its bytes have been read, while
+ * the input is still open (ssehub parse reads with read(2) and writes after every read).
+ */
+static int test_live_pipe(void)
+{
+    const char *exe = getenv("SSEHUB");
+    CHECK(exe != NULL);
+    int in[2], out[2];
+    CHECK_EQ_INT(pipe(in), 0);
+    CHECK_EQ_INT(pipe(out), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execl(exe, exe, "parse", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    static const char *const events[] = {"data: first\n\n", "id: 7\ndata: second\n\n"};
+    static const char *const lines[] = {
+        "{\"type\":\"message\",\"data\":\"first\",\"id\":\"\"}\n",
+        "{\"type\":\"message\",\"data\":\"second\",\"id\":\"7\"}\n"};
+    int ok = 1;
+    for (int e = 0; e < 2 && ok; e++) {
+        size_t n = strlen(events[e]), want = strlen(lines[e]), got = 0;
+        char buf[256];
+        ok = write(in[1], events[e], n) == (ssize_t)n;
+        struct pollfd pfd = {out[0], POLLIN, 0};
+        while (ok && got < want) { /* the input stays open: the line must come anyway */
+            ok = poll(&pfd, 1, 5000) == 1;
+            ssize_t k = ok ? read(out[0], buf + got, sizeof(buf) - got) : -1;
+            ok = ok && k > 0;
+            got += ok ? (size_t)k : 0;
+        }
+        if (!ok || got != want || memcmp(buf, lines[e], want) != 0) {
+            fprintf(stderr, "  event %d: got %.*s\n", e, (int)got, buf);
+            ok = 0;
+        }
+    }
+    close(in[1]);
+    close(out[0]);
+    int st;
+    CHECK_EQ_INT(waitpid(pid, &st, 0), pid);
+    CHECK(ok);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return 0;
+}
+
 static int test_big_input(void)
 {
     /* many events across many 64 KiB reads, ids changing: count the lines */
@@ -258,6 +313,219 @@ static int test_json_writer(void)
     return 0;
 }
 
+/* Write with the FILE * form into memory; returns the malloc'd output (caller frees). */
+static char *json_string_of(const char *s, size_t n, size_t *out_len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, out_len);
+    if (!f)
+        return NULL;
+    sse_cli_json_string(f, s, n);
+    fclose(f);
+    return buf;
+}
+
+/*
+ * Escaping at the edges of the writer's eight-byte words and of UTF-8: each input is placed after
+ * 0..17 bytes of plain ASCII, so every special byte is tried at every position in a word (and a
+ * multi-byte sequence across two words); the expected output is the same prefix, then want.
+ */
+static int test_json_escape_edges(void)
+{
+    static const struct {
+        const char *in;
+        size_t in_len;
+        const char *want;
+    } cases[] = {
+#define C(in, want) {in, sizeof(in) - 1, want}
+        C("", ""),
+        C("\"", "\\\""),
+        C("\\", "\\\\"),
+        C("/", "/"),
+        C("\x7f", "\\u007f"),
+        C("\x1f\x20", "\\u001f "),
+        C("\0", "\\u0000"),
+        C("\n\r\t\b\f", "\\u000a\\u000d\\u0009\\u0008\\u000c"),
+        C("\x7e\x80", "~\\ufffd"),                                 /* lone continuation byte */
+        C("\xc2\x80\xc2\x9f", "\xc2\x80\xc2\x9f"),                 /* C1 controls: raw UTF-8 */
+        C("\xe2\x80\xa8\xe2\x80\xa9", "\xe2\x80\xa8\xe2\x80\xa9"), /* U+2028/9 raw */
+        C("\xef\xbf\xbf\xf4\x8f\xbf\xbf", "\xef\xbf\xbf\xf4\x8f\xbf\xbf"), /* U+FFFF, U+10FFFF */
+        C("\xc0\x80", "\\ufffd\\ufffd"),                                   /* overlong NUL */
+        C("\xe0\x9f\xbf", "\\ufffd\\ufffd\\ufffd"),                        /* overlong 3-byte */
+        C("\xf0\x8f\xbf\xbf", "\\ufffd\\ufffd\\ufffd\\ufffd"),             /* overlong 4-byte */
+        C("\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd"),                        /* surrogate U+D800 */
+        C("\xed\x9f\xbf", "\xed\x9f\xbf"),                                 /* U+D7FF */
+        C("\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd"),             /* above U+10FFFF */
+        C("\xf5\xf8\xfe\xff", "\\ufffd\\ufffd\\ufffd\\ufffd"),             /* never lead bytes */
+        C("\xe2\x82", "\\ufffd\\ufffd"),       /* truncated at the end */
+        C("\xe2\x82\"", "\\ufffd\\ufffd\\\""), /* truncated, then a special */
+        C("\xf0\x9f\x98\x80\x01", "\xf0\x9f\x98\x80\\u0001"),
+        C("abcdefg\"hijklmn\\", "abcdefg\\\"hijklmn\\\\"),
+        C("0123456789abcdef\x7f", "0123456789abcdef\\u007f"),
+#undef C
+    };
+    static const char pad[] = "PPPPPPPPPPPPPPPPP"; /* 17 */
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (size_t k = 0; k < sizeof(pad); k++) {
+            char in[64], want[128];
+            memcpy(in, pad, k);
+            memcpy(in + k, cases[c].in, cases[c].in_len);
+            int w = snprintf(want, sizeof(want), "\"%.*s%s\"", (int)k, pad, cases[c].want);
+            size_t got_len = 0;
+            char *got = json_string_of(in, k + cases[c].in_len, &got_len);
+            CHECK(got != NULL);
+            int ok = got_len == (size_t)w && memcmp(got, want, got_len) == 0;
+            if (!ok)
+                fprintf(stderr, "  case %zu after %zu bytes: got %.*s want %s\n", c, k,
+                        (int)got_len, got, want);
+            free(got);
+            CHECK(ok);
+        }
+    }
+    return 0;
+}
+
+/*
+ * The reference the writer must match byte for byte: the obvious byte-at-a-time escaper (the
+ * writer before it was made fast), with UTF-8 checked by decoding each sequence to a code point
+ * (a different method from the library's byte ranges, so the two check each other).
+ */
+static size_t ref_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], need, cp;
+    if (c >= 0xC0 && c < 0xE0)
+        need = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c < 0xF0)
+        need = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c < 0xF8)
+        need = 3, cp = c & 0x07;
+    else
+        return 0;
+    if (n < need + 1)
+        return 0;
+    for (unsigned j = 1; j <= need; j++) {
+        if ((s[j] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[j] & 0x3F);
+    }
+    static const unsigned min_cp[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return need + 1;
+}
+
+static size_t ref_json_string(char *out, const unsigned char *s, size_t n)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t k;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+            i++;
+        } else if (c < 0x20 || c == 0x7F) {
+            o += (size_t)snprintf(out + o, 7, "\\u%04x", c);
+            i++;
+        } else if (c < 0x80) {
+            out[o++] = (char)c;
+            i++;
+        } else if ((k = ref_seq_len(s + i, n - i)) != 0) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(out + o, "\\ufffd", 6);
+            o += 6;
+            i++;
+        }
+    }
+    out[o++] = '"';
+    return o;
+}
+
+/* A random string that is mostly plain text, with specials, valid and broken UTF-8 mixed in. */
+static size_t random_text(unsigned char *s, size_t n, uint64_t *seed)
+{
+    static const char *const pieces[] = {"\"",
+                                         "\\",
+                                         "\n",
+                                         "\x7f",
+                                         "\x01",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xe2\x80\xa8",
+                                         "\xff",
+                                         "\xc0\xaf",
+                                         "\xed\xa0\x80",
+                                         "\xf4\x90\x80\x80",
+                                         "\xe2\x82",
+                                         "\x80",
+                                         "\xf0\x9f\x98"};
+    size_t i = 0;
+    while (i < n) {
+        *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned r = (unsigned)(*seed >> 33);
+        if (r % 8 != 0) { /* a run of plain text */
+            size_t run = r / 8 % 40;
+            for (size_t j = 0; j < run && i < n; j++)
+                s[i++] = (unsigned char)('a' + (r + j) % 26);
+        } else {
+            const char *p = pieces[r / 8 % (sizeof(pieces) / sizeof(pieces[0]))];
+            for (; *p && i < n; p++)
+                s[i++] = (unsigned char)*p;
+        }
+    }
+    return i;
+}
+
+/*
+ * The fast writer equals the reference on random strings, through the FILE * form (a 4 KiB
+ * buffer) and through an sse_cli_jout with the smallest buffer (flushes inside strings).
+ */
+static int test_json_writer_matches_reference(void)
+{
+    enum { MAXN = 20000 };
+    static unsigned char in[MAXN];
+    static char want[6 * MAXN + 2], small_buf[SSE_CLI_JOUT_MIN];
+    uint64_t seed = 20261206;
+    for (int round = 0; round < 3000; round++) {
+        size_t n = round < 2900 ? (size_t)round % 300 : MAXN - (size_t)round % 97;
+        n = random_text(in, n, &seed);
+        size_t want_len = ref_json_string(want, in, n);
+        size_t got_len = 0;
+        char *got = json_string_of((const char *)in, n, &got_len);
+        CHECK(got != NULL);
+        int ok = got_len == want_len && memcmp(got, want, got_len) == 0;
+        free(got);
+        if (!ok)
+            fprintf(stderr, "  round %d (%zu bytes): FILE * form differs from the reference\n",
+                    round, n);
+        CHECK(ok);
+
+        char *mem = NULL;
+        size_t mem_len = 0;
+        FILE *f = open_memstream(&mem, &mem_len);
+        CHECK(f != NULL);
+        sse_cli_jout o;
+        sse_cli_jout_init(&o, f, small_buf, sizeof(small_buf));
+        sse_cli_jout_string(&o, (const char *)in, n);
+        CHECK_EQ_INT(sse_cli_jout_flush(&o), 0);
+        fclose(f);
+        ok = mem_len == want_len && memcmp(mem, want, mem_len) == 0;
+        free(mem);
+        if (!ok)
+            fprintf(stderr, "  round %d (%zu bytes): small jout differs from the reference\n",
+                    round, n);
+        CHECK(ok);
+    }
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_golden_basic), CHECK_TEST(test_golden_bom_crlf_utf8),
            CHECK_TEST(test_escaping_every_control_char), CHECK_TEST(test_file_argument_and_dash),
-           CHECK_TEST(test_exit_codes), CHECK_TEST(test_big_input), CHECK_TEST(test_json_writer))
+           CHECK_TEST(test_exit_codes), CHECK_TEST(test_big_input), CHECK_TEST(test_json_writer),
+           CHECK_TEST(test_json_escape_edges), CHECK_TEST(test_json_writer_matches_reference),
+           CHECK_TEST(test_live_pipe))

@@ -309,6 +309,175 @@ static int test_utf8_valid_prefix(void)
     return 0;
 }
 
+/*
+ * A reference for sse_utf8_valid_prefix written differently from it: each sequence is decoded to
+ * a code point, which is then checked against RFC 3629 (shortest form, no surrogates,
+ * <= U+10FFFF). Returns the length of the longest prefix of whole valid sequences.
+ */
+static size_t ref_utf8_valid_prefix(const unsigned char *s, size_t n)
+{
+    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], need;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            need = 1, cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            need = 2, cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            need = 3, cp = c & 0x07;
+        } else {
+            return i;
+        }
+        if (n - i <= need)
+            return i;
+        for (unsigned j = 1; j <= need; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return i;
+            cp = cp << 6 | (s[i + j] & 0x3Fu);
+        }
+        if (cp < min_cp[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += need + 1;
+    }
+    return n;
+}
+
+/*
+ * The validator on a table of sequences (valid and invalid, with what is valid of each), each
+ * placed after 0..40 ASCII bytes and followed by ASCII, so that every sequence starts at every
+ * position of the 16- and 8-byte ASCII strides and of the word that finds the first high byte.
+ */
+static int test_utf8_table(void)
+{
+    static const struct {
+        const char *seq;
+        size_t len;
+        size_t valid; /* length of its valid prefix */
+    } table[] = {
+#define V(lit) {lit, sizeof(lit) - 1, sizeof(lit) - 1}
+#define X(lit, v)                                                                                  \
+    {                                                                                              \
+        lit, sizeof(lit) - 1, v                                                                    \
+    }
+        V("\x7f"),
+        V("\xc2\x80"),         /* U+0080, smallest two-byte */
+        V("\xdf\xbf"),         /* U+07FF */
+        V("\xe0\xa0\x80"),     /* U+0800, smallest three-byte */
+        V("\xed\x9f\xbf"),     /* U+D7FF, just below the surrogates */
+        V("\xee\x80\x80"),     /* U+E000, just above */
+        V("\xef\xbf\xbf"),     /* U+FFFF */
+        V("\xef\xbb\xbf"),     /* U+FEFF (BOM) is valid */
+        V("\xf0\x90\x80\x80"), /* U+10000, smallest four-byte */
+        V("\xf4\x8f\xbf\xbf"), /* U+10FFFF, the last */
+        V("\xf3\xbf\xbf\xbf"),
+        V("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), /* mixed run without ASCII between */
+        X("\x80", 0),                              /* continuation byte without lead */
+        X("\xbf", 0),
+        X("\xc0\x80", 0), /* overlong NUL */
+        X("\xc1\xbf", 0), /* overlong U+007F */
+        X("\xe0\x80\x80", 0),
+        X("\xe0\x9f\xbf", 0), /* overlong U+07FF */
+        X("\xf0\x80\x80\x80", 0),
+        X("\xf0\x8f\xbf\xbf", 0),         /* overlong U+FFFF */
+        X("\xed\xa0\x80", 0),             /* U+D800 */
+        X("\xed\xbf\xbf", 0),             /* U+DFFF */
+        X("\xed\xa0\x80\xed\xb0\x80", 0), /* a surrogate pair in CESU-8 */
+        X("\xf4\x90\x80\x80", 0),         /* U+110000 */
+        X("\xf5\x80\x80\x80", 0),
+        X("\xf8\x88\x80\x80\x80", 0), /* five-byte form */
+        X("\xfc\x84\x80\x80\x80\x80", 0),
+        X("\xfe", 0),
+        X("\xff", 0),
+        X("\xc2", 0), /* truncated by ASCII */
+        X("\xe2\x82", 0),
+        X("\xf0\x9f\x98", 0),
+        X("\xc2\xc2\x80", 0), /* lead followed by a lead */
+        X("\xe2\x82\xc2\x80", 0),
+        X("\xc3\xa9\x80", 2), /* valid, then a stray continuation */
+        X("\xe2\x82\xac\xe2\x82", 3),
+        X("\xf0\x9f\x98\x80\xed\xa0\x80", 4),
+        X("\xdf\xbf\xc0\xaf", 2),
+#undef V
+#undef X
+    };
+    static const char ascii[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEF"; /* 42 */
+    for (size_t t = 0; t < sizeof(table) / sizeof(table[0]); t++) {
+        for (size_t pre = 0; pre <= 40; pre++) {
+            for (size_t post = 0; post <= 17; post += 17) {
+                char in[128];
+                memcpy(in, ascii, pre);
+                memcpy(in + pre, table[t].seq, table[t].len);
+                memcpy(in + pre + table[t].len, ascii, post);
+                size_t n = pre + table[t].len + post;
+                size_t want = table[t].valid == table[t].len ? n : pre + table[t].valid;
+                size_t got = sse_utf8_valid_prefix(in, n);
+                if (got != want || ref_utf8_valid_prefix((const unsigned char *)in, n) != want)
+                    fprintf(stderr, "  table row %zu after %zu + before %zu ASCII bytes\n", t, pre,
+                            post);
+                CHECK_EQ_UINT(got, want);
+                CHECK_EQ_UINT(ref_utf8_valid_prefix((const unsigned char *)in, n), want);
+                /* cut short anywhere: a valid part never reaches into the cut sequence */
+                size_t cut = pre + table[t].len - 1;
+                CHECK_EQ_UINT(sse_utf8_valid_prefix(in, cut),
+                              ref_utf8_valid_prefix((const unsigned char *)in, cut));
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * The validator against the reference on every string of one, two and three bytes (2^24 + ...),
+ * and on four-byte strings with every lead and second byte and the boundary values of the others;
+ * each also after 13 ASCII bytes (so it is checked past the word strides too).
+ */
+static int test_utf8_exhaustive(void)
+{
+    unsigned char in[32];
+    memset(in, 'a', 13);
+    unsigned long mismatches = 0;
+    for (int pre = 0; pre <= 13; pre += 13) {
+        for (uint32_t v = 0; v < (1u << 24); v++) {
+            unsigned char *s = in + pre;
+            s[0] = (unsigned char)(v >> 16);
+            s[1] = (unsigned char)(v >> 8);
+            s[2] = (unsigned char)v;
+            for (size_t len = 1; len <= 3; len++) {
+                if (len < 3 && (v & ((1u << (8 * (3 - len))) - 1)) != 0)
+                    continue; /* shorter strings: once each, not 2^16 times */
+                size_t n = (size_t)pre + len;
+                if (sse_utf8_valid_prefix((const char *)in, n) != ref_utf8_valid_prefix(in, n) &&
+                    mismatches++ < 5)
+                    fprintf(stderr, "  mismatch on %02x %02x %02x (len %zu, after %d)\n", s[0],
+                            s[1], s[2], len, pre);
+            }
+        }
+        static const unsigned char edges[] = {0x00, 0x7f, 0x80, 0x8f, 0x90,
+                                              0x9f, 0xa0, 0xbf, 0xc0, 0xff};
+        for (unsigned lead = 0x80; lead <= 0xff; lead++)
+            for (unsigned b1 = 0; b1 <= 0xff; b1++)
+                for (size_t e2 = 0; e2 < sizeof(edges); e2++)
+                    for (size_t e3 = 0; e3 < sizeof(edges); e3++) {
+                        unsigned char *s = in + pre;
+                        s[0] = (unsigned char)lead, s[1] = (unsigned char)b1;
+                        s[2] = edges[e2], s[3] = edges[e3];
+                        size_t n = (size_t)pre + 4;
+                        if (sse_utf8_valid_prefix((const char *)in, n) !=
+                                ref_utf8_valid_prefix(in, n) &&
+                            mismatches++ < 5)
+                            fprintf(stderr, "  mismatch on %02x %02x %02x %02x\n", s[0], s[1], s[2],
+                                    s[3]);
+                    }
+    }
+    CHECK_EQ_UINT(mismatches, 0);
+    return 0;
+}
+
 static int test_parse_utf8(void)
 {
     int failures = 0;
@@ -995,6 +1164,7 @@ CHECK_MAIN(CHECK_TEST(test_parse_fields), CHECK_TEST(test_parse_event_type),
            CHECK_TEST(test_parse_line_ends), CHECK_TEST(test_parse_comments),
            CHECK_TEST(test_parse_end_of_stream), CHECK_TEST(test_parse_bom),
            CHECK_TEST(test_parse_utf8), CHECK_TEST(test_utf8_valid_prefix),
+           CHECK_TEST(test_utf8_table), CHECK_TEST(test_utf8_exhaustive),
            CHECK_TEST(test_parse_limits), CHECK_TEST(test_parser_limit_sticky_and_reset),
            CHECK_TEST(test_parser_last_event_id), CHECK_TEST(test_parser_cancel),
            CHECK_TEST(test_parser_args), CHECK_TEST(test_encode_event),
