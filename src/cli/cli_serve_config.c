@@ -117,6 +117,16 @@ static const struct setting settings[] = {
      "keys KEY:{i}, each on the master owning its slot (MOVED followed)"},
     {"redis-shards", "SSEHUB_REDIS_SHARDS", NULL, T_SIZE, "16", OFF(redis_shards),
      "stream keys over a Redis Cluster (the same on every node)"},
+    {"tls-listen", "SSEHUB_TLS_LISTEN", NULL, T_STR, NULL, OFF(tls_listen),
+     "address of an HTTPS listener beside --listen: HOST:PORT (needs --tls-cert, --tls-key)"},
+    {"tls-cert", "SSEHUB_TLS_CERT", NULL, T_STR, NULL, OFF(tls_cert),
+     "PEM file: the certificate, then its chain; re-read on SIGHUP"},
+    {"tls-key", "SSEHUB_TLS_KEY", NULL, T_STR, NULL, OFF(tls_key),
+     "PEM file: the certificate's private key; re-read on SIGHUP"},
+    {"tls-handshake-timeout", "SSEHUB_TLS_HANDSHAKE_TIMEOUT", NULL, T_MS, "10s",
+     OFF(tls_handshake_ms), "close a TLS connection whose handshake takes longer"},
+    {"tls-keep-buffers", "SSEHUB_TLS_KEEP_BUFFERS", NULL, T_BOOL, "false", OFF(tls_keep_buffers),
+     "keep OpenSSL's record buffers on idle TLS connections (more memory, fewer allocations)"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
      "built-in publisher: server time every second on --demo-topic (and an extra myEvent every "
@@ -362,6 +372,36 @@ void serve_config_free(struct serve_config *c)
         }
 }
 
+void serve_config_diff(const struct serve_config *a, const struct serve_config *b,
+                       void (*fn)(const char *name, void *ud), void *ud)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *st = &settings[i];
+        if (st->off == (size_t)-1)
+            continue;
+        const char *pa = (const char *)a + st->off, *pb = (const char *)b + st->off;
+        int differ;
+        switch (st->type) {
+        case T_STR: {
+            const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+            differ = (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+            break;
+        }
+        case T_BOOL:
+            differ = *(const int *)pa != *(const int *)pb;
+            break;
+        case T_SIZE:
+            differ = *(const size_t *)pa != *(const size_t *)pb;
+            break;
+        default:
+            differ = *(const unsigned *)pa != *(const unsigned *)pb;
+            break;
+        }
+        if (differ)
+            fn(st->name, ud);
+    }
+}
+
 int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env, FILE *out,
                       char *err, size_t errlen)
 {
@@ -455,6 +495,18 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
         return 2;
     }
     free(h);
+    if (c->tls_listen || c->tls_cert || c->tls_key) {
+        if (!c->tls_listen || !c->tls_cert || !c->tls_key) {
+            snprintf(err, errlen, "TLS needs all of --tls-listen, --tls-cert and --tls-key");
+            return 2;
+        }
+        if (serve_parse_listen(c->tls_listen, &h, &port)) {
+            snprintf(err, errlen, "--tls-listen: expected HOST:PORT or [IPv6]:PORT, got '%s'",
+                     c->tls_listen);
+            return 2;
+        }
+        free(h);
+    }
     if (c->demo)
         c->dev = 1;
     if (c->dev && !c->anonymous_set)

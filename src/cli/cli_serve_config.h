@@ -40,6 +40,11 @@ struct serve_config {
     char *redis_key;     /* the stream key (prefix with several URLs) */
     int redis_cluster;   /* --redis URLs are seeds of a Redis Cluster */
     size_t redis_shards; /* stream keys over the cluster */
+    /* TLS (an HTTPS listener beside the plain one; docs/OPERATIONS.md, "TLS") */
+    char *tls_listen;          /* HOST:PORT of the TLS listener, NULL = none */
+    char *tls_cert, *tls_key;  /* PEM chain and key files (re-read on SIGHUP) */
+    unsigned tls_handshake_ms; /* handshake timeout */
+    int tls_keep_buffers;      /* keep OpenSSL's record buffers on idle connections */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */
@@ -55,6 +60,13 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
 /* Print every setting: flag, environment variable, default, description. */
 void serve_config_help(FILE *out);
 void serve_config_free(struct serve_config *c);
+
+/*
+ * For a reload (SIGHUP): call fn(name, ud) for each setting whose value differs between a and
+ * b (by value; names only, so no secret reaches a log).
+ */
+void serve_config_diff(const struct serve_config *a, const struct serve_config *b,
+                       void (*fn)(const char *name, void *ud), void *ud);
 
 /* Parse "1k", "16M", "2G" (binary units) or a plain number. 0 ok, -1 bad. */
 int serve_parse_size(const char *s, size_t *out);

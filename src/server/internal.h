@@ -19,6 +19,7 @@
  *   stream.c         the write path: frame queues, the per-turn flush, the stream API, closing
  *   h1.c             HTTP/1.1 response heads: the one place they are serialised
  *   transport_tcp.c  the TCP transport (transport.h: the interface)
+ *   transport_tls.c  the TLS transport (OpenSSL) and sse_server_listen_tls
  *   static.c         the static-file handler
  */
 #ifndef SSE__SERVER_INTERNAL_H
@@ -232,7 +233,10 @@ struct sse_server {
         void *ctx;      /* borrowed; NULL for TCP */
     } tps[SSE__TP_MAX]; /* the transports of the listeners; [0] is TCP */
     unsigned ntps;      /* entries used */
-    char date[40];      /* cached Date header value */
+    /* TLS (transport_tls.c): the certificate and the scratch buffers of every TLS listener */
+    struct sse__tls *tls; /* NULL until sse_server_listen_tls */
+    int alpn_h2;          /* set by the HTTP/2 layer: offer "h2" in ALPN (TLS); 0 = HTTP/1.1 */
+    char date[40];        /* cached Date header value */
     int64_t date_sec;
 };
 
@@ -246,6 +250,12 @@ static inline const struct sse__transport *sse__conn_tp(const struct sse__conn *
 static inline void *sse__conn_tp_ctx(const struct sse__conn *c)
 {
     return c->srv->tps[c->tp].ctx;
+}
+
+/* The protocol c's transport agreed on in its handshake (ALPN), or NULL (TCP, none). */
+static inline const char *sse__conn_alpn(struct sse__conn *c)
+{
+    return c->srv->tps[c->tp].ops->alpn ? c->srv->tps[c->tp].ops->alpn(c) : NULL;
 }
 
 /* The transport's per-connection state of c. */
@@ -281,6 +291,13 @@ const char *sse__server_date(sse_server *s);
  */
 int sse__server_listen_tp(sse_server *s, const char *host, int port,
                           const struct sse__transport *tp, void *ctx);
+
+/* transport_tls.c */
+struct sse__tls;
+/* Free the server's TLS state (after every connection is gone). */
+void sse__tls_free(struct sse__tls *t);
+/* Milliseconds a TLS handshake may take (the server's sweep enforces it). */
+unsigned sse__tls_handshake_timeout(const sse_server *s);
 
 /* h1.c */
 /*
