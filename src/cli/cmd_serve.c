@@ -355,6 +355,16 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
     printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", real_port);
     printf("hub: http://%s%s%s:%d/.well-known/mercure (protocol %s)\n", v6 ? "[" : "", host,
            v6 ? "]" : "", real_port, c->protocol);
+    if (c->tls_listen && sv->server) { /* TLS: single process only (sse_cli_serve) */
+        char *th = NULL;
+        int tport;
+        if (serve_parse_listen(c->tls_listen, &th, &tport) == 0) {
+            int tv6 = strchr(th, ':') != NULL;
+            printf("listening on https://%s%s%s:%d/ (TLS)\n", tv6 ? "[" : "", th, tv6 ? "]" : "",
+                   sse_server_tls_port(sv->server));
+        }
+        free(th);
+    }
     if (sv->n_workers > 1)
         printf("workers: %d processes on the port, one global update order\n", sv->n_workers);
     if (!strncmp(c->store, "lmdb:", 5))
@@ -610,10 +620,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
                 free(th);
                 goto out_server;
             }
-            int v6 = strchr(th, ':') != NULL;
-            printf("listening on https://%s%s%s:%d/\n", v6 ? "[" : "", th, v6 ? "]" : "",
-                   sse_server_tls_port(sv->server));
-            free(th);
+            free(th); /* the banner names it */
         }
     }
 

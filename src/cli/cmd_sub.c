@@ -44,6 +44,8 @@ static void sub_usage(FILE *out)
             "  --timeout-ms MS         stop after MS milliseconds\n"
             "  --read-timeout-ms MS    a connection silent for MS ms is dead: reconnect\n"
             "  --max-event BYTES       largest accepted event (default 16777216)\n"
+            "  --cacert FILE           https: trust the CA certificates in FILE (PEM)\n"
+            "  -k, --insecure          https: do not verify the certificate (testing only)\n"
             "  -h, --help              this text\n\n"
             "end reasons: closed = the connection failed or was closed for good (e.g. HTTP 204,\n"
             "a wrong status or MIME type, --max-failures, --max-events reached); reconnecting =\n"
@@ -204,6 +206,15 @@ int sse_cli_sub(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--json")) {
             st.json = 1;
+        } else if (!strcmp(a, "--insecure") || !strcmp(a, "-k")) {
+            o.insecure = 1;
+        } else if (!strcmp(a, "--cacert")) {
+            if (!v) {
+                fprintf(stderr, "ssehub sub: %s needs a value\n", a);
+                return 2;
+            }
+            i++;
+            o.ca_file = v;
         } else if (!strcmp(a, "--no-reconnect")) {
             st.max_connections = 1;
         } else if (!strcmp(a, "--event") || !strcmp(a, "-H") || !strcmp(a, "--last-event-id")) {
