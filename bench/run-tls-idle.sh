@@ -4,10 +4,13 @@
 # (the default) and with --tls-keep-buffers, ssehub over plain TCP (the baseline the TLS cost
 # adds to), and nginx + nchan over TLS and plain (the peer, bench/peers/nchan.conf.in).
 # For each: PSS and RSS of the server processes before and after N connections held open by
-# bench/tls_idle_clients.py (handshake, GET, head read), divided by N.
+# bench/tls_idle_clients.py (handshake, GET, head read), divided by N. Then, for ssehub, E
+# events published to all of them: server CPU (utime + stime) per delivery, which shows what
+# releasing OpenSSL's record buffers costs (an allocation per connection per write).
 # Usage: bench/run-tls-idle.sh [N]   (env SSEHUB=path/to/ssehub, default build/src/cli/ssehub)
 set -eu
 N=${1:-5000}
+E=${E:-100} # events of the fan-out step (ssehub only: CPU per delivery, allocation choice)
 here=$(cd "$(dirname "$0")" && pwd)
 SSEHUB=${SSEHUB:-$here/../build/src/cli/ssehub}
 OUT=$(mktemp -d /tmp/ssehub-tls-idle.XXXXXX)
@@ -22,8 +25,32 @@ kb() { # kB of field $1 (Pss / Rss) summed over pids $2 (comma-separated)
     echo $s
 }
 
-measure() { # label pids port path [plain]
-    local label=$1 pids=$2 port=$3 path=$4 mode=${5:-tls}
+cpu_ticks() { # utime + stime of pid $1, in clock ticks
+    awk '{print $14 + $15}' /proc/"$1"/stat
+}
+
+fanout() { # pid: E events of ~100 bytes to the N idle subscribers; server CPU per delivery
+    local pid=$1 plain_port
+    plain_port=$(sed -n 's#^listening on http://127.0.0.1:\([0-9]*\)/.*#\1#p' "$OUT/hub.out")
+    local url="http://127.0.0.1:$plain_port/.well-known/mercure" urls=() i
+    for ((i = 0; i < E; i++)); do urls+=("$url"); done
+    local d0 c0 c1 t0 t1
+    d0=$(curl -s "http://127.0.0.1:$plain_port/metrics" | awk '$1 == "ssehub_events_delivered_total" {print $2}')
+    c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+    curl -s -o /dev/null -d topic=/idle -d "data=$(printf '%0100d' 0)" "${urls[@]}"
+    local want=$((d0 + E * N)) d=0
+    until [ "$d" -ge "$want" ]; do
+        sleep 0.05
+        d=$(curl -s "http://127.0.0.1:$plain_port/metrics" | awk '$1 == "ssehub_events_delivered_total" {print $2}')
+        if [ "$(echo "$(date +%s.%N) - $t0 > 120" | bc)" = 1 ]; then echo "fanout: only $d of $want" >&2; break; fi
+    done
+    c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+    printf '    fan-out: %d events x %d subscribers in %.2f s, server CPU %.2f us per delivery\n' \
+        "$E" "$N" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / ($E * $N)" | bc -l)"
+}
+
+measure() { # label pids port path [plain] [fanout]
+    local label=$1 pids=$2 port=$3 path=$4 mode=${5:-tls} fan=${6:-}
     local p0 r0 p1 r1
     sleep 0.5
     p0=$(kb Pss "$pids"); r0=$(kb Rss "$pids")
@@ -41,6 +68,7 @@ measure() { # label pids port path [plain]
     p1=$(kb Pss "$pids"); r1=$(kb Rss "$pids")
     printf '%-34s %s  PSS/sub %6d B  RSS/sub %6d B\n' "$label" "$(cat "$OUT/cl.out")" \
         $(((p1 - p0) * 1024 / N)) $(((r1 - r0) * 1024 / N))
+    [ -n "$fan" ] && fanout "${pids%%,*}"
     exec 3>&-
     wait $cl || true
 }
@@ -50,7 +78,7 @@ hub() { # label extra-args... : start a hub, measure TLS or plain, stop it
     shift 2
     "$SSEHUB" serve --listen 127.0.0.1:0 --tls-listen 127.0.0.1:0 --tls-cert "$OUT/c.pem" \
         --tls-key "$OUT/k.pem" --anonymous --publisher-jwt-key bench-key-0123456789abcdef \
-        --heartbeat 0 --log-level warn "$@" >"$OUT/hub.out" 2>&1 &
+        --publish-anonymous --heartbeat 0 --log-level warn "$@" >"$OUT/hub.out" 2>&1 &
     local pid=$!
     echo $pid >>"$OUT/pids"
     until grep -q 'https://' "$OUT/hub.out" 2>/dev/null; do sleep 0.1; done
@@ -60,7 +88,7 @@ hub() { # label extra-args... : start a hub, measure TLS or plain, stop it
     else
         port=$(sed -n 's#^listening on https://127.0.0.1:\([0-9]*\)/.*#\1#p' "$OUT/hub.out")
     fi
-    measure "$label" $pid "$port" "/.well-known/mercure?topic=/idle" "$mode"
+    measure "$label" $pid "$port" "/.well-known/mercure?topic=/idle" "$mode" fanout
     kill $pid
     wait $pid 2>/dev/null || true
 }
