@@ -37,7 +37,7 @@ fanout() { # pid: E events of ~100 bytes to the N idle subscribers; server CPU p
     local d0 c0 c1 t0 t1
     d0=$(curl -s "http://127.0.0.1:$plain_port/metrics" | awk '$1 == "ssehub_events_delivered_total" {print $2}')
     c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
-    curl -s -o /dev/null -d topic=/idle -d "data=$(printf '%0100d' 0)" "${urls[@]}"
+    curl -s -d topic=/idle -d "data=$(printf '%0100d' 0)" "${urls[@]}" >/dev/null
     local want=$((d0 + E * N)) d=0
     until [ "$d" -ge "$want" ]; do
         sleep 0.05

@@ -7,7 +7,8 @@ certificate without it); a plain and a TLS listener at once; SIGHUP reloads the 
 under live streams (the streams survive, a new connection sees the new certificate, a bad one
 is refused and the old one kept); the handshake timeout; garbage instead of a ClientHello; a
 slow ClientHello and a slow request after the handshake (slowloris); a peer that vanishes
-mid-stream. Helpers of test_hub.py (python3 stdlib, 127.0.0.1 port 0).
+mid-stream; a pipelined flood that makes the server stop reading and resume from its stash.
+Helpers of test_hub.py (python3 stdlib, 127.0.0.1 port 0).
 Usage: test_tls.py PATH/TO/ssehub [test-name-substring]
 """
 import hashlib
@@ -355,6 +356,55 @@ def t_peer_vanishes_mid_stream():
     h.stop()
 
 
+def t_pipelined_flood_pauses_and_resumes():
+    """Pipelined requests from a client that does not read: the server stops reading (the rest
+    of a TLS read is stashed) and, once the client reads, resumes from the stash: every request
+    is answered once, in order (transport_tls.c read_stop / read_start)."""
+    cert, key = make_cert("pipe")
+    h = TlsHub(cert, key, "--max-body", "1k", "--log-level", "debug")
+    one = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    k = 80000
+    data = one * k
+    s = tls_connect(h)
+    s.setblocking(False)
+    import select
+    sent, answered, tail = 0, 0, b""
+    mark = b"HTTP/1.1 200 "
+    stalled_since = None
+    deadline = time.monotonic() + 60
+    reading = False
+    while answered < k and time.monotonic() < deadline:
+        r, w, _ = select.select([s] if reading else [], [s] if sent < len(data) else [], [], 0.2)
+        if w:
+            try:
+                sent += s.send(data[sent:sent + 16384])
+                stalled_since = None
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                pass
+        elif not reading:  # the server stopped taking bytes: now read
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 1 or sent == len(data):
+                reading = True
+        if reading and (r or s.pending()):
+            try:
+                while True:
+                    c = s.recv(65536)
+                    if not c:
+                        raise AssertionError("closed after %d answers" % answered)
+                    buf = tail + c
+                    answered += buf.count(mark)
+                    tail = buf[-(len(mark) - 1):]
+                    if not s.pending():
+                        break
+            except (ssl.SSLWantReadError, BlockingIOError):
+                pass
+    s.close()
+    th.check(answered == k and sent == len(data), ("answered", answered, "of", k, "sent", sent))
+    h.stop()
+    err = h.p.stderr.read().decode()
+    th.check("reading paused" in err, "the server never paused reading: the case did not run")
+
+
 def main():
     tests = [
         ("curl_subscribes_and_publishes", t_curl_subscribes_and_publishes),
@@ -365,6 +415,7 @@ def main():
         ("garbage_instead_of_client_hello", t_garbage_instead_of_client_hello),
         ("slow_request_after_handshake", t_slow_request_after_handshake),
         ("peer_vanishes_mid_stream", t_peer_vanishes_mid_stream),
+        ("pipelined_flood_pauses_and_resumes", t_pipelined_flood_pauses_and_resumes),
     ]
     try:
         return th.run_cases([(name, fn, ()) for name, fn in tests], ONLY)
