@@ -404,11 +404,11 @@ static int sse__tls_read_start(struct sse__conn *c)
 {
     struct sse__tls_conn *x = sse__tls_c(c);
     x->flags |= SSE__TLS_READING;
-    if (x->flags & SSE__TLS_DELIVERING)
-        return 0; /* called from below us: the feed goes on and restarts the socket */
     int rc = uv_read_start((uv_stream_t *)&x->tcp, sse__tls_alloc_cb, sse__tls_read_cb);
     if (rc && rc != UV_EALREADY)
         return rc;
+    if (x->flags & SSE__TLS_DELIVERING)
+        return 0; /* called from inside sse__tls_feed: it goes on with the rest itself */
     if (x->stash || ((x->flags & SSE__TLS_READY) && SSL_has_pending(x->ssl))) {
         /* bytes read before reading stopped: deliver them now (see transport.h) */
         struct sse__tls_stash *st = x->stash;
