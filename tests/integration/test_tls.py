@@ -263,6 +263,28 @@ def t_sighup_reload_keeps_streams():
     th.check("tls-cert changed" not in err, "same paths: no setting changed")
 
 
+def t_alpn():
+    """ALPN: http/1.1 chosen over h2 (no HTTP/2 layer: srv->alpn_h2 is 0); h2 alone is refused
+    with an alert (RFC 7301); no ALPN at all is HTTP/1.1."""
+    cert, key = make_cert("alpn")
+    h = TlsHub(cert, key)
+    s = tls_connect(h, alpn=("h2", "http/1.1"))
+    th.check(s.selected_alpn_protocol() == "http/1.1", s.selected_alpn_protocol())
+    s.close()
+    s = tls_connect(h, alpn=None)
+    th.check(s.selected_alpn_protocol() is None, s.selected_alpn_protocol())
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    th.check(s.recv(100).startswith(b"HTTP/1.1 200"), "no ALPN: HTTP/1.1")
+    s.close()
+    try:
+        s = tls_connect(h, alpn=("h2",))
+        s.close()
+        raise AssertionError("h2 alone was accepted")
+    except ssl.SSLError as e:
+        th.check("no application protocol" in str(e).lower(), e)
+    h.stop()
+
+
 def t_handshake_timeout():
     cert, key = make_cert("hs")
     h = TlsHub(cert, key, "--tls-handshake-timeout", "300ms")
@@ -416,6 +438,7 @@ def main():
         ("ssehub_sub_and_pub_cacert", t_ssehub_sub_and_pub_cacert),
         ("plain_and_tls_at_once", t_plain_and_tls_at_once),
         ("sighup_reload_keeps_streams", t_sighup_reload_keeps_streams),
+        ("alpn", t_alpn),
         ("handshake_timeout", t_handshake_timeout),
         ("garbage_instead_of_client_hello", t_garbage_instead_of_client_hello),
         ("slow_request_after_handshake", t_slow_request_after_handshake),
