@@ -19,7 +19,8 @@ set(SSE_INSTALL_DEP_TABLE
   PkgConfig::LMDB       lmdb       private
   sse_lmdb_dep          -llmdb     private
   PkgConfig::HIREDIS    hiredis    private
-  PkgConfig::NGHTTP2    libnghttp2 private)
+  PkgConfig::NGHTTP2    libnghttp2 private
+  PkgConfig::SSE_SSL    libssl     private)
 
 set(SSE_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/libsse)
 

@@ -60,12 +60,16 @@ typedef struct sse_client_options {
     long buffer_size;            /* curl receive buffer per stream: 0 = 1024 bytes (curl's minimum;
                                     larger reads faster, costs memory per stream) */
     int no_jitter;               /* 1: backoff delays without random jitter (tests) */
+    const char *ca_file;         /* https: PEM file of the CAs to trust instead of the system's
+                                    (copied by curl); NULL = the system's */
+    int insecure;                /* https: 1 = do not verify the certificate nor the host name
+                                    (testing only) */
 } sse_client_options;
 
 #define SSE_CLIENT_OPTIONS_VERSION 1
 #define SSE_CLIENT_OPTIONS_INIT                                                                    \
     {                                                                                              \
-        SSE_CLIENT_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                       \
+        SSE_CLIENT_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0              \
     }
 
 /**

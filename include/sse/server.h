@@ -102,6 +102,32 @@ SSE_API int sse_split_host_port(const char *addr, char *host, size_t host_size, 
 /** The port of the first listening socket, or -1. */
 SSE_API int sse_server_port(const sse_server *s);
 
+/** TLS listener options (sse_server_listen_tls); zero fields take the defaults shown. */
+typedef struct sse_tls_options {
+    const char *cert_file;         /* PEM: the certificate, then its chain (required) */
+    const char *key_file;          /* PEM: its private key (required) */
+    unsigned handshake_timeout_ms; /* 10 s from accept to a finished handshake, then close */
+    int keep_buffers;              /* 1: keep OpenSSL's record buffers on idle connections
+                                      (~34 KiB each); 0: release them (SSL_MODE_RELEASE_BUFFERS) */
+} sse_tls_options;
+
+/**
+ * Listen for HTTPS on host:port (as sse_server_listen): TLS 1.2 and 1.3, ALPN "http/1.1".
+ * The certificate, key and options of the first call serve every TLS listener of the server
+ * (later calls only add listeners). Returns 0, SSE_EINVAL when the certificate or key cannot
+ * be used (logged with OpenSSL's reason), or as sse_server_listen.
+ */
+SSE_API int sse_server_listen_tls(sse_server *s, const char *host, int port,
+                                  const sse_tls_options *o);
+/**
+ * Replace the certificate and key of the TLS listeners: new handshakes use the new ones,
+ * connections already open keep theirs. A certificate or key that cannot be used is refused
+ * (SSE_EINVAL, logged) and the old one stays. SSE_EINVAL too when there is no TLS listener.
+ */
+SSE_API int sse_server_tls_reload(sse_server *s, const char *cert_file, const char *key_file);
+/** The port of the first TLS listening socket, or -1. */
+SSE_API int sse_server_tls_port(const sse_server *s);
+
 /**
  * Handler of a plain request. It either answers before returning (sse_request_respond or
  * sse_request_open_stream) and returns 0, or returns SSE_DEFERRED and answers later from the

@@ -123,6 +123,16 @@ static const struct setting settings[] = {
      OFF(redis_presence_ttl_ms),
      "with --subscriptions: how long a node's subscriptions stay listed by the other nodes after "
      "its last refresh (every third of this), i.e. after it died"},
+    {"tls-listen", "SSEHUB_TLS_LISTEN", NULL, T_STR, NULL, OFF(tls_listen),
+     "address of an HTTPS listener beside --listen: HOST:PORT (needs --tls-cert, --tls-key)"},
+    {"tls-cert", "SSEHUB_TLS_CERT", NULL, T_STR, NULL, OFF(tls_cert),
+     "PEM file: the certificate, then its chain; re-read on SIGHUP"},
+    {"tls-key", "SSEHUB_TLS_KEY", NULL, T_STR, NULL, OFF(tls_key),
+     "PEM file: the certificate's private key; re-read on SIGHUP"},
+    {"tls-handshake-timeout", "SSEHUB_TLS_HANDSHAKE_TIMEOUT", NULL, T_MS, "10s",
+     OFF(tls_handshake_ms), "close a TLS connection whose handshake takes longer"},
+    {"tls-keep-buffers", "SSEHUB_TLS_KEEP_BUFFERS", NULL, T_BOOL, "false", OFF(tls_keep_buffers),
+     "keep OpenSSL's record buffers on idle TLS connections (more memory, fewer allocations)"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
      "the demo: its pages (built in; --web DIR serves a folder instead) at /, the classic "
@@ -141,6 +151,9 @@ static const struct setting settings[] = {
     {"h2c", "SSEHUB_H2C", NULL, T_BOOL, "false", OFF(h2c),
      "plain listeners also speak HTTP/2 by prior knowledge (a client that starts with the "
      "HTTP/2 preface, e.g. curl --http2-prior-knowledge); HTTP/1.1 keeps working"},
+    {"h2", "SSEHUB_H2", NULL, T_BOOL, "true", OFF(h2),
+     "the TLS listener offers HTTP/2 by ALPN (browsers then share one connection between all the "
+     "EventSources of a page); clients without it keep HTTP/1.1"},
     {"h2-max-streams", "SSEHUB_H2_MAX_STREAMS", NULL, T_SIZE, "100", OFF(h2_max_streams),
      "HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)"},
 };
@@ -384,6 +397,36 @@ void serve_config_free(struct serve_config *c)
         }
 }
 
+void serve_config_diff(const struct serve_config *a, const struct serve_config *b,
+                       void (*fn)(const char *name, void *ud), void *ud)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *st = &settings[i];
+        if (st->off == (size_t)-1)
+            continue;
+        const char *pa = (const char *)a + st->off, *pb = (const char *)b + st->off;
+        int differ;
+        switch (st->type) {
+        case T_STR: {
+            const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+            differ = (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+            break;
+        }
+        case T_BOOL:
+            differ = *(const int *)pa != *(const int *)pb;
+            break;
+        case T_SIZE:
+            differ = *(const size_t *)pa != *(const size_t *)pb;
+            break;
+        default:
+            differ = *(const unsigned *)pa != *(const unsigned *)pb;
+            break;
+        }
+        if (differ)
+            fn(st->name, ud);
+    }
+}
+
 int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env, FILE *out,
                       char *err, size_t errlen)
 {
@@ -477,6 +520,18 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
         return 2;
     }
     free(h);
+    if (c->tls_listen || c->tls_cert || c->tls_key) {
+        if (!c->tls_listen || !c->tls_cert || !c->tls_key) {
+            snprintf(err, errlen, "TLS needs all of --tls-listen, --tls-cert and --tls-key");
+            return 2;
+        }
+        if (serve_parse_listen(c->tls_listen, &h, &port)) {
+            snprintf(err, errlen, "--tls-listen: expected HOST:PORT or [IPv6]:PORT, got '%s'",
+                     c->tls_listen);
+            return 2;
+        }
+        free(h);
+    }
     if (c->demo)
         c->dev = 1;
     if (c->dev && !c->anonymous_set)

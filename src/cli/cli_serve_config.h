@@ -43,7 +43,13 @@ struct serve_config {
     unsigned redis_presence_ttl_ms; /* presence expiry (subscriptions API across nodes) */
     /* HTTP/2 (docs/SERVER.md, "HTTP/2") */
     int h2c;               /* plain listeners take HTTP/2 by prior knowledge too */
+    int h2;                /* TLS listeners offer h2 by ALPN */
     size_t h2_max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    /* TLS (an HTTPS listener beside the plain one; docs/OPERATIONS.md, "TLS") */
+    char *tls_listen;          /* HOST:PORT of the TLS listener, NULL = none */
+    char *tls_cert, *tls_key;  /* PEM chain and key files (re-read on SIGHUP) */
+    unsigned tls_handshake_ms; /* handshake timeout */
+    int tls_keep_buffers;      /* keep OpenSSL's record buffers on idle connections */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */
@@ -63,6 +69,13 @@ void serve_config_free(struct serve_config *c);
  * summary is the command's one line. Built on the first call, then the same table. */
 struct cli_help;
 const struct cli_help *serve_config_help_table(const char *summary);
+
+/*
+ * For a reload (SIGHUP): call fn(name, ud) for each setting whose value differs between a and
+ * b (by value; names only, so no secret reaches a log).
+ */
+void serve_config_diff(const struct serve_config *a, const struct serve_config *b,
+                       void (*fn)(const char *name, void *ud), void *ud);
 
 /* Parse "1k", "16M", "2G" (binary units) or a plain number. 0 ok, -1 bad. */
 int serve_parse_size(const char *s, size_t *out);

@@ -45,6 +45,8 @@ static const struct cli_option pub_options[] = {
     {"--draft", "07|08", "generation of the minted token (default 07)"},
     {"--aud", "AUD", "draft-08 audience of the minted token (default: the hub URL)"},
     {"--timeout", "S", "give up after S seconds (default 10)"},
+    {"--cacert", "FILE", "https: trust the CA certificates in FILE (PEM)"},
+    {"-k, --insecure", NULL, "https: do not verify the certificate (testing only)"},
     {"-h, --help", NULL, "this text"},
     {NULL, NULL, NULL},
 };
@@ -55,7 +57,8 @@ static const struct cli_help pub_help = {
     "[--hub URL] --topic T [--topic T2]... [--data TEXT | --data @FILE]\n"
     "[--id ID] [--type TYPE] [--private] [--retry MS]\n"
     "[--token JWT | --key KEY | --key-file FILE] [--alg ALG]\n"
-    "[--draft 07|08] [--aud AUD] [--timeout SECONDS]",
+    "[--draft 07|08] [--aud AUD] [--timeout SECONDS]\n"
+    "[--cacert FILE | --insecure]",
     "Publishes one update (POST, application/x-www-form-urlencoded) and prints the id\n"
     "the hub returns. Without --data the data is read from stdin.",
     pub_options,
@@ -155,8 +158,10 @@ static int has_ctl(const char *s)
 struct pub_args {
     const char *hub, *topics[PUB_MAX_TOPICS], *data, *id, *type, *retry, *token, *key;
     const char *key_file, *alg, *aud;
+    const char *cacert; /* https: CA file (PEM) to trust */
     size_t n_topics;
     int priv, draft;
+    int insecure; /* https: no certificate verification */
     long timeout;
 };
 
@@ -172,6 +177,10 @@ static int pub_parse(struct pub_args *a, int argc, char **argv)
         }
         if (!strcmp(o, "--private")) {
             a->priv = 1;
+            continue;
+        }
+        if (!strcmp(o, "--insecure") || !strcmp(o, "-k")) {
+            a->insecure = 1;
             continue;
         }
         if (!v) {
@@ -209,6 +218,8 @@ static int pub_parse(struct pub_args *a, int argc, char **argv)
             a->alg = v;
         else if (!strcmp(o, "--aud"))
             a->aud = v;
+        else if (!strcmp(o, "--cacert"))
+            a->cacert = v;
         else if (!strcmp(o, "--draft")) {
             if (!strcmp(v, "07") || !strcmp(v, "7"))
                 a->draft = 7;
@@ -377,6 +388,12 @@ int sse_cli_pub(int argc, char **argv)
     curl_easy_setopt(c, CURLOPT_TIMEOUT, a.timeout);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "ssehub-pub");
+    if (a.cacert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, a.cacert);
+    if (a.insecure) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     CURLcode cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         fprintf(stderr, "ssehub pub: %s: %s\n", a.hub, curl_easy_strerror(cc));

@@ -49,6 +49,12 @@ struct serve {
     sse_store *store; /* the history (memory or lmdb, with the --history-* limits) */
     uv_loop_t *mloop; /* the master's loop for an LMDB store (--workers) */
     int signals_on;   /* sigint/sigterm initialized (closed by server_closed) */
+    /* SIGHUP: reload (serve_reload). The settings as last read from the sources (before the
+       changes made at start-up, e.g. a @FILE key read or a development key), to compare with. */
+    uv_signal_t sighup;
+    int argc;
+    char **argv;
+    struct serve_config loaded;
 };
 
 static void log_line(void *ud, int level, const char *line)
@@ -121,6 +127,7 @@ static void server_closed(sse_server *s, void *ud)
     (void)s;
     uv_close((uv_handle_t *)&sv->sigint, closed);
     uv_close((uv_handle_t *)&sv->sigterm, closed);
+    uv_close((uv_handle_t *)&sv->sighup, closed);
     sse_bus_close(sv->bus, NULL, NULL);
     sv->bus = NULL;
     /* The hub is closed: what the store has in flight completes (a durable store commits it),
@@ -146,6 +153,90 @@ static void stop(struct serve *sv, const char *why)
 static void on_signal(uv_signal_t *sig, int signum)
 {
     stop(sig->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- SIGHUP: reload what can change while running */
+
+/* One setting that changed in the sources: applied below, or reported as needing a restart. */
+static void reload_changed(const char *name, void *ud)
+{
+    struct serve *sv = ud;
+    static const char *const live[] = {"log-level", "tls-cert", "tls-key"};
+    char line[160];
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (!strcmp(name, live[i])) {
+            snprintf(line, sizeof(line), "reload: %s changed: applied", name);
+            log_line(sv, SSE_LOG_INFO, line);
+            return;
+        }
+    snprintf(line, sizeof(line), "reload: %s changed: needs a restart (kept as it was)", name);
+    log_line(sv, SSE_LOG_WARN, line);
+}
+
+static int parse_log_level(const char *s)
+{
+    return !strcasecmp(s, "error")   ? SSE_LOG_ERROR
+           : !strcasecmp(s, "warn")  ? SSE_LOG_WARN
+           : !strcasecmp(s, "debug") ? SSE_LOG_DEBUG
+                                     : SSE_LOG_INFO;
+}
+
+/*
+ * Re-read the settings (config file, environment, command line) and apply what can change
+ * live: the log level, and the TLS certificate and key (re-read from their files even when
+ * the paths are the same: renewed files are the usual case). Settings that need a restart are
+ * logged and kept. A certificate or key that cannot be used is refused (logged by the server)
+ * and the old one goes on serving; so does everything on a config that does not load.
+ * New live settings join here: compare, apply, log.
+ */
+static void serve_reload(struct serve *sv)
+{
+    struct serve_config nc;
+    char err[512];
+    memset(&nc, 0, sizeof(nc));
+    log_line(sv, SSE_LOG_INFO, "SIGHUP: reloading the settings");
+    FILE *devnull = fopen("/dev/null", "w");
+    int rc = serve_config_load(&nc, sv->argc, sv->argv, real_getenv, devnull, err, sizeof(err));
+    if (devnull)
+        fclose(devnull);
+    if (rc) {
+        char line[600];
+        snprintf(line, sizeof(line), "reload: the settings do not load (%s): nothing changed",
+                 rc == 2 ? err : "--help");
+        log_line(sv, SSE_LOG_ERROR, line);
+        serve_config_free(&nc);
+        return;
+    }
+    serve_config_diff(&sv->loaded, &nc, reload_changed, sv);
+    sv->log_level = parse_log_level(nc.log_level);
+    if (sv->cfg.tls_listen && nc.tls_cert && nc.tls_key) {
+        if (sse_server_tls_reload(sv->server, nc.tls_cert, nc.tls_key) == 0) {
+            free(sv->cfg.tls_cert);
+            free(sv->cfg.tls_key);
+            sv->cfg.tls_cert = strdup(nc.tls_cert);
+            sv->cfg.tls_key = strdup(nc.tls_key);
+        } else {
+            log_line(sv, SSE_LOG_ERROR,
+                     "reload: the new TLS certificate or key was refused: the old one stays");
+            /* compare with what still runs next time */
+            free(nc.tls_cert);
+            free(nc.tls_key);
+            nc.tls_cert = sv->loaded.tls_cert ? strdup(sv->loaded.tls_cert) : NULL;
+            nc.tls_key = sv->loaded.tls_key ? strdup(sv->loaded.tls_key) : NULL;
+        }
+    } else if (nc.tls_listen && !sv->cfg.tls_listen) {
+        log_line(sv, SSE_LOG_WARN, "reload: a TLS listener needs a restart");
+    }
+    serve_config_free(&sv->loaded);
+    sv->loaded = nc;
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    struct serve *sv = sig->data;
+    if (!sv->stopping)
+        serve_reload(sv);
 }
 
 /* A worker whose master went away stops as on SIGTERM. */
@@ -226,6 +317,16 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
     printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", real_port);
     printf("hub: http://%s%s%s:%d/.well-known/mercure (protocol %s)\n", v6 ? "[" : "", host,
            v6 ? "]" : "", real_port, c->protocol);
+    if (c->tls_listen && sv->server) { /* TLS: single process only (sse_cli_serve) */
+        char *th = NULL;
+        int tport;
+        if (serve_parse_listen(c->tls_listen, &th, &tport) == 0) {
+            int tv6 = strchr(th, ':') != NULL;
+            printf("listening on https://%s%s%s:%d/ (TLS)\n", tv6 ? "[" : "", th, tv6 ? "]" : "",
+                   sse_server_tls_port(sv->server));
+        }
+        free(th);
+    }
     if (sv->n_workers > 1)
         printf("workers: %d processes on the port, one global update order\n", sv->n_workers);
     if (!strncmp(c->store, "lmdb:", 5))
@@ -424,6 +525,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     so.reuse_port = worker >= 0;
     /* HTTP/2 */
     so.h2c = c->h2c;
+    so.h2 = c->h2;
     so.h2_max_streams = c->h2_max_streams > 1u << 20 ? 1u << 20 : (unsigned)c->h2_max_streams;
     if ((rc = sse_server_new(&sv->server, &sv->loop, &so))) {
         fprintf(stderr, "ssehub serve: server: %s\n", sse_strerror(rc));
@@ -475,6 +577,21 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         real_port = sse_server_port(sv->server);
         if (identity(sv, host, real_port, drafts))
             goto out_server;
+        if (c->tls_listen) { /* HTTPS beside the plain listener (validated by the config) */
+            char *th = NULL;
+            int tport = 0;
+            sse_tls_options to = {c->tls_cert, c->tls_key, c->tls_handshake_ms,
+                                  c->tls_keep_buffers};
+            (void)serve_parse_listen(c->tls_listen, &th, &tport);
+            rc = sse_server_listen_tls(sv->server, th, tport, &to);
+            if (rc) {
+                fprintf(stderr, "ssehub serve: cannot listen (TLS) on %s: %s\n", c->tls_listen,
+                        sse_strerror(rc));
+                free(th);
+                goto out_server;
+            }
+            free(th); /* the banner names it */
+        }
     }
 
     sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
@@ -541,6 +658,9 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     sv->sigint.data = sv->sigterm.data = sv;
     uv_signal_start(&sv->sigint, on_signal, SIGINT);
     uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&sv->loop, &sv->sighup);
+    sv->sighup.data = sv;
+    uv_signal_start(&sv->sighup, on_sighup, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
     sv->signals_on = 1;
     if (worker >= 0) {
@@ -584,6 +704,7 @@ out_server:
         if (sv->signals_on) {
             uv_close((uv_handle_t *)&sv->sigint, closed);
             uv_close((uv_handle_t *)&sv->sigterm, closed);
+            uv_close((uv_handle_t *)&sv->sighup, closed);
         }
         sse_server_close(sv->server, 0, NULL, NULL);
         uv_run(&sv->loop, UV_RUN_DEFAULT);
@@ -827,16 +948,24 @@ int sse_cli_serve(int argc, char **argv)
         return 2;
     }
     struct serve_config *c = &sv.cfg;
-    sv.log_level = !strcasecmp(c->log_level, "error")   ? SSE_LOG_ERROR
-                   : !strcasecmp(c->log_level, "warn")  ? SSE_LOG_WARN
-                   : !strcasecmp(c->log_level, "debug") ? SSE_LOG_DEBUG
-                                                        : SSE_LOG_INFO;
+    sv.log_level = parse_log_level(c->log_level);
+    /* for SIGHUP: the sources again, and the settings as they read now */
+    sv.argc = argc;
+    sv.argv = argv;
+    if (serve_config_load(&sv.loaded, argc, argv, real_getenv, stdout, err, sizeof(err))) {
+        fprintf(stderr, "ssehub serve: %s\n", err);
+        serve_config_free(&sv.loaded);
+        serve_config_free(&sv.cfg);
+        serve_config_free(&sv.loaded);
+        return 2;
+    }
     int drafts = !strcmp(c->protocol, "draft-07")   ? SSE_HUB_DRAFT_07
                  : !strcmp(c->protocol, "draft-08") ? SSE_HUB_DRAFT_08
                                                     : SSE_HUB_DRAFT_BOTH;
 
     if (key_from_file(&c->publisher_key) || key_from_file(&c->subscriber_key)) {
         serve_config_free(&sv.cfg);
+        serve_config_free(&sv.loaded);
         return 2;
     }
     if (!c->publisher_key && !c->publish_anonymous) {
@@ -846,11 +975,13 @@ int sse_cli_serve(int argc, char **argv)
                     "MERCURE_PUBLISHER_JWT_KEY), or use --dev / --demo for a development key, "
                     "or --publish-anonymous on a trusted network\n");
             serve_config_free(&sv.cfg);
+            serve_config_free(&sv.loaded);
             return 2;
         }
         if (random_key(devkey)) {
             fprintf(stderr, "ssehub serve: no randomness for a development key\n");
             serve_config_free(&sv.cfg);
+            serve_config_free(&sv.loaded);
             return 1;
         }
         c->publisher_key = strdup(devkey);
@@ -858,12 +989,14 @@ int sse_cli_serve(int argc, char **argv)
         c->publisher_alg = strdup("HS256");
         if (!c->publisher_key || !c->publisher_alg) {
             serve_config_free(&sv.cfg);
+            serve_config_free(&sv.loaded);
             return 1;
         }
     }
     if (c->dev && strcasecmp(c->publisher_alg ? c->publisher_alg : "HS256", "HS256")) {
         fprintf(stderr, "ssehub serve: --dev tokens need an HS256 key\n");
         serve_config_free(&sv.cfg);
+        serve_config_free(&sv.loaded);
         return 2;
     }
 
@@ -875,11 +1008,17 @@ int sse_cli_serve(int argc, char **argv)
     if (nw > 1024) {
         fprintf(stderr, "ssehub serve: --workers %zu: at most 1024\n", nw);
         serve_config_free(&sv.cfg);
+        serve_config_free(&sv.loaded);
         return 2;
     }
     if (serve_parse_listen(c->listen, &host, &port)) {
         fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
                 sse_strerror(SSE_EINVAL));
+        goto out;
+    }
+    if (nw > 1 && c->tls_listen) {
+        fprintf(stderr, "ssehub serve: --tls-listen works with --workers 1 only (for now)\n");
+        exit_code = 2;
         goto out;
     }
     if (nw > 1 && c->redis)
@@ -893,5 +1032,6 @@ out:
     free(sv.dev_pub_token);
     free(sv.dev_sub_token);
     serve_config_free(&sv.cfg);
+    serve_config_free(&sv.loaded);
     return exit_code;
 }

@@ -38,6 +38,8 @@ static const struct cli_option sub_options[] = {
     {"--timeout-ms", "MS", "stop after MS milliseconds"},
     {"--read-timeout-ms", "MS", "a connection silent for MS ms is dead: reconnect"},
     {"--max-event", "BYTES", "largest accepted event (default 16777216)"},
+    {"--cacert", "FILE", "https: trust the CA certificates in FILE (PEM)"},
+    {"-k, --insecure", NULL, "https: do not verify the certificate (testing only)"},
     {"-h, --help", NULL, "this text"},
     {NULL, NULL, NULL},
 };
@@ -217,6 +219,15 @@ int sse_cli_sub(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--json")) {
             st.json = 1;
+        } else if (!strcmp(a, "--insecure") || !strcmp(a, "-k")) {
+            o.insecure = 1;
+        } else if (!strcmp(a, "--cacert")) {
+            if (!v) {
+                fprintf(stderr, "ssehub sub: %s needs a value\n", a);
+                return 2;
+            }
+            i++;
+            o.ca_file = v;
         } else if (!strcmp(a, "--no-reconnect")) {
             st.max_connections = 1;
         } else if (!strcmp(a, "--event") || !strcmp(a, "-H") || !strcmp(a, "--last-event-id")) {

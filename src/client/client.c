@@ -844,6 +844,12 @@ int sse_client_new(sse_client **out, sse_client_group *group, const char *url,
     e |= curl_easy_setopt(c->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     if (opts->connect_timeout_ms)
         e |= curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)opts->connect_timeout_ms);
+    if (opts->ca_file) /* https: trust these CAs (curl keeps its own copy of the path) */
+        e |= curl_easy_setopt(c->easy, CURLOPT_CAINFO, opts->ca_file);
+    if (opts->insecure) {
+        e |= curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        e |= curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     if (e != CURLE_OK) {
         rc = SSE_EINVAL;
         goto out_free_easy;

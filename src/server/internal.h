@@ -22,6 +22,7 @@
  *   h2.c             HTTP/2 over nghttp2: streams allocated apart (struct sse__h2s), heads as
  *                    name/value pairs, DATA frames that reference the shared frame bytes
  *   transport_tcp.c  the TCP transport (transport.h: the interface)
+ *   transport_tls.c  the TLS transport (OpenSSL) and sse_server_listen_tls
  *   static.c         the static-file handler
  */
 #ifndef SSE__SERVER_INTERNAL_H
@@ -241,10 +242,11 @@ struct sse_server {
         void *ctx;      /* borrowed; NULL for TCP */
     } tps[SSE__TP_MAX]; /* the transports of the listeners; [0] is TCP */
     unsigned ntps;      /* entries used */
-    char date[40];      /* cached Date header value */
+    /* TLS (transport_tls.c): the certificate and the scratch buffers of every TLS listener */
+    struct sse__tls *tls; /* NULL until sse_server_listen_tls */
+    int alpn_h2;          /* TLS listeners offer "h2" by ALPN (o.h2; the HTTP/2 layer) */
+    char date[40];        /* cached Date header value */
     int64_t date_sec;
-    /* HTTP/2 */
-    int alpn_h2; /* TLS listeners offer "h2" by ALPN (o.h2) */
 };
 
 /*
@@ -289,6 +291,12 @@ static inline void *sse__conn_tp_ctx(const struct sse__conn *c)
     return c->srv->tps[c->tp].ctx;
 }
 
+/* The protocol c's transport agreed on in its handshake (ALPN), or NULL (TCP, none). */
+static inline const char *sse__conn_alpn(struct sse__conn *c)
+{
+    return c->srv->tps[c->tp].ops->alpn ? c->srv->tps[c->tp].ops->alpn(c) : NULL;
+}
+
 /* The transport's per-connection state of c. */
 static inline void *sse__conn_tp_state(struct sse__conn *c)
 {
@@ -324,6 +332,13 @@ const char *sse__server_date(sse_server *s);
  */
 int sse__server_listen_tp(sse_server *s, const char *host, int port,
                           const struct sse__transport *tp, void *ctx);
+
+/* transport_tls.c */
+struct sse__tls;
+/* Free the server's TLS state (after every connection is gone). */
+void sse__tls_free(struct sse__tls *t);
+/* Milliseconds a TLS handshake may take (the server's sweep enforces it). */
+unsigned sse__tls_handshake_timeout(const sse_server *s);
 
 /* h1.c */
 /*

@@ -76,6 +76,11 @@ static void sse__sweep_cb(uv_timer_t *t)
                     sse__conn_pend_free(c);
                     sse__conn_reject(c, 408, NULL); /* 408, then close */
                 }
+            } else if (sse__conn_tp(c)->handshaking && sse__conn_tp(c)->handshaking(c)) {
+                if (now - c->t_mark > sse__tls_handshake_timeout(s)) { /* t_mark: accepted */
+                    sse__log(s, SSE_LOG_DEBUG, "handshake timeout");
+                    sse__conn_close(c, SSE_CLOSE_TIMEOUT);
+                }
             } else if (now - c->t_mark > ((c->flags & SSE__F_SERVED) ? s->o.keepalive_timeout_ms
                                                                      : s->o.request_timeout_ms)) {
                 sse__conn_close(c, SSE_CLOSE_TIMEOUT);
@@ -571,6 +576,7 @@ void sse_server_free(sse_server *s)
     sse__free(s->rbuf);
     sse__free(s->hdrs);
     sse__free((char *)s->o.cors_origins);
+    sse__tls_free(s->tls);
     sse__free(s);
 }
 

@@ -7,10 +7,9 @@
  * written once for every transport. Models: redis `ConnectionType` (src/connection.h) and curl's
  * connection filters (lib/cfilters.h).
  *
- *   transport_tcp.c  plain TCP on a uv_tcp_t (the only one today)
- *   later            TLS (OpenSSL, BIOs of its own over the same uv_tcp_t) is one more file and
- *                    a public listen call that passes it to sse__server_listen_tp; see
- *                    docs/SERVER.md, "Transports".
+ *   transport_tcp.c  plain TCP on a uv_tcp_t
+ *   transport_tls.c  TLS: OpenSSL with a BIO of its own over the same uv_tcp_t, set up by
+ *                    sse_server_listen_tls; see docs/SERVER.md, "Transports".
  *
  * A transport may have a context of its own per server (sse__conn_tp_ctx: for TLS the SSL_CTX
  * with the certificate), given when a listener is set up with sse__server_listen_tp.
@@ -49,7 +48,9 @@ struct sse__transport {
      * Start delivering bytes: each read arrives through sse__conn_on_read(c, data, n), n > 0;
      * end of stream or a read error as sse__conn_on_read(c, NULL, negative libuv error). The
      * data is borrowed for the call (the server's one read buffer, from sse__conn_read_buf).
-     * Returns 0 or an error.
+     * Returns 0 or an error. On a restart, a transport that had already read bytes when
+     * reading stopped (TLS: ciphertext behind a record it delivered) delivers them from inside
+     * this call: the one exception to "no upcall from a downward call".
      */
     int (*read_start)(struct sse__conn *c);
     /* Stop delivering bytes (idempotent; reading may be started again). */
@@ -77,6 +78,12 @@ struct sse__transport {
     void (*close)(struct sse__conn *c);
     /* The peer's address as text into out[0..cap) ("" when unknown); 0 or a negative error. */
     int (*peer_addr)(struct sse__conn *c, char *out, size_t cap);
+    /* The application protocol agreed in the handshake ("h2", "http/1.1"), or NULL (none, or
+     * no handshake: TCP leaves this NULL). Use sse__conn_alpn(). */
+    const char *(*alpn)(struct sse__conn *c);
+    /* Whether the transport's own handshake is still running (TLS); NULL: never. The server's
+     * sweep closes a connection whose handshake outlasts the handshake timeout. */
+    int (*handshaking)(struct sse__conn *c);
 };
 
 /*
@@ -88,6 +95,8 @@ struct sse__transport {
 
 /* transport_tcp.c */
 extern const struct sse__transport sse__transport_tcp;
+/* transport_tls.c (its context: struct sse__tls, internal.h) */
+extern const struct sse__transport sse__transport_tls;
 
 /* ---- upcalls: implemented in conn.c / stream.c, called only by transports */
 

@@ -234,6 +234,69 @@ static int test_store(void)
     return 0;
 }
 
+/* The TLS settings: all three or none; a bad --tls-listen; environment names. */
+static int test_tls(void)
+{
+    struct serve_config c;
+    char err[512];
+    char *a0[] = {"serve"};
+    CHECK_EQ_INT(load(&c, a0, 1, NULL, err), 0);
+    CHECK(c.tls_listen == NULL && c.tls_cert == NULL && c.tls_key == NULL);
+    CHECK_EQ_UINT(c.tls_handshake_ms, 10000);
+    CHECK_EQ_INT(c.tls_keep_buffers, 0);
+    serve_config_free(&c);
+    const char *env[] = {"SSEHUB_TLS_CERT", "/c.pem", "SSEHUB_TLS_KEY", "/k.pem", NULL};
+    char *a1[] = {"serve", "--tls-listen",      "[::1]:8443", "--tls-handshake-timeout",
+                  "2s",    "--tls-keep-buffers"};
+    CHECK_EQ_INT(load(&c, a1, 6, env, err), 0);
+    CHECK_EQ_STR(c.tls_listen, "[::1]:8443");
+    CHECK_EQ_STR(c.tls_cert, "/c.pem");
+    CHECK_EQ_STR(c.tls_key, "/k.pem");
+    CHECK_EQ_UINT(c.tls_handshake_ms, 2000);
+    CHECK_EQ_INT(c.tls_keep_buffers, 1);
+    serve_config_free(&c);
+    char *a2[] = {"serve", "--tls-cert", "/c.pem", "--tls-listen", ":8443"};
+    CHECK_EQ_INT(load(&c, a2, 5, NULL, err), 2);
+    CHECK(strstr(err, "--tls-key") != NULL);
+    serve_config_free(&c);
+    char *a3[] = {"serve", "--tls-listen", "nope"};
+    CHECK_EQ_INT(load(&c, a3, 3, env, err), 2);
+    CHECK(strstr(err, "--tls-listen") != NULL);
+    serve_config_free(&c);
+    return 0;
+}
+
+static void count_diff(const char *name, void *ud)
+{
+    char *names = ud;
+    strcat(names, name);
+    strcat(names, " ");
+}
+
+/* serve_config_diff (SIGHUP): by value, names only. */
+static int test_diff(void)
+{
+    struct serve_config a, b;
+    char err[512], names[256] = "";
+    char *a1[] = {"serve", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--tls-listen", ":1"};
+    char *a2[] = {"serve",   "--tls-cert",          "/c.pem", "--tls-key",
+                  "/k2.pem", "--tls-listen",        ":1",     "--log-level",
+                  "debug",   "--publisher-jwt-key", "secret"};
+    CHECK_EQ_INT(load(&a, a1, 7, NULL, err), 0);
+    CHECK_EQ_INT(load(&b, a1, 7, NULL, err), 0);
+    serve_config_diff(&a, &b, count_diff, names);
+    CHECK_EQ_STR(names, "");
+    serve_config_free(&b);
+    CHECK_EQ_INT(load(&b, a2, 11, NULL, err), 0);
+    serve_config_diff(&a, &b, count_diff, names);
+    CHECK_EQ_STR(names, "publisher-jwt-key tls-key log-level ");
+    CHECK(strstr(names, "secret") == NULL);
+    serve_config_free(&a);
+    serve_config_free(&b);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_defaults), CHECK_TEST(test_precedence), CHECK_TEST(test_errors),
            CHECK_TEST(test_demo_implies), CHECK_TEST(test_values),
-           CHECK_TEST(test_help_lists_everything), CHECK_TEST(test_store))
+           CHECK_TEST(test_help_lists_everything), CHECK_TEST(test_store), CHECK_TEST(test_tls),
+           CHECK_TEST(test_diff))
