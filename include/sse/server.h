@@ -61,12 +61,16 @@ typedef struct sse_server_options {
     size_t max_buffered; /* 64 MiB: bytes of unfinished requests held for all connections
                             together (what unauthenticated clients can make the server hold);
                             a request that needs more gets 503 and the connection closes */
+    const char *cors_expose_headers; /* NULL = none; else the Access-Control-Expose-Headers
+                                        value sent with every CORS answer (not preflights), so a
+                                        cross-origin fetch() may read those response headers */
 } sse_server_options;
 
 #define SSE_SERVER_OPTIONS_VERSION 1
 #define SSE_SERVER_OPTIONS_INIT                                                                    \
     {                                                                                              \
-        SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0     \
+        SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0,    \
+            NULL                                                                                   \
     }
 
 /**

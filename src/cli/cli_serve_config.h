@@ -40,6 +40,12 @@ struct serve_config {
     char *redis_key;     /* the stream key (prefix with several URLs) */
     int redis_cluster;   /* --redis URLs are seeds of a Redis Cluster */
     size_t redis_shards; /* stream keys over the cluster */
+    /* Operators of the reference hub (docs/OPERATIONS.md): */
+    char *publisher_jwks_url, *subscriber_jwks_url; /* https://, http:// or file:// */
+    unsigned jwks_refresh_min_ms;                   /* unknown kid: refetch at most this often */
+    size_t jwks_max_bytes;                          /* largest key set document */
+    char *cookie_name;                              /* NULL: the drafts' names */
+    char *log_format;                               /* "text" or "json" */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */

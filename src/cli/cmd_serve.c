@@ -7,6 +7,8 @@
  * runs the --demo clock publisher, and shuts down gracefully on SIGINT/SIGTERM.
  */
 #include "cli_commands.h"
+#include "cli_jwks.h"
+#include "cli_log.h"
 #include "cli_serve_config.h"
 #include "cli_token.h"
 #include "cli_workers.h"
@@ -42,13 +44,15 @@ struct serve {
     int log_level;
     char *dev_pub_token, *dev_sub_token;
     int stopping;
-    int worker;       /* -1: single process; else this worker's index */
-    int n_workers;    /* --workers (master) */
-    const char *host; /* the listen host (master banner) */
-    sse_bus *bus;     /* the pipe bus to the master (workers) */
-    sse_store *store; /* the history (memory or lmdb, with the --history-* limits) */
-    uv_loop_t *mloop; /* the master's loop for an LMDB store (--workers) */
-    int signals_on;   /* sigint/sigterm initialized (closed by server_closed) */
+    int worker;            /* -1: single process; else this worker's index */
+    int n_workers;         /* --workers (master) */
+    const char *host;      /* the listen host (master banner) */
+    sse_bus *bus;          /* the pipe bus to the master (workers) */
+    sse_store *store;      /* the history (memory or lmdb, with the --history-* limits) */
+    uv_loop_t *mloop;      /* the master's loop for an LMDB store (--workers) */
+    int signals_on;        /* sigint/sigterm initialized (closed by server_closed) */
+    struct cli_jwks *jwks; /* --*-jwks-url: the key-set fetcher (NULL: none) */
+    int log_json;          /* --log-format json */
 };
 
 static void log_line(void *ud, int level, const char *line)
@@ -57,6 +61,10 @@ static void log_line(void *ud, int level, const char *line)
     if (level > sv->log_level)
         return;
     char who[24];
+    if (sv->log_json) {
+        cli_log_json_stderr(level, sv->worker, line);
+        return;
+    }
     if (sv->worker >= 0)
         snprintf(who, sizeof(who), "worker %d", sv->worker);
     sse_log_stderr(level, sv->worker >= 0 ? who : NULL, line);
@@ -456,6 +464,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     so.log = log_line;
     so.log_data = sv;
     so.reuse_port = worker >= 0;
+    /* Cross-origin fetch() may read the discovery Link and the replay position headers. */
+    so.cors_expose_headers = "Link, Last-Event-ID, Mercure-Last-Event-ID";
     if ((rc = sse_server_new(&sv->server, &sv->loop, &so))) {
         fprintf(stderr, "ssehub serve: server: %s\n", sse_strerror(rc));
         if (wfd >= 0)
@@ -533,6 +543,30 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     ho.max_lifetime_ms = c->max_lifetime_ms;
     ho.log = log_line;
     ho.log_data = sv;
+    /* Operators of the reference hub (docs/OPERATIONS.md): */
+    ho.cookie_name = c->cookie_name;
+    ho.no_history = c->history_count == 0; /* --history-count 0: the reference's "local" */
+    if (c->publisher_jwks_url || c->subscriber_jwks_url) {
+        char jerr[512];
+        /* no subscriber key of its own: subscribers use the publisher's set, as with keys */
+        const char *urls[2] = {c->publisher_jwks_url, c->subscriber_jwks_url
+                                                          ? c->subscriber_jwks_url
+                                                      : c->subscriber_key ? NULL
+                                                                          : c->publisher_jwks_url};
+        if (cli_jwks_new(&sv->jwks, &sv->loop, urls, c->jwks_max_bytes, log_line, sv, jerr,
+                         sizeof(jerr))) {
+            fprintf(stderr, "ssehub serve: %s\n", jerr);
+            goto out_server;
+        }
+        ho.jwks_roles = cli_jwks_roles(sv->jwks);
+        ho.jwks_refresh = cli_jwks_refresh;
+        ho.jwks_refresh_data = sv->jwks;
+        ho.jwks_refresh_min_ms = c->jwks_refresh_min_ms;
+        if (c->publisher_jwks_url)
+            ho.publisher_key = NULL;
+        if (urls[1])
+            ho.subscriber_key = NULL;
+    }
     if (worker >= 0) {
         snprintf(inst, sizeof(inst), "%d", worker);
         ho.instance = inst;
@@ -544,6 +578,13 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
                 sse_strerror(rc));
         goto out_server;
+    }
+    if (sv->jwks) {
+        char jerr[512];
+        if (cli_jwks_attach(sv->jwks, sv->hub, jerr, sizeof(jerr))) {
+            fprintf(stderr, "ssehub serve: %s\n", jerr);
+            goto out_hub;
+        }
     }
     if (c->dev)
         sse_server_route(sv->server, "GET", "/.well-known/ssehub/dev-token", on_dev_token, sv);
@@ -614,6 +655,8 @@ out_server:
         sse_server_close(sv->server, 0, NULL, NULL);
         uv_run(&sv->loop, UV_RUN_DEFAULT);
     }
+    cli_jwks_free(sv->jwks); /* before the hub: a refresh still running finds no hub */
+    sv->jwks = NULL;
     sse_hub_free(sv->hub);
     sse_server_free(sv->server);
     history_close(sv);
@@ -863,7 +906,20 @@ int sse_cli_serve(int argc, char **argv)
         serve_config_free(&sv.cfg);
         return 2;
     }
-    if (!c->publisher_key && !c->publish_anonymous) {
+    if (c->publisher_jwks_url && c->publisher_key) {
+        fprintf(stderr, "ssehub serve: --publisher-jwt-key and --publisher-jwks-url exclude each "
+                        "other\n");
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
+    if (c->subscriber_jwks_url && c->subscriber_key) {
+        fprintf(stderr, "ssehub serve: --subscriber-jwt-key and --subscriber-jwks-url exclude "
+                        "each other\n");
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
+    sv.log_json = !strcmp(c->log_format, "json");
+    if (!c->publisher_key && !c->publisher_jwks_url && !c->publish_anonymous) {
         if (!c->dev) {
             fprintf(stderr,
                     "ssehub serve: no publisher key configured: set --publisher-jwt-key (or "

@@ -123,6 +123,9 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
         s->o = *opts;
     s->o.version = SSE_SERVER_OPTIONS_VERSION;
     s->o.cors_origins = NULL;
+    s->o.cors_expose_headers = NULL;
+    if (opts && opts->cors_expose_headers && strpbrk(opts->cors_expose_headers, "\r\n"))
+        goto out_einval; /* a header value, copied into every CORS answer */
     if (!s->o.max_request_line)
         s->o.max_request_line = 8192;
     if (!s->o.max_header_bytes)
@@ -158,6 +161,9 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
     s->tps[0].ops = &sse__transport_tcp;
     s->ntps = 1;
     if (opts && opts->cors_origins && !(s->o.cors_origins = sse__strdup(opts->cors_origins)))
+        goto out_free;
+    if (opts && opts->cors_expose_headers &&
+        !(s->o.cors_expose_headers = sse__strdup(opts->cors_expose_headers)))
         goto out_free;
     s->hdrs = sse__calloc(s->o.max_headers, sizeof(*s->hdrs));
     s->rbuf = sse__malloc(s->rbuf_size);
@@ -195,6 +201,7 @@ out_free:
     sse__free(s->rbuf);
     sse__free(s->hdrs);
     sse__free((char *)s->o.cors_origins);
+    sse__free((char *)s->o.cors_expose_headers);
     sse__free(s);
     return SSE_ENOMEM;
 }
@@ -553,6 +560,7 @@ void sse_server_free(sse_server *s)
     sse__free(s->rbuf);
     sse__free(s->hdrs);
     sse__free((char *)s->o.cors_origins);
+    sse__free((char *)s->o.cors_expose_headers);
     sse__free(s);
 }
 
