@@ -400,6 +400,85 @@ def t_health_live_ready():
     h.stop()
 
 
+def wait_status(h, path, want, timeout):
+    end = time.time() + timeout
+    st = body = None
+    while time.time() < end:
+        st, _, body = request(h, "GET", path)
+        if st == want:
+            return body
+        time.sleep(0.1)
+    raise AssertionError("%s: %s %r, want %d" % (path, st, body, want))
+
+
+def t_readyz_lmdb_full():
+    """--store lmdb:DIR with a map too small: once appends fail (503), /readyz answers 503 with
+    the reason while /livez and /healthz stay 200."""
+    d = tempfile.mkdtemp(prefix="ssehub-ops-lmdb-", dir=TMP)
+    h = Hub("--publisher-jwt-key", KEY, "--store", "lmdb:" + d, "--store-map-size", "1M",
+            "--history-count", "100000", "--history-bytes", "1G", "--max-body", "64K",
+            "--max-update", "64K")
+    check(request(h, "GET", "/readyz")[0] == 200, "not ready at start")
+    status = 200
+    for i in range(200):
+        status = publish(h, {"topic": "/full", "data": ("%d " % i) + "x" * 20000})[0]
+        if status != 200:
+            break
+    check(status == 503, "the map never filled: %d" % status)
+    body = wait_status(h, "/readyz", 503, 3)
+    check(b"LMDB" in body, body)
+    for path in ("/livez", "/healthz"):
+        check(request(h, "GET", path)[0] == 200, path + " not 200 while the store fails")
+    h.stop()
+
+
+def t_readyz_redis_down():
+    """--redis: /readyz is 200 while Redis answers, 503 once it is gone (kill -9), 200 again
+    after it is back (the bus reconnects); /livez stays 200."""
+    if not shutil.which("redis-server"):
+        T.skip("redis-server is missing (scripts/install-deps test installs it)", required=True)
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    rdir = tempfile.mkdtemp(prefix="ssehub-ops-redis-", dir=TMP)
+
+    def redis():
+        p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--dir", rdir, "--save", "", "--appendonly", "no",
+                              "--protected-mode", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.time() + 10
+        while time.time() < end:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        return p
+            except OSError:
+                time.sleep(0.05)
+        p.kill()
+        raise AssertionError("redis-server did not start")
+
+    r = redis()
+    try:
+        h = Hub("--publisher-jwt-key", KEY, "--redis", "redis://127.0.0.1:%d" % port)
+        wait_status(h, "/readyz", 200, 5)
+        r.kill()
+        r.wait(5)
+        body = wait_status(h, "/readyz", 503, 5)
+        check(b"redis" in body, body)
+        check(request(h, "GET", "/livez")[0] == 200, "/livez while Redis is down")
+        r = redis()
+        wait_status(h, "/readyz", 200, 20)
+        h.stop()
+    finally:
+        if r.poll() is None:
+            r.kill()
+            r.wait(5)
+
+
 def main():
     tests = [
         ("env_jwks_http_rotation", t_jwks_http_rotation),
@@ -413,6 +492,8 @@ def main():
         ("json_logs_never_hold_a_token", t_json_logs_never_hold_a_token),
         ("reference_aliases", t_reference_aliases),
         ("health_live_ready", t_health_live_ready),
+        ("readyz_lmdb_full", t_readyz_lmdb_full),
+        ("env_readyz_redis_down", t_readyz_redis_down),
     ]
     try:
         return T.run_cases([(name, fn, ()) for name, fn in tests], ONLY)
