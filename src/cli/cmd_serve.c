@@ -957,6 +957,13 @@ int sse_cli_serve(int argc, char **argv)
         serve_config_free(&sv.cfg);
         return 2;
     }
+    if (c->history_count == 0 && (nw > 1 || c->redis)) {
+        /* the master's and Redis's copies would still hand a history to new workers / nodes */
+        fprintf(stderr, "ssehub serve: --history-count 0 (no history) is for one process: not "
+                        "with --workers or --redis\n");
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
     if (serve_parse_listen(c->listen, &host, &port)) {
         fprintf(stderr, "ssehub serve: cannot listen on %s: %s\n", c->listen,
                 sse_strerror(SSE_EINVAL));

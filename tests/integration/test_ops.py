@@ -334,6 +334,9 @@ def t_no_history():
     r.close()
     check(metric(h, "ssehub_history_updates") == 0, "history not empty")
     h.stop()
+    p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key", KEY,
+                        "--history-count", "0", "--workers", "2"], capture_output=True, timeout=10)
+    check(p.returncode == 2 and b"one process" in p.stderr, p.stderr)
 
 
 # ---------------------------------------------------------------- logs, aliases
