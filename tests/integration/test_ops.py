@@ -264,6 +264,33 @@ def t_jwks_bad_documents_refused():
     check(p.returncode == 2 and b"file://" in p.stderr, p.stderr)
 
 
+def t_jwks_https_verified():
+    """https:// key sets go through libcurl with TLS verification: a server whose certificate no
+    CA signed is refused at start (the hub does not start without its keys), with curl's reason
+    and without the URL."""
+    need_openssl()
+    import ssl
+    a = Key("ed", "a")
+    cert, key = os.path.join(TMP, "tls.crt"), os.path.join(TMP, "tls.key")
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1")
+    srv = JwksServer([a.jwk])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.srv.socket = ctx.wrap_socket(srv.srv.socket, server_side=True)
+    url = srv.url.replace("http://", "https://") + "?secret=do-not-log"
+    try:
+        p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0",
+                            "--publisher-jwks-url", url], capture_output=True, timeout=20)
+        err = p.stderr.decode()
+        check(p.returncode != 0, "started with a key set from an unverified TLS server")
+        check("certificate" in err.lower() or "ssl" in err.lower(), err[-300:])
+        check("do-not-log" not in err, "the URL (and its credential) was printed")
+    finally:
+        srv.close()
+
+
 def t_eddsa_pem_key():
     """--publisher-jwt-alg EdDSA with an Ed25519 PEM public key; an RS key is refused for it."""
     need_openssl()
@@ -488,6 +515,7 @@ def main():
         ("env_jwks_unknown_kid_rate_limited", t_jwks_unknown_kid_rate_limited),
         ("env_jwks_file_rs_es_ed", t_jwks_file_rs_es_ed),
         ("env_jwks_bad_documents_refused", t_jwks_bad_documents_refused),
+        ("env_jwks_https_verified", t_jwks_https_verified),
         ("env_eddsa_pem_key", t_eddsa_pem_key),
         ("cookie_name", t_cookie_name),
         ("cors_expose_headers", t_cors_expose_headers),
