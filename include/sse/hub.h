@@ -133,13 +133,15 @@ SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_o
 
 /**
  * Replace the key set of role (SSE_HUB_PUBLISHER or SSE_HUB_SUBSCRIBER, one of
- * opts.jwks_roles) with the JSON Web Key Set json[0..len) (RFC 7517: {"keys":[...]}; RSA, EC
- * P-256/384/521, OKP Ed25519 and oct keys; at most 64 KiB and 64 keys). Tokens are then checked
- * with the key whose "kid" their header names, with that key's algorithm ("alg" of the key, else
- * the one its type implies: EdDSA for Ed25519, ES* by curve; RSA and oct keys need "alg" or
- * accept RS256 / HS256). Tokens verified with the old set stay verified until they expire.
- * Returns 0; SSE_EINVAL (role not a JWKS role, or a bad document: *why, if why is not NULL, a
- * static reason; the old set stays); SSE_ENOMEM.
+ * opts.jwks_roles) with the JSON Web Key Set json[0..len) (RFC 7517: {"keys":[...]}; at most
+ * 1 MiB and 64 keys). Usable keys: RSA (2048 bits at least; "alg" RS256/384/512, RS256 when
+ * absent), EC P-256/384/521 (ES256/384/512) and OKP Ed25519 (EdDSA); other keys ("oct", another
+ * "use" or algorithm) are skipped. A token is then checked with the key its header names by
+ * "kid" (a set of one key also serves tokens without kid), with that key's algorithm only. The
+ * verified-token cache is emptied, so a key removed from the set stops admitting its tokens.
+ * Call it from the loop's thread, never from inside jwks_refresh (a verification is running).
+ * Returns 0; SSE_EINVAL (role not a key-set role, or a bad document or one without a usable
+ * key: *why, if why is not NULL, a static reason; the old set stays); SSE_ENOMEM.
  */
 SSE_API int sse_hub_set_jwks(sse_hub *hub, int role, const char *json, size_t len,
                              const char **why);
