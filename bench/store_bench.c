@@ -8,8 +8,13 @@
  *          C threads each with one keep-alive connection and one publish in flight;
  * and the disk's own limit: fdatasync/s of a loop rewriting 64 bytes of a file in DIR.
  * And the replay of --replay N updates (default 100,000) to one subscriber (Last-Event-ID:
- * earliest), memory vs LMDB: time, and the hub's peak RSS before and after.
+ * earliest), memory vs LMDB: time, and the hub's peak RSS before and after, and its heap
+ * (RssAnon: LMDB's file-backed map left out) before and at its highest during the replay; once
+ * with a subscriber that reads at once, once with one that reads nothing for 2 s first.
+ * --ssehub-before PATH runs each replay row with that binary too (another build, e.g. before a
+ * change), in the same run; --replay-only 1 runs only the replay rows.
  * Usage: bench_store_bench [--dir DIR] [--duration S] [--ssehub PATH] [--payload B] [--replay N]
+ *                          [--ssehub-before PATH] [--replay-only 1]
  * (DIR: where the files go, default ./store_bench.tmp, must be on the disk to measure, not tmpfs;
  * PATH: default $SSEHUB, then ./src/cli/ssehub; without it the http rows are skipped).
  */
@@ -414,6 +419,22 @@ static long peak_kib(pid_t pid)
     return v;
 }
 
+/* Resident anonymous memory of a process (RssAnon: the heap, not LMDB's map), KiB. */
+static long anon_kib(pid_t pid)
+{
+    char p[64], line[256];
+    long v = 0;
+    snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, "RssAnon:", 8))
+            v = strtol(line + 8, NULL, 10);
+    fclose(f);
+    return v;
+}
+
 /* Count "\ndata: " in a stream split across reads (carry: the last bytes of the previous one). */
 static size_t count_events(const char *b, size_t n, char *carry)
 {
@@ -433,7 +454,8 @@ static size_t count_events(const char *b, size_t n, char *carry)
 }
 
 /* N updates published, then one subscriber asks for them all (Last-Event-ID: earliest). */
-static void replay_row(const char *ssehub, int kind, int round, int n)
+static void replay_row(const char *ssehub, const char *label, int kind, int round, int n,
+                       int wait_s)
 {
     int port;
     pid_t pid = spawn_hub(ssehub, kind, round + 1000, &port, 1);
@@ -457,7 +479,7 @@ static void replay_row(const char *ssehub, int kind, int round, int n)
             free(h[k].lat.v);
         }
     }
-    long before = peak_kib(pid);
+    long before = peak_kib(pid), anon0 = anon_kib(pid), anon_peak = anon0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
@@ -470,13 +492,22 @@ static void replay_row(const char *ssehub, int kind, int round, int n)
             "GET /.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fb HTTP/1.1\r\n"
             "Host: 127.0.0.1\r\nLast-Event-ID: earliest\r\n\r\n";
         send(fd, req, strlen(req), MSG_NOSIGNAL);
+        for (int i = 0; i < wait_s * 20; i++) { /* a subscriber that does not read yet */
+            usleep(50000);
+            long now_anon = anon_kib(pid);
+            anon_peak = now_anon > anon_peak ? now_anon : anon_peak;
+        }
         struct timeval tv = {5, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         char buf[8192], carry[8] = "";
-        while (got < ok && now_s() - r0 < 120) {
+        for (unsigned reads = 0; got < ok && now_s() - r0 < 120; reads++) {
             ssize_t r = recv(fd, buf, sizeof(buf), 0);
             if (r <= 0)
                 break;
+            if (reads % 64 == 0) {
+                long now_anon = anon_kib(pid);
+                anon_peak = now_anon > anon_peak ? now_anon : anon_peak;
+            }
             if (!first)
                 first = now_s();
             got += count_events(buf, (size_t)r, carry);
@@ -489,17 +520,21 @@ static void replay_row(const char *ssehub, int kind, int round, int n)
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     static const char *names[] = {"memory", "lmdb sync", "lmdb nosync"};
-    printf("replay %-11s %llu updates stored: %zu replayed to one subscriber in %.2f s (first "
-           "bytes after %.0f ms); hub peak RSS %ld MiB before, %ld MiB after\n",
-           names[kind], (unsigned long long)ok, got, el, first ? (first - r0) * 1000 : 0.0,
-           before / 1024, peak / 1024);
+    printf("replay %-6s %-11s %llu updates stored: %zu replayed to one subscriber %s in %.2f s "
+           "(first bytes after %.0f ms); hub peak RSS %ld MiB before, %ld MiB after; heap %.1f "
+           "MiB before, %.1f MiB at most during the replay\n",
+           label, names[kind], (unsigned long long)ok, got,
+           wait_s ? "(reading after 2 s)" : "(reading at once)", el,
+           first ? (first - r0) * 1000 : 0.0, before / 1024, peak / 1024, anon0 / 1024.0,
+           anon_peak / 1024.0);
     fflush(stdout);
     free(h);
 }
 
 int main(int argc, char **argv)
 {
-    const char *ssehub = getenv("SSEHUB");
+    const char *ssehub = getenv("SSEHUB"), *ssehub_before = NULL;
+    int replay_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dir"))
             snprintf(dir, sizeof(dir), "%s", argv[i + 1]);
@@ -511,6 +546,10 @@ int main(int argc, char **argv)
             replay_n = (int)strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--payload"))
             payload = (size_t)strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--ssehub-before"))
+            ssehub_before = argv[i + 1];
+        else if (!strcmp(argv[i], "--replay-only"))
+            replay_only = (int)strtol(argv[i + 1], NULL, 10);
     }
     if (!ssehub && access("src/cli/ssehub", X_OK) == 0)
         ssehub = "src/cli/ssehub";
@@ -518,19 +557,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "store_bench: %s: %s\n", dir, strerror(errno));
         return 1;
     }
-    printf("disk  fdatasync of 64 bytes in %s: %.0f/s\n", dir, fdatasync_rate());
     static const int concs[] = {1, 16, 256};
     int round = (int)getpid();
-    for (int c = 0; c < 3; c++)
-        for (int kind = 0; kind < 3; kind++)
-            store_row(kind, concs[c], round);
-    if (ssehub) {
+    if (!replay_only) {
+        printf("disk  fdatasync of 64 bytes in %s: %.0f/s\n", dir, fdatasync_rate());
+        for (int c = 0; c < 3; c++)
+            for (int kind = 0; kind < 3; kind++)
+                store_row(kind, concs[c], round);
+    }
+    if (ssehub && !replay_only)
         for (int c = 0; c < 3; c++)
             for (int kind = 0; kind < 3; kind++)
                 http_row(ssehub, kind, concs[c], round);
-        replay_row(ssehub, 0, round, replay_n);
-        replay_row(ssehub, 1, round, replay_n);
-    }
+    for (int kind = 0; ssehub && kind < 2; kind++)
+        for (int wait_s = 0; wait_s <= 2; wait_s += 2) {
+            if (ssehub_before)
+                replay_row(ssehub_before, "before", kind, round + 10 * wait_s + 100, replay_n,
+                           wait_s);
+            replay_row(ssehub, ssehub_before ? "after" : "", kind, round + 10 * wait_s, replay_n,
+                       wait_s);
+        }
     char cmd[1100];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'/store-* '%s'/hub-*", dir, dir);
     if (system(cmd) != 0)

@@ -131,7 +131,9 @@ function(sse_build_library)
       $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
       $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
       $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-    target_link_libraries(${t} PUBLIC ${libs} Threads::Threads m)
+    # In the build tree: this configuration's targets. The installed targets name the same
+    # libraries through cmake/SSEInstall.cmake's dependency table instead.
+    target_link_libraries(${t} PUBLIC "$<BUILD_INTERFACE:${libs};Threads::Threads;m>")
   endforeach()
   if(SSE_SANITIZE OR SSE_FUZZ)
     set(SSE_PROGRAM_LIB sse_static PARENT_SCOPE)
@@ -143,10 +145,6 @@ function(sse_build_library)
   # PLT jumps on the hot paths of programs that link the shared one (ssehub).
   target_link_options(sse_shared PRIVATE -Wl,-Bsymbolic-functions)
   set_target_properties(sse_shared PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
-  string(REPLACE ";" " " _pc_libs "${libs}")
-  install(TARGETS sse_static sse_shared
-    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 endfunction()
 
 function(sse_add_test)

@@ -8,8 +8,9 @@
  * Mercure topic on the hub's /.well-known/mercure, or on ?hub=), the <body data-src>, "/clock".
  *
  * For the browser tests, everything seen is also kept in window.demo:
- *   { src, supported, state, states: [{state, t}], opens, messages: [{id, data, type, t}],
- *     myEvents: [{id, data, t}] }      (t = ms since page load; lists keep the last 1000)
+ *   { src, supported, state, states: [{state, t}], opens, openTimes: [t],
+ *     messages: [{id, data, type, t}], myEvents: [{id, data, t}] }
+ *   (t = ms since page load; lists keep the last 1000)
  */
 (function () {
   'use strict';
@@ -85,6 +86,7 @@
       state: 'CONNECTING',
       states: [],
       opens: 0,
+      openTimes: [],
       messages: [],
       myEvents: []
     };
@@ -129,6 +131,7 @@
       setState(STATES[es.readyState]);
       es.onopen = function () {
         demo.opens++;
+        push(demo.openTimes, now());
         setText('opens', String(demo.opens));
         setState('OPEN');
       };

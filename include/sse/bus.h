@@ -41,6 +41,17 @@ typedef void (*sse_bus_receive_cb)(void *user_data, const void *msg, size_t len,
 /** End of close: nothing will be received any more and the bus is freed. */
 typedef void (*sse_bus_close_cb)(void *user_data);
 
+/** Presence (see the presence ops): one entry, key and value as opaque bytes. */
+typedef void (*sse_bus_presence_put_cb)(void *ctx, const char *key, size_t key_len, const char *val,
+                                        size_t val_len);
+/** Called by the bus to enumerate this member's entries through put. */
+typedef void (*sse_bus_presence_dump_cb)(void *ud, sse_bus_presence_put_cb put, void *ctx);
+/** One entry of another member (borrowed for the call). */
+typedef void (*sse_bus_presence_each_cb)(void *ud, const char *key, size_t key_len, const char *val,
+                                         size_t val_len);
+/** End of a listing: 0, or a negative error (the listing is partial). */
+typedef void (*sse_bus_presence_done_cb)(void *ud, int status);
+
 /** The vtable every backend fills. */
 typedef struct sse_bus_ops {
     int version;      /* SSE_BUS_OPS_VERSION */
@@ -55,6 +66,28 @@ typedef struct sse_bus_ops {
     int (*publish)(sse_bus *b, const void *msg, size_t len, sse_bus_publish_cb done, void *ud);
     /* Stop receiving, fail what is in flight, free the bus, then done (may be NULL). */
     void (*close)(sse_bus *b, sse_bus_close_cb done, void *ud);
+
+    /* ---- presence (optional, version >= 2; NULL: the bus has no shared view, e.g. inproc) */
+
+    /*
+     * Make this member's presence entries visible to the other members (the subscriptions of
+     * its subscribers, for the subscriptions API). dump(ud, put, ctx) must call put(ctx, ...)
+     * once per current entry: the bus calls it whenever it must write the whole set again (at
+     * start, after a reconnect). Entries of a member that stops refreshing (a dead node)
+     * disappear by themselves after the backend's expiry. 0 or a negative error.
+     */
+    int (*presence_start)(sse_bus *b, sse_bus_presence_dump_cb dump, void *ud);
+    /* Add or replace (val != NULL) or remove (val == NULL) one of this member's entries. Best
+       effort: while the backend is unreachable nothing is sent, and the next dump catches up. */
+    int (*presence_set)(sse_bus *b, const char *key, size_t key_len, const char *val,
+                        size_t val_len);
+    /*
+     * List the entries of every OTHER live member: each(ud, ...) per entry (borrowed for the
+     * call), then done(ud, status) once (0, or a negative error: what was listed is partial).
+     * Returns 0 (done will fire, never inside this call) or a negative error (no callback).
+     */
+    int (*presence_list)(sse_bus *b, sse_bus_presence_each_cb each, sse_bus_presence_done_cb done,
+                         void *ud);
     /*
      * Optional (NULL: always healthy). 1 if updates can travel now, else 0 and *why (a short
      * static reason, e.g. a lost connection). Cheap, on the loop: what /readyz asks.
@@ -62,7 +95,7 @@ typedef struct sse_bus_ops {
     int (*healthy)(const sse_bus *b, const char **why);
 } sse_bus_ops;
 
-#define SSE_BUS_OPS_VERSION 1
+#define SSE_BUS_OPS_VERSION 2
 
 /** The header of every bus object: backends embed it first. */
 struct sse_bus {
@@ -77,6 +110,14 @@ SSE_API int sse_bus_publish(sse_bus *b, const void *msg, size_t len, sse_bus_pub
 SSE_API int sse_bus_healthy(const sse_bus *b, const char **why);
 /** Close through the vtable (asynchronous; done may be NULL). Accepts NULL. */
 SSE_API void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud);
+/** Whether b shares presence between members (its ops have the presence calls). */
+SSE_API int sse_bus_has_presence(const sse_bus *b);
+/** The presence calls through the vtable; SSE_EUNSUPPORTED when the bus has none. */
+SSE_API int sse_bus_presence_start(sse_bus *b, sse_bus_presence_dump_cb dump, void *ud);
+SSE_API int sse_bus_presence_set(sse_bus *b, const char *key, size_t key_len, const char *val,
+                                 size_t val_len);
+SSE_API int sse_bus_presence_list(sse_bus *b, sse_bus_presence_each_cb each,
+                                  sse_bus_presence_done_cb done, void *ud);
 
 /* ------------------------------------------------------------------ the message */
 

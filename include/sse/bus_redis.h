@@ -17,6 +17,11 @@
  * Sharding: with several URLs, each topic's hash (FNV-1a of the update's first topic) picks one
  * instance and its stream; order holds per stream (docs/REDIS.md). With a Redis Cluster, the
  * topic's hash picks one of n_shards stream keys, each on the master owning its slot.
+ *
+ * Presence (bus.h's presence calls: the subscriptions API across nodes): each node keeps its
+ * entries in a hash "KEY:presence:NODE" with an expiry it refreshes, and registers in a sorted
+ * set "KEY:nodes" scored by when its registration expires; both live with the first shard (in a
+ * cluster under the hash tag of "KEY:{0}"). A node that dies drops out after presence_ttl_ms.
  */
 #ifndef SSE_BUS_REDIS_H
 #define SSE_BUS_REDIS_H
@@ -48,11 +53,17 @@ typedef struct sse_bus_redis_options {
     /* Diagnostics (may be NULL): level is SSE_LOG_* (log.h); line borrowed for the call. */
     void (*log)(void *ud, int level, const char *line);
     void *log_data;
+    /* Presence (bus.h): how long a node's entries outlive its last refresh (it refreshes every
+       third of this); 0: 15000 ms. */
+    unsigned presence_ttl_ms;
+    /* Entries older than this (by their id's time) are trimmed from each stream, once a second
+       (XTRIM MINID); 0: no age limit. */
+    unsigned max_age_ms;
 } sse_bus_redis_options;
 #define SSE_BUS_REDIS_OPTIONS_VERSION 1
 #define SSE_BUS_REDIS_OPTIONS_INIT                                                                 \
     {                                                                                              \
-        SSE_BUS_REDIS_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL           \
+        SSE_BUS_REDIS_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0, 0     \
     }
 
 /**
@@ -80,7 +91,8 @@ typedef struct sse_bus_redis_stats {
     unsigned long long received;  /* entries handed to the hub */
     unsigned long long skipped;   /* entries skipped (garbage, oversized) */
     unsigned long long reconnects;
-    int connected; /* every shard has both connections up */
+    int connected;            /* every shard has both connections up */
+    unsigned long long asked; /* XADDs sent again to a migrating slot's new node (ASK) */
 } sse_bus_redis_stats;
 SSE_API void sse_bus_redis_get_stats(const sse_bus *b, sse_bus_redis_stats *out);
 

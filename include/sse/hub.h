@@ -55,7 +55,8 @@ typedef struct sse_hub_options {
     size_t max_subscribers;      /* concurrent subscribers (0 = unlimited); more -> 429 */
     size_t replay_scan;          /* draft-08 Last-Event-ID backward-scan limit (100) */
     uint64_t replay_steps_max;   /* selector-matching steps one replay may spend (2^24); more
-                                    -> 429. Replays run in slices either way (docs/SECURITY.md) */
+                                    -> 429 before the stream opens, a closed stream after.
+                                    Replays run in slices either way (docs/SECURITY.md) */
     size_t pattern_cache;        /* topics cached in the pattern-match cache (4096) */
     size_t max_pattern_nodes;    /* automaton nodes of all distinct compiled selector patterns
                                     alive (2^18, ~3 MiB): bounds their memory and the cost of

@@ -33,6 +33,35 @@ void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud)
         b->ops->close(b, done, ud);
 }
 
+int sse_bus_has_presence(const sse_bus *b)
+{
+    return b && b->ops->version >= 2 && b->ops->presence_start && b->ops->presence_set &&
+           b->ops->presence_list;
+}
+
+int sse_bus_presence_start(sse_bus *b, sse_bus_presence_dump_cb dump, void *ud)
+{
+    if (!sse_bus_has_presence(b))
+        return SSE_EUNSUPPORTED;
+    return dump ? b->ops->presence_start(b, dump, ud) : SSE_EINVAL;
+}
+
+int sse_bus_presence_set(sse_bus *b, const char *key, size_t key_len, const char *val,
+                         size_t val_len)
+{
+    if (!sse_bus_has_presence(b))
+        return SSE_EUNSUPPORTED;
+    return key ? b->ops->presence_set(b, key, key_len, val, val_len) : SSE_EINVAL;
+}
+
+int sse_bus_presence_list(sse_bus *b, sse_bus_presence_each_cb each, sse_bus_presence_done_cb done,
+                          void *ud)
+{
+    if (!sse_bus_has_presence(b))
+        return SSE_EUNSUPPORTED;
+    return each && done ? b->ops->presence_list(b, each, done, ud) : SSE_EINVAL;
+}
+
 static void put_be(unsigned char *p, uint64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--, v >>= 8)

@@ -4,6 +4,8 @@
  */
 #include "cli_serve_config.h"
 
+#include "cli_help.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <sse/server.h>
@@ -117,11 +119,15 @@ static const struct setting settings[] = {
      "keys KEY:{i}, each on the master owning its slot (MOVED followed)"},
     {"redis-shards", "SSEHUB_REDIS_SHARDS", NULL, T_SIZE, "16", OFF(redis_shards),
      "stream keys over a Redis Cluster (the same on every node)"},
+    {"redis-presence-ttl", "SSEHUB_REDIS_PRESENCE_TTL", NULL, T_MS, "15s",
+     OFF(redis_presence_ttl_ms),
+     "with --subscriptions: how long a node's subscriptions stay listed by the other nodes after "
+     "its last refresh (every third of this), i.e. after it died"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
-     "built-in publisher: server time every second on --demo-topic (and an extra myEvent every "
-     "5th); "
-     "implies --dev"},
+     "the demo: its pages (built in; --web DIR serves a folder instead) at /, the classic "
+     "streams /clock and /oneshot, and the server time every second on --demo-topic (and an "
+     "extra myEvent every 5th); implies --dev"},
     {"demo-topic", "SSEHUB_DEMO_TOPIC", NULL, T_STR, "/demo/clock", OFF(demo_topic),
      "topic of the --demo publisher"},
     {"dev", "SSEHUB_DEV", NULL, T_BOOL, "false", OFF(dev),
@@ -377,24 +383,34 @@ static int load_file(struct serve_config *c, const char *path, char *err, size_t
     return rc;
 }
 
+/* What --help says before and after the settings (and the man page ssehub-serve(1) too). */
+static const char serve_description[] =
+    "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
+    "Every option is also an environment variable and a config-file key\n"
+    "(precedence: flag > environment > config file > default).";
+static const char serve_notes[] =
+    "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
+    "Without --demo or --dev, a publisher key is required.";
+
+/* The argument a setting's flag takes, with its leading space ("" for a switch). */
+static const char *setting_arg(const struct setting *s)
+{
+    return s->type == T_BOOL   ? ""
+           : s->type == T_SIZE ? " N"
+           : s->type == T_MS   ? " DURATION"
+                               : " VALUE";
+}
+
 void serve_config_help(FILE *out)
 {
-    fprintf(out, "usage: ssehub serve [options]\n\n"
-                 "Run a Mercure hub (draft-07 and draft-08) with its demo pages.\n"
-                 "Every option is also an environment variable and a config-file key\n"
-                 "(precedence: flag > environment > config file > default).\n\n");
+    fprintf(out, "usage: ssehub serve [options]\n\n%s\n\n", serve_description);
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *s = &settings[i];
-        const char *arg = s->type == T_BOOL   ? ""
-                          : s->type == T_SIZE ? " N"
-                          : s->type == T_MS   ? " DURATION"
-                                              : " VALUE";
+        const char *arg = setting_arg(s);
         fprintf(out, "  --%s%s\n      %s\n      env %s%s%s; default: %s\n", s->name, arg, s->help,
                 s->env, s->env2 ? " or " : "", s->env2 ? s->env2 : "", s->def ? s->def : "(unset)");
     }
-    fprintf(out, "  --help\n      this text\n\n"
-                 "Sizes take K/M/G suffixes (binary); durations ms/s/m/h (plain numbers are ms).\n"
-                 "Without --demo or --dev, a publisher key is required.\n");
+    fprintf(out, "  --help\n      this text\n\n%s\n", serve_notes);
 }
 
 void serve_config_free(struct serve_config *c)
@@ -517,4 +533,40 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
     if (c->dev && !c->anonymous_set)
         c->anonymous = 1;
     return 0;
+}
+
+/*
+ * The settings table as a help table (cli_help.h), for the man page ssehub-serve(1) and the bash
+ * completion: the same flags, arguments, environment variables and defaults as
+ * serve_config_help() prints, built once from the table above.
+ */
+const struct cli_help *serve_config_help_table(const char *summary)
+{
+    static struct cli_option opts[NSETTINGS + 2];
+    static char pool[NSETTINGS * 320];
+    static struct cli_help help;
+    size_t used = 0;
+
+    if (help.name)
+        return &help;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char *flag = pool + used, *text;
+        int n = snprintf(flag, sizeof(pool) - used, "--%s", s->name);
+        if (n < 0 || (size_t)n >= sizeof(pool) - used)
+            abort(); /* the pool is sized for the table: a longer text needs a larger pool */
+        used += (size_t)n + 1;
+        text = pool + used;
+        n = snprintf(text, sizeof(pool) - used, "%s\n(env %s%s%s; default: %s)", s->help, s->env,
+                     s->env2 ? " or " : "", s->env2 ? s->env2 : "", s->def ? s->def : "(unset)");
+        if (n < 0 || (size_t)n >= sizeof(pool) - used)
+            abort();
+        used += (size_t)n + 1;
+        opts[i] = (struct cli_option){flag, s->type == T_BOOL ? NULL : setting_arg(s) + 1, text};
+    }
+    opts[NSETTINGS] = (struct cli_option){"-h, --help", NULL, "this text"};
+    help = (struct cli_help){
+        "serve", summary, "[options]", serve_description, opts, serve_notes, NULL,
+    };
+    return &help;
 }

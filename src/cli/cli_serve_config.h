@@ -40,6 +40,7 @@ struct serve_config {
     char *redis_key;     /* the stream key (prefix with several URLs) */
     int redis_cluster;   /* --redis URLs are seeds of a Redis Cluster */
     size_t redis_shards; /* stream keys over the cluster */
+    unsigned redis_presence_ttl_ms; /* presence expiry (subscriptions API across nodes) */
     /* Operators of the reference hub (docs/OPERATIONS.md): */
     char *publisher_jwks_url, *subscriber_jwks_url; /* https://, http:// or file:// */
     unsigned jwks_refresh_min_ms;                   /* unknown kid: refetch at most this often */
@@ -61,6 +62,10 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
 /* Print every setting: flag, environment variable, default, description. */
 void serve_config_help(FILE *out);
 void serve_config_free(struct serve_config *c);
+/* The same settings as a help table (cli_help.h), for the man page and the bash completion;
+ * summary is the command's one line. Built on the first call, then the same table. */
+struct cli_help;
+const struct cli_help *serve_config_help_table(const char *summary);
 
 /* Parse "1k", "16M", "2G" (binary units) or a plain number. 0 ok, -1 bad. */
 int serve_parse_size(const char *s, size_t *out);

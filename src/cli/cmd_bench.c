@@ -6,6 +6,7 @@
  * report: one JSON object with --json, and a human summary. It owns no networking.
  */
 #include "cli_commands.h"
+#include "cli_help.h"
 #include "loadgen/loadgen.h"
 
 #include <getopt.h>
@@ -24,38 +25,62 @@ struct bench_opts {
     int json;            /* --json */
 };
 
+/* The help table: --help, the man page ssehub-bench(1) and the completion (cli_help.h). */
+static const struct cli_option bench_options[] = {
+    {"--target", "mercure|nchan|plain", "what to talk to (default mercure)"},
+    {"--url", "URL",
+     "subscribe URL (mercure: the hub URL, default\n"
+     "http://127.0.0.1:8080/.well-known/mercure; nchan: prefix,\n"
+     "the topic is appended as /<topic>; plain: the stream URL)"},
+    {"--pub-url", "URL", "publish URL (mercure: default --url; nchan: prefix; plain)"},
+    {"--token", "JWT", "Bearer token for publishing (mercure)"},
+    {"--sub-token", "JWT", "Bearer token for subscribing"},
+    {"--topic-prefix", "S",
+     "topic names are S<n> (default https://example.com/bench/\n"
+     "for mercure, t for nchan)"},
+    {"-n, --subscribers", "N", "subscriber streams (default 100, at most 1000000)"},
+    {"-t, --topics", "T", "topics, subscribers spread round-robin (default 1)"},
+    {"-r, --rate", "R", "messages per second over all topics (default 10; 0 = idle)"},
+    {"-d, --duration", "S", "measured seconds of publishing (default 5)"},
+    {"--warmup", "S", "seconds of publishing before measuring (default 1)"},
+    {"--payload", "B", "data bytes per message (default: just the fields)"},
+    {"--sources", "K", "source addresses 127.0.0.1..K (default N/20000+1)"},
+    {"--procs", "P", "subscriber processes (default ceil(N/15000))"},
+    {"--concurrency", "C", "connects in flight per process (default 128)"},
+    {"--pub-conns", "C", "publisher keep-alive connections (default 4)"},
+    {"--server-pid", "PID[,PID...]", "server processes whose memory and CPU to report"},
+    {"--server-children", NULL, "also count their child processes (e.g. ssehub serve --workers)"},
+    {"--idle", "S", "idle seconds before reading server memory (default 2)"},
+    {"--connect-timeout", "S", "time allowed to open all streams (default 120)"},
+    {"--drain", "S", "wait for late deliveries after publishing (default 3)"},
+    {"--parser", "sse|scan",
+     "kept for scripts: streams are always read with the\n"
+     "library's event-stream parser (scan is the same)"},
+    {"--json", NULL, "print one JSON object on stdout (summary goes to stderr)"},
+    {"-h, --help", NULL, "this text"},
+    {NULL, NULL, NULL},
+};
+
+static const struct cli_help bench_help = {
+    "bench",
+    sse_cli_bench_summary,
+    "[options]",
+    "Load generator: opens N subscriber streams on a hub (or an nchan or plain SSE\n"
+    "server), publishes at a fixed rate and reports delivery latency, throughput and the\n"
+    "server's memory and CPU.",
+    bench_options,
+    NULL,
+    NULL,
+};
+
+const struct cli_help *sse_cli_bench_help(void)
+{
+    return &bench_help;
+}
+
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: ssehub bench [options]\n"
-        "  --target mercure|nchan|plain   what to talk to (default mercure)\n"
-        "  --url URL            subscribe URL (mercure: the hub URL, default\n"
-        "                       http://127.0.0.1:8080/.well-known/mercure; nchan: prefix,\n"
-        "                       the topic is appended as /<topic>; plain: the stream URL)\n"
-        "  --pub-url URL        publish URL (mercure: default --url; nchan: prefix; plain)\n"
-        "  --token JWT          Bearer token for publishing (mercure)\n"
-        "  --sub-token JWT      Bearer token for subscribing\n"
-        "  --topic-prefix S     topic names are S<n> (default https://example.com/bench/\n"
-        "                       for mercure, t for nchan)\n"
-        "  -n, --subscribers N  subscriber streams (default 100, at most 1000000)\n"
-        "  -t, --topics T       topics, subscribers spread round-robin (default 1)\n"
-        "  -r, --rate R         messages per second over all topics (default 10; 0 = idle)\n"
-        "  -d, --duration S     measured seconds of publishing (default 5)\n"
-        "  --warmup S           seconds of publishing before measuring (default 1)\n"
-        "  --payload B          data bytes per message (default: just the fields)\n"
-        "  --sources K          source addresses 127.0.0.1..K (default N/20000+1)\n"
-        "  --procs P            subscriber processes (default ceil(N/15000))\n"
-        "  --concurrency C      connects in flight per process (default 128)\n"
-        "  --pub-conns C        publisher keep-alive connections (default 4)\n"
-        "  --server-pid PID[,PID...]  server processes whose memory and CPU to report\n"
-        "  --server-children    also count their child processes (e.g. ssehub serve --workers)\n"
-        "  --idle S             idle seconds before reading server memory (default 2)\n"
-        "  --connect-timeout S  time allowed to open all streams (default 120)\n"
-        "  --drain S            wait for late deliveries after publishing (default 3)\n"
-        "  --parser sse|scan    kept for scripts: streams are always read with the\n"
-        "                       library's event-stream parser (scan is the same)\n"
-        "  --json               print one JSON object on stdout (summary goes to stderr)\n");
+    cli_help_print(out, &bench_help);
 }
 
 static int parse_num(const char *s, double lo, double hi, double *out)

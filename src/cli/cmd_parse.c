@@ -5,6 +5,7 @@
  * Exit status: 0 at the end of the input, 1 on a read/write error or a limit hit, 2 on usage.
  */
 #include "cli_commands.h"
+#include "cli_help.h"
 #include "cli_json.h"
 
 #include <errno.h>
@@ -15,21 +16,35 @@
 
 const char sse_cli_parse_summary[] = "parse a text/event-stream (file or stdin) into JSON lines";
 
+/* The help table: --help, the man page ssehub-parse(1) and the completion (cli_help.h). */
+static const struct cli_option parse_options[] = {
+    {"--max-line", "N", "longest accepted line in bytes (default 1048576)"},
+    {"--max-event", "N", "largest accepted event (data + type + id) in bytes (default 16777216)"},
+    {"-h, --help", NULL, "this text"},
+    {NULL, NULL, NULL},
+};
+
+static const struct cli_help parse_help = {
+    "parse",
+    sse_cli_parse_summary,
+    "[--max-line N] [--max-event N] [FILE]",
+    "Reads a raw text/event-stream from FILE (or stdin when FILE is absent or '-') and\n"
+    "prints one JSON object per line: {\"type\":...,\"data\":...,\"id\":...} for every\n"
+    "dispatched event (id is the last event id at dispatch) and {\"retry\":N} for every\n"
+    "accepted retry field. Parsing follows the WHATWG HTML standard.",
+    parse_options,
+    NULL,
+    "0 at the end of the input, 1 on a read error or a limit hit, 2 on a usage error",
+};
+
+const struct cli_help *sse_cli_parse_help(void)
+{
+    return &parse_help;
+}
+
 static void parse_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ssehub parse [--max-line N] [--max-event N] [FILE]\n\n"
-            "Reads a raw text/event-stream from FILE (or stdin when FILE is absent or '-') and\n"
-            "prints one JSON object per line: {\"type\":...,\"data\":...,\"id\":...} for every\n"
-            "dispatched event (id is the last event id at dispatch) and {\"retry\":N} for every\n"
-            "accepted retry field. Parsing follows the WHATWG HTML standard.\n\n"
-            "options:\n"
-            "  --max-line N   longest accepted line in bytes (default 1048576)\n"
-            "  --max-event N  largest accepted event (data + type + id) in bytes (default "
-            "16777216)\n"
-            "  -h, --help     this text\n\n"
-            "exit status: 0 at the end of the input, 1 on a read error or a limit hit, 2 on a "
-            "usage error\n");
+    cli_help_print(out, &parse_help);
 }
 
 static int parse_on_event(void *ud, const sse_parsed_event *ev)

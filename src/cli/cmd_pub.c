@@ -7,6 +7,7 @@
  * 3 transport error (connect, timeout, I/O), 4 not authorized (401/403).
  */
 #include "cli_commands.h"
+#include "cli_help.h"
 #include "cli_token.h"
 
 #include <curl/curl.h>
@@ -22,37 +23,56 @@ const char sse_cli_pub_summary[] = "publish an update to a Mercure hub";
 #define PUB_MAX_DATA ((size_t)16 << 20)
 #define PUB_MAX_RESPONSE 65536
 
+/* The help table: --help, the man page ssehub-pub(1) and the completion (cli_help.h). */
+static const struct cli_option pub_options[] = {
+    {"--hub", "URL", "the hub (default $SSEHUB_HUB or " SSE_CLI_DEFAULT_HUB ")"},
+    {"--topic", "T", "the update's topic (repeatable; draft-08 hubs accept one)"},
+    {"--data", "TEXT", "the data; --data @FILE reads FILE; '-' or absent: stdin"},
+    {"--id", "ID", "the update's id (default: the hub generates one)"},
+    {"--type", "TYPE", "the SSE event type"},
+    {"--private", NULL, "only subscribers authorized for the topic receive it"},
+    {"--retry", "MS", "the SSE retry field"},
+    {"--token", "JWT",
+     "publisher token; default $MERCURE_PUBLISHER_TOKEN, then\n"
+     "$SSEHUB_TOKEN, else one is minted from the key below"},
+    {"--key", "KEY",
+     "mint a token (publish grants for the topics, 60 s) with this\n"
+     "key; default $MERCURE_PUBLISHER_JWT_KEY"},
+    {"--key-file", "FILE", "read the key from FILE (PEM private key for RS/ES)"},
+    {"--alg", "ALG",
+     "algorithm of the minted token (default HS256 or\n"
+     "$MERCURE_PUBLISHER_JWT_ALG)"},
+    {"--draft", "07|08", "generation of the minted token (default 07)"},
+    {"--aud", "AUD", "draft-08 audience of the minted token (default: the hub URL)"},
+    {"--timeout", "S", "give up after S seconds (default 10)"},
+    {"-h, --help", NULL, "this text"},
+    {NULL, NULL, NULL},
+};
+
+static const struct cli_help pub_help = {
+    "pub",
+    sse_cli_pub_summary,
+    "[--hub URL] --topic T [--topic T2]... [--data TEXT | --data @FILE]\n"
+    "[--id ID] [--type TYPE] [--private] [--retry MS]\n"
+    "[--token JWT | --key KEY | --key-file FILE] [--alg ALG]\n"
+    "[--draft 07|08] [--aud AUD] [--timeout SECONDS]",
+    "Publishes one update (POST, application/x-www-form-urlencoded) and prints the id\n"
+    "the hub returns. Without --data the data is read from stdin.",
+    pub_options,
+    NULL,
+    "0 published (the id is printed), 1 the hub refused the update,\n"
+    "2 usage error (options, unreadable file, unusable key), 3 transport error (connection,\n"
+    "timeout), 4 not authorized (401/403)",
+};
+
+const struct cli_help *sse_cli_pub_help(void)
+{
+    return &pub_help;
+}
+
 static void pub_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ssehub pub [--hub URL] --topic T [--topic T2]... [--data TEXT | --data @FILE]\n"
-            "                  [--id ID] [--type TYPE] [--private] [--retry MS]\n"
-            "                  [--token JWT | --key KEY | --key-file FILE] [--alg ALG]\n"
-            "                  [--draft 07|08] [--aud AUD] [--timeout SECONDS]\n\n"
-            "Publishes one update (POST, application/x-www-form-urlencoded) and prints the id\n"
-            "the hub returns. Without --data the data is read from stdin.\n\n"
-            "options:\n"
-            "  --hub URL        the hub (default $SSEHUB_HUB or " SSE_CLI_DEFAULT_HUB ")\n"
-            "  --topic T        the update's topic (repeatable; draft-08 hubs accept one)\n"
-            "  --data TEXT      the data; --data @FILE reads FILE; '-' or absent: stdin\n"
-            "  --id ID          the update's id (default: the hub generates one)\n"
-            "  --type TYPE      the SSE event type\n"
-            "  --private        only subscribers authorized for the topic receive it\n"
-            "  --retry MS       the SSE retry field\n"
-            "  --token JWT      publisher token; default $MERCURE_PUBLISHER_TOKEN, then\n"
-            "                   $SSEHUB_TOKEN, else one is minted from the key below\n"
-            "  --key KEY        mint a token (publish grants for the topics, 60 s) with this\n"
-            "                   key; default $MERCURE_PUBLISHER_JWT_KEY\n"
-            "  --key-file FILE  read the key from FILE (PEM private key for RS/ES)\n"
-            "  --alg ALG        algorithm of the minted token (default HS256 or\n"
-            "                   $MERCURE_PUBLISHER_JWT_ALG)\n"
-            "  --draft 07|08    generation of the minted token (default 07)\n"
-            "  --aud AUD        draft-08 audience of the minted token (default: the hub URL)\n"
-            "  --timeout S      give up after S seconds (default 10)\n"
-            "  -h, --help       this text\n\n"
-            "exit status: 0 published (the id is printed), 1 the hub refused the update,\n"
-            "2 usage error (options, unreadable file, unusable key), 3 transport error "
-            "(connection, timeout), 4 not authorized (401/403)\n");
+    cli_help_print(out, &pub_help);
 }
 
 struct pub_buf {

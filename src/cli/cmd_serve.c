@@ -4,9 +4,11 @@
  * Reads the settings (cli_serve_config.c), refuses to start with publishing enabled and no key
  * unless --dev/--demo (which make a random key and print tokens signed with it), listens,
  * prints `listening on http://HOST:PORT/` (the real port when 0 was asked), serves --web at /,
- * runs the --demo clock publisher, and shuts down gracefully on SIGINT/SIGTERM.
+ * adds the --demo streams and built-in pages (cli_demo.c), and shuts down gracefully on
+ * SIGINT/SIGTERM.
  */
 #include "cli_commands.h"
+#include "cli_demo.h"
 #include "cli_jwks.h"
 #include "cli_log.h"
 #include "cli_serve_config.h"
@@ -38,9 +40,7 @@ struct serve {
     sse_server *server;
     sse_hub *hub;
     uv_signal_t sigint, sigterm;
-    uv_timer_t demo;
-    int demo_on;
-    unsigned long long demo_tick;
+    struct sse_cli_demo *demo; /* --demo: streams, pages, the hub clock (cli_demo.h) */
     int log_level;
     char *dev_pub_token, *dev_sub_token;
     int stopping;
@@ -112,40 +112,6 @@ static int on_dev_token(sse_request *req, void *ud)
     return sse_request_respond(req, 200, "application/json", body, (size_t)n);
 }
 
-static int on_clock_redirect(sse_request *req, void *ud)
-{
-    struct serve *sv = ud;
-    char loc[2048];
-    snprintf(loc, sizeof(loc), "/.well-known/mercure?topic=%s", sv->cfg.demo_topic);
-    for (char *p = loc + 27; *p; p++) /* keep it a valid URL: the topic is ASCII by default */
-        if (*p == ' ')
-            *p = '+';
-    sse_request_add_header(req, "Location", loc);
-    return sse_request_respond(req, 307, "text/plain", "see the hub\n", 12);
-}
-
-static void demo_tick(uv_timer_t *t)
-{
-    struct serve *sv = t->data;
-    char data[64];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(data, sizeof(data), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(data + n, sizeof(data) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    sv->demo_tick++;
-    const char *topics[1] = {sv->cfg.demo_topic};
-    sse_hub_update u = {topics, 1, data, strlen(data), NULL, NULL, -1, 0};
-    int rc = sse_hub_publish(sv->hub, &u, NULL);
-    if (!rc && sv->demo_tick % 5 == 0) { /* as the classic clock: an extra named event */
-        u.type = "myEvent";
-        rc = sse_hub_publish(sv->hub, &u, NULL);
-    }
-    if (rc)
-        log_line(sv, SSE_LOG_WARN, "demo publish failed");
-}
-
 static void closed(uv_handle_t *h)
 {
     (void)h;
@@ -180,11 +146,7 @@ static void stop(struct serve *sv, const char *why)
     char line[96];
     snprintf(line, sizeof(line), "%s: shutting down", why);
     log_line(sv, SSE_LOG_INFO, line);
-    if (sv->demo_on) {
-        uv_timer_stop(&sv->demo);
-        uv_close((uv_handle_t *)&sv->demo, closed);
-        sv->demo_on = 0;
-    }
+    sse_cli_demo_close(sv->demo);
     sse_hub_close(sv->hub);
     sse_server_close(sv->server, sv->cfg.shutdown_timeout_ms, server_closed, sv);
 }
@@ -284,8 +246,10 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
         printf("subscriber token: %s\n", sv->dev_sub_token);
     }
     if (c->demo)
-        printf("demo: topic %s every second; page http://%s%s%s:%d/clock.html?topic=%s\n",
-               c->demo_topic, v6 ? "[" : "", host, v6 ? "]" : "", real_port, c->demo_topic);
+        printf("demo: pages http://%s%s%s:%d/ (%s%s), streams /clock and /oneshot, hub topic "
+               "%s every second\n",
+               v6 ? "[" : "", host, v6 ? "]" : "", real_port, c->web ? "from " : "built in",
+               c->web ? c->web : "", c->demo_topic);
     fflush(stdout);
 }
 
@@ -399,7 +363,9 @@ static int redis_bus(struct serve *sv, size_t max_message)
     ro.key = c->redis_key;
     ro.cluster = c->redis_cluster;
     ro.n_shards = c->redis_shards;
+    ro.presence_ttl_ms = (unsigned)c->redis_presence_ttl_ms;
     ro.max_len = c->history_count;
+    ro.max_age_ms = c->history_age_ms;
     ro.max_message = max_message;
     ro.log = log_line;
     ro.log_data = sv;
@@ -588,8 +554,19 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     }
     if (c->dev)
         sse_server_route(sv->server, "GET", "/.well-known/ssehub/dev-token", on_dev_token, sv);
-    if (c->demo)
-        sse_server_route(sv->server, "GET", "/clock", on_clock_redirect, sv);
+    if (c->demo) { /* after the hub's routes: its pages take every other GET */
+        struct sse_cli_demo_options dopt = {&sv->loop,
+                                            sv->server,
+                                            worker <= 0 ? sv->hub : NULL, /* one hub clock */
+                                            c->demo_topic,
+                                            !c->web,
+                                            log_line,
+                                            sv};
+        if ((rc = sse_cli_demo_new(&sv->demo, &dopt))) {
+            fprintf(stderr, "ssehub serve: --demo: %s\n", sse_strerror(rc));
+            goto out_hub;
+        }
+    }
     if (c->web && (rc = sse_server_static(sv->server, "/", c->web))) {
         fprintf(stderr, "ssehub serve: --web %s: %s\n", c->web, sse_strerror(rc));
         goto out_hub;
@@ -631,13 +608,6 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         sigaddset(&ss, SIGTERM);
         sigprocmask(SIG_UNBLOCK, &ss, NULL);
     }
-    if (c->demo && worker <= 0) { /* one clock, on worker 0, goes through the bus */
-        uv_timer_init(&sv->loop, &sv->demo);
-        sv->demo.data = sv;
-        uv_timer_start(&sv->demo, demo_tick, 1000, 1000);
-        sv->demo_on = 1;
-    }
-
     uv_run(&sv->loop, UV_RUN_DEFAULT);
     exit_code = 0;
     log_line(sv, SSE_LOG_INFO, "stopped");
@@ -646,6 +616,7 @@ out_hub:
 out_server:
     if (exit_code) { /* a start-up failure: close what was opened */
         sse_hub_close(sv->hub);
+        sse_cli_demo_close(sv->demo);
         sse_bus_close(sv->bus, NULL, NULL);
         sv->bus = NULL;
         if (sv->signals_on) {
@@ -659,6 +630,8 @@ out_server:
     sv->jwks = NULL;
     sse_hub_free(sv->hub);
     sse_server_free(sv->server);
+    sse_cli_demo_free(sv->demo); /* after the server: no stream can call back */
+    sv->demo = NULL;
     history_close(sv);
 out_loop:
     uv_run(&sv->loop, UV_RUN_NOWAIT);

@@ -6,6 +6,7 @@
  * Connection notices go to stderr; stdout is flushed after every event.
  */
 #include "cli_commands.h"
+#include "cli_help.h"
 #include "cli_json.h"
 
 #include <errno.h>
@@ -19,41 +20,53 @@ const char sse_cli_sub_summary[] = "subscribe to an event stream (EventSource cl
 #define SUB_MAX_TYPES 64
 #define SUB_MAX_HEADERS 64
 
+/* The help table: --help, the man page ssehub-sub(1) and the completion (cli_help.h). */
+static const struct cli_option sub_options[] = {
+    {"--json", NULL,
+     "print JSON lines, exactly as `ssehub parse`:\n"
+     "{\"type\":...,\"data\":...,\"id\":...} per event, {\"retry\":N} per\n"
+     "accepted retry, and at the end one line\n"
+     "{\"end\":\"closed\"|\"reconnecting\"|\"timeout\",\"retry_ms\":N,\"reason\":...}"},
+    {"--event", "TYPE", "print only events of this type (repeatable)"},
+    {"-H", "'Name: value'", "add a request header (repeatable)"},
+    {"--last-event-id", "ID", "send this Last-Event-ID on the first request"},
+    {"--reconnect-ms", "MS", "initial reconnection time (default 3000)"},
+    {"--max-connections", "N", "stop when the Nth connection ends (default: never)"},
+    {"--no-reconnect", NULL, "same as --max-connections 1"},
+    {"--max-failures", "N", "give up after N consecutive failed attempts (default: never)"},
+    {"--max-events", "N", "stop after N printed events"},
+    {"--timeout-ms", "MS", "stop after MS milliseconds"},
+    {"--read-timeout-ms", "MS", "a connection silent for MS ms is dead: reconnect"},
+    {"--max-event", "BYTES", "largest accepted event (default 16777216)"},
+    {"-h, --help", NULL, "this text"},
+    {NULL, NULL, NULL},
+};
+
+static const struct cli_help sub_help = {
+    "sub",
+    sse_cli_sub_summary,
+    "[options] URL",
+    "Connects to URL like a browser's EventSource (Accept: text/event-stream, reconnects\n"
+    "with Last-Event-ID, honours retry:) and prints every event as it arrives.",
+    sub_options,
+    "end reasons: closed = the connection failed or was closed for good (e.g. HTTP 204,\n"
+    "a wrong status or MIME type, --max-failures, --max-events reached); reconnecting =\n"
+    "it would reconnect but --max-connections stopped it; timeout = --timeout-ms ran out.",
+    "0 stopped by a limit (--max-events, --max-connections, --timeout-ms)\n"
+    "or closed for good by the server (HTTP 204); 1 the connection failed (status, MIME\n"
+    "type, too many failures, event too large), or --max-connections stopped it after\n"
+    "a connection that never opened; 2 usage error; 130 / 143 interrupted by SIGINT /\n"
+    "SIGTERM (the end line is still printed, reason \"interrupted by SIGINT\")",
+};
+
+const struct cli_help *sse_cli_sub_help(void)
+{
+    return &sub_help;
+}
+
 static void sub_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ssehub sub [options] URL\n\n"
-            "Connects to URL like a browser's EventSource (Accept: text/event-stream, reconnects\n"
-            "with Last-Event-ID, honours retry:) and prints every event as it arrives.\n\n"
-            "options:\n"
-            "  --json                  print JSON lines, exactly as `ssehub parse`:\n"
-            "                          {\"type\":...,\"data\":...,\"id\":...} per event, "
-            "{\"retry\":N} per\n"
-            "                          accepted retry, and at the end one line\n"
-            "                          {\"end\":\"closed\"|\"reconnecting\"|\"timeout\","
-            "\"retry_ms\":N,\"reason\":...}\n"
-            "  --event TYPE            print only events of this type (repeatable)\n"
-            "  -H 'Name: value'        add a request header (repeatable)\n"
-            "  --last-event-id ID      send this Last-Event-ID on the first request\n"
-            "  --reconnect-ms MS       initial reconnection time (default 3000)\n"
-            "  --max-connections N     stop when the Nth connection ends (default: never)\n"
-            "  --no-reconnect          same as --max-connections 1\n"
-            "  --max-failures N        give up after N consecutive failed attempts (default: "
-            "never)\n"
-            "  --max-events N          stop after N printed events\n"
-            "  --timeout-ms MS         stop after MS milliseconds\n"
-            "  --read-timeout-ms MS    a connection silent for MS ms is dead: reconnect\n"
-            "  --max-event BYTES       largest accepted event (default 16777216)\n"
-            "  -h, --help              this text\n\n"
-            "end reasons: closed = the connection failed or was closed for good (e.g. HTTP 204,\n"
-            "a wrong status or MIME type, --max-failures, --max-events reached); reconnecting =\n"
-            "it would reconnect but --max-connections stopped it; timeout = --timeout-ms ran "
-            "out.\n\n"
-            "exit status: 0 stopped by a limit (--max-events, --max-connections, --timeout-ms)\n"
-            "or closed for good by the server (HTTP 204); 1 the connection failed (status, MIME\n"
-            "type, too many failures, event too large), or --max-connections stopped it after\n"
-            "a connection that never opened; 2 usage error; 130 / 143 interrupted by SIGINT /\n"
-            "SIGTERM (the end line is still printed, reason \"interrupted by SIGINT\")\n");
+    cli_help_print(out, &sub_help);
 }
 
 struct sub_state {

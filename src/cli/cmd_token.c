@@ -6,6 +6,7 @@
  * status: 0 token printed, 1 minting failed (key, payload), 2 usage error.
  */
 #include "cli_commands.h"
+#include "cli_help.h"
 #include "cli_token.h"
 
 #include <errno.h>
@@ -22,34 +23,50 @@ const char sse_cli_token_summary[] = "mint a development JWT (draft-07 or draft-
 #define TOKEN_MAX_GRANTS 256
 #define TOKEN_MAX_KEY (1 << 20)
 
+/* The help table: --help, the man page ssehub-token(1) and the completion (cli_help.h). */
+static const struct cli_option token_options[] = {
+    {"--draft", "07|08",
+     "token generation (default 07): 07 puts the grants in a\n"
+     "\"mercure\" claim; 08 makes an access token (typ at+jwt,\n"
+     "aud, exp, authorization_details)"},
+    {"--publish", "SEL", "grant publishing to SEL (repeatable); \"*\" = every topic"},
+    {"--subscribe", "SEL", "grant receiving private updates of SEL (repeatable)"},
+    {"--publish-pattern", "P", "draft-08: a URLPattern publish matcher (repeatable)"},
+    {"--subscribe-pattern", "P", "draft-08: a URLPattern subscribe matcher (repeatable)"},
+    {"--payload", "JSON", "subscriber payload (draft-08: a JSON object)"},
+    {"--exp", "SECONDS", "lifetime (default 3600; 0 = no exp, draft-07 only)"},
+    {"--key", "KEY", "HMAC secret, default $MERCURE_PUBLISHER_JWT_KEY"},
+    {"--key-file", "FILE", "read the key from FILE (a PEM private key for RS/ES)"},
+    {"--alg", "ALG",
+     "HS256 (default, or $MERCURE_PUBLISHER_JWT_ALG), HS384, HS512,\n"
+     "RS256, RS384, RS512, ES256, ES384, ES512"},
+    {"--aud", "AUD", "audience; draft-08 default: " SSE_CLI_DEFAULT_HUB},
+    {"--iss", "ISS", "issuer claim"},
+    {"--sub", "SUB", "subject claim (the subscriber's identity)"},
+    {"-h, --help", NULL, "this text"},
+    {NULL, NULL, NULL},
+};
+
+static const struct cli_help token_help = {
+    "token",
+    sse_cli_token_summary,
+    "[--draft 07|08] [--publish SEL]... [--subscribe SEL]...\n"
+    "[--payload JSON] [--exp SECONDS] [--key KEY | --key-file FILE]\n"
+    "[--alg ALG] [--aud AUD] [--iss ISS] [--sub SUB]",
+    "Prints a signed JWT that a Mercure hub accepts (for development and tests).",
+    token_options,
+    "example: ssehub token --publish '*' --subscribe 'https://example.com/books/{id}'",
+    "0 token printed, 1 minting failed, 2 usage error",
+};
+
+const struct cli_help *sse_cli_token_help(void)
+{
+    return &token_help;
+}
+
 static void token_usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: ssehub token [--draft 07|08] [--publish SEL]... [--subscribe SEL]...\n"
-        "                    [--payload JSON] [--exp SECONDS] [--key KEY | --key-file FILE]\n"
-        "                    [--alg ALG] [--aud AUD] [--iss ISS] [--sub SUB]\n\n"
-        "Prints a signed JWT that a Mercure hub accepts (for development and tests).\n\n"
-        "options:\n"
-        "  --draft 07|08          token generation (default 07): 07 puts the grants in a\n"
-        "                         \"mercure\" claim; 08 makes an access token (typ at+jwt,\n"
-        "                         aud, exp, authorization_details)\n"
-        "  --publish SEL          grant publishing to SEL (repeatable); \"*\" = every topic\n"
-        "  --subscribe SEL        grant receiving private updates of SEL (repeatable)\n"
-        "  --publish-pattern P    draft-08: a URLPattern publish matcher (repeatable)\n"
-        "  --subscribe-pattern P  draft-08: a URLPattern subscribe matcher (repeatable)\n"
-        "  --payload JSON         subscriber payload (draft-08: a JSON object)\n"
-        "  --exp SECONDS          lifetime (default 3600; 0 = no exp, draft-07 only)\n"
-        "  --key KEY              HMAC secret, default $MERCURE_PUBLISHER_JWT_KEY\n"
-        "  --key-file FILE        read the key from FILE (a PEM private key for RS/ES)\n"
-        "  --alg ALG              HS256 (default, or $MERCURE_PUBLISHER_JWT_ALG), HS384, HS512,\n"
-        "                         RS256, RS384, RS512, ES256, ES384, ES512\n"
-        "  --aud AUD              audience; draft-08 default: " SSE_CLI_DEFAULT_HUB "\n"
-        "  --iss ISS              issuer claim\n"
-        "  --sub SUB              subject claim (the subscriber's identity)\n"
-        "  -h, --help             this text\n\n"
-        "example: ssehub token --publish '*' --subscribe 'https://example.com/books/{id}'\n\n"
-        "exit status: 0 token printed, 1 minting failed, 2 usage error\n");
+    cli_help_print(out, &token_help);
 }
 
 char *sse_cli_read_file(const char *path, size_t max, size_t *len)

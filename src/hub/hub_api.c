@@ -16,27 +16,38 @@
 
 static const char k_prefix[] = "/.well-known/mercure/subscriptions";
 
-/* Does sub fit the decoded rest of the path (after the prefix and '/')? 2 single, 1 collection. */
-static int sub_fits(const struct sse__hub_sub *sub, const char *rest, size_t n)
+/* Does a subscription (form, selector text, subscriber id) fit the decoded rest of the path
+   (after the prefix and '/')? 2 single, 1 collection, 0 no. */
+static int fits(int form, const char *text, size_t len, const char *id, size_t id_len,
+                const char *rest, size_t n)
 {
     const char *p = rest;
     size_t left = n;
-    if (sub->form != SSE__FORM_TOPIC) {
-        const char *t = sub->form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/";
+    if (form != SSE__FORM_TOPIC) {
+        const char *t = form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/";
         size_t tl = strlen(t);
         if (left < tl || memcmp(p, t, tl))
             return 0;
         p += tl, left -= tl;
     }
-    if (left < sub->len || memcmp(p, sub->text, sub->len))
+    if (left < len || memcmp(p, text, len))
         return 0;
-    if (left == sub->len)
+    if (left == len)
         return 1;
-    p += sub->len, left -= sub->len;
-    size_t il = strlen(sub->owner->id);
-    if (left == il + 1 && p[0] == '/' && !memcmp(p + 1, sub->owner->id, il))
+    p += len, left -= len;
+    if (left == id_len + 1 && p[0] == '/' && !memcmp(p + 1, id, id_len))
         return 2;
     return 0;
+}
+
+static int sub_fits(const struct sse__hub_sub *sub, const char *rest, size_t n)
+{
+    return fits(sub->form, sub->text, sub->len, sub->owner->id, strlen(sub->owner->id), rest, n);
+}
+
+static int remote_fits(const struct sse__hub_remote_sub *r, const char *rest, size_t n)
+{
+    return fits(r->form, r->text, r->len, r->id, r->id_len, rest, n);
 }
 
 static int authorized_for(sse_hub *h, const struct sse__hub_subscriber *tmp, const char *path)
@@ -103,9 +114,14 @@ static int last_visible_id(sse_hub *h, const struct sse__hub_subscriber *who, ss
     return rc;
 }
 
-int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
+/*
+ * The answer, once the other nodes' subscriptions are known (remote[0..n_remote): none without
+ * a bus sharing presence). A subscription of another node is found, authorized and listed as a
+ * local one is; its JSON object is the one its node wrote.
+ */
+static void api_answer(sse_hub *h, sse_request *req, const struct sse__hub_remote_sub *remote,
+                       size_t n_remote)
 {
-    sse_hub *h = ud;
     const char *path = sse_request_path(req);
     size_t plen = strlen(path), pl = sizeof(k_prefix) - 1;
     sse_buf scratch, canon, doc, last;
@@ -117,14 +133,6 @@ int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
     sse_buf_init(&doc, 0);
     sse_buf_init(&last, 4096);
 
-    if (!h->o.subscriptions) {
-        sse__hub_fail(req, 404, NULL, "the subscriptions API is disabled");
-        goto out;
-    }
-    if (plen < pl || memcmp(path, k_prefix, pl) || (plen > pl && path[pl] != '/')) {
-        sse__hub_fail(req, 404, NULL, "not found");
-        goto out;
-    }
     const char *rest = plen > pl ? path + pl + 1 : "";
     size_t rlen = plen > pl ? plen - pl - 1 : 0;
 
@@ -141,12 +149,23 @@ int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
             if (fit == 1 && !coll_example)
                 coll_example = &s->subs[i];
         }
+    const struct sse__hub_remote_sub *single_remote = NULL;
+    int remote_coll = 0;
+    for (size_t i = 0; i < n_remote && rlen && !single && !single_remote; i++) {
+        int fit = remote_fits(&remote[i], rest, rlen);
+        if (fit == 2)
+            single_remote = &remote[i];
+        remote_coll |= fit == 1;
+    }
 
     /* The canonical (encoded) URL of the document, also the topic to authorize. */
     if (!rlen) {
         rc = sse_buf_append_str(&canon, k_prefix);
     } else if (single) {
         rc = sse__hub_sub_topic(&canon, single);
+    } else if (single_remote) {
+        rc = sse__hub_sub_topic_of(&canon, single_remote->form, single_remote->text,
+                                   single_remote->len, single_remote->id, single_remote->id_len);
     } else {
         rc = sse_buf_append_str(&canon, k_prefix);
         if (!rc)
@@ -199,7 +218,7 @@ int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
         sse__hub_fail(req, 403, "insufficient_scope", "the token does not grant this URL");
         goto out;
     }
-    if (rlen && !single && !coll_example) {
+    if (rlen && !single && !coll_example && !single_remote && !remote_coll) {
         /*
          * The decoded path cannot tell "{topic}" from "{topic}/{subscriber}" when the topic holds
          * '/': a URL that names no active subscription and no active selector is a 404.
@@ -209,8 +228,14 @@ int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
     }
     last_visible_id(h, &tmp, &last);
 
-    if (single) {
-        rc = sse__hub_sub_json(&doc, single, 1, 1);
+    if (single || single_remote) {
+        if (single) {
+            rc = sse__hub_sub_json(&doc, single, 1, 1);
+        } else { /* its node's object, with the context a top-level document has */
+            rc = sse_buf_append_str(&doc, "{\"@context\":\"https://mercure.rocks/\",");
+            if (!rc)
+                rc = sse_buf_append(&doc, single_remote->json + 1, single_remote->json_len - 1);
+        }
         if (!rc && doc.len) {
             doc.len--; /* reopen the object to add lastEventID */
             rc = sse_buf_append_str(&doc, ",\"lastEventID\":");
@@ -240,6 +265,15 @@ int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
                 if (!rc)
                     rc = sse__hub_sub_json(&doc, &s->subs[i], 1, 0);
             }
+        for (size_t i = 0; i < n_remote && !rc; i++) {
+            if (rlen && remote_fits(&remote[i], rest, rlen) != 1)
+                continue;
+            if (!first)
+                rc = sse_buf_append_byte(&doc, ',');
+            first = 0;
+            if (!rc)
+                rc = sse_buf_append(&doc, remote[i].json, remote[i].json_len);
+        }
         if (!rc)
             rc = sse_buf_append_str(&doc, "]}");
     }
@@ -260,6 +294,65 @@ out:
     sse_buf_free(&canon);
     sse_buf_free(&doc);
     sse_buf_free(&last);
+}
+
+/* A request waiting for the other nodes' subscriptions (req NULL: its client went away). */
+struct api_wait {
+    sse_hub *h;
+    sse_request *req;
+};
+
+static void api_abort(sse_request *req, void *ud)
+{
+    struct api_wait *w = ud;
+    (void)req;
+    w->req = NULL;
+}
+
+static void api_listed(void *ud, struct sse__hub_remote_sub *subs, size_t n, int status)
+{
+    struct api_wait *w = ud;
+    /* Partial (a node's entry unreadable, Redis gone meanwhile): what was read is shown; the
+       error is logged by hub_presence.c. */
+    (void)status;
+    if (w->req) {
+        sse_request_on_abort(w->req, NULL, NULL);
+        if (w->h->closing) /* the bus closes after the hub (still allocated until the loop ends) */
+            sse__hub_fail(w->req, 503, NULL, "the hub is shutting down");
+        else
+            api_answer(w->h, w->req, subs, n);
+    }
+    sse__free(w);
+}
+
+int sse__hub_on_subscriptions_api(sse_request *req, void *ud)
+{
+    sse_hub *h = ud;
+    const char *path = sse_request_path(req);
+    size_t plen = strlen(path), pl = sizeof(k_prefix) - 1;
+    if (!h->o.subscriptions) {
+        sse__hub_fail(req, 404, NULL, "the subscriptions API is disabled");
+        return 0;
+    }
+    if (plen < pl || memcmp(path, k_prefix, pl) || (plen > pl && path[pl] != '/')) {
+        sse__hub_fail(req, 404, NULL, "not found");
+        return 0;
+    }
+    struct api_wait *w = sse__calloc(1, sizeof(*w));
+    if (w) {
+        w->h = h;
+        w->req = req;
+        int rc = sse__hub_presence_list(h, api_listed, w);
+        if (rc == 0) {
+            sse_request_on_abort(req, api_abort, w);
+            return SSE_DEFERRED;
+        }
+        sse__free(w);
+        if (rc != SSE_EUNSUPPORTED) /* Redis down: this node's view, said in the log */
+            sse__hub_log(h, SSE_LOG_WARN, "subscriptions API: only this node's subscriptions: %s",
+                         sse_strerror(rc));
+    }
+    api_answer(h, req, NULL, 0);
     return 0;
 }
 

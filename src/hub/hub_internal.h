@@ -48,7 +48,8 @@ struct sse__hub_subscriber {
     int indexed;
     struct sse__hub_held *pending; /* live updates matched while the replay is in flight */
     size_t n_pending, cap_pending;
-    int pending_overflow; /* more than SSE__HUB_PENDING_MAX: the subscribe fails */
+    int pending_overflow;           /* more than SSE__HUB_PENDING_MAX: the subscribe fails */
+    struct sse__hub_replay *replay; /* its replay while streamed (live updates are held) */
     size_t n_subs;
     struct sse__hub_sub *subs; /* n_subs entries */
 };
@@ -87,6 +88,8 @@ struct sse_hub {
     struct sse__hub_inflight *inflight, *inflight_tail; /* handed to the store, in order */
     struct sse__hub_replay *replay_head, *replay_tail;  /* replays waiting for a slice */
     uv_idle_t *replay_idle; /* runs their slices, one per loop turn (separately allocated) */
+    struct sse__hub_replay *replay_waiting; /* replays waiting for their subscriber to read */
+    uv_timer_t *replay_wait_timer;          /* looks at them (made on first use) */
 };
 
 /* Log one line (printf format, truncated at 1 KiB) through opts.log, else to stderr (<= info). */
@@ -124,7 +127,8 @@ void sse__hub_bus_close(sse_hub *h);
 /* Free a subscriber: its selectors leave the index; everything it holds is released. */
 void sse__hub_subscriber_free(sse_hub *h, struct sse__hub_subscriber *s);
 
-/* Hold a live update for a subscriber whose stream is not open yet (replay in flight). */
+/* Hold a live update for a subscriber whose replay is in flight (stream not open, or open
+   and the replay streamed): sent after the replay. */
 void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame, uint64_t position);
 
 /* 1 if the subscriber may read an update with these topics (its grants match one). */
@@ -153,11 +157,39 @@ void sse__hub_sweep_cb(uv_timer_t *t);
    when the hub closes. */
 void sse__hub_replay_turn(uv_idle_t *idle);
 void sse__hub_replay_close(sse_hub *h);
+/* The subscriber of a streamed replay goes: the replay is marked aborted and forgets it. */
+void sse__hub_replay_detach(struct sse__hub_replay *r);
 void sse__hub_close_subscribers(sse_hub *h);
 
 /* Subscription event topic of sub (the draft form it was asked in) into b. */
 int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub);
+/* The same from its parts (a subscription of another node). */
+int sse__hub_sub_topic_of(sse_buf *b, int form, const char *text, size_t len, const char *id,
+                          size_t id_len);
 /* The JSON-LD document of sub into b (with @context when top is set). */
 int sse__hub_sub_json(sse_buf *b, const struct sse__hub_sub *sub, int active, int top);
+
+/* hub_presence.c: the subscriptions of the other nodes (bus presence). */
+struct sse__hub_remote_sub {
+    int form; /* SSE__FORM_* */
+    const char *text;
+    size_t len;
+    const char *id; /* the subscriber id (not NUL-terminated in a key) */
+    size_t id_len;
+    const char *json; /* its JSON object as its node writes it in the API (NUL-terminated) */
+    size_t json_len;
+};
+/* Split a presence key into form, text and id (json left unset); 0 or -1 (not a key). */
+int sse__hub_presence_decode(const char *key, size_t len, struct sse__hub_remote_sub *out);
+/* Start sharing (after the bus started; nothing without `subscriptions` or bus presence). */
+int sse__hub_presence_start(sse_hub *h);
+/* s's subscriptions became active or inactive. */
+void sse__hub_presence_update(sse_hub *h, const struct sse__hub_subscriber *s, int active);
+/* List the other nodes' subscriptions: done(ud, subs, n, status) once, later (subs borrowed for
+   the call; status < 0: partial). Returns 0, SSE_EUNSUPPORTED (no shared presence) or an error. */
+int sse__hub_presence_list(sse_hub *h,
+                           void (*done)(void *ud, struct sse__hub_remote_sub *subs, size_t n,
+                                        int status),
+                           void *ud);
 
 #endif

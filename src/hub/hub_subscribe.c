@@ -20,18 +20,25 @@
 #include <strings.h>
 #include <time.h>
 
-int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub)
+int sse__hub_sub_topic_of(sse_buf *b, int form, const char *text, size_t len, const char *id,
+                          size_t id_len)
 {
     int rc = sse_buf_append_str(b, "/.well-known/mercure/subscriptions/");
-    if (!rc && sub->form != SSE__FORM_TOPIC)
-        rc = sse_buf_append_str(b, sub->form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/");
+    if (!rc && form != SSE__FORM_TOPIC)
+        rc = sse_buf_append_str(b, form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/");
     if (!rc)
-        rc = sse__hub_pct_encode(b, sub->text, sub->len);
+        rc = sse__hub_pct_encode(b, text, len);
     if (!rc)
         rc = sse_buf_append_byte(b, '/');
     if (!rc)
-        rc = sse__hub_pct_encode(b, sub->owner->id, strlen(sub->owner->id));
+        rc = sse__hub_pct_encode(b, id, id_len);
     return rc;
+}
+
+int sse__hub_sub_topic(sse_buf *b, const struct sse__hub_sub *sub)
+{
+    return sse__hub_sub_topic_of(b, sub->form, sub->text, sub->len, sub->owner->id,
+                                 strlen(sub->owner->id));
 }
 
 /* The payload for sub: draft-07 mercure.payload; draft-08 the first matching subscribe detail. */
@@ -95,6 +102,7 @@ static void publish_sub_events(sse_hub *h, struct sse__hub_subscriber *s, int ac
 {
     if (!h->o.subscriptions)
         return;
+    sse__hub_presence_update(h, s, active);
     for (size_t i = 0; i < s->n_subs; i++) {
         sse_buf topic, doc;
         sse_buf_init(&topic, 0);
@@ -178,17 +186,39 @@ void sse__hub_close_subscribers(sse_hub *h)
 /* ---------------------------------------------------------------- replay */
 
 /*
- * One subscribe in progress: the replay and the backward scan may complete later (a network
- * store); the request is then answered from the store's callback (SSE_DEFERRED). Meanwhile the
- * subscriber is already indexed, and live updates are held (sse__hub_hold) and sent after the
- * replayed ones, so nothing published during the replay is lost.
+ * One subscribe and its replay. The replay goes in two phases:
+ *
+ * 1. Before the stream opens: the first slice of the replay (at most SLICE_ENTRIES entries, so
+ *    its frames are few) is kept in `frames`, because the answer depends on it: the store says
+ *    whether the asked id is known, then the backward scan finds the Last-Event-ID response
+ *    header (and whether the asked id is a private update hidden from this subscriber). These
+ *    may complete later (a disk or network store); the request is then answered from the
+ *    store's callback (SSE_DEFERRED).
+ * 2. Once the stream is open: the rest is streamed, one slice per loop turn, each matching
+ *    entry sent at once (nothing of the history is collected). A slice also stops when the
+ *    subscriber's queue passes REPLAY_QUEUE_HIGH; the replay then waits (the hub's replay_wait
+ *    timer looks every REPLAY_WAIT_MS) until the queue is back under REPLAY_QUEUE_LOW, so a
+ *    subscriber that reads slowly (or not at all) costs at most that much hub memory however
+ *    long its replay, instead of being dropped for passing the server's queue bound.
+ *
+ * The matching budget (replay_steps_max, --replay-budget) still bounds the work of one
+ * subscribe request: spent within the first slice, the answer is 429; spent later, the stream is
+ * closed (its subscriber may reconnect with the last id it got, as after any close).
+ *
+ * Throughout, the subscriber is indexed, and live updates that match are held
+ * (sse__hub_hold: s->replay is set) and sent after the replay, those the replay already sent
+ * (by store position) left out, so that nothing published during the replay is lost or sent
+ * twice. r and its subscriber point at each other (s->replay, r->s) until either goes: a stream
+ * that closes mid-replay marks r aborted and r is freed where it waits (the store's callback,
+ * the slice queue, the wait list), never touching the subscriber again.
  */
 struct sse__hub_replay {
     sse_hub *h;
-    struct sse__hub_subscriber *s;
-    sse_request *req;
-    sse_frame **frames;
+    struct sse__hub_subscriber *s; /* NULL once the subscriber is gone (aborted) */
+    sse_request *req;              /* until the stream opens */
+    sse_frame **frames;            /* phase 1: the first slice's matching frames */
     size_t n, cap;
+    size_t sent; /* frames replayed to the stream */
     int err;
     int found;
     char *want; /* the asked id (NULL: none asked; "earliest" included) */
@@ -199,21 +229,29 @@ struct sse__hub_replay {
     int hidden;         /* the asked id is a private update this subscriber cannot read */
     int in_handler;     /* still inside the route handler (answer synchronously) */
     int finished;       /* the request was answered (or aborted) */
-    int aborted;        /* the connection closed while deferred */
+    int aborted;        /* the connection closed (request aborted or stream closed) */
+    int streaming;      /* phase 2: the stream is open and the replay goes on (owns r) */
+    int *answered;      /* while in the handler: set to 2 once r belongs to the streamed replay */
     /* Slices: a replay stops when its slice's matching budget is spent and goes on from the
        next position on a later loop turn (the hub's replay queue), so that no replay, however
        costly its selectors, holds the loop. */
-    struct sse__hub_replay *next; /* the hub's queue of replays waiting for their next slice */
+    struct sse__hub_replay *next; /* the hub's queue of replays waiting for their next slice, or
+                                     its list of replays waiting for their stream to drain */
     uint64_t pos;                 /* position of the last entry visited */
     size_t slice_steps;           /* matching steps spent in the current slice */
     size_t slice_entries;         /* entries visited in the current slice */
     uint64_t total_steps;         /* matching steps spent by this replay in all */
     int more;                     /* stopped at the end of a slice: not done */
+    int full;                     /* stopped because the subscriber's queue is full */
     int continuing;               /* a later slice (done's found reports a gap, not the id) */
 };
 
 /* One slice: at most this many automaton steps or entries, then the next replay's turn. */
 enum { SLICE_STEPS = 1 << 14, SLICE_ENTRIES = 256 };
+/* Flow control of a streamed replay: stop sending above HIGH bytes queued for the subscriber,
+   go on once it is under LOW (looked at every REPLAY_WAIT_MS). HIGH stays well under the
+   server's default stream_queue_max (4 MiB), past which a stream is dropped as too slow. */
+enum { REPLAY_QUEUE_HIGH = 256 * 1024, REPLAY_QUEUE_LOW = 64 * 1024, REPLAY_WAIT_MS = 5 };
 
 /* Whether the entry matches one of the subscriber's selectors; the steps spent go to *steps. */
 static int entry_matches(const struct sse__hub_subscriber *s, const sse_store_entry *e,
@@ -239,11 +277,16 @@ static int entry_visible(const struct sse__hub_subscriber *s, const sse_store_en
 static int replay_each(void *ud, const sse_store_entry *e)
 {
     struct sse__hub_replay *r = ud;
+    if (r->aborted)
+        return 1; /* r->s may be gone: touch nothing */
     /* A store that cannot go on from a position (no replay_from) replays in one piece. */
     int sliced = r->h->store->ops->replay_from != NULL;
-    if ((sliced && (r->slice_steps >= SLICE_STEPS || r->slice_entries >= SLICE_ENTRIES)) ||
-        r->aborted) {
-        r->more = !r->aborted; /* the next slice starts at this entry */
+    if (sliced && r->streaming && sse_stream_queued_bytes(r->s->st) > REPLAY_QUEUE_HIGH) {
+        r->more = r->full = 1; /* wait for the subscriber to read; go on from this entry */
+        return 1;
+    }
+    if (sliced && (r->slice_steps >= SLICE_STEPS || r->slice_entries >= SLICE_ENTRIES)) {
+        r->more = 1; /* the next slice starts at this entry */
         return 1;
     }
     size_t steps = 0;
@@ -258,7 +301,18 @@ static int replay_each(void *ud, const sse_store_entry *e)
     }
     if (!m || !entry_visible(r->s, e))
         return 0;
-    if (r->n == r->cap) {
+    if (r->streaming) { /* phase 2: straight to the subscriber */
+        int rc = sse_stream_send_frame(r->s->st, e->frame);
+        if (rc) { /* closed, or dropped by the server's queue bound: on_stream_close follows */
+            r->err = rc;
+            return 1;
+        }
+        r->sent++;
+        r->h->st.deliveries_total++;
+        r->h->st.replayed_total++;
+        return 0;
+    }
+    if (r->n == r->cap) { /* phase 1: at most one slice of frames */
         size_t nc = r->cap ? r->cap * 2 : 16;
         sse_frame **a = sse__realloc(r->frames, nc * sizeof(*a));
         if (!a) {
@@ -273,6 +327,8 @@ static int replay_each(void *ud, const sse_store_entry *e)
 }
 
 static void subscribe_finish(struct sse__hub_replay *r);
+static void replay_step(struct sse__hub_replay *r);
+static void replay_slice(struct sse__hub_replay *r);
 
 static void replay_done(void *ud, int status, int found)
 {
@@ -281,9 +337,27 @@ static void replay_done(void *ud, int status, int found)
         r->err = status;
     if (!r->continuing)
         r->found = found;
-    else if (!found) /* trimmed while the replay went on: say so, go on with what is kept */
+    else if (!found && !r->aborted) /* trimmed while the replay went on: go on with the rest */
         sse__hub_log(r->h, SSE_LOG_WARN, "subscriber %s: history trimmed during its replay",
                      r->s->id);
+}
+
+static void frames_drop(struct sse__hub_replay *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        sse_frame_unref(r->frames[i]);
+    r->n = 0;
+}
+
+static void replay_free(struct sse__hub_replay *r)
+{
+    if (r->s && r->s->replay == r)
+        r->s->replay = NULL;
+    frames_drop(r);
+    sse__free(r->frames);
+    sse__free(r->visible_copy);
+    sse__free(r->want);
+    sse__free(r);
 }
 
 /* Queue r for its next slice on a later loop turn. */
@@ -299,9 +373,123 @@ static void replay_defer(struct sse__hub_replay *r)
     uv_idle_start(h->replay_idle, sse__hub_replay_turn);
 }
 
+static void wait_closed(uv_handle_t *t)
+{
+    sse__free(t);
+}
+
+/* Look at the replays waiting for their subscriber to read: go on with those under LOW. */
+static void wait_turn(uv_timer_t *t)
+{
+    sse_hub *h = t->data;
+    struct sse__hub_replay *r = h->replay_waiting;
+    h->replay_waiting = NULL; /* those still full are put back; replay_step may add some */
+    while (r) {
+        struct sse__hub_replay *next = r->next;
+        r->next = NULL;
+        if (r->aborted || !r->s->st || sse_stream_queued_bytes(r->s->st) <= REPLAY_QUEUE_LOW) {
+            replay_step(r); /* or ends it, when aborted */
+        } else {
+            r->next = h->replay_waiting;
+            h->replay_waiting = r;
+        }
+        r = next;
+    }
+    if (!h->replay_waiting)
+        uv_timer_stop(t);
+}
+
+/* Park r until its subscriber's queue drains (the wait timer is made on first use). */
+static void replay_wait(struct sse__hub_replay *r)
+{
+    sse_hub *h = r->h;
+    if (!h->replay_wait_timer) {
+        uv_timer_t *t = sse__calloc(1, sizeof(*t));
+        if (!t) { /* no timer: go on at the next turn instead (costs CPU, loses nothing) */
+            replay_defer(r);
+            return;
+        }
+        uv_timer_init(h->loop, t);
+        t->data = h;
+        h->replay_wait_timer = t;
+    }
+    r->next = h->replay_waiting;
+    h->replay_waiting = r;
+    if (!uv_is_active((uv_handle_t *)h->replay_wait_timer))
+        uv_timer_start(h->replay_wait_timer, wait_turn, REPLAY_WAIT_MS, REPLAY_WAIT_MS);
+}
+
+/*
+ * The streamed replay has ended (or failed, or its stream closed): send the held live updates
+ * the replay did not reach, and the subscriber is live from now on. Frees r.
+ */
+static void replay_end(struct sse__hub_replay *r)
+{
+    sse_hub *h = r->h;
+    struct sse__hub_subscriber *s = r->s;
+    if (r->aborted || !s) {
+        replay_free(r);
+        return;
+    }
+    s->replay = NULL;
+    if (h->closing) {
+        /* the hub closes this stream with the others */
+    } else if (r->err || s->pending_overflow) {
+        /* The stream is open: the only way to say so is to close it; the subscriber reconnects
+           with the last id it got, and the replay goes on from there. */
+        sse__hub_log(h, SSE_LOG_WARN, "subscriber %s: replay stopped after %zu update(s): %s",
+                     s->id, r->sent,
+                     s->pending_overflow    ? "too many live updates held during it"
+                     : r->err == SSE_ELIMIT ? "too costly"
+                                            : sse_strerror(r->err));
+        if (s->st)
+            sse_stream_close(s->st);
+    } else {
+        for (size_t i = 0; i < s->n_pending; i++) {
+            /* Held live while the replay ran: the replay already sent what it visited
+               (positions up to r->pos), whatever frame object the store made of it. */
+            struct sse__hub_held *hd = &s->pending[i];
+            if ((!hd->position || hd->position > r->pos) &&
+                sse_stream_send_frame(s->st, hd->frame) == 0)
+                h->st.deliveries_total++;
+        }
+        sse__hub_log(h, SSE_LOG_DEBUG, "subscriber %s: %zu replayed", s->id, r->sent);
+    }
+    for (size_t i = 0; i < s->n_pending; i++)
+        sse_frame_unref(s->pending[i].frame);
+    s->n_pending = 0;
+    replay_free(r);
+}
+
+/* The next slice of a streamed replay, or its end. */
+static void replay_step(struct sse__hub_replay *r)
+{
+    sse_hub *h = r->h;
+    if (r->aborted || h->closing || r->err || !r->more || !r->s->st || r->s->pending_overflow) {
+        if (h->closing && !r->err)
+            r->err = SSE_ECLOSED;
+        replay_end(r);
+        return;
+    }
+    if (r->full) {
+        r->full = 0;
+        if (sse_stream_queued_bytes(r->s->st) > REPLAY_QUEUE_LOW) {
+            r->full = 1;
+            replay_wait(r);
+            return;
+        }
+    }
+    r->more = 0;
+    r->continuing = 1;
+    r->slice_steps = r->slice_entries = 0;
+    replay_slice(r);
+}
+
 static int scan_each(void *ud, const sse_store_entry *e)
 {
     struct sse__hub_replay *r = ud;
+    if (r->aborted)
+        return 1;
     if (!entry_visible(r->s, e)) {
         r->hidden |= r->scanned++ == 0;
         return r->hidden; /* the asked id itself: no need to look further */
@@ -313,25 +501,18 @@ static int scan_each(void *ud, const sse_store_entry *e)
     return 1;
 }
 
-static void scan_done(void *ud, int status, int found)
+/* Both phase-1 steps report through these, then the subscribe goes on (now or later). */
+static void after_scan(void *ud, int status, int found)
 {
     struct sse__hub_replay *r = ud;
     (void)found;
     if (status && !r->err)
         r->err = status;
-}
-
-/* Both steps report through these, then the subscribe goes on (now or from a later callback). */
-static void after_scan(void *ud, int status, int found)
-{
-    struct sse__hub_replay *r = ud;
-    scan_done(ud, status, found);
     if (r->hidden) {
         /* An id the subscriber cannot read is answered exactly as an unknown one (nothing
            replayed, "earliest"): otherwise its existence could be probed. */
-        for (size_t i = 0; i < r->n; i++)
-            sse_frame_unref(r->frames[i]);
-        r->n = 0;
+        frames_drop(r);
+        r->more = 0;
         r->pos = 0; /* nothing was sent: every held live update goes */
         r->found = 0;
         sse__free(r->visible_copy);
@@ -344,13 +525,14 @@ static void after_replay(void *ud, int status, int found)
 {
     struct sse__hub_replay *r = ud;
     replay_done(ud, status, found);
-    if (r->more && !r->err && !r->aborted && !r->h->closing) {
-        r->more = 0;
-        r->continuing = 1;
-        replay_defer(r);
+    if (r->streaming) { /* a phase-2 slice */
+        if (r->more && !r->aborted && !r->err && !r->h->closing)
+            r->full ? replay_wait(r) : replay_defer(r);
+        else
+            replay_end(r);
         return;
     }
-    if (!r->err && r->found && !r->earliest) {
+    if (!r->err && r->found && !r->earliest && !r->aborted) {
         int rc = sse_store_scan_back(r->h->store, r->want, r->want_len, r->h->o.replay_scan,
                                      scan_each, after_scan, r);
         if (rc == SSE_EUNSUPPORTED) /* a store without scan: the asked id is our best answer */
@@ -363,16 +545,6 @@ static void after_replay(void *ud, int status, int found)
     subscribe_finish(r);
 }
 
-static void replay_free(struct sse__hub_replay *r)
-{
-    for (size_t i = 0; i < r->n; i++)
-        sse_frame_unref(r->frames[i]);
-    sse__free(r->frames);
-    sse__free(r->visible_copy);
-    sse__free(r->want);
-    sse__free(r);
-}
-
 void sse__hub_replay_turn(uv_idle_t *idle)
 {
     sse_hub *h = idle->data;
@@ -382,27 +554,48 @@ void sse__hub_replay_turn(uv_idle_t *idle)
     uv_idle_stop(idle);
     while (r) {
         struct sse__hub_replay *next = r == last ? NULL : r->next;
-        r->slice_steps = r->slice_entries = 0;
-        int rc = SSE_ECLOSED;
-        if (!r->aborted && !h->closing)
-            rc = sse_store_replay_from(h->store, r->pos, replay_each, after_replay, r);
-        if (rc) {
-            if (!r->err)
-                r->err = rc;
-            subscribe_finish(r);
-        }
+        replay_step(r);
         r = next;
     }
+}
+
+/* A later slice: from the position reached (the store calls after_replay). */
+static void replay_slice(struct sse__hub_replay *r)
+{
+    int rc = sse_store_replay_from(r->h->store, r->pos, replay_each, after_replay, r);
+    if (rc) {
+        if (!r->err)
+            r->err = rc;
+        replay_end(r);
+    }
+}
+
+void sse__hub_replay_detach(struct sse__hub_replay *r)
+{
+    r->aborted = 1;
+    r->s = NULL;
 }
 
 void sse__hub_replay_close(sse_hub *h)
 {
     struct sse__hub_replay *r = h->replay_head;
     h->replay_head = h->replay_tail = NULL;
-    while (r) { /* answered 503 (the hub is closing) or dropped (aborted) */
+    while (r) { /* streamed ones end (their stream closes with the hub's subscribers) */
         struct sse__hub_replay *next = r->next;
-        subscribe_finish(r);
+        replay_end(r);
         r = next;
+    }
+    r = h->replay_waiting;
+    h->replay_waiting = NULL;
+    while (r) {
+        struct sse__hub_replay *next = r->next;
+        replay_end(r);
+        r = next;
+    }
+    if (h->replay_wait_timer) {
+        uv_timer_stop(h->replay_wait_timer);
+        uv_close((uv_handle_t *)h->replay_wait_timer, wait_closed);
+        h->replay_wait_timer = NULL;
     }
 }
 
@@ -413,7 +606,10 @@ static void on_abort(sse_request *req, void *ud)
     r->aborted = 1;
 }
 
-/* Answer the subscribe: Last-Event-ID header, stream, replayed then held updates, events. */
+/*
+ * End of phase 1: answer the subscribe. Refusals, or the Last-Event-ID header, the stream, the
+ * first slice; then the streamed rest of the replay (phase 2), or the held updates at once.
+ */
 static void subscribe_finish(struct sse__hub_replay *r)
 {
     sse_hub *h = r->h;
@@ -425,6 +621,7 @@ static void subscribe_finish(struct sse__hub_replay *r)
     if (r->aborted || h->closing) {
         h->st.subscribe_rejected_total++;
         sse__hub_subscriber_free(h, s);
+        r->s = NULL;
         if (!r->aborted)
             sse__hub_fail(r->req, 503, NULL, "shutting down");
         goto out;
@@ -432,6 +629,7 @@ static void subscribe_finish(struct sse__hub_replay *r)
     if (r->err == SSE_ELIMIT) {
         h->st.subscribe_rejected_total++;
         sse__hub_subscriber_free(h, s);
+        r->s = NULL;
         sse_request_add_header(r->req, "Retry-After", "10");
         sse__hub_fail(r->req, 429, NULL,
                       "the replay is too costly: use fewer or simpler selectors, or a more "
@@ -456,6 +654,7 @@ static void subscribe_finish(struct sse__hub_replay *r)
         why = "cannot open the stream";
         goto fail;
     }
+    r->req = NULL;
     s->st = st;
     s->opened_ms = sse__now_ms();
     sse_stream_set_data(st, s);
@@ -468,26 +667,31 @@ static void subscribe_finish(struct sse__hub_replay *r)
     h->st.subscriptions += s->n_subs;
     for (size_t i = 0; i < r->n; i++)
         if (sse_stream_send_frame(st, r->frames[i]) == 0) {
+            r->sent++;
             h->st.deliveries_total++;
             h->st.replayed_total++;
         }
-    for (size_t i = 0; i < s->n_pending; i++) {
-        /* Held live while the replay ran: the replay already sent what it visited (positions
-           up to r->pos), whatever frame object the store made of it; the rest goes now. */
-        struct sse__hub_held *hd = &s->pending[i];
-        if ((!hd->position || hd->position > r->pos) && sse_stream_send_frame(st, hd->frame) == 0)
-            h->st.deliveries_total++;
-        sse_frame_unref(hd->frame);
-    }
-    s->n_pending = 0;
-    sse__hub_log(h, SSE_LOG_DEBUG, "subscriber %s: %zu selector(s), %s, %zu replayed", s->id,
-                 s->n_subs, s->grants ? "token" : "anonymous", r->n);
+    frames_drop(r);
+    sse__hub_log(h, SSE_LOG_DEBUG, "subscriber %s: %zu selector(s), %s, replay %s", s->id,
+                 s->n_subs, s->grants ? "token" : "anonymous", r->more ? "streaming" : "done");
+    /* Phase 2: r now belongs to the replay (freed when it ends, maybe before this returns); the
+       subscription events are held like any live update, and sent after the replay. */
+    r->streaming = 1;
+    s->replay = r;
+    if (r->answered)
+        *r->answered = 2; /* (the handler's local: cleared at once) */
+    r->answered = NULL;
     publish_sub_events(h, s, 1);
-    goto out;
+    if (r->more)
+        replay_step(r);
+    else
+        replay_end(r);
+    return;
 
 fail:
     h->st.subscribe_rejected_total++;
     sse__hub_subscriber_free(h, s);
+    r->s = NULL;
     sse__hub_fail(r->req, 503, NULL, why);
 out:
     if (!r->in_handler)
@@ -780,11 +984,14 @@ static int start(sse_hub *h, sse_request *req, struct sse__hub_subscriber *s, st
     r->s = s;
     r->req = req;
     r->in_handler = 1;
+    int answered = 0; /* 2: the stream is open and r belongs to its replay */
+    r->answered = &answered;
     if (!a->have_lei) {
         subscribe_finish(r);
     } else {
         r->want_len = a->lei.len;
         r->earliest = !strcmp(r->want, "earliest");
+        /* The first slice; the rest is streamed once the stream is open. */
         int rc = sse_store_replay(h->store, r->earliest ? NULL : r->want,
                                   r->earliest ? 0 : r->want_len, replay_each, after_replay, r);
         if (rc) {
@@ -792,7 +999,10 @@ static int start(sse_hub *h, sse_request *req, struct sse__hub_subscriber *s, st
             subscribe_finish(r);
         }
     }
+    if (answered == 2)
+        return 0; /* r may be gone already */
     r->in_handler = 0;
+    r->answered = NULL;
     if (r->finished) {
         replay_free(r);
         return 0;

@@ -12,6 +12,8 @@
 
 void sse__hub_subscriber_free(sse_hub *h, struct sse__hub_subscriber *s)
 {
+    if (s->replay) /* its stream closed mid-replay: the replay ends where it waits */
+        sse__hub_replay_detach(s->replay);
     for (size_t i = 0; i < s->n_subs; i++) {
         sse__index_remove(h->index, &s->subs[i].isub);
         sse__selector_unref(s->subs[i].isub.sel);

@@ -75,8 +75,8 @@ static void deliver(void *ud, struct sse__isub *is)
     s->last_seq = f->seq; /* the grants check is per subscriber: do it at most once */
     if (f->is_private && !sse__hub_can_read(s, f->topics, f->n_topics))
         return;
-    if (!s->st) {
-        sse__hub_hold(s, f->frame, f->position); /* subscribing: sent after the replay */
+    if (!s->st || s->replay) {
+        sse__hub_hold(s, f->frame, f->position); /* replaying: sent after the replay */
         return;
     }
     if (sse_stream_send_frame(s->st, f->frame) == 0)
@@ -320,7 +320,8 @@ int sse__hub_bus_init(sse_hub *h)
     if (getrandom(&h->bus_origin, sizeof(h->bus_origin), 0) != (ssize_t)sizeof(h->bus_origin))
         return SSE_EIO;
     h->bus_max = sse_hub_bus_max_message(&h->o);
-    return sse_bus_start(h->o.bus, bus_receive, h);
+    int rc = sse_bus_start(h->o.bus, bus_receive, h);
+    return rc ? rc : sse__hub_presence_start(h);
 }
 
 void sse__hub_bus_close(sse_hub *h)

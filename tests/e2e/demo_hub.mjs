@@ -5,7 +5,7 @@
 // Starts `ssehub serve --demo` on 127.0.0.1 port 0 and opens clock.html?topic=/demo/clock (the
 // page subscribes on /.well-known/mercure). Checks: the state becomes OPEN; at least three
 // messages with distinct ids and increasing ISO 8601 times; myEvent arrives through its
-// listener; plain clock.html (stream /clock, which the hub redirects to the demo topic) works
+// listener; plain clock.html (stream /clock, the classic clock that --demo serves) works
 // too; after SIGTERM (exit 0) and a restart on the same port the page goes CONNECTING -> OPEN
 // and messages flow again. The hub generates urn:uuid ids, so ids are not compared by size.
 import { check, launchBrowser, log, newPage, run, Server, until } from './lib.mjs';
@@ -56,7 +56,7 @@ await run('demo_hub', 100000, async (ctx) => {
   }, 8000, 'myEvent from the hub');
   check(ISO.test(d2.myEvents[0].data), `myEvent via addEventListener: ${d2.myEvents[0].data}`);
 
-  // Without ?topic the page opens /clock, which the demo hub redirects to its topic.
+  // Without ?topic the page opens /clock, the classic clock stream that --demo serves too.
   const plain = await newPage(ctx.browser);
   await plain.goto(`http://127.0.0.1:${port}/clock.html`);
   await until(async () => (await demo(plain))?.messages.length >= 1, 6000, 'a message on /clock');

@@ -73,10 +73,12 @@ export async function newPage(browser) {
 
 // A running server program. lines: every stdout line so far.
 export class Server {
-  constructor(name, bin, args) {
+  // opts.cwd: the working directory (default: this process's).
+  constructor(name, bin, args, opts = {}) {
     this.name = name;
     this.bin = bin;
     this.args = args;
+    this.cwd = opts.cwd;
     this.lines = [];
     this.exited = null; // {code, signal} once it exits
   }
@@ -84,7 +86,7 @@ export class Server {
   // Start it and resolve with the port from its first line; rejects if it exits or is silent.
   start(timeoutMs = 10000) {
     return new Promise((resolve, reject) => {
-      const p = spawn(this.bin, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(this.bin, this.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.cwd });
       this.proc = p;
       let buf = '';
       let done = false;

@@ -639,12 +639,17 @@ def t_redis_cluster(ctx):
         src_id = command(src, "CLUSTER", "MYID").split("\r\n")[1]
         subs = [Sub(n, topic="https://x/cl/{t}", tok=SUB_ALL) for n in nodes]
         acked, acked_topics, stop = [], [], threading.Event()
+        moved_shard = shard_of("https://x/cl/t0", 6)
+        window = {"on": False, "ok": 0, "refused": 0}  # publishes to the moved key while asked
 
         def publisher():
             i = 0
             while not stop.is_set() and i < 3000:
                 t = "t%d" % random.randrange(8)
+                in_window = window["on"]
                 st, rid = random.choice(nodes).publish("https://x/cl/" + t, "m%d" % i)
+                if in_window and window["on"] and shard_of("https://x/cl/" + t, 6) == moved_shard:
+                    window["ok" if st == 200 else "refused"] += 1
                 if st == 200:
                     acked_topics.append(t)
                     acked.append(rid)
@@ -660,6 +665,11 @@ def t_redis_cluster(ctx):
         ok = [command(dst, "CLUSTER", "SETSLOT", sl, "IMPORTING", src_id),
               command(src, "CLUSTER", "SETSLOT", sl, "MIGRATING", dst_id),
               command(src, "MIGRATE", "127.0.0.1", str(dst.port), "", "0", "5000", "KEYS", key)]
+        # The key has left, the slot is still the source's: every XADD to it is answered ASK
+        # for a while. The nodes publish to the importing node (ASKING), so publishes succeed.
+        window["on"] = True
+        time.sleep(1.5)
+        window["on"] = False
         ok += [command(r, "CLUSTER", "SETSLOT", sl, "NODE", dst_id) for r in masters]
         assert all(x.startswith("+OK") for x in ok), ok
         assert command(dst, "EXISTS", key).strip() == ":1", "the key did not move"
@@ -674,7 +684,10 @@ def t_redis_cluster(ctx):
             got = s.ids()
             assert len(got) == len(set(got)), "subscriber %d: an update twice" % k
             s.close()
-        ctx["cluster_move"] = (slot, len(acked))
+        assert window["ok"] >= 3 and window["refused"] == 0, (
+            "publishes to the migrating key while asked: %d acknowledged, %d refused (ASK not "
+            "followed?)" % (window["ok"], window["refused"]))
+        ctx["cluster_move"] = (slot, len(acked), window["ok"])
     finally:
         for n in nodes:
             n.stop()
@@ -705,8 +718,60 @@ def t_sharded_two_redis(ctx):
             r.stop()
 
 
+def api(node, path=""):
+    c = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
+    try:
+        c.request("GET", "/.well-known/mercure/subscriptions" + path,
+                  headers={"Authorization": "Bearer " + SUB_ALL})
+        r = c.getresponse()
+        body = r.read().decode()
+        return r.status, (json.loads(body) if r.status == 200 else body)
+    finally:
+        c.close()
+
+
+def t_cluster_wide_subscriptions(ctx):
+    """The subscriptions API of any node lists the subscribers of every node; a node that dies
+    drops out after --redis-presence-ttl, a closed subscriber at once."""
+    extra = ["--subscriptions", "--redis-presence-ttl", "1s", "--redis-key", "presence-test"]
+    a, b, c = (Node(ctx["redis"].url(), extra) for _ in range(3))
+    ctx["extra"].extend([a, b, c])
+    sb = Sub(b, topic="https://x/pres/b", tok=SUB_ALL)
+    sc = Sub(c, topic="https://x/pres/c", tok=SUB_ALL)
+
+    def listed(node):
+        st, doc = api(node)
+        assert st == 200, "subscriptions API: %s %s" % (st, doc)
+        return sorted(x["topic"] for x in doc["subscriptions"] if "/pres/" in x.get("topic", ""))
+
+    wait_until(lambda: listed(a) == ["https://x/pres/b", "https://x/pres/c"], 5,
+               "node A to list the subscribers of B and C")
+    assert listed(b) == ["https://x/pres/b", "https://x/pres/c"], "node B's view"
+    # One subscription of another node, by its own URL, and a collection by topic.
+    st, doc = api(a)
+    sub_b = next(x for x in doc["subscriptions"] if x.get("topic") == "https://x/pres/b")
+    path = sub_b["id"][len("/.well-known/mercure/subscriptions"):]
+    st, one = api(a, path)
+    assert st == 200 and one["id"] == sub_b["id"] and one["subscriber"] == sub_b["subscriber"], (
+        "a single subscription of node B on node A: %s %s" % (st, one))
+    assert "@context" in one and "lastEventID" in one, "the single document: %s" % one
+    st, coll = api(a, "/" + urllib.parse.quote("https://x/pres/c", safe=""))
+    assert st == 200 and [x["topic"] for x in coll["subscriptions"]] == ["https://x/pres/c"], (
+        "a collection of node C's topic on node A: %s %s" % (st, coll))
+    # A subscriber that leaves: gone from the other nodes' views at once.
+    sb.close()
+    wait_until(lambda: listed(a) == ["https://x/pres/c"], 3, "B's subscriber to leave A's view")
+    # A node that dies: its subscribers disappear after the TTL (1 s, refreshed every 1/3 s).
+    c.kill()
+    t0 = time.monotonic()
+    wait_until(lambda: listed(a) == [], 5, "dead node C to leave A's view")
+    ctx["presence_gone_s"] = time.monotonic() - t0
+    sc.close()
+
+
 TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
-         t_late_node_loads_history, t_workers_are_nodes, t_bad_data_at_the_key, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster]
+         t_late_node_loads_history, t_workers_are_nodes, t_bad_data_at_the_key, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster,
+         t_cluster_wide_subscriptions]
 
 
 def main():
@@ -741,9 +806,12 @@ def main():
                   % ctx["workers"])
         if "cluster" in ctx:
             print("cluster: %s stream keys per master" % ctx["cluster"])
+        if "presence_gone_s" in ctx:
+            print("presence: a dead node's subscribers left the other nodes' views after %.1f s"
+                  % ctx["presence_gone_s"])
         if "cluster_move" in ctx:
-            print("cluster: slot %d moved live, %d acknowledged around the move"
-                  % ctx["cluster_move"])
+            print("cluster: slot %d moved live, %d acknowledged around the move, %d of them "
+                  "to the migrating key through ASK" % ctx["cluster_move"])
     finally:
         for n in all_nodes + ctx["extra"]:
             n.stop()

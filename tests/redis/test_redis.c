@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int test_url(void)
@@ -562,7 +563,272 @@ static int test_live_two_members(void)
     return 0;
 }
 
+/* ---------------------------------------------------------------- presence */
+
+/* A member's presence entries: "key=value" strings, NULL where removed. */
+struct pmember {
+    sse_bus *bus;
+    const char *entries[8];
+};
+
+static void pdump(void *ud, sse_bus_presence_put_cb put, void *ctx)
+{
+    struct pmember *m = ud;
+    for (int i = 0; i < 8; i++)
+        if (m->entries[i])
+            put(ctx, m->entries[i], 2, m->entries[i] + 3, strlen(m->entries[i] + 3));
+}
+
+/* What a listing saw: "key=value;" in the order received, and how it ended. */
+struct plisting {
+    char seen[512];
+    int done, status;
+};
+
+static void peach(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+{
+    struct plisting *l = ud;
+    size_t n = strlen(l->seen);
+    snprintf(l->seen + n, sizeof(l->seen) - n, "%.*s=%.*s;", (int)kl, k, (int)vl, v);
+}
+
+static void pdone(void *ud, int status)
+{
+    struct plisting *l = ud;
+    l->done = 1;
+    l->status = status;
+}
+
+/* Sort "a=b;c=d;" entries so that listings compare independently of Redis's hash order. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sort_seen(char *seen)
+{
+    char copy[512], *parts[32], *save = NULL;
+    int n = 0;
+    snprintf(copy, sizeof(copy), "%s", seen);
+    for (char *t = strtok_r(copy, ";", &save); t && n < 32; t = strtok_r(NULL, ";", &save))
+        parts[n++] = t;
+    qsort(parts, (size_t)n, sizeof(parts[0]), cmp_str);
+    seen[0] = '\0';
+    for (int i = 0; i < n; i++)
+        strcat(strcat(seen, parts[i]), ";");
+}
+
+static int list_of(uv_loop_t *loop, sse_bus *bus, char *out, size_t cap)
+{
+    struct plisting l = {{0}, 0, 0};
+    int rc = sse_bus_presence_list(bus, peach, pdone, &l);
+    if (rc)
+        return rc;
+    CHECK(!l.done); /* never inside the call */
+    RUN_UNTIL(loop, l.done, 3000);
+    CHECK(l.done);
+    sort_seen(l.seen);
+    snprintf(out, cap, "%s", l.seen);
+    return l.status;
+}
+
+static int new_pmember(struct pmember *m, uv_loop_t *loop, const char *url)
+{
+    const char *urls[1] = {url};
+    sse_bus_redis_options o = SSE_BUS_REDIS_OPTIONS_INIT;
+    o.loop = loop;
+    o.urls = urls;
+    o.n_urls = 1;
+    o.key = "test:presence";
+    o.block_ms = 200;
+    o.presence_ttl_ms = 600;
+    memset(m, 0, sizeof(*m));
+    return sse_bus_redis_new(&m->bus, &o);
+}
+
+static void ignore_msg2(void *ud, const void *msg, size_t len, unsigned flags)
+{
+    (void)ud, (void)msg, (void)len, (void)flags;
+}
+
+static int redis_do(int port, const char *cmd)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    int ok = c && !c->err;
+    if (ok) {
+        redisReply *r = redisCommand(c, cmd);
+        ok = r && r->type != REDIS_REPLY_ERROR;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return ok ? 0 : -1;
+}
+
+static int test_live_presence(void)
+{
+    struct live_redis lr = {0};
+    if (live_start(&lr)) {
+        live_stop(&lr);
+        CHECK_SKIP("no redis-server (scripts/install-deps test)", getenv("CI") != NULL);
+    }
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    struct pmember a, b;
+    char got[512];
+    CHECK_EQ_INT(new_pmember(&a, &loop, lr.url), 0);
+    CHECK_EQ_INT(new_pmember(&b, &loop, lr.url), 0);
+    CHECK(sse_bus_has_presence(a.bus));
+    a.entries[0] = "a1=A one";
+    a.entries[1] = "a2=A two";
+    b.entries[0] = "b1=B one";
+    CHECK_EQ_INT(sse_bus_start(a.bus, ignore_msg2, NULL), 0);
+    CHECK_EQ_INT(sse_bus_start(b.bus, ignore_msg2, NULL), 0);
+    CHECK_EQ_INT(sse_bus_presence_start(a.bus, pdump, &a), 0);
+    CHECK_EQ_INT(sse_bus_presence_start(b.bus, pdump, &b), 0);
+    sse_bus_redis_stats s;
+    RUN_UNTIL(&loop,
+              (sse_bus_redis_get_stats(a.bus, &s), s.connected) &&
+                  (sse_bus_redis_get_stats(b.bus, &s), s.connected),
+              3000);
+    /* Each member sees the other's entries, never its own. */
+    CHECK_EQ_INT(list_of(&loop, a.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "b1=B one;");
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "a1=A one;a2=A two;");
+    /* Changes one at a time. */
+    a.entries[0] = NULL;
+    CHECK_EQ_INT(sse_bus_presence_set(a.bus, "a1", 2, NULL, 0), 0);
+    a.entries[2] = "a3=A three";
+    CHECK_EQ_INT(sse_bus_presence_set(a.bus, "a3", 2, "A three", 7), 0);
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "a2=A two;a3=A three;");
+    /* Redis forgets everything without dropping the connections: written again within a TTL. */
+    CHECK_EQ_INT(redis_do(lr.port, "FLUSHALL"), 0);
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "");
+    RUN_UNTIL(&loop, 0, 900);
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "a2=A two;a3=A three;");
+    /* A node that stops refreshing (registered by hand, as a dead node leaves it) drops out. */
+    char cmd[256];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long soon = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 400;
+    snprintf(cmd, sizeof(cmd), "ZADD test:presence:nodes %lld 00000000deadbeef", soon);
+    CHECK_EQ_INT(redis_do(lr.port, cmd), 0);
+    CHECK_EQ_INT(redis_do(lr.port, "HSET test:presence:presence:00000000deadbeef d1 D"), 0);
+    CHECK_EQ_INT(redis_do(lr.port, "HSET test:presence:presence:00000000deadbeef junk"), -1);
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "a2=A two;a3=A three;d1=D;");
+    RUN_UNTIL(&loop, 0, 1500);
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "a2=A two;a3=A three;");
+    /* Garbage where a node's hash should be: that node's part fails, the listing still ends. */
+    CHECK_EQ_INT(redis_do(lr.port, "ZADD test:presence:nodes +inf 00000000000bad00"), 0);
+    CHECK_EQ_INT(redis_do(lr.port, "SET test:presence:presence:00000000000bad00 x"), 0);
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), SSE_EPROTO);
+    CHECK_EQ_STR(got, "a2=A two;a3=A three;");
+    CHECK_EQ_INT(redis_do(lr.port, "ZREM test:presence:nodes 00000000000bad00"), 0);
+    /* A member that closes cleanly is gone at once, not after its TTL. */
+    sse_bus_close(a.bus, NULL, NULL);
+    RUN_UNTIL(&loop, 0, 100);
+    CHECK_EQ_INT(list_of(&loop, b.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "");
+    /* Redis down: a listing is refused at once; back up: b's entries are written again. */
+    live_kill(&lr);
+    RUN_UNTIL(&loop, (sse_bus_redis_get_stats(b.bus, &s), !s.connected), 3000);
+    RUN_UNTIL(&loop, 0, 300); /* both connections have seen it */
+    CHECK_EQ_INT(sse_bus_presence_list(b.bus, peach, pdone, NULL), SSE_EIO);
+    CHECK_EQ_INT(live_start(&lr), 0);
+    CHECK_EQ_INT(redis_do(lr.port, "FLUSHALL"), 0); /* as a Redis without persistence would be */
+    RUN_UNTIL(&loop, (sse_bus_redis_get_stats(b.bus, &s), s.connected), 8000);
+    struct pmember c;
+    CHECK_EQ_INT(new_pmember(&c, &loop, lr.url), 0);
+    CHECK_EQ_INT(sse_bus_start(c.bus, ignore_msg2, NULL), 0);
+    CHECK_EQ_INT(sse_bus_presence_start(c.bus, pdump, &c), 0);
+    RUN_UNTIL(&loop, (sse_bus_redis_get_stats(c.bus, &s), s.connected), 3000);
+    RUN_UNTIL(&loop, 0, 100);
+    CHECK_EQ_INT(list_of(&loop, c.bus, got, sizeof(got)), 0);
+    CHECK_EQ_STR(got, "b1=B one;");
+    /* A listing in flight when its bus closes ends once, with an error. */
+    struct plisting l = {{0}, 0, 0};
+    CHECK_EQ_INT(sse_bus_presence_list(c.bus, peach, pdone, &l), 0);
+    sse_bus_close(c.bus, NULL, NULL);
+    sse_bus_close(b.bus, NULL, NULL);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK(l.done && l.status != 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    live_stop(&lr);
+    return 0;
+}
+
+/* An integer reply (-1: an error or another type). */
+static long long redis_int(int port, const char *cmd)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    long long v = -1;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, cmd);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            v = r->integer;
+        if (r)
+            freeReplyObject(r);
+    }
+    if (c)
+        redisFree(c);
+    return v;
+}
+
+/* The age limit: entries older than max_age_ms leave the stream (trimmed once a second). */
+static int test_live_age_trim(void)
+{
+    struct live_redis lr = {0};
+    if (live_start(&lr)) {
+        live_stop(&lr);
+        CHECK_SKIP("no redis-server (scripts/install-deps test)", getenv("CI") != NULL);
+    }
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    const char *urls[1] = {lr.url};
+    sse_bus_redis_options o = SSE_BUS_REDIS_OPTIONS_INIT;
+    o.loop = &loop;
+    o.urls = urls;
+    o.n_urls = 1;
+    o.key = "test:age";
+    o.block_ms = 200;
+    o.max_age_ms = 1500;
+    struct member a;
+    struct pubs p = {0};
+    memset(&a, 0, sizeof(a));
+    a.order_ok = 1;
+    CHECK_EQ_INT(sse_bus_redis_new(&a.bus, &o), 0);
+    CHECK_EQ_INT(sse_bus_start(a.bus, on_msg, &a), 0);
+    sse_bus_redis_stats s;
+    RUN_UNTIL(&loop, (sse_bus_redis_get_stats(a.bus, &s), s.connected), 3000);
+    RUN_UNTIL(&loop, 0, 300);
+    publish_n(&a, &p, 0, 5);
+    RUN_UNTIL(&loop, p.pending == 0, 3000);
+    CHECK_EQ_INT(p.ok, 5);
+    RUN_UNTIL(&loop, 0, 1300); /* more than one trim period between the two batches */
+    publish_n(&a, &p, 5, 3);   /* younger */
+    RUN_UNTIL(&loop, p.pending == 0, 3000);
+    CHECK_EQ_INT(redis_int(lr.port, "XLEN test:age"), 8);
+    /* the first five pass 1.5 s of age first: the three younger ones stay a while longer */
+    RUN_UNTIL(&loop, redis_int(lr.port, "XLEN test:age") == 3, 3000);
+    CHECK_EQ_INT(redis_int(lr.port, "XLEN test:age"), 3);
+    RUN_UNTIL(&loop, redis_int(lr.port, "XLEN test:age") == 0, 3000);
+    CHECK_EQ_INT(redis_int(lr.port, "XLEN test:age"), 0);
+    sse_bus_close(a.bus, NULL, NULL);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    live_stop(&lr);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_url), CHECK_TEST(test_ids), CHECK_TEST(test_redirect),
            CHECK_TEST(test_xread_good), CHECK_TEST(test_xread_garbage), CHECK_TEST(test_xrange),
            CHECK_TEST(test_bus_new_refuses), CHECK_TEST(test_bus_alloc_failures),
-           CHECK_TEST(test_live_two_members))
+           CHECK_TEST(test_live_two_members), CHECK_TEST(test_live_presence),
+           CHECK_TEST(test_live_age_trim))

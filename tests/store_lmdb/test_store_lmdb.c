@@ -538,6 +538,121 @@ static int test_foreign_refused(void)
     return 0;
 }
 
+/* Wall-clock ms (the store's clock for age limits). */
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void tick(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Run the loop for ms milliseconds. */
+static void run_for(unsigned ms)
+{
+    uv_timer_t t;
+    int fired = 0;
+    uv_timer_init(&loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, tick, ms, 0);
+    run_until(&fired);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/*
+ * An age limit is applied by the writer thread when nobody publishes (no append, no trim call):
+ * the file, the counts and the cache (replays answered without a disk read) forget the old
+ * entries, and a reopened store does too.
+ */
+static int test_age_trimmed_idle(void)
+{
+    char dir[300], err[512];
+    sse_store *s;
+    struct acks a = {0};
+    struct collect *c = calloc(1, sizeof(*c));
+    CHECK(c);
+    sse_store_lmdb_options o = SSE_STORE_LMDB_OPTIONS_INIT;
+    o.loop = &loop;
+    o.path = new_dir(dir, sizeof(dir));
+    o.limits.max_age_ms = 400;
+    o.sync = SSE_STORE_LMDB_NOSYNC;
+    o.errbuf = err;
+    o.errbuf_len = sizeof(err);
+    CHECK_EQ_INT(sse_store_lmdb_new(&s, &o), 0);
+    CHECK_EQ_INT(add_n_at(s, 1, 5, 50, wall_ms(), &a), 0);
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_UINT(c->n, 5); /* young: kept */
+    run_for(2500);          /* past the age, then the writer's once-a-second trim */
+    size_t n = 99, bytes = 99;
+    sse_store_stats(s, &n, &bytes);
+    CHECK_EQ_UINT(n, 0);
+    CHECK_EQ_UINT(bytes, 0);
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_UINT(c->n, 0);
+    CHECK_EQ_INT(replay_sync(s, "id3", c), 0);
+    CHECK_EQ_INT(c->found, 0); /* trimmed: an unknown id */
+    CHECK_EQ_INT(close_store(s), 0);
+    o.limits.max_age_ms = 0; /* reopened without the limit: the file itself was trimmed */
+    CHECK_EQ_INT(sse_store_lmdb_new(&s, &o), 0);
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_UINT(c->n, 0);
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+/* The whole content of a file into buf (at most cap bytes); its length, or -1. */
+static long slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return (long)n;
+}
+
+/*
+ * A history whose file was damaged (both meta pages' magic overwritten, as a bad disk or a
+ * stray write would): refused with a reason, and not a byte of the file changed (the hub must
+ * never "repair" a history by starting a new one over it).
+ */
+static int test_corrupt_refused_unchanged(void)
+{
+    char dir[300], err[512] = "", p[400];
+    sse_store *s;
+    struct acks a = {0};
+    CHECK_EQ_INT(open_store(&s, new_dir(dir, sizeof(dir)), 0, 0, 0, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(add_n(s, 1, 20, 100, &a), 0);
+    CHECK_EQ_INT(close_store(s), 0);
+    snprintf(p, sizeof(p), "%s/data.mdb", dir);
+    static char before[1 << 20], after[1 << 20];
+    long len = slurp(p, before, sizeof(before));
+    CHECK(len > 8192);
+    /* LMDB's meta pages are pages 0 and 1; each begins with a 16-byte page header, then the
+       magic. The page size is the OS's (4096 here). */
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen(p, "r+b");
+    CHECK(f);
+    for (int m = 0; m < 2; m++) {
+        CHECK_EQ_INT(fseek(f, m * page + 16, SEEK_SET), 0);
+        CHECK_EQ_INT((int)fwrite("\xde\xad\xbe\xef", 1, 4, f), 4);
+    }
+    fclose(f);
+    CHECK_EQ_INT(slurp(p, before, sizeof(before)), len);
+    err[0] = '\0';
+    CHECK_EQ_INT(open_store(&s, dir, 0, 0, 0, 0, err, sizeof(err)), SSE_EPROTO);
+    CHECK(strstr(err, "not a usable LMDB file"));
+    CHECK_EQ_INT(slurp(p, after, sizeof(after)), len);
+    CHECK(!memcmp(before, after, (size_t)len));
+    return 0;
+}
+
 static int test_bad_options(void)
 {
     sse_store *s;
@@ -586,4 +701,5 @@ CHECK_MAIN(CHECK_TEST(test_append_replay_cached), CHECK_TEST(test_append_replay_
            CHECK_TEST(test_group_commit_and_batches), CHECK_TEST(test_file_bounded),
            CHECK_TEST(test_close_in_flight), CHECK_TEST(test_map_full),
            CHECK_TEST(test_second_open_refused), CHECK_TEST(test_foreign_refused),
-           CHECK_TEST(test_bad_options))
+           CHECK_TEST(test_bad_options), CHECK_TEST(test_age_trimmed_idle),
+           CHECK_TEST(test_corrupt_refused_unchanged))

@@ -13,6 +13,14 @@
  * have been written, in which case it is delivered like any other). A watchdog drops a
  * connection whose XREAD or oldest XADD is overdue (a silent network), which then reconnects.
  *
+ * Presence (bus.h): a hash per node ("<shard 0 key>:presence:<node>", entry key -> value) with
+ * an expiry, and a sorted set ("<shard 0 key>:nodes") of node ids scored by the wall-clock ms at
+ * which each node's registration lapses. Both sit with shard 0 (in a cluster, under its hash
+ * tag), on its command connection. Every new command connection first writes the node's whole
+ * set again (DEL + HSETs from the hub's dump), since Redis may have restarted without it; a
+ * timer refreshes the expiry every third of the TTL. A listing reads the live node ids, then
+ * one HGETALL per other node. Node clocks are assumed to agree to well within the TTL.
+ *
  * Not owned here: the reply checks (redis_entry.c), what a message means (the hub).
  */
 #include "bus/redis/redis_entry.h"
@@ -28,6 +36,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 enum {
     MAX_SHARDS = 64,
@@ -52,6 +61,8 @@ struct pub {
     void *ud;
     size_t len;
     uint64_t sent_ms;
+    int asked;           /* re-sent once to the node an ASK redirection named */
+    unsigned char msg[]; /* kept until the reply: an ASK needs it sent again */
 };
 
 struct shard {
@@ -60,10 +71,16 @@ struct shard {
     struct sse__redis_url url;
     char key[256];
     redisAsyncContext *cmd, *rd; /* NULL: not connected (a retry is scheduled) */
-    int cmd_up, rd_up;           /* the connect callback reported success */
-    int reading;                 /* an XREAD (or the tail lookup) is in flight on rd */
+    redisAsyncContext *ask;      /* XADDs to the node of the last ASK (slot migration), or NULL */
+    redisAsyncContext *ask_rd;   /* the reader's XREAD there (it blocks: a connection of its own) */
+    char ask_host[sizeof(((struct sse__redis_url *)0)->host)];
+    int ask_port;
+    int cmd_up, rd_up; /* the connect callback reported success */
+    int reading;       /* an XREAD (or the tail lookup) is in flight on rd */
+    int ask_reading;   /* an XREAD is in flight on ask_rd (no other read meanwhile) */
     uint64_t read_sent_ms;
     uint64_t cmd_opened_ms, rd_opened_ms; /* when each connect began */
+    unsigned cmd_gen;                     /* counts command connections opened (presence) */
     char last_id[SSE__REDIS_ID_MAX + 1];  /* the last entry handed over; "" = not known yet */
     uv_timer_t retry;                     /* reconnect (and re-read after an error reply) */
     unsigned fails;                       /* consecutive failures: the backoff exponent */
@@ -88,7 +105,22 @@ struct redis_bus {
     void *close_ud;
     char block[16];
     sse_bus_redis_stats st;
+    /* presence (shard 0's command connection) */
+    sse_bus_presence_dump_cb p_dump; /* NULL: presence not started */
+    void *p_ud;
+    unsigned p_synced_gen; /* the cmd_gen whose connection holds the whole set; 0: none */
+    uv_timer_t p_timer;
+    unsigned p_ttl_ms;
+    char node_id[17];
+    char p_hash[300], p_nodes[300], p_ttl[16];
 };
+
+static long long wall_ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static uint64_t now_ms(struct redis_bus *b)
 {
@@ -198,6 +230,7 @@ static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 static void connect_shard(struct shard *s);
 static void issue_read(struct shard *s);
+static void presence_sync(struct redis_bus *b);
 
 static void retry_cb(uv_timer_t *t);
 
@@ -223,11 +256,31 @@ static void schedule(struct shard *s, int reread)
     uv_timer_start(&s->retry, retry_cb, wait, 0);
 }
 
+/* A connection of an ASK is gone; a read waiting there is issued again (on rd) shortly. */
+static void ask_gone(struct shard *s, const redisAsyncContext *c)
+{
+    if (c == s->ask) {
+        s->ask = NULL;
+    } else if (c == s->ask_rd) {
+        s->ask_rd = NULL;
+        s->reading = s->ask_reading = 0;
+        schedule(s, 1);
+    }
+}
+
 static void on_connect(const redisAsyncContext *c, int status)
 {
     struct shard *s = c->data;
     struct redis_bus *b = s->b;
     int is_cmd = c == s->cmd;
+    if (c == s->ask || c == s->ask_rd) { /* what was sent on it fails by its callback */
+        if (status != REDIS_OK) {
+            logf_(b, SSE_LOG_WARN, "redis %s:%d: connection for ASK failed: %s", s->ask_host,
+                  s->ask_port, c->errstr[0] ? c->errstr : "error");
+            ask_gone(s, c);
+        }
+        return;
+    }
     if (status != REDIS_OK) {
         /* The first failure is worth a warning; the retries of an outage are not. */
         logf_(b, s->fails <= 1 ? SSE_LOG_WARN : SSE_LOG_DEBUG,
@@ -244,6 +297,8 @@ static void on_connect(const redisAsyncContext *c, int status)
         s->cmd_up = 1;
     else
         s->rd_up = 1;
+    if (is_cmd && s->idx == 0)
+        presence_sync(b);
     if (s->cmd_up && s->rd_up) {
         if (s->fails)
             logf_(b, SSE_LOG_INFO, "redis %s:%d: connected", s->url.host, s->url.port);
@@ -256,6 +311,10 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     struct shard *s = c->data;
     struct redis_bus *b = s->b;
     int is_cmd = c == s->cmd;
+    if (c == s->ask || c == s->ask_rd) {
+        ask_gone(s, c); /* opened again by the next ASK */
+        return;
+    }
     if (is_cmd)
         s->cmd = NULL, s->cmd_up = 0;
     else if (c == s->rd)
@@ -301,14 +360,14 @@ static int setup(struct shard *s, redisAsyncContext *ac)
     return 0;
 }
 
-static redisAsyncContext *open_ctx(struct shard *s)
+static redisAsyncContext *open_ctx_at(struct shard *s, const char *host, int port)
 {
     struct redis_bus *b = s->b;
-    redisAsyncContext *ac = redisAsyncConnect(s->url.host, s->url.port);
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
     if (!ac)
         return NULL;
     if (ac->err) {
-        logf_(b, SSE_LOG_WARN, "redis %s:%d: %s", s->url.host, s->url.port, ac->errstr);
+        logf_(b, SSE_LOG_WARN, "redis %s:%d: %s", host, port, ac->errstr);
         redisAsyncFree(ac);
         return NULL;
     }
@@ -326,6 +385,11 @@ static redisAsyncContext *open_ctx(struct shard *s)
     return ac;
 }
 
+static redisAsyncContext *open_ctx(struct shard *s)
+{
+    return open_ctx_at(s, s->url.host, s->url.port);
+}
+
 /* Open whichever of the two connections is missing; the reader starts reading at once. */
 static void connect_shard(struct shard *s)
 {
@@ -334,6 +398,8 @@ static void connect_shard(struct shard *s)
     if (!s->cmd) {
         s->cmd = open_ctx(s);
         s->cmd_opened_ms = now_ms(s->b);
+        if (++s->cmd_gen == 0) /* 0 means "never synced" */
+            s->cmd_gen = 1;
     }
     if (!s->rd) {
         s->rd = open_ctx(s);
@@ -379,9 +445,11 @@ static void let_go(struct shard *s, redisAsyncContext *cur, int is_cmd)
 
 /*
  * A Redis Cluster redirection in an error reply (cur: the context whose callback runs): MOVED
- * points the shard at the slot's master (both connections are reopened there); ASK (a slot
- * being migrated) is not followed: the command is retried later, when MOVED will have taken
- * over. Returns 1 if r was a redirection.
+ * points the shard at the slot's master (both connections are reopened there). ASK (the slot
+ * is being migrated and the key has left): a publisher's XADD is sent again to the importing
+ * node (ask_again, from on_xadd); the reader's XREAD is retried a moment later until MOVED takes
+ * over, which delays delivery by the migration window and loses nothing (the reader resumes
+ * after the last entry it saw). Returns 1 if r was a redirection.
  */
 static int redirected(struct shard *s, redisAsyncContext *cur, const redisReply *r)
 {
@@ -401,6 +469,20 @@ static int redirected(struct shard *s, redisAsyncContext *cur, const redisReply 
     s->fails = 0;
     let_go(s, cur, 1);
     let_go(s, cur, 0);
+    if (s->ask) { /* the migration is over: what was asked there is answered, then it closes */
+        redisAsyncContext *a = s->ask;
+        s->ask = NULL;
+        redisAsyncDisconnect(a);
+    }
+    if (s->ask_rd) { /* a read there now would race the reader's next one: dropped unanswered */
+        redisAsyncContext *a = s->ask_rd;
+        s->ask_rd = NULL;
+        s->ask_reading = 0;
+        if (a != cur)
+            redisAsyncFree(a);
+        else
+            redisAsyncDisconnect(a);
+    }
     return 1;
 }
 
@@ -433,6 +515,58 @@ static int on_entry(void *ud, const struct sse__redis_entry *e)
     return 0;
 }
 
+static void on_xread(redisAsyncContext *c, void *reply, void *priv);
+
+/* Open the connection of an ASK (*slot: s->ask or s->ask_rd) to host:port if it is not open. */
+static redisAsyncContext *ask_conn(struct shard *s, redisAsyncContext **slot, const char *host,
+                                   int port)
+{
+    if (s->ask_port && (strcmp(host, s->ask_host) || port != s->ask_port)) {
+        /* another node: both connections go (what is asked on them is answered first) */
+        redisAsyncContext *a = s->ask, *ar = s->ask_rd;
+        s->ask = s->ask_rd = NULL;
+        s->ask_reading = 0;
+        if (a)
+            redisAsyncDisconnect(a);
+        if (ar)
+            redisAsyncFree(ar);
+    }
+    if (!*slot) {
+        *slot = open_ctx_at(s, host, port);
+        if (!*slot)
+            return NULL;
+        memcpy(s->ask_host, host, strlen(host) + 1);
+        s->ask_port = port;
+        logf_(s->b, SSE_LOG_INFO, "redis %s: ASK: %s at %s:%d during the slot's migration", s->key,
+              slot == &s->ask ? "publishing" : "reading", host, port);
+    }
+    return *slot;
+}
+
+/* The reader's XREAD was answered ASK: read once from the importing node (after ASKING). The
+   next read goes to rd again, and here again while the migration lasts. 1 if sent. */
+static int read_asked(struct shard *s, const redisReply *r)
+{
+    char host[sizeof(s->ask_host)];
+    int port;
+    if (!r->str || sse__redis_redirect(r->str, r->len, host, sizeof(host), &port) != 2)
+        return 0;
+    redisAsyncContext *a = ask_conn(s, &s->ask_rd, host, port);
+    if (!a)
+        return 0;
+    char count[16];
+    snprintf(count, sizeof(count), "%d", READ_COUNT);
+    const char *asking[1] = {"ASKING"};
+    const char *argv[8] = {"XREAD",     "COUNT",   count,  "BLOCK",
+                           s->b->block, "STREAMS", s->key, s->last_id};
+    if (redisAsyncCommandArgv(a, NULL, NULL, 1, asking, NULL) != REDIS_OK ||
+        redisAsyncCommandArgv(a, on_xread, s, 8, argv, NULL) != REDIS_OK)
+        return 0;
+    s->reading = s->ask_reading = 1;
+    s->read_sent_ms = now_ms(s->b);
+    return 1;
+}
+
 static void on_xread(redisAsyncContext *c, void *reply, void *priv)
 {
     struct shard *s = priv;
@@ -440,8 +574,14 @@ static void on_xread(redisAsyncContext *c, void *reply, void *priv)
     redisReply *r = reply;
     if (!r || b->closing)
         return; /* the connection is gone: on_disconnect reconnects, the read resumes */
+    if (c != s->rd && c != s->ask_rd)
+        return; /* a connection let go of (a redirection): the reader reads elsewhere now */
+    if (c == s->ask_rd)
+        s->ask_reading = 0;
     s->reading = 0;
     if (r->type == REDIS_REPLY_ERROR) {
+        if (c == s->rd && read_asked(s, r))
+            return;
         if (!redirected(s, c, r))
             logf_(b, SSE_LOG_ERROR, "redis %s: XREAD: %s", s->key, r->str ? r->str : "error");
         schedule(s, 1);
@@ -495,7 +635,7 @@ static void on_tail(redisAsyncContext *c, void *reply, void *priv)
 static void issue_read(struct shard *s)
 {
     struct redis_bus *b = s->b;
-    if (!s->rd || s->reading || b->closing || !b->started)
+    if (!s->rd || s->reading || s->ask_reading || b->closing || !b->started)
         return;
     int rc;
     if (!s->last_id[0]) {
@@ -533,6 +673,28 @@ static void drop(struct shard *s, int is_cmd, const char *why)
     schedule(s, 0);
 }
 
+static void on_trim(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct shard *s = priv;
+    redisReply *r = reply;
+    if (r && !s->b->closing && r->type == REDIS_REPLY_ERROR && !redirected(s, c, r))
+        logf_(s->b, SSE_LOG_WARN, "redis %s: XTRIM: %s", s->key, r->str ? r->str : "error");
+}
+
+/* The age limit: entries whose id time is older than max_age_ms go (exact MINID: a few entries
+   a second, not the ~100-entry nodes an approximate trim waits for). Ids are Redis's clock,
+   the bound is this node's: they must agree to well within the limit. */
+static void trim_by_age(struct shard *s)
+{
+    long long t = wall_ms_now() - (long long)s->b->o.max_age_ms;
+    if (t <= 0)
+        return;
+    char minid[32];
+    snprintf(minid, sizeof(minid), "%lld-0", t);
+    const char *argv[4] = {"XTRIM", s->key, "MINID", minid};
+    redisAsyncCommandArgv(s->cmd, on_trim, s, 4, argv, NULL);
+}
+
 /* Drop connections whose connect or replies are overdue: a peer that vanished without a FIN. */
 static void on_watchdog(uv_timer_t *t)
 {
@@ -545,6 +707,8 @@ static void on_watchdog(uv_timer_t *t)
             drop(s, 0, "connect timed out");
         else if (s->rd && s->reading && now - s->read_sent_ms > block + OVERDUE_MS)
             drop(s, 0, "no answer to XREAD");
+        if (b->o.max_age_ms && s->cmd && s->cmd_up)
+            trim_by_age(s);
         if (s->cmd && !s->cmd_up && now - s->cmd_opened_ms > CONNECT_TIMEOUT_MS)
             drop(s, 1, "connect timed out");
         else if (s->cmd && s->head && now - s->head->sent_ms > OVERDUE_MS)
@@ -570,12 +734,61 @@ static int bus_start(sse_bus *bus, sse_bus_receive_cb receive, void *ud)
     return 0;
 }
 
+static void on_xadd(redisAsyncContext *c, void *reply, void *priv);
+
+static int send_xadd(struct shard *s, redisAsyncContext *ac, struct pub *p)
+{
+    struct redis_bus *b = s->b;
+    const char *argv[8];
+    size_t argl[8];
+    int n = 0;
+    argv[n++] = "XADD";
+    argv[n++] = s->key;
+    if (b->o.max_len) {
+        argv[n++] = "MAXLEN";
+        argv[n++] = "~";
+        argv[n++] = s->maxlen;
+    }
+    argv[n++] = "*";
+    argv[n++] = "m";
+    argv[n++] = (const char *)p->msg;
+    for (int i = 0; i < n; i++)
+        argl[i] = strlen(argv[i]);
+    argl[n - 1] = p->len;
+    return redisAsyncCommandArgv(ac, on_xadd, p, n, argv, argl) == REDIS_OK ? 0 : -1;
+}
+
+/*
+ * An ASK redirection (the stream key's slot is being migrated and the key is already on the
+ * importing node): the XADD is sent there once, after ASKING, on a connection kept for that
+ * node until MOVED ends the migration. Order holds: once the key has moved, every later XADD
+ * of the shard is asked too, in the same order, on the same connection. 1 if sent.
+ */
+static int ask_again(struct shard *s, struct pub *p, const redisReply *r)
+{
+    char host[sizeof(s->ask_host)];
+    int port;
+    if (!r->str || sse__redis_redirect(r->str, r->len, host, sizeof(host), &port) != 2)
+        return 0;
+    redisAsyncContext *a = ask_conn(s, &s->ask, host, port);
+    if (!a)
+        return 0;
+    const char *asking[1] = {"ASKING"};
+    if (redisAsyncCommandArgv(a, NULL, NULL, 1, asking, NULL) != REDIS_OK || send_xadd(s, a, p))
+        return 0;
+    p->asked = 1;
+    s->b->st.asked++;
+    return 1;
+}
+
 static void on_xadd(redisAsyncContext *c, void *reply, void *priv)
 {
     struct pub *p = priv;
     struct shard *s = p->s;
     struct redis_bus *b = s->b;
     redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR && !p->asked && !b->closing && ask_again(s, p, r))
+        return; /* sent again where the slot is being imported: answered there */
     /* Replies come in order: p is the head (unlinked from anywhere all the same). */
     struct pub **pp = &s->head, *prev = NULL;
     while (*pp && *pp != p)
@@ -638,7 +851,7 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
         b->st.refused++;
         return SSE_EBUSY;
     }
-    struct pub *p = sse__calloc(1, sizeof(*p));
+    struct pub *p = sse__calloc(1, sizeof(*p) + len);
     if (!p)
         return SSE_ENOMEM;
     p->s = s;
@@ -646,23 +859,8 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
     p->ud = ud;
     p->len = len;
     p->sent_ms = now_ms(b);
-    const char *argv[8];
-    size_t argl[8];
-    int n = 0;
-    argv[n++] = "XADD";
-    argv[n++] = s->key;
-    if (b->o.max_len) {
-        argv[n++] = "MAXLEN";
-        argv[n++] = "~";
-        argv[n++] = s->maxlen;
-    }
-    argv[n++] = "*";
-    argv[n++] = "m";
-    argv[n++] = msg;
-    for (int i = 0; i < n; i++)
-        argl[i] = strlen(argv[i]);
-    argl[n - 1] = len;
-    if (redisAsyncCommandArgv(s->cmd, on_xadd, p, n, argv, argl) != REDIS_OK) {
+    memcpy(p->msg, msg, len);
+    if (send_xadd(s, s->cmd, p)) {
         sse__free(p);
         b->st.refused++;
         return SSE_EBUSY;
@@ -673,6 +871,246 @@ static int bus_publish(sse_bus *bus, const void *msg, size_t len, sse_bus_publis
         s->head = p;
     s->tail = p;
     b->inflight_bytes += len;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- presence */
+
+/* Shard 0's command connection when it is up, else NULL. */
+static redisAsyncContext *presence_conn(struct redis_bus *b)
+{
+    struct shard *s = &b->shards[0];
+    return !b->closing && b->p_dump && s->cmd && s->cmd_up ? s->cmd : NULL;
+}
+
+/* Replies to presence writes: nothing waits for them; an error is worth a line (and a
+   redirection moves shard 0, whose new connection then writes the set again). */
+static void on_presence_write(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct redis_bus *b = priv;
+    redisReply *r = reply;
+    if (!r || b->closing || r->type != REDIS_REPLY_ERROR)
+        return;
+    if (!redirected(&b->shards[0], c, r))
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: %s", b->p_hash, r->str ? r->str : "error");
+}
+
+static void presence_cmd(struct redis_bus *b, redisAsyncContext *c, int argc, const char **argv,
+                         const size_t *argl)
+{
+    if (redisAsyncCommandArgv(c, on_presence_write, b, argc, argv, argl) != REDIS_OK)
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: command not sent", b->p_hash);
+}
+
+/* PEXPIRE answers 0 when the hash is gone although the connection is not (FLUSHALL, a lost
+   key): the set is written again at the next refresh. */
+static void on_presence_expire(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct redis_bus *b = priv;
+    redisReply *r = reply;
+    if (r && !b->closing && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        b->p_synced_gen = 0;
+    else
+        on_presence_write(c, reply, priv);
+}
+
+/* Register the node (score: when its registration lapses), keep its hash alive, and forget
+   nodes whose registration lapsed. */
+static void presence_touch(struct redis_bus *b, redisAsyncContext *c)
+{
+    char until[24], now[24];
+    long long t = wall_ms_now();
+    snprintf(until, sizeof(until), "%lld", t + (long long)b->p_ttl_ms);
+    snprintf(now, sizeof(now), "(%lld", t);
+    const char *zadd[4] = {"ZADD", b->p_nodes, until, b->node_id};
+    presence_cmd(b, c, 4, zadd, NULL);
+    const char *exp[3] = {"PEXPIRE", b->p_hash, b->p_ttl};
+    if (redisAsyncCommandArgv(c, on_presence_expire, b, 3, exp, NULL) != REDIS_OK)
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: command not sent", b->p_hash);
+    const char *gc[4] = {"ZREMRANGEBYSCORE", b->p_nodes, "-inf", now};
+    presence_cmd(b, c, 4, gc, NULL);
+}
+
+static void presence_put(void *ctx, const char *key, size_t key_len, const char *val,
+                         size_t val_len)
+{
+    struct redis_bus *b = ctx;
+    redisAsyncContext *c = presence_conn(b);
+    if (!c || !key || !val)
+        return;
+    const char *argv[4] = {"HSET", b->p_hash, key, val};
+    size_t argl[4] = {4, strlen(b->p_hash), key_len, val_len};
+    presence_cmd(b, c, 4, argv, argl);
+}
+
+/* Write the node's whole set on the current connection (it may be a fresh Redis). */
+static void presence_sync(struct redis_bus *b)
+{
+    redisAsyncContext *c = presence_conn(b);
+    if (!c)
+        return;
+    const char *del[2] = {"DEL", b->p_hash};
+    presence_cmd(b, c, 2, del, NULL);
+    b->p_dump(b->p_ud, presence_put, b);
+    presence_touch(b, c);
+    b->p_synced_gen = b->shards[0].cmd_gen;
+}
+
+static void on_presence_timer(uv_timer_t *t)
+{
+    struct redis_bus *b = t->data;
+    redisAsyncContext *c = presence_conn(b);
+    if (!c)
+        return;
+    if (b->p_synced_gen != b->shards[0].cmd_gen)
+        presence_sync(b);
+    else
+        presence_touch(b, c);
+}
+
+static int presence_start(sse_bus *bus, sse_bus_presence_dump_cb dump, void *ud)
+{
+    struct redis_bus *b = (struct redis_bus *)bus;
+    if (b->closing)
+        return SSE_ECLOSED;
+    if (b->p_dump)
+        return SSE_EINVAL;
+    b->p_dump = dump;
+    b->p_ud = ud;
+    unsigned every = b->p_ttl_ms / 3 ? b->p_ttl_ms / 3 : 1;
+    uv_timer_start(&b->p_timer, on_presence_timer, every, every);
+    presence_sync(b);
+    return 0;
+}
+
+static int presence_set(sse_bus *bus, const char *key, size_t key_len, const char *val,
+                        size_t val_len)
+{
+    struct redis_bus *b = (struct redis_bus *)bus;
+    if (b->closing)
+        return SSE_ECLOSED;
+    redisAsyncContext *c = presence_conn(b);
+    if (!c)
+        return 0; /* the next connection writes the whole set */
+    if (b->p_synced_gen != b->shards[0].cmd_gen) {
+        presence_sync(b); /* includes this change: the dump reads the caller's state */
+        return 0;
+    }
+    if (val) {
+        presence_put(b, key, key_len, val, val_len);
+    } else {
+        const char *argv[3] = {"HDEL", b->p_hash, key};
+        size_t argl[3] = {4, strlen(b->p_hash), key_len};
+        presence_cmd(b, c, 3, argv, argl);
+    }
+    return 0;
+}
+
+/* A node leaving cleanly removes its set at once rather than letting it expire: the commands
+   are written out now, before the connection is freed (no reply is awaited). */
+static void presence_leave(struct redis_bus *b)
+{
+    struct shard *s = &b->shards[0];
+    if (!b->p_dump || !s->cmd || !s->cmd_up || (s->cmd->c.flags & REDIS_IN_CALLBACK))
+        return;
+    const char *del[2] = {"DEL", b->p_hash};
+    const char *zrem[3] = {"ZREM", b->p_nodes, b->node_id};
+    redisAsyncCommandArgv(s->cmd, NULL, NULL, 2, del, NULL);
+    redisAsyncCommandArgv(s->cmd, NULL, NULL, 3, zrem, NULL);
+    redisAsyncHandleWrite(s->cmd); /* a non-blocking write of what is buffered */
+}
+
+/* One listing: the node ids first, then one HGETALL per other node. */
+struct plist {
+    struct redis_bus *b;
+    sse_bus_presence_each_cb each;
+    sse_bus_presence_done_cb done;
+    void *ud;
+    int pending; /* replies still to come */
+    int status;
+};
+
+static void plist_settle(struct plist *l)
+{
+    if (--l->pending > 0)
+        return;
+    sse_bus_presence_done_cb done = l->done;
+    void *ud = l->ud;
+    int status = l->status;
+    sse__free(l);
+    done(ud, status);
+}
+
+static void on_presence_hash(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct plist *l = priv;
+    redisReply *r = reply;
+    (void)c;
+    if (!r) {
+        l->status = SSE_EIO;
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        l->status = SSE_EPROTO;
+        logf_(l->b, SSE_LOG_WARN, "redis %s: presence: HGETALL: %s", l->b->p_nodes,
+              r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
+    } else {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const redisReply *k = r->element[i], *v = r->element[i + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue; /* not ours: skipped */
+            l->each(l->ud, k->str, k->len, v->str, v->len);
+        }
+    }
+    plist_settle(l);
+}
+
+static void on_presence_nodes(redisAsyncContext *c, void *reply, void *priv)
+{
+    struct plist *l = priv;
+    struct redis_bus *b = l->b;
+    redisReply *r = reply;
+    if (!r) {
+        l->status = SSE_EIO;
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        l->status = SSE_EPROTO;
+        logf_(b, SSE_LOG_WARN, "redis %s: presence: ZRANGEBYSCORE: %s", b->p_nodes,
+              r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
+    } else if (!b->closing) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_STRING || e->len != 16 || !memcmp(e->str, b->node_id, 16))
+                continue; /* this node, or not a node id */
+            char key[sizeof(b->p_hash)];
+            snprintf(key, sizeof(key), "%s:presence:%.16s", b->shards[0].key, e->str);
+            const char *argv[2] = {"HGETALL", key};
+            if (redisAsyncCommandArgv(c, on_presence_hash, l, 2, argv, NULL) == REDIS_OK)
+                l->pending++;
+            else
+                l->status = SSE_EIO;
+        }
+    }
+    plist_settle(l);
+}
+
+static int presence_list(sse_bus *bus, sse_bus_presence_each_cb each, sse_bus_presence_done_cb done,
+                         void *ud)
+{
+    struct redis_bus *b = (struct redis_bus *)bus;
+    if (b->closing)
+        return SSE_ECLOSED;
+    struct shard *s = &b->shards[0];
+    if (!s->cmd || !s->cmd_up)
+        return SSE_EIO;
+    struct plist *l = sse__calloc(1, sizeof(*l));
+    if (!l)
+        return SSE_ENOMEM;
+    *l = (struct plist){b, each, done, ud, 1, 0};
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", wall_ms_now());
+    const char *argv[4] = {"ZRANGEBYSCORE", b->p_nodes, now, "+inf"};
+    if (redisAsyncCommandArgv(s->cmd, on_presence_nodes, l, 4, argv, NULL) != REDIS_OK) {
+        sse__free(l);
+        return SSE_EIO;
+    }
     return 0;
 }
 
@@ -701,23 +1139,30 @@ static void bus_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
     b->closing = 1;
     b->close_done = done;
     b->close_ud = ud;
+    presence_leave(b);
     /* Freeing a context fails its XADDs in flight (on_xadd with NULL: SSE_ECLOSED); hiredis
        defers the free when called from inside one of its callbacks. */
     for (size_t i = 0; i < b->n; i++) {
         struct shard *s = &b->shards[i];
-        redisAsyncContext *cmd = s->cmd, *rd = s->rd;
-        s->cmd = s->rd = NULL;
+        redisAsyncContext *cmd = s->cmd, *rd = s->rd, *ask = s->ask, *ask_rd = s->ask_rd;
+        s->cmd = s->rd = s->ask = s->ask_rd = NULL;
+        if (ask_rd)
+            redisAsyncFree(ask_rd);
         if (cmd)
             redisAsyncFree(cmd);
         if (rd)
             redisAsyncFree(rd);
+        if (ask)
+            redisAsyncFree(ask);
     }
-    b->handles_open = (int)b->n + 1;
+    b->handles_open = (int)b->n + 2;
     for (size_t i = 0; i < b->n; i++) {
         b->shards[i].retry.data = b;
         uv_close((uv_handle_t *)&b->shards[i].retry, on_handle_closed);
     }
     uv_close((uv_handle_t *)&b->watchdog, on_handle_closed);
+    b->p_timer.data = b;
+    uv_close((uv_handle_t *)&b->p_timer, on_handle_closed);
 }
 
 /* /readyz: every shard has its command and reader connections up (else a reconnect runs). */
@@ -732,8 +1177,9 @@ static int bus_healthy(const sse_bus *bus, const char **why)
     return 1;
 }
 
-static const sse_bus_ops redis_ops = {SSE_BUS_OPS_VERSION, "redis",   bus_start,
-                                      bus_publish,         bus_close, bus_healthy};
+static const sse_bus_ops redis_ops = {SSE_BUS_OPS_VERSION, "redis",       bus_start,
+                                      bus_publish,         bus_close,     presence_start,
+                                      presence_set,        presence_list, bus_healthy};
 
 int sse_bus_redis_new(sse_bus **out, const sse_bus_redis_options *o)
 {
@@ -787,6 +1233,18 @@ int sse_bus_redis_new(sse_bus **out, const sse_bus_redis_options *o)
     }
     uv_timer_init(b->loop, &b->watchdog);
     b->watchdog.data = b;
+    uv_timer_init(b->loop, &b->p_timer);
+    b->p_timer.data = b;
+    b->p_ttl_ms = o->presence_ttl_ms ? o->presence_ttl_ms : 15000;
+    if (b->p_ttl_ms < 30)
+        b->p_ttl_ms = 30;
+    snprintf(b->p_ttl, sizeof(b->p_ttl), "%u", b->p_ttl_ms);
+    uint64_t nid = 0;
+    if (getrandom(&nid, sizeof(nid), GRND_NONBLOCK) != (ssize_t)sizeof(nid))
+        nid = uv_hrtime() ^ ((uint64_t)(uintptr_t)b << 16);
+    snprintf(b->node_id, sizeof(b->node_id), "%016" PRIx64, nid);
+    snprintf(b->p_hash, sizeof(b->p_hash), "%s:presence:%s", b->shards[0].key, b->node_id);
+    snprintf(b->p_nodes, sizeof(b->p_nodes), "%s:nodes", b->shards[0].key);
     *out = &b->base;
     return 0;
 }

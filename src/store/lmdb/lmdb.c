@@ -347,11 +347,14 @@ static void post_ops(struct lmdb_store *s, struct op *head, struct op *tail)
 
 static void post_snapshot(struct lmdb_store *s, uint64_t first)
 {
+    size_t count = (size_t)(s->next_seq - first), bytes = (size_t)s->w_bytes;
     uv_mutex_lock(&s->dmu);
-    s->snap_first = first;
-    s->snap_count = (size_t)(s->next_seq - first);
-    s->snap_bytes = (size_t)s->w_bytes;
-    s->snap_new = 1;
+    if (s->snap_first != first || s->snap_count != count || s->snap_bytes != bytes) {
+        s->snap_first = first; /* unchanged (an idle age check that dropped nothing): the loop */
+        s->snap_count = count; /* is not woken for it */
+        s->snap_bytes = bytes;
+        s->snap_new = 1;
+    }
     uv_mutex_unlock(&s->dmu);
 }
 
@@ -516,8 +519,18 @@ static void writer_main(void *arg)
             last_flush = now;
             dirty = 0;
         }
-        if (head)
+        if (head) {
             post_ops(s, head, tail);
+        } else {
+            /* A trim alone (the age limit while nobody publishes, or trim()): the loop must
+               still learn the new counts and drop the same entries from its cache, or replays
+               answered from the cache would send expired updates. Only when it changed. */
+            uv_mutex_lock(&s->dmu);
+            int changed = s->snap_new;
+            uv_mutex_unlock(&s->dmu);
+            if (changed)
+                uv_async_send(s->async);
+        }
         uv_mutex_lock(&s->wmu);
         if (stop)
             break;
