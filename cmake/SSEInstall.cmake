@@ -18,7 +18,8 @@ set(SSE_INSTALL_DEP_TABLE
   PkgConfig::SSE_CRYPTO libcrypto  private
   PkgConfig::LMDB       lmdb       private
   sse_lmdb_dep          -llmdb     private
-  PkgConfig::HIREDIS    hiredis    private)
+  PkgConfig::HIREDIS    hiredis    private
+  PkgConfig::NGHTTP2    libnghttp2 private)
 
 set(SSE_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/libsse)
 

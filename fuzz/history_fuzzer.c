@@ -7,7 +7,7 @@
  * id never appended, replay from the earliest, or scan back from an earlier update's id. The
  * model keeps every appended id in order; the store must keep exactly the newest `limit` ones.
  * Checked after every op: the count and last id; for replay, the found flag, and the entries
- * after the newest kept update with that id, oldest first, with increasing positions and the
+ * after the earliest kept update with that id, oldest first, with increasing positions and the
  * ids, topics and private flags they were appended with (an id not kept: found 0, nothing);
  * for scan back, the entries from that update backwards, newest first, at most `max`; a
  * callback that asks to stop is not called again. Every call completes exactly once, at once.
@@ -49,10 +49,11 @@ static size_t first_kept(const struct model *m)
     return m->n > m->limit ? m->n - m->limit : 0;
 }
 
-/* The newest kept update whose id is id[0..len), or -1. */
-static long newest_kept(const struct model *m, const char *id, size_t len)
+/* The earliest kept update whose id is id[0..len), or -1 (draft-08: an id published twice
+   resolves to its earliest copy). */
+static long earliest_kept(const struct model *m, const char *id, size_t len)
 {
-    for (size_t i = m->n; i-- > first_kept(m);)
+    for (size_t i = first_kept(m); i < m->n; i++)
         if (m->lens[i] == len && !memcmp(m->ids[i], id, len))
             return (long)i;
     return -1;
@@ -151,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 id = fresh;
                 len = ID_MAX + 1; /* longer than any appended id: never found */
             }
-            long from = id ? newest_kept(&m, id, len) : (long)first_kept(&m) - 1;
+            long from = id ? earliest_kept(&m, id, len) : (long)first_kept(&m) - 1;
             int want_found = !id || from >= 0;
             if (want_found)
                 for (size_t i = (size_t)(from + 1); i < m.n; i++)
@@ -164,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!m.n)
                 break;
             size_t k = (op >> 3) % m.n, max = (size_t)(op >> 5);
-            long from = newest_kept(&m, m.ids[k], m.lens[k]);
+            long from = earliest_kept(&m, m.ids[k], m.lens[k]);
             if (from >= 0)
                 for (long i = from; i >= (long)first_kept(&m) && w.n_expect < max; i--)
                     w.expect[w.n_expect++] = (size_t)i;

@@ -29,8 +29,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why = NULL;
     int rc = sse__pub_form_parse(&f, body, len, &lim, &why);
     if (rc == 0) {
-        if (!f.n_topics || f.n_topics > lim.max_topics || (lim.single_topic && f.n_topics != 1))
+        if (!f.n_topics || f.n_topics > lim.max_topics)
             abort();
+        /* draft-08's reserved values never get through */
+        if (lim.draft08 &&
+            ((f.id && !strcmp(f.id, "earliest")) || (f.type && !strcmp(f.type, "mercure"))))
+            abort();
+        for (size_t i = 0; lim.draft08 && i < f.n_topics; i++)
+            if (!strcmp(f.topics[i], "*"))
+                abort();
         for (size_t i = 0; i < f.n_topics; i++) {
             size_t n = strlen(f.topics[i]);
             if (!n || n > lim.max_topic_len || !sse__hub_text_ok(f.topics[i], n) ||

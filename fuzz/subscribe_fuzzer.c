@@ -1,7 +1,8 @@
 /*
  * subscribe_fuzzer.c: the whole subscribe request of the hub, GET /.well-known/mercure: the
- * selectors (topic, match, matchExact, matchURLPattern), lastEventID / last_event_id in the
- * query, the Last-Event-ID (or Mercure-Last-Event-ID) header and an optional token, together.
+ * selectors (topic, match, match_exact, match_urlpattern, the camelCase aliases), lastEventID /
+ * last_event_id in the query, the Last-Event-ID (or Mercure-Last-Event-ID) header and an
+ * optional token, together.
  *
  * One hub (memory history of public and private updates, anonymous subscribers allowed) serves
  * on 127.0.0.1 port 0 in this process; each input becomes one request over a loopback socket,

@@ -138,6 +138,12 @@ static const struct setting settings[] = {
      "log one line per request and closed stream"},
     {"log-level", "SSEHUB_LOG_LEVEL", NULL, T_STR, "info", OFF(log_level),
      "error, warn, info or debug"},
+    /* HTTP/2 */
+    {"h2c", "SSEHUB_H2C", NULL, T_BOOL, "false", OFF(h2c),
+     "plain listeners also speak HTTP/2 by prior knowledge (a client that starts with the "
+     "HTTP/2 preface, e.g. curl --http2-prior-knowledge); HTTP/1.1 keeps working"},
+    {"h2-max-streams", "SSEHUB_H2_MAX_STREAMS", NULL, T_SIZE, "100", OFF(h2_max_streams),
+     "HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)"},
     /* Operators of the reference hub (issue 14; docs/OPERATIONS.md "Coming from the reference
        hub"): */
     {"publisher-jwks-url", "SSEHUB_PUBLISHER_JWKS_URL", "MERCURE_PUBLISHER_JWKS_URL", T_STR, NULL,

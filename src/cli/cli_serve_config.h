@@ -41,6 +41,9 @@ struct serve_config {
     int redis_cluster;   /* --redis URLs are seeds of a Redis Cluster */
     size_t redis_shards; /* stream keys over the cluster */
     unsigned redis_presence_ttl_ms; /* presence expiry (subscriptions API across nodes) */
+    /* HTTP/2 (docs/SERVER.md, "HTTP/2") */
+    int h2c;               /* plain listeners take HTTP/2 by prior knowledge too */
+    size_t h2_max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
     /* Operators of the reference hub (docs/OPERATIONS.md): */
     char *publisher_jwks_url, *subscriber_jwks_url; /* https://, http:// or file:// */
     unsigned jwks_refresh_min_ms;                   /* unknown kid: refetch at most this often */

@@ -430,6 +430,9 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     so.log = log_line;
     so.log_data = sv;
     so.reuse_port = worker >= 0;
+    /* HTTP/2 */
+    so.h2c = c->h2c;
+    so.h2_max_streams = c->h2_max_streams > 1u << 20 ? 1u << 20 : (unsigned)c->h2_max_streams;
     /* Cross-origin fetch() may read the discovery Link and the replay position headers. */
     so.cors_expose_headers = "Link, Last-Event-ID, Mercure-Last-Event-ID";
     if ((rc = sse_server_new(&sv->server, &sv->loop, &so))) {

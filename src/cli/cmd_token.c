@@ -1,7 +1,8 @@
 /*
  * cmd_token.c: `ssehub token`: mint a development JWT for a Mercure hub, draft-07 (a "mercure"
  * claim with publish / subscribe / payload) or draft-08 (an RFC 9068 access token: typ at+jwt,
- * aud, exp, authorization_details of type "mercure"), signed by sse_token_sign() (<sse/token.h>;
+ * aud, iss, exp, authorization_details of type https://mercure.rocks/authorization-detail),
+ * signed by sse_token_sign() (<sse/token.h>;
  * see sse_cli_token_mint for why not libjwt). Also the minting code that `ssehub pub` uses. Exit
  * status: 0 token printed, 1 minting failed (key, payload), 2 usage error.
  */
@@ -23,12 +24,17 @@ const char sse_cli_token_summary[] = "mint a development JWT (draft-07 or draft-
 #define TOKEN_MAX_GRANTS 256
 #define TOKEN_MAX_KEY (1 << 20)
 
+/* draft-08 (head of dunglas/mercure): the authorization detail type, and the issuer put in a
+   token minted without --iss (hubs require one; a hub with --issuer wants that one). */
+#define SSE_CLI_DETAIL_TYPE "https://mercure.rocks/authorization-detail"
+#define SSE_CLI_DEFAULT_ISS "urn:ssehub:token"
+
 /* The help table: --help, the man page ssehub-token(1) and the completion (cli_help.h). */
 static const struct cli_option token_options[] = {
     {"--draft", "07|08",
      "token generation (default 07): 07 puts the grants in a\n"
      "\"mercure\" claim; 08 makes an access token (typ at+jwt,\n"
-     "aud, exp, authorization_details)"},
+     "aud, iss, exp, authorization_details)"},
     {"--publish", "SEL", "grant publishing to SEL (repeatable); \"*\" = every topic"},
     {"--subscribe", "SEL", "grant receiving private updates of SEL (repeatable)"},
     {"--publish-pattern", "P", "draft-08: a URLPattern publish matcher (repeatable)"},
@@ -41,7 +47,7 @@ static const struct cli_option token_options[] = {
      "HS256 (default, or $MERCURE_PUBLISHER_JWT_ALG), HS384, HS512,\n"
      "RS256, RS384, RS512, ES256, ES384, ES512, EdDSA (Ed25519)"},
     {"--aud", "AUD", "audience; draft-08 default: " SSE_CLI_DEFAULT_HUB},
-    {"--iss", "ISS", "issuer claim"},
+    {"--iss", "ISS", "issuer claim; draft-08 default: " SSE_CLI_DEFAULT_ISS},
     {"--sub", "SUB", "subject claim (the subscriber's identity)"},
     {"-h, --help", NULL, "this text"},
     {NULL, NULL, NULL},
@@ -121,8 +127,8 @@ static json_t *topics_08(const struct sse_cli_grant *g, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, json_pack("{s:s,s:s}", "match", g[i].match, "matchType",
-                                           g[i].url_pattern ? "URLPattern" : "Exact"));
+        json_array_append_new(a, json_pack("{s:s,s:s}", "match", g[i].match, "match_type",
+                                           g[i].url_pattern ? "urlpattern" : "exact"));
     return a;
 }
 
@@ -150,20 +156,20 @@ static json_t *build_claims(const struct sse_cli_token_spec *s, long long now, c
         goto out_fail;
     }
     json_object_set_new(claims, "iat", json_integer(now));
-    if (s->iss)
-        json_object_set_new(claims, "iss", json_string(s->iss));
+    if (s->iss || s->draft == 8) /* draft-08 hubs require iss */
+        json_object_set_new(claims, "iss", json_string(s->iss ? s->iss : SSE_CLI_DEFAULT_ISS));
     if (s->sub)
         json_object_set_new(claims, "sub", json_string(s->sub));
     if (s->draft == 8) {
         json_object_set_new(claims, "aud", json_string(s->aud ? s->aud : SSE_CLI_DEFAULT_HUB));
         json_t *details = json_array();
         if (s->n_publish)
-            json_array_append_new(details, json_pack("{s:s,s:[s],s:o}", "type", "mercure",
+            json_array_append_new(details, json_pack("{s:s,s:[s],s:o}", "type", SSE_CLI_DETAIL_TYPE,
                                                      "actions", "publish", "topics",
                                                      topics_08(s->publish, s->n_publish)));
         if (s->n_subscribe) {
-            json_t *d = json_pack("{s:s,s:[s],s:o}", "type", "mercure", "actions", "subscribe",
-                                  "topics", topics_08(s->subscribe, s->n_subscribe));
+            json_t *d = json_pack("{s:s,s:[s],s:o}", "type", SSE_CLI_DETAIL_TYPE, "actions",
+                                  "subscribe", "topics", topics_08(s->subscribe, s->n_subscribe));
             if (d && payload)
                 json_object_set(d, "payload", payload);
             json_array_append_new(details, d);

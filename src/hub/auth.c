@@ -24,6 +24,7 @@
 #include "hub/auth.h"
 
 #include "common/alloc.h"
+#include "hub/hub_util.h"
 #include "hub/jwks.h"
 #include "hub/selector.h"
 
@@ -396,27 +397,30 @@ static int matcher_08(const struct sse__auth *a, json_t *t, const char **match, 
     if (!json_is_object(t))
         return SSE_EAUTH;
     json_t *m = json_object_get(t, "match");
-    json_t *mt = json_object_get(t, "matchType");
+    /* "match_type" (draft-08 head: "exact" / "urlpattern", case-sensitive); the older
+       "matchType" ("Exact" / "URLPattern") is kept as an alias when "match_type" is absent, so
+       a token minted for the earlier snapshot keeps its meaning instead of silently narrowing
+       to exact matching. */
+    json_t *mt = json_object_get(t, "match_type");
+    int legacy = 0;
+    if (!mt && (mt = json_object_get(t, "matchType")))
+        legacy = 1;
     if (!json_is_string(m) || !selector_len_ok(a, json_string_length(m)))
         return SSE_EAUTH;
     *match = json_string_value(m);
     *len = json_string_length(m);
-    /* draft-08 matchers: no C0, DEL or C1 control characters (jansson already ensures UTF-8) */
-    for (size_t i = 0; i < *len; i++) {
-        unsigned char c = (unsigned char)(*match)[i];
-        if (c < 0x20 || c == 0x7f ||
-            (c == 0xc2 && i + 1 < *len && (unsigned char)(*match)[i + 1] >= 0x80 &&
-             (unsigned char)(*match)[i + 1] <= 0x9f))
-            return SSE_EAUTH;
-    }
+    /* draft-08 matchers: no C0, DEL, C1 control or Cf format characters, as in topics */
+    if (!sse__hub_text_ok(*match, *len))
+        return SSE_EAUTH;
     *kind = SSE__SEL_EXACT;
     if (mt) {
         if (!json_is_string(mt))
             return SSE_EAUTH;
-        if (!strcmp(json_string_value(mt), "URLPattern"))
+        const char *name = json_string_value(mt);
+        if (!strcmp(name, legacy ? "URLPattern" : "urlpattern"))
             *kind = SSE__SEL_URLPATTERN;
-        else if (strcmp(json_string_value(mt), "Exact") != 0)
-            return SSE_EAUTH;
+        else if (strcmp(name, legacy ? "Exact" : "exact") != 0)
+            return SSE_EAUTH; /* a matcher type the hub does not know refuses the token */
     }
     if (*kind == SSE__SEL_URLPATTERN) {
         /* A pattern the hub could not compile refuses the whole token (no partial grants). */
@@ -432,7 +436,17 @@ static int matcher_08(const struct sse__auth *a, json_t *t, const char **match, 
     return 0;
 }
 
-/* draft-08: {"authorization_details": [{"type": "mercure", "actions": [...], "topics": [...]}]} */
+/* The RFC 9396 type of a Mercure authorization detail (compared byte by byte); "mercure", the
+   earlier snapshot's type, is kept as an alias (docs/MERCURE.md). Other types are not ours. */
+#define AUTH_DETAIL_TYPE "https://mercure.rocks/authorization-detail"
+static int is_mercure_detail(json_t *d)
+{
+    const char *t = json_string_value(json_object_get(d, "type"));
+    return t && (!strcmp(t, AUTH_DETAIL_TYPE) || !strcmp(t, "mercure"));
+}
+
+/* draft-08: {"authorization_details": [{"type": AUTH_DETAIL_TYPE, "actions": [...],
+   "topics": [...]}]} */
 static int grants_08(const struct sse__auth *a, json_t *claims, struct sse__grants *g,
                      const char **why)
 {
@@ -447,7 +461,7 @@ static int grants_08(const struct sse__auth *a, json_t *claims, struct sse__gran
         json_t *d = json_array_get(ad, i);
         if (!json_is_object(d) || !json_is_string(json_object_get(d, "type")))
             goto out_malformed;
-        if (strcmp(json_string_value(json_object_get(d, "type")), "mercure") != 0)
+        if (!is_mercure_detail(d))
             continue; /* other RFC 9396 types are not ours */
         if (++n_details > AUTH_MAX_DETAILS) {
             *why = "too many grants";
@@ -468,8 +482,7 @@ static int grants_08(const struct sse__auth *a, json_t *claims, struct sse__gran
                 pub = 1;
             else if (!strcmp(json_string_value(x), "subscribe"))
                 sub = 1;
-            else
-                goto out_malformed;
+            /* any other action grants nothing and does not invalidate the token */
         }
         for (size_t k = 0; k < json_array_size(tops); k++) {
             const char *m;
@@ -499,7 +512,7 @@ static int grants_08(const struct sse__auth *a, json_t *claims, struct sse__gran
     /* Pass 2: copy (the shape is known to be right). */
     for (size_t i = 0; i < json_array_size(ad); i++) {
         json_t *d = json_array_get(ad, i);
-        if (strcmp(json_string_value(json_object_get(d, "type")), "mercure") != 0)
+        if (!is_mercure_detail(d))
             continue;
         json_t *acts = json_object_get(d, "actions");
         json_t *tops = json_object_get(d, "topics");
@@ -702,12 +715,16 @@ static int verify_token(struct sse__auth *a, const struct auth_key *k, const cha
         *why = "not yet valid";
         goto out;
     }
-    if (a->issuer) {
-        json_t *iss = json_object_get(claims, "iss");
-        if (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0) {
-            *why = "wrong issuer";
-            goto out;
-        }
+    /* draft-08 requires "iss" on every token (RFC 9068); it must then be the configured
+       issuer when one is (draft-07 checks it only when configured). */
+    json_t *iss = json_object_get(claims, "iss");
+    if (draft == SSE__DRAFT_08 && !json_is_string(iss)) {
+        *why = "iss required";
+        goto out;
+    }
+    if (a->issuer && (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0)) {
+        *why = "wrong issuer";
+        goto out;
     }
     if (draft == SSE__DRAFT_08 && a->resource &&
         !aud_contains(json_object_get(claims, "aud"), a->resource)) {

@@ -1,7 +1,7 @@
 /*
- * hub_api.c: the hub's read-only endpoints: the subscriptions API (JSON-LD, both drafts' URL
- * shapes), the draft-08 protected resource metadata, GET /healthz and GET /metrics (Prometheus
- * text format).
+ * hub_api.c: the hub's read-only endpoints: the subscriptions API (draft-07 JSON-LD with
+ * lastEventID in the body; draft-08 JSON with the cursor on the Link header), the draft-08
+ * protected resource metadata, GET /healthz and GET /metrics (Prometheus text format).
  *
  * The server hands us the percent-decoded path, so a subscriptions URL is resolved against the
  * active subscriptions (a subscription's own {topic}/{subscriber} shape), and the canonical
@@ -16,6 +16,30 @@
 
 static const char k_prefix[] = "/.well-known/mercure/subscriptions";
 
+/*
+ * The draft-08 matcher type that starts the decoded path rest ("exact/", "urlpattern/", or the
+ * earlier snapshot's "Exact/" / "URLPattern/", kept as aliases): SSE__FORM_EXACT or
+ * SSE__FORM_URLPATTERN with *skip the bytes it takes, or -1.
+ */
+static int matcher_segment(const char *rest, size_t n, size_t *skip)
+{
+    static const struct {
+        const char *seg;
+        int form;
+    } segs[] = {{"exact/", SSE__FORM_EXACT},
+                {"urlpattern/", SSE__FORM_URLPATTERN},
+                {"Exact/", SSE__FORM_EXACT},
+                {"URLPattern/", SSE__FORM_URLPATTERN}};
+    for (size_t i = 0; i < sizeof(segs) / sizeof(segs[0]); i++) {
+        size_t l = strlen(segs[i].seg);
+        if (n >= l && !memcmp(rest, segs[i].seg, l)) {
+            *skip = l;
+            return segs[i].form;
+        }
+    }
+    return -1;
+}
+
 /* Does a subscription (form, selector text, subscriber id) fit the decoded rest of the path
    (after the prefix and '/')? 2 single, 1 collection, 0 no. */
 static int fits(int form, const char *text, size_t len, const char *id, size_t id_len,
@@ -24,9 +48,8 @@ static int fits(int form, const char *text, size_t len, const char *id, size_t i
     const char *p = rest;
     size_t left = n;
     if (form != SSE__FORM_TOPIC) {
-        const char *t = form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/";
-        size_t tl = strlen(t);
-        if (left < tl || memcmp(p, t, tl))
+        size_t tl = 0;
+        if (matcher_segment(p, left, &tl) != form)
             return 0;
         p += tl, left -= tl;
     }
@@ -170,13 +193,13 @@ static void api_answer(sse_hub *h, sse_request *req, const struct sse__hub_remot
         rc = sse_buf_append_str(&canon, k_prefix);
         if (!rc)
             rc = sse_buf_append_byte(&canon, '/');
-        const char *slash = memchr(rest, '/', rlen);
-        if (!rc && (h->drafts & SSE_HUB_DRAFT_08) && slash &&
-            (((size_t)(slash - rest) == 5 && !memcmp(rest, "Exact", 5)) ||
-             ((size_t)(slash - rest) == 10 && !memcmp(rest, "URLPattern", 10)))) {
-            rc = sse_buf_append(&canon, rest, (size_t)(slash - rest) + 1);
+        size_t skip = 0;
+        int form = (h->drafts & SSE_HUB_DRAFT_08) ? matcher_segment(rest, rlen, &skip) : -1;
+        if (!rc && form >= 0) { /* canonical (lower-case) matcher type, then the matcher */
+            rc =
+                sse_buf_append_str(&canon, form == SSE__FORM_URLPATTERN ? "urlpattern/" : "exact/");
             if (!rc)
-                rc = sse__hub_pct_encode(&canon, slash + 1, rlen - (size_t)(slash - rest) - 1);
+                rc = sse__hub_pct_encode(&canon, rest + skip, rlen - skip);
         } else if (!rc) {
             rc = sse__hub_pct_encode(&canon, rest, rlen);
         }
@@ -190,7 +213,12 @@ static void api_answer(sse_hub *h, sse_request *req, const struct sse__hub_remot
     const char *tok;
     size_t tlen;
     int from_cookie;
-    if (!sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch)) {
+    int found = sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch);
+    if (found < 0) {
+        sse__hub_fail(req, 400, sse__hub_token_request_error, SSE__HUB_TOKEN_IN_URL);
+        goto out;
+    }
+    if (!found) {
         sse__hub_fail(req, 401, NULL, "a token is required");
         goto out;
     }
@@ -227,6 +255,74 @@ static void api_answer(sse_hub *h, sse_request *req, const struct sse__hub_remot
         goto out;
     }
     last_visible_id(h, &tmp, &last);
+
+    /* draft-08 shape for a draft-08 subscription or matcher URL, or a draft-08 token. */
+    size_t seg_skip;
+    int d08 = single ? single->form != SSE__FORM_TOPIC
+              : single_remote
+                  ? single_remote->form != SSE__FORM_TOPIC
+                  : (g->draft == SSE__DRAFT_08 || ((h->drafts & SSE_HUB_DRAFT_08) && rlen &&
+                                                   matcher_segment(rest, rlen, &seg_skip) >= 0));
+    if (d08) {
+        /* JSON documents as the subscription events carry them; the cursor on the Link. */
+        if (single) {
+            rc = sse__hub_sub_json(&doc, single, 1, 1);
+        } else if (single_remote) { /* its node's object, as it is */
+            rc = sse_buf_append(&doc, single_remote->json, single_remote->json_len);
+        } else {
+            rc = sse_buf_append_str(&doc, "{\"id\":");
+            if (!rc)
+                rc = sse__hub_json_str(&doc, canon.data, canon.len);
+            if (!rc)
+                rc = sse_buf_append_str(&doc, ",\"type\":\"subscriptions\",\"subscriptions\":[");
+            int first = 1;
+            for (struct sse__hub_subscriber *s = h->subscribers; s && !rc; s = s->next)
+                for (size_t i = 0; i < s->n_subs && !rc; i++) {
+                    if (rlen && sub_fits(&s->subs[i], rest, rlen) != 1)
+                        continue;
+                    if (!first)
+                        rc = sse_buf_append_byte(&doc, ',');
+                    first = 0;
+                    if (!rc)
+                        rc = sse__hub_sub_json(&doc, &s->subs[i], 1, 0);
+                }
+            for (size_t i = 0; i < n_remote && !rc; i++) {
+                if (rlen && remote_fits(&remote[i], rest, rlen) != 1)
+                    continue;
+                if (!first)
+                    rc = sse_buf_append_byte(&doc, ',');
+                first = 0;
+                if (!rc)
+                    rc = sse_buf_append(&doc, remote[i].json, remote[i].json_len);
+            }
+            if (!rc)
+                rc = sse_buf_append_str(&doc, "]}");
+        }
+        sse_buf link;
+        sse_buf_init(&link, 0);
+        if (!rc)
+            rc = sse_buf_append_str(&link,
+                                    "</.well-known/mercure>; rel=\"mercure\"; last-event-id=\"");
+        for (size_t i = 0; !rc && i < last.len; i++) { /* a quoted-string: escape " and \ */
+            if (last.data[i] == '"' || last.data[i] == '\\')
+                rc = sse_buf_append_byte(&link, '\\');
+            if (!rc)
+                rc = sse_buf_append_byte(&link, last.data[i]);
+        }
+        if (!rc)
+            rc = sse_buf_append_str(&link,
+                                    "\"; type=\"mercure\"; content-type=\"application/json\"");
+        if (!rc)
+            rc = sse_request_add_header(req, "Link", sse_buf_cstr(&link));
+        sse_buf_free(&link);
+        if (rc) {
+            sse__hub_fail(req, 503, NULL, "out of memory");
+            goto out;
+        }
+        sse_request_add_header(req, "Cache-Control", "must-revalidate");
+        sse_request_respond(req, 200, "application/json", doc.data, doc.len);
+        goto out;
+    }
 
     if (single || single_remote) {
         if (single) {
@@ -367,11 +463,18 @@ int sse__hub_on_metadata(sse_request *req, void *ud)
     if (!rc)
         rc = h->resource ? sse__hub_json_str(&b, h->resource, strlen(h->resource))
                          : sse_buf_append_str(&b, "null");
+    /* RFC 9728 members as draft-08 defines them: only the header is an RFC 6750 method the
+       hub accepts (no token in URLs); the cookie is named in mercure_cookie. No version
+       member: the protocol carries none. */
     if (!rc)
-        rc = sse_buf_printf(&b,
-                            ",\"bearer_methods_supported\":[\"header\",\"query\"],"
-                            "\"mercure_cookie\":true,\"mercure_version\":%d}",
-                            (h->drafts & SSE_HUB_DRAFT_08) ? 8 : 7);
+        rc = sse_buf_append_str(&b, ",\"bearer_methods_supported\":[\"header\"],"
+                                    "\"authorization_details_types_supported\":"
+                                    "[\"https://mercure.rocks/authorization-detail\"],"
+                                    "\"mercure_cookie\":\"" SSE__HUB_COOKIE_08 "\"");
+    if (!rc && h->o.subscriptions)
+        rc = sse_buf_append_str(&b, ",\"mercure_subscriptions\":true");
+    if (!rc)
+        rc = sse_buf_append_byte(&b, '}');
     if (rc)
         sse__hub_fail(req, 503, NULL, "out of memory");
     else

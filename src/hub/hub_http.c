@@ -28,10 +28,13 @@ void sse__hub_log(sse_hub *h, int level, const char *fmt, ...)
     }
 }
 
+const char sse__hub_token_request_error[] = "invalid_request";
+
 int sse__hub_fail(sse_request *req, int status, const char *error_code, const char *why)
 {
     char chal[256];
-    if (status == 401 || status == 403) {
+    /* a 400 about the token's presentation carries the challenge too (RFC 6750, draft-08) */
+    if (status == 401 || status == 403 || error_code == sse__hub_token_request_error) {
         /* RFC 6750 + RFC 9728: where the protected resource metadata is (draft-08). */
         static const char md[] =
             "resource_metadata=\"/.well-known/oauth-protected-resource/.well-known/mercure\"";
@@ -93,8 +96,11 @@ int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, si
     }
     const char *q = sse_request_query(req);
     if (q && *q) {
-        if (((h->drafts & SSE_HUB_DRAFT_08) && query_param(q, "access_token", scratch)) ||
-            ((h->drafts & SSE_HUB_DRAFT_07) && query_param(q, "authorization", scratch))) {
+        /* draft-08 forbids tokens in URLs: access_token is refused, never read (a subscriber
+           must not silently become anonymous, a publisher must learn why) */
+        if ((h->drafts & SSE_HUB_DRAFT_08) && query_param(q, "access_token", scratch))
+            return -1;
+        if ((h->drafts & SSE_HUB_DRAFT_07) && query_param(q, "authorization", scratch)) {
             *tok = sse_buf_cstr(scratch);
             *len = scratch->len;
             return 1;
@@ -109,8 +115,9 @@ int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, si
         return 0;
     }
     if (cookie) {
-        static const char *const names[] = {"__Secure-mercureAuthorization", "mercureAuthorization",
-                                            "__Secure-mercureAccessToken", "mercureAccessToken"};
+        static const char *const names[] = {SSE__HUB_COOKIE_08, "__Secure-mercureAuthorization",
+                                            "mercureAuthorization", "__Secure-mercureAccessToken",
+                                            "mercureAccessToken"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (sse__hub_cookie_get(cookie, names[i], tok, len) && *len) {
                 *from_cookie = 1;

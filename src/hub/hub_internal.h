@@ -134,12 +134,23 @@ void sse__hub_hold(struct sse__hub_subscriber *s, sse_frame *frame, uint64_t pos
 /* 1 if the subscriber may read an update with these topics (its grants match one). */
 int sse__hub_can_read(const struct sse__hub_subscriber *s, const char *const *topics, size_t n);
 
+/* The cookie draft-08 recommends (also read, and named in the metadata's mercure_cookie). */
+#define SSE__HUB_COOKIE_08 "__Secure-mercure_access_token"
+
 /*
- * The token of a request for the drafts enabled: Authorization: Bearer, then the access_token /
- * authorization query parameter, then the cookies. *from_cookie tells which. 1 if found.
+ * The token of a request for the drafts enabled: Authorization: Bearer, then the draft-07
+ * authorization query parameter, then the cookies. *from_cookie tells which. 1 if found, 0 if
+ * none, -1 if the request carries a draft-08 access_token query parameter (refused: answer
+ * 400 with sse__hub_token_request_error).
  */
 int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, size_t *len,
                         int *from_cookie, sse_buf *scratch);
+
+/* The error code for a 400 about the token's presentation: sse__hub_fail adds the challenge
+   when given this very pointer. */
+extern const char sse__hub_token_request_error[];
+#define SSE__HUB_TOKEN_IN_URL                                                                      \
+    "access tokens in the URL are not accepted: use the Authorization header or the cookie"
 
 /* Answer an error with a short text reason (and the RFC 6750 challenge for 401/403). */
 int sse__hub_fail(sse_request *req, int status, const char *error_code, const char *why);

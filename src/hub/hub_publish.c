@@ -25,10 +25,15 @@ int sse_hub_publish(sse_hub *h, const sse_hub_update *u, sse_buf *id_out)
         int r = sse__hub_topic_reserved(u->topics[i], n);
         if (r)
             return r < 0 ? r : SSE_EINVAL; /* only the hub itself publishes there */
+        if ((h->drafts & SSE_HUB_DRAFT_08) && !strcmp(u->topics[i], "*"))
+            return SSE_EINVAL; /* the wildcard matcher, not an addressable topic */
     }
     if ((u->id && !sse__hub_id_ok(u->id, strlen(u->id))) ||
         (u->type && !sse__hub_type_ok(u->type, strlen(u->type))))
         return SSE_EINVAL;
+    if ((h->drafts & SSE_HUB_DRAFT_08) &&
+        ((u->id && !strcmp(u->id, "earliest")) || (u->type && !strcmp(u->type, "mercure"))))
+        return SSE_EINVAL; /* reserved: replay cursor, the hub's own subscription events */
     if (u->data && !sse__hub_utf8_ok(u->data, u->data_len))
         return SSE_EINVAL;
     if (u->data_len > h->o.max_update)
@@ -88,7 +93,12 @@ int sse__hub_on_publish(sse_request *req, sse_hub *h)
         const char *tok;
         size_t len;
         int from_cookie;
-        if (!sse__hub_find_token(h, req, &tok, &len, &from_cookie, &scratch)) {
+        int found = sse__hub_find_token(h, req, &tok, &len, &from_cookie, &scratch);
+        if (found < 0) {
+            rc = sse__hub_fail(req, 400, sse__hub_token_request_error, SSE__HUB_TOKEN_IN_URL);
+            goto out_rejected;
+        }
+        if (!found) {
             rc = sse__hub_fail(req, 401, NULL, "a publisher token is required");
             goto out_rejected;
         }
@@ -118,9 +128,9 @@ int sse__hub_on_publish(sse_request *req, sse_hub *h)
         }
     }
 
-    /* draft-08 rules when the hub speaks only draft-08 or the token is a draft-08 one. */
+    /* draft-08's reserved values are refused whenever the hub serves draft-08 subscribers. */
     struct sse__pub_limits lim = {h->o.max_topics, h->o.max_selector_len, h->o.max_update, 0};
-    lim.single_topic = h->drafts == SSE_HUB_DRAFT_08 || (g && g->draft == SSE__DRAFT_08);
+    lim.draft08 = (h->drafts & SSE_HUB_DRAFT_08) != 0;
     size_t blen;
     const char *body = sse_request_body(req, &blen);
     status = sse__pub_form_parse(&f, body, blen, &lim, &why);

@@ -1,7 +1,8 @@
 /*
  * hub_subscribe.c: GET /.well-known/mercure — the subscribe path of the hub.
  *
- * Reads the selectors (draft-07 `topic`, draft-08 `match` / `matchExact` / `matchURLPattern`),
+ * Reads the selectors (draft-07 `topic`, draft-08 `match` / `match_exact` / `match_urlpattern`,
+ * with the earlier snapshot's `matchExact` / `matchURLPattern` kept as aliases),
  * the token and the last event id; compiles the selectors through the shared cache and the
  * token's subscribe grants once; replays the missed history (private updates re-checked); sets
  * the Last-Event-ID response header; opens the stream; indexes the subscriptions; publishes the
@@ -25,7 +26,7 @@ int sse__hub_sub_topic_of(sse_buf *b, int form, const char *text, size_t len, co
 {
     int rc = sse_buf_append_str(b, "/.well-known/mercure/subscriptions/");
     if (!rc && form != SSE__FORM_TOPIC)
-        rc = sse_buf_append_str(b, form == SSE__FORM_URLPATTERN ? "URLPattern/" : "Exact/");
+        rc = sse_buf_append_str(b, form == SSE__FORM_URLPATTERN ? "urlpattern/" : "exact/");
     if (!rc)
         rc = sse__hub_pct_encode(b, text, len);
     if (!rc)
@@ -58,8 +59,9 @@ static const char *sub_payload(const struct sse__hub_sub *sub)
 
 int sse__hub_sub_json(sse_buf *b, const struct sse__hub_sub *sub, int active, int top)
 {
+    int d08 = sub->form != SSE__FORM_TOPIC;
     int rc = sse_buf_append_byte(b, '{');
-    if (!rc && top)
+    if (!rc && top && !d08) /* draft-07: JSON-LD; draft-08: plain JSON */
         rc = sse_buf_append_str(b, "\"@context\":\"https://mercure.rocks/\",");
     if (!rc)
         rc = sse_buf_append_str(b, "\"id\":");
@@ -72,12 +74,13 @@ int sse__hub_sub_json(sse_buf *b, const struct sse__hub_sub *sub, int active, in
         sse_buf_free(&t);
     }
     if (!rc)
-        rc = sse_buf_append_str(b, ",\"type\":\"Subscription\",");
-    if (!rc && sub->form == SSE__FORM_TOPIC) {
+        rc = sse_buf_append_str(b, d08 ? ",\"type\":\"subscription\","
+                                       : ",\"type\":\"Subscription\",");
+    if (!rc && !d08) {
         rc = sse_buf_append_str(b, "\"topic\":");
-    } else if (!rc) {
-        rc = sse_buf_printf(b, "\"matchType\":\"%s\",\"match\":",
-                            sub->form == SSE__FORM_URLPATTERN ? "URLPattern" : "Exact");
+    } else if (!rc) { /* the matcher type's canonical (lower-case) name */
+        rc = sse_buf_printf(b, "\"match_type\":\"%s\",\"match\":",
+                            sub->form == SSE__FORM_URLPATTERN ? "urlpattern" : "exact");
     }
     if (!rc)
         rc = sse__hub_json_str(b, sub->text, sub->len);
@@ -110,7 +113,9 @@ static void publish_sub_events(sse_hub *h, struct sse__hub_subscriber *s, int ac
         if (!sse__hub_sub_topic(&topic, &s->subs[i]) &&
             !sse__hub_sub_json(&doc, &s->subs[i], active, 1)) {
             const char *topics[1] = {sse_buf_cstr(&topic)};
-            struct sse__hub_pub p = {topics, 1, doc.data, doc.len, 1, NULL, NULL, -1, 1, 1};
+            /* draft-08: SSE event type "mercure", which publishers may not use */
+            const char *type = s->subs[i].form != SSE__FORM_TOPIC ? "mercure" : NULL;
+            struct sse__hub_pub p = {topics, 1, doc.data, doc.len, 1, NULL, type, -1, 1, 1};
             int rc = sse__hub_submit(h, &p, NULL, NULL);
             if (rc)
                 sse__hub_log(h, SSE_LOG_WARN, "subscription event: %s", sse_strerror(rc));
@@ -640,8 +645,13 @@ static void subscribe_finish(struct sse__hub_replay *r)
         why = r->err == SSE_ENOMEM ? "out of memory" : "history unavailable";
         goto fail;
     }
-    if (r->want && sse_request_add_header(r->req, "Last-Event-ID",
-                                          r->visible_copy ? r->visible_copy : "earliest")) {
+    /* The cursor the replay resumed from: draft-08 names the response field
+       Mercure-Last-Event-ID (Last-Event-ID is a request field); draft-07 clients read
+       Last-Event-ID, kept in every mode. */
+    const char *cursor = r->visible_copy ? r->visible_copy : "earliest";
+    if (r->want && (sse_request_add_header(r->req, "Last-Event-ID", cursor) ||
+                    ((h->drafts & SSE_HUB_DRAFT_08) &&
+                     sse_request_add_header(r->req, "Mercure-Last-Event-ID", cursor)))) {
         why = "out of memory";
         goto fail;
     }
@@ -782,9 +792,10 @@ static int read_ask(sse_hub *h, sse_request *req, struct ask *a, struct refusal 
         if (!strcmp(n, "topic") && (h->drafts & SSE_HUB_DRAFT_07)) {
             form = SSE__FORM_TOPIC;
         } else if ((h->drafts & SSE_HUB_DRAFT_08) && is_match_family(n)) {
-            if (!strcmp(n, "match") || !strcmp(n, "matchExact")) {
+            /* case-sensitive names; the camelCase ones are the earlier snapshot's (aliases) */
+            if (!strcmp(n, "match") || !strcmp(n, "match_exact") || !strcmp(n, "matchExact")) {
                 form = SSE__FORM_EXACT;
-            } else if (!strcmp(n, "matchURLPattern")) {
+            } else if (!strcmp(n, "match_urlpattern") || !strcmp(n, "matchURLPattern")) {
                 form = SSE__FORM_URLPATTERN;
             } else {
                 refuse(f, 400, "invalid_request", "unknown matcher type");
@@ -863,7 +874,10 @@ static int authorize(sse_hub *h, sse_request *req, const struct sse__grants **g,
     sse_buf scratch;
     sse_buf_init(&scratch, 64 * 1024);
     *g = NULL;
-    if (sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch)) {
+    int found = sse__hub_find_token(h, req, &tok, &tlen, &from_cookie, &scratch);
+    if (found < 0) {
+        rc = refuse(f, 400, sse__hub_token_request_error, SSE__HUB_TOKEN_IN_URL);
+    } else if (found) {
         const char *reason = NULL;
         int vr = h->auth ? sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
                                             sse__now_ms() / 1000, g, &reason)
@@ -936,8 +950,11 @@ static int subscriber_new(sse_hub *h, const struct sse__grants *g, struct ask *a
         a->args[i].text = NULL;
         s->n_subs++;
     }
-    /* The subscriber id: the token's sub when it is unique among active subscribers. */
-    if (g && g->sub && *g->sub) {
+    /* The subscriber id. draft-07: the token's sub when it is unique among active subscribers.
+       draft-08: always a random urn:uuid per connection, as the draft recommends (sub alone is
+       not unique across issuers, iss + sub not across connections, and a random id does not
+       show sub to the other subscribers of subscription events). */
+    if (g && g->draft != SSE__DRAFT_08 && g->sub && *g->sub) {
         int taken = 0;
         for (struct sse__hub_subscriber *o = h->subscribers; o && !taken; o = o->next)
             taken = !strcmp(o->id, g->sub);

@@ -20,15 +20,48 @@ int sse__hub_utf8_ok(const char *s, size_t n)
     return sse_utf8_valid_prefix(s, n) == n;
 }
 
+/* Unicode general category Cf (format characters: invisible, they allow identifier spoofing),
+   as of Unicode 15.1; draft-08 forbids them in topics, matchers, ids and types. */
+static const struct {
+    uint32_t lo, hi;
+} format_chars[] = {
+    {0x00AD, 0x00AD},   {0x0600, 0x0605},   {0x061C, 0x061C},   {0x06DD, 0x06DD},
+    {0x070F, 0x070F},   {0x0890, 0x0891},   {0x08E2, 0x08E2},   {0x180E, 0x180E},
+    {0x200B, 0x200F},   {0x202A, 0x202E},   {0x2060, 0x2064},   {0x2066, 0x206F},
+    {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
+    {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+    {0xE0020, 0xE007F},
+};
+
+static int is_format_char(uint32_t cp)
+{
+    for (size_t i = 0; i < sizeof(format_chars) / sizeof(format_chars[0]); i++)
+        if (cp >= format_chars[i].lo && cp <= format_chars[i].hi)
+            return 1;
+    return 0;
+}
+
 int sse__hub_text_ok(const char *s, size_t n)
 {
     if (sse_utf8_valid_prefix(s, n) != n)
         return 0;
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         /* C0 and DEL; C1 (U+0080..U+009F) is C2 80..C2 9F, and C2 is always a lead byte here */
         if (p[i] < 0x20 || p[i] == 0x7F || (p[i] == 0xC2 && p[i + 1] <= 0x9F))
             return 0;
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        /* valid UTF-8 (checked above): decode the code point for the Cf check */
+        size_t len = p[i] >= 0xF0 ? 4 : p[i] >= 0xE0 ? 3 : 2;
+        uint32_t cp = p[i] & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+        for (size_t k = 1; k < len; k++)
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        if (is_format_char(cp))
+            return 0;
+        i += len;
     }
     return 1;
 }
@@ -77,6 +110,14 @@ static int dot_kind(const char *seg, size_t n)
     return dots == 1 || dots == 2 ? (int)dots : 0;
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 int sse__hub_topic_reserved(const char *t, size_t n)
 {
     static const char base_dir[] = "/.well-known/"; /* the hub URL's directory */
@@ -115,8 +156,21 @@ int sse__hub_topic_reserved(const char *t, size_t n)
         memcpy(in, base_dir, sizeof(base_dir) - 1);
         len = sizeof(base_dir) - 1;
     }
-    memcpy(in + len, t + path_start, path_end - path_start);
-    len += path_end - path_start;
+    /* Percent-encoded unreserved characters decoded first (RFC 3986 6.2.2.2), so that
+       "/.well-known/%6Dercure" is the namespace too; other escapes stay as they are. */
+    for (size_t k = path_start; k < path_end; k++) {
+        int hi = k + 2 < path_end && t[k] == '%' ? hexval(t[k + 1]) : -1;
+        int lo = hi >= 0 ? hexval(t[k + 2]) : -1;
+        unsigned char c = lo >= 0 ? (unsigned char)(hi * 16 + lo) : 0;
+        if (lo >= 0 && ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) {
+            in[len++] = (char)c, k += 2;
+        } else if (lo >= 0 &&
+                   ((c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~')) {
+            in[len++] = (char)c, k += 2;
+        } else {
+            in[len++] = t[k];
+        }
+    }
 
     /* Remove dot segments (RFC 3986 5.2.4) with a stack of segments, then compare. */
     int reserved = 0;
@@ -358,10 +412,6 @@ int sse__pub_form_parse(struct sse__pub_form *f, const char *body, size_t len,
         }
         const char *n = sse_buf_cstr(&name);
         if (!strcmp(n, "topic")) {
-            if (f->n_topics && lim->single_topic) {
-                rc = 400, *why = "exactly one topic is allowed";
-                goto out;
-            }
             if (f->n_topics >= max_topics) {
                 rc = 413, *why = "too many topics";
                 goto out;
@@ -371,7 +421,11 @@ int sse__pub_form_parse(struct sse__pub_form *f, const char *body, size_t len,
                 goto out;
             }
             if (!value.len || !sse__hub_text_ok(value.data, value.len)) {
-                rc = 400, *why = "invalid topic (empty, not UTF-8 or control characters)";
+                rc = 400, *why = "invalid topic (empty, not UTF-8, control or format characters)";
+                goto out;
+            }
+            if (lim->draft08 && value.len == 1 && value.data[0] == '*') {
+                rc = 400, *why = "the topic \"*\" is reserved (it is the wildcard matcher)";
                 goto out;
             }
             if (!f->topics) {
@@ -404,6 +458,14 @@ int sse__pub_form_parse(struct sse__pub_form *f, const char *body, size_t len,
                 rc = 400, *why = "invalid id (empty, leading '#', CR, LF or NUL)";
                 goto out;
             }
+            if (lim->draft08 && !sse__hub_text_ok(value.data, value.len)) {
+                rc = 400, *why = "invalid id (control or format characters)";
+                goto out;
+            }
+            if (lim->draft08 && value.len == 8 && !memcmp(value.data, "earliest", 8)) {
+                rc = 400, *why = "the id \"earliest\" is reserved";
+                goto out;
+            }
             sse__free(f->id);
             if (!(f->id = dup_buf(&value))) {
                 rc = SSE_ENOMEM;
@@ -413,6 +475,14 @@ int sse__pub_form_parse(struct sse__pub_form *f, const char *body, size_t len,
         } else if (!strcmp(n, "type")) {
             if (!sse__hub_type_ok(value.len ? value.data : "", value.len)) {
                 rc = 400, *why = "invalid type (CR, LF or NUL)";
+                goto out;
+            }
+            if (lim->draft08 && value.len && !sse__hub_text_ok(value.data, value.len)) {
+                rc = 400, *why = "invalid type (control or format characters)";
+                goto out;
+            }
+            if (lim->draft08 && value.len == 7 && !memcmp(value.data, "mercure", 7)) {
+                rc = 400, *why = "the type \"mercure\" is reserved for the hub's own events";
                 goto out;
             }
             sse__free(f->type);
@@ -451,8 +521,9 @@ int sse__pub_form_parse(struct sse__pub_form *f, const char *body, size_t len,
             rc = r;
             goto out;
         }
-        if (r) {
-            rc = 403, *why = "topic in the reserved /.well-known/mercure namespace";
+        if (r) { /* draft-08: 400 whatever the token; draft-07 hubs kept their 403 */
+            rc = lim->draft08 ? 400 : 403;
+            *why = "topic in the reserved /.well-known/mercure namespace";
             goto out;
         }
     }

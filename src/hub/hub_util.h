@@ -57,7 +57,10 @@ struct sse__pub_limits {
     size_t max_topics;    /* topics accepted (more -> 413) */
     size_t max_topic_len; /* bytes per topic (longer -> 413) */
     size_t max_update;    /* bytes of data + id + type (more -> 413) */
-    int single_topic;     /* draft-08: exactly one topic field (more -> 400) */
+    /* draft-08 enabled on the hub: topic "*", id "earliest", type "mercure", control or format
+       characters in id / type and the reserved namespace are 400 (they protect draft-08
+       subscribers whoever publishes; a draft-07-only hub is unchanged) */
+    int draft08;
 };
 
 /* A decoded publish request: every string NUL-terminated and owned (sse__pub_form_free). */

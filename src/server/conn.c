@@ -10,6 +10,10 @@
  * by h1.c) and a body frame, handed to the stream's write path (stream.c); HTTP/1.1 answers one
  * request at a time, so pipelined requests wait until the answer before them is out. Bytes come
  * from the connection's transport (transport.h) through sse__conn_on_read.
+ *
+ * This file is the HTTP/1.1 half of the protocols; h2.c is the HTTP/2 half. The request API
+ * (respond, open_stream, headers) and routing are shared: a request knows the stream it is
+ * answered on (r->st), and the HTTP/2 connection hands its requests to sse__conn_dispatch too.
  */
 #include "common/alloc.h"
 #include "server/internal.h"
@@ -195,7 +199,10 @@ static void sse__request_answered(sse_request *r, int keep)
     struct sse__conn *c = r->conn;
     sse_server *s = r->srv;
     r->flags |= SSE__R_ANSWERED;
-    c->req = NULL;
+    if (c->flags & SSE__F_H2)
+        ((struct sse__h2s *)r->st)->req = NULL;
+    else
+        c->req = NULL;
     if (c->state == SSE__ST_HANDLE) {
         if (keep) {
             c->state = SSE__ST_READ;
@@ -230,8 +237,11 @@ int sse_request_respond(sse_request *r, int status, const char *content_type, co
     if (content_type && strpbrk(content_type, "\r\n"))
         return SSE_EINVAL;
     sse_server *s = r->srv;
-    /* after the peer's EOF only requests that arrived before it are answered (from pend) */
-    int keep = (r->flags & SSE__R_KEEP) && !s->closing && !((c->flags & SSE__F_EOF) && !c->pend);
+    int h2 = (c->flags & SSE__F_H2) != 0;
+    /* after the peer's EOF only requests that arrived before it are answered (from pend);
+       HTTP/2 says nothing about the connection in a head */
+    int keep =
+        h2 || ((r->flags & SSE__R_KEEP) && !s->closing && !((c->flags & SSE__F_EOF) && !c->pend));
     int bodyless = status == 204 || status == 304 || status < 200;
     struct sse__field fields[SSE__CORS_FIELDS];
     struct sse__head h = {status,        content_type, len, 0, fields, sse__cors_fields(r, fields),
@@ -240,10 +250,11 @@ int sse_request_respond(sse_request *r, int status, const char *content_type, co
         h.flags |= SSE__HEAD_LENGTH;
     if (!keep)
         h.flags |= SSE__HEAD_CLOSE;
-    else if (r->flags & SSE__R_HTTP10)
+    else if ((r->flags & SSE__R_HTTP10) && !h2)
         h.flags |= SSE__HEAD_KEEPALIVE;
     int send_body = !bodyless && !(r->flags & SSE__R_HEAD);
-    int rc = sse__stream_answer(&c->st, &h, send_body ? body : NULL, send_body ? len : 0);
+    int rc = h2 ? sse__h2_answer(r, &h, send_body ? body : NULL, send_body ? len : 0, 0)
+                : sse__stream_answer(&c->st, &h, send_body ? body : NULL, send_body ? len : 0);
     if (rc)
         return rc;
     sse__access_log(r, status, len, "");
@@ -276,7 +287,9 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
                           2 + sse__cors_fields(r, fields + 2),
                           r->extra.data,
                           r->extra.len};
-    int rc = 0;
+    int rc = 0, h2 = (c->flags & SSE__F_H2) != 0;
+    if (h2)
+        h.flags = 0; /* the stream ends with END_STREAM, not with the connection */
     char *logline = NULL;
     if (s->o.access_log) {
         size_t n = strlen(r->remote) + strlen(r->method) + strlen(r->path) + 3;
@@ -287,12 +300,28 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
             snprintf(logline, n, "%s %s %s", r->remote, r->method, r->path);
     }
     if (!rc)
-        rc = sse__stream_answer(&c->st, &h, NULL, 0);
+        rc = h2 ? sse__h2_answer(r, &h, NULL, 0, 1) : sse__stream_answer(&c->st, &h, NULL, 0);
     if (rc) {
         sse__free(logline);
         return rc;
     }
-    c->st.logline = logline;
+    r->st->logline = logline;
+    if (h2) { /* the connection goes on carrying other streams */
+        sse__access_log(r, 200, 0, " stream open");
+        r->flags |= SSE__R_ANSWERED;
+        ((struct sse__h2s *)r->st)->req = NULL;
+        r->st->sflags |= SSE__S_WAS_STREAM;
+        s->st.streams++;
+        if (!(r->flags & SSE__R_IN_HANDLER)) {
+            r->next_free = s->free_reqs;
+            s->free_reqs = r;
+        }
+        if (r->flags & SSE__R_HEAD)
+            sse__h2_stream_end(r->st, SSE_CLOSE_LOCAL);
+        sse__conn_mark_dirty(c); /* the head goes out at this turn's walk */
+        *out = r->st;
+        return 0;
+    }
     sse__access_log(r, 200, 0, " stream open");
     r->flags |= SSE__R_ANSWERED;
     c->req = NULL;
@@ -482,7 +511,11 @@ static void sse__conn_route(struct sse__conn *c, sse_request *r)
     static const char err[] = "500 Internal Server Error\n";
     if (r->conn && c->state != SSE__ST_CLOSED) {
         r->flags &= ~(unsigned)SSE__R_KEEP;
-        if (sse_request_respond(r, 500, "text/plain; charset=utf-8", err, sizeof(err) - 1) != 0) {
+        int failed = sse_request_respond(r, 500, "text/plain; charset=utf-8", err, sizeof(err) - 1);
+        if (failed && (c->flags & SSE__F_H2)) {
+            ((struct sse__h2s *)r->st)->req = NULL;
+            sse__h2_stream_end(r->st, SSE_CLOSE_ERROR);
+        } else if (failed) {
             c->req = NULL;
             c->state = SSE__ST_DONE;
             sse__conn_kill(c, SSE_CLOSE_ERROR);
@@ -491,9 +524,17 @@ static void sse__conn_route(struct sse__conn *c, sse_request *r)
     sse__request_free(r);
 }
 
-/* Copy the parsed request into one allocation and route it. */
-static void sse__conn_dispatch(struct sse__conn *c, const struct sse__http_head *h,
-                               const char *body, size_t body_len)
+/* A request-level error on st: HTTP/1.1 answers and closes the connection, HTTP/2 the stream. */
+static void sse__reject_on(struct sse__conn *c, struct sse_stream *st, int status)
+{
+    if (c->flags & SSE__F_H2)
+        sse__h2_reject(st, status);
+    else
+        sse__conn_reject(c, status, NULL);
+}
+
+void sse__conn_dispatch(struct sse__conn *c, struct sse_stream *st, const struct sse__http_head *h,
+                        const char *body, size_t body_len)
 {
     sse_server *s = c->srv;
     s->st.requests_total++;
@@ -503,11 +544,12 @@ static void sse__conn_dispatch(struct sse__conn *c, const struct sse__http_head 
     size_t hdr_bytes = h->nheaders * sizeof(((sse_request *)0)->headers[0]);
     sse_request *r = sse__malloc(sizeof(*r) + hdr_bytes + strings);
     if (!r) {
-        sse__conn_reject(c, 503, NULL);
+        sse__reject_on(c, st, 503);
         return;
     }
     memset(r, 0, sizeof(*r));
     r->conn = c;
+    r->st = st;
     r->srv = s;
     r->headers = (void *)(r + 1);
     r->nheaders = h->nheaders;
@@ -519,7 +561,7 @@ static void sse__conn_dispatch(struct sse__conn *c, const struct sse__http_head 
     size_t dl;
     if (sse__http_decode_path(h->path.p, h->path.len, w, &dl) != 0) {
         sse__free(r);
-        sse__conn_reject(c, 400, NULL);
+        sse__reject_on(c, st, 400);
         return;
     }
     r->path = w;
@@ -553,8 +595,12 @@ static void sse__conn_dispatch(struct sse__conn *c, const struct sse__http_head 
     sse_buf_init(&r->extra, 16384);
     r->t_start = uv_hrtime();
     sse__conn_peer(c, r->remote, sizeof(r->remote));
-    c->req = r;
-    c->state = SSE__ST_HANDLE;
+    if (c->flags & SSE__F_H2) {
+        ((struct sse__h2s *)st)->req = r;
+    } else {
+        c->req = r;
+        c->state = SSE__ST_HANDLE;
+    }
     sse__conn_route(c, r);
 }
 
@@ -627,7 +673,7 @@ static size_t sse__conn_parse(struct sse__conn *c, char *buf, size_t len, struct
         }
         const char *body = p + ps->head_len; /* the chunked decoder moved the body here */
         memset(ps, 0, sizeof(*ps));
-        sse__conn_dispatch(c, &h, body, body_len);
+        sse__conn_dispatch(c, &c->st, &h, body, body_len);
         base += total;
     }
     return c->state == SSE__ST_READ || c->state == SSE__ST_HANDLE ? base : len;
@@ -665,7 +711,7 @@ static struct sse__pend *pend_resize(struct sse__conn *c, struct sse__pend *pd, 
 
 void sse__conn_pend_free(struct sse__conn *c)
 {
-    if (!c->pend)
+    if ((c->flags & SSE__F_H2) || !c->pend)
         return;
     c->srv->pend_bytes -= c->pend->cap;
     sse__free(c->pend);
@@ -818,14 +864,78 @@ static void sse__conn_on_eof(struct sse__conn *c)
     sse__conn_after_eof(c);
 }
 
+/*
+ * HTTP/2 by prior knowledge (o.h2c): a connection whose first bytes are the HTTP/2 preface
+ * switches to HTTP/2 (the bytes go to nghttp2); anything else is HTTP/1.1. A preface split
+ * over reads waits, unparsed, in the pending buffer. Returns 1 when the bytes were taken
+ * (switched, or kept as the start of a preface).
+ */
+static int sse__conn_try_h2c(struct sse__conn *c, char *data, size_t n)
+{
+    struct sse__pend *pd = c->pend;
+    size_t have = pd ? pd->len : 0;
+    char head[24];
+    size_t k = have < sizeof(head) ? have : sizeof(head);
+    if (pd)
+        memcpy(head, pd->data, k);
+    size_t add = n < sizeof(head) - k ? n : sizeof(head) - k;
+    memcpy(head + k, data, add);
+    int pf = sse__h2_preface(head, k + add);
+    if (pf == 0)
+        return 0;
+    if (pf == 2) {
+        /* the start of the preface, which is itself a complete HTTP/1.1 head after 18 bytes:
+           keep the bytes unparsed until the rest (or something else) arrives */
+        size_t len = have + n;
+        pd = pend_resize(c, pd, pd && pd->cap >= len ? pd->cap : 512);
+        if (!pd) {
+            sse__conn_close(c, SSE_CLOSE_ERROR);
+            return 1;
+        }
+        if (!have) {
+            memset(&pd->ps, 0, sizeof(pd->ps));
+            c->t_mark = sse__now(c->srv);
+        }
+        memcpy(pd->data + have, data, n);
+        pd->len = len;
+        pd->t_read = sse__now(c->srv);
+        c->pend = pd;
+        return 1;
+    }
+    char *old = NULL;
+    if (pd && have) { /* the start of the preface came in an earlier read */
+        old = sse__malloc(have);
+        if (!old) {
+            sse__conn_close(c, SSE_CLOSE_ERROR);
+            return 1;
+        }
+        memcpy(old, pd->data, have);
+    }
+    sse__conn_pend_free(c);
+    sse__conn_start_h2(c);
+    if (old && c->state != SSE__ST_CLOSED)
+        sse__h2_on_read(c, old, (ssize_t)have);
+    sse__free(old);
+    if (c->state != SSE__ST_CLOSED)
+        sse__h2_on_read(c, data, (ssize_t)n);
+    return 1;
+}
+
 void sse__conn_on_read(struct sse__conn *c, char *data, ssize_t n)
 {
     if (c->state == SSE__ST_CLOSED)
         return;
+    if (c->flags & SSE__F_H2) {
+        sse__h2_on_read(c, data, n);
+        return;
+    }
     if (n < 0) {
         sse__conn_on_eof(c);
         return;
     }
+    if (c->srv->o.h2c && c->state == SSE__ST_READ && !(c->flags & SSE__F_SERVED) &&
+        sse__conn_try_h2c(c, data, (size_t)n))
+        return;
     if (c->state == SSE__ST_READ || c->state == SSE__ST_HANDLE)
         sse__conn_on_data(c, data, (size_t)n);
     /* streams, finished and lingering connections: bytes are read only to notice the EOF */

@@ -2,7 +2,7 @@
  * internal.h: the structures shared by the files of the server module (internal).
  *
  * Two objects, kept apart so that a protocol carrying several exchanges on one connection
- * (HTTP/2) can be added later without touching the write path:
+ * (HTTP/2, h2.c) shares the write path:
  *
  *   struct sse__conn   one accepted connection: its transport (transport.h), the read side,
  *                      the HTTP/1.1 state, timers, the dirty-list link. It moves bytes.
@@ -10,7 +10,8 @@
  *                      body frames; for an event stream, its callbacks. The public handle.
  *
  * With HTTP/1.1 a connection carries one exchange at a time, so the stream lives inline in the
- * connection (no second allocation) and is reused by the next keep-alive request. Both are kept
+ * connection (no second allocation) and is reused by the next keep-alive request; HTTP/2
+ * streams are allocated apart (struct sse__h2s, below) and listed by the connection. Both are kept
  * small on purpose (see docs/SERVER.md, "Memory"): while idle a connection owns no read buffer,
  * no request and no queue array.
  *
@@ -18,6 +19,8 @@
  *   conn.c           the read path: request parsing, dispatch, the request API, responses, CORS
  *   stream.c         the write path: frame queues, the per-turn flush, the stream API, closing
  *   h1.c             HTTP/1.1 response heads: the one place they are serialised
+ *   h2.c             HTTP/2 over nghttp2: streams allocated apart (struct sse__h2s), heads as
+ *                    name/value pairs, DATA frames that reference the shared frame bytes
  *   transport_tcp.c  the TCP transport (transport.h: the interface)
  *   static.c         the static-file handler
  */
@@ -38,7 +41,8 @@ enum {
     SSE__ST_STREAM,   /* an open event stream */
     SSE__ST_DONE,     /* the last response is queued; close once it is written */
     SSE__ST_LINGER,   /* written and shut down; waiting for the peer's EOF (bounded) */
-    SSE__ST_CLOSED    /* the transport is closing; freed in sse__conn_closed */
+    SSE__ST_CLOSED,   /* the transport is closing; freed in sse__conn_closed */
+    SSE__ST_H2        /* HTTP/2: the streams have states of their own (h2.c, struct sse__h2s) */
 };
 
 /* Connection flags. */
@@ -51,6 +55,7 @@ enum {
     SSE__F_SERVED = 1 << 5,      /* at least one response was sent (keep-alive idle timer) */
     SSE__F_WRITING = 1 << 6,     /* a transport writev is in flight (inflight bytes) */
     SSE__F_RSTOP = 1 << 7,       /* reading paused: pipelined bytes wait for our answer */
+    SSE__F_H2 = 1 << 8,          /* the connection speaks HTTP/2 (c->h2, not c->pend) */
 };
 
 /* Stream flags. */
@@ -111,9 +116,12 @@ struct sse_stream {
  */
 struct sse__conn {
     sse_server *srv;
-    struct sse__conn *prev, *next;        /* all connections of the server */
-    struct sse__conn *dirty_next;         /* the dirty list (SSE__F_DIRTY) */
-    struct sse__pend *pend;               /* partial request bytes, or NULL */
+    struct sse__conn *prev, *next; /* all connections of the server */
+    struct sse__conn *dirty_next;  /* the dirty list (SSE__F_DIRTY) */
+    union {                        /* by protocol (SSE__F_H2): */
+        struct sse__pend *pend;    /* HTTP/1.1: partial request bytes, or NULL */
+        struct sse__h2 *h2;        /* HTTP/2: the session and its streams (h2.c) */
+    };
     sse_request *req;                     /* the outstanding (deferred) request, or NULL */
     uint32_t t_mark;                      /* ms: request start / idle since / stream open /
                                              linger start */
@@ -128,7 +136,7 @@ struct sse__conn {
 
 /*
  * A response head as the code above the protocol describes it; each protocol serialises it
- * its own way (HTTP/1.1: sse__h1_head; HTTP/2 would hand name/value pairs to nghttp2).
+ * its own way (HTTP/1.1: sse__h1_head; HTTP/2: name/value pairs to nghttp2, h2.c).
  */
 struct sse__field {
     const char *name, *value;
@@ -151,7 +159,8 @@ enum {
 
 /* A request, copied into one allocation: the strings point past the struct. */
 struct sse_request {
-    struct sse__conn *conn; /* NULL once the connection has gone */
+    struct sse__conn *conn; /* NULL once the connection (HTTP/2: the stream) has gone */
+    struct sse_stream *st;  /* the exchange it is answered on (HTTP/1.1: &conn->st) */
     sse_server *srv;
     struct sse_request *next_free; /* answered deferred requests, freed at the next walk */
     const char *method, *path, *query, *body;
@@ -234,7 +243,39 @@ struct sse_server {
     unsigned ntps;      /* entries used */
     char date[40];      /* cached Date header value */
     int64_t date_sec;
+    /* HTTP/2 */
+    int alpn_h2; /* TLS listeners offer "h2" by ALPN (o.h2) */
 };
+
+/*
+ * HTTP/2 (h2.c). A stream is allocated apart: the public struct sse_stream first (st.conn is
+ * the connection), then what HTTP/2 needs. Its queue is the same frame ring as HTTP/1.1's; the
+ * frames are handed to nghttp2 by reference when flow control allows (st.qbytes counts what is
+ * not handed yet, so the per-stream bound holds while the peer's window is closed).
+ */
+struct sse__h2in;
+struct sse__h2s {
+    struct sse_stream st;         /* first: the public handle */
+    struct sse__h2s *prev, *next; /* the connection's streams */
+    sse_request *req;             /* its outstanding request, or NULL */
+    struct sse__h2in *in;         /* the request while it arrives (headers, body), or NULL */
+    int32_t id;                   /* the HTTP/2 stream id */
+    uint32_t t_act;               /* ms: data last handed on (heartbeat, write timeout) */
+    uint32_t t_open;              /* ms: the stream opened (access log) */
+    uint8_t hflags;               /* SSE__H2S_* */
+};
+enum {
+    SSE__H2S_SUBMITTED = 1 << 0, /* the response head is submitted (a data source attached) */
+    SSE__H2S_DEFERRED = 1 << 1,  /* the data source waits for frames (resume when queued) */
+    SSE__H2S_END = 1 << 2,       /* end the stream (END_STREAM) once its queue is handed on */
+    SSE__H2S_RESET = 1 << 3,     /* reset by us (reason in st.reason): no more output */
+};
+
+/* Whether st is an HTTP/2 stream (then it is the first member of a struct sse__h2s). */
+static inline int sse__stream_is_h2(const struct sse_stream *st)
+{
+    return (st->conn->flags & SSE__F_H2) != 0;
+}
 
 /* The transport of c. */
 static inline const struct sse__transport *sse__conn_tp(const struct sse__conn *c)
@@ -257,6 +298,8 @@ static inline void *sse__conn_tp_state(struct sse__conn *c)
 /* Whether anything of c is still to be written (queued, or in a transport write). */
 static inline int sse__conn_writing(const struct sse__conn *c)
 {
+    if (c->flags & SSE__F_H2)
+        return (c->flags & SSE__F_WRITING) != 0;
     return c->st.head || c->st.qcount || (c->flags & SSE__F_WRITING);
 }
 
@@ -299,10 +342,54 @@ void sse__conn_process_pending(struct sse__conn *c);
 void sse__conn_reject(struct sse__conn *c, int status, const char *allow);
 /* Free a request (its connection no longer points to it). */
 void sse__request_free(sse_request *r);
+/* Copy a parsed request head into a request answered on st and route it (HTTP/1.1 and /2). */
+void sse__conn_dispatch(struct sse__conn *c, struct sse_stream *st, const struct sse__http_head *h,
+                        const char *body, size_t body_len);
 /* Serve a static file for r from route rt; always answers. */
 void sse__static_serve(sse_request *r, const struct sse__route *rt);
 
+/* h2.c */
+/*
+ * Switch a just-accepted connection to HTTP/2 before any byte is read (TLS after ALPN chose
+ * "h2"; plain TCP when the client's first bytes are the HTTP/2 preface and o.h2c is on). The
+ * connection then sends its SETTINGS and reads the client's preface. On failure it is closed.
+ */
+void sse__conn_start_h2(struct sse__conn *c);
+/* Whether the HTTP/2 preface starts data[0..n) (1), may still come (n too short: 2), or not (0). */
+int sse__h2_preface(const char *data, size_t n);
+/* Bytes read on an HTTP/2 connection (n > 0), or its end (data NULL, n < 0). */
+void sse__h2_on_read(struct sse__conn *c, char *data, ssize_t n);
+/* One flush of an HTTP/2 connection: nghttp2's frames in one try_writev, the rest in one writev. */
+void sse__h2_flush(struct sse__conn *c);
+/* The transport writev of an HTTP/2 connection completed. */
+void sse__h2_write_done(struct sse__conn *c, int status);
+/* The connection is closing: every stream's request is aborted / on_close runs (reason). */
+void sse__h2_close_streams(struct sse__conn *c, int reason);
+/* Free the HTTP/2 state of a closed connection. */
+void sse__h2_free(struct sse__conn *c);
+/* The sweep timer's visit: heartbeats, write and request timeouts, idle close. */
+void sse__h2_sweep(struct sse__conn *c, uint32_t now);
+/* The server is closing: GOAWAY, streams end once flushed. */
+void sse__h2_shutdown(struct sse__conn *c);
+/* Answer r's HTTP/2 stream with h and body (copied); is_stream: an event stream that stays open. */
+int sse__h2_answer(sse_request *r, const struct sse__head *h, const void *body, size_t len,
+                   int is_stream);
+/* Whether an HTTP/2 stream still takes frames. */
+int sse__h2_stream_open(const struct sse_stream *st);
+/* End an HTTP/2 stream: reason LOCAL after its queue (END_STREAM), others at once (RST_STREAM). */
+void sse__h2_stream_end(struct sse_stream *st, int reason);
+/* Frames were queued on an HTTP/2 stream: wake its data source. */
+void sse__h2_stream_queued(struct sse_stream *st);
+/* Answer a request-level error on an HTTP/2 stream (text/plain; the stream ends). */
+void sse__h2_reject(struct sse_stream *st, int status);
+
 /* stream.c */
+/* The frame at position i of st's queue (0 = the oldest). */
+sse_frame *sse__stream_at(struct sse_stream *st, uint32_t i);
+/* n bytes at the front of st's queue are written (or handed on): drop what they finish. */
+void sse__stream_consume(struct sse_stream *st, size_t n);
+/* The stream ends: count it, log it, run on_close once (for an event stream). */
+void sse__stream_closed(struct sse_stream *st, int reason);
 /*
  * Start the answer of st: h serialised by the connection's protocol becomes the pending head,
  * then body[0..len) (copied) is queued behind it. Nothing else of st may be pending. Returns

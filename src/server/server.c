@@ -99,6 +99,9 @@ static void sse__sweep_cb(uv_timer_t *t)
             if (now - c->t_mark > SSE__LINGER_MS)
                 sse__conn_close(c, c->st.reason);
             break;
+        case SSE__ST_H2:
+            sse__h2_sweep(c, now);
+            break;
         default:
             break;
         }
@@ -146,6 +149,18 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
         s->o.write_timeout_ms = 30000;
     if (!s->o.stream_queue_max)
         s->o.stream_queue_max = 4u << 20;
+    /* HTTP/2 */
+    if (!s->o.h2_max_streams)
+        s->o.h2_max_streams = 100;
+    if (!s->o.h2_header_table_size)
+        s->o.h2_header_table_size = 4096;
+    if (!s->o.h2_reset_burst)
+        s->o.h2_reset_burst = 200;
+    if (!s->o.h2_reset_rate)
+        s->o.h2_reset_rate = 33;
+    if (!s->o.h2_control_max)
+        s->o.h2_control_max = 1000;
+    s->alpn_h2 = s->o.h2 != 0;
     if (s->o.max_request_line > 1u << 30 || s->o.max_header_bytes > 1u << 30 ||
         s->o.max_body > ((size_t)1 << 40) || s->o.max_headers > 1u << 20)
         goto out_einval;
@@ -525,6 +540,9 @@ void sse_server_close(sse_server *s, unsigned timeout_ms,
                 sse__conn_close_after_flush(c, SSE_CLOSE_LOCAL);
             else
                 sse__conn_close(c, SSE_CLOSE_LOCAL);
+            break;
+        case SSE__ST_H2:
+            sse__h2_shutdown(c);
             break;
         default: /* deferred requests finish (then close); DONE / LINGER close on their own */
             break;

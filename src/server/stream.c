@@ -13,6 +13,10 @@
  *
  * Response heads are not frames of the queue: sse__stream_answer has the protocol serialise
  * one (h1.c) into the stream's head slot, which the flush writes first.
+ *
+ * HTTP/2 connections (SSE__F_H2) share the queues, the bound and the stream API, but their
+ * flush and write completion are h2.c's: there the walk hands each stream's frames to nghttp2
+ * and writes nghttp2's output, and a stream ends by END_STREAM / RST_STREAM, not by a close.
  */
 #include "common/alloc.h"
 #include "server/internal.h"
@@ -52,12 +56,21 @@ static inline sse_frame **sse__stream_slot(struct sse_stream *st, uint32_t i)
     return &st->q.ring[(st->qhead + i) & (st->qcap - 1)];
 }
 
+sse_frame *sse__stream_at(struct sse_stream *st, uint32_t i)
+{
+    return *sse__stream_slot(st, i);
+}
+
 /* Bytes are now pending on an idle stream: the write timeout counts from here. */
 static void sse__stream_pending(struct sse_stream *st, size_t len)
 {
     struct sse__conn *c = st->conn;
-    if (st->qbytes == 0 && !(c->flags & SSE__F_WRITING))
+    if (sse__stream_is_h2(st)) { /* the stream's own clock: other streams may be flowing */
+        if (st->qbytes == 0)
+            ((struct sse__h2s *)st)->t_act = sse__now(c->srv);
+    } else if (st->qbytes == 0 && !(c->flags & SSE__F_WRITING)) {
         c->t_act = sse__now(c->srv);
+    }
     st->qbytes += len;
     sse__conn_mark_dirty(c);
 }
@@ -83,6 +96,8 @@ int sse__stream_enqueue(struct sse_stream *st, sse_frame *f)
     *sse__stream_slot(st, st->qcount) = f;
     st->qcount++;
     sse__stream_pending(st, sse_frame_len(f));
+    if (sse__stream_is_h2(st))
+        sse__h2_stream_queued(st);
     return 0;
 }
 
@@ -122,15 +137,19 @@ static void sse__stream_pop(struct sse_stream *st)
     st->qoff = 0;
 }
 
-/* n bytes of the pending output were written: drop the head and frames they finish. */
-static void sse__stream_consume(struct sse_stream *st, size_t n)
+/* n bytes of the pending output were written (HTTP/2: handed to nghttp2): drop the head and
+ * frames they finish. */
+void sse__stream_consume(struct sse_stream *st, size_t n)
 {
     struct sse__conn *c = st->conn;
     sse_server *s = c->srv;
     st->qbytes -= n;
     st->bytes_out += n;
     s->st.bytes_written_total += n;
-    c->t_act = sse__now(s);
+    if (sse__stream_is_h2(st))
+        ((struct sse__h2s *)st)->t_act = sse__now(s);
+    else
+        c->t_act = sse__now(s);
     if (st->head) {
         size_t left = sse_frame_len(st->head) - st->qoff;
         if (n < left) {
@@ -203,9 +222,10 @@ static int sse__write_error_reason(const struct sse__conn *c, int err)
 }
 
 /* The stream part of a connection ends: count it, log it, run on_close (once). */
-static void sse__stream_closed(struct sse_stream *st, int reason)
+void sse__stream_closed(struct sse_stream *st, int reason)
 {
     sse_server *s = st->conn->srv;
+    uint32_t t_open = sse__stream_is_h2(st) ? ((struct sse__h2s *)st)->t_open : st->conn->t_mark;
     if (!(st->sflags & SSE__S_WAS_STREAM) || (st->sflags & SSE__S_CLOSE_CB))
         return;
     st->sflags |= SSE__S_CLOSE_CB;
@@ -217,13 +237,17 @@ static void sse__stream_closed(struct sse_stream *st, int reason)
     if (st->logline && s->o.access_log)
         sse__log(s, SSE_LOG_INFO, "%s stream closed (%s) %llu bytes %.3fs", st->logline,
                  sse_close_reason_name(reason), (unsigned long long)st->bytes_out,
-                 (double)(uint32_t)(sse__now(s) - st->conn->t_mark) / 1e3);
+                 (double)(uint32_t)(sse__now(s) - t_open) / 1e3);
     if (st->on_close)
         st->on_close(st, reason, st->on_close_data);
 }
 
 void sse__conn_write_done(struct sse__conn *c, int status)
 {
+    if (c->flags & SSE__F_H2) {
+        sse__h2_write_done(c, status);
+        return;
+    }
     c->flags &= (uint16_t)~SSE__F_WRITING;
     if (c->state == SSE__ST_CLOSED)
         return;
@@ -279,6 +303,10 @@ void sse__conn_flush(struct sse__conn *c)
     sse_server *s = c->srv;
     struct sse_stream *st = &c->st;
     uv_buf_t bufs[SSE__IOV_BATCH];
+    if (c->flags & SSE__F_H2) {
+        sse__h2_flush(c);
+        return;
+    }
     if (c->state == SSE__ST_CLOSED || (c->flags & SSE__F_WRITING))
         return;
     while (st->head || st->qcount) {
@@ -322,7 +350,10 @@ void sse__conn_closed(struct sse__conn *c)
         sse__free(st->q.ring);
     sse_frame_unref(st->head);
     sse__free(st->logline);
-    sse__conn_pend_free(c);
+    if (c->flags & SSE__F_H2)
+        sse__h2_free(c);
+    else
+        sse__conn_pend_free(c);
     if (c->flags & SSE__F_DIRTY)
         sse__server_dirty_remove(s, c);
     if (c->prev)
@@ -341,7 +372,10 @@ void sse__conn_close(struct sse__conn *c, int reason)
     if (c->state == SSE__ST_CLOSED)
         return;
     c->state = SSE__ST_CLOSED;
-    sse__stream_closed(&c->st, reason);
+    if (c->flags & SSE__F_H2)
+        sse__h2_close_streams(c, reason);
+    else
+        sse__stream_closed(&c->st, reason);
     if (c->req) { /* a deferred request whose connection goes first */
         sse_request *r = c->req;
         c->req = NULL;
@@ -418,6 +452,8 @@ const char *sse_close_reason_name(int reason)
 /* Whether the stream still takes frames. */
 static int sse__stream_open(const sse_stream *st)
 {
+    if (sse__stream_is_h2(st))
+        return sse__h2_stream_open(st);
     return st->conn->state == SSE__ST_STREAM && !(st->sflags & SSE__S_CLOSE_CB) &&
            !(st->conn->flags & (SSE__F_CLOSE_FLUSH | SSE__F_KILL));
 }
@@ -431,7 +467,10 @@ int sse_stream_send_frame(sse_stream *st, sse_frame *frame)
     size_t len = sse_frame_len(frame);
     if (st->qbytes + len > st->conn->srv->o.stream_queue_max) {
         /* a subscriber that cannot keep up: drop it (it reconnects with Last-Event-ID) */
-        sse__conn_kill(st->conn, SSE_CLOSE_SLOW);
+        if (sse__stream_is_h2(st))
+            sse__h2_stream_end(st, SSE_CLOSE_SLOW); /* that stream only */
+        else
+            sse__conn_kill(st->conn, SSE_CLOSE_SLOW);
         return SSE_ELIMIT;
     }
     int rc = sse__stream_enqueue(st, sse_frame_ref(frame));
@@ -499,6 +538,11 @@ int sse_stream_retry(sse_stream *st, unsigned ms)
 
 void sse_stream_close(sse_stream *st)
 {
+    if (st && sse__stream_is_h2(st)) {
+        if (sse__h2_stream_open(st))
+            sse__h2_stream_end(st, SSE_CLOSE_LOCAL);
+        return;
+    }
     if (!st || st->conn->state != SSE__ST_STREAM)
         return;
     sse__conn_close_after_flush(st->conn, SSE_CLOSE_LOCAL);

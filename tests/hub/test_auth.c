@@ -584,7 +584,6 @@ static int test_draft08_details_refused(void)
 {
     struct sse__auth *a = new_auth(SECRET, "HS256", 0);
     static const char *details[] = {
-        "{\"type\":\"mercure\",\"actions\":[\"delete\"],\"topics\":[{\"match\":\"a\"}]}",
         "{\"type\":\"mercure\",\"actions\":[],\"topics\":[{\"match\":\"a\"}]}",
         "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[]}",
         "{\"type\":\"mercure\",\"actions\":[\"publish\"]}",
@@ -602,20 +601,66 @@ static int test_draft08_details_refused(void)
         "{\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\"}]}",
         "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\\nb\"}]}",
         "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\\u0085b\"}]}",
+        /* draft-08 head: a Cf format character (U+200B), an unknown or miscased match_type */
+        "{\"type\":\"mercure\",\"actions\":[\"publish\"],\"topics\":[{\"match\":\"a\\u200bb\"}]}",
+        "{\"type\":\"https://mercure.rocks/authorization-detail\",\"actions\":[\"publish\"],"
+        "\"topics\":[{\"match\":\"a\",\"match_type\":\"URLPattern\"}]}",
+        "{\"type\":\"https://mercure.rocks/authorization-detail\",\"actions\":[\"publish\"],"
+        "\"topics\":[{\"match\":\"a\",\"match_type\":\"regex\"}]}",
+        "{\"type\":\"https://mercure.rocks/authorization-detail\",\"actions\":[\"publish\", 7],"
+        "\"topics\":[{\"match\":\"a\"}]}",
     };
     for (size_t i = 0; i < sizeof(details) / sizeof(details[0]); i++) {
         /* a good detail first: partial acceptance is forbidden */
-        char *pl = fmt("{\"aud\":\"https://hub.example.com/.well-known/mercure\",\"exp\":%lld,"
+        char *pl = fmt("{\"iss\":\"https://issuer.example\","
+                       "\"aud\":\"https://hub.example.com/.well-known/mercure\",\"exp\":%lld,"
                        "\"authorization_details\":[{\"type\":\"mercure\",\"actions\":[\"publish\"],"
                        "\"topics\":[{\"match\":\"*\"}]},%s]}",
                        NOW + 60, details[i]);
         char *t = sign("HS256", SECRET, fmt(H_AT, "HS256"), pl);
-        if (verify(a, SSE__AUTH_PUBLISH, t, NOW) != SSE_EAUTH) {
-            fprintf(stderr, "  detail %zu accepted\n", i);
+        if (verify(a, SSE__AUTH_PUBLISH, t, NOW) != SSE_EAUTH ||
+            strcmp(last_why, "malformed authorization_details") != 0) {
+            fprintf(stderr, "  detail %zu accepted (or refused for another reason)\n", i);
             return 1;
         }
         free(t);
     }
+    sse__auth_free(a);
+    return 0;
+}
+
+/* The draft-08 head: the authorization-detail type URI with match_type, unknown actions
+   ignored (the token stays valid), iss required on every draft-08 token. */
+static int test_draft08_head(void)
+{
+    struct sse__auth *a = new_auth(SECRET, "HS256", 0);
+    const struct sse__grants *g = NULL;
+    const char *why = NULL;
+    char *pl = fmt("{\"iss\":\"https://issuer.example\","
+                   "\"aud\":\"https://hub.example.com/.well-known/mercure\",\"exp\":%lld,"
+                   "\"authorization_details\":[{\"type\":\"https://mercure.rocks/"
+                   "authorization-detail\",\"actions\":[\"publish\",\"archive\"],\"topics\":["
+                   "{\"match\":\"/b/:id\",\"match_type\":\"urlpattern\"},{\"match\":\"/c\","
+                   "\"match_type\":\"exact\"},{\"match\":\"/d\"}]},{\"type\":\"https://"
+                   "mercure.rocks/authorization-detail\",\"actions\":[\"archive\"],\"topics\":["
+                   "{\"match\":\"*\"}]}]}",
+                   NOW + 60);
+    char *t = sign("HS256", SECRET, fmt(H_AT, "HS256"), pl);
+    CHECK_EQ_INT(sse__auth_verify(a, SSE__AUTH_PUBLISH, t, strlen(t), NOW, &g, &why), 0);
+    CHECK_EQ_UINT(g->n_publish, 3); /* the "archive"-only detail grants nothing */
+    CHECK_EQ_INT(g->publish_kinds[0], SSE__SEL_URLPATTERN);
+    CHECK_EQ_INT(g->publish_kinds[1], SSE__SEL_EXACT);
+    CHECK_EQ_INT(g->publish_kinds[2], SSE__SEL_EXACT);
+    sse__grants_release(g);
+    free(t);
+    /* the same claims without iss: refused */
+    pl = fmt("{\"aud\":\"https://hub.example.com/.well-known/mercure\",\"exp\":%lld,"
+             "\"authorization_details\":[]}",
+             NOW + 60);
+    t = sign("HS256", SECRET, fmt(H_AT, "HS256"), pl);
+    CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), SSE_EAUTH);
+    CHECK_EQ_STR(last_why, "iss required");
+    free(t);
     sse__auth_free(a);
     return 0;
 }
@@ -818,6 +863,6 @@ CHECK_MAIN(CHECK_TEST(test_hs_algorithms), CHECK_TEST(test_rs_es), CHECK_TEST(te
            CHECK_TEST(test_time_claims), CHECK_TEST(test_alg_none),
            CHECK_TEST(test_algorithm_confusion), CHECK_TEST(test_oversized),
            CHECK_TEST(test_malformed), CHECK_TEST(test_draft08),
-           CHECK_TEST(test_draft08_details_refused), CHECK_TEST(test_drafts_config),
-           CHECK_TEST(test_issuer), CHECK_TEST(test_roles), CHECK_TEST(test_cache),
-           CHECK_TEST(test_alloc_failures), CHECK_TEST(cleanup))
+           CHECK_TEST(test_draft08_details_refused), CHECK_TEST(test_draft08_head),
+           CHECK_TEST(test_drafts_config), CHECK_TEST(test_issuer), CHECK_TEST(test_roles),
+           CHECK_TEST(test_cache), CHECK_TEST(test_alloc_failures), CHECK_TEST(cleanup))

@@ -53,6 +53,10 @@ static int test_reserved(void)
     CHECK(sse__hub_topic_reserved(S("/a/../.well-known/mercure/x")));
     CHECK(sse__hub_topic_reserved(S("/.well-known/./mercure")));
     CHECK(sse__hub_topic_reserved(S("/.well-known/%2e/mercure/")));
+    /* draft-08: escaped unreserved characters are decoded before the comparison */
+    CHECK(sse__hub_topic_reserved(S("/.well-known/%6Dercure/x")));
+    CHECK(sse__hub_topic_reserved(S("https://h.example/%2Ewell-known/merc%75re")));
+    CHECK(!sse__hub_topic_reserved(S("/.well-known/%2Fmercure"))); /* "/" is not unreserved */
     CHECK(!sse__hub_topic_reserved(S("/.well-known/mercurex")));
     CHECK(!sse__hub_topic_reserved(S("https://example.com/.well-known/mercure-not")));
     CHECK(!sse__hub_topic_reserved(S("https://example.com/books/1")));
@@ -62,9 +66,10 @@ static int test_reserved(void)
     return 0;
 }
 
-static int form(const char *body, int single, struct sse__pub_form *f, const char **why)
+/* draft08: the hub serves draft-08 (its reserved values refused with 400) */
+static int form(const char *body, int draft08, struct sse__pub_form *f, const char **why)
 {
-    struct sse__pub_limits lim = {4, 64, 256, single};
+    struct sse__pub_limits lim = {4, 64, 256, draft08};
     return sse__pub_form_parse(f, body, strlen(body), &lim, why);
 }
 
@@ -88,7 +93,20 @@ static int test_form(void)
 
     CHECK_EQ_INT(form("data=x", 0, &f, &why), 400);
     CHECK_EQ_STR(why, "missing topic");
-    CHECK_EQ_INT(form("topic=a&topic=b", 1, &f, &why), 400);
+    /* draft-08 (head): alternate topics allowed; "*", "earliest", "mercure", format characters
+       and the reserved namespace are 400; a draft-07-only hub keeps its old answers */
+    CHECK_EQ_INT(form("topic=a&topic=b", 1, &f, &why), 0);
+    CHECK_EQ_UINT(f.n_topics, 2);
+    sse__pub_form_free(&f);
+    CHECK_EQ_INT(form("topic=a&topic=*", 1, &f, &why), 400);
+    CHECK_EQ_INT(form("topic=a&id=earliest", 1, &f, &why), 400);
+    CHECK_EQ_INT(form("topic=a&type=mercure", 1, &f, &why), 400);
+    CHECK_EQ_INT(form("topic=a&id=x%E2%80%8By", 1, &f, &why), 400);  /* U+200B */
+    CHECK_EQ_INT(form("topic=a&type=%E2%80%AEt", 1, &f, &why), 400); /* U+202E */
+    CHECK_EQ_INT(form("topic=a%C2%ADb", 0, &f, &why), 400);          /* U+00AD, both modes */
+    CHECK_EQ_INT(form("topic=%2F.well-known%2Fmercure%2Fx", 1, &f, &why), 400);
+    CHECK_EQ_INT(form("topic=*&id=earliest&type=mercure", 0, &f, &why), 0);
+    sse__pub_form_free(&f);
     CHECK_EQ_INT(form("topic=a&topic=b&topic=c&topic=d&topic=e", 0, &f, &why), 413);
     CHECK_EQ_INT(form("topic=a%0Ab", 0, &f, &why), 400);
     CHECK_EQ_INT(form("topic=a%ZZ", 0, &f, &why), 400);

@@ -59,12 +59,18 @@ def tok07(publish=None, subscribe=None, exp=None, payload=None, **kw):
     return token(c)
 
 
-def tok08(actions, topics, exp=None, sub=None, payload=None, aud=None):
-    d = {"type": "mercure", "actions": actions, "topics": topics}
+DETAIL08 = "https://mercure.rocks/authorization-detail"  # draft-08's authorization detail type
+ISS08 = "https://issuer.test"  # draft-08 requires iss on every token
+
+
+def tok08(actions, topics, exp=None, sub=None, payload=None, aud=None, iss=ISS08, typ=DETAIL08):
+    d = {"type": typ, "actions": actions, "topics": topics}
     if payload is not None:
         d["payload"] = payload
     c = {"exp": exp if exp is not None else int(time.time()) + 3600,
          "authorization_details": [d]}
+    if iss is not None:
+        c["iss"] = iss
     if sub:
         c["sub"] = sub
     if aud:
@@ -304,8 +310,10 @@ def t_resource_metadata(h):
     st, hd, body = request(h, "GET", "/.well-known/oauth-protected-resource/.well-known/mercure")
     check(st == 200, st)
     doc = json.loads(body)
-    check(doc["mercure_version"] == 8 and "header" in doc["bearer_methods_supported"], doc)
-    check(doc["mercure_cookie"] is True, doc)
+    # draft-08 head: only the header is an RFC 6750 method; the cookie is named; no version.
+    check(doc["bearer_methods_supported"] == ["header"] and "mercure_version" not in doc, doc)
+    check(doc["mercure_cookie"] == "__Secure-mercure_access_token", doc)
+    check(doc["authorization_details_types_supported"] == [DETAIL08], doc)
     st, hd, _ = publish(h, {"topic": "/a"}, tok=None)
     check("resource_metadata=" in hd.get("www-authenticate", ""), hd)
 
@@ -361,9 +369,10 @@ def t_publish_validation(h):
         ({"topic": "/a\x7f"}, 400),
         ({"topic": "/a\u0085"}, 400),
         ({"topic": ""}, 400),
-        ({"topic": "/.well-known/mercure/subscriptions/x/y"}, 403),
-        ({"topic": "http://evil/.well-known/mercure"}, 403),
-        ({"topic": "/x/../.well-known/mercure/subscriptions"}, 403),
+        # reserved namespace: 400 on a hub serving draft-08 (403 on a draft-07-only hub)
+        ({"topic": "/.well-known/mercure/subscriptions/x/y"}, 400),
+        ({"topic": "http://evil/.well-known/mercure"}, 400),
+        ({"topic": "/x/../.well-known/mercure/subscriptions"}, 400),
         ({"topic": "/a", "data": "x" * 5000}, 413),
         ({"topic": "/" + "t" * 300}, 413),
         ({"topic": ["/t%d" % i for i in range(40)]}, 413),
@@ -496,26 +505,27 @@ def t_draft08(h):
     st, _, _ = publish(h, {"topic": "/d8/0"},
                        tok=tok08(["publish"], [{"match": "*"}], aud="https://other.example/.well-known/mercure"))
     check(st == 401, ("wrong aud", st))
-    # A draft-08 token: exactly one topic per update.
+    # A draft-08 token: alternate topics are allowed again at the head of the draft.
     t8 = tok08(["publish", "subscribe"], [{"match": "*"}], aud=aud)
     st, _, body = publish(h, {"topic": ["/a", "/b"]}, tok=t8)
-    check(st == 400, (st, body))
+    check(st == 200, (st, body))
     st, _, _ = publish(h, {"topic": "/d8/1", "data": "x"}, tok=t8)
     check(st == 200, st)
-    p8 = tok08(["publish"], [{"match": "/d8/:id", "matchType": "URLPattern"}], aud=aud)
+    p8 = tok08(["publish"], [{"match": "/d8/:id", "match_type": "urlpattern"}], aud=aud)
     st, _, _ = publish(h, {"topic": "/d8/2"}, tok=p8)
     check(st == 200, st)
     st, _, _ = publish(h, {"topic": "/other"}, tok=p8)
     check(st == 403, st)
-    # access_token query parameter, private via authorization_details.
+    # Private via authorization_details (aud an array holding the hub).
     sub = tok08(["subscribe"], [{"match": "/d8/1"}], aud=[aud, "https://x.example"])
-    s = Sub(h, q(match="/d8/1", access_token=sub))
+    s = Sub(h, q(match="/d8/1"), {"Authorization": "Bearer " + sub})
     check(s.status == 200, s.status)
     publish(h, {"topic": "/d8/1", "data": "p8", "private": ""}, tok=t8)
     check([e["data"] for e in s.events(1)] == ["p8"], "draft-08 private")
     s.close()
-    # The header wins over the query parameter (a bad header token is not rescued by the query).
-    s = Sub(h, q(match="/d8/1", access_token=sub), {"Authorization": "Bearer bad.bad.bad"})
+    # The header wins over the cookie (a bad header token is not rescued by the cookie).
+    s = Sub(h, q(match="/d8/1"), {"Authorization": "Bearer bad.bad.bad",
+                                  "Cookie": "__Secure-mercure_access_token=" + sub})
     check(s.status == 401, s.status)
     s.close()
 
@@ -609,24 +619,27 @@ def t_subscriptions(h):
     st, _, body = request(h, "GET", "/.well-known/mercure/subscriptions/%2Fwatched%2F%7Bid%7D/urn%3Asub%3Ac",
                           headers={"Authorization": "Bearer " + watcher_tok})
     check(st == 200 and json.loads(body)["subscriber"] == "urn:sub:c", (st, body))
-    # draft-08 shapes: /{matchType}/{match}[/{subscriber}].
-    m8 = Sub(h, q(matchURLPattern="/m8/:id"),
+    # draft-08 shapes: /{match_type}/{match}[/{subscriber}], plain JSON, cursor on the Link
+    # (the earlier snapshot's URLPattern/Exact segments still answer, with the same document).
+    m8 = Sub(h, q(match_urlpattern="/m8/:id"),
              {"Authorization": "Bearer " + tok07(subscribe=["/x"], sub="urn:sub:m8")})
     check(m8.status == 200, m8.status)
-    st, _, body = request(h, "GET", "/.well-known/mercure/subscriptions/URLPattern/%2Fm8%2F%3Aid",
-                          headers={"Authorization": "Bearer " + SUB_ALL})
-    check(st == 200, (st, body))
-    col = json.loads(body)
-    check(col["id"] == "/.well-known/mercure/subscriptions/URLPattern/%2Fm8%2F%3Aid", col)
-    check(len(col["subscriptions"]) == 1, col)
-    one = col["subscriptions"][0]
-    check(one["matchType"] == "URLPattern" and one["match"] == "/m8/:id", one)
+    for seg in ("urlpattern", "URLPattern"):
+        st, hd, body = request(h, "GET", "/.well-known/mercure/subscriptions/%s/%%2Fm8%%2F%%3Aid" % seg,
+                               headers={"Authorization": "Bearer " + SUB_ALL})
+        check(st == 200 and hd.get("content-type") == "application/json", (st, hd, body))
+        check('last-event-id="' in hd.get("link", ""), hd)
+        col = json.loads(body)
+        check(col["id"] == "/.well-known/mercure/subscriptions/urlpattern/%2Fm8%2F%3Aid", col)
+        check(col["type"] == "subscriptions" and len(col["subscriptions"]) == 1, col)
+        one = col["subscriptions"][0]
+        check(one["match_type"] == "urlpattern" and one["match"] == "/m8/:id", one)
     st, _, body = request(h, "GET",
-                          "/.well-known/mercure/subscriptions/URLPattern/%2Fm8%2F%3Aid/urn%3Asub%3Am8",
+                          "/.well-known/mercure/subscriptions/urlpattern/%2Fm8%2F%3Aid/urn%3Asub%3Am8",
                           headers={"Authorization": "Bearer " + SUB_ALL})
     check(st == 200 and json.loads(body)["subscriber"] == "urn:sub:m8", (st, body))
-    check("lastEventID" in json.loads(body), body)
-    st, _, _ = request(h, "GET", "/.well-known/mercure/subscriptions/Exact/%2Fnobody/urn%3Ax",
+    check("lastEventID" not in json.loads(body), body)
+    st, _, _ = request(h, "GET", "/.well-known/mercure/subscriptions/exact/%2Fnobody/urn%3Ax",
                        headers={"Authorization": "Bearer " + SUB_ALL})
     check(st == 404, st)
     m8.close()

@@ -120,6 +120,7 @@ int main(int argc, char **argv)
     sse_server *s;
     sse_server_options o = SSE_SERVER_OPTIONS_INIT;
     o.heartbeat_ms = 600000;
+    o.h2c = 1; /* HTTP/2 by prior knowledge too (idle_probe_h2.py) */
     if (argc < 2 || sse_server_new(&s, loop, &o))
         return 2;
     sse_server_route_stream(s, "/sub", stream_cb, &p);

@@ -16,8 +16,9 @@
  * without done (done once, after the calls in flight reported); a call that returns an error never
  * calls back.
  *
- * Then the failing fake (every append refused, by return, by an immediate callback, by a later
- * one), and the memory store's own cases: duplicate ids, the ring's growth, allocation failures.
+ * An id published twice resolves to its earliest copy (draft-08). Then the failing fake (every
+ * append refused, by return, by an immediate callback, by a later one), and the memory store's
+ * own cases: the ring's growth, allocation failures.
  */
 #include "harness/check.h"
 #include "harness/failalloc.h"
@@ -653,6 +654,26 @@ static int for_each_backend(int (*fn)(const struct backend *), const char *what)
     return 0;
 }
 
+/* An id published twice resolves to its EARLIEST copy (draft-08): everything after that one,
+   the later copy included, is replayed (before: after the newest copy, "b" was lost). */
+static int contract_duplicate_ids(const struct backend *b)
+{
+    struct env v;
+    CHECK_EQ_INT(env_open(&v, b, NULL), 0);
+    const char *ids[5] = {"a", "dup", "b", "dup", "c"};
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(add_full(v.s, NULL, 0, ids[i], 1, 0), 0);
+    settle(&v);
+    struct collect c = {0};
+    CHECK_EQ_INT(replay(&v, "dup", &c), 0);
+    CHECK_EQ_INT(c.found, 1);
+    CHECK_EQ_UINT(c.n, 3);
+    CHECK_EQ_STR(c.ids[0], "b");
+    CHECK_EQ_STR(c.ids[1], "dup");
+    CHECK_EQ_STR(c.ids[2], "c");
+    return env_close(&v);
+}
+
 #define CONTRACT(fn)                                                                               \
     static int test_##fn(void)                                                                     \
     {                                                                                              \
@@ -670,6 +691,7 @@ CONTRACT(contract_trim)
 CONTRACT(contract_stats)
 CONTRACT(contract_close)
 CONTRACT(contract_error_no_callback)
+CONTRACT(contract_duplicate_ids)
 
 /* ---------------------------------------------------------------- the failing fake */
 
@@ -764,20 +786,6 @@ static int test_async_hold(void)
 
 /* ---------------------------------------------------------------- the memory store's own */
 
-static int test_memory_duplicate_ids(void)
-{
-    struct env v;
-    CHECK_EQ_INT(env_open(&v, &backends[0], NULL), 0);
-    const char *ids[5] = {"a", "dup", "b", "dup", "c"};
-    for (int i = 0; i < 5; i++)
-        CHECK_EQ_INT(add_full(v.s, NULL, 0, ids[i], 1, 0), 0);
-    struct collect c = {0};
-    CHECK_EQ_INT(replay(&v, "dup", &c), 0);
-    CHECK_EQ_UINT(c.n, 1); /* after the newest "dup" */
-    CHECK_EQ_STR(c.ids[0], "c");
-    return env_close(&v);
-}
-
 /* Every call completes before it returns. */
 static int test_memory_synchronous(void)
 {
@@ -858,5 +866,5 @@ CHECK_MAIN(CHECK_TEST(test_contract_positions), CHECK_TEST(test_contract_reporte
            CHECK_TEST(test_contract_close), CHECK_TEST(test_contract_error_no_callback),
            CHECK_TEST(test_failing_return), CHECK_TEST(test_failing_callback_now),
            CHECK_TEST(test_failing_callback_later), CHECK_TEST(test_async_hold),
-           CHECK_TEST(test_memory_duplicate_ids), CHECK_TEST(test_memory_synchronous),
+           CHECK_TEST(test_contract_duplicate_ids), CHECK_TEST(test_memory_synchronous),
            CHECK_TEST(test_memory_close_done_now), CHECK_TEST(test_memory_alloc_failures))

@@ -425,7 +425,10 @@ static int commit_batch(struct lmdb_store *s, struct op *batch, const sse_store_
         rc = mdb_put(txn, s->db_ent, &k, &v, MDB_APPEND);
         if (!rc && idl) {
             MDB_val ik = {id_key((const char *)o->rec + REC_HDR, idl, ib), ib}, iv = {8, kb};
-            rc = mdb_put(txn, s->db_ids, &ik, &iv, 0);
+            /* an id published twice keeps pointing at its EARLIEST copy (draft-08 replay) */
+            rc = mdb_put(txn, s->db_ids, &ik, &iv, MDB_NOOVERWRITE);
+            if (rc == MDB_KEYEXIST)
+                rc = 0;
         }
         o->pos = seq++;
         bytes += rec_account(o->rec_len, idl);

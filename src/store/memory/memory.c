@@ -54,10 +54,13 @@ static struct mem_entry *lookup(const struct mem_store *m, const char *id, size_
     if (!m->nbuckets)
         return NULL;
     uint32_t h = hash_bytes(id, len);
+    struct mem_entry *found = NULL;
+    /* Chains are newest first; an id published twice resolves to its EARLIEST copy (draft-08:
+       the replay then sends everything after it, the later copy included), so the last match. */
     for (struct mem_entry *e = m->buckets[h & (m->nbuckets - 1)]; e; e = e->hnext)
         if (e->hash == h && e->pub.id_len == len && !memcmp(e->pub.id, id, len))
-            return e; /* newest first: inserts go to the chain's head */
-    return NULL;
+            found = e;
+    return found;
 }
 
 static void hash_remove(struct mem_store *m, struct mem_entry *e)
