@@ -88,6 +88,11 @@ typedef struct sse_bus_ops {
      */
     int (*presence_list)(sse_bus *b, sse_bus_presence_each_cb each, sse_bus_presence_done_cb done,
                          void *ud);
+    /*
+     * Optional (NULL: always healthy). 1 if updates can travel now, else 0 and *why (a short
+     * static reason, e.g. a lost connection). Cheap, on the loop: what /readyz asks.
+     */
+    int (*healthy)(const sse_bus *b, const char **why);
 } sse_bus_ops;
 
 #define SSE_BUS_OPS_VERSION 2
@@ -101,6 +106,8 @@ struct sse_bus {
 SSE_API int sse_bus_start(sse_bus *b, sse_bus_receive_cb receive, void *ud);
 SSE_API int sse_bus_publish(sse_bus *b, const void *msg, size_t len, sse_bus_publish_cb done,
                             void *ud);
+/** 1 if the bus is healthy (see sse_bus_ops.healthy), else 0 and *why. */
+SSE_API int sse_bus_healthy(const sse_bus *b, const char **why);
 /** Close through the vtable (asynchronous; done may be NULL). Accepts NULL. */
 SSE_API void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud);
 /** Whether b shares presence between members (its ops have the presence calls). */

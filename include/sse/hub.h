@@ -75,13 +75,30 @@ typedef struct sse_hub_options {
     sse_bus *bus;
     const char *instance; /* NULL; else /metrics lines get worker="instance", and subscribe
                              and bus-published POST responses the header X-Ssehub-Worker */
+    /* Added for operators of the reference hub (docs/OPERATIONS.md): */
+    const char *cookie_name; /* the cookie carrying the subscriber's token; NULL = the drafts'
+                                mercureAuthorization (and __Secure- / mercureAccessToken) */
+    int no_history;          /* 1: updates are fanned out but never stored, so a replay
+                                (Last-Event-ID) finds nothing (the reference's "local") */
+    int jwks_roles;          /* SSE_HUB_PUBLISHER | SSE_HUB_SUBSCRIBER: that role's keys are a
+                                key set handed in by sse_hub_set_jwks (selected by "kid"),
+                                not publisher_key / subscriber_key */
+    /* A token whose "kid" is not in its role's key set: the hub asks for a fresh set (at most
+       once per jwks_refresh_min_ms per role, 5000 by default) and refuses the token (401); the
+       set arrives later through sse_hub_set_jwks. NULL: never asked. */
+    void (*jwks_refresh)(void *data, int role);
+    void *jwks_refresh_data;
+    unsigned jwks_refresh_min_ms;
 } sse_hub_options;
+
+/** Roles (bitmask) of sse_hub_options.jwks_roles and sse_hub_set_jwks. */
+enum { SSE_HUB_PUBLISHER = 1, SSE_HUB_SUBSCRIBER = 2 };
 
 #define SSE_HUB_OPTIONS_VERSION 2
 #define SSE_HUB_OPTIONS_INIT                                                                       \
     {                                                                                              \
         SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, \
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL                                \
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0     \
     }
 
 /**
@@ -114,6 +131,21 @@ typedef struct sse_hub_update {
  * the store's error (not stored).
  */
 SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_out);
+
+/**
+ * Replace the key set of role (SSE_HUB_PUBLISHER or SSE_HUB_SUBSCRIBER, one of
+ * opts.jwks_roles) with the JSON Web Key Set json[0..len) (RFC 7517: {"keys":[...]}; at most
+ * 1 MiB and 64 keys). Usable keys: RSA (2048 bits at least; "alg" RS256/384/512, RS256 when
+ * absent), EC P-256/384/521 (ES256/384/512) and OKP Ed25519 (EdDSA); other keys ("oct", another
+ * "use" or algorithm) are skipped. A token is then checked with the key its header names by
+ * "kid" (a set of one key also serves tokens without kid), with that key's algorithm only. The
+ * verified-token cache is emptied, so a key removed from the set stops admitting its tokens.
+ * Call it from the loop's thread, never from inside jwks_refresh (a verification is running).
+ * Returns 0; SSE_EINVAL (role not a key-set role, or a bad document or one without a usable
+ * key: *why, if why is not NULL, a static reason; the old set stays); SSE_ENOMEM.
+ */
+SSE_API int sse_hub_set_jwks(sse_hub *hub, int role, const char *json, size_t len,
+                             const char **why);
 
 /** The largest bus message a hub with these options makes (the bus's message bound). */
 SSE_API size_t sse_hub_bus_max_message(const sse_hub_options *opts);

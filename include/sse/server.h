@@ -63,22 +63,25 @@ typedef struct sse_server_options {
                             a request that needs more gets 503 and the connection closes */
     /* HTTP/2 (docs/SERVER.md, "HTTP/2"): streams share the limits above (max_header_bytes is
        also SETTINGS_MAX_HEADER_LIST_SIZE, max_body and stream_queue_max count per stream) */
-    int h2;                        /* offer HTTP/2 ("h2") by ALPN on TLS listeners */
-    int h2c;                       /* plain listeners also take HTTP/2 by prior knowledge: a
-                                      connection whose first bytes are the preface (h2c) */
-    unsigned h2_max_streams;       /* 100: SETTINGS_MAX_CONCURRENT_STREAMS per connection */
-    unsigned h2_header_table_size; /* 4096: HPACK dynamic table bytes, each direction */
-    unsigned h2_reset_burst;       /* 200 RST_STREAMs from the peer at once, then */
-    unsigned h2_reset_rate;        /* 33 per second (rapid reset); past them: GOAWAY, close */
-    unsigned h2_control_max;       /* 1000 control frames per second (PING, SETTINGS, PRIORITY,
-                                      WINDOW_UPDATE, empty DATA/HEADERS); past it: GOAWAY, close */
+    int h2;                          /* offer HTTP/2 ("h2") by ALPN on TLS listeners */
+    int h2c;                         /* plain listeners also take HTTP/2 by prior knowledge: a
+                                        connection whose first bytes are the preface (h2c) */
+    unsigned h2_max_streams;         /* 100: SETTINGS_MAX_CONCURRENT_STREAMS per connection */
+    unsigned h2_header_table_size;   /* 4096: HPACK dynamic table bytes, each direction */
+    unsigned h2_reset_burst;         /* 200 RST_STREAMs from the peer at once, then */
+    unsigned h2_reset_rate;          /* 33 per second (rapid reset); past them: GOAWAY, close */
+    unsigned h2_control_max;         /* 1000 control frames per second (PING, SETTINGS, PRIORITY,
+                                        WINDOW_UPDATE, empty DATA/HEADERS); past it: GOAWAY, close */
+    const char *cors_expose_headers; /* NULL = none; else the Access-Control-Expose-Headers
+                                        value sent with every CORS answer (not preflights), so a
+                                        cross-origin fetch() may read those response headers */
 } sse_server_options;
 
 #define SSE_SERVER_OPTIONS_VERSION 1
 #define SSE_SERVER_OPTIONS_INIT                                                                    \
     {                                                                                              \
         SSE_SERVER_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0, \
-            0, 0, 0, 0, 0, 0                                                                       \
+            0, 0, 0, 0, 0, 0, NULL                                                                 \
     }
 
 /**

@@ -101,6 +101,11 @@ typedef struct sse_store_ops {
      */
     int (*replay_from)(sse_store *s, uint64_t after_position, sse_store_entry_cb each,
                        sse_store_done_cb done, void *ud);
+    /*
+     * Optional (NULL: always healthy). 1 if the store can take appends now, else 0 and *why (a
+     * short static reason). Cheap, on the loop: what /readyz asks on every probe.
+     */
+    int (*healthy)(const sse_store *s, const char **why);
 } sse_store_ops;
 
 #define SSE_STORE_OPS_VERSION 2
@@ -123,6 +128,8 @@ SSE_API int sse_store_scan_back(sse_store *s, const char *id, size_t id_len, siz
 SSE_API int sse_store_last_id(sse_store *s, sse_buf *out);
 SSE_API int sse_store_trim(sse_store *s, const sse_store_limits *lim, long long now_ms);
 SSE_API void sse_store_stats(const sse_store *s, size_t *count, size_t *bytes);
+/** 1 if the store is healthy (see sse_store_ops.healthy), else 0 and *why. */
+SSE_API int sse_store_healthy(const sse_store *s, const char **why);
 /** Close a store through its vtable (asynchronous; done may be NULL). Accepts NULL. */
 SSE_API void sse_store_close(sse_store *s, void (*done)(void *ud), void *ud);
 /** sse_store_close without a completion: for callers that need not know when it is done. */

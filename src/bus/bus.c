@@ -22,6 +22,11 @@ int sse_bus_publish(sse_bus *b, const void *msg, size_t len, sse_bus_publish_cb 
     return b->ops->publish(b, msg, len, done, ud);
 }
 
+int sse_bus_healthy(const sse_bus *b, const char **why)
+{
+    return !b->ops->healthy || b->ops->healthy(b, why);
+}
+
 void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud)
 {
     if (b)

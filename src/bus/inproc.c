@@ -112,8 +112,15 @@ static void inproc_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
         done(ud);
 }
 
-static const sse_bus_ops inproc_ops = {SSE_BUS_OPS_VERSION, "inproc", inproc_start, inproc_publish,
-                                       inproc_close,        NULL,     NULL,         NULL};
+static const sse_bus_ops inproc_ops = {SSE_BUS_OPS_VERSION,
+                                       "inproc",
+                                       inproc_start,
+                                       inproc_publish,
+                                       inproc_close,
+                                       NULL,
+                                       NULL,
+                                       NULL,
+                                       NULL};
 
 static void idle_closed(uv_handle_t *h)
 {

@@ -255,8 +255,8 @@ static void pipe_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
     uv_close((uv_handle_t *)b->pipe, pipe_closed);
 }
 
-static const sse_bus_ops pipe_ops = {SSE_BUS_OPS_VERSION, "pipe", pipe_start, pipe_publish,
-                                     pipe_close,          NULL,   NULL,       NULL};
+static const sse_bus_ops pipe_ops = {
+    SSE_BUS_OPS_VERSION, "pipe", pipe_start, pipe_publish, pipe_close, NULL, NULL, NULL, NULL};
 
 int sse_bus_pipe_new(sse_bus **out, const sse_bus_pipe_options *o)
 {

@@ -38,7 +38,8 @@ static const struct setting settings[] = {
      OFF(publisher_key),
      "publisher JWT key: HMAC secret, or PEM public key for RS256/ES256; @FILE reads a file"},
     {"publisher-jwt-alg", "MERCURE_PUBLISHER_JWT_ALG", "MERCURE_JWT_ALG", T_STR, "HS256",
-     OFF(publisher_alg), "publisher JWT algorithm: HS256 HS384 HS512 RS256 ES256"},
+     OFF(publisher_alg),
+     "publisher JWT algorithm: HS256 HS384 HS512 RS256 ES256 EdDSA (and RS/ES 384, 512)"},
     {"subscriber-jwt-key", "MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_JWT_KEY", T_STR, NULL,
      OFF(subscriber_key), "subscriber JWT key (default: the publisher's); @FILE reads a file"},
     {"subscriber-jwt-alg", "MERCURE_SUBSCRIBER_JWT_ALG", "MERCURE_JWT_ALG", T_STR, NULL,
@@ -156,6 +157,22 @@ static const struct setting settings[] = {
      "EventSources of a page); clients without it keep HTTP/1.1"},
     {"h2-max-streams", "SSEHUB_H2_MAX_STREAMS", NULL, T_SIZE, "100", OFF(h2_max_streams),
      "HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused)"},
+    /* Operators of the reference hub (issue 14; docs/OPERATIONS.md "Coming from the reference
+       hub"): */
+    {"publisher-jwks-url", "SSEHUB_PUBLISHER_JWKS_URL", "MERCURE_PUBLISHER_JWKS_URL", T_STR, NULL,
+     OFF(publisher_jwks_url),
+     "publisher keys from a JSON Web Key Set: https://, http:// or file:// URL; tokens pick "
+     "their key by \"kid\" (RSA, EC, Ed25519)"},
+    {"subscriber-jwks-url", "SSEHUB_SUBSCRIBER_JWKS_URL", "MERCURE_SUBSCRIBER_JWKS_URL", T_STR,
+     NULL, OFF(subscriber_jwks_url), "subscriber keys from a JSON Web Key Set (as above)"},
+    {"jwks-refresh-min", "SSEHUB_JWKS_REFRESH_MIN", NULL, T_MS, "5s", OFF(jwks_refresh_min_ms),
+     "a token with an unknown kid refetches the key set at most this often"},
+    {"jwks-max-bytes", "SSEHUB_JWKS_MAX_BYTES", NULL, T_SIZE, "64K", OFF(jwks_max_bytes),
+     "largest JSON Web Key Set document accepted"},
+    {"cookie-name", "SSEHUB_COOKIE_NAME", "MERCURE_COOKIE_NAME", T_STR, NULL, OFF(cookie_name),
+     "the cookie carrying the token (unset: mercureAuthorization and the drafts' other names)"},
+    {"log-format", "SSEHUB_LOG_FORMAT", NULL, T_STR, "text", OFF(log_format),
+     "text, or json (one JSON object per line: time, level, worker, msg)"},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -251,8 +268,37 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
-/* Find a setting by flag / key name ('-' and '_' alike). */
+/* The reference hub's names (its Caddyfile directives) where the meaning is ours too; a flag or
+   config key in either spelling. Its write_timeout is not here: it is a maximum connection age
+   (our --max-lifetime), while our --write-timeout is its dispatch_timeout. */
+static const struct {
+    const char *alias, *name;
+} aliases[] = {
+    {"resource-identifier", "resource"},
+    {"max-request-body-size", "max-body"},
+    {"dispatch-timeout", "write-timeout"},
+    {"publisher-jwks-uri", "publisher-jwks-url"},
+    {"subscriber-jwks-uri", "subscriber-jwks-url"},
+};
+
+static const struct setting *find_name(const char *name, size_t len);
+
+/* Find a setting by flag / key name ('-' and '_' alike), or by an alias of it. */
 static const struct setting *find(const char *name, size_t len)
+{
+    const struct setting *s = find_name(name, len);
+    for (size_t i = 0; !s && i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+        const char *a = aliases[i].alias;
+        size_t k = 0;
+        while (k < len && a[k] && (a[k] == name[k] || (a[k] == '-' && name[k] == '_')))
+            k++;
+        if (k == len && !a[k])
+            s = find_name(aliases[i].name, strlen(aliases[i].name));
+    }
+    return s;
+}
+
+static const struct setting *find_name(const char *name, size_t len)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
         const char *n = settings[i].name;
@@ -513,6 +559,18 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
         snprintf(err, errlen, "--store-sync must be sync or nosync, not '%s'", c->store_sync);
         return 2;
     }
+    if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json")) {
+        snprintf(err, errlen, "--log-format must be text or json, not '%s'", c->log_format);
+        return 2;
+    }
+    const char *jwks[2] = {c->publisher_jwks_url, c->subscriber_jwks_url};
+    for (int i = 0; i < 2; i++)
+        if (jwks[i] && strncmp(jwks[i], "https://", 8) && strncmp(jwks[i], "http://", 7) &&
+            strncmp(jwks[i], "file://", 7)) {
+            snprintf(err, errlen, "--%s-jwks-url must be an https://, http:// or file:// URL",
+                     i ? "subscriber" : "publisher");
+            return 2;
+        }
     char *h;
     int port;
     if (serve_parse_listen(c->listen, &h, &port)) {

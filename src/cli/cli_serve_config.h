@@ -50,6 +50,12 @@ struct serve_config {
     char *tls_cert, *tls_key;  /* PEM chain and key files (re-read on SIGHUP) */
     unsigned tls_handshake_ms; /* handshake timeout */
     int tls_keep_buffers;      /* keep OpenSSL's record buffers on idle connections */
+    /* Operators of the reference hub (docs/OPERATIONS.md): */
+    char *publisher_jwks_url, *subscriber_jwks_url; /* https://, http:// or file:// */
+    unsigned jwks_refresh_min_ms;                   /* unknown kid: refetch at most this often */
+    size_t jwks_max_bytes;                          /* largest key set document */
+    char *cookie_name;                              /* NULL: the drafts' names */
+    char *log_format;                               /* "text" or "json" */
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */

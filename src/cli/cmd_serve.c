@@ -9,6 +9,8 @@
  */
 #include "cli_commands.h"
 #include "cli_demo.h"
+#include "cli_jwks.h"
+#include "cli_log.h"
 #include "cli_serve_config.h"
 #include "cli_token.h"
 #include "cli_workers.h"
@@ -55,6 +57,8 @@ struct serve {
     int argc;
     char **argv;
     struct serve_config loaded;
+    struct cli_jwks *jwks; /* --*-jwks-url: the key-set fetcher (NULL: none) */
+    int log_json;          /* --log-format json */
 };
 
 static void log_line(void *ud, int level, const char *line)
@@ -63,6 +67,10 @@ static void log_line(void *ud, int level, const char *line)
     if (level > sv->log_level)
         return;
     char who[24];
+    if (sv->log_json) {
+        cli_log_json_stderr(level, sv->worker, line);
+        return;
+    }
     if (sv->worker >= 0)
         snprintf(who, sizeof(who), "worker %d", sv->worker);
     sse_log_stderr(level, sv->worker >= 0 ? who : NULL, line);
@@ -527,6 +535,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     so.h2c = c->h2c;
     so.h2 = c->h2;
     so.h2_max_streams = c->h2_max_streams > 1u << 20 ? 1u << 20 : (unsigned)c->h2_max_streams;
+    /* Cross-origin fetch() may read the discovery Link and the replay position headers. */
+    so.cors_expose_headers = "Link, Last-Event-ID, Mercure-Last-Event-ID";
     if ((rc = sse_server_new(&sv->server, &sv->loop, &so))) {
         fprintf(stderr, "ssehub serve: server: %s\n", sse_strerror(rc));
         if (wfd >= 0)
@@ -619,6 +629,30 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     ho.max_lifetime_ms = c->max_lifetime_ms;
     ho.log = log_line;
     ho.log_data = sv;
+    /* Operators of the reference hub (docs/OPERATIONS.md): */
+    ho.cookie_name = c->cookie_name;
+    ho.no_history = c->history_count == 0; /* --history-count 0: the reference's "local" */
+    if (c->publisher_jwks_url || c->subscriber_jwks_url) {
+        char jerr[512];
+        /* no subscriber key of its own: subscribers use the publisher's set, as with keys */
+        const char *urls[2] = {c->publisher_jwks_url, c->subscriber_jwks_url
+                                                          ? c->subscriber_jwks_url
+                                                      : c->subscriber_key ? NULL
+                                                                          : c->publisher_jwks_url};
+        if (cli_jwks_new(&sv->jwks, &sv->loop, urls, c->jwks_max_bytes, log_line, sv, jerr,
+                         sizeof(jerr))) {
+            fprintf(stderr, "ssehub serve: %s\n", jerr);
+            goto out_server;
+        }
+        ho.jwks_roles = cli_jwks_roles(sv->jwks);
+        ho.jwks_refresh = cli_jwks_refresh;
+        ho.jwks_refresh_data = sv->jwks;
+        ho.jwks_refresh_min_ms = c->jwks_refresh_min_ms;
+        if (c->publisher_jwks_url)
+            ho.publisher_key = NULL;
+        if (urls[1])
+            ho.subscriber_key = NULL;
+    }
     if (worker >= 0) {
         snprintf(inst, sizeof(inst), "%d", worker);
         ho.instance = inst;
@@ -630,6 +664,13 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         fprintf(stderr, "ssehub serve: hub: %s (check the keys and algorithms)\n",
                 sse_strerror(rc));
         goto out_server;
+    }
+    if (sv->jwks) {
+        char jerr[512];
+        if (cli_jwks_attach(sv->jwks, sv->hub, jerr, sizeof(jerr))) {
+            fprintf(stderr, "ssehub serve: %s\n", jerr);
+            goto out_hub;
+        }
     }
     if (c->dev)
         sse_server_route(sv->server, "GET", "/.well-known/ssehub/dev-token", on_dev_token, sv);
@@ -709,6 +750,8 @@ out_server:
         sse_server_close(sv->server, 0, NULL, NULL);
         uv_run(&sv->loop, UV_RUN_DEFAULT);
     }
+    cli_jwks_free(sv->jwks); /* before the hub: a refresh still running finds no hub */
+    sv->jwks = NULL;
     sse_hub_free(sv->hub);
     sse_server_free(sv->server);
     sse_cli_demo_free(sv->demo); /* after the server: no stream can call back */
@@ -968,7 +1011,20 @@ int sse_cli_serve(int argc, char **argv)
         serve_config_free(&sv.loaded);
         return 2;
     }
-    if (!c->publisher_key && !c->publish_anonymous) {
+    if (c->publisher_jwks_url && c->publisher_key) {
+        fprintf(stderr, "ssehub serve: --publisher-jwt-key and --publisher-jwks-url exclude each "
+                        "other\n");
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
+    if (c->subscriber_jwks_url && c->subscriber_key) {
+        fprintf(stderr, "ssehub serve: --subscriber-jwt-key and --subscriber-jwks-url exclude "
+                        "each other\n");
+        serve_config_free(&sv.cfg);
+        return 2;
+    }
+    sv.log_json = !strcmp(c->log_format, "json");
+    if (!c->publisher_key && !c->publisher_jwks_url && !c->publish_anonymous) {
         if (!c->dev) {
             fprintf(stderr,
                     "ssehub serve: no publisher key configured: set --publisher-jwt-key (or "
@@ -1009,6 +1065,13 @@ int sse_cli_serve(int argc, char **argv)
         fprintf(stderr, "ssehub serve: --workers %zu: at most 1024\n", nw);
         serve_config_free(&sv.cfg);
         serve_config_free(&sv.loaded);
+        return 2;
+    }
+    if (c->history_count == 0 && (nw > 1 || c->redis)) {
+        /* the master's and Redis's copies would still hand a history to new workers / nodes */
+        fprintf(stderr, "ssehub serve: --history-count 0 (no history) is for one process: not "
+                        "with --workers or --redis\n");
+        serve_config_free(&sv.cfg);
         return 2;
     }
     if (serve_parse_listen(c->listen, &host, &port)) {

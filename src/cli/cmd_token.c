@@ -42,10 +42,10 @@ static const struct cli_option token_options[] = {
     {"--payload", "JSON", "subscriber payload (draft-08: a JSON object)"},
     {"--exp", "SECONDS", "lifetime (default 3600; 0 = no exp, draft-07 only)"},
     {"--key", "KEY", "HMAC secret, default $MERCURE_PUBLISHER_JWT_KEY"},
-    {"--key-file", "FILE", "read the key from FILE (a PEM private key for RS/ES)"},
+    {"--key-file", "FILE", "read the key from FILE (a PEM private key for RS/ES/EdDSA)"},
     {"--alg", "ALG",
      "HS256 (default, or $MERCURE_PUBLISHER_JWT_ALG), HS384, HS512,\n"
-     "RS256, RS384, RS512, ES256, ES384, ES512"},
+     "RS256, RS384, RS512, ES256, ES384, ES512, EdDSA (Ed25519)"},
     {"--aud", "AUD", "audience; draft-08 default: " SSE_CLI_DEFAULT_HUB},
     {"--iss", "ISS", "issuer claim; draft-08 default: " SSE_CLI_DEFAULT_ISS},
     {"--sub", "SUB", "subject claim (the subscriber's identity)"},
@@ -201,10 +201,10 @@ out_fail:
 static const char *mint_reason(int rc, const char *alg, const char *why)
 {
     if (rc == SSE_EUNSUPPORTED)
-        return "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512)";
+        return "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512, EdDSA)";
     if (rc == SSE_EINVAL)
         return alg[0] == 'H' ? "a PEM key is not an HMAC secret (use --alg RS256/ES256)"
-                             : "RS/ES need a PEM private key of that type (--key-file)";
+                             : "RS/ES/EdDSA need a PEM private key of that type (--key-file)";
     return why;
 }
 
@@ -224,7 +224,7 @@ int sse_cli_token_mint(const struct sse_cli_token_spec *s, long long now, char *
         return -1;
     }
     if (!strcmp(alg, "none") || strlen(alg) != 5) {
-        *err = "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512)";
+        *err = "unknown algorithm (HS256, HS384, HS512, RS256..512, ES256..512, EdDSA)";
         return -1;
     }
     json_t *claims = build_claims(s, now, err);

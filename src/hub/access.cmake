@@ -4,7 +4,7 @@
 # jansson reads the JWT JSON; libcrypto (OpenSSL) verifies every signature (auth.c says why not
 # libjwt 1.10: it refuses typ "at+jwt" and compares HMACs with strcmp) and signs the tokens that
 # `ssehub token` mints (jws.c).
-set(SSE_HUB_ACCESS_SOURCES auth.c jws.c selector.c selector_template.c selector_urlpattern.c
+set(SSE_HUB_ACCESS_SOURCES auth.c jws.c jwks.c selector.c selector_template.c selector_urlpattern.c
   selector_cache.c)
 if(NOT TARGET PkgConfig::SSE_CRYPTO)
   pkg_check_modules(SSE_CRYPTO REQUIRED IMPORTED_TARGET GLOBAL libcrypto)

@@ -25,6 +25,7 @@
 
 #include "common/alloc.h"
 #include "hub/hub_util.h"
+#include "hub/jwks.h"
 #include "hub/selector.h"
 
 #include <jansson.h>
@@ -49,14 +50,15 @@
 
 struct auth_alg {
     const char *name;
-    int family; /* 'H' HMAC, 'R' RSA, 'E' ECDSA */
-    const char *md;
+    int family;     /* 'H' HMAC, 'R' RSA, 'E' ECDSA, 'O' EdDSA (Ed25519, RFC 8037) */
+    const char *md; /* NULL for EdDSA, which hashes inside the signature */
 };
 
 static const struct auth_alg auth_algs[] = {
     {"HS256", 'H', "SHA256"}, {"HS384", 'H', "SHA384"}, {"HS512", 'H', "SHA512"},
     {"RS256", 'R', "SHA256"}, {"RS384", 'R', "SHA384"}, {"RS512", 'R', "SHA512"},
     {"ES256", 'E', "SHA256"}, {"ES384", 'E', "SHA384"}, {"ES512", 'E', "SHA512"},
+    {"EdDSA", 'O', NULL},
 };
 
 struct auth_key {
@@ -65,6 +67,15 @@ struct auth_key {
     EVP_PKEY *pkey;   /* RS / ES public key */
     EVP_MD *md;       /* the algorithm's digest, fetched once */
     EVP_MAC_CTX *mac; /* HS: an HMAC context keyed once; duplicated per verification */
+    /* A key-set role (cfg.jwks_roles): alg is NULL here, the keys are in set (or none yet) */
+    int role;                /* SSE__AUTH_PUBLISH or SSE__AUTH_SUBSCRIBE: a key-set role */
+    struct auth_keyset *set; /* the role's current set (NULL: none yet) */
+};
+
+/* A decoded key set made ready to verify with: one auth_key per usable JWK. */
+struct auth_keyset {
+    struct sse__jwks *jwks; /* kids and public keys (owned) */
+    struct auth_key *keys;  /* keys[i] verifies with jwks->keys[i] (pkey references) */
 };
 
 struct cache_entry {
@@ -75,6 +86,8 @@ struct cache_entry {
 
 struct sse__auth {
     struct auth_key pub, sub;
+    void (*on_unknown_kid)(void *data, int role);
+    void *on_unknown_kid_data;
     int drafts;
     char *resource, *issuer;
     size_t max_token_len, max_grants, max_selector_len;
@@ -296,9 +309,12 @@ static int verify_pkey(const struct auth_key *k, const char *token, size_t signe
         vsig = der;
         vlen = (size_t)dl;
     }
+    if (k->alg->family == 'O' && vlen != 64) /* Ed25519: R || S, 64 bytes (RFC 8032) */
+        return 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx)
         return -1;
+    /* md is NULL for EdDSA: one-shot EVP_DigestVerify, no digest of our own */
     if (EVP_DigestVerifyInit(ctx, NULL, md, NULL, k->pkey) == 1 &&
         EVP_DigestVerify(ctx, vsig, vlen, (const unsigned char *)token, signed_len) == 1)
         ok = 1;
@@ -577,6 +593,36 @@ static int typ_is_at_jwt(json_t *header)
     return !strcasecmp(s, "at+jwt") || !strcasecmp(s, "application/at+jwt");
 }
 
+/*
+ * The key of a key-set role that the token's header names by "kid" (RFC 7515 4.1.4); a set of
+ * one key also serves tokens without a kid. NULL and *why if there is none; an unknown kid tells
+ * the caller (on_unknown_kid), who may fetch a fresh set: the key may have just been rotated in.
+ */
+static const struct auth_key *jwks_pick(struct sse__auth *a, const struct auth_key *role_key,
+                                        json_t *header, const char **why)
+{
+    const struct auth_keyset *ks = role_key->set;
+    json_t *kid = json_object_get(header, "kid");
+    if (kid && !json_is_string(kid)) {
+        *why = "kid not a string";
+        return NULL;
+    }
+    if (!kid) {
+        if (ks && ks->jwks->n == 1)
+            return &ks->keys[0];
+        *why = "kid required (the key set holds several keys)";
+        return NULL;
+    }
+    const struct sse__jwk *j =
+        ks ? sse__jwks_find(ks->jwks, json_string_value(kid), json_string_length(kid)) : NULL;
+    if (j)
+        return &ks->keys[j - ks->jwks->keys];
+    if (a->on_unknown_kid)
+        a->on_unknown_kid(a->on_unknown_kid_data, role_key->role);
+    *why = "unknown kid";
+    return NULL;
+}
+
 /* Full verification (no cache). 0 and *out (one reference), SSE_EAUTH + *why, SSE_ENOMEM. */
 static int verify_token(struct sse__auth *a, const struct auth_key *k, const char *token,
                         size_t len, long long now, struct sse__grants **out, const char **why)
@@ -607,6 +653,12 @@ static int verify_token(struct sse__auth *a, const struct auth_key *k, const cha
     }
     if (!strcasecmp(json_string_value(alg), "none")) {
         *why = "alg none refused";
+        goto out;
+    }
+    if (k->role && !(k = jwks_pick(a, k, header, why)))
+        goto out;
+    if (!k->alg) {
+        *why = "no key configured for this role";
         goto out;
     }
     if (strcmp(json_string_value(alg), k->alg->name) != 0) {
@@ -784,8 +836,8 @@ static int key_init(struct auth_key *k, const char *key, const char *alg)
     int is_pem = strstr(key, "-----BEGIN") != NULL;
     if (k->alg->family == 'H' && is_pem)
         return SSE_EINVAL; /* a PEM text as an HMAC secret: the algorithm-confusion setup */
-    k->md = EVP_MD_fetch(NULL, k->alg->md, NULL);
-    if (!k->md)
+    k->md = k->alg->md ? EVP_MD_fetch(NULL, k->alg->md, NULL) : NULL;
+    if (!k->md && k->alg->md)
         return SSE_ENOMEM;
     if (k->alg->family == 'H') {
         k->key_len = strlen(key);
@@ -803,10 +855,11 @@ static int key_init(struct auth_key *k, const char *key, const char *alg)
     EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
     int id = pk ? EVP_PKEY_base_id(pk) : 0, bits = pk ? EVP_PKEY_get_bits(pk) : 0;
-    int ok = k->alg->family == 'R' ? id == EVP_PKEY_RSA && bits >= 2048
-                                   : id == EVP_PKEY_EC && bits == (k->alg->md[3] == '2'   ? 256
-                                                                   : k->alg->md[3] == '3' ? 384
-                                                                                          : 521);
+    int ok = k->alg->family == 'O'   ? id == EVP_PKEY_ED25519
+             : k->alg->family == 'R' ? id == EVP_PKEY_RSA && bits >= 2048
+                                     : id == EVP_PKEY_EC && bits == (k->alg->md[3] == '2'   ? 256
+                                                                     : k->alg->md[3] == '3' ? 384
+                                                                                            : 521);
     if (ok && k->alg->family == 'E') {
         /* The named curve, not just its size: ES256 is P-256 (RFC 7518 3.4), so secp256k1 and
            brainpoolP256r1 are refused, and so are keys with explicit curve parameters. */
@@ -832,6 +885,63 @@ static void key_clear(struct auth_key *k)
     EVP_PKEY_free(k->pkey);
 }
 
+static void keyset_free(struct auth_keyset *ks)
+{
+    if (!ks)
+        return;
+    for (size_t i = 0; ks->keys && i < ks->jwks->n; i++)
+        key_clear(&ks->keys[i]);
+    sse__free(ks->keys);
+    sse__jwks_free(ks->jwks);
+    sse__free(ks);
+}
+
+/* The key of one role: a key-set role (no key until sse__auth_set_jwks), no key at all (every
+   token refused: alg stays NULL), or the configured key and algorithm. */
+static int role_key_init(struct auth_key *k, int role, const struct sse__auth_config *cfg,
+                         const char *key, const char *alg)
+{
+    if (cfg->jwks_roles & role) {
+        k->role = role;
+        return 0;
+    }
+    if (!key && cfg->jwks_roles)
+        return 0;
+    return key_init(k, key, alg);
+}
+
+int sse__auth_set_jwks(struct sse__auth *a, int role, struct sse__jwks *set)
+{
+    struct auth_key *rk = role == SSE__AUTH_PUBLISH ? &a->pub : &a->sub;
+    struct auth_keyset *ks = NULL;
+    if (!set || (role != SSE__AUTH_PUBLISH && role != SSE__AUTH_SUBSCRIBE) || rk->role != role) {
+        sse__jwks_free(set);
+        return SSE_EINVAL;
+    }
+    if (!(ks = sse__calloc(1, sizeof(*ks))) || !(ks->keys = sse__calloc(set->n, sizeof(*ks->keys))))
+        goto out_nomem;
+    ks->jwks = set;
+    for (size_t i = 0; i < set->n; i++) {
+        struct auth_key *k = &ks->keys[i];
+        k->alg = alg_by_name(set->keys[i].alg);
+        if (k->alg->md && !(k->md = EVP_MD_fetch(NULL, k->alg->md, NULL)))
+            goto out_nomem;
+        if (EVP_PKEY_up_ref(set->keys[i].pkey) != 1)
+            goto out_nomem;
+        k->pkey = set->keys[i].pkey;
+    }
+    keyset_free(rk->set);
+    rk->set = ks;
+    while (a->head) /* grants verified with a key that may be gone */
+        cache_drop(a, a->head);
+    return 0;
+out_nomem:
+    if (ks && !ks->jwks)
+        sse__jwks_free(set);
+    keyset_free(ks);
+    return SSE_ENOMEM;
+}
+
 int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
 {
     int rc;
@@ -840,14 +950,17 @@ int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
     struct sse__auth *a = sse__calloc(1, sizeof(*a));
     if (!a)
         return SSE_ENOMEM;
-    rc = key_init(&a->pub, cfg->publisher_key, cfg->publisher_alg);
+    a->on_unknown_kid = cfg->on_unknown_kid;
+    a->on_unknown_kid_data = cfg->on_unknown_kid_data;
+    rc = role_key_init(&a->pub, SSE__AUTH_PUBLISH, cfg, cfg->publisher_key, cfg->publisher_alg);
     if (rc)
         goto out_free;
     if (cfg->subscriber_key)
-        rc = key_init(&a->sub, cfg->subscriber_key,
-                      cfg->subscriber_alg ? cfg->subscriber_alg : cfg->publisher_alg);
+        rc = role_key_init(&a->sub, SSE__AUTH_SUBSCRIBE, cfg, cfg->subscriber_key,
+                           cfg->subscriber_alg ? cfg->subscriber_alg : cfg->publisher_alg);
     else
-        rc = key_init(&a->sub, cfg->publisher_key, cfg->publisher_alg);
+        rc = role_key_init(&a->sub, SSE__AUTH_SUBSCRIBE, cfg, cfg->publisher_key,
+                           cfg->publisher_alg);
     if (rc)
         goto out_free;
     a->drafts =
@@ -964,6 +1077,8 @@ void sse__auth_free(struct sse__auth *a)
     sse__free(a->buckets);
     key_clear(&a->pub);
     key_clear(&a->sub);
+    keyset_free(a->pub.set);
+    keyset_free(a->sub.set);
     sse__free(a->resource);
     sse__free(a->issuer);
     EVP_MD_CTX_free(a->dctx);

@@ -32,6 +32,15 @@ struct sse__auth_config {
     long leeway;             /* seconds of clock skew allowed on exp / nbf; 0 = none */
     size_t max_grants;       /* most selectors per token (each role); 0 = 128 */
     size_t max_selector_len; /* longest granted selector; 0 = 1024 */
+    /* Key sets (JWKS): a role in jwks_roles (SSE__AUTH_PUBLISH / _SUBSCRIBE bits) takes its keys
+       from sse__auth_set_jwks, not from *_key / *_alg; until a set arrives it refuses every
+       token. A role without key nor set refuses every token too. */
+    int jwks_roles;
+    /* Called (role) when a token names a "kid" its role's set lacks: the caller may fetch a
+       fresh set. It must not call sse__auth_set_jwks from inside (the verification is running);
+       NULL = nobody is told. */
+    void (*on_unknown_kid)(void *data, int role);
+    void *on_unknown_kid_data;
 };
 
 /*
@@ -72,6 +81,14 @@ int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg);
  */
 int sse__auth_verify(struct sse__auth *a, int role, const char *token, size_t len, long long now,
                      const struct sse__grants **out, const char **why);
+
+struct sse__jwks;
+/*
+ * Replace the key set of role (one of cfg.jwks_roles); the verifier takes ownership of set (also
+ * on failure). The verified-token cache is emptied: a key removed from the set no longer admits
+ * its tokens. Returns 0, SSE_EINVAL (role is not a key-set role), SSE_ENOMEM (the old set stays).
+ */
+int sse__auth_set_jwks(struct sse__auth *a, int role, struct sse__jwks *set);
 
 /* Take another reference to g (returns g). */
 const struct sse__grants *sse__grants_ref(const struct sse__grants *g);

@@ -11,6 +11,7 @@
 #include "common/alloc.h"
 #include "hub/hub_internal.h"
 #include "hub/hub_util.h"
+#include "hub/jwks.h"
 
 #include <sse/format.h>
 #include <sse/hub.h>
@@ -59,7 +60,49 @@ static void hub_release(sse_hub *h)
     sse__free(h->publish_origins);
     sse__free(h->resource);
     sse__free(h->instance);
+    sse__free(h->cookie_name);
     sse__free(h);
+}
+
+/* auth.c met a token whose kid its role's key set lacks: ask for a fresh set, at most once per
+   jwks_refresh_min_ms per role, so a flood of made-up kids costs one fetch per interval. */
+static void hub_unknown_kid(void *data, int role)
+{
+    sse_hub *h = data;
+    int i = role == SSE__AUTH_PUBLISH ? 0 : 1;
+    uint64_t now = uv_now(h->loop) + 1; /* + 1: 0 means "never asked" */
+    uint64_t min = h->o.jwks_refresh_min_ms ? h->o.jwks_refresh_min_ms : 5000;
+    if (!h->o.jwks_refresh || (h->jwks_asked_ms[i] && now - h->jwks_asked_ms[i] < min))
+        return;
+    h->jwks_asked_ms[i] = now;
+    h->jwks_refreshes++;
+    sse__hub_log(h, SSE_LOG_INFO, "%s token with an unknown kid: asking for a fresh key set",
+                 i ? "subscriber" : "publisher");
+    h->o.jwks_refresh(h->o.jwks_refresh_data, i ? SSE_HUB_SUBSCRIBER : SSE_HUB_PUBLISHER);
+}
+
+int sse_hub_set_jwks(sse_hub *h, int role, const char *json, size_t len, const char **why)
+{
+    const char *dummy;
+    struct sse__jwks *set = NULL;
+    if (!why)
+        why = &dummy;
+    *why = NULL;
+    if (!h || !h->auth || (role != SSE_HUB_PUBLISHER && role != SSE_HUB_SUBSCRIBER) ||
+        !(h->o.jwks_roles & role)) {
+        *why = "not a key-set role of this hub";
+        return SSE_EINVAL;
+    }
+    int rc = sse__jwks_parse(json, len, &set, why);
+    if (rc)
+        return rc;
+    size_t n = set->n;
+    rc = sse__auth_set_jwks(
+        h->auth, role == SSE_HUB_PUBLISHER ? SSE__AUTH_PUBLISH : SSE__AUTH_SUBSCRIBE, set);
+    if (!rc)
+        sse__hub_log(h, SSE_LOG_INFO, "%s key set loaded: %zu key%s",
+                     role == SSE_HUB_PUBLISHER ? "publisher" : "subscriber", n, n == 1 ? "" : "s");
+    return rc;
 }
 
 int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
@@ -96,11 +139,25 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
     h->o.publish_origins = NULL;
     h->publish_origins = dup_opt(o->publish_origins, &oom);
     h->resource = dup_opt(o->resource, &oom);
+    h->o.cookie_name = NULL;
+    h->cookie_name = dup_opt(o->cookie_name, &oom);
     if (oom)
         goto out_free;
+    if (h->cookie_name && !sse__hub_cookie_name_ok(h->cookie_name)) {
+        rc = SSE_EINVAL;
+        goto out_free;
+    }
 
-    if (o->publisher_key || o->subscriber_key) {
+    if (o->jwks_roles & ~(SSE_HUB_PUBLISHER | SSE_HUB_SUBSCRIBER)) {
+        rc = SSE_EINVAL;
+        goto out_free;
+    }
+    if (o->publisher_key || o->subscriber_key || o->jwks_roles) {
         struct sse__auth_config ac = {0};
+        ac.jwks_roles = (o->jwks_roles & SSE_HUB_PUBLISHER ? SSE__AUTH_PUBLISH : 0) |
+                        (o->jwks_roles & SSE_HUB_SUBSCRIBER ? SSE__AUTH_SUBSCRIBE : 0);
+        ac.on_unknown_kid = hub_unknown_kid;
+        ac.on_unknown_kid_data = h;
         ac.publisher_key = o->publisher_key ? o->publisher_key : o->subscriber_key;
         ac.publisher_alg = o->publisher_alg;
         ac.subscriber_key = o->subscriber_key;
@@ -147,6 +204,8 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
                                "/.well-known/oauth-protected-resource/.well-known/mercure",
                                sse__hub_on_metadata, h)) ||
         (rc = sse_server_route(server, "GET", "/healthz", sse__hub_on_healthz, h)) ||
+        (rc = sse_server_route(server, "GET", "/livez", sse__hub_on_healthz, h)) ||
+        (rc = sse_server_route(server, "GET", "/readyz", sse__hub_on_readyz, h)) ||
         (rc = sse_server_route(server, "GET", "/metrics", sse__hub_on_metrics, h)))
         goto out_free;
     uv_idle_init(h->loop, h->replay_idle);

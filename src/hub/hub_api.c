@@ -489,6 +489,25 @@ int sse__hub_on_healthz(sse_request *req, void *ud)
     return sse_request_respond(req, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 
+/*
+ * GET /readyz: 200 while updates can be stored and travel, else 503 with the reason, so a load
+ * balancer sends no publisher or subscriber here (/livez and /healthz stay 200: restarting the
+ * process would not bring the store's disk or the Redis server back). Checks the store's and
+ * the bus's health queries (include/sse/store.h, bus.h) and that the hub is not shutting down.
+ */
+int sse__hub_on_readyz(sse_request *req, void *ud)
+{
+    sse_hub *h = ud;
+    const char *why = NULL;
+    int ok = !h->closing && sse_store_healthy(h->store, &why) &&
+             (!h->o.bus || sse_bus_healthy(h->o.bus, &why));
+    char body[160];
+    int n = snprintf(body, sizeof(body), "%s\n", ok ? "ready" : why ? why : "shutting down");
+    sse_request_add_header(req, "Cache-Control", "no-store");
+    return sse_request_respond(req, ok ? 200 : 503, "text/plain; charset=utf-8", body,
+                               (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1);
+}
+
 /* One metric; with a hub instance (worker) every sample is labelled worker="K". */
 static int metric_l(sse_buf *b, const char *inst, const char *name, const char *type,
                     const char *help, unsigned long long v)
@@ -540,6 +559,9 @@ int sse__hub_on_metrics(sse_request *req, void *ud)
                  is.cache_hits);
     rc |= metric(&b, "ssehub_pattern_cache_misses_total", "counter", "Pattern-match cache misses.",
                  is.cache_misses);
+    rc |= metric(&b, "ssehub_jwks_refreshes_total", "counter",
+                 "Fresh key sets asked for (tokens with an unknown kid, rate-limited).",
+                 h->jwks_refreshes);
     static const char *const reasons[SSE__HUB_REASONS] = {"local",   "peer",  "slow",
                                                           "timeout", "error", "expired"};
     rc |= sse_buf_append_str(&b, "# HELP ssehub_disconnects_total Subscriber streams closed, by "

@@ -107,6 +107,13 @@ int sse__hub_find_token(sse_hub *h, const sse_request *req, const char **tok, si
         }
     }
     const char *cookie = sse_request_header(req, "Cookie");
+    if (cookie && h->cookie_name) { /* --cookie-name: that cookie only, as the reference hub */
+        if (sse__hub_cookie_get(cookie, h->cookie_name, tok, len) && *len) {
+            *from_cookie = 1;
+            return 1;
+        }
+        return 0;
+    }
     if (cookie) {
         static const char *const names[] = {SSE__HUB_COOKIE_08, "__Secure-mercureAuthorization",
                                             "mercureAuthorization", "__Secure-mercureAccessToken",

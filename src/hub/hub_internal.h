@@ -64,8 +64,11 @@ struct sse_hub {
     uv_loop_t *loop;
     sse_hub_options o; /* copy; strings below are owned copies */
     char *publish_origins;
-    char *resource; /* draft-08 resource identifier (copy) or NULL */
-    char *instance; /* opts.instance (copy) or NULL */
+    char *resource;            /* draft-08 resource identifier (copy) or NULL */
+    char *instance;            /* opts.instance (copy) or NULL */
+    char *cookie_name;         /* opts.cookie_name (copy) or NULL */
+    uint64_t jwks_asked_ms[2]; /* when a fresh key set was last asked for, per role (loop ms) */
+    uint64_t jwks_refreshes;   /* key sets asked for (/metrics) */
     int drafts;
     sse_store *store;
     int own_store;
@@ -158,6 +161,7 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h);
 int sse__hub_on_subscriptions_api(sse_request *req, void *ud);
 int sse__hub_on_metrics(sse_request *req, void *ud);
 int sse__hub_on_healthz(sse_request *req, void *ud);
+int sse__hub_on_readyz(sse_request *req, void *ud); /* GET /readyz (hub_api.c) */
 int sse__hub_on_metadata(sse_request *req, void *ud);
 void sse__hub_sweep_cb(uv_timer_t *t);
 /* The replay slices of one loop turn (the hub's replay_idle), and answering those still queued

@@ -198,7 +198,8 @@ static int store_update(sse_hub *h, sse_frame *frame, const char *const *topics,
     e.time_ms = time_ms;
     u->in_submit = 1;
     int rc = 0;
-    if (no_history) /* in the queue all the same: released in order with the others */
+    if (no_history ||
+        h->o.no_history) /* in the queue all the same: released in order with the others */
         appended(u, 0, 0);
     else
         rc = sse_store_append(h->store, &e, appended, u);

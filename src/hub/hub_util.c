@@ -305,6 +305,20 @@ int sse__hub_cookie_get(const char *h, const char *name, const char **val, size_
     return 0;
 }
 
+int sse__hub_cookie_name_ok(const char *name)
+{
+    /* RFC 6265 cookie-name is an RFC 7230 token; 256 bytes is far beyond any real name */
+    size_t n = strlen(name);
+    if (!n || n > 256)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c))
+            return 0;
+    }
+    return 1;
+}
+
 int sse__hub_origin_allowed(const char *list, const char *origin, const char *referer)
 {
     const char *o = origin;

@@ -41,6 +41,8 @@ int sse__hub_pct_encode(sse_buf *b, const char *s, size_t n);
  * from header) or 0.
  */
 int sse__hub_cookie_get(const char *header, const char *name, const char **val, size_t *len);
+/* 1 if name is a valid cookie name (an RFC 7230 token of 1..256 bytes), else 0. */
+int sse__hub_cookie_name_ok(const char *name);
 /*
  * 1 if the request's Origin (or, without it, the origin part of Referer) is in list (space or
  * comma separated origins, or "*"). 0 if neither header is present or it is not listed.

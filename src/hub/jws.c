@@ -42,7 +42,8 @@ size_t sse__b64url_encode(const void *in, size_t len, char *out)
     return o;
 }
 
-/* The digest of one of the nine algorithm names, or NULL for anything else. */
+/* The digest of one of the nine algorithm names, or NULL for anything else (EdDSA too: it has
+   no separate digest, sse__jws_encode tells it apart first). */
 static const EVP_MD *jws_md(const char *alg)
 {
     if (!alg || strlen(alg) != 5 || (alg[0] != 'H' && alg[0] != 'R' && alg[0] != 'E') ||
@@ -83,7 +84,10 @@ static int jws_sign_pkey(const char *alg, const EVP_MD *md, const char *key,
     unsigned char der[SSE__JWS_MAX_SIG];
     size_t der_len = sizeof(der);
     *why = "signing failed";
-    if (!pk || EVP_PKEY_base_id(pk) != (alg[0] == 'R' ? EVP_PKEY_RSA : EVP_PKEY_EC)) {
+    int want = alg[0] == 'R'                    ? EVP_PKEY_RSA
+               : alg[0] == 'E' && alg[1] == 'S' ? EVP_PKEY_EC
+                                                : EVP_PKEY_ED25519;
+    if (!pk || EVP_PKEY_base_id(pk) != want) {
         *why = "not a PEM private key of the algorithm's type";
         rc = SSE_EINVAL;
         goto out;
@@ -91,7 +95,7 @@ static int jws_sign_pkey(const char *alg, const EVP_MD *md, const char *key,
     if (!ctx || EVP_DigestSignInit(ctx, NULL, md, NULL, pk) != 1 ||
         EVP_DigestSign(ctx, der, &der_len, msg, len) != 1)
         goto out;
-    if (alg[0] == 'R') {
+    if (alg[0] == 'R' || want == EVP_PKEY_ED25519) { /* Ed25519: R || S already, 64 bytes */
         memcpy(sig, der, der_len);
         *sig_len = der_len;
     } else {
@@ -122,8 +126,9 @@ int sse__jws_encode(char *out, size_t cap, size_t *out_len, const char *alg, con
     unsigned char sig[SSE__JWS_MAX_SIG];
     size_t sig_len = 0;
     int rc;
-    const EVP_MD *md = jws_md(alg);
-    if (!md) {
+    int eddsa = alg && !strcmp(alg, "EdDSA"); /* Ed25519 (RFC 8037): no digest of its own */
+    const EVP_MD *md = eddsa ? NULL : jws_md(alg);
+    if (!md && !eddsa) {
         reason = "unknown algorithm";
         rc = SSE_EUNSUPPORTED;
         goto out_fail;
@@ -142,7 +147,7 @@ int sse__jws_encode(char *out, size_t cap, size_t *out_len, const char *alg, con
     size_t n = sse__b64url_encode(header, header_len, out);
     out[n++] = '.';
     n += sse__b64url_encode(claims, claims_len, out + n);
-    if (alg[0] == 'H')
+    if (alg[0] == 'H' && !eddsa)
         rc = jws_sign_hmac(md, key, (const unsigned char *)out, n, sig, &sig_len, &reason);
     else
         rc = jws_sign_pkey(alg, md, key, (const unsigned char *)out, n, sig, &sig_len, &reason);

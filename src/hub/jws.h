@@ -6,7 +6,8 @@
  * of the verifier (auth.h) sign their valid tokens with it.
  * The caller writes the header and claims JSON texts; this file base64url-encodes them, signs
  * "header.claims" with HS256/384/512 (HMAC), RS256/384/512 (RSA PKCS#1 v1.5) or ES256/384/512
- * (ECDSA, R || S as RFC 7518 section 3.4 wants) and appends the signature.
+ * (ECDSA, R || S as RFC 7518 section 3.4 wants) or EdDSA (Ed25519, RFC 8037) and appends the
+ * signature.
  *
  * This file does not own: verification (auth.h), what the claims say (the caller), reading keys
  * from files. The library itself never signs.
@@ -38,9 +39,9 @@ size_t sse__b64url_encode(const void *in, size_t len, char *out);
  * Build the compact JWS base64url(header) "." base64url(claims) "." base64url(signature) into
  * out[0..cap), NUL-terminated; header and claims are any bytes (borrowed; normally JSON texts,
  * which are not checked). alg is one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384,
- * ES512 and is used as given, whatever the header says. key (borrowed, NUL-terminated) is the
- * HMAC secret for HS (a PEM text is refused) or a PEM private key of the algorithm's family for
- * RS and ES.
+ * ES512, EdDSA and is used as given, whatever the header says. key (borrowed, NUL-terminated) is
+ * the HMAC secret for HS (a PEM text is refused) or a PEM private key of the algorithm's family
+ * for RS, ES and EdDSA (an Ed25519 key).
  * Returns 0 and *out_len (if not NULL) the token's length; or SSE_EUNSUPPORTED (unknown alg),
  * SSE_EINVAL (no key, or a key that does not fit alg), SSE_ELIMIT (cap below SSE__JWS_MAX_LEN
  * and the token did not fit), SSE_ENOMEM (OpenSSL could not sign: out of memory, or for RS a key

@@ -122,8 +122,9 @@ static int sse__cors_allowed(const sse_server *s, const char *origin)
     return 0;
 }
 
-/* The CORS response fields for r into f[0..3), in order; returns how many (0 when CORS is off
- * or the origin is not allowed). The values are borrowed from r and s. */
+/* The CORS response fields for r into f[0..SSE__CORS_FIELDS), in order; returns how many (0 when
+ * CORS is off or the origin is not allowed). The values are borrowed from r and s. */
+#define SSE__CORS_FIELDS 4 /* the most sse__cors_fields writes */
 static unsigned sse__cors_fields(const sse_request *r, struct sse__field *f)
 {
     const sse_server *s = r->srv;
@@ -132,19 +133,52 @@ static unsigned sse__cors_fields(const sse_request *r, struct sse__field *f)
     const char *origin = sse_request_header(r, "Origin");
     if (!origin || !sse__cors_allowed(s, origin))
         return 0;
-    f[0].name = "Access-Control-Allow-Origin";
+    unsigned n = 0;
+    f[n].name = "Access-Control-Allow-Origin";
     if (strcmp(s->o.cors_origins, "*") == 0 && !s->o.cors_credentials) {
-        f[0].value = "*";
-        return 1;
+        f[n++].value = "*";
+    } else {
+        f[n++].value = origin;
+        f[n].name = "Vary";
+        f[n++].value = "Origin";
+        if (s->o.cors_credentials) {
+            f[n].name = "Access-Control-Allow-Credentials";
+            f[n++].value = "true";
+        }
     }
-    f[0].value = origin;
-    f[1].name = "Vary";
-    f[1].value = "Origin";
-    if (!s->o.cors_credentials)
-        return 2;
-    f[2].name = "Access-Control-Allow-Credentials";
-    f[2].value = "true";
-    return 3;
+    /* Without it a cross-origin fetch() reads only the CORS-safelisted response headers: the
+       Mercure Link (hub discovery) and Last-Event-ID answers would read as null. */
+    if (s->o.cors_expose_headers && *s->o.cors_expose_headers) {
+        f[n].name = "Access-Control-Expose-Headers";
+        f[n++].value = s->o.cors_expose_headers;
+    }
+    return n;
+}
+
+/*
+ * The query string q as the access log writes it, into out[0..cap): the values of the
+ * parameters that carry bearer tokens (Mercure's "authorization", OAuth's "access_token", in
+ * any letter case) become "REDACTED", so a token never reaches a log file. Cut at cap.
+ */
+static void sse__redact_query(const char *q, char *out, size_t cap)
+{
+    static const char *const secret[] = {"authorization", "access_token"};
+    size_t o = 0;
+    while (*q && o + 1 < cap) {
+        size_t plen = strcspn(q, "&"), nlen = strcspn(q, "=&");
+        int hide = 0;
+        for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+            hide |= nlen == strlen(secret[i]) && !strncasecmp(q, secret[i], nlen);
+        const char *v = hide && nlen < plen ? "REDACTED" : q + nlen;
+        size_t vlen = hide && nlen < plen ? 8 : plen - nlen;
+        int n = snprintf(out + o, cap - o, "%.*s%s%.*s%s", (int)nlen, q,
+                         hide && nlen < plen ? "=" : "", (int)vlen, v, q[plen] ? "&" : "");
+        if (n < 0 || (size_t)n >= cap - o)
+            break;
+        o += (size_t)n;
+        q += plen + (q[plen] ? 1 : 0);
+    }
+    out[o < cap ? o : cap - 1] = '\0';
 }
 
 static void sse__access_log(const sse_request *r, int status, size_t bytes, const char *what)
@@ -153,8 +187,10 @@ static void sse__access_log(const sse_request *r, int status, size_t bytes, cons
     if (!s->o.access_log)
         return;
     double ms = (double)(uv_hrtime() - r->t_start) / 1e6;
+    char query[768];
+    sse__redact_query(r->query, query, sizeof(query));
     sse__log(s, SSE_LOG_INFO, "%s %s %s%s%s %d %zu %.3fms%s", r->remote, r->method, r->path,
-             r->query[0] ? "?" : "", r->query, status, bytes, ms, what);
+             r->query[0] ? "?" : "", query, status, bytes, ms, what);
 }
 
 /* The request is answered: the connection goes on with the next request, or closes. */
@@ -207,7 +243,7 @@ int sse_request_respond(sse_request *r, int status, const char *content_type, co
     int keep =
         h2 || ((r->flags & SSE__R_KEEP) && !s->closing && !((c->flags & SSE__F_EOF) && !c->pend));
     int bodyless = status == 204 || status == 304 || status < 200;
-    struct sse__field fields[3];
+    struct sse__field fields[SSE__CORS_FIELDS];
     struct sse__head h = {status,        content_type, len, 0, fields, sse__cors_fields(r, fields),
                           r->extra.data, r->extra.len};
     if (!bodyless)
@@ -240,7 +276,8 @@ int sse_request_open_stream(sse_request *r, sse_stream **out)
     sse_server *s = r->srv;
     if (s->closing)
         return SSE_ECLOSED;
-    struct sse__field fields[5] = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+    struct sse__field fields[2 + SSE__CORS_FIELDS] = {{"Cache-Control", "no-cache"},
+                                                      {"X-Accel-Buffering", "no"}};
     /* Close-delimited body (no chunked framing): see docs/SERVER.md, "Framing". */
     struct sse__head h = {200,
                           "text/event-stream",

@@ -212,7 +212,7 @@ struct sse__listener {
 
 struct sse_server {
     uv_loop_t *loop;
-    sse_server_options o; /* with defaults filled in; cors_origins owned */
+    sse_server_options o; /* with defaults filled in; cors_origins, cors_expose_headers owned */
     struct sse__http_limits lim;
     struct sse__http_header *hdrs; /* max_headers slots, reused by every parse */
     char *rbuf;                    /* the one read buffer (reads are handled synchronously) */

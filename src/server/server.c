@@ -131,6 +131,9 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
         s->o = *opts;
     s->o.version = SSE_SERVER_OPTIONS_VERSION;
     s->o.cors_origins = NULL;
+    s->o.cors_expose_headers = NULL;
+    if (opts && opts->cors_expose_headers && strpbrk(opts->cors_expose_headers, "\r\n"))
+        goto out_einval; /* a header value, copied into every CORS answer */
     if (!s->o.max_request_line)
         s->o.max_request_line = 8192;
     if (!s->o.max_header_bytes)
@@ -179,6 +182,9 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
     s->ntps = 1;
     if (opts && opts->cors_origins && !(s->o.cors_origins = sse__strdup(opts->cors_origins)))
         goto out_free;
+    if (opts && opts->cors_expose_headers &&
+        !(s->o.cors_expose_headers = sse__strdup(opts->cors_expose_headers)))
+        goto out_free;
     s->hdrs = sse__calloc(s->o.max_headers, sizeof(*s->hdrs));
     s->rbuf = sse__malloc(s->rbuf_size);
     if (!s->hdrs || !s->rbuf)
@@ -215,6 +221,7 @@ out_free:
     sse__free(s->rbuf);
     sse__free(s->hdrs);
     sse__free((char *)s->o.cors_origins);
+    sse__free((char *)s->o.cors_expose_headers);
     sse__free(s);
     return SSE_ENOMEM;
 }
@@ -577,6 +584,7 @@ void sse_server_free(sse_server *s)
     sse__free(s->hdrs);
     sse__free((char *)s->o.cors_origins);
     sse__tls_free(s->tls);
+    sse__free((char *)s->o.cors_expose_headers);
     sse__free(s);
 }
 

@@ -47,6 +47,11 @@ void sse_store_stats(const sse_store *s, size_t *count, size_t *bytes)
     s->ops->stats(s, count, bytes);
 }
 
+int sse_store_healthy(const sse_store *s, const char **why)
+{
+    return !s->ops->healthy || s->ops->healthy(s, why);
+}
+
 void sse_store_close(sse_store *s, void (*done)(void *ud), void *ud)
 {
     if (s)

@@ -437,8 +437,8 @@ static void gate_close(sse_bus *b, sse_bus_close_cb done, void *ud)
     sse_bus_close(g->inner, done, ud); /* the gate itself belongs to the test */
 }
 
-static const sse_bus_ops gate_ops = {SSE_BUS_OPS_VERSION, "gate", gate_start, gate_publish,
-                                     gate_close,          NULL,   NULL,       NULL};
+static const sse_bus_ops gate_ops = {
+    SSE_BUS_OPS_VERSION, "gate", gate_start, gate_publish, gate_close, NULL, NULL, NULL, NULL};
 
 static void gate_release(void *arg)
 {

@@ -266,6 +266,53 @@ static int test_tls(void)
     return 0;
 }
 
+/* The reference hub's names (docs/OPERATIONS.md), the operators' settings and their checks. */
+static int test_reference_names_and_ops(void)
+{
+    char path[] = "/tmp/ssehub-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "max_request_body_size = 2K\ndispatch_timeout = 7s\ncookie_name = hubToken\n"
+               "publisher_jwks_uri = file:///etc/jwks.json\n");
+    fclose(f);
+    struct serve_config c;
+    char err[512];
+    char *a1[] = {
+        "serve",        "--config", path, "--resource-identifier", "https://h/.well-known/mercure",
+        "--log-format", "json"};
+    const char *env[] = {"MERCURE_SUBSCRIBER_JWKS_URL", "https://idp.example/jwks", NULL};
+    CHECK_EQ_INT(load(&c, a1, 7, env, err), 0);
+    unlink(path);
+    CHECK_EQ_UINT(c.max_body, 2048);
+    CHECK_EQ_UINT(c.write_timeout_ms, 7000);
+    CHECK_EQ_STR(c.cookie_name, "hubToken");
+    CHECK_EQ_STR(c.publisher_jwks_url, "file:///etc/jwks.json");
+    CHECK_EQ_STR(c.subscriber_jwks_url, "https://idp.example/jwks");
+    CHECK_EQ_STR(c.resource, "https://h/.well-known/mercure");
+    CHECK_EQ_STR(c.log_format, "json");
+    CHECK_EQ_UINT(c.jwks_refresh_min_ms, 5000);
+    CHECK_EQ_UINT(c.jwks_max_bytes, 64u << 10);
+    serve_config_free(&c);
+    /* the reference's write_timeout is a connection age: deliberately no alias (ambiguous) */
+    char *a2[] = {"serve", "--write_timeout", "5s"};
+    CHECK_EQ_INT(load(&c, a2, 3, NULL, err), 0);
+    CHECK_EQ_UINT(c.write_timeout_ms, 5000); /* ours: --write-timeout, '_' and '-' alike */
+    serve_config_free(&c);
+    char *a3[] = {"serve", "--log-format", "xml"};
+    CHECK_EQ_INT(load(&c, a3, 3, NULL, err), 2);
+    CHECK(strstr(err, "--log-format") != NULL);
+    serve_config_free(&c);
+    char *a4[] = {"serve", "--subscriber-jwks-url", "ftp://x/jwks"};
+    CHECK_EQ_INT(load(&c, a4, 3, NULL, err), 2);
+    CHECK(strstr(err, "--subscriber-jwks-url") != NULL);
+    serve_config_free(&c);
+    char *a5[] = {"serve", "--resource-identifierx", "a"};
+    CHECK_EQ_INT(load(&c, a5, 3, NULL, err), 2);
+    serve_config_free(&c);
+    return 0;
+}
+
 static void count_diff(const char *name, void *ud)
 {
     char *names = ud;
@@ -299,4 +346,4 @@ static int test_diff(void)
 CHECK_MAIN(CHECK_TEST(test_defaults), CHECK_TEST(test_precedence), CHECK_TEST(test_errors),
            CHECK_TEST(test_demo_implies), CHECK_TEST(test_values),
            CHECK_TEST(test_help_lists_everything), CHECK_TEST(test_store), CHECK_TEST(test_tls),
-           CHECK_TEST(test_diff))
+           CHECK_TEST(test_diff), CHECK_TEST(test_reference_names_and_ops))

@@ -154,6 +154,7 @@ static const sse_store_ops delay_ops = {SSE_STORE_OPS_VERSION,
                                         d_trim,
                                         d_stats,
                                         d_close,
+                                        NULL,
                                         NULL};
 
 /* ---------------------------------------------------------------- client thread */

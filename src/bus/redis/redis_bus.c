@@ -1165,9 +1165,21 @@ static void bus_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
     uv_close((uv_handle_t *)&b->p_timer, on_handle_closed);
 }
 
-static const sse_bus_ops redis_ops = {SSE_BUS_OPS_VERSION, "redis",      bus_start,
-                                      bus_publish,         bus_close,    presence_start,
-                                      presence_set,        presence_list};
+/* /readyz: every shard has its command and reader connections up (else a reconnect runs). */
+static int bus_healthy(const sse_bus *bus, const char **why)
+{
+    const struct redis_bus *b = (const struct redis_bus *)bus;
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->shards[i].cmd_up || !b->shards[i].rd_up) {
+            *why = "redis connection lost (reconnecting)";
+            return 0;
+        }
+    return 1;
+}
+
+static const sse_bus_ops redis_ops = {SSE_BUS_OPS_VERSION, "redis",       bus_start,
+                                      bus_publish,         bus_close,     presence_start,
+                                      presence_set,        presence_list, bus_healthy};
 
 int sse_bus_redis_new(sse_bus **out, const sse_bus_redis_options *o)
 {

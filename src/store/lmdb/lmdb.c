@@ -116,6 +116,7 @@ struct lmdb_store {
     char *last_id;       /* id of the newest completed entry */
     size_t last_id_len;
     int closing;
+    int append_failing; /* the newest append completed on the loop failed (/readyz) */
     void (*close_done)(void *ud);
     void *close_ud;
     size_t inflight; /* appends and replay batches not yet delivered: the loop stays alive */
@@ -868,6 +869,7 @@ static void deliver_op(struct lmdb_store *s, struct op *o)
             cache_reset(s, o->pos + 1);
         }
     }
+    s->append_failing = o->status != 0; /* /readyz: until an append succeeds again */
     if (o->cb)
         o->cb(o->ud, o->status, o->status ? 0 : o->pos);
 }
@@ -1263,6 +1265,16 @@ static void l_close(sse_store *base, void (*done)(void *ud), void *ud)
     uv_mutex_unlock(&s->rmu);
 }
 
+/* /readyz: the last append failed (a full map, a disk error); healthy again on the next that
+   succeeds. */
+static int l_healthy(const sse_store *base, const char **why)
+{
+    const struct lmdb_store *s = (const struct lmdb_store *)base;
+    if (s->append_failing)
+        *why = "the last append to the LMDB store failed";
+    return !s->append_failing;
+}
+
 static const sse_store_ops lmdb_ops = {
     SSE_STORE_OPS_VERSION,
     "lmdb",
@@ -1274,6 +1286,7 @@ static const sse_store_ops lmdb_ops = {
     l_stats,
     l_close,
     l_replay_from,
+    l_healthy,
 };
 
 /* ---------------------------------------------------------------- opening */

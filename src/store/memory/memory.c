@@ -273,8 +273,17 @@ static void mem_close(sse_store *s, void (*done)(void *ud), void *ud)
 }
 
 static const sse_store_ops mem_ops = {
-    SSE_STORE_OPS_VERSION, "memory", mem_append, mem_replay, mem_scan_back,
-    mem_last_id,           mem_trim, mem_stats,  mem_close,  mem_replay_from,
+    SSE_STORE_OPS_VERSION,
+    "memory",
+    mem_append,
+    mem_replay,
+    mem_scan_back,
+    mem_last_id,
+    mem_trim,
+    mem_stats,
+    mem_close,
+    mem_replay_from,
+    NULL, /* always healthy */
 };
 
 int sse_store_memory_new(sse_store **out, const sse_store_limits *lim)

@@ -1,0 +1,536 @@
+#!/usr/bin/env python3
+"""test_ops.py: what operators of the reference Mercure hub configure, against `ssehub serve`.
+
+JSON Web Key Sets (--publisher-jwks-url / --subscriber-jwks-url) served by this script over HTTP
+on 127.0.0.1 and read from file://: key selection by kid, rotation (a new kid makes the hub
+refetch), rate-limited refetching on made-up kids, EdDSA (Ed25519), ES256 and RS256 keys made
+with the openssl CLI; --cookie-name; Access-Control-Expose-Headers; --history-count 0 (no
+history); /healthz, /livez, /readyz; --log-format json and no token in any log line at debug
+level; the reference hub's option names as aliases.
+It reuses test_hub.py's helpers (hub process, raw HTTP, tokens). Usage as test_hub.py.
+"""
+import base64
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_hub as T  # noqa: E402  (the helpers; its main() is not run)
+from test_hub import KEY, Hub, Sub, check, publish, q, request, tok07  # noqa: E402
+
+ONLY = sys.argv[2] if len(sys.argv) > 2 else None
+TMP = tempfile.mkdtemp(prefix="ssehub-ops-")
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def need_openssl():
+    if not shutil.which("openssl"):
+        T.skip("openssl is missing (scripts/install-deps test installs it)", required=True)
+
+
+def ossl(*args, data=None):
+    return subprocess.run(["openssl"] + list(args), input=data, check=True,
+                          capture_output=True).stdout
+
+
+class Key:
+    """A key pair made by the openssl CLI, its JWK (public part) and a signer."""
+
+    def __init__(self, kind, kid):
+        self.kind, self.kid = kind, kid
+        self.priv = os.path.join(TMP, "%s-%s.pem" % (kind, kid))
+        self.pub = self.priv + ".pub"
+        if kind == "ed":
+            ossl("genpkey", "-algorithm", "ed25519", "-out", self.priv)
+        elif kind == "ec":
+            ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", self.priv)
+        else:
+            ossl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                 "-out", self.priv)
+        ossl("pkey", "-in", self.priv, "-pubout", "-out", self.pub)
+        der = ossl("pkey", "-pubin", "-in", self.pub, "-outform", "DER")
+        if kind == "ed":
+            self.alg = "EdDSA"
+            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64(der[-32:])}
+        elif kind == "ec":
+            self.alg = "ES256"
+            pt = der[-65:]  # 04 || x || y
+            self.jwk = {"kty": "EC", "crv": "P-256", "x": b64(pt[1:33]), "y": b64(pt[33:])}
+        else:
+            self.alg = "RS256"
+            mod = ossl("rsa", "-pubin", "-in", self.pub, "-noout", "-modulus").decode()
+            n = bytes.fromhex(mod.strip().split("=", 1)[1])
+            self.jwk = {"kty": "RSA", "n": b64(n), "e": "AQAB", "alg": "RS256"}
+        self.jwk["kid"] = kid
+
+    def sign(self, claims, kid=None, typ="JWT"):
+        head = {"alg": self.alg, "typ": typ}
+        if kid is not False:
+            head["kid"] = kid or self.kid
+        msg = (b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode()))
+        path = os.path.join(TMP, "msg")
+        with open(path, "w") as f:
+            f.write(msg)
+        if self.kind == "ed":
+            sig = ossl("pkeyutl", "-sign", "-inkey", self.priv, "-rawin", "-in", path)
+        else:
+            sig = ossl("dgst", "-sha256", "-sign", self.priv, path)
+            if self.kind == "ec":
+                sig = der_to_rs(sig, 32)
+        return msg + "." + b64(sig)
+
+
+def der_to_rs(der, size):
+    """ECDSA-Sig-Value (DER) -> R || S of the curve's size (JWS, RFC 7518 3.4)."""
+    i = 2 if der[1] < 0x80 else 3
+    out = b""
+    for _ in range(2):
+        check(der[i] == 0x02, "not a DER integer")
+        ln = der[i + 1]
+        v = der[i + 2:i + 2 + ln].lstrip(b"\0")
+        out += v.rjust(size, b"\0")
+        i += 2 + ln
+    return out
+
+
+PUB_CLAIMS = {"mercure": {"publish": ["*"], "subscribe": ["*"]}}
+
+
+class JwksServer:
+    """A JWKS document served over HTTP on 127.0.0.1 (port 0), replaceable, hits counted."""
+
+    def __init__(self, keys):
+        self.doc = json.dumps({"keys": keys}).encode()
+        self.hits = 0
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                outer.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(outer.doc)))
+                self.end_headers()
+                self.wfile.write(outer.doc)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/jwks.json" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def set(self, keys):
+        self.doc = json.dumps({"keys": keys}).encode()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def metric(h, name):
+    _, _, body = request(h, "GET", "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.split()[-1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def pub_status(h, tok):
+    return publish(h, {"topic": "/k", "data": "x"}, tok=tok)[0]
+
+
+# ---------------------------------------------------------------- JWKS
+
+def t_jwks_http_rotation():
+    """Keys over http: a token picks its key by kid; a token of a new kid is refused until the
+    hub refetched the set, which it does on its own (it saw an unknown kid); a removed key no
+    longer admits its tokens (even one verified before: the verified-token cache is emptied)."""
+    need_openssl()
+    a, b = Key("ed", "a"), Key("ec", "b")
+    srv = JwksServer([a.jwk])
+    try:
+        h = Hub("--publisher-jwks-url", srv.url, "--jwks-refresh-min", "200ms")
+        check(srv.hits == 1, "start: %d fetches" % srv.hits)
+        tok_a = a.sign(PUB_CLAIMS)
+        check(pub_status(h, tok_a) == 200, "EdDSA token of kid a refused")
+        check(pub_status(h, a.sign(PUB_CLAIMS, kid="zz")) == 401, "a made-up kid accepted")
+        time.sleep(0.3)
+        srv.set([a.jwk, b.jwk])  # rotation: b appears
+        tok_b = b.sign(PUB_CLAIMS)
+        st = pub_status(h, tok_b)  # unknown kid: refused, and the hub refetches
+        check(st == 401, "kid b before the refetch: %d" % st)
+        deadline = time.time() + 5
+        while time.time() < deadline and pub_status(h, tok_b) != 200:
+            time.sleep(0.1)
+        check(pub_status(h, tok_b) == 200, "kid b never accepted after the rotation")
+        check(pub_status(h, tok_a) == 200, "kid a lost by the refetch")
+        # a's key goes: a token naming it makes the hub refetch, and it is refused since
+        time.sleep(0.3)
+        srv.set([b.jwk])
+        check(pub_status(h, a.sign(PUB_CLAIMS, kid="gone")) == 401, "unknown kid accepted")
+        deadline = time.time() + 5
+        while time.time() < deadline and pub_status(h, tok_a) == 200:
+            time.sleep(0.1)
+        check(pub_status(h, tok_a) == 401, "a removed key still admits its (cached) token")
+        # the subscriber role takes the publisher's set when it has no key of its own
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + tok_b})
+        check(s.status == 200, "subscriber with kid b: %d" % s.status)
+        s.close()
+        h.stop()
+    finally:
+        srv.close()
+
+
+def t_jwks_unknown_kid_rate_limited():
+    """A flood of made-up kids costs one refetch per --jwks-refresh-min, not one per token."""
+    need_openssl()
+    a = Key("ed", "a")
+    srv = JwksServer([a.jwk])
+    try:
+        h = Hub("--publisher-jwks-url", srv.url, "--jwks-refresh-min", "1h")
+        for i in range(30):
+            check(pub_status(h, a.sign(PUB_CLAIMS, kid="made-up-%d" % i)) == 401, i)
+        time.sleep(0.5)
+        check(srv.hits == 2, "30 unknown kids: %d fetches (want start + 1)" % srv.hits)
+        check(metric(h, "ssehub_jwks_refreshes_total") == 1, "refresh counter")
+        check(pub_status(h, a.sign(PUB_CLAIMS)) == 200, "the known kid stopped working")
+        h.stop()
+    finally:
+        srv.close()
+
+
+def t_jwks_file_rs_es_ed():
+    """file:// key set with RSA, EC and Ed25519 keys: each token verified with its kid's key and
+    algorithm; a token whose alg differs from its key's is refused (no algorithm confusion)."""
+    need_openssl()
+    r, e, d = Key("rsa", "r1"), Key("ec", "e1"), Key("ed", "d1")
+    path = os.path.join(TMP, "jwks.json")
+    with open(path, "w") as f:
+        json.dump({"keys": [r.jwk, e.jwk, d.jwk,
+                            {"kty": "oct", "k": b64(KEY.encode()), "kid": "hs"},
+                            {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"}]}, f)
+    h = Hub("--publisher-jwks-url", "file://" + path, "--subscriber-jwt-key", KEY)
+    for k in (r, e, d):
+        check(pub_status(h, k.sign(PUB_CLAIMS)) == 200, "%s token refused" % k.alg)
+    check(pub_status(h, r.sign(PUB_CLAIMS, kid="e1")) == 401, "RS256 token with an EC kid")
+    check(pub_status(h, d.sign(PUB_CLAIMS, kid=False)) == 401, "no kid, several keys")
+    check(pub_status(h, T.token(PUB_CLAIMS)) == 401, "HS256 token accepted by a key set")
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "hs"}).encode())
+    body = b64(json.dumps(PUB_CLAIMS).encode())
+    sig = b64(T.hmac.new(KEY.encode(), (head + "." + body).encode(), T.hashlib.sha256).digest())
+    check(pub_status(h, head + "." + body + "." + sig) == 401, "the set's oct key was used")
+    # the subscriber role keeps its own HMAC key
+    s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + tok07(subscribe=["*"])})
+    check(s.status == 200, "subscriber with its own key: %d" % s.status)
+    s.close()
+    h.stop()
+
+
+def t_jwks_bad_documents_refused():
+    """A key set that is not JSON, has no usable key, an EC point off its curve, or exceeds
+    --jwks-max-bytes: the hub does not start, and says why."""
+    need_openssl()
+    e = Key("ec", "e1")
+    off = dict(e.jwk)
+    off["y"] = b64(b"\x01" * 32)
+    cases = [("not json", b"{keys", "not JSON"),
+             ("no keys", b'{"keys":[{"kty":"oct","k":"AAAA"}]}', "no usable"),
+             ("off curve", json.dumps({"keys": [off]}).encode(), "curve"),
+             ("too big", json.dumps({"keys": [e.jwk], "pad": "x" * 70000}).encode(),
+              "jwks-max-bytes")]
+    for name, doc, want in cases:
+        path = os.path.join(TMP, "bad.json")
+        with open(path, "wb") as f:
+            f.write(doc)
+        p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0",
+                            "--publisher-jwks-url", "file://" + path],
+                           capture_output=True, timeout=10)
+        err = p.stderr.decode()
+        check(p.returncode != 0, "%s: started" % name)
+        check(want in err, "%s: %r" % (name, err[-300:]))
+    p = subprocess.run([T.SSEHUB, "serve", "--publisher-jwks-url", "ftp://x/jwks"],
+                       capture_output=True, timeout=10)
+    check(p.returncode == 2 and b"file://" in p.stderr, p.stderr)
+
+
+def t_jwks_https_verified():
+    """https:// key sets go through libcurl with TLS verification: a server whose certificate no
+    CA signed is refused at start (the hub does not start without its keys), with curl's reason
+    and without the URL."""
+    need_openssl()
+    import ssl
+    a = Key("ed", "a")
+    cert, key = os.path.join(TMP, "tls.crt"), os.path.join(TMP, "tls.key")
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1")
+    srv = JwksServer([a.jwk])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.srv.socket = ctx.wrap_socket(srv.srv.socket, server_side=True)
+    url = srv.url.replace("http://", "https://") + "?secret=do-not-log"
+    try:
+        p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0",
+                            "--publisher-jwks-url", url], capture_output=True, timeout=20)
+        err = p.stderr.decode()
+        check(p.returncode != 0, "started with a key set from an unverified TLS server")
+        check("certificate" in err.lower() or "ssl" in err.lower(), err[-300:])
+        check("do-not-log" not in err, "the URL (and its credential) was printed")
+    finally:
+        srv.close()
+
+
+def t_eddsa_pem_key():
+    """--publisher-jwt-alg EdDSA with an Ed25519 PEM public key; an RS key is refused for it."""
+    need_openssl()
+    d, r = Key("ed", "x"), Key("rsa", "y")
+    h = Hub("--publisher-jwt-alg", "EdDSA", "--publisher-jwt-key", "@" + d.pub)
+    check(pub_status(h, d.sign(PUB_CLAIMS, kid=False)) == 200, "EdDSA token refused")
+    bad = d.sign(PUB_CLAIMS, kid=False)
+    bad = bad[:-4] + ("AAAA" if not bad.endswith("AAAA") else "BBBB")
+    check(pub_status(h, bad) == 401, "a bad EdDSA signature accepted")
+    h.stop()
+    p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-alg",
+                        "EdDSA", "--publisher-jwt-key", "@" + r.pub], capture_output=True,
+                       timeout=10)
+    check(p.returncode != 0, "an RSA key accepted for EdDSA")
+
+
+# ---------------------------------------------------------------- cookie, CORS, history
+
+def t_cookie_name():
+    """--cookie-name: the token is read from that cookie, and only from it."""
+    h = Hub("--publisher-jwt-key", KEY, "--cookie-name", "hubToken")
+    tok = tok07(subscribe=["*"])
+    s = Sub(h, q(topic="/c"), {"Cookie": "a=b; hubToken=" + tok})
+    check(s.status == 200, "token in the named cookie: %d" % s.status)
+    s.close()
+    s = Sub(h, q(topic="/c"), {"Cookie": "mercureAuthorization=" + tok})
+    check(s.status == 401, "the default cookie read despite --cookie-name: %d" % s.status)
+    s.close()
+    h.stop()
+    p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key",
+                        KEY, "--cookie-name", "bad name;"], capture_output=True, timeout=10)
+    check(p.returncode != 0, "an invalid cookie name accepted")
+
+
+def t_cors_expose_headers():
+    """Cross-origin answers expose Link, Last-Event-ID and Mercure-Last-Event-ID (else fetch()
+    reads them as null); same-origin answers carry no CORS header."""
+    h = Hub("--publisher-jwt-key", KEY, "--anonymous", "--cors-origins", "https://app.example")
+    want = {"link", "last-event-id", "mercure-last-event-id"}
+    s = Sub(h, q(topic="/x"), {"Origin": "https://app.example"})
+    got = s.headers.get("access-control-expose-headers", "")
+    check({x.strip().lower() for x in got.split(",")} >= want, "subscribe: %r" % got)
+    s.close()
+    st, hd, _ = publish(h, {"topic": "/x", "data": "d"}, headers={"Origin": "https://app.example"})
+    check(st == 200, st)
+    got = hd.get("access-control-expose-headers", "")
+    check({x.strip().lower() for x in got.split(",")} >= want, "publish: %r" % got)
+    st, hd, _ = request(h, "GET", "/healthz", headers={"Origin": "https://evil.example"})
+    check("access-control-expose-headers" not in hd, "exposed to a foreign origin")
+    h.stop()
+
+
+def t_no_history():
+    """--history-count 0: updates still reach live subscribers; a replay finds nothing; the
+    history stays empty."""
+    h = Hub("--publisher-jwt-key", KEY, "--anonymous", "--history-count", "0")
+    live = Sub(h, q(topic="/n"))
+    for i in range(3):
+        check(publish(h, {"topic": "/n", "id": "n%d" % i, "data": "v%d" % i})[0] == 200, i)
+    ev = live.events(3)
+    check([e["data"] for e in ev] == ["v0", "v1", "v2"], ev)
+    live.close()
+    r = Sub(h, q(topic="/n"), {"Last-Event-ID": "n0"})
+    check(r.events(1, timeout=0.7) == [], "replayed with --history-count 0")
+    r.close()
+    r = Sub(h, q(topic="/n", lastEventID="earliest"))
+    check(r.events(1, timeout=0.7) == [], "earliest replayed with --history-count 0")
+    r.close()
+    check(metric(h, "ssehub_history_updates") == 0, "history not empty")
+    h.stop()
+    p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key", KEY,
+                        "--history-count", "0", "--workers", "2"], capture_output=True, timeout=10)
+    check(p.returncode == 2 and b"one process" in p.stderr, p.stderr)
+
+
+# ---------------------------------------------------------------- logs, aliases
+
+def t_json_logs_never_hold_a_token():
+    """--log-format json --log-level debug --access-log: every stderr line is one JSON object
+    with time, level and msg; a token sent in the Authorization header, a cookie, and the
+    authorization / access_token query parameters appears in none of them."""
+    h = Hub("--publisher-jwt-key", KEY, "--log-format", "json", "--log-level", "debug",
+            "--access-log", "--subscriptions")
+    toks = {n: tok07(subscribe=["*"], publish=["*"], jti=n) for n in
+            ("header", "cookie", "query07", "query08", "bad")}
+    s = Sub(h, q(topic="/l"), {"Authorization": "Bearer " + toks["header"]})
+    s.close()
+    s = Sub(h, q(topic="/l"), {"Cookie": "mercureAuthorization=" + toks["cookie"]})
+    s.close()
+    s = Sub(h, q(topic="/l", authorization=toks["query07"]))
+    s.close()
+    s = Sub(h, q(topic="/l", access_token=toks["query08"]))
+    s.close()
+    publish(h, {"topic": "/l", "data": "x"}, tok=toks["header"])
+    publish(h, {"topic": "/l", "data": "x"}, tok=toks["bad"][:-3] + "xyz")
+    request(h, "GET", "/healthz?authorization=" + toks["query07"])
+    request(h, "GET", "/.well-known/mercure/subscriptions?access_token=" + toks["query08"])
+    check(h.stop() == 0, "exit status")
+    err = h.p.stderr.read().decode()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    check(len(lines) >= 8, "too few log lines: %r" % err[-500:])
+    for ln in lines:
+        o = json.loads(ln)
+        check({"time", "level", "msg"} <= set(o), ln)
+    check(any("/healthz" in json.loads(ln)["msg"] for ln in lines), "no access-log line")
+    for name, t in toks.items():
+        for part in (t, t.split(".")[2]):  # the token, and its signature alone
+            check(part not in err, "the %s token is in the log" % name)
+
+
+def t_reference_aliases():
+    """The reference hub's names: resource_identifier, max_request_body_size, dispatch_timeout,
+    publisher_jwks_uri as flags and config keys."""
+    cfg = os.path.join(TMP, "ref.conf")
+    with open(cfg, "w") as f:
+        f.write("max_request_body_size = 100\ndispatch_timeout = 5s\n")
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg, "--resource-identifier",
+            "https://hub.example/.well-known/mercure")
+    st, _, body = request(h, "GET", "/.well-known/oauth-protected-resource/.well-known/mercure")
+    check(st == 200 and b"https://hub.example/.well-known/mercure" in body, body[:200])
+    st, _, _ = publish(h, {"topic": "/a", "data": "x" * 200})
+    check(st == 413, "max_request_body_size = 100 not applied: %d" % st)
+    h.stop()
+    out = subprocess.run([T.SSEHUB, "serve", "--help"], capture_output=True).stdout.decode()
+    for flag in ("--publisher-jwks-url", "--cookie-name", "--log-format"):
+        check(flag in out, flag + " not in --help")
+
+
+# ---------------------------------------------------------------- health
+
+def t_health_live_ready():
+    """/healthz, /livez and /readyz answer 200 on a running hub with a memory store."""
+    h = Hub("--publisher-jwt-key", KEY)
+    for path in ("/healthz", "/livez", "/readyz"):
+        st, _, body = request(h, "GET", path)
+        check(st == 200, "%s: %d %r" % (path, st, body))
+    h.stop()
+
+
+def wait_status(h, path, want, timeout):
+    end = time.time() + timeout
+    st = body = None
+    while time.time() < end:
+        st, _, body = request(h, "GET", path)
+        if st == want:
+            return body
+        time.sleep(0.1)
+    raise AssertionError("%s: %s %r, want %d" % (path, st, body, want))
+
+
+def t_readyz_lmdb_full():
+    """--store lmdb:DIR with a map too small: once appends fail (503), /readyz answers 503 with
+    the reason while /livez and /healthz stay 200."""
+    d = tempfile.mkdtemp(prefix="ssehub-ops-lmdb-", dir=TMP)
+    h = Hub("--publisher-jwt-key", KEY, "--store", "lmdb:" + d, "--store-map-size", "1M",
+            "--history-count", "100000", "--history-bytes", "1G", "--max-body", "64K",
+            "--max-update", "64K")
+    check(request(h, "GET", "/readyz")[0] == 200, "not ready at start")
+    status = 200
+    for i in range(200):
+        status = publish(h, {"topic": "/full", "data": ("%d " % i) + "x" * 20000})[0]
+        if status != 200:
+            break
+    check(status == 503, "the map never filled: %d" % status)
+    body = wait_status(h, "/readyz", 503, 3)
+    check(b"LMDB" in body, body)
+    for path in ("/livez", "/healthz"):
+        check(request(h, "GET", path)[0] == 200, path + " not 200 while the store fails")
+    h.stop()
+
+
+def t_readyz_redis_down():
+    """--redis: /readyz is 200 while Redis answers, 503 once it is gone (kill -9), 200 again
+    after it is back (the bus reconnects); /livez stays 200."""
+    if not shutil.which("redis-server"):
+        T.skip("redis-server is missing (scripts/install-deps test installs it)", required=True)
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    rdir = tempfile.mkdtemp(prefix="ssehub-ops-redis-", dir=TMP)
+
+    def redis():
+        p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--dir", rdir, "--save", "", "--appendonly", "no",
+                              "--protected-mode", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.time() + 10
+        while time.time() < end:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        return p
+            except OSError:
+                time.sleep(0.05)
+        p.kill()
+        raise AssertionError("redis-server did not start")
+
+    r = redis()
+    try:
+        h = Hub("--publisher-jwt-key", KEY, "--redis", "redis://127.0.0.1:%d" % port)
+        wait_status(h, "/readyz", 200, 5)
+        r.kill()
+        r.wait(5)
+        body = wait_status(h, "/readyz", 503, 5)
+        check(b"redis" in body, body)
+        check(request(h, "GET", "/livez")[0] == 200, "/livez while Redis is down")
+        r = redis()
+        wait_status(h, "/readyz", 200, 20)
+        h.stop()
+    finally:
+        if r.poll() is None:
+            r.kill()
+            r.wait(5)
+
+
+def main():
+    tests = [
+        ("env_jwks_http_rotation", t_jwks_http_rotation),
+        ("env_jwks_unknown_kid_rate_limited", t_jwks_unknown_kid_rate_limited),
+        ("env_jwks_file_rs_es_ed", t_jwks_file_rs_es_ed),
+        ("env_jwks_bad_documents_refused", t_jwks_bad_documents_refused),
+        ("env_jwks_https_verified", t_jwks_https_verified),
+        ("env_eddsa_pem_key", t_eddsa_pem_key),
+        ("cookie_name", t_cookie_name),
+        ("cors_expose_headers", t_cors_expose_headers),
+        ("no_history", t_no_history),
+        ("json_logs_never_hold_a_token", t_json_logs_never_hold_a_token),
+        ("reference_aliases", t_reference_aliases),
+        ("health_live_ready", t_health_live_ready),
+        ("readyz_lmdb_full", t_readyz_lmdb_full),
+        ("env_readyz_redis_down", t_readyz_redis_down),
+    ]
+    try:
+        return T.run_cases([(name, fn, ()) for name, fn in tests], ONLY)
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
