@@ -73,6 +73,34 @@ static int remote_fits(const struct sse__hub_remote_sub *r, const char *rest, si
     return fits(r->form, r->text, r->len, r->id, r->id_len, rest, n);
 }
 
+/* The members of a collection: this node's subscriptions that fit the rest of the path (all
+   when it is empty), then the other nodes', comma-separated. */
+static int append_subscriptions(sse_buf *doc, sse_hub *h, const char *rest, size_t rlen,
+                                const struct sse__hub_remote_sub *remote, size_t n_remote)
+{
+    int rc = 0, first = 1;
+    for (struct sse__hub_subscriber *s = h->subscribers; s && !rc; s = s->next)
+        for (size_t i = 0; i < s->n_subs && !rc; i++) {
+            if (rlen && sub_fits(&s->subs[i], rest, rlen) != 1)
+                continue;
+            if (!first)
+                rc = sse_buf_append_byte(doc, ',');
+            first = 0;
+            if (!rc)
+                rc = sse__hub_sub_json(doc, &s->subs[i], 1, 0);
+        }
+    for (size_t i = 0; i < n_remote && !rc; i++) {
+        if (rlen && remote_fits(&remote[i], rest, rlen) != 1)
+            continue;
+        if (!first)
+            rc = sse_buf_append_byte(doc, ',');
+        first = 0;
+        if (!rc)
+            rc = sse_buf_append(doc, remote[i].json, remote[i].json_len);
+    }
+    return rc;
+}
+
 static int authorized_for(sse_hub *h, const struct sse__hub_subscriber *tmp, const char *path)
 {
     const char *topics[1] = {path};
@@ -275,26 +303,8 @@ static void api_answer(sse_hub *h, sse_request *req, const struct sse__hub_remot
                 rc = sse__hub_json_str(&doc, canon.data, canon.len);
             if (!rc)
                 rc = sse_buf_append_str(&doc, ",\"type\":\"subscriptions\",\"subscriptions\":[");
-            int first = 1;
-            for (struct sse__hub_subscriber *s = h->subscribers; s && !rc; s = s->next)
-                for (size_t i = 0; i < s->n_subs && !rc; i++) {
-                    if (rlen && sub_fits(&s->subs[i], rest, rlen) != 1)
-                        continue;
-                    if (!first)
-                        rc = sse_buf_append_byte(&doc, ',');
-                    first = 0;
-                    if (!rc)
-                        rc = sse__hub_sub_json(&doc, &s->subs[i], 1, 0);
-                }
-            for (size_t i = 0; i < n_remote && !rc; i++) {
-                if (rlen && remote_fits(&remote[i], rest, rlen) != 1)
-                    continue;
-                if (!first)
-                    rc = sse_buf_append_byte(&doc, ',');
-                first = 0;
-                if (!rc)
-                    rc = sse_buf_append(&doc, remote[i].json, remote[i].json_len);
-            }
+            if (!rc)
+                rc = append_subscriptions(&doc, h, rest, rlen, remote, n_remote);
             if (!rc)
                 rc = sse_buf_append_str(&doc, "]}");
         }
@@ -350,26 +360,8 @@ static void api_answer(sse_hub *h, sse_request *req, const struct sse__hub_remot
             rc = sse__hub_json_str(&doc, last.data, last.len);
         if (!rc)
             rc = sse_buf_append_str(&doc, ",\"subscriptions\":[");
-        int first = 1;
-        for (struct sse__hub_subscriber *s = h->subscribers; s && !rc; s = s->next)
-            for (size_t i = 0; i < s->n_subs && !rc; i++) {
-                if (rlen && sub_fits(&s->subs[i], rest, rlen) != 1)
-                    continue;
-                if (!first)
-                    rc = sse_buf_append_byte(&doc, ',');
-                first = 0;
-                if (!rc)
-                    rc = sse__hub_sub_json(&doc, &s->subs[i], 1, 0);
-            }
-        for (size_t i = 0; i < n_remote && !rc; i++) {
-            if (rlen && remote_fits(&remote[i], rest, rlen) != 1)
-                continue;
-            if (!first)
-                rc = sse_buf_append_byte(&doc, ',');
-            first = 0;
-            if (!rc)
-                rc = sse_buf_append(&doc, remote[i].json, remote[i].json_len);
-        }
+        if (!rc)
+            rc = append_subscriptions(&doc, h, rest, rlen, remote, n_remote);
         if (!rc)
             rc = sse_buf_append_str(&doc, "]}");
     }
