@@ -45,8 +45,9 @@ function missing(what) {
   throw new TestSkip(`${what} is missing (scripts/install-deps test installs it)`);
 }
 
-// Launch headless Chromium, or exit 77/1 when it or playwright-core is missing.
-export async function launchBrowser() {
+// Launch headless Chromium, or exit 77/1 when it or playwright-core is missing. extraArgs: more
+// command-line switches (e.g. --ignore-certificate-errors for a test certificate).
+export async function launchBrowser(extraArgs = []) {
   if (!fs.existsSync(CHROMIUM)) missing(CHROMIUM);
   let chromium;
   try {
@@ -57,7 +58,7 @@ export async function launchBrowser() {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
+      '--disable-component-update', '--disable-sync', '--no-first-run', ...extraArgs],
   });
 }
 
