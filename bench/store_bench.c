@@ -12,9 +12,12 @@
  * (RssAnon: LMDB's file-backed map left out) before and at its highest during the replay; once
  * with a subscriber that reads at once, once with one that reads nothing for 2 s first.
  * --ssehub-before PATH runs each replay row with that binary too (another build, e.g. before a
- * change), in the same run; --replay-only 1 runs only the replay rows.
+ * change), in the same run; --replay-only 1 runs only the replay rows. --redis URL adds http rows
+ * for a hub that is a node over that Redis (`--redis URL`: the 200 waits for Redis's XADD reply
+ * and the update coming back through the node's reader; bench/run-redis-publish-bench.sh starts
+ * a redis-server for it).
  * Usage: bench_store_bench [--dir DIR] [--duration S] [--ssehub PATH] [--payload B] [--replay N]
- *                          [--ssehub-before PATH] [--replay-only 1]
+ *                          [--ssehub-before PATH] [--replay-only 1] [--redis URL]
  * (DIR: where the files go, default ./store_bench.tmp, must be on the disk to measure, not tmpfs;
  * PATH: default $SSEHUB, then ./src/cli/ssehub; without it the http rows are skipped).
  */
@@ -37,6 +40,7 @@
 #include <uv.h>
 
 static double duration = 2.0;
+static const char *redis_url; /* --redis: http rows of kind 3, a node over this Redis */
 static size_t payload = 200;
 static char dir[512] = "store_bench.tmp";
 static int replay_n = 100000;
@@ -335,6 +339,13 @@ static pid_t spawn_hub(const char *ssehub, int kind, int round, int *port, int b
         int dn = open("/dev/null", O_WRONLY);
         if (dn >= 0)
             dup2(dn, 2);
+        char rkey[64];
+        snprintf(rkey, sizeof(rkey), "store-bench:%d", round);
+        if (kind == 3)
+            execl(ssehub, ssehub, "serve", "--listen", "127.0.0.1:0", "--publish-anonymous",
+                  "--anonymous", "--publisher-jwt-key", "store-bench-key-0123456789abcdef",
+                  "--redis", redis_url, "--redis-key", rkey, "--history-count", "1000",
+                  "--queue-max", "4M", (char *)NULL);
         execl(ssehub, ssehub, "serve", "--listen", "127.0.0.1:0", "--publish-anonymous",
               "--anonymous", "--publisher-jwt-key", "store-bench-key-0123456789abcdef", "--store",
               store, "--store-sync", kind == 2 ? "nosync" : "sync", "--history-count",
@@ -394,7 +405,7 @@ static void http_row(const char *ssehub, int kind, int conc, int round)
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     qsort(all.v, all.n, sizeof(uint64_t), cmp_u64);
-    static const char *names[] = {"memory", "lmdb sync", "lmdb nosync"};
+    static const char *names[] = {"memory", "lmdb sync", "lmdb nosync", "redis node"};
     printf("http  %-12s %4d publishers  %9.0f 200/s   p50 %8.1f us  p99 %8.1f us  errors %llu\n",
            names[kind], conc, (double)ok / el, pct_us(all.v, all.n, 0.5),
            pct_us(all.v, all.n, 0.99), (unsigned long long)errors);
@@ -548,6 +559,8 @@ int main(int argc, char **argv)
             payload = (size_t)strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--ssehub-before"))
             ssehub_before = argv[i + 1];
+        else if (!strcmp(argv[i], "--redis"))
+            redis_url = argv[i + 1];
         else if (!strcmp(argv[i], "--replay-only"))
             replay_only = (int)strtol(argv[i + 1], NULL, 10);
     }
@@ -567,9 +580,9 @@ int main(int argc, char **argv)
     }
     if (ssehub && !replay_only)
         for (int c = 0; c < 3; c++)
-            for (int kind = 0; kind < 3; kind++)
+            for (int kind = 0; kind < (redis_url ? 4 : 3); kind++)
                 http_row(ssehub, kind, concs[c], round);
-    for (int kind = 0; ssehub && kind < 2; kind++)
+    for (int kind = 0; ssehub && replay_n > 0 && kind < 2; kind++)
         for (int wait_s = 0; wait_s <= 2; wait_s += 2) {
             if (ssehub_before)
                 replay_row(ssehub_before, "before", kind, round + 10 * wait_s + 100, replay_n,
