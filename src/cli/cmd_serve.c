@@ -999,7 +999,6 @@ int sse_cli_serve(int argc, char **argv)
         fprintf(stderr, "ssehub serve: %s\n", err);
         serve_config_free(&sv.loaded);
         serve_config_free(&sv.cfg);
-        serve_config_free(&sv.loaded);
         return 2;
     }
     int drafts = !strcmp(c->protocol, "draft-07")   ? SSE_HUB_DRAFT_07
@@ -1015,12 +1014,14 @@ int sse_cli_serve(int argc, char **argv)
         fprintf(stderr, "ssehub serve: --publisher-jwt-key and --publisher-jwks-url exclude each "
                         "other\n");
         serve_config_free(&sv.cfg);
+        serve_config_free(&sv.loaded);
         return 2;
     }
     if (c->subscriber_jwks_url && c->subscriber_key) {
         fprintf(stderr, "ssehub serve: --subscriber-jwt-key and --subscriber-jwks-url exclude "
                         "each other\n");
         serve_config_free(&sv.cfg);
+        serve_config_free(&sv.loaded);
         return 2;
     }
     sv.log_json = !strcmp(c->log_format, "json");
@@ -1072,6 +1073,7 @@ int sse_cli_serve(int argc, char **argv)
         fprintf(stderr, "ssehub serve: --history-count 0 (no history) is for one process: not "
                         "with --workers or --redis\n");
         serve_config_free(&sv.cfg);
+        serve_config_free(&sv.loaded);
         return 2;
     }
     if (serve_parse_listen(c->listen, &host, &port)) {
