@@ -302,6 +302,20 @@ def t_jwks_waiter_disconnects():
         srv.delay = 0
         check(pub_status(h, a.sign(PUB_CLAIMS)) == 200, "hub broken after the disconnects")
         h.stop()
+        # shutting down while a request waits: it gets 503, the hub exits cleanly
+        h = Hub("--publisher-jwks-url", srv.url, "--jwks-refresh-min", "1h")
+        srv.delay = 1.5
+        got = []
+        t = threading.Thread(target=lambda: got.append(
+            pub_status(h, a.sign(PUB_CLAIMS, kid="at-shutdown"))))
+        t.start()
+        deadline = time.time() + 3
+        while time.time() < deadline and metric(h, "ssehub_jwks_waiting") != 1:
+            time.sleep(0.05)
+        check(metric(h, "ssehub_jwks_waiting") == 1, "not waiting before the shutdown")
+        check(h.stop() == 0, "exit status after SIGTERM with a request waiting")
+        t.join(5)
+        check(got == [503], "the request waiting at shutdown got %r (want 503)" % got)
     finally:
         srv.close()
 
