@@ -268,6 +268,41 @@ def t_jwks_unknown_kid_flood_bounded():
         srv.close()
 
 
+def t_jwks_max_waiting():
+    """--jwks-max-waiting 2: while the refetch is slow, 2 requests wait for it (answered when it
+    lands), the others get 401 at once; 0 is refused at start."""
+    need_openssl()
+    a = Key("ed", "a")
+    srv = JwksServer([a.jwk])
+    try:
+        h = Hub("--publisher-jwks-url", srv.url, "--jwks-refresh-min", "1h",
+                "--jwks-max-waiting", "2")
+        srv.delay = 1.5
+        results = []
+
+        def one(i):
+            t0 = time.time()
+            st = pub_status(h, a.sign(PUB_CLAIMS, kid="cap-%d" % i))
+            results.append((st, time.time() - t0))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        for t in threads:
+            t.join(10)
+        check(sorted(st for st, _ in results) == [401] * 6, results)
+        waited = sum(1 for _, d in results if d > 0.75)  # the fetch takes 1.5 s
+        check(waited == 2, "%d requests waited for the refetch (want 2): %r" % (waited, results))
+        check(metric(h, "ssehub_jwks_waiting") == 0, "requests left waiting")
+        h.stop()
+    finally:
+        srv.close()
+    p = subprocess.run([T.SSEHUB, "serve", "--publisher-jwks-url", "file:///nonexistent",
+                        "--jwks-max-waiting", "0"], capture_output=True, timeout=20)
+    check(p.returncode != 0 and b"--jwks-max-waiting" in p.stderr, p.stderr)
+
+
 def t_jwks_waiter_disconnects():
     """A client that goes away while its request waits for a refetch leaves nothing behind (the
     gauge drops to 0; the ASan build checks the memory), and the hub still answers the rest."""
@@ -625,6 +660,7 @@ def main():
         ("env_jwks_unknown_kid_rate_limited", t_jwks_unknown_kid_rate_limited),
         ("env_jwks_unknown_kid_flood_bounded", t_jwks_unknown_kid_flood_bounded),
         ("env_jwks_waiter_disconnects", t_jwks_waiter_disconnects),
+        ("env_jwks_max_waiting", t_jwks_max_waiting),
         ("env_jwks_file_rs_es_ed", t_jwks_file_rs_es_ed),
         ("env_jwks_bad_documents_refused", t_jwks_bad_documents_refused),
         ("env_jwks_https_verified", t_jwks_https_verified),
