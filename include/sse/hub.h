@@ -149,6 +149,8 @@ SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_o
  * "use" or algorithm) are skipped. A token is then checked with the key its header names by
  * "kid" (a set of one key also serves tokens without kid), with that key's algorithm only. The
  * verified-token cache is emptied, so a key removed from the set stops admitting its tokens.
+ * The requests of that role waiting for a refetch (see jwks_refresh) are then verified again
+ * (from the loop, soon after this returns).
  * Call it from the loop's thread, never from inside jwks_refresh (a verification is running).
  * Returns 0; SSE_EINVAL (role not a key-set role, or a bad document or one without a usable
  * key: *why, if why is not NULL, a static reason; the old set stays); SSE_ENOMEM.

@@ -89,6 +89,8 @@ void sse__hub_jwks_unknown_kid(sse_hub *h, int role, int asked)
             t->data = h;
             h->jwks_timer[role] = t;
         }
+        /* Had a wake just been scheduled (sse__hub_jwks_wake) and a refetch been allowed in the
+           same loop turn, the earlier waiters now wait for this newer set: still bounded. */
         h->jwks_pending[role] = t != NULL;
         if (t)
             uv_timer_start(t, wake_role,
