@@ -84,11 +84,19 @@ typedef struct sse_hub_options {
                                 key set handed in by sse_hub_set_jwks (selected by "kid"),
                                 not publisher_key / subscriber_key */
     /* A token whose "kid" is not in its role's key set: the hub asks for a fresh set (at most
-       once per jwks_refresh_min_ms per role, 5000 by default) and refuses the token (401); the
-       set arrives later through sse_hub_set_jwks. NULL: never asked. */
+       once per jwks_refresh_min_ms per role, 5000 by default). While that refetch is in flight
+       the request waits for it (see jwks_wait_ms below), then is verified again with the set
+       sse_hub_set_jwks installed; with no refetch allowed now, it is refused at once (401).
+       NULL: never asked (and nobody waits). */
     void (*jwks_refresh)(void *data, int role);
     void *jwks_refresh_data;
     unsigned jwks_refresh_min_ms;
+    /* Requests waiting for a refetch asked by jwks_refresh: they are verified again when
+       sse_hub_set_jwks installs the role's set or sse_hub_jwks_refresh_failed says none comes,
+       and at the latest jwks_wait_ms (10000, the CLI's fetch timeout) after the refetch was
+       asked (then: 401). At most jwks_max_waiting (1024) per role wait; more get 401 at once. */
+    unsigned jwks_wait_ms;
+    size_t jwks_max_waiting;
 } sse_hub_options;
 
 /** Roles (bitmask) of sse_hub_options.jwks_roles and sse_hub_set_jwks. */
@@ -98,7 +106,8 @@ enum { SSE_HUB_PUBLISHER = 1, SSE_HUB_SUBSCRIBER = 2 };
 #define SSE_HUB_OPTIONS_INIT                                                                       \
     {                                                                                              \
         SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, \
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0     \
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, \
+            0                                                                                      \
     }
 
 /**
@@ -140,12 +149,22 @@ SSE_API int sse_hub_publish(sse_hub *hub, const sse_hub_update *u, sse_buf *id_o
  * "use" or algorithm) are skipped. A token is then checked with the key its header names by
  * "kid" (a set of one key also serves tokens without kid), with that key's algorithm only. The
  * verified-token cache is emptied, so a key removed from the set stops admitting its tokens.
+ * The requests of that role waiting for a refetch (see jwks_refresh) are then verified again
+ * (from the loop, soon after this returns).
  * Call it from the loop's thread, never from inside jwks_refresh (a verification is running).
  * Returns 0; SSE_EINVAL (role not a key-set role, or a bad document or one without a usable
  * key: *why, if why is not NULL, a static reason; the old set stays); SSE_ENOMEM.
  */
 SSE_API int sse_hub_set_jwks(sse_hub *hub, int role, const char *json, size_t len,
                              const char **why);
+
+/**
+ * The refetch of role's key set asked by jwks_refresh ended without a new set (the fetch failed
+ * or sse_hub_set_jwks refused the document): the requests waiting for it are verified again
+ * with the set in place (and refused, 401, if their kid is still unknown) without waiting for
+ * jwks_wait_ms. From the loop's thread, not from inside jwks_refresh. Other roles are ignored.
+ */
+SSE_API void sse_hub_jwks_refresh_failed(sse_hub *hub, int role);
 
 /** The largest bus message a hub with these options makes (the bus's message bound). */
 SSE_API size_t sse_hub_bus_max_message(const sse_hub_options *opts);

@@ -228,11 +228,16 @@ static void refresh_done(uv_work_t *w, int status)
     r->in_flight = 0;
     if (j->hub && status == 0) {
         const char *why = NULL;
+        int failed = 1;
         if (!r->doc)
             jlog(j, SSE_LOG_WARN, "%s key set refresh failed: %s (the old set stays)", who, r->err);
         else if (sse_hub_set_jwks(j->hub, r->role, r->doc, r->len, &why))
             jlog(j, SSE_LOG_WARN, "%s key set refresh refused: %s (the old set stays)", who,
                  why ? why : "?");
+        else
+            failed = 0;
+        if (failed) /* the requests waiting for this set are answered now, not at the timeout */
+            sse_hub_jwks_refresh_failed(j->hub, r->role);
         /* one URL for both roles (the subscribers use the publishers' set): both get it */
         struct role_fetch *other = &j->r[r == &j->r[0] ? 1 : 0];
         if (r->doc && !why && other->url && !strcmp(other->url, r->url))

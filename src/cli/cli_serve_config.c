@@ -169,6 +169,8 @@ static const struct setting settings[] = {
      "a token with an unknown kid refetches the key set at most this often"},
     {"jwks-max-bytes", "SSEHUB_JWKS_MAX_BYTES", NULL, T_SIZE, "64K", OFF(jwks_max_bytes),
      "largest JSON Web Key Set document accepted"},
+    {"jwks-max-waiting", "SSEHUB_JWKS_MAX_WAITING", NULL, T_SIZE, "1024", OFF(jwks_max_waiting),
+     "requests per role that may wait for the refetch their unknown kid caused (more: 401)"},
     {"cookie-name", "SSEHUB_COOKIE_NAME", "MERCURE_COOKIE_NAME", T_STR, NULL, OFF(cookie_name),
      "the cookie carrying the token (unset: mercureAuthorization and the drafts' other names)"},
     {"log-format", "SSEHUB_LOG_FORMAT", NULL, T_STR, "text", OFF(log_format),
@@ -561,6 +563,10 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
     }
     if (strcmp(c->log_format, "text") && strcmp(c->log_format, "json")) {
         snprintf(err, errlen, "--log-format must be text or json, not '%s'", c->log_format);
+        return 2;
+    }
+    if (!c->jwks_max_waiting) {
+        snprintf(err, errlen, "--jwks-max-waiting must be at least 1");
         return 2;
     }
     const char *jwks[2] = {c->publisher_jwks_url, c->subscriber_jwks_url};

@@ -56,6 +56,9 @@ struct serve_config {
     size_t jwks_max_bytes;                          /* largest key set document */
     char *cookie_name;                              /* NULL: the drafts' names */
     char *log_format;                               /* "text" or "json" */
+
+    /* requests per role waiting for the refetch their unknown kid caused (hub_jwks_wait.c) */
+    size_t jwks_max_waiting;
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */

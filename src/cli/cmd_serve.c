@@ -648,6 +648,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         ho.jwks_refresh = cli_jwks_refresh;
         ho.jwks_refresh_data = sv->jwks;
         ho.jwks_refresh_min_ms = c->jwks_refresh_min_ms;
+        ho.jwks_max_waiting = c->jwks_max_waiting;
         if (c->publisher_jwks_url)
             ho.publisher_key = NULL;
         if (urls[1])

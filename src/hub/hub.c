@@ -65,20 +65,32 @@ static void hub_release(sse_hub *h)
 }
 
 /* auth.c met a token whose kid its role's key set lacks: ask for a fresh set, at most once per
-   jwks_refresh_min_ms per role, so a flood of made-up kids costs one fetch per interval. */
+   jwks_refresh_min_ms per role, so a flood of made-up kids costs one fetch per interval. While
+   a refetch is in flight the request may wait for it (hub_jwks_wait.c). */
 static void hub_unknown_kid(void *data, int role)
 {
     sse_hub *h = data;
     int i = role == SSE__AUTH_PUBLISH ? 0 : 1;
     uint64_t now = uv_now(h->loop) + 1; /* + 1: 0 means "never asked" */
     uint64_t min = h->o.jwks_refresh_min_ms ? h->o.jwks_refresh_min_ms : 5000;
-    if (!h->o.jwks_refresh || (h->jwks_asked_ms[i] && now - h->jwks_asked_ms[i] < min))
+    if (!h->o.jwks_refresh)
         return;
+    if (h->jwks_asked_ms[i] && now - h->jwks_asked_ms[i] < min) {
+        sse__hub_jwks_unknown_kid(h, i, 0); /* the request may wait for one in flight */
+        return;
+    }
     h->jwks_asked_ms[i] = now;
     h->jwks_refreshes++;
     sse__hub_log(h, SSE_LOG_INFO, "%s token with an unknown kid: asking for a fresh key set",
                  i ? "subscriber" : "publisher");
+    sse__hub_jwks_unknown_kid(h, i, 1); /* before asking: the set may come back at once */
     h->o.jwks_refresh(h->o.jwks_refresh_data, i ? SSE_HUB_SUBSCRIBER : SSE_HUB_PUBLISHER);
+}
+
+void sse_hub_jwks_refresh_failed(sse_hub *h, int role)
+{
+    if (h && !h->closing && (role == SSE_HUB_PUBLISHER || role == SSE_HUB_SUBSCRIBER))
+        sse__hub_jwks_wake(h, role == SSE_HUB_PUBLISHER ? 0 : 1);
 }
 
 int sse_hub_set_jwks(sse_hub *h, int role, const char *json, size_t len, const char **why)
@@ -99,9 +111,12 @@ int sse_hub_set_jwks(sse_hub *h, int role, const char *json, size_t len, const c
     size_t n = set->n;
     rc = sse__auth_set_jwks(
         h->auth, role == SSE_HUB_PUBLISHER ? SSE__AUTH_PUBLISH : SSE__AUTH_SUBSCRIBE, set);
-    if (!rc)
+    if (!rc) {
         sse__hub_log(h, SSE_LOG_INFO, "%s key set loaded: %zu key%s",
                      role == SSE_HUB_PUBLISHER ? "publisher" : "subscriber", n, n == 1 ? "" : "s");
+        if (!h->closing) /* the requests waiting for it are verified again (soon, not here) */
+            sse__hub_jwks_wake(h, role == SSE_HUB_PUBLISHER ? 0 : 1);
+    }
     return rc;
 }
 
@@ -250,6 +265,7 @@ void sse_hub_close(sse_hub *h)
     uv_close((uv_handle_t *)h->replay_idle, sweep_closed);
     h->replay_idle = NULL;
     sse__hub_replay_close(h);
+    sse__hub_jwks_close(h);
     sse__hub_bus_close(h);
     sse__hub_close_subscribers(h);
 }

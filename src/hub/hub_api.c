@@ -554,6 +554,9 @@ int sse__hub_on_metrics(sse_request *req, void *ud)
     rc |= metric(&b, "ssehub_jwks_refreshes_total", "counter",
                  "Fresh key sets asked for (tokens with an unknown kid, rate-limited).",
                  h->jwks_refreshes);
+    rc |= metric(&b, "ssehub_jwks_waiting", "gauge",
+                 "Requests waiting for the refetch of a key set (their token's kid was unknown).",
+                 (uint64_t)(h->jwks_n_waiting[0] + h->jwks_n_waiting[1]));
     static const char *const reasons[SSE__HUB_REASONS] = {"local",   "peer",  "slow",
                                                           "timeout", "error", "expired"};
     rc |= sse_buf_append_str(&b, "# HELP ssehub_disconnects_total Subscriber streams closed, by "

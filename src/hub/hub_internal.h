@@ -69,6 +69,15 @@ struct sse_hub {
     char *cookie_name;         /* opts.cookie_name (copy) or NULL */
     uint64_t jwks_asked_ms[2]; /* when a fresh key set was last asked for, per role (loop ms) */
     uint64_t jwks_refreshes;   /* key sets asked for (/metrics) */
+    /* Requests whose token named an unknown kid, waiting for their role's refetch
+       (hub_jwks_wait.c), per role: 0 publisher, 1 subscriber. */
+    struct sse__hub_jwks_waiter *jwks_waiters[2];
+    size_t jwks_n_waiting[2];
+    int jwks_pending[2];       /* a refetch was asked and has not landed, failed or timed out */
+    uv_timer_t *jwks_timer[2]; /* the wait's deadline, or 0 ms to wake the waiters (lazy) */
+    int jwks_may_wait;         /* set during a verification: 1 + role of the unknown kid whose
+                                  refetch is in flight (the request may wait for it) */
+    int jwks_resuming;         /* re-running a waiter's handler: it does not wait again */
     int drafts;
     sse_store *store;
     int own_store;
@@ -158,6 +167,20 @@ int sse__hub_fail(sse_request *req, int status, const char *error_code, const ch
 /* Route handlers. */
 int sse__hub_on_publish(sse_request *req, sse_hub *h);
 int sse__hub_on_subscribe(sse_request *req, sse_hub *h);
+
+/* hub_jwks_wait.c. The verifier met an unknown kid of role (0 publisher, 1 subscriber) and the
+   hub just asked for a refetch (asked) or one is in flight: note that the request being
+   verified may wait. */
+void sse__hub_jwks_unknown_kid(sse_hub *h, int role, int asked);
+/* After a refused verification (SSE_EAUTH): park req until its role's refetch lands, if the
+   verification met an unknown kid with a refetch in flight and there is room; subscribe says
+   which handler runs it again (0 publish, 1 subscribe). 1: parked (the handler returns
+   SSE_DEFERRED), 0: answer now. Clears the note either way. */
+int sse__hub_jwks_park(sse_hub *h, sse_request *req, int subscribe);
+/* The role's set was replaced, or its refetch failed: the waiters are verified again soon. */
+void sse__hub_jwks_wake(sse_hub *h, int role);
+/* Hub close: waiters get 503, the timers close. */
+void sse__hub_jwks_close(sse_hub *h);
 int sse__hub_on_subscriptions_api(sse_request *req, void *ud);
 int sse__hub_on_metrics(sse_request *req, void *ud);
 int sse__hub_on_healthz(sse_request *req, void *ud);

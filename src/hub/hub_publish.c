@@ -115,9 +115,16 @@ int sse__hub_on_publish(sse_request *req, sse_hub *h)
         }
         const char *reason = NULL;
         long long now = sse__now_ms() / 1000;
+        h->jwks_may_wait = 0;
         int vr = sse__auth_verify(h->auth, SSE__AUTH_PUBLISH, tok, len, now, &g, &reason);
         if (vr == SSE_ENOMEM) {
             rc = sse__hub_fail(req, 503, NULL, "out of memory");
+            goto out;
+        }
+        if (vr == SSE_EAUTH && sse__hub_jwks_park(h, req, 0)) {
+            /* an unknown kid while its key set is being refetched: this handler runs again
+               once the set is in (hub_jwks_wait.c) */
+            rc = SSE_DEFERRED;
             goto out;
         }
         if (vr) {

@@ -865,7 +865,9 @@ out:
     return rc;
 }
 
-/* The request's token checked for subscribing: *g (NULL: anonymous). 0 or -1 (f set). */
+/* The request's token checked for subscribing: *g (NULL: anonymous). 0, -1 (f set), or
+   SSE_DEFERRED (an unknown kid whose key set is being refetched: the request waits for it and
+   this handler runs again, hub_jwks_wait.c). */
 static int authorize(sse_hub *h, sse_request *req, const struct sse__grants **g, struct refusal *f)
 {
     const char *tok;
@@ -879,10 +881,13 @@ static int authorize(sse_hub *h, sse_request *req, const struct sse__grants **g,
         rc = refuse(f, 400, sse__hub_token_request_error, SSE__HUB_TOKEN_IN_URL);
     } else if (found) {
         const char *reason = NULL;
+        h->jwks_may_wait = 0;
         int vr = h->auth ? sse__auth_verify(h->auth, SSE__AUTH_SUBSCRIBE, tok, tlen,
                                             sse__now_ms() / 1000, g, &reason)
                          : SSE_EAUTH;
-        if (vr == SSE_ENOMEM) {
+        if (vr == SSE_EAUTH && sse__hub_jwks_park(h, req, 1)) {
+            rc = SSE_DEFERRED;
+        } else if (vr == SSE_ENOMEM) {
             rc = refuse(f, 503, NULL, "out of memory");
         } else if (vr) {
             sse__hub_log(h, SSE_LOG_INFO, "subscribe refused from %s: token %s",
@@ -1040,8 +1045,13 @@ int sse__hub_on_subscribe(sse_request *req, sse_hub *h)
         refuse(&f, 503, NULL, "shutting down");
     else if (!(a.args = sse__calloc(h->o.max_selectors, sizeof(*a.args))))
         refuse(&f, 503, NULL, "out of memory");
-    else if (!read_ask(h, req, &a, &f) && !authorize(h, req, &g, &f)) {
-        if (h->o.max_subscribers && h->st.subscribers >= h->o.max_subscribers) {
+    else if (!read_ask(h, req, &a, &f)) {
+        int ar = authorize(h, req, &g, &f);
+        if (ar == SSE_DEFERRED) {
+            rc = SSE_DEFERRED; /* waits for a key set (hub_jwks_wait.c) */
+        } else if (ar) {
+            /* refused: f is set */
+        } else if (h->o.max_subscribers && h->st.subscribers >= h->o.max_subscribers) {
             sse__grants_release(g);
             refuse(&f, 429, NULL, "too many subscribers");
         } else if (!subscriber_new(h, g, &a, &s, &f)) {

@@ -112,11 +112,13 @@ class JwksServer:
     def __init__(self, keys):
         self.doc = json.dumps({"keys": keys}).encode()
         self.hits = 0
+        self.delay = 0.0  # seconds before answering (a slow key server)
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the stdlib's name
                 outer.hits += 1
+                time.sleep(outer.delay)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(outer.doc)))
@@ -153,9 +155,10 @@ def pub_status(h, tok):
 # ---------------------------------------------------------------- JWKS
 
 def t_jwks_http_rotation():
-    """Keys over http: a token picks its key by kid; a token of a new kid is refused until the
-    hub refetched the set, which it does on its own (it saw an unknown kid); a removed key no
-    longer admits its tokens (even one verified before: the verified-token cache is emptied)."""
+    """Keys over http: a token picks its key by kid; the first request with a new kid (publish
+    and subscribe) waits for the refetch it causes and succeeds, no client retry; a removed key
+    no longer admits its tokens (even one verified before: the verified-token cache is
+    emptied)."""
     need_openssl()
     a, b = Key("ed", "a"), Key("ec", "b")
     srv = JwksServer([a.jwk])
@@ -167,13 +170,13 @@ def t_jwks_http_rotation():
         check(pub_status(h, a.sign(PUB_CLAIMS, kid="zz")) == 401, "a made-up kid accepted")
         time.sleep(0.3)
         srv.set([a.jwk, b.jwk])  # rotation: b appears
+        srv.delay = 0.5  # the first request surely arrives before the new set
         tok_b = b.sign(PUB_CLAIMS)
-        st = pub_status(h, tok_b)  # unknown kid: refused, and the hub refetches
-        check(st == 401, "kid b before the refetch: %d" % st)
-        deadline = time.time() + 5
-        while time.time() < deadline and pub_status(h, tok_b) != 200:
-            time.sleep(0.1)
-        check(pub_status(h, tok_b) == 200, "kid b never accepted after the rotation")
+        st = pub_status(h, tok_b)  # unknown kid: the hub refetches, the request waits for it
+        check(st == 200, "first request with the rotated-in kid b: %d (want 200)" % st)
+        check(srv.hits == 3, "kid b: %d fetches (want 3)" % srv.hits)
+        srv.delay = 0
+        check(pub_status(h, tok_b) == 200, "kid b refused after the rotation")
         check(pub_status(h, tok_a) == 200, "kid a lost by the refetch")
         # a's key goes: a token naming it makes the hub refetch, and it is refused since
         time.sleep(0.3)
@@ -186,6 +189,14 @@ def t_jwks_http_rotation():
         # the subscriber role takes the publisher's set when it has no key of its own
         s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + tok_b})
         check(s.status == 200, "subscriber with kid b: %d" % s.status)
+        s.close()
+        # a subscriber's first token with a rotated-in kid: its stream opens at once too
+        c = Key("ec", "c")
+        time.sleep(0.3)
+        srv.set([b.jwk, c.jwk])
+        srv.delay = 0.5
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + c.sign(PUB_CLAIMS)})
+        check(s.status == 200, "first subscribe with the rotated-in kid c: %d" % s.status)
         s.close()
         h.stop()
     finally:
@@ -206,6 +217,140 @@ def t_jwks_unknown_kid_rate_limited():
         check(metric(h, "ssehub_jwks_refreshes_total") == 1, "refresh counter")
         check(pub_status(h, a.sign(PUB_CLAIMS)) == 200, "the known kid stopped working")
         h.stop()
+    finally:
+        srv.close()
+
+
+def t_jwks_unknown_kid_flood_bounded():
+    """Concurrent requests with random made-up kids while the key server is slow: one refetch
+    per --jwks-refresh-min, every request answered 401 once that refetch lands (no sooner: it
+    waits; no later than the fetch plus a margin), and nothing left waiting."""
+    need_openssl()
+    a = Key("ed", "a")
+    srv = JwksServer([a.jwk])
+    try:
+        h = Hub("--publisher-jwks-url", srv.url, "--subscriber-jwks-url", srv.url,
+                "--jwks-refresh-min", "1h")
+        srv.delay = 1.0
+        toks = [a.sign(PUB_CLAIMS, kid="rnd-%s" % b64(os.urandom(9))) for _ in range(8)]
+        results = []
+
+        def one(i):
+            t0 = time.time()
+            if i % 2:
+                s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + toks[i % len(toks)]})
+                st = s.status
+                s.close()
+            else:
+                st = pub_status(h, toks[i % len(toks)])
+            results.append((st, time.time() - t0))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        check(len(results) == 40, "answers: %d of 40" % len(results))
+        check(all(st == 401 for st, _ in results), [st for st, _ in results])
+        slowest = max(d for _, d in results)
+        check(slowest < 4, "slowest answer %.2fs (the fetch takes 1s)" % slowest)
+        check(srv.hits == 3, "%d fetches (want start + 1 per role)" % srv.hits)
+        check(metric(h, "ssehub_jwks_refreshes_total") == 2, "refresh counter")
+        check(metric(h, "ssehub_jwks_waiting") == 0, "requests left waiting")
+        # the period is spent: a made-up kid now gets 401 at once, without a fetch
+        t0 = time.time()
+        check(pub_status(h, a.sign(PUB_CLAIMS, kid="later")) == 401, "later made-up kid")
+        check(time.time() - t0 < 0.5, "a kid with no refetch allowed waited")
+        check(srv.hits == 3, "a fetch outside the period")
+        check(pub_status(h, a.sign(PUB_CLAIMS)) == 200, "the known kid stopped working")
+        h.stop()
+    finally:
+        srv.close()
+
+
+def t_jwks_max_waiting():
+    """--jwks-max-waiting 2: while the refetch is slow, 2 requests wait for it (answered when it
+    lands), the others get 401 at once; 0 is refused at start."""
+    need_openssl()
+    a = Key("ed", "a")
+    srv = JwksServer([a.jwk])
+    try:
+        h = Hub("--publisher-jwks-url", srv.url, "--jwks-refresh-min", "1h",
+                "--jwks-max-waiting", "2")
+        srv.delay = 1.5
+        results = []
+
+        def one(i):
+            t0 = time.time()
+            st = pub_status(h, a.sign(PUB_CLAIMS, kid="cap-%d" % i))
+            results.append((st, time.time() - t0))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        for t in threads:
+            t.join(10)
+        check(sorted(st for st, _ in results) == [401] * 6, results)
+        waited = sum(1 for _, d in results if d > 0.75)  # the fetch takes 1.5 s
+        check(waited == 2, "%d requests waited for the refetch (want 2): %r" % (waited, results))
+        check(metric(h, "ssehub_jwks_waiting") == 0, "requests left waiting")
+        h.stop()
+    finally:
+        srv.close()
+    p = subprocess.run([T.SSEHUB, "serve", "--publisher-jwks-url", "file:///nonexistent",
+                        "--jwks-max-waiting", "0"], capture_output=True, timeout=20)
+    check(p.returncode != 0 and b"--jwks-max-waiting" in p.stderr, p.stderr)
+
+
+def t_jwks_waiter_disconnects():
+    """A client that goes away while its request waits for a refetch leaves nothing behind (the
+    gauge drops to 0; the ASan build checks the memory), and the hub still answers the rest."""
+    need_openssl()
+    a = Key("ed", "a")
+    srv = JwksServer([a.jwk])
+    try:
+        h = Hub("--publisher-jwks-url", srv.url, "--jwks-refresh-min", "1h")
+        srv.delay = 1.5
+        for kind in ("publish", "subscribe"):
+            tok = a.sign(PUB_CLAIMS, kid="gone-" + kind)
+            sock = T.socket.create_connection(("127.0.0.1", h.port), timeout=5)
+            if kind == "publish":
+                body = b"topic=/k&data=x"
+                sock.sendall(b"POST /.well-known/mercure HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/x-www-form-urlencoded\r\n"
+                             b"Content-Length: %d\r\nAuthorization: Bearer %s\r\n\r\n%s"
+                             % (len(body), tok.encode(), body))
+            else:
+                sock.sendall(b"GET /.well-known/mercure?topic=/k HTTP/1.1\r\nHost: 127.0.0.1"
+                             b"\r\nAuthorization: Bearer %s\r\n\r\n" % tok.encode())
+            deadline = time.time() + 3
+            while time.time() < deadline and metric(h, "ssehub_jwks_waiting") != 1:
+                time.sleep(0.05)
+            check(metric(h, "ssehub_jwks_waiting") == 1, "%s: not waiting" % kind)
+            sock.close()
+            deadline = time.time() + 3
+            while time.time() < deadline and metric(h, "ssehub_jwks_waiting") != 0:
+                time.sleep(0.05)
+            check(metric(h, "ssehub_jwks_waiting") == 0, "%s: the waiter stayed" % kind)
+        time.sleep(1.7)  # the refetch lands with nobody waiting
+        srv.delay = 0
+        check(pub_status(h, a.sign(PUB_CLAIMS)) == 200, "hub broken after the disconnects")
+        h.stop()
+        # shutting down while a request waits: it gets 503, the hub exits cleanly
+        h = Hub("--publisher-jwks-url", srv.url, "--jwks-refresh-min", "1h")
+        srv.delay = 1.5
+        got = []
+        t = threading.Thread(target=lambda: got.append(
+            pub_status(h, a.sign(PUB_CLAIMS, kid="at-shutdown"))))
+        t.start()
+        deadline = time.time() + 3
+        while time.time() < deadline and metric(h, "ssehub_jwks_waiting") != 1:
+            time.sleep(0.05)
+        check(metric(h, "ssehub_jwks_waiting") == 1, "not waiting before the shutdown")
+        check(h.stop() == 0, "exit status after SIGTERM with a request waiting")
+        t.join(5)
+        check(got == [503], "the request waiting at shutdown got %r (want 503)" % got)
     finally:
         srv.close()
 
@@ -513,6 +658,9 @@ def main():
     tests = [
         ("env_jwks_http_rotation", t_jwks_http_rotation),
         ("env_jwks_unknown_kid_rate_limited", t_jwks_unknown_kid_rate_limited),
+        ("env_jwks_unknown_kid_flood_bounded", t_jwks_unknown_kid_flood_bounded),
+        ("env_jwks_waiter_disconnects", t_jwks_waiter_disconnects),
+        ("env_jwks_max_waiting", t_jwks_max_waiting),
         ("env_jwks_file_rs_es_ed", t_jwks_file_rs_es_ed),
         ("env_jwks_bad_documents_refused", t_jwks_bad_documents_refused),
         ("env_jwks_https_verified", t_jwks_https_verified),
