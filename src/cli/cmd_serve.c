@@ -217,6 +217,16 @@ static void serve_reload(struct serve *sv)
     }
     serve_config_diff(&sv->loaded, &nc, reload_changed, sv);
     sv->log_level = parse_log_level(nc.log_level);
+    /* Key sets are fetched again now (a key withdrawn by the operator stops working once the
+       new set lands, without waiting for a token with an unknown kid to ask for it). */
+    if (sv->jwks) {
+        int roles = cli_jwks_roles(sv->jwks);
+        if (roles & SSE_HUB_PUBLISHER)
+            cli_jwks_refresh(sv->jwks, SSE_HUB_PUBLISHER);
+        if (roles & SSE_HUB_SUBSCRIBER)
+            cli_jwks_refresh(sv->jwks, SSE_HUB_SUBSCRIBER);
+        log_line(sv, SSE_LOG_INFO, "reload: fetching the key sets again");
+    }
     if (sv->cfg.tls_listen && nc.tls_cert && nc.tls_key) {
         if (sse_server_tls_reload(sv->server, nc.tls_cert, nc.tls_key) == 0) {
             free(sv->cfg.tls_cert);

@@ -382,6 +382,29 @@ def t_jwks_file_rs_es_ed():
     h.stop()
 
 
+def t_jwks_sighup_refetch():
+    """SIGHUP fetches the key sets again: a key the operator withdrew from the set stops
+    verifying at once (before, it kept working until a token with an unknown kid asked for a
+    refetch); the new key works."""
+    need_openssl()
+    a, b = Key("ec", "sa"), Key("ec", "sb")
+    path = os.path.join(TMP, "jwks-hup.json")
+    with open(path, "w") as f:
+        json.dump({"keys": [a.jwk]}, f)
+    h = Hub("--publisher-jwks-url", "file://" + path, "--subscriber-jwt-key", KEY)
+    check(pub_status(h, a.sign(PUB_CLAIMS)) == 200, "key a before the rotation")
+    with open(path, "w") as f:
+        json.dump({"keys": [b.jwk]}, f)
+    check(pub_status(h, a.sign(PUB_CLAIMS)) == 200, "key a still cached before SIGHUP")
+    h.p.send_signal(T.signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while pub_status(h, a.sign(PUB_CLAIMS)) == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(pub_status(h, a.sign(PUB_CLAIMS)) == 401, "withdrawn key a still accepted after SIGHUP")
+    check(pub_status(h, b.sign(PUB_CLAIMS)) == 200, "new key b after SIGHUP")
+    h.stop()
+
+
 def t_jwks_bad_documents_refused():
     """A key set that is not JSON, has no usable key, an EC point off its curve, or exceeds
     --jwks-max-bytes: the hub does not start, and says why."""
@@ -662,6 +685,7 @@ def main():
         ("env_jwks_waiter_disconnects", t_jwks_waiter_disconnects),
         ("env_jwks_max_waiting", t_jwks_max_waiting),
         ("env_jwks_file_rs_es_ed", t_jwks_file_rs_es_ed),
+        ("env_jwks_sighup_refetch", t_jwks_sighup_refetch),
         ("env_jwks_bad_documents_refused", t_jwks_bad_documents_refused),
         ("env_jwks_https_verified", t_jwks_https_verified),
         ("env_eddsa_pem_key", t_eddsa_pem_key),
