@@ -23,6 +23,7 @@
  *
  * Not owned here: the reply checks (redis_entry.c), what a message means (the hub).
  */
+#include "bus/bus_internal.h"
 #include "bus/redis/redis_entry.h"
 #include "common/alloc.h"
 
@@ -1281,7 +1282,6 @@ static int load_entry(void *ud, const struct sse__redis_entry *e)
         return 0;
     }
     sse_bus_msg *m = NULL;
-    sse_frame *frame = NULL;
     int rc = sse_bus_msg_decode(e->msg, e->len, &m);
     if (rc == SSE_EPROTO) {
         l->b->st.skipped++;
@@ -1294,19 +1294,7 @@ static int load_entry(void *ud, const struct sse__redis_entry *e)
         return 0;
     }
     if (!rc)
-        rc = sse_frame_new(&frame, m->frame, m->frame_len);
-    if (!rc) {
-        sse_store_entry se = {0};
-        se.id = m->id;
-        se.id_len = m->id_len;
-        se.topics = m->topics;
-        se.n_topics = m->n_topics;
-        se.is_private = m->is_private;
-        se.frame = frame;
-        se.time_ms = m->time_ms;
-        rc = sse_store_append(l->store, &se, NULL, NULL);
-    }
-    sse_frame_unref(frame);
+        rc = sse__bus_msg_store(l->store, m, NULL, NULL);
     sse_bus_msg_free(m);
     if (rc) {
         l->err = rc;
@@ -1314,6 +1302,22 @@ static int load_entry(void *ud, const struct sse__redis_entry *e)
     }
     l->loaded++;
     return 0;
+}
+
+/* AUTH or SELECT on the start-up load's connection: 0, SSE_EAUTH (refused) or SSE_EIO. */
+static int load_setup(struct redis_bus *b, struct shard *s, redisContext *c, int argc,
+                      const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    int rc = 0;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        logf_(b, SSE_LOG_ERROR, "redis %s:%d: %s: %s", s->url.host, s->url.port, argv[0],
+              r && r->str ? r->str : c->errstr);
+        rc = r ? SSE_EAUTH : SSE_EIO;
+    }
+    if (r)
+        freeReplyObject(r); /* an error reply too (its leak was caught by ASan once) */
+    return rc;
 }
 
 static int load_shard_at(struct redis_bus *b, struct shard *s, sse_store *store, int *moved)
@@ -1330,34 +1334,13 @@ static int load_shard_at(struct redis_bus *b, struct shard *s, sse_store *store,
     }
     redisSetTimeout(c, tv);
     redisReply *r;
-    if (s->url.pass[0]) {
-        const char *argv[3] = {"AUTH", s->url.user[0] ? s->url.user : s->url.pass, s->url.pass};
-        r = redisCommandArgv(c, s->url.user[0] ? 3 : 2, argv, NULL);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            logf_(b, SSE_LOG_ERROR, "redis %s:%d: AUTH: %s", s->url.host, s->url.port,
-                  r && r->str ? r->str : c->errstr);
-            rc = r ? SSE_EAUTH : SSE_EIO;
-            if (r)
-                freeReplyObject(r); /* the error reply */
-            goto out;
-        }
-        freeReplyObject(r);
-    }
-    if (s->url.db) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", s->url.db);
-        const char *argv[2] = {"SELECT", db};
-        r = redisCommandArgv(c, 2, argv, NULL);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            logf_(b, SSE_LOG_ERROR, "redis %s:%d: SELECT: %s", s->url.host, s->url.port,
-                  r && r->str ? r->str : c->errstr);
-            rc = r ? SSE_EAUTH : SSE_EIO;
-            if (r)
-                freeReplyObject(r); /* the error reply */
-            goto out;
-        }
-        freeReplyObject(r);
-    }
+    char db[16];
+    snprintf(db, sizeof(db), "%d", s->url.db);
+    const char *auth[3] = {"AUTH", s->url.user[0] ? s->url.user : s->url.pass, s->url.pass};
+    const char *select[2] = {"SELECT", db};
+    if ((s->url.pass[0] && (rc = load_setup(b, s, c, s->url.user[0] ? 3 : 2, auth))) ||
+        (s->url.db && (rc = load_setup(b, s, c, 2, select))))
+        goto out;
     struct load l = {b, s, store, 0, 0};
     for (int page = 0; page < LOAD_MAX_PAGES; page++) {
         char start[SSE__REDIS_ID_MAX + 2], count[16];
