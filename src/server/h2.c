@@ -818,8 +818,7 @@ void sse__h2_flush(struct sse__conn *c)
         int r = sse__conn_tp(c)->try_writev(c, bufs, n);
         s->st.writes_total++;
         if (r < 0) {
-            sse__conn_kill(c,
-                           r == UV_EPIPE || r == UV_ECONNRESET ? SSE_CLOSE_PEER : SSE_CLOSE_ERROR);
+            sse__conn_kill(c, sse__write_error_close(r));
             return;
         }
         if (r > 0) {
@@ -848,8 +847,7 @@ void sse__h2_write_done(struct sse__conn *c, int status)
     if (c->state == SSE__ST_CLOSED)
         return;
     if (status < 0) {
-        sse__conn_close(c, status == UV_EPIPE || status == UV_ECONNRESET ? SSE_CLOSE_PEER
-                                                                         : SSE_CLOSE_ERROR);
+        sse__conn_close(c, sse__write_error_close(status));
         return;
     }
     c->t_act = sse__now(c->srv);

@@ -83,6 +83,12 @@ struct sse__pend {
 
 struct sse__conn;
 
+/* The close reason of a write that failed with err: the peer went away, or an error. */
+static inline int sse__write_error_close(int err)
+{
+    return err == UV_EPIPE || err == UV_ECONNRESET ? SSE_CLOSE_PEER : SSE_CLOSE_ERROR;
+}
+
 /* Free c's buffer of unfinished request bytes (and give them back to the server's budget). */
 void sse__conn_pend_free(struct sse__conn *c);
 

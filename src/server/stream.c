@@ -218,7 +218,7 @@ static int sse__write_error_reason(const struct sse__conn *c, int err)
 {
     if (c->flags & SSE__F_CLOSE_FLUSH)
         return c->st.reason;
-    return err == UV_EPIPE || err == UV_ECONNRESET ? SSE_CLOSE_PEER : SSE_CLOSE_ERROR;
+    return sse__write_error_close(err);
 }
 
 /* The stream part of a connection ends: count it, log it, run on_close (once). */
