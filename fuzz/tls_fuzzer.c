@@ -221,7 +221,7 @@ static void setup(void)
     REQUIRE(sse_server_route_stream(srv, "/s", on_stream, NULL) == 0); /* first match wins */
     REQUIRE(sse_server_route(srv, NULL, "/*", on_plain, NULL) == 0);
     make_cert(cert, key);
-    sse_tls_options to = {cert, key, 200, 0};
+    sse_tls_options to = {cert, key, 200, 0, 0};
     REQUIRE(sse_server_listen_tls(srv, "127.0.0.1", 0, &to) == 0);
     unlink(cert);
     unlink(key);

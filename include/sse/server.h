@@ -112,6 +112,9 @@ typedef struct sse_tls_options {
     unsigned handshake_timeout_ms; /* 10 s from accept to a finished handshake, then close */
     int keep_buffers;              /* 1: keep OpenSSL's record buffers on idle connections
                                       (~34 KiB each); 0: release them (SSL_MODE_RELEASE_BUFFERS) */
+    /* 32: connections past the server's max_connections that still get a handshake, to be
+       answered 503 as over TCP, at once; past it they are closed at accept (docs/SERVER.md) */
+    unsigned max_overlimit_handshakes;
 } sse_tls_options;
 
 /**

@@ -134,6 +134,7 @@ static int spawn(struct master *m, int k, const sigset_t *oldmask, int *child_fd
         sigset_t cm = *oldmask;
         sigaddset(&cm, SIGINT);
         sigaddset(&cm, SIGTERM);
+        sigaddset(&cm, SIGHUP); /* a reload forwarded while it starts waits for its handler */
         sigprocmask(SIG_SETMASK, &cm, NULL);
         *child_fd = sv[1];
         return 1;
@@ -184,6 +185,19 @@ int sse_cli_master_reserve(const char *host, int port, int *real_port, char *err
     *real_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     return fd;
+}
+
+/* SIGHUP: every running worker reloads what can change live (its TLS certificate and key, the
+   log level; cmd_serve.c serve_reload); each logs the outcome. A worker started later reads
+   the files anew anyway. */
+static void forward_sighup(struct master *m)
+{
+    if (m->stopping)
+        return;
+    mlog(m, 2, "SIGHUP: every worker reloads");
+    for (int k = 0; k < m->mc->n_workers; k++)
+        if (m->w[k].pid > 0)
+            kill(m->w[k].pid, SIGHUP);
 }
 
 static void reap(struct master *m)
@@ -265,6 +279,7 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGHUP); /* forwarded to the workers (forward_sighup) */
     sigprocmask(SIG_BLOCK, &mask, &oldmask);
     signal(SIGPIPE, SIG_IGN);
     m.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -336,6 +351,8 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
             while (read(m.sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                 if (si.ssi_signo == SIGCHLD) {
                     reap(&m);
+                } else if (si.ssi_signo == SIGHUP) {
+                    forward_sighup(&m);
                 } else {
                     mlog(&m, 2, "%s: stopping the workers",
                          si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");

@@ -59,6 +59,10 @@ struct serve {
     struct serve_config loaded;
     struct cli_jwks *jwks; /* --*-jwks-url: the key-set fetcher (NULL: none) */
     int log_json;          /* --log-format json */
+    /* --tls-listen with --workers: the TLS port the master reserved (every worker listens on
+       it), and the master's reserving socket (-1: none) */
+    int tls_port;
+    int tls_rfd;
 };
 
 static void log_line(void *ud, int level, const char *line)
@@ -335,13 +339,13 @@ static void print_banner(struct serve *sv, const char *host, int real_port)
     printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", real_port);
     printf("hub: http://%s%s%s:%d/.well-known/mercure (protocol %s)\n", v6 ? "[" : "", host,
            v6 ? "]" : "", real_port, c->protocol);
-    if (c->tls_listen && sv->server) { /* TLS: single process only (sse_cli_serve) */
+    if (c->tls_listen && (sv->server || sv->tls_port > 0)) { /* the master: what it reserved */
         char *th = NULL;
         int tport;
         if (serve_parse_listen(c->tls_listen, &th, &tport) == 0) {
             int tv6 = strchr(th, ':') != NULL;
             printf("listening on https://%s%s%s:%d/ (TLS)\n", tv6 ? "[" : "", th, tv6 ? "]" : "",
-                   sse_server_tls_port(sv->server));
+                   sv->server ? sse_server_tls_port(sv->server) : sv->tls_port);
         }
         free(th);
     }
@@ -425,6 +429,64 @@ static void history_close(struct serve *sv)
     sv->store = NULL;
 }
 
+/* ---- HTTPS, in one process or in every worker (docs/OPERATIONS.md "HTTPS") */
+
+/*
+ * Listen for HTTPS on --tls-listen's host at port (-1: the configured port; a worker: the port
+ * the master reserved, shared with SO_REUSEPORT like the plain one). Loads the certificate and
+ * key. 0, or -1 with the reason printed.
+ */
+static int serve_listen_tls(struct serve *sv, int port)
+{
+    struct serve_config *c = &sv->cfg;
+    char *th = NULL;
+    int tport = 0;
+    sse_tls_options to = {c->tls_cert, c->tls_key, c->tls_handshake_ms, c->tls_keep_buffers, 0};
+    (void)serve_parse_listen(c->tls_listen, &th, &tport); /* validated by the config */
+    int rc = sse_server_listen_tls(sv->server, th, port >= 0 ? port : tport, &to);
+    free(th);
+    if (rc) {
+        if (sv->worker >= 0)
+            fprintf(stderr, "ssehub serve: worker %d cannot listen (TLS) on %s: %s\n", sv->worker,
+                    c->tls_listen, sse_strerror(rc));
+        else
+            fprintf(stderr, "ssehub serve: cannot listen (TLS) on %s: %s\n", c->tls_listen,
+                    sse_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The master of --workers with --tls-listen: reserve the TLS port as the plain one (bound with
+ * SO_REUSEPORT, never listening), so every worker can bind it, and learn the real port of
+ * HOST:0. Sets sv->tls_rfd and sv->tls_port. 0, or -1 (printed). Nothing without --tls-listen.
+ */
+static int serve_reserve_tls(struct serve *sv)
+{
+    char *th = NULL, err[256];
+    int tport = 0;
+    if (!sv->cfg.tls_listen)
+        return 0;
+    (void)serve_parse_listen(sv->cfg.tls_listen, &th, &tport);
+    sv->tls_rfd =
+        sse_cli_master_reserve(th ? th : "0.0.0.0", tport, &sv->tls_port, err, sizeof(err));
+    free(th);
+    if (sv->tls_rfd < 0) {
+        fprintf(stderr, "ssehub serve: --tls-listen: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The master's reserving socket of the TLS port: closed in every worker and at the end. */
+static void serve_release_tls(struct serve *sv)
+{
+    if (sv->tls_rfd >= 0)
+        close(sv->tls_rfd);
+    sv->tls_rfd = -1;
+}
+
 /* In a worker: the master's loop as fork copied it, when it cannot be closed (an LMDB store's
    handle is on it). Never run here; kept reachable, as the store keeps its copy. */
 static uv_loop_t *master_loop_copy;
@@ -432,6 +494,7 @@ static uv_loop_t *master_loop_copy;
 static void free_store_in_worker(void *ud)
 {
     struct serve *sv = ud;
+    serve_release_tls(sv);     /* the master's reservation (the worker binds its own socket) */
     sse_store_free(sv->store); /* the master's copy: the worker makes its own */
     sv->store = NULL;
     if (sv->mloop && uv_loop_close(sv->mloop) == 0)
@@ -597,21 +660,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         real_port = sse_server_port(sv->server);
         if (identity(sv, host, real_port, drafts))
             goto out_server;
-        if (c->tls_listen) { /* HTTPS beside the plain listener (validated by the config) */
-            char *th = NULL;
-            int tport = 0;
-            sse_tls_options to = {c->tls_cert, c->tls_key, c->tls_handshake_ms,
-                                  c->tls_keep_buffers};
-            (void)serve_parse_listen(c->tls_listen, &th, &tport);
-            rc = sse_server_listen_tls(sv->server, th, tport, &to);
-            if (rc) {
-                fprintf(stderr, "ssehub serve: cannot listen (TLS) on %s: %s\n", c->tls_listen,
-                        sse_strerror(rc));
-                free(th);
-                goto out_server;
-            }
-            free(th); /* the banner names it */
-        }
+        if (c->tls_listen && serve_listen_tls(sv, -1)) /* HTTPS beside the plain listener */
+            goto out_server;
     }
 
     sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
@@ -721,6 +771,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
                     sse_strerror(rc));
             goto out_hub;
         }
+        if (c->tls_listen && serve_listen_tls(sv, sv->tls_port)) /* the master reserved it */
+            goto out_hub;
         if (c->redis) { /* a node of the Redis group: tell the parent it listens */
             if (wfd >= 0 && write(wfd, "r", 1) != 1)
                 log_line(sv, SSE_LOG_WARN, "cannot tell the parent process");
@@ -740,6 +792,7 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         sigemptyset(&ss);
         sigaddset(&ss, SIGINT);
         sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGHUP); /* forwarded by the master: a reload (serve_reload) */
         sigprocmask(SIG_UNBLOCK, &ss, NULL);
     }
     uv_run(&sv->loop, UV_RUN_DEFAULT);
@@ -873,6 +926,7 @@ static pid_t fork_redis_worker(struct serve *sv, const char *host, int port, int
     sigaddset(&ss, SIGCHLD);
     sigprocmask(SIG_UNBLOCK, &ss, NULL); /* SIGINT/SIGTERM: unblocked by run_hub */
     close(rfd);
+    serve_release_tls(sv);
     if (other_fd >= 0)
         close(other_fd);
     exit(run_hub(sv, host, port, drafts, k, ready_fd));
@@ -906,6 +960,7 @@ static int serve_redis_workers(struct serve *sv, int n, const char *host, int po
     sigaddset(&ss, SIGINT);
     sigaddset(&ss, SIGTERM);
     sigaddset(&ss, SIGCHLD);
+    sigaddset(&ss, SIGHUP); /* forwarded: every worker reloads (TLS certificate, log level) */
     if (!pids || pipe(ready)) {
         free(pids);
         close(rfd);
@@ -941,6 +996,12 @@ static int serve_redis_workers(struct serve *sv, int n, const char *host, int po
         struct timespec ts = {1, 0};
         siginfo_t si;
         int sig = sigtimedwait(&ss, &si, &ts);
+        if (sig == SIGHUP && !stopping) {
+            log_line(sv, SSE_LOG_INFO, "SIGHUP: every worker reloads");
+            for (int k = 0; k < n; k++)
+                if (pids[k] > 0)
+                    kill(pids[k], SIGHUP);
+        }
         if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
             stopping = 1;
             log_line(sv, SSE_LOG_INFO,
@@ -991,6 +1052,7 @@ int sse_cli_serve(int argc, char **argv)
 
     memset(&sv, 0, sizeof(sv));
     sv.worker = -1;
+    sv.tls_rfd = -1;
     rc = serve_config_load(&sv.cfg, argc, argv, real_getenv, stdout, err, sizeof(err));
     if (rc == 1) {
         serve_config_free(&sv.cfg);
@@ -1092,11 +1154,8 @@ int sse_cli_serve(int argc, char **argv)
                 sse_strerror(SSE_EINVAL));
         goto out;
     }
-    if (nw > 1 && c->tls_listen) {
-        fprintf(stderr, "ssehub serve: --tls-listen works with --workers 1 only (for now)\n");
-        exit_code = 2;
+    if (nw > 1 && serve_reserve_tls(&sv)) /* every worker listens on it (serve_listen_tls) */
         goto out;
-    }
     if (nw > 1 && c->redis)
         exit_code = serve_redis_workers(&sv, (int)nw, host, port, drafts);
     else if (nw > 1)
@@ -1104,6 +1163,7 @@ int sse_cli_serve(int argc, char **argv)
     else
         exit_code = run_hub(&sv, host, port, drafts, -1, -1);
 out:
+    serve_release_tls(&sv);
     free(host);
     free(sv.dev_pub_token);
     free(sv.dev_sub_token);

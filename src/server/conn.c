@@ -948,6 +948,16 @@ void sse__conn_start(struct sse__conn *c, int over_limit)
         sse__conn_close(c, SSE_CLOSE_ERROR);
         return;
     }
-    if (over_limit)
-        sse__conn_reject(c, 503, NULL);
+    if (!over_limit)
+        return;
+    if (sse__conn_tp(c) == &sse__transport_tls && sse__conn_tp(c)->handshaking(c)) {
+        /* TLS: the 503 needs a handshake first; a small budget of them (transport_tls.c),
+           each bounded by the handshake timeout; past the budget, closed without an answer */
+        if (!sse__tls_refuse_after_handshake(c)) {
+            sse__log(c->srv, SSE_LOG_DEBUG, "over the connection limit: closed (TLS)");
+            sse__conn_close(c, SSE_CLOSE_LOCAL);
+        }
+        return;
+    }
+    sse__conn_reject(c, 503, NULL);
 }

@@ -345,6 +345,9 @@ struct sse__tls;
 void sse__tls_free(struct sse__tls *t);
 /* Milliseconds a TLS handshake may take (the server's sweep enforces it). */
 unsigned sse__tls_handshake_timeout(const sse_server *s);
+/* A TLS connection past max_connections, still handshaking: 1 when it is answered 503 once the
+   handshake is done (within a small budget of such connections), 0 when it must be closed. */
+int sse__tls_refuse_after_handshake(struct sse__conn *c);
 
 /* h1.c */
 /*

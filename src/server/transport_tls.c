@@ -46,6 +46,9 @@ struct sse__tls {
     int port;         /* the bound port of the first TLS listener */
     char *plain;      /* SSE__TLS_PLAIN_SIZE bytes of decrypted data */
     unsigned handshake_timeout_ms;
+    /* Past max_connections: connections handshaking only to be answered 503, and their bound
+       (sse__tls_refuse_after_handshake) */
+    unsigned overlimit, overlimit_max;
 };
 
 /* Per-connection flags. */
@@ -53,6 +56,7 @@ enum {
     SSE__TLS_READING = 1 << 0,    /* the connection wants bytes (read_start) */
     SSE__TLS_READY = 1 << 1,      /* the handshake is done */
     SSE__TLS_DELIVERING = 1 << 2, /* inside sse__tls_feed for this connection */
+    SSE__TLS_OVERLIMIT = 1 << 3,  /* past max_connections: 503 once the handshake is done */
 };
 
 /* Ciphertext read while the connection had stopped reading (allocated only then). */
@@ -353,6 +357,16 @@ static void sse__tls_feed(struct sse__conn *c, const char *in, size_t len)
                 break;
             }
             x->flags |= SSE__TLS_READY;
+            if (x->flags & SSE__TLS_OVERLIMIT) {
+                /* the answer a TCP connection past the limit gets at once (ALPN gave it
+                   http/1.1); later plaintext is read only to notice the EOF */
+                sse__conn_reject(c, 503, NULL);
+                if (c->state == SSE__ST_CLOSED) {
+                    x->flags &= (uint8_t)~SSE__TLS_DELIVERING;
+                    return;
+                }
+                continue;
+            }
             const char *proto = sse__tls_alpn(c);
             if (proto && strcmp(proto, "h2") == 0) {
                 /* chosen only when alpn_h2 is set: the HTTP/2 layer takes the connection over
@@ -437,6 +451,8 @@ static void sse__tls_closed_cb(uv_handle_t *h)
 {
     struct sse__conn *c = h->data;
     struct sse__tls_conn *x = sse__tls_c(c);
+    if (x->flags & SSE__TLS_OVERLIMIT)
+        sse__tls_t(c)->overlimit--;
     SSL_free(x->ssl);
     x->ssl = NULL;
     sse__free(x->stash);
@@ -463,6 +479,7 @@ static int sse__tls_accept(struct sse__conn *c, uv_stream_t *listener)
         else {
             BIO_set_data(b, t);
             SSL_set_bio(x->ssl, b, b);
+            SSL_set_app_data(x->ssl, c); /* the ALPN callback asks it (SSE__TLS_OVERLIMIT) */
             SSL_set_accept_state(x->ssl);
         }
     }
@@ -553,7 +570,9 @@ static int sse__tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *
 {
     struct sse__tls *t = arg;
     const unsigned char *h11 = NULL, *h2 = NULL;
-    (void)ssl;
+    struct sse__conn *c = SSL_get_app_data(ssl);
+    /* a connection past max_connections is answered 503 in HTTP/1.1 (sse__tls_feed) */
+    int offer_h2 = t->srv->alpn_h2 && !(c && (sse__tls_c(c)->flags & SSE__TLS_OVERLIMIT));
     for (unsigned i = 0; i < inlen;) {
         unsigned n = in[i];
         if (n == 0 || i + 1 + n > inlen)
@@ -564,7 +583,7 @@ static int sse__tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *
             h11 = in + i + 1;
         i += 1 + n;
     }
-    if (h2 && t->srv->alpn_h2) {
+    if (h2 && offer_h2) {
         *out = h2;
         *outlen = 2;
         return SSL_TLSEXT_ERR_OK;
@@ -658,6 +677,7 @@ static int sse__tls_get(sse_server *s, const sse_tls_options *o, struct sse__tls
     t->port = -1;
     t->keep_buffers = o->keep_buffers;
     t->handshake_timeout_ms = o->handshake_timeout_ms ? o->handshake_timeout_ms : 10000;
+    t->overlimit_max = o->max_overlimit_handshakes ? o->max_overlimit_handshakes : 32;
     t->plain = sse__malloc(SSE__TLS_PLAIN_SIZE);
     t->meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sse-loop");
     if (!t->plain || !t->meth || !BIO_meth_set_write(t->meth, sse__tls_bio_write) ||
@@ -721,4 +741,23 @@ int sse_server_tls_port(const sse_server *s)
 unsigned sse__tls_handshake_timeout(const sse_server *s)
 {
     return s->tls ? s->tls->handshake_timeout_ms : 10000;
+}
+
+/*
+ * A connection past max_connections that is still in its handshake: the 503 a TCP connection
+ * gets at once needs the handshake first. That handshake costs the connection and an SSL with
+ * its handshake buffers, for at most the handshake timeout: a small separate budget of such
+ * connections (sse_tls_options.max_overlimit_handshakes) bounds what a flood past the limit
+ * can make the server hold. Returns 1 when the budget takes c (answered once the handshake is
+ * done, counted until it closes), 0 when it is spent (the caller closes c).
+ */
+int sse__tls_refuse_after_handshake(struct sse__conn *c)
+{
+    struct sse__tls *t = sse__tls_t(c);
+    struct sse__tls_conn *x = sse__tls_c(c);
+    if (t->overlimit >= t->overlimit_max)
+        return 0;
+    t->overlimit++;
+    x->flags |= SSE__TLS_OVERLIMIT;
+    return 1;
 }

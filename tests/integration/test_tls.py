@@ -447,6 +447,192 @@ def t_pipelined_flood_pauses_and_resumes():
     h.stop()
 
 
+# ---------------------------------------------------------------- --workers (docs/WORKERS.md)
+
+def curl_sub(proto, cert, url, timeout=5):
+    """A curl subscriber (--http1.1 or --http2) over TLS: (Popen, worker index from the
+    X-Ssehub-Worker header curl -v shows). stdout and stderr are non-blocking afterwards."""
+    p = subprocess.Popen(["curl", "-v", "-sS", "-N", proto, "--cacert", cert, "--max-time", "20",
+                          url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.set_blocking(p.stderr.fileno(), False)
+    os.set_blocking(p.stdout.fileno(), False)
+    err = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        err += p.stderr.read() or b""
+        m = re.search(rb"^< x-ssehub-worker: (\d+)", err, re.M | re.I)
+        if m:
+            return p, int(m.group(1))
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    p.kill()
+    p.wait()
+    raise AssertionError(("curl %s subscriber: no X-Ssehub-Worker" % proto, err[-600:]))
+
+
+def fingerprint_worker(hub, retries=3):
+    """(sha256 of the certificate a new TLS connection sees, the worker that served it)."""
+    s = tls_connect(hub)
+    der = s.getpeercert(binary_form=True)
+    s.sendall(b"GET /.well-known/mercure?topic=/tls/fp HTTP/1.1\r\nHost: localhost\r\n"
+              b"Connection: close\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        c = s.recv(4096)
+        if not c:
+            break
+        buf += c
+    s.close()
+    m = re.search(rb"^x-ssehub-worker: (\d+)", buf, re.M | re.I)
+    th.check(m, ("no X-Ssehub-Worker", buf[:300]))
+    return hashlib.sha256(der).hexdigest(), int(m.group(1))
+
+
+def every_worker_serves(hub, want, n=2, limit=5.0, extra=6):
+    """New connections until every one of the n workers served one; every connection after a
+    first one per worker that sees want must see want too (the reload is done there)."""
+    seen = {}
+    deadline = time.monotonic() + limit
+    while len(seen) < n and time.monotonic() < deadline:
+        fp, w = fingerprint_worker(hub)
+        if fp == want:
+            seen[w] = True
+        else:
+            time.sleep(0.05)
+    th.check(len(seen) == n, ("workers serving the certificate", sorted(seen), "of", n))
+    for _ in range(extra):
+        fp, w = fingerprint_worker(hub)
+        th.check(fp == want, ("worker %d serves another certificate" % w))
+
+
+def t_workers_curl_and_sighup():
+    """--workers 2 with --tls-listen: the master reserves the TLS port and prints the https URL
+    once both workers listen; curl --http1.1 and --http2 subscribers on both workers get an
+    update published over TLS; SIGHUP to the master reloads the certificate in every worker
+    (new connections on each see B) while streams opened under A keep receiving; a bad
+    certificate is refused by every worker, which keeps B."""
+    need("curl")
+    a_cert, a_key = make_cert("wa")
+    b_cert, b_key = make_cert("wb")
+    cert, key = os.path.join(TMP, "wlive.crt"), os.path.join(TMP, "wlive.key")
+    shutil.copy(a_cert, cert)
+    shutil.copy(a_key, key)
+    h = TlsHub(cert, key, "--workers", "2", "--history-count", "50", "--heartbeat", "0")
+    base = "https://localhost:%d/.well-known/mercure" % h.tls_port
+    every_worker_serves(h, file_fingerprint(a_cert))
+    # curl subscribers of both protocols until each protocol has one on each worker
+    subs = []
+    for proto in ("--http1.1", "--http2"):
+        on = set()
+        for _ in range(24):
+            p, w = curl_sub(proto, cert, base + "?topic=/tls/workers")
+            subs.append((proto, w, p))
+            on.add(w)
+            if on == {0, 1}:
+                break
+        th.check(on == {0, 1}, ("curl %s subscribers landed on workers" % proto, on))
+    # Python TLS streams on both workers, opened under certificate A
+    old = []
+    for _ in range(24):
+        s = TlsSub(h, th.q(topic="/tls/workers"))
+        old.append(s)
+        if {x.headers.get("x-ssehub-worker") for x in old} == {"0", "1"}:
+            break
+    th.check({x.headers.get("x-ssehub-worker") for x in old} == {"0", "1"}, "old streams")
+    p = curl("--http2", "--cacert", cert, "-H", "Authorization: Bearer " + th.PUB, "-d",
+             "topic=/tls/workers", "-d", "data=to-every-worker", base)
+    th.check(p.returncode == 0 and p.stdout.startswith(b"urn:uuid:"), ("publish", p))
+    for proto, w, sp in subs:
+        out = b""
+        deadline = time.monotonic() + 5
+        while b"data: to-every-worker" not in out and time.monotonic() < deadline:
+            time.sleep(0.05)
+            out += sp.stdout.read() or b""
+        sp.kill()
+        sp.wait()
+        th.check(b"data: to-every-worker" in out, ("curl %s on worker %d" % (proto, w), out))
+    for s in old:
+        th.check([e["data"] for e in s.events(1, timeout=3)] == ["to-every-worker"], "old")
+    # SIGHUP to the master: B on every worker for new connections; A's streams go on
+    shutil.copy(b_cert, cert)
+    shutil.copy(b_key, key)
+    h.p.send_signal(signal.SIGHUP)
+    every_worker_serves(h, file_fingerprint(b_cert))
+    st, _, _ = th.publish(h, {"topic": "/tls/workers", "data": "after-reload"})
+    th.check(st == 200, st)
+    for s in old:
+        got = [e["data"] for e in s.events(1, timeout=3)]
+        th.check(got == ["after-reload"], ("stream of worker %s after the reload" %
+                                           s.headers.get("x-ssehub-worker"), got))
+    # a bad certificate: refused by every worker, B stays everywhere
+    with open(cert, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    h.p.send_signal(signal.SIGHUP)
+    time.sleep(0.7)
+    every_worker_serves(h, file_fingerprint(b_cert), limit=3)
+    for s in old:
+        s.close()
+    th.check(h.stop() == 0, "the master exits 0")
+    err = h.p.stderr.read().decode()
+    for k in (0, 1):
+        th.check(err.count("worker %d: reload: the new TLS certificate or key was refused" % k)
+                 == 1, ("worker %d logged the refusal" % k, err[-2000:]))
+        th.check("worker %d: tls: certificate reloaded" % k in err, ("reload in %d" % k))
+
+
+# ---------------------------------------------------------------- past --max-connections
+
+def curl_status(*args):
+    p = curl("-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", *args)
+    return p.stdout.decode(), p
+
+
+def t_over_limit_503():
+    """Past --max-connections a TLS connection gets the 503 a plain one gets (an EventSource
+    gets an answer, not a dropped connection it would retry at once), over HTTP/1.1 even when
+    the client offers h2; at most 32 such handshakes at once (the rest are closed at accept),
+    each bounded by the handshake timeout; the budget frees as they close."""
+    need("curl")
+    cert, key = make_cert("limit")
+    h = TlsHub(cert, key, "--max-connections", "2", "--tls-handshake-timeout", "1s")
+    held = [TlsSub(h, th.q(topic="/tls/limit")) for _ in range(2)]
+    url = "https://localhost:%d/healthz" % h.tls_port
+    for proto in ("--http1.1", "--http2"):
+        code, p = curl_status(proto, "--cacert", cert, url)
+        th.check(code == "503", ("TLS past the limit, curl %s" % proto, code, p.stderr))
+    code, p = curl_status("http://127.0.0.1:%d/healthz" % h.port)
+    th.check(code == "503", ("plain past the limit", code))
+    # the budget: 40 silent connections past the limit; 32 wait for their handshake, the 8
+    # others are closed at once; the 32 are closed by the handshake timeout (1 s)
+    socks = [socket.create_connection(("127.0.0.1", h.tls_port)) for _ in range(40)]
+    time.sleep(0.4)
+    quick = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            quick += s.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except OSError:
+            quick += 1
+    th.check(quick == 8, ("closed at once (past the budget of 32)", quick))
+    code, p = curl_status("--http1.1", "--cacert", cert, url)
+    th.check(code == "000", ("budget spent: closed", code))
+    late = [wait_closed(s, 3) for s in socks]
+    th.check(all(t is not None for t in late), "every silent over-limit handshake closed")
+    for s in socks:
+        s.close()
+    code, p = curl_status("--http1.1", "--cacert", cert, url)
+    th.check(code == "503", ("budget free again", code, p.stderr))
+    for s in held:
+        s.close()
+    time.sleep(0.3)
+    code, p = curl_status("--http2", "--cacert", cert, url)
+    th.check(code == "200", ("under the limit again", code))
+    h.stop()
+
+
 def main():
     tests = [
         ("curl_subscribes_and_publishes", t_curl_subscribes_and_publishes),
@@ -459,6 +645,8 @@ def main():
         ("slow_request_after_handshake", t_slow_request_after_handshake),
         ("peer_vanishes_mid_stream", t_peer_vanishes_mid_stream),
         ("pipelined_flood_pauses_and_resumes", t_pipelined_flood_pauses_and_resumes),
+        ("workers_curl_and_sighup", t_workers_curl_and_sighup),
+        ("over_limit_503", t_over_limit_503),
     ]
     try:
         return th.run_cases([(name, fn, ()) for name, fn in tests], ONLY)
