@@ -133,6 +133,12 @@ SSE_API int sse_server_listen_tls(sse_server *s, const char *host, int port,
 SSE_API int sse_server_tls_reload(sse_server *s, const char *cert_file, const char *key_file);
 /** The port of the first TLS listening socket, or -1. */
 SSE_API int sse_server_tls_port(const sse_server *s);
+/**
+ * Load cert_file and key_file as sse_server_listen_tls would, and drop them: nothing listens,
+ * nothing of s changes. Returns 0, or SSE_EINVAL (logged through s, with OpenSSL's reason).
+ * For a program that checks its files before starting processes that will load them.
+ */
+SSE_API int sse_server_tls_check(sse_server *s, const char *cert_file, const char *key_file);
 
 /**
  * Handler of a plain request. It either answers before returning (sse_request_respond or

@@ -458,6 +458,41 @@ static int serve_listen_tls(struct serve *sv, int port)
 }
 
 /*
+ * The master checks the certificate and key once before it forks (through a server that never
+ * listens): a file that cannot be used stops the start with OpenSSL's reason, instead of every
+ * worker failing and being restarted. 0, or -1 (logged).
+ */
+static void probe_log(void *ud, int level, const char *line)
+{
+    if (level <= SSE_LOG_ERROR) /* OpenSSL's reason; not the probe's own shutdown line */
+        log_line(ud, level, line);
+}
+
+static int serve_check_tls(struct serve *sv)
+{
+    uv_loop_t loop;
+    sse_server *probe = NULL;
+    sse_server_options so = SSE_SERVER_OPTIONS_INIT;
+    so.log = probe_log;
+    so.log_data = sv;
+    if (uv_loop_init(&loop))
+        return -1;
+    int rc = sse_server_new(&probe, &loop, &so);
+    if (!rc)
+        rc = sse_server_tls_check(probe, sv->cfg.tls_cert, sv->cfg.tls_key);
+    if (probe) {
+        sse_server_close(probe, 0, NULL, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        sse_server_free(probe);
+    }
+    uv_loop_close(&loop);
+    if (rc)
+        fprintf(stderr, "ssehub serve: --tls-cert %s / --tls-key %s: %s\n", sv->cfg.tls_cert,
+                sv->cfg.tls_key, sse_strerror(rc));
+    return rc ? -1 : 0;
+}
+
+/*
  * The master of --workers with --tls-listen: reserve the TLS port as the plain one (bound with
  * SO_REUSEPORT, never listening), so every worker can bind it, and learn the real port of
  * HOST:0. Sets sv->tls_rfd and sv->tls_port. 0, or -1 (printed). Nothing without --tls-listen.
@@ -468,6 +503,8 @@ static int serve_reserve_tls(struct serve *sv)
     int tport = 0;
     if (!sv->cfg.tls_listen)
         return 0;
+    if (serve_check_tls(sv))
+        return -1;
     (void)serve_parse_listen(sv->cfg.tls_listen, &th, &tport);
     sv->tls_rfd =
         sse_cli_master_reserve(th ? th : "0.0.0.0", tport, &sv->tls_port, err, sizeof(err));

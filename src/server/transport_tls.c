@@ -733,6 +733,20 @@ int sse_server_tls_reload(sse_server *s, const char *cert_file, const char *key_
     return 0;
 }
 
+int sse_server_tls_check(sse_server *s, const char *cert_file, const char *key_file)
+{
+    if (!s || !cert_file || !key_file)
+        return SSE_EINVAL;
+    struct sse__tls probe; /* what sse__tls_ctx_new reads: the server (its log) */
+    memset(&probe, 0, sizeof(probe));
+    probe.srv = s;
+    SSL_CTX *ctx = sse__tls_ctx_new(&probe, cert_file, key_file);
+    if (!ctx)
+        return SSE_EINVAL; /* logged */
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
 int sse_server_tls_port(const sse_server *s)
 {
     return s && s->tls ? s->tls->port : -1;

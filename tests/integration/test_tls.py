@@ -581,6 +581,19 @@ def t_workers_curl_and_sighup():
         th.check("worker %d: tls: certificate reloaded" % k in err, ("reload in %d" % k))
 
 
+def t_workers_bad_cert_at_start():
+    """--workers 2 with a certificate that cannot be used: the master refuses to start with
+    OpenSSL's reason, before forking (no worker is started and restarted)."""
+    cert, key = make_cert("wbad")
+    for c, k in ((os.path.join(TMP, "missing.crt"), key), (cert, cert)):
+        p = subprocess.run([th.SSEHUB, "serve", "--workers", "2", "--listen", "127.0.0.1:0",
+                            "--publisher-jwt-key", th.KEY, "--tls-listen", "127.0.0.1:0",
+                            "--tls-cert", c, "--tls-key", k], capture_output=True, timeout=10)
+        err = p.stderr.decode()
+        th.check(p.returncode == 1 and "tls: cannot use the" in err and "worker" not in err,
+                 ("bad certificate at start", c, k, p.returncode, err[-800:]))
+
+
 # ---------------------------------------------------------------- past --max-connections
 
 def curl_status(*args):
@@ -646,6 +659,7 @@ def main():
         ("peer_vanishes_mid_stream", t_peer_vanishes_mid_stream),
         ("pipelined_flood_pauses_and_resumes", t_pipelined_flood_pauses_and_resumes),
         ("workers_curl_and_sighup", t_workers_curl_and_sighup),
+        ("workers_bad_cert_at_start", t_workers_bad_cert_at_start),
         ("over_limit_503", t_over_limit_503),
     ]
     try:
