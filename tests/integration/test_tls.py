@@ -7,7 +7,10 @@ certificate without it); a plain and a TLS listener at once; SIGHUP reloads the 
 under live streams (the streams survive, a new connection sees the new certificate, a bad one
 is refused and the old one kept); the handshake timeout; garbage instead of a ClientHello; a
 slow ClientHello and a slow request after the handshake (slowloris); a peer that vanishes
-mid-stream; a pipelined flood that makes the server stop reading and resume from its stash.
+mid-stream; a pipelined flood that makes the server stop reading and resume from its stash;
+--workers 2 (curl --http1.1 and --http2 on both workers, SIGHUP to the master reloads every
+worker, a bad certificate refused at start); past --max-connections a TLS connection gets 503
+like a plain one, within a budget of 32 over-limit handshakes.
 Helpers of test_hub.py (python3 stdlib, 127.0.0.1 port 0).
 Usage: test_tls.py PATH/TO/ssehub [test-name-substring]
 """
