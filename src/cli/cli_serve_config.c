@@ -134,6 +134,10 @@ static const struct setting settings[] = {
      OFF(tls_handshake_ms), "close a TLS connection whose handshake takes longer"},
     {"tls-keep-buffers", "SSEHUB_TLS_KEEP_BUFFERS", NULL, T_BOOL, "false", OFF(tls_keep_buffers),
      "keep OpenSSL's record buffers on idle TLS connections (more memory, fewer allocations)"},
+    {"tls-overlimit-handshakes", "SSEHUB_TLS_OVERLIMIT_HANDSHAKES", NULL, T_SIZE, "32",
+     OFF(tls_overlimit_handshakes),
+     "past --max-connections: TLS connections handshaking at once to be answered 503, as plain "
+     "ones are (more are closed at accept)"},
     {"web", "SSEHUB_WEB", NULL, T_STR, NULL, OFF(web), "serve the static files of DIR at /"},
     {"demo", "SSEHUB_DEMO", NULL, T_BOOL, "false", OFF(demo),
      "the demo: its pages (built in; --web DIR serves a folder instead) at /, the classic "

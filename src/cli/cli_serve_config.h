@@ -50,6 +50,8 @@ struct serve_config {
     char *tls_cert, *tls_key;  /* PEM chain and key files (re-read on SIGHUP) */
     unsigned tls_handshake_ms; /* handshake timeout */
     int tls_keep_buffers;      /* keep OpenSSL's record buffers on idle connections */
+    /* past max_connections: TLS handshakes made to answer 503, at once (docs/SERVER.md) */
+    size_t tls_overlimit_handshakes;
     /* Operators of the reference hub (docs/OPERATIONS.md): */
     char *publisher_jwks_url, *subscriber_jwks_url; /* https://, http:// or file:// */
     unsigned jwks_refresh_min_ms;                   /* unknown kid: refetch at most this often */

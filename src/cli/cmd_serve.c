@@ -442,6 +442,8 @@ static int serve_listen_tls(struct serve *sv, int port)
     char *th = NULL;
     int tport = 0;
     sse_tls_options to = {c->tls_cert, c->tls_key, c->tls_handshake_ms, c->tls_keep_buffers, 0};
+    to.max_overlimit_handshakes =
+        c->tls_overlimit_handshakes > 1u << 20 ? 1u << 20 : (unsigned)c->tls_overlimit_handshakes;
     (void)serve_parse_listen(c->tls_listen, &th, &tport); /* validated by the config */
     int rc = sse_server_listen_tls(sv->server, th, port >= 0 ? port : tport, &to);
     free(th);

@@ -622,17 +622,7 @@ def t_over_limit_503():
     # the budget: 40 silent connections past the limit; 32 wait for their handshake, the 8
     # others are closed at once; the 32 are closed by the handshake timeout (1 s)
     socks = [socket.create_connection(("127.0.0.1", h.tls_port)) for _ in range(40)]
-    time.sleep(0.4)
-    quick = 0
-    for s in socks:
-        s.setblocking(False)
-        try:
-            quick += s.recv(1) == b""
-        except BlockingIOError:
-            pass
-        except OSError:
-            quick += 1
-    th.check(quick == 8, ("closed at once (past the budget of 32)", quick))
+    th.check(closed_at_once(socks) == 8, "closed at once (past the budget of 32)")
     code, p = curl_status("--http1.1", "--cacert", cert, url)
     th.check(code == "000", ("budget spent: closed", code))
     late = [wait_closed(s, 3) for s in socks]
@@ -647,6 +637,30 @@ def t_over_limit_503():
     code, p = curl_status("--http2", "--cacert", cert, url)
     th.check(code == "200", ("under the limit again", code))
     h.stop()
+    # the budget is a setting
+    h = TlsHub(cert, key, "--max-connections", "1", "--tls-overlimit-handshakes", "4")
+    held = TlsSub(h, th.q(topic="/tls/limit"))
+    socks = [socket.create_connection(("127.0.0.1", h.tls_port)) for _ in range(10)]
+    th.check(closed_at_once(socks) == 6, "closed at once (past a budget of 4)")
+    for s in socks:
+        s.close()
+    held.close()
+    h.stop()
+
+
+def closed_at_once(socks):
+    """How many of socks the server has closed within 0.4 s (the others wait, silent)."""
+    time.sleep(0.4)
+    quick = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            quick += s.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except OSError:
+            quick += 1
+    return quick
 
 
 def main():
