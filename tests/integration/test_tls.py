@@ -454,7 +454,8 @@ def t_pipelined_flood_pauses_and_resumes():
 
 def curl_sub(proto, cert, url, timeout=5):
     """A curl subscriber (--http1.1 or --http2) over TLS: (Popen, worker index from the
-    X-Ssehub-Worker header curl -v shows). stdout and stderr are non-blocking afterwards."""
+    X-Ssehub-Worker header curl -v shows, curl's stderr so far). stdout and stderr are
+    non-blocking afterwards."""
     p = subprocess.Popen(["curl", "-v", "-sS", "-N", proto, "--cacert", cert, "--max-time", "20",
                           url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.set_blocking(p.stderr.fileno(), False)
@@ -465,7 +466,7 @@ def curl_sub(proto, cert, url, timeout=5):
         err += p.stderr.read() or b""
         m = re.search(rb"^< x-ssehub-worker: (\d+)", err, re.M | re.I)
         if m:
-            return p, int(m.group(1))
+            return p, int(m.group(1)), err
         if p.poll() is not None:
             break
         time.sleep(0.02)
@@ -529,8 +530,10 @@ def t_workers_curl_and_sighup():
     for proto in ("--http1.1", "--http2"):
         on = set()
         for _ in range(24):
-            p, w = curl_sub(proto, cert, base + "?topic=/tls/workers")
+            p, w, err = curl_sub(proto, cert, base + "?topic=/tls/workers")
             subs.append((proto, w, p))
+            want = b"ALPN: server accepted " + (b"h2" if proto == "--http2" else b"http/1.1")
+            th.check(want in err, ("ALPN in worker %d" % w, proto, err[-600:]))
             on.add(w)
             if on == {0, 1}:
                 break
