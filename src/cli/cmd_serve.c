@@ -445,18 +445,17 @@ static int serve_listen_tls(struct serve *sv, int port)
     to.max_overlimit_handshakes =
         c->tls_overlimit_handshakes > 1u << 20 ? 1u << 20 : (unsigned)c->tls_overlimit_handshakes;
     (void)serve_parse_listen(c->tls_listen, &th, &tport); /* validated by the config */
-    int rc = sse_server_listen_tls(sv->server, th, port >= 0 ? port : tport, &to);
+    if (port < 0)
+        port = tport;
+    int rc = sse_server_listen_tls(sv->server, th, port, &to);
+    if (rc && sv->worker >= 0)
+        fprintf(stderr, "ssehub serve: worker %d cannot listen (TLS) on %s port %d: %s\n",
+                sv->worker, th, port, sse_strerror(rc));
+    else if (rc)
+        fprintf(stderr, "ssehub serve: cannot listen (TLS) on %s: %s\n", c->tls_listen,
+                sse_strerror(rc));
     free(th);
-    if (rc) {
-        if (sv->worker >= 0)
-            fprintf(stderr, "ssehub serve: worker %d cannot listen (TLS) on %s: %s\n", sv->worker,
-                    c->tls_listen, sse_strerror(rc));
-        else
-            fprintf(stderr, "ssehub serve: cannot listen (TLS) on %s: %s\n", c->tls_listen,
-                    sse_strerror(rc));
-        return -1;
-    }
-    return 0;
+    return rc ? -1 : 0;
 }
 
 /*
