@@ -614,7 +614,7 @@ def t_over_limit_503():
     each bounded by the handshake timeout; the budget frees as they close."""
     need("curl")
     cert, key = make_cert("limit")
-    h = TlsHub(cert, key, "--max-connections", "2", "--tls-handshake-timeout", "1s")
+    h = TlsHub(cert, key, "--max-connections", "2", "--tls-handshake-timeout", "2s")
     held = [TlsSub(h, th.q(topic="/tls/limit")) for _ in range(2)]
     url = "https://localhost:%d/healthz" % h.tls_port
     for proto in ("--http1.1", "--http2"):
@@ -623,12 +623,12 @@ def t_over_limit_503():
     code, p = curl_status("http://127.0.0.1:%d/healthz" % h.port)
     th.check(code == "503", ("plain past the limit", code))
     # the budget: 40 silent connections past the limit; 32 wait for their handshake, the 8
-    # others are closed at once; the 32 are closed by the handshake timeout (1 s)
+    # others are closed at once; the 32 are closed by the handshake timeout (2 s)
     socks = [socket.create_connection(("127.0.0.1", h.tls_port)) for _ in range(40)]
     th.check(closed_at_once(socks) == 8, "closed at once (past the budget of 32)")
     code, p = curl_status("--http1.1", "--cacert", cert, url)
     th.check(code == "000", ("budget spent: closed", code))
-    late = [wait_closed(s, 3) for s in socks]
+    late = [wait_closed(s, 4) for s in socks]
     th.check(all(t is not None for t in late), "every silent over-limit handshake closed")
     for s in socks:
         s.close()
