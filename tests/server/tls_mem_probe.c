@@ -13,9 +13,9 @@
  * Usage: tls_mem_probe CERT KEY [--conns N] [--tickets N] [--suites TLS13SUITES]
  *                                [--keep-buffers] [--free-buffers] [--tls12]
  * Prints: per-site live bytes and blocks for one connection, the total, glibc's chunk bytes
- * for them (malloc_usable_size + 8 header), and, with N connections held at once, the growth
- * of mallinfo2().uordblks and of VmRSS per connection (client and server state together,
- * from which the server's share is its counted chunk bytes).
+ * for them (header and rounding), and, with N connections held at once, the server's share
+ * per connection beside the growth of mallinfo2().uordblks and of VmRSS per connection of the
+ * whole process (client and server state and the BIO pairs together: an upper bound only).
  */
 #include <malloc.h>
 #include <openssl/crypto.h>
@@ -67,7 +67,10 @@ static void account(struct hdr *h, long sign)
     struct site *s = &sites[h->site];
     s->live_bytes += sign * (long)h->size;
     s->live_blocks += sign;
-    s->chunk_bytes += sign * (long)(malloc_usable_size(h) + 8);
+    /* the chunk glibc (x86-64) makes for the block OpenSSL asked for: 8 bytes of header,
+       16-byte granules, 32 at least (our probe header not included) */
+    long chunk = (long)h->size + 8 <= 32 ? 32 : ((long)h->size + 8 + 15) / 16 * 16;
+    s->chunk_bytes += sign * chunk;
 }
 
 static void *p_malloc(size_t n, const char *file, int line)
@@ -311,9 +314,7 @@ int main(int argc, char **argv)
         printf("%8ld %6ld %8ld  %s:%d\n", sorted[i].live_bytes, sorted[i].live_blocks,
                sorted[i].chunk_bytes, f, sorted[i].line);
     }
-    printf("total: %ld bytes in %ld blocks requested; %ld bytes of glibc chunks (+16 B probe "
-           "header each)\n",
-           tb, tn, tc);
+    printf("total: %ld bytes in %ld blocks requested; %ld bytes of glibc chunks\n", tb, tn, tc);
 
     /* N at once: heap and RSS growth per connection (client + server + BIO pairs) */
     if (o.conns > 0) {
