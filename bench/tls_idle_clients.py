@@ -71,6 +71,13 @@ def h2_open(s, k):
                 p = p[1:]
             if flags & 0x20:  # PRIORITY
                 p = p[5:]
+            while p and p[0] & 0xE0 == 0x20:  # dynamic table size updates (5-bit integer)
+                i = 1
+                if p[0] & 0x1F == 0x1F:
+                    while i < len(p) and p[i] & 0x80:
+                        i += 1
+                    i += 1
+                p = p[i:]
             if not p or p[0] != 0x88:
                 raise OSError("status field %r" % p[:8])
             heads += 1

@@ -46,6 +46,7 @@
 #define SSE__H2_MAX_OUTBOUND_ACK 1000 /* SETTINGS / PING ACKs the peer leaves unread */
 #define SSE__H2_BIG_MIN 16384         /* nghttp2 blocks this big get pages of their own */
 #define SSE__H2_BIG_SLOTS 2           /* such blocks per session (more go to the heap) */
+#define SSE__H2_TRIM_IDLE_MS 1000     /* idle this long, the frame buffer's pages go back */
 
 /* Output bytes: a range of the control buffer (f NULL), or of a shared frame (referenced). */
 struct sse__h2piece {
@@ -82,6 +83,8 @@ struct sse__h2 {
     /* nghttp2's big buffers, on pages mapped for them (see sse__ng_malloc) */
     void *big[SSE__H2_BIG_SLOTS];
     size_t big_cap[SSE__H2_BIG_SLOTS]; /* bytes mapped, 0: the slot is free */
+    void *fb;                          /* the frame buffer among them (made with the session) */
+    uint32_t fb_trim_act;              /* c->t_act when its pages were last handed back */
 };
 
 /* ---------------------------------------------------------------- memory for nghttp2 */
@@ -120,6 +123,25 @@ static int sse__ng_big_slot(const struct sse__h2 *h2, const void *ptr)
         if (h2->big_cap[i] && h2->big[i] == ptr)
             return (int)i;
     return -1;
+}
+
+/*
+ * Hand the frame buffer's pages back to the system on a connection that wrote nothing for
+ * SSE__H2_TRIM_IDLE_MS (from the sweep; once per quiet spell): its first page, dirtied by the
+ * last frames, is all an idle connection would keep resident of it. Only when no frame is in
+ * it: nghttp2 wants to read and has nothing to write (a frame half handed over, or a closing
+ * session, would say otherwise), and our batch is empty. The next frame finds zeroed pages.
+ */
+static void sse__h2_trim(struct sse__conn *c, uint32_t now)
+{
+    struct sse__h2 *h2 = c->h2;
+    int i = h2->fb ? sse__ng_big_slot(h2, h2->fb) : -1;
+    if (i < 0 || h2->in_ng || h2->going || h2->npc || (c->flags & SSE__F_WRITING) ||
+        c->t_act == h2->fb_trim_act || now - c->t_act < SSE__H2_TRIM_IDLE_MS ||
+        nghttp2_session_want_write(h2->ng) || !nghttp2_session_want_read(h2->ng))
+        return;
+    (void)madvise(h2->fb, h2->big_cap[i], MADV_DONTNEED);
+    h2->fb_trim_act = c->t_act;
 }
 
 static void *sse__ng_malloc(size_t size, void *ud)
@@ -1005,6 +1027,7 @@ void sse__conn_start_h2(struct sse__conn *c)
     }
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);
+    h2->fb = h2->big[0]; /* the one big block a new session makes: its frame buffer */
     if (!rv) {
         nghttp2_settings_entry iv[] = {
             {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->o.h2_max_streams},
@@ -1076,6 +1099,7 @@ void sse__h2_sweep(struct sse__conn *c, uint32_t now)
         (void)nghttp2_session_terminate_session(h2->ng, NGHTTP2_NO_ERROR);
         sse__conn_mark_dirty(c);
     }
+    sse__h2_trim(c, now);
 }
 
 void sse__h2_shutdown(struct sse__conn *c)
