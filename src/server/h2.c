@@ -158,7 +158,10 @@ static void sse__ng_free(void *ptr, void *ud)
         sse__free(ptr);
         return;
     }
-    munmap(ptr, h2->big_cap[i]);
+    /* munmap fails only when splitting a mapping would pass vm.max_map_count: then at least
+       the pages go back (the address range stays reserved) */
+    if (munmap(ptr, h2->big_cap[i]) != 0)
+        (void)madvise(ptr, h2->big_cap[i], MADV_DONTNEED);
     h2->big[i] = NULL;
     h2->big_cap[i] = 0;
 }
@@ -182,12 +185,16 @@ static void *sse__ng_realloc(void *ptr, size_t size, void *ud)
             return sse__ng_malloc(size, ud);
         return sse__realloc(ptr, size); /* a heap block stays on the heap */
     }
-    if (size && size <= h2->big_cap[i])
-        return ptr;
-    void *p = size ? sse__ng_malloc(size, ud) : NULL;
-    if (!p && size)
+    if (!size) {
+        sse__ng_free(ptr, ud);
         return NULL;
-    memcpy(p, ptr, h2->big_cap[i] < size ? h2->big_cap[i] : size);
+    }
+    if (size <= h2->big_cap[i])
+        return ptr;
+    void *p = sse__ng_malloc(size, ud);
+    if (!p)
+        return NULL;
+    memcpy(p, ptr, h2->big_cap[i]);
     sse__ng_free(ptr, ud);
     return p;
 }
