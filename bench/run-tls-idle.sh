@@ -1,13 +1,16 @@
 #!/bin/bash
-# run-tls-idle.sh: the server's memory per idle TLS + HTTP/1.1 EventSource subscriber
-# (docs/performance/tls.md), in one run: ssehub serve over TLS with SSL_MODE_RELEASE_BUFFERS
-# (the default) and with --tls-keep-buffers, ssehub over plain TCP (the baseline the TLS cost
-# adds to), and nginx + nchan over TLS and plain (the peer, bench/peers/nchan.conf.in).
-# For each: PSS and RSS of the server processes before and after N connections held open by
-# bench/tls_idle_clients.py (handshake, GET, head read), divided by N. Then, for ssehub, E
+# run-tls-idle.sh: the server's memory per idle EventSource subscriber over TLS + HTTP/1.1,
+# HTTP/2 over TLS and h2c (1 and 20 streams per connection), and plain HTTP/1.1
+# (docs/performance/tls.md, docs/performance/h2.md), ssehub beside nginx + nchan
+# (bench/peers/nchan.conf.in with `listen ... ssl`, `ssl http2` or `http2`), in one run.
+# Every row gets a fresh server process: PSS and RSS of the server processes before and after N
+# streams held open by bench/tls_idle_clients.py (handshake, request, response head read),
+# divided by N (streams, not connections). Then, for ssehub over TLS + HTTP/1.1 and plain, E
 # events published to all of them: server CPU (utime + stime) per delivery, which shows what
 # releasing OpenSSL's record buffers costs (an allocation per connection per write).
-# Usage: bench/run-tls-idle.sh [N]   (env SSEHUB=path/to/ssehub, default build/src/cli/ssehub)
+# Usage: bench/run-tls-idle.sh [N]   (env SSEHUB=path/to/ssehub, default build/src/cli/ssehub;
+#        ROWS="tls keep plain h2 h2x20 h2c h2cx20" picks rows, E=0 skips the fan-out step,
+#        NCHAN=0 skips the peer)
 set -eu
 N=${1:-5000}
 E=${E:-100} # events of the fan-out step (ssehub only: CPU per delivery, allocation choice)
@@ -49,13 +52,13 @@ fanout() { # pid: E events of ~100 bytes to the N idle subscribers; server CPU p
         "$E" "$N" "$(echo "$t1 - $t0" | bc)" "$(echo "($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / ($E * $N)" | bc -l)"
 }
 
-measure() { # label pids port path [plain] [fanout]
-    local label=$1 pids=$2 port=$3 path=$4 mode=${5:-tls} fan=${6:-}
+measure() { # label pids port path mode per-conn [fanout]
+    local label=$1 pids=$2 port=$3 path=$4 mode=$5 per=$6 fan=${7:-}
     local p0 r0 p1 r1
     sleep 0.5
     p0=$(kb Pss "$pids"); r0=$(kb Rss "$pids")
     rm -f "$OUT/hold"; mkfifo "$OUT/hold"
-    python3 "$here/tls_idle_clients.py" 127.0.0.1 "$port" "$path" "$N" "$mode" <"$OUT/hold" \
+    python3 "$here/tls_idle_clients.py" 127.0.0.1 "$port" "$path" "$N" "$mode" "$per" <"$OUT/hold" \
         >"$OUT/cl.out" &
     local cl=$!
     exec 3>"$OUT/hold"
@@ -66,16 +69,16 @@ measure() { # label pids port path [plain] [fanout]
     done
     sleep 2
     p1=$(kb Pss "$pids"); r1=$(kb Rss "$pids")
-    printf '%-34s %s  PSS/sub %6d B  RSS/sub %6d B\n' "$label" "$(cat "$OUT/cl.out")" \
+    printf '%-40s %-28s PSS/sub %6d B  RSS/sub %6d B\n' "$label" "$(cat "$OUT/cl.out")" \
         $(((p1 - p0) * 1024 / N)) $(((r1 - r0) * 1024 / N))
-    [ -n "$fan" ] && fanout "${pids%%,*}"
+    if [ -n "$fan" ] && [ "$E" -gt 0 ]; then fanout "${pids%%,*}"; fi
     exec 3>&-
     wait $cl || true
 }
 
-hub() { # label extra-args... : start a hub, measure TLS or plain, stop it
-    local label=$1 mode=$2
-    shift 2
+hub() { # label mode per-conn extra-args... : start a hub, measure one row, stop it
+    local label=$1 mode=$2 per=$3 fan=
+    shift 3
     "$SSEHUB" serve --listen 127.0.0.1:0 --tls-listen 127.0.0.1:0 --tls-cert "$OUT/c.pem" \
         --tls-key "$OUT/k.pem" --anonymous --publisher-jwt-key bench-key-0123456789abcdef \
         --publish-anonymous --heartbeat 0 --log-level warn "$@" >"$OUT/hub.out" 2>&1 &
@@ -83,22 +86,26 @@ hub() { # label extra-args... : start a hub, measure TLS or plain, stop it
     echo $pid >>"$OUT/pids"
     until grep -q 'https://' "$OUT/hub.out" 2>/dev/null; do sleep 0.1; done
     local port
-    if [ "$mode" = plain ]; then
+    if [ "$mode" = plain ] || [ "$mode" = h2c ]; then
         port=$(sed -n 's#^listening on http://127.0.0.1:\([0-9]*\)/.*#\1#p' "$OUT/hub.out")
     else
         port=$(sed -n 's#^listening on https://127.0.0.1:\([0-9]*\)/.*#\1#p' "$OUT/hub.out")
     fi
-    measure "$label" $pid "$port" "/.well-known/mercure?topic=/idle" "$mode" fanout
+    case $mode in tls | plain) fan=fanout ;; esac
+    measure "$label" $pid "$port" "/.well-known/mercure?topic=/idle" "$mode" "$per" $fan
     kill $pid
     wait $pid 2>/dev/null || true
 }
 
-nchan() { # label tls|plain
-    local label=$1 mode=$2 dir="$OUT/nginx-$2" port=$((20000 + RANDOM % 20000))
+nchan() { # label mode per-conn
+    local label=$1 mode=$2 per=$3 dir="$OUT/nginx-$2-$3" port=$((20000 + RANDOM % 20000)) listen=
+    case $mode in tls) listen="ssl " ;; h2) listen="ssl http2 " ;; h2c) listen="http2 " ;; esac
     mkdir -p "$dir/tmp" "$dir/logs"
     sed -e "s/@PORT@/$port/" -e "s/@WORKERS@/1/" "$here/peers/nchan.conf.in" >"$dir/nginx.conf"
-    if [ "$mode" = tls ]; then # the same server block, over TLS (nginx: SSL_MODE_RELEASE_BUFFERS)
-        sed -i -e "s#listen 127.0.0.1:$port #listen 127.0.0.1:$port ssl #" \
+    # the same server block over TLS (nginx: SSL_MODE_RELEASE_BUFFERS) and/or HTTP/2
+    sed -i -e "s#listen 127.0.0.1:$port #listen 127.0.0.1:$port $listen#" "$dir/nginx.conf"
+    if [ "$mode" = tls ] || [ "$mode" = h2 ]; then
+        sed -i \
             -e "s#^    server {#    server {\n        ssl_certificate $OUT/c.pem;\n        ssl_certificate_key $OUT/k.pem;\n        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_session_cache off;#" \
             "$dir/nginx.conf"
     fi
@@ -106,21 +113,40 @@ nchan() { # label tls|plain
     local master=$!
     echo $master >>"$OUT/pids"
     local scheme=http
-    [ "$mode" = tls ] && scheme=https
-    until curl -sk -o /dev/null "$scheme://127.0.0.1:$port/pub/idle" -d x; do sleep 0.1; done
+    local copt=
+    case $mode in tls) scheme=https ;; h2) scheme=https copt=--http2 ;; h2c) copt=--http2-prior-knowledge ;; esac
+    until curl -sk $copt -o /dev/null "$scheme://127.0.0.1:$port/pub/idle" -d x; do sleep 0.1; done
     local pids="$master,$(pgrep -P $master | paste -sd, -)"
-    measure "$label" "$pids" "$port" "/sub/idle" "$mode"
+    measure "$label" "$pids" "$port" "/sub/idle" "$mode" "$per"
     kill $master
     wait $master 2>/dev/null || true
 }
 
-echo "== idle subscribers: N=$N, $(date -u +%FT%TZ), $(nproc) CPUs, $(openssl version)"
-hub "ssehub TLS (release buffers)" tls
-hub "ssehub TLS (--tls-keep-buffers)" tls --tls-keep-buffers
-hub "ssehub plain TCP" plain
-if command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
-    nchan "nginx+nchan TLS" tls
-    nchan "nginx+nchan plain TCP" plain
-else
-    echo "nginx + nchan missing: peer not measured"
+ROWS=${ROWS:-tls keep plain h2 h2x20 h2c h2cx20}
+have_nchan=0
+if [ "${NCHAN:-1}" = 1 ] && command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+    have_nchan=1
 fi
+echo "== idle subscribers: N=$N, $(date -u +%FT%TZ), $(nproc) CPUs, $(openssl version)"
+for row in $ROWS; do
+    case $row in
+    tls) hub "ssehub TLS + HTTP/1.1" tls 1 ;;
+    keep) hub "ssehub TLS + HTTP/1.1 --tls-keep-buffers" tls 1 --tls-keep-buffers ;;
+    plain) hub "ssehub plain HTTP/1.1" plain 1 ;;
+    h2) hub "ssehub h2 over TLS, 1 stream/conn" h2 1 ;;
+    h2x20) hub "ssehub h2 over TLS, 20 streams/conn" h2 20 ;;
+    h2c) hub "ssehub h2c, 1 stream/conn" h2c 1 --h2c ;;
+    h2cx20) hub "ssehub h2c, 20 streams/conn" h2c 20 --h2c ;;
+    *) echo "unknown row $row" >&2; exit 2 ;;
+    esac
+    [ $have_nchan = 1 ] || continue
+    case $row in
+    tls) nchan "nginx+nchan TLS + HTTP/1.1" tls 1 ;;
+    plain) nchan "nginx+nchan plain HTTP/1.1" plain 1 ;;
+    h2) nchan "nginx+nchan h2 over TLS, 1 stream/conn" h2 1 ;;
+    h2x20) nchan "nginx+nchan h2 over TLS, 20 streams/conn" h2 20 ;;
+    h2c) nchan "nginx+nchan h2c, 1 stream/conn" h2c 1 ;;
+    h2cx20) nchan "nginx+nchan h2c, 20 streams/conn" h2c 20 ;;
+    esac
+done
+[ $have_nchan = 1 ] || echo "nginx + nchan missing: peer not measured"

@@ -33,14 +33,20 @@
 #include "server/internal.h"
 
 #include <nghttp2/nghttp2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define SSE__H2_PIECES 256            /* buffers per write batch (the writev) */
 #define SSE__H2_BATCH_BYTES 262144    /* bytes per batch before nghttp2 is told to wait */
 #define SSE__H2_DATA_FRAMES 64        /* queued frames one DATA frame may reference */
 #define SSE__H2_MAX_CONTINUATIONS 8   /* CONTINUATION frames after one HEADERS */
 #define SSE__H2_MAX_OUTBOUND_ACK 1000 /* SETTINGS / PING ACKs the peer leaves unread */
+#define SSE__H2_BIG_MIN 16384         /* nghttp2 blocks this big get pages of their own */
+#define SSE__H2_BIG_SLOTS 2           /* such blocks per session (more go to the heap) */
+#define SSE__H2_TRIM_IDLE_MS 1000     /* idle this long, the frame buffer's pages go back */
 
 /* Output bytes: a range of the control buffer (f NULL), or of a shared frame (referenced). */
 struct sse__h2piece {
@@ -74,32 +80,123 @@ struct sse__h2 {
     uint8_t dead;          /* terminated: reading discarded, closing once flushed */
     uint8_t calm;          /* terminated for a flood: ENHANCE_YOUR_CALM */
     uint8_t going;         /* GOAWAY sent for shutdown */
+    /* nghttp2's big buffers, on pages mapped for them (see sse__ng_malloc) */
+    void *big[SSE__H2_BIG_SLOTS];
+    size_t big_cap[SSE__H2_BIG_SLOTS]; /* bytes mapped, 0: the slot is free */
+    void *fb;                          /* the frame buffer among them (made with the session) */
+    uint32_t fb_trim_act;              /* c->t_act when its pages were last handed back */
 };
 
 /* ---------------------------------------------------------------- memory for nghttp2 */
 
+/*
+ * nghttp2 allocates a 16,394-byte outbound frame buffer per session up front (a frame header,
+ * a pad length byte and the largest payload) and keeps it for the connection's life; an idle
+ * SSE connection only ever writes small frames (SETTINGS, a response head, WINDOW_UPDATE) at its
+ * start. From the heap, its pages become resident as soon as the heap reuses memory the
+ * handshake or earlier connections touched; served from anonymous pages mapped for it, only the
+ * first page ever is (docs/performance/h2.md). So blocks of SSE__H2_BIG_MIN bytes or more get
+ * their own mapping, up to SSE__H2_BIG_SLOTS per session (tracked in struct sse__h2: a free
+ * knows its block by address, no header, no guess); the rest goes to the heap as before.
+ */
+static void *sse__ng_big_alloc(struct sse__h2 *h2, size_t size)
+{
+    for (unsigned i = 0; i < SSE__H2_BIG_SLOTS; i++) {
+        if (h2->big_cap[i])
+            continue;
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t cap = (size + page - 1) / page * page;
+        void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        h2->big[i] = p;
+        h2->big_cap[i] = cap;
+        return p;
+    }
+    return NULL;
+}
+
+/* The slot of ptr if it is one of h2's mapped blocks, else -1. */
+static int sse__ng_big_slot(const struct sse__h2 *h2, const void *ptr)
+{
+    for (unsigned i = 0; i < SSE__H2_BIG_SLOTS; i++)
+        if (h2->big_cap[i] && h2->big[i] == ptr)
+            return (int)i;
+    return -1;
+}
+
+/*
+ * Hand the frame buffer's pages back to the system on a connection that wrote nothing for
+ * SSE__H2_TRIM_IDLE_MS (from the sweep; once per quiet spell): its first page, dirtied by the
+ * last frames, is all an idle connection would keep resident of it. Only when no frame is in
+ * it: nghttp2 wants to read and has nothing to write (a frame half handed over, or a closing
+ * session, would say otherwise), and our batch is empty. The next frame finds zeroed pages.
+ */
+static void sse__h2_trim(struct sse__conn *c, uint32_t now)
+{
+    struct sse__h2 *h2 = c->h2;
+    int i = h2->fb ? sse__ng_big_slot(h2, h2->fb) : -1;
+    if (i < 0 || h2->in_ng || h2->going || h2->npc || (c->flags & SSE__F_WRITING) ||
+        c->t_act == h2->fb_trim_act || now - c->t_act < SSE__H2_TRIM_IDLE_MS ||
+        nghttp2_session_want_write(h2->ng) || !nghttp2_session_want_read(h2->ng))
+        return;
+    (void)madvise(h2->fb, h2->big_cap[i], MADV_DONTNEED);
+    h2->fb_trim_act = c->t_act;
+}
+
 static void *sse__ng_malloc(size_t size, void *ud)
 {
-    (void)ud;
-    return sse__malloc(size);
+    void *p = size >= SSE__H2_BIG_MIN ? sse__ng_big_alloc(ud, size) : NULL;
+    return p ? p : sse__malloc(size);
 }
 
 static void sse__ng_free(void *ptr, void *ud)
 {
-    (void)ud;
-    sse__free(ptr);
+    struct sse__h2 *h2 = ud;
+    int i = ptr ? sse__ng_big_slot(h2, ptr) : -1;
+    if (i < 0) {
+        sse__free(ptr);
+        return;
+    }
+    /* munmap fails only when splitting a mapping would pass vm.max_map_count: then at least
+       the pages go back (the address range stays reserved) */
+    if (munmap(ptr, h2->big_cap[i]) != 0)
+        (void)madvise(ptr, h2->big_cap[i], MADV_DONTNEED);
+    h2->big[i] = NULL;
+    h2->big_cap[i] = 0;
 }
 
 static void *sse__ng_calloc(size_t n, size_t size, void *ud)
 {
-    (void)ud;
+    if (n && size <= SIZE_MAX / n && n * size >= SSE__H2_BIG_MIN) {
+        void *p = sse__ng_big_alloc(ud, n * size); /* fresh pages read as zeros */
+        if (p)
+            return p;
+    }
     return sse__calloc(n, size);
 }
 
 static void *sse__ng_realloc(void *ptr, size_t size, void *ud)
 {
-    (void)ud;
-    return sse__realloc(ptr, size);
+    struct sse__h2 *h2 = ud;
+    int i = ptr ? sse__ng_big_slot(h2, ptr) : -1;
+    if (i < 0) {
+        if (!ptr)
+            return sse__ng_malloc(size, ud);
+        return sse__realloc(ptr, size); /* a heap block stays on the heap */
+    }
+    if (!size) {
+        sse__ng_free(ptr, ud);
+        return NULL;
+    }
+    if (size <= h2->big_cap[i])
+        return ptr;
+    void *p = sse__ng_malloc(size, ud);
+    if (!p)
+        return NULL;
+    memcpy(p, ptr, h2->big_cap[i]);
+    sse__ng_free(ptr, ud);
+    return p;
 }
 
 /* ---------------------------------------------------------------- streams */
@@ -910,7 +1007,7 @@ void sse__conn_start_h2(struct sse__conn *c)
     h2->rst_milli = (uint64_t)s->o.h2_reset_burst * 1000;
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
-    nghttp2_mem mem = {NULL, sse__ng_malloc, sse__ng_free, sse__ng_calloc, sse__ng_realloc};
+    nghttp2_mem mem = {h2, sse__ng_malloc, sse__ng_free, sse__ng_calloc, sse__ng_realloc};
     int rv = nghttp2_session_callbacks_new(&cbs);
     if (!rv)
         rv = nghttp2_option_new(&opt);
@@ -929,11 +1026,15 @@ void sse__conn_start_h2(struct sse__conn *c)
         nghttp2_option_set_max_settings(opt, 32);
         nghttp2_option_set_max_continuations(opt, SSE__H2_MAX_CONTINUATIONS);
         nghttp2_option_set_stream_reset_rate_limit(opt, s->o.h2_reset_burst, s->o.h2_reset_rate);
-        nghttp2_option_set_max_deflate_dynamic_table_size(opt, s->o.h2_header_table_size);
+        /* our encoder keeps no dynamic table: the few response heads it encodes are mostly
+           static-table fields, and a table would keep copies of them per connection (~270 B;
+           docs/performance/h2.md). h2_header_table_size bounds the peer's table (decoding). */
+        nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
         rv = nghttp2_session_server_new3(&h2->ng, cbs, c, opt, &mem);
     }
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);
+    h2->fb = h2->big[0]; /* the one big block a new session makes: its frame buffer */
     if (!rv) {
         nghttp2_settings_entry iv[] = {
             {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->o.h2_max_streams},
@@ -1005,6 +1106,7 @@ void sse__h2_sweep(struct sse__conn *c, uint32_t now)
         (void)nghttp2_session_terminate_session(h2->ng, NGHTTP2_NO_ERROR);
         sse__conn_mark_dirty(c);
     }
+    sse__h2_trim(c, now);
 }
 
 void sse__h2_shutdown(struct sse__conn *c)

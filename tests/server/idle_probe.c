@@ -1,9 +1,12 @@
 /*
  * idle_probe.c: a measuring server (not a test): GET /sub opens and keeps an event stream,
- * GET /rss answers "streams VmRSS_kB malloc_in_use_bytes", GET /pub?k=N pushes a shared frame
- * N times to every stream in one loop turn and answers how long queueing and the flush walk took
- * (wall and CPU time).
- * Driven by idle_probe.py; numbers are in docs/SERVER.md. Usage: idle_probe PORT
+ * GET /rss answers "streams VmRSS_kB malloc_in_use_bytes heap_bytes" (glibc's mallinfo2: bytes in
+ * allocated chunks; bytes the heap holds from the system, arena + mmapped), GET /pub?k=N pushes
+ * a shared frame N times to every stream in one loop turn and answers how long queueing and the
+ * flush walk took (wall and CPU time). With CERT and KEY, also HTTPS (ALPN h2 and http/1.1) on
+ * TLS_PORT.
+ * Driven by idle_probe.py and idle_probe_h2.py; numbers are in docs/SERVER.md and
+ * docs/performance/h2.md, tls.md. Usage: idle_probe PORT [TLS_PORT CERT KEY]
  */
 #include "server/internal.h" /* sse__server_walk: flush now, to time it */
 
@@ -74,7 +77,8 @@ static int rss_cb(sse_request *r, void *ud)
     struct probe *p = ud;
     char b[256];
     struct mallinfo2 mi = mallinfo2();
-    int k = snprintf(b, sizeof(b), "%zu %ld %zu\n", p->n, rss_kb(), mi.uordblks);
+    int k = snprintf(b, sizeof(b), "%zu %ld %zu %zu\n", p->n, rss_kb(), mi.uordblks,
+                     mi.arena + mi.hblkhd);
     return sse_request_respond(r, 200, "text/plain", b, (size_t)k);
 }
 
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
     sse_server_options o = SSE_SERVER_OPTIONS_INIT;
     o.heartbeat_ms = 600000;
     o.h2c = 1; /* HTTP/2 by prior knowledge too (idle_probe_h2.py) */
+    o.h2 = 1;  /* and by ALPN on the TLS listener */
     if (argc < 2 || sse_server_new(&s, loop, &o))
         return 2;
     sse_server_route_stream(s, "/sub", stream_cb, &p);
@@ -128,5 +133,10 @@ int main(int argc, char **argv)
     sse_server_route(s, "GET", "/pub", pub_cb, &p);
     if (sse_server_listen(s, "127.0.0.1", (int)strtol(argv[1], NULL, 10)))
         return 1;
+    if (argc >= 5) {
+        sse_tls_options t = {.cert_file = argv[3], .key_file = argv[4]};
+        if (sse_server_listen_tls(s, "127.0.0.1", (int)strtol(argv[2], NULL, 10), &t))
+            return 1;
+    }
     return uv_run(loop, UV_RUN_DEFAULT);
 }
