@@ -534,6 +534,42 @@ def t_no_history():
     check(p.returncode == 2 and b"one process" in p.stderr, p.stderr)
 
 
+# ---------------------------------------------------------------- issuers, dev tokens
+
+def claims_of(tok):
+    part = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def dev_tokens(h):
+    st, _, body = request(h, "GET", "/.well-known/ssehub/dev-token")
+    check(st == 200, "dev-token endpoint: %d" % st)
+    doc = json.loads(body)
+    return doc["publisher"], doc["subscriber"]
+
+
+def t_dev_tokens_carry_issuer():
+    """--dev with --issuer (and --resource): the development tokens printed at start and served
+    at /.well-known/ssehub/dev-token carry that iss (and aud), so the hub accepts its own tokens
+    to publish and to subscribe, with either protocol generation."""
+    iss, res = "https://issuer.example/dev", "https://hub.example/.well-known/mercure"
+    for proto in ("both", "draft-07", "draft-08"):
+        h = Hub("--dev", "--protocol", proto, "--issuer", iss, "--resource", res)
+        pub, sub = dev_tokens(h)
+        for name, t in (("publisher", pub), ("subscriber", sub)):
+            c = claims_of(t)
+            check(c.get("iss") == iss, "%s: %s token iss %r" % (proto, name, c.get("iss")))
+            if proto == "draft-08":
+                check(c.get("aud") == res, "%s: %s token aud %r" % (proto, name, c.get("aud")))
+        st, _, body = publish(h, {"topic": "/dev", "data": "x"}, tok=pub)
+        check(st == 200, "%s: the hub refused its own publisher token: %d %r" % (proto, st, body))
+        sel = q(match="/dev") if proto == "draft-08" else q(topic="/dev")
+        s = Sub(h, sel, {"Authorization": "Bearer " + sub})
+        check(s.status == 200, "%s: the hub refused its own subscriber token: %d" % (proto, s.status))
+        s.close()
+        h.stop()
+
+
 # ---------------------------------------------------------------- logs, aliases
 
 def t_json_logs_never_hold_a_token():
@@ -694,6 +730,7 @@ def main():
         ("no_history", t_no_history),
         ("json_logs_never_hold_a_token", t_json_logs_never_hold_a_token),
         ("reference_aliases", t_reference_aliases),
+        ("dev_tokens_carry_issuer", t_dev_tokens_carry_issuer),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),
