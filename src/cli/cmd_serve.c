@@ -321,9 +321,10 @@ static int identity(struct serve *sv, const char *host, int real_port, int draft
     }
     if (c->dev) {
         int d08 = drafts == SSE_HUB_DRAFT_08;
-        sv->dev_pub_token = mint(c->publisher_key, d08, c->resource, c->issuer, 1);
+        const char *iss = c->n_issuers ? c->issuers[0] : NULL; /* the first accepted issuer */
+        sv->dev_pub_token = mint(c->publisher_key, d08, c->resource, iss, 1);
         sv->dev_sub_token = mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08,
-                                 c->resource, c->issuer, 0);
+                                 c->resource, iss, 0);
         if (!sv->dev_pub_token || !sv->dev_sub_token) {
             fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
             return -1;
@@ -626,7 +627,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     ho.subscriber_key = c->subscriber_key;
     ho.subscriber_alg = c->subscriber_alg;
     ho.resource = c->resource;
-    ho.issuer = c->issuer;
+    ho.issuers = (const char *const *)c->issuers; /* --issuer, repeated or a list */
+    ho.n_issuers = c->n_issuers;
     ho.anonymous = c->anonymous;
     ho.publish_anonymous = c->publish_anonymous;
     ho.subscriptions = c->subscriptions;

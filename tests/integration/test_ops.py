@@ -570,6 +570,55 @@ def t_dev_tokens_carry_issuer():
         h.stop()
 
 
+def t_issuers_several():
+    """--issuer given twice (and the equivalent SSEHUB_ISSUER list and config-file lines): a
+    token of either issuer publishes and subscribes (draft-07 and draft-08); a third issuer and
+    a token without iss get 401, the reason ("wrong issuer") is in the debug log, no token in
+    any log line; an empty entry in the list is refused at start."""
+    a, b, c = "https://old-hub.example", "https://new-idp.example/realm", "https://evil.example"
+    res = "https://hub.example/.well-known/mercure"
+    cfg = os.path.join(TMP, "issuers.conf")
+    with open(cfg, "w") as f:
+        f.write("issuer = %s\nissuer = %s\n" % (a, b))
+    starts = [("flags", ["--issuer", a, "--issuer", b], None),
+              ("env", [], {"SSEHUB_ISSUER": " %s , %s" % (a, b)}),
+              ("config", ["--config", cfg], None)]
+    for how, args, env in starts:
+        h = Hub("--publisher-jwt-key", KEY, "--resource", res, "--log-level", "debug",
+                *args, env=env)
+        sent = []
+        for iss in (a, b):
+            t7 = tok07(publish=["*"], subscribe=["*"], iss=iss)
+            t8 = T.tok08(["publish", "subscribe"], [{"match": "*"}], aud=res, iss=iss)
+            sent += [t7, t8]
+            st = pub_status(h, t7)
+            check(st == 200, "%s: draft-07 token of %s: %d" % (how, iss, st))
+            st = pub_status(h, t8)
+            check(st == 200, "%s: draft-08 token of %s: %d" % (how, iss, st))
+            s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + t7})
+            check(s.status == 200, "%s: subscriber of %s: %d" % (how, iss, s.status))
+            s.close()
+        bad = [tok07(publish=["*"], iss=c), tok07(publish=["*"]),
+               T.tok08(["publish"], [{"match": "*"}], aud=res, iss=c)]
+        sent += bad
+        for t in bad:
+            st, _, body = publish(h, {"topic": "/k", "data": "x"}, tok=t)
+            check(st == 401, "%s: a token of another issuer (or none): %d" % (how, st))
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + bad[0]})
+        check(s.status == 401, "%s: subscriber of a third issuer: %d" % (how, s.status))
+        s.close()
+        check(h.stop() == 0, "%s: exit status" % how)
+        err = h.p.stderr.read().decode()
+        check(err.count("wrong issuer") >= 3, "%s: no 'wrong issuer' reason in the log: %r"
+              % (how, err[-800:]))
+        for t in sent:
+            check(t.split(".")[2] not in err, "%s: a token is in the log" % how)
+    for bad_list in ("%s,,%s" % (a, b), "%s, " % a):
+        p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key",
+                            KEY, "--issuer", bad_list], capture_output=True, timeout=10)
+        check(p.returncode == 2 and b"--issuer" in p.stderr, (bad_list, p.stderr))
+
+
 # ---------------------------------------------------------------- logs, aliases
 
 def t_json_logs_never_hold_a_token():
@@ -731,6 +780,7 @@ def main():
         ("json_logs_never_hold_a_token", t_json_logs_never_hold_a_token),
         ("reference_aliases", t_reference_aliases),
         ("dev_tokens_carry_issuer", t_dev_tokens_carry_issuer),
+        ("issuers_several", t_issuers_several),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),
