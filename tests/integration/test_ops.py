@@ -672,6 +672,83 @@ def t_reference_aliases():
         check(flag in out, flag + " not in --help")
 
 
+class Lines:
+    """The stderr lines of a running hub, read by a thread as they come."""
+
+    def __init__(self, h):
+        self.lines, self.lock = [], threading.Lock()
+
+        def run():
+            for ln in iter(h.p.stderr.readline, b""):
+                with self.lock:
+                    self.lines.append(ln.decode(errors="replace").rstrip("\n"))
+
+        self.th = threading.Thread(target=run, daemon=True)
+        self.th.start()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.lines)
+
+    def wait(self, text, timeout=5):
+        end = time.time() + timeout
+        while time.time() < end:
+            for i, ln in enumerate(self.snapshot()):
+                if text in ln:
+                    return i
+            time.sleep(0.05)
+        raise AssertionError("no log line with %r: %r" % (text, self.snapshot()[-10:]))
+
+
+def t_sighup_log_level():
+    """SIGHUP re-reads the config file: log-level info -> debug is applied (debug lines appear
+    only after that SIGHUP, none before), a changed setting that needs a restart is logged as
+    such and kept; debug -> info stops them again."""
+    cfg = os.path.join(TMP, "hup.conf")
+
+    def write(level, history):
+        with open(cfg, "w") as f:
+            f.write("log-level = %s\nhistory-count = %d\n" % (level, history))
+
+    write("info", 100)
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg)
+    log = Lines(h)
+    for i in range(3):
+        check(publish(h, {"topic": "/hup", "data": "before %d" % i})[0] == 200, i)
+    auth = {"Authorization": "Bearer " + tok07(subscribe=["*"])}
+    s = Sub(h, q(topic="/hup"), auth)
+    check(s.status == 200, s.status)
+    s.close()
+    time.sleep(0.3)
+    check(not [ln for ln in log.snapshot() if " debug " in ln],
+          "debug lines at level info: %r" % log.snapshot())
+    write("debug", 5)
+    h.p.send_signal(T.signal.SIGHUP)
+    applied = log.wait("reload: log-level changed: applied")
+    log.wait("reload: history-count changed: needs a restart")
+    check(publish(h, {"topic": "/hup", "data": "after"})[0] == 200, "publish after SIGHUP")
+    first_debug = log.wait(" debug ")
+    check(first_debug > applied, "a debug line before the SIGHUP: %r" % log.snapshot())
+    check("published" in log.snapshot()[first_debug], log.snapshot()[first_debug])
+    # history-count was kept (100, not 5): all 4 updates are replayed
+    r = Sub(h, q(topic="/hup", lastEventID="earliest"), auth)
+    check(len(r.events(4, timeout=3)) == 4, "history-count applied without a restart")
+    r.close()
+    write("info", 5)
+    h.p.send_signal(T.signal.SIGHUP)
+    log.wait("SIGHUP: reloading the settings")
+    deadline = time.time() + 5
+    while time.time() < deadline and sum("reload: log-level changed: applied" in ln
+                                         for ln in log.snapshot()) < 2:
+        time.sleep(0.05)
+    n = len(log.snapshot())
+    check(publish(h, {"topic": "/hup", "data": "quiet again"})[0] == 200, "publish")
+    time.sleep(0.3)
+    check(not [ln for ln in log.snapshot()[n:] if " debug " in ln],
+          "debug lines after going back to info: %r" % log.snapshot()[n:])
+    check(h.stop() == 0, "exit status")
+
+
 # ---------------------------------------------------------------- health
 
 def t_health_live_ready():
@@ -781,6 +858,7 @@ def main():
         ("reference_aliases", t_reference_aliases),
         ("dev_tokens_carry_issuer", t_dev_tokens_carry_issuer),
         ("issuers_several", t_issuers_several),
+        ("sighup_log_level", t_sighup_log_level),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),
