@@ -696,7 +696,27 @@ static void trim_by_age(struct shard *s)
     redisAsyncCommandArgv(s->cmd, on_trim, s, 4, argv, NULL);
 }
 
-/* Drop connections whose connect or replies are overdue: a peer that vanished without a FIN. */
+/* Give up a connection of an ASK that hangs (from the watchdog, never inside a hiredis
+   callback): its XADDs fail now (503, through on_xadd with no reply), a read waiting there is
+   issued again on rd; the next ASK opens a new one. */
+static void drop_ask(struct shard *s, int reader)
+{
+    redisAsyncContext *a = reader ? s->ask_rd : s->ask;
+    logf_(s->b, SSE_LOG_WARN, "redis %s:%d: connection for ASK (%s): no answer: dropped",
+          s->ask_host, s->ask_port, reader ? "reading" : "publishing");
+    if (reader) {
+        s->ask_rd = NULL;
+        s->reading = s->ask_reading = 0;
+        schedule(s, 1);
+    } else {
+        s->ask = NULL;
+    }
+    redisAsyncFree(a); /* on_disconnect no longer recognises it */
+}
+
+/* Drop connections whose connect or replies are overdue: a peer that vanished without a FIN.
+   During a slot migration the overdue reply may be awaited on a connection of an ASK (the
+   importing node hangs): that one goes, not rd or cmd, which would leave it hanging. */
 static void on_watchdog(uv_timer_t *t)
 {
     struct redis_bus *b = t->data;
@@ -704,16 +724,23 @@ static void on_watchdog(uv_timer_t *t)
     uint64_t block = b->o.block_ms ? b->o.block_ms : 1000;
     for (size_t i = 0; i < b->n; i++) {
         struct shard *s = &b->shards[i];
-        if (s->rd && !s->rd_up && now - s->rd_opened_ms > CONNECT_TIMEOUT_MS)
+        if (s->ask_rd && s->ask_reading && now - s->read_sent_ms > block + OVERDUE_MS)
+            drop_ask(s, 1);
+        else if (s->rd && !s->rd_up && now - s->rd_opened_ms > CONNECT_TIMEOUT_MS)
             drop(s, 0, "connect timed out");
-        else if (s->rd && s->reading && now - s->read_sent_ms > block + OVERDUE_MS)
+        else if (s->rd && s->reading && !s->ask_reading &&
+                 now - s->read_sent_ms > block + OVERDUE_MS)
             drop(s, 0, "no answer to XREAD");
         if (b->o.max_age_ms && s->cmd && s->cmd_up)
             trim_by_age(s);
         if (s->cmd && !s->cmd_up && now - s->cmd_opened_ms > CONNECT_TIMEOUT_MS)
             drop(s, 1, "connect timed out");
-        else if (s->cmd && s->head && now - s->head->sent_ms > OVERDUE_MS)
-            drop(s, 1, "XADD unanswered");
+        else if (s->head && now - s->head->sent_ms > OVERDUE_MS) {
+            if (s->head->asked && s->ask)
+                drop_ask(s, 0); /* the oldest XADD waits at the importing node */
+            else if (s->cmd && !s->head->asked)
+                drop(s, 1, "XADD unanswered");
+        }
     }
 }
 
