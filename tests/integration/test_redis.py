@@ -727,8 +727,9 @@ def t_redis_ask_node_lost(ctx):
     meanwhile gets 503 within a bounded time (never 200, never no answer); once the node is
     back and the migration is finished (SETSLOT NODE), publishes succeed again, and every
     acknowledged update reaches the subscribers of both nodes exactly once, in order."""
-    # a short node timeout: the restarted node's FAIL flag is cleared in seconds, not 30
-    masters = [Redis(cluster=True, extra=["--cluster-node-timeout", "1000"]) for _ in range(3)]
+    # a node timeout longer than the importing node is away: it is never marked FAIL, so the
+    # cluster stays up (no CLUSTERDOWN hides the ASK and MOVED paths under test)
+    masters = [Redis(cluster=True, extra=["--cluster-node-timeout", "30000"]) for _ in range(3)]
     nodes = []
     try:
         start_cluster(masters)
@@ -764,7 +765,7 @@ def t_redis_ask_node_lost(ctx):
         # The importing node hangs: publishes are answered 503 (by the watchdog), none hangs.
         dst.proc.send_signal(signal.SIGSTOP)
         hung_at = time.monotonic()
-        pub("hung", 3)
+        pub("hung", 1)
         # The readers' XREAD waiting there is given up too (rd is not: it would be reopened
         # while the read still waited at the importing node, and no read would follow).
         for k, n in enumerate(nodes):
@@ -773,6 +774,20 @@ def t_redis_ask_node_lost(ctx):
                        "node %d to give up its read at the hung node: %s" % (k, n.err[-5:]))
         assert any("connection for ASK (publishing): no answer" in ln
                    for n in nodes for ln in list(n.err)), "no node gave up its hung XADD"
+        # The migration ends (SETSLOT NODE) while an XADD waits at the hung node: the next
+        # reply on that hub node is MOVED, which retires the ASK connection with the XADD on
+        # it; that XADD is still answered (503), not left waiting for the stopped node.
+        waiting = []
+        th = threading.Thread(target=lambda: waiting.append(
+            timed_publish(nodes[0], "https://x/ask/t", "hung at MOVED")))
+        th.start()
+        time.sleep(0.5)
+        ok = [command(r, "CLUSTER", "SETSLOT", sl, "NODE", dst_id) for r in masters if r is not dst]
+        assert all(x.startswith("+OK") for x in ok), ok
+        st, rid, took = timed_publish(nodes[0], "https://x/ask/t", "moved")
+        statuses.append(("hung", st, round(took, 1)))
+        th.join(12)
+        statuses.append(("hung",) + tuple(waiting[0][::2]) if waiting else ("hung", None, 99))
         # ... then dies.
         dst.proc.send_signal(signal.SIGKILL)
         dst.proc.wait(5)
