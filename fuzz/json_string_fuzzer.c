@@ -7,6 +7,9 @@
  * JSON string with no raw control character, valid UTF-8 (fuzz_valid_utf8), and it decodes
  * (\" \\ \u00XX \ufffd) back to the input with every byte that starts no valid sequence replaced
  * by U+FFFD; the reference for that is built with fuzz_valid_utf8, not with the library.
+ * The escaping is the library's one JSON escaper (sse_json_escape, format.h, also used by the JSON
+ * log line and the hub): called directly on the raw input too, it must decode back to the input
+ * byte for byte (bytes >= 0x80 copied) and stay within SSE_JSON_ESCAPE_ROOM.
  */
 #include "cli/cli_json.c"
 #include "fuzz_common.h"
@@ -110,6 +113,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     long g = decode(a, alen, got);
     REQUIRE(g >= 0 && (size_t)g == w && memcmp(got, want, w) == 0);
+
+    /* the escaper alone, on the raw bytes */
+    char *raw = malloc(SSE_JSON_ESCAPE_ROOM(n) + 2);
+    REQUIRE(raw);
+    raw[0] = '"';
+    size_t rl = sse_json_escape(raw + 1, (const char *)s, n);
+    REQUIRE(rl <= 6 * n);
+    raw[1 + rl] = '"';
+    g = decode(raw, rl + 2, got);
+    REQUIRE(g >= 0 && (size_t)g == n && memcmp(got, s, n) == 0);
+    free(raw);
     free(want);
     free(got);
     free(buf);

@@ -1,7 +1,8 @@
 /*
  * token_fuzzer.c: libFuzzer target for JWT verification (src/hub/auth.c), fixed HS256 key.
  *
- * Byte 0 picks the mode and the role (other bits: issuer check, drafts, a 60 s leeway):
+ * Byte 0 picks the mode and the role (other bits: issuer check, drafts, a 60 s leeway, several
+ * accepted issuers):
  *  - even: the rest is a raw token string, verified as is (base64, structure, header, signature
  *    paths; almost all such inputs must be refused);
  *  - odd: the rest is "HEADER\nCLAIMS" (JSON texts); the fuzzer signs them correctly with the
@@ -78,6 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.publisher_key = KEY;
     cfg.resource = "https://hub.example/.well-known/mercure";
     cfg.issuer = (data[0] & 4) ? "https://issuer.example" : NULL;
+    static const char *const more_issuers[] = {"https://old-hub.example", "urn:ssehub:token"};
+    if (data[0] & 0x40) { /* several accepted issuers (--issuer repeated) */
+        cfg.issuers = more_issuers;
+        cfg.n_issuers = 2;
+    }
     cfg.drafts = (data[0] >> 3) & 3; /* 0 = both */
     cfg.cache_entries = 4;
     cfg.leeway = (data[0] & 0x20) ? 60 : 0;

@@ -133,6 +133,21 @@ SSE_API void sse_parser_free(sse_parser *p);
  */
 SSE_API size_t sse_utf8_valid_prefix(const char *s, size_t n);
 
+/* ---------------------------------------------------------------- JSON strings */
+
+/** Room sse_json_escape needs for n input bytes: 6 per byte (a control as \u00XX), 8 spare. */
+#define SSE_JSON_ESCAPE_ROOM(n) (6 * (size_t)(n) + 8)
+
+/**
+ * Write s[0..n) escaped for the inside of a JSON string (no quotes added) to out, which has room
+ * for SSE_JSON_ESCAPE_ROOM(n) bytes (the bytes past the result may be written too). '"' and '\\'
+ * get a backslash, U+0000..U+001F and U+007F become \u00XX (lowercase hex), every other byte is
+ * copied, bytes >= 0x80 included: for output that must be valid UTF-8, hand it only what
+ * sse_utf8_valid_prefix accepts (a cut inside a sequence is harmless: the pieces are copied).
+ * s may hold NUL bytes. Returns the number of bytes written. The project's one JSON escaper.
+ */
+SSE_API size_t sse_json_escape(char *out, const char *s, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

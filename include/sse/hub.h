@@ -97,17 +97,22 @@ typedef struct sse_hub_options {
        asked (then: 401). At most jwks_max_waiting (1024) per role wait; more get 401 at once. */
     unsigned jwks_wait_ms;
     size_t jwks_max_waiting;
+    /* Added in version 3: more accepted issuers (an issuer being rotated, a hub migrated
+       from). "iss" must then equal issuer or one of these; both unset: "iss" is not checked
+       (draft-08 tokens still need one). Borrowed for the call only (copied); no NULL entries. */
+    const char *const *issuers;
+    size_t n_issuers;
 } sse_hub_options;
 
 /** Roles (bitmask) of sse_hub_options.jwks_roles and sse_hub_set_jwks. */
 enum { SSE_HUB_PUBLISHER = 1, SSE_HUB_SUBSCRIBER = 2 };
 
-#define SSE_HUB_OPTIONS_VERSION 2
+#define SSE_HUB_OPTIONS_VERSION 3
 #define SSE_HUB_OPTIONS_INIT                                                                       \
     {                                                                                              \
         SSE_HUB_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, \
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, \
-            0                                                                                      \
+            0, NULL, 0                                                                             \
     }
 
 /**

@@ -7,7 +7,9 @@
  * control character (U+0000..U+001F and U+007F) as \u00XX, everything else as raw UTF-8 (U+2028
  * and U+2029 included). Bytes that are not valid UTF-8 (the parser never produces them, other
  * callers might) are written as \ufffd, one per byte, so the output is always valid UTF-8 and
- * valid JSON. Validity is decided by the library's one validator, sse_utf8_valid_prefix().
+ * valid JSON. Validity is decided by the library's one validator, sse_utf8_valid_prefix(), the
+ * escaping done by its one escaper, sse_json_escape() (format.h), as for the JSON log line and
+ * the hub's documents.
  *
  * Two ways to write: sse_cli_jout, a buffered writer that sends its output to a FILE in large
  * writes (what `ssehub parse` uses: no stdio call per event), and the FILE * functions below,

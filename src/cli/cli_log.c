@@ -1,8 +1,10 @@
 /*
- * cli_log.c: the JSON log line of `ssehub serve --log-format json` (see cli_log.h).
+ * cli_log.c: the JSON log line of `ssehub serve --log-format json` (see cli_log.h). The message
+ * is escaped by the library's one JSON escaper (sse_json_escape, format.h).
  */
 #include "cli_log.h"
 
+#include <sse/format.h>
 #include <sse/log.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +13,6 @@
 
 size_t cli_log_json(char *out, size_t cap, int level, int worker, const char *msg)
 {
-    static const char hex[] = "0123456789abcdef";
     if (cap < 128) {
         if (cap)
             out[0] = '\0';
@@ -30,24 +31,27 @@ size_t cli_log_json(char *out, size_t cap, int level, int worker, const char *ms
                                    sse_log_level_name(level));
     size_t o = (size_t)n;
     const size_t tail = 4; /* "}\n and the NUL */
-    for (const unsigned char *p = (const unsigned char *)(msg ? msg : ""); *p; p++) {
-        char e[6];
-        size_t el = 0;
-        if (*p == '"' || *p == '\\') {
-            e[el++] = '\\';
-            e[el++] = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            memcpy(e, "\\u00", 4);
-            e[4] = hex[*p >> 4];
-            e[5] = hex[*p & 15];
-            el = 6;
+    const char *p = msg ? msg : "";
+    size_t left = strlen(p);
+    /* through the library's escaper (format.h), in pieces that surely fit; near the end of the
+       room one byte at a time, so that the message is cut exactly where it stops fitting */
+    while (left) {
+        size_t room = cap - o - tail, k = room > 8 ? (room - 8) / 6 : 0;
+        if (k > left)
+            k = left;
+        if (k) {
+            o += sse_json_escape(out + o, p, k);
         } else {
-            e[el++] = (char)*p;
+            char e[SSE_JSON_ESCAPE_ROOM(1)];
+            size_t el = sse_json_escape(e, p, 1);
+            if (el > room)
+                break;
+            memcpy(out + o, e, el);
+            o += el;
+            k = 1;
         }
-        if (o + el + tail > cap)
-            break;
-        memcpy(out + o, e, el);
-        o += el;
+        p += k;
+        left -= k;
     }
     memcpy(out + o, "\"}\n", 4);
     return o + 3;

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <strings.h>
 
-enum { T_STR, T_BOOL, T_SIZE, T_MS };
+/* T_LIST: a string holding a comma-separated list; the flag (or config key) may be given several
+   times, each adding to the list (a higher-precedence source still replaces it as a whole). */
+enum { T_STR, T_BOOL, T_SIZE, T_MS, T_LIST };
 
 struct setting {
     const char *name; /* flag without "--" and config key */
@@ -47,8 +49,9 @@ static const struct setting settings[] = {
     {"resource", "SSEHUB_RESOURCE", NULL, T_STR, NULL, OFF(resource),
      "draft-08 resource identifier, the \"aud\" draft-08 tokens must carry "
      "(default: http://LISTEN/.well-known/mercure with the real port)"},
-    {"issuer", "SSEHUB_ISSUER", NULL, T_STR, NULL, OFF(issuer),
-     "expected \"iss\" of tokens (unset: not checked)"},
+    {"issuer", "SSEHUB_ISSUER", NULL, T_LIST, NULL, OFF(issuer),
+     "accepted \"iss\" of tokens (unset: not checked); repeat the flag, or give a "
+     "comma-separated list, to accept several (issuer rotation, migration)"},
     {"protocol", "SSEHUB_PROTOCOL", NULL, T_STR, "both", OFF(protocol),
      "Mercure generation spoken: draft-07, draft-08 or both"},
     {"anonymous", "SSEHUB_ANONYMOUS", NULL, T_BOOL, "false", OFF(anonymous),
@@ -319,14 +322,30 @@ static const struct setting *find_name(const char *name, size_t len)
     return NULL;
 }
 
-/* Apply one textual value. */
+/* Apply one textual value; append: a list setting given again in the same source grows. */
 static int apply(struct serve_config *c, const struct setting *s, const char *v, char *err,
-                 size_t errlen, const char *src)
+                 size_t errlen, const char *src, int append)
 {
     if (s->off == (size_t)-1)
         return 0;
     char *p = (char *)c + s->off;
+    if (s->type == T_LIST && append && *(char **)p) {
+        char **dst = (char **)p;
+        size_t a = strlen(*dst), b = strlen(v);
+        char *d = malloc(a + 1 + b + 1);
+        if (!d) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        memcpy(d, *dst, a);
+        d[a] = ',';
+        memcpy(d + a + 1, v, b + 1);
+        free(*dst);
+        *dst = d;
+        return 0;
+    }
     switch (s->type) {
+    case T_LIST: /* the first value of a source replaces what a lower one set */
     case T_STR: {
         char **dst = (char **)p;
         char *d = strdup(v);
@@ -377,6 +396,7 @@ static int load_file(struct serve_config *c, const char *path, char *err, size_t
     }
     char line[8192];
     int lineno = 0, rc = 0;
+    unsigned char seen[NSETTINGS] = {0}; /* list keys given twice add up */
     while (!rc && fgets(line, sizeof(line), f)) {
         lineno++;
         char *l = trim(line);
@@ -403,7 +423,8 @@ static int load_file(struct serve_config *c, const char *path, char *err, size_t
         }
         char src[64];
         snprintf(src, sizeof(src), "config line %d", lineno);
-        rc = apply(c, s, v, err, errlen, src);
+        rc = apply(c, s, v, err, errlen, src, seen[s - settings]);
+        seen[s - settings] = 1;
     }
     fclose(f);
     return rc;
@@ -441,8 +462,14 @@ void serve_config_help(FILE *out)
 
 void serve_config_free(struct serve_config *c)
 {
+    for (size_t i = 0; i < c->n_issuers; i++)
+        free(c->issuers[i]);
+    free(c->issuers);
+    c->issuers = NULL;
+    c->n_issuers = 0;
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (settings[i].type == T_STR && settings[i].off != (size_t)-1) {
+        if ((settings[i].type == T_STR || settings[i].type == T_LIST) &&
+            settings[i].off != (size_t)-1) {
             char **p = (char **)((char *)c + settings[i].off);
             free(*p);
             *p = NULL;
@@ -459,7 +486,8 @@ void serve_config_diff(const struct serve_config *a, const struct serve_config *
         const char *pa = (const char *)a + st->off, *pb = (const char *)b + st->off;
         int differ;
         switch (st->type) {
-        case T_STR: {
+        case T_STR:
+        case T_LIST: {
             const char *x = *(char *const *)pa, *y = *(char *const *)pb;
             differ = (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
             break;
@@ -479,13 +507,50 @@ void serve_config_diff(const struct serve_config *a, const struct serve_config *
     }
 }
 
+/* Split a comma-separated list into *out (n entries, each malloc'd, spaces around them
+   trimmed). 0; -1 on an empty entry or out of memory (nothing left allocated). */
+static int split_list(const char *v, char ***out, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *p = v; *p; p++)
+        cap += *p == ',';
+    char **items = calloc(cap, sizeof(*items));
+    size_t k = 0;
+    if (!items)
+        return -1;
+    for (const char *p = v;; p++) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *e = end;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e == p || !(items[k] = strndup(p, (size_t)(e - p))))
+            goto out_fail;
+        k++;
+        if (!*end)
+            break;
+        p = end;
+    }
+    *out = items;
+    *n = k;
+    return 0;
+out_fail:
+    while (k)
+        free(items[--k]);
+    free(items);
+    return -1;
+}
+
 int serve_config_load(struct serve_config *c, int argc, char **argv, serve_getenv_fn env, FILE *out,
                       char *err, size_t errlen)
 {
     memset(c, 0, sizeof(*c));
     err[0] = '\0';
     for (size_t i = 0; i < NSETTINGS; i++)
-        if (settings[i].def && apply(c, &settings[i], settings[i].def, err, errlen, "default"))
+        if (settings[i].def && apply(c, &settings[i], settings[i].def, err, errlen, "default", 0))
             return 2;
     c->anonymous_set = 0;
 
@@ -510,11 +575,12 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
         const char *v = env(s->env);
         if (!v && s->env2)
             v = env(s->env2);
-        if (v && apply(c, s, v, err, errlen, s->env))
+        if (v && apply(c, s, v, err, errlen, s->env, 0))
             return 2;
     }
 
     /* Command line. */
+    unsigned char seen[NSETTINGS] = {0}; /* list flags given twice add up */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
@@ -547,8 +613,9 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
             snprintf(err, errlen, "option --%s needs a value", s->name);
             return 2;
         }
-        if (apply(c, s, v, err, errlen, "command line"))
+        if (apply(c, s, v, err, errlen, "command line", seen[s - settings]))
             return 2;
+        seen[s - settings] = 1;
     }
 
     if (strcmp(c->protocol, "draft-07") && strcmp(c->protocol, "draft-08") &&
@@ -599,6 +666,11 @@ int serve_config_load(struct serve_config *c, int argc, char **argv, serve_geten
             return 2;
         }
         free(h);
+    }
+    if (c->issuer && split_list(c->issuer, &c->issuers, &c->n_issuers)) {
+        snprintf(err, errlen, "--issuer: an empty issuer in '%s' (a comma-separated list)",
+                 c->issuer);
+        return 2;
     }
     if (c->demo)
         c->dev = 1;

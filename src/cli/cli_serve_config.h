@@ -16,7 +16,8 @@
 struct serve_config {
     char *listen; /* HOST:PORT, "[::1]:8080" */
     char *publisher_key, *publisher_alg, *subscriber_key, *subscriber_alg;
-    char *resource, *issuer;
+    char *resource;
+    char *issuer; /* the accepted issuers as given: "A,B" (--issuer repeated, or a list) */
     char *cors_origins, *publish_origins;
     char *protocol; /* draft-07 | draft-08 | both */
     char *web;      /* static files at / (NULL = none) */
@@ -61,6 +62,11 @@ struct serve_config {
 
     /* requests per role waiting for the refetch their unknown kid caused (hub_jwks_wait.c) */
     size_t jwks_max_waiting;
+
+    /* --issuer split into its entries (spaces around commas trimmed), filled by
+       serve_config_load: every one is accepted as "iss"; the first one goes into --dev tokens */
+    char **issuers;
+    size_t n_issuers;
 };
 
 /* Where environment variables come from (getenv in the program, a table in tests). */

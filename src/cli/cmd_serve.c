@@ -85,8 +85,11 @@ static const char *real_getenv(const char *name)
     return getenv(name);
 }
 
-/* A development token (HS256 with key) granting "*": minted by cmd_token.c (cli_token.h). */
-static char *mint(const char *key, int draft08, const char *resource, int publish)
+/* A development token (HS256 with key) granting "*": minted by cmd_token.c (cli_token.h). It
+   carries the hub's issuer (iss) and resource (draft-08 aud) when they are set, so that the hub
+   accepts the tokens it prints. */
+static char *mint(const char *key, int draft08, const char *resource, const char *issuer,
+                  int publish)
 {
     static const struct sse_cli_grant all = {"*", 0};
     struct sse_cli_token_spec spec;
@@ -97,6 +100,7 @@ static char *mint(const char *key, int draft08, const char *resource, int publis
     spec.subscribe = &all;
     spec.n_subscribe = 1;
     spec.aud = resource;
+    spec.iss = issuer;
     spec.sub = publish ? "urn:ssehub:dev-publisher" : "urn:ssehub:dev-subscriber";
     spec.exp_seconds = 30LL * 24 * 3600;
     spec.alg = "HS256";
@@ -321,9 +325,10 @@ static int identity(struct serve *sv, const char *host, int real_port, int draft
     }
     if (c->dev) {
         int d08 = drafts == SSE_HUB_DRAFT_08;
-        sv->dev_pub_token = mint(c->publisher_key, d08, c->resource, 1);
-        sv->dev_sub_token =
-            mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08, c->resource, 0);
+        const char *iss = c->n_issuers ? c->issuers[0] : NULL; /* the first accepted issuer */
+        sv->dev_pub_token = mint(c->publisher_key, d08, c->resource, iss, 1);
+        sv->dev_sub_token = mint(c->subscriber_key ? c->subscriber_key : c->publisher_key, d08,
+                                 c->resource, iss, 0);
         if (!sv->dev_pub_token || !sv->dev_sub_token) {
             fprintf(stderr, "ssehub serve: cannot mint development tokens\n");
             return -1;
@@ -710,7 +715,8 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     ho.subscriber_key = c->subscriber_key;
     ho.subscriber_alg = c->subscriber_alg;
     ho.resource = c->resource;
-    ho.issuer = c->issuer;
+    ho.issuers = (const char *const *)c->issuers; /* --issuer, repeated or a list */
+    ho.n_issuers = c->n_issuers;
     ho.anonymous = c->anonymous;
     ho.publish_anonymous = c->publish_anonymous;
     ho.subscriptions = c->subscriptions;

@@ -89,7 +89,9 @@ struct sse__auth {
     void (*on_unknown_kid)(void *data, int role);
     void *on_unknown_kid_data;
     int drafts;
-    char *resource, *issuer;
+    char *resource;
+    char **issuers; /* the accepted "iss" values (config issuer, then issuers); none: unchecked */
+    size_t n_issuers;
     size_t max_token_len, max_grants, max_selector_len;
     long leeway;
     /* verified-token cache */
@@ -623,6 +625,18 @@ static const struct auth_key *jwks_pick(struct sse__auth *a, const struct auth_k
     return NULL;
 }
 
+/* Whether the string claim iss (exactly, length included: a NUL inside does not cut it short)
+   is one of the accepted issuers. Issuers are public names, not secrets: plain compares. */
+static int issuer_accepted(const struct sse__auth *a, const json_t *iss)
+{
+    const char *v = json_string_value(iss);
+    size_t len = json_string_length(iss);
+    for (size_t i = 0; i < a->n_issuers; i++)
+        if (strlen(a->issuers[i]) == len && memcmp(a->issuers[i], v, len) == 0)
+            return 1;
+    return 0;
+}
+
 /* Full verification (no cache). 0 and *out (one reference), SSE_EAUTH + *why, SSE_ENOMEM. */
 static int verify_token(struct sse__auth *a, const struct auth_key *k, const char *token,
                         size_t len, long long now, struct sse__grants **out, const char **why)
@@ -722,7 +736,7 @@ static int verify_token(struct sse__auth *a, const struct auth_key *k, const cha
         *why = "iss required";
         goto out;
     }
-    if (a->issuer && (!json_is_string(iss) || strcmp(json_string_value(iss), a->issuer) != 0)) {
+    if (a->n_issuers && (!json_is_string(iss) || !issuer_accepted(a, iss))) {
         *why = "wrong issuer";
         goto out;
     }
@@ -942,6 +956,25 @@ out_nomem:
     return SSE_ENOMEM;
 }
 
+/* Copy the accepted issuers (cfg->issuer, then cfg->issuers) into a. 0, or -1 out of memory
+   (what was copied is freed with a). */
+static int issuers_copy(struct sse__auth *a, const struct sse__auth_config *cfg)
+{
+    size_t n = (cfg->issuer ? 1 : 0) + (cfg->issuers ? cfg->n_issuers : 0);
+    if (!n)
+        return 0;
+    a->issuers = sse__calloc(n, sizeof(*a->issuers));
+    if (!a->issuers)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = cfg->issuer ? (i ? cfg->issuers[i - 1] : cfg->issuer) : cfg->issuers[i];
+        if (!(a->issuers[i] = sse__strdup(v)))
+            return -1;
+        a->n_issuers++;
+    }
+    return 0;
+}
+
 int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
 {
     int rc;
@@ -977,7 +1010,7 @@ int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
     rc = SSE_ENOMEM;
     if (cfg->resource && !(a->resource = sse__strdup(cfg->resource)))
         goto out_free;
-    if (cfg->issuer && !(a->issuer = sse__strdup(cfg->issuer)))
+    if (issuers_copy(a, cfg))
         goto out_free;
     a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     a->dctx = EVP_MD_CTX_new();
@@ -1080,7 +1113,9 @@ void sse__auth_free(struct sse__auth *a)
     keyset_free(a->pub.set);
     keyset_free(a->sub.set);
     sse__free(a->resource);
-    sse__free(a->issuer);
+    for (size_t i = 0; i < a->n_issuers; i++)
+        sse__free(a->issuers[i]);
+    sse__free(a->issuers);
     EVP_MD_CTX_free(a->dctx);
     EVP_MD_free(a->sha256);
     sse__free(a);

@@ -25,8 +25,12 @@ struct sse__auth_config {
     const char *subscriber_key; /* NULL: the publisher's key and algorithm are used */
     const char *subscriber_alg; /* NULL: the publisher's algorithm */
     int drafts;                 /* SSE__DRAFT_07 | SSE__DRAFT_08; 0 = both */
-    const char *resource;    /* draft-08 expected "aud" (the hub's resource id); NULL = no check */
-    const char *issuer;      /* expected "iss" (both drafts) or NULL = no check */
+    const char *resource; /* draft-08 expected "aud" (the hub's resource id); NULL = no check */
+    const char *issuer;   /* expected "iss" (both drafts) or NULL = no check */
+    /* More accepted issuers (an issuer being rotated or a hub migrated from): "iss" must then
+       equal issuer or one of these. Copied; NULL entries are not allowed. */
+    const char *const *issuers;
+    size_t n_issuers;
     size_t max_token_len;    /* longer tokens refused before parsing; 0 = 8 KiB */
     size_t cache_entries;    /* verified-token cache; 0 = 1024 */
     long leeway;             /* seconds of clock skew allowed on exp / nbf; 0 = none */

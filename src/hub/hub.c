@@ -151,6 +151,8 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         h->o.replay_steps_max = (uint64_t)1 << 24;
     h->o.publisher_key = h->o.subscriber_key = NULL; /* not kept: auth holds its own copies */
     h->o.publisher_alg = h->o.subscriber_alg = h->o.resource = h->o.issuer = NULL;
+    h->o.issuers = NULL; /* borrowed for this call: auth keeps its own copies */
+    h->o.n_issuers = 0;
     h->o.publish_origins = NULL;
     h->publish_origins = dup_opt(o->publish_origins, &oom);
     h->resource = dup_opt(o->resource, &oom);
@@ -163,6 +165,11 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         goto out_free;
     }
 
+    for (size_t i = 0; o->issuers && i < o->n_issuers; i++)
+        if (!o->issuers[i] || !o->issuers[i][0]) { /* an empty issuer would match nothing */
+            rc = SSE_EINVAL;
+            goto out_free;
+        }
     if (o->jwks_roles & ~(SSE_HUB_PUBLISHER | SSE_HUB_SUBSCRIBER)) {
         rc = SSE_EINVAL;
         goto out_free;
@@ -181,6 +188,8 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
                     (h->drafts & SSE_HUB_DRAFT_08 ? SSE__DRAFT_08 : 0);
         ac.resource = o->resource;
         ac.issuer = o->issuer;
+        ac.issuers = o->issuers;
+        ac.n_issuers = o->issuers ? o->n_issuers : 0;
         ac.max_selector_len = h->o.max_selector_len;
         if ((rc = sse__auth_new(&h->auth, &ac)))
             goto out_free;

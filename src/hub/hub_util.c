@@ -244,19 +244,14 @@ int sse__hub_uuid4(char out[46])
 
 int sse__hub_json_str(sse_buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
+    /* the project's one JSON escaper (format.h), a piece at a time through a stack buffer: the
+       buffer's cap is checked by what is appended, not by the escaper's worst case */
+    enum { PIECE = 256 };
+    char e[SSE_JSON_ESCAPE_ROOM(PIECE)];
     int rc = sse_buf_append_byte(b, '"');
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            rc = sse_buf_append(b, e, 2);
-        } else if (c < 0x20 || c == 0x7F) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            rc = sse_buf_append(b, e, 6);
-        } else {
-            rc = sse_buf_append_byte(b, (char)c);
-        }
+    for (size_t i = 0; i < n && !rc; i += PIECE) {
+        size_t k = n - i < PIECE ? n - i : PIECE;
+        rc = sse_buf_append(b, e, sse_json_escape(e, s + i, k));
     }
     return rc ? rc : sse_buf_append_byte(b, '"');
 }

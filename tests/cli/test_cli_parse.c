@@ -4,6 +4,7 @@
  * The binary is run with fork/exec; its stdin, stdout and stderr are temporary files.
  */
 #include "cli_json.h"
+#include "cli_log.h"
 #include "harness/check.h"
 
 #include <fcntl.h>
@@ -524,8 +525,49 @@ static int test_json_writer_matches_reference(void)
     return 0;
 }
 
+/* The JSON log line (cli_log.c) escapes through the library's escaper: its message part is the
+   byte-at-a-time escape of the message, cut at the first byte whose escape no longer fits, for
+   every capacity from the least to beyond the whole line; the line always ends in "}\n. */
+static int test_log_line_escaping(void)
+{
+    char msg[300], want[6 * sizeof(msg)], line[2048];
+    for (size_t i = 0; i < sizeof(msg) - 1; i++)
+        msg[i] = "ab\"\\\x01\x1f\x7f\xc3\xa9 z"[i % 11];
+    msg[sizeof(msg) - 1] = '\0';
+    size_t w = 0, cut[sizeof(msg)]; /* cut[i]: escaped length of msg[0..i) */
+    for (size_t i = 0; msg[i]; i++) {
+        cut[i] = w;
+        unsigned char c = (unsigned char)msg[i];
+        if (c == '"' || c == '\\')
+            w += (size_t)sprintf(want + w, "\\%c", c);
+        else if (c < 0x20 || c == 0x7F)
+            w += (size_t)sprintf(want + w, "\\u%04x", c);
+        else
+            want[w++] = (char)c;
+    }
+    for (size_t cap = 128; cap <= sizeof(line); cap += 7) {
+        size_t n = cli_log_json(line, cap, 1, 3, msg);
+        CHECK(n > 0 && n < cap && line[n] == '\0');
+        CHECK(memcmp(line + n - 3, "\"}\n", 3) == 0);
+        const char *m = strstr(line, "\"msg\":\"");
+        CHECK(m != NULL);
+        m += 7;
+        size_t got = (size_t)(line + n - 3 - m);
+        CHECK(got <= w && memcmp(m, want, got) == 0);
+        if (got < w) { /* cut: at a byte boundary, and the next escape would not have fitted */
+            size_t k = 0;
+            while (k < sizeof(msg) - 1 && msg[k] && cut[k] < got)
+                k++;
+            CHECK(cut[k] == got);
+            size_t next = (msg[k + 1] ? cut[k + 1] : w) - got;
+            CHECK((size_t)(m - line) + got + next + 4 > cap);
+        }
+    }
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_golden_basic), CHECK_TEST(test_golden_bom_crlf_utf8),
            CHECK_TEST(test_escaping_every_control_char), CHECK_TEST(test_file_argument_and_dash),
            CHECK_TEST(test_exit_codes), CHECK_TEST(test_big_input), CHECK_TEST(test_json_writer),
            CHECK_TEST(test_json_escape_edges), CHECK_TEST(test_json_writer_matches_reference),
-           CHECK_TEST(test_live_pipe))
+           CHECK_TEST(test_live_pipe), CHECK_TEST(test_log_line_escaping))

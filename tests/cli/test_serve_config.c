@@ -343,7 +343,55 @@ static int test_diff(void)
     return 0;
 }
 
+/* --issuer is a list: repeated flags (or config lines) add up within their source, a higher
+   source replaces the whole list, entries are trimmed, an empty entry is refused. */
+static int test_issuer_list(void)
+{
+    char path[] = "/tmp/ssehub-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "issuer = https://f1\nissuer = https://f2\n");
+    fclose(f);
+    struct serve_config c;
+    char err[512];
+    char *file_only[] = {"serve", "--config", path};
+    CHECK_EQ_INT(load(&c, file_only, 3, NULL, err), 0);
+    CHECK_EQ_UINT(c.n_issuers, 2);
+    CHECK_EQ_STR(c.issuers[0], "https://f1");
+    CHECK_EQ_STR(c.issuers[1], "https://f2");
+    serve_config_free(&c);
+    const char *env[] = {"SSEHUB_ISSUER", " https://e1 ,https://e2,  https://e3", NULL};
+    CHECK_EQ_INT(load(&c, file_only, 3, env, err), 0); /* env over file: replaced */
+    CHECK_EQ_UINT(c.n_issuers, 3);
+    CHECK_EQ_STR(c.issuers[0], "https://e1");
+    CHECK_EQ_STR(c.issuers[2], "https://e3");
+    serve_config_free(&c);
+    char *flags[] = {"serve",    "--config",  path,
+                     "--issuer", "https://a", "--issuer=https://b,https://c"};
+    CHECK_EQ_INT(load(&c, flags, 6, env, err), 0);
+    CHECK_EQ_UINT(c.n_issuers, 3);
+    CHECK_EQ_STR(c.issuers[0], "https://a");
+    CHECK_EQ_STR(c.issuers[1], "https://b");
+    CHECK_EQ_STR(c.issuers[2], "https://c");
+    serve_config_free(&c);
+    char *none[] = {"serve"};
+    CHECK_EQ_INT(load(&c, none, 1, NULL, err), 0);
+    CHECK_EQ_UINT(c.n_issuers, 0);
+    serve_config_free(&c);
+    char *empty[] = {"serve", "--issuer", "https://a,,https://b"};
+    CHECK_EQ_INT(load(&c, empty, 3, NULL, err), 2);
+    CHECK(strstr(err, "--issuer") != NULL);
+    serve_config_free(&c);
+    char *blank[] = {"serve", "--issuer", "https://a", "--issuer", " "};
+    CHECK_EQ_INT(load(&c, blank, 5, NULL, err), 2);
+    serve_config_free(&c);
+    unlink(path);
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_defaults), CHECK_TEST(test_precedence), CHECK_TEST(test_errors),
            CHECK_TEST(test_demo_implies), CHECK_TEST(test_values),
            CHECK_TEST(test_help_lists_everything), CHECK_TEST(test_store), CHECK_TEST(test_tls),
-           CHECK_TEST(test_diff), CHECK_TEST(test_reference_names_and_ops))
+           CHECK_TEST(test_diff), CHECK_TEST(test_reference_names_and_ops),
+           CHECK_TEST(test_issuer_list))

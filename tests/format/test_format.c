@@ -1159,17 +1159,69 @@ static int test_crlf_split_after_long_chunk(void)
     return 0;
 }
 
-CHECK_MAIN(CHECK_TEST(test_parse_fields), CHECK_TEST(test_parse_event_type),
-           CHECK_TEST(test_parse_id), CHECK_TEST(test_parse_retry),
-           CHECK_TEST(test_parse_line_ends), CHECK_TEST(test_parse_comments),
-           CHECK_TEST(test_parse_end_of_stream), CHECK_TEST(test_parse_bom),
-           CHECK_TEST(test_parse_utf8), CHECK_TEST(test_utf8_valid_prefix),
-           CHECK_TEST(test_utf8_table), CHECK_TEST(test_utf8_exhaustive),
-           CHECK_TEST(test_parse_limits), CHECK_TEST(test_parser_limit_sticky_and_reset),
-           CHECK_TEST(test_parser_last_event_id), CHECK_TEST(test_parser_cancel),
-           CHECK_TEST(test_parser_args), CHECK_TEST(test_encode_event),
-           CHECK_TEST(test_encode_refuses), CHECK_TEST(test_encode_comment_retry),
-           CHECK_TEST(test_round_trip), CHECK_TEST(test_failalloc_parser),
-           CHECK_TEST(test_failalloc_encoder), CHECK_TEST(test_huge_line_bounded),
-           CHECK_TEST(test_crlf_split_after_long_chunk), CHECK_TEST(test_idle_memory_returned),
-           CHECK_TEST(test_million_events_one_chunk), CHECK_TEST(test_random_garbage))
+/* The one JSON escaper: each byte class at every offset of the 16- and 8-byte steps, against a
+   byte-at-a-time reference; bytes >= 0x80 and NUL handled; the room bound respected. */
+static size_t json_ref(char *out, const unsigned char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            o += (size_t)sprintf(out + o, "\\%c", s[i]);
+        else if (s[i] < 0x20 || s[i] == 0x7F)
+            o += (size_t)sprintf(out + o, "\\u%04x", s[i]);
+        else
+            out[o++] = (char)s[i];
+    }
+    return o;
+}
+
+static int test_json_escape(void)
+{
+    char out[SSE_JSON_ESCAPE_ROOM(64) + 16], want[6 * 64 + 8];
+    memset(out, 'Z', sizeof(out));
+    CHECK_EQ_UINT(sse_json_escape(out, "", 0), 0);
+    size_t n = sse_json_escape(out, "a\"b\\c\x01\x7f\xc3\xa9", 9);
+    CHECK_EQ_UINT(n, 21);
+    CHECK(memcmp(out, "a\\\"b\\\\c\\u0001\\u007f\xc3\xa9", 21) == 0);
+    CHECK_EQ_UINT(sse_json_escape(out, "\0", 1), 6);
+    CHECK(memcmp(out, "\\u0000", 6) == 0);
+    static const unsigned char specials[] = {'"', '\\', 0, 0x1F, 0x7F, 0x80, 0xFF, 'x'};
+    unsigned seed = 7;
+    for (size_t len = 0; len <= 64; len++)
+        for (size_t at = 0; at < len || (at == 0 && len == 0); at++)
+            for (size_t c = 0; c < sizeof(specials); c++) {
+                unsigned char in[64];
+                for (size_t i = 0; i < len; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    in[i] = (unsigned char)(0x20 + (seed >> 16) % 0x5f); /* printable */
+                    if (in[i] == '"' || in[i] == '\\')
+                        in[i] = 'q';
+                }
+                if (len)
+                    in[at] = specials[c];
+                memset(out, 'Z', sizeof(out));
+                size_t got = sse_json_escape(out, (const char *)in, len);
+                size_t w = json_ref(want, in, len);
+                CHECK_EQ_UINT(got, w);
+                CHECK(memcmp(out, want, w) == 0);
+                for (size_t i = SSE_JSON_ESCAPE_ROOM(len); i < sizeof(out); i++)
+                    CHECK(out[i] == 'Z'); /* nothing written past the room */
+            }
+    return 0;
+}
+
+CHECK_MAIN(CHECK_TEST(test_parse_fields), CHECK_TEST(test_json_escape),
+           CHECK_TEST(test_parse_event_type), CHECK_TEST(test_parse_id),
+           CHECK_TEST(test_parse_retry), CHECK_TEST(test_parse_line_ends),
+           CHECK_TEST(test_parse_comments), CHECK_TEST(test_parse_end_of_stream),
+           CHECK_TEST(test_parse_bom), CHECK_TEST(test_parse_utf8),
+           CHECK_TEST(test_utf8_valid_prefix), CHECK_TEST(test_utf8_table),
+           CHECK_TEST(test_utf8_exhaustive), CHECK_TEST(test_parse_limits),
+           CHECK_TEST(test_parser_limit_sticky_and_reset), CHECK_TEST(test_parser_last_event_id),
+           CHECK_TEST(test_parser_cancel), CHECK_TEST(test_parser_args),
+           CHECK_TEST(test_encode_event), CHECK_TEST(test_encode_refuses),
+           CHECK_TEST(test_encode_comment_retry), CHECK_TEST(test_round_trip),
+           CHECK_TEST(test_failalloc_parser), CHECK_TEST(test_failalloc_encoder),
+           CHECK_TEST(test_huge_line_bounded), CHECK_TEST(test_crlf_split_after_long_chunk),
+           CHECK_TEST(test_idle_memory_returned), CHECK_TEST(test_million_events_one_chunk),
+           CHECK_TEST(test_random_garbage))

@@ -723,6 +723,40 @@ static int test_issuer(void)
     return 0;
 }
 
+/* Several accepted issuers (issuer plus issuers, or issuers alone): any of them verifies, a
+   prefix or extension of one does not, and neither does a token without iss. */
+static int test_issuers(void)
+{
+    static const char *const more[] = {"https://b.example", "https://c.example"};
+    for (int with_single = 0; with_single < 2; with_single++) {
+        struct sse__auth_config cfg = {0};
+        cfg.publisher_key = SECRET;
+        cfg.issuer = with_single ? "https://a.example" : NULL;
+        cfg.issuers = more;
+        cfg.n_issuers = 2;
+        struct sse__auth *a;
+        CHECK_EQ_INT(sse__auth_new(&a, &cfg), 0);
+        static const char *const claims[] = {"{\"iss\":\"https://a.example\"}",
+                                             "{\"iss\":\"https://b.example\"}",
+                                             "{\"iss\":\"https://c.example\"}",
+                                             "{\"iss\":\"https://c.exampl\"}",
+                                             "{\"iss\":\"https://b.example/\"}",
+                                             "{\"iss\":\"https://d.example\"}",
+                                             "{\"iss\":7}",
+                                             "{}"};
+        for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+            char *t = sign("HS256", SECRET, fmt(H_JWT, "HS256"), claims[i]);
+            int want = (i == 0 && with_single) || i == 1 || i == 2 ? 0 : SSE_EAUTH;
+            CHECK_EQ_INT(verify(a, SSE__AUTH_PUBLISH, t, NOW), want);
+            if (want)
+                CHECK_EQ_STR(last_why, "wrong issuer");
+            free(t);
+        }
+        sse__auth_free(a);
+    }
+    return 0;
+}
+
 /* Publisher and subscriber keys are separate; the role picks the key. */
 static int test_roles(void)
 {
@@ -864,5 +898,6 @@ CHECK_MAIN(CHECK_TEST(test_hs_algorithms), CHECK_TEST(test_rs_es), CHECK_TEST(te
            CHECK_TEST(test_algorithm_confusion), CHECK_TEST(test_oversized),
            CHECK_TEST(test_malformed), CHECK_TEST(test_draft08),
            CHECK_TEST(test_draft08_details_refused), CHECK_TEST(test_draft08_head),
-           CHECK_TEST(test_drafts_config), CHECK_TEST(test_issuer), CHECK_TEST(test_roles),
-           CHECK_TEST(test_cache), CHECK_TEST(test_alloc_failures), CHECK_TEST(cleanup))
+           CHECK_TEST(test_drafts_config), CHECK_TEST(test_issuer), CHECK_TEST(test_issuers),
+           CHECK_TEST(test_roles), CHECK_TEST(test_cache), CHECK_TEST(test_alloc_failures),
+           CHECK_TEST(cleanup))

@@ -534,6 +534,91 @@ def t_no_history():
     check(p.returncode == 2 and b"one process" in p.stderr, p.stderr)
 
 
+# ---------------------------------------------------------------- issuers, dev tokens
+
+def claims_of(tok):
+    part = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def dev_tokens(h):
+    st, _, body = request(h, "GET", "/.well-known/ssehub/dev-token")
+    check(st == 200, "dev-token endpoint: %d" % st)
+    doc = json.loads(body)
+    return doc["publisher"], doc["subscriber"]
+
+
+def t_dev_tokens_carry_issuer():
+    """--dev with --issuer (and --resource): the development tokens printed at start and served
+    at /.well-known/ssehub/dev-token carry that iss (and aud), so the hub accepts its own tokens
+    to publish and to subscribe, with either protocol generation."""
+    iss, res = "https://issuer.example/dev", "https://hub.example/.well-known/mercure"
+    for proto in ("both", "draft-07", "draft-08"):
+        h = Hub("--dev", "--protocol", proto, "--issuer", iss, "--resource", res)
+        pub, sub = dev_tokens(h)
+        for name, t in (("publisher", pub), ("subscriber", sub)):
+            c = claims_of(t)
+            check(c.get("iss") == iss, "%s: %s token iss %r" % (proto, name, c.get("iss")))
+            if proto == "draft-08":
+                check(c.get("aud") == res, "%s: %s token aud %r" % (proto, name, c.get("aud")))
+        st, _, body = publish(h, {"topic": "/dev", "data": "x"}, tok=pub)
+        check(st == 200, "%s: the hub refused its own publisher token: %d %r" % (proto, st, body))
+        sel = q(match="/dev") if proto == "draft-08" else q(topic="/dev")
+        s = Sub(h, sel, {"Authorization": "Bearer " + sub})
+        check(s.status == 200, "%s: the hub refused its own subscriber token: %d" % (proto, s.status))
+        s.close()
+        h.stop()
+
+
+def t_issuers_several():
+    """--issuer given twice (and the equivalent SSEHUB_ISSUER list and config-file lines): a
+    token of either issuer publishes and subscribes (draft-07 and draft-08); a third issuer and
+    a token without iss get 401, the reason ("wrong issuer") is in the debug log, no token in
+    any log line; an empty entry in the list is refused at start."""
+    a, b, c = "https://old-hub.example", "https://new-idp.example/realm", "https://evil.example"
+    res = "https://hub.example/.well-known/mercure"
+    cfg = os.path.join(TMP, "issuers.conf")
+    with open(cfg, "w") as f:
+        f.write("issuer = %s\nissuer = %s\n" % (a, b))
+    starts = [("flags", ["--issuer", a, "--issuer", b], None),
+              ("env", [], {"SSEHUB_ISSUER": " %s , %s" % (a, b)}),
+              ("config", ["--config", cfg], None)]
+    for how, args, env in starts:
+        h = Hub("--publisher-jwt-key", KEY, "--resource", res, "--log-level", "debug",
+                *args, env=env)
+        sent = []
+        for iss in (a, b):
+            t7 = tok07(publish=["*"], subscribe=["*"], iss=iss)
+            t8 = T.tok08(["publish", "subscribe"], [{"match": "*"}], aud=res, iss=iss)
+            sent += [t7, t8]
+            st = pub_status(h, t7)
+            check(st == 200, "%s: draft-07 token of %s: %d" % (how, iss, st))
+            st = pub_status(h, t8)
+            check(st == 200, "%s: draft-08 token of %s: %d" % (how, iss, st))
+            s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + t7})
+            check(s.status == 200, "%s: subscriber of %s: %d" % (how, iss, s.status))
+            s.close()
+        bad = [tok07(publish=["*"], iss=c), tok07(publish=["*"]),
+               T.tok08(["publish"], [{"match": "*"}], aud=res, iss=c)]
+        sent += bad
+        for t in bad:
+            st, _, body = publish(h, {"topic": "/k", "data": "x"}, tok=t)
+            check(st == 401, "%s: a token of another issuer (or none): %d" % (how, st))
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + bad[0]})
+        check(s.status == 401, "%s: subscriber of a third issuer: %d" % (how, s.status))
+        s.close()
+        check(h.stop() == 0, "%s: exit status" % how)
+        err = h.p.stderr.read().decode()
+        check(err.count("wrong issuer") >= 3, "%s: no 'wrong issuer' reason in the log: %r"
+              % (how, err[-800:]))
+        for t in sent:
+            check(t.split(".")[2] not in err, "%s: a token is in the log" % how)
+    for bad_list in ("%s,,%s" % (a, b), "%s, " % a):
+        p = subprocess.run([T.SSEHUB, "serve", "--listen", "127.0.0.1:0", "--publisher-jwt-key",
+                            KEY, "--issuer", bad_list], capture_output=True, timeout=10)
+        check(p.returncode == 2 and b"--issuer" in p.stderr, (bad_list, p.stderr))
+
+
 # ---------------------------------------------------------------- logs, aliases
 
 def t_json_logs_never_hold_a_token():
@@ -585,6 +670,83 @@ def t_reference_aliases():
     out = subprocess.run([T.SSEHUB, "serve", "--help"], capture_output=True).stdout.decode()
     for flag in ("--publisher-jwks-url", "--cookie-name", "--log-format"):
         check(flag in out, flag + " not in --help")
+
+
+class Lines:
+    """The stderr lines of a running hub, read by a thread as they come."""
+
+    def __init__(self, h):
+        self.lines, self.lock = [], threading.Lock()
+
+        def run():
+            for ln in iter(h.p.stderr.readline, b""):
+                with self.lock:
+                    self.lines.append(ln.decode(errors="replace").rstrip("\n"))
+
+        self.th = threading.Thread(target=run, daemon=True)
+        self.th.start()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.lines)
+
+    def wait(self, text, timeout=5):
+        end = time.time() + timeout
+        while time.time() < end:
+            for i, ln in enumerate(self.snapshot()):
+                if text in ln:
+                    return i
+            time.sleep(0.05)
+        raise AssertionError("no log line with %r: %r" % (text, self.snapshot()[-10:]))
+
+
+def t_sighup_log_level():
+    """SIGHUP re-reads the config file: log-level info -> debug is applied (debug lines appear
+    only after that SIGHUP, none before), a changed setting that needs a restart is logged as
+    such and kept; debug -> info stops them again."""
+    cfg = os.path.join(TMP, "hup.conf")
+
+    def write(level, history):
+        with open(cfg, "w") as f:
+            f.write("log-level = %s\nhistory-count = %d\n" % (level, history))
+
+    write("info", 100)
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg)
+    log = Lines(h)
+    for i in range(3):
+        check(publish(h, {"topic": "/hup", "data": "before %d" % i})[0] == 200, i)
+    auth = {"Authorization": "Bearer " + tok07(subscribe=["*"])}
+    s = Sub(h, q(topic="/hup"), auth)
+    check(s.status == 200, s.status)
+    s.close()
+    time.sleep(0.3)
+    check(not [ln for ln in log.snapshot() if " debug " in ln],
+          "debug lines at level info: %r" % log.snapshot())
+    write("debug", 5)
+    h.p.send_signal(T.signal.SIGHUP)
+    applied = log.wait("reload: log-level changed: applied")
+    log.wait("reload: history-count changed: needs a restart")
+    check(publish(h, {"topic": "/hup", "data": "after"})[0] == 200, "publish after SIGHUP")
+    first_debug = log.wait(" debug ")
+    check(first_debug > applied, "a debug line before the SIGHUP: %r" % log.snapshot())
+    check("published" in log.snapshot()[first_debug], log.snapshot()[first_debug])
+    # history-count was kept (100, not 5): all 4 updates are replayed
+    r = Sub(h, q(topic="/hup", lastEventID="earliest"), auth)
+    check(len(r.events(4, timeout=3)) == 4, "history-count applied without a restart")
+    r.close()
+    write("info", 5)
+    h.p.send_signal(T.signal.SIGHUP)
+    log.wait("SIGHUP: reloading the settings")
+    deadline = time.time() + 5
+    while time.time() < deadline and sum("reload: log-level changed: applied" in ln
+                                         for ln in log.snapshot()) < 2:
+        time.sleep(0.05)
+    n = len(log.snapshot())
+    check(publish(h, {"topic": "/hup", "data": "quiet again"})[0] == 200, "publish")
+    time.sleep(0.3)
+    check(not [ln for ln in log.snapshot()[n:] if " debug " in ln],
+          "debug lines after going back to info: %r" % log.snapshot()[n:])
+    check(h.stop() == 0, "exit status")
 
 
 # ---------------------------------------------------------------- health
@@ -694,6 +856,9 @@ def main():
         ("no_history", t_no_history),
         ("json_logs_never_hold_a_token", t_json_logs_never_hold_a_token),
         ("reference_aliases", t_reference_aliases),
+        ("dev_tokens_carry_issuer", t_dev_tokens_carry_issuer),
+        ("issuers_several", t_issuers_several),
+        ("sighup_log_level", t_sighup_log_level),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),

@@ -15,6 +15,8 @@ with AOF on and `appendfsync always`, and three hub nodes on it; then checks (do
   - sharded: topics hashed over 2 Redis instances, every update once, each topic in order;
   - the same over a 3-master Redis Cluster the test creates (MOVED followed), then a stream
     key's slot moved to another master while updates flow: nothing acknowledged lost or twice;
+  - the importing node of a migration hung, then killed, then back: publishes to the key get
+    503 meanwhile (never 200, never no answer), the bus recovers, nothing acknowledged is lost;
   - garbage, field-less and oversized entries, then another type at the key: logged, skipped
     or retried (publishes 503), never a crash, updates flow again exactly once;
   - an ACL user and a database in the URL; a wrong password refused at start-up;
@@ -695,6 +697,138 @@ def t_redis_cluster(ctx):
             r.stop()
 
 
+def start_cluster(masters):
+    """Start the redis-servers and make them one cluster of masters (no replicas)."""
+    if not shutil.which("redis-cli"):
+        raise AssertionError("redis-cli missing (redis-tools)")
+    for r in masters:
+        r.start()
+    subprocess.run(["redis-cli", "--cluster", "create"] +
+                   ["127.0.0.1:%d" % r.port for r in masters] +
+                   ["--cluster-replicas", "0", "--cluster-yes"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20, check=True)
+    wait_until(lambda: all("cluster_state:ok" in command(r, "CLUSTER", "INFO") for r in masters),
+               15, "the cluster to be ok")
+
+
+def timed_publish(node, topic, data):
+    """(status, id, seconds); status None when the hub did not answer within 10 s."""
+    t0 = time.monotonic()
+    try:
+        st, rid = node.publish(topic, data)
+    except OSError:
+        st, rid = None, None
+    return st, rid, time.monotonic() - t0
+
+
+def t_redis_ask_node_lost(ctx):
+    """The importing node of a slot migration goes away while the nodes follow ASK to it: first
+    hung (SIGSTOP: a silent network), then dead (SIGKILL). Every publish to the migrating key
+    meanwhile gets 503 within a bounded time (never 200, never no answer); once the node is
+    back and the migration is finished (SETSLOT NODE), publishes succeed again, and every
+    acknowledged update reaches the subscribers of both nodes exactly once, in order."""
+    # a node timeout longer than the importing node is away: it is never marked FAIL, so the
+    # cluster stays up (no CLUSTERDOWN hides the ASK and MOVED paths under test)
+    masters = [Redis(cluster=True, extra=["--cluster-node-timeout", "30000"]) for _ in range(3)]
+    nodes = []
+    try:
+        start_cluster(masters)
+        key = "asklost:{0}"
+        extra = ["--redis-cluster", "--redis-shards", "1", "--redis-key", "asklost"]
+        nodes = [Node(masters[0].url(), extra=extra) for _ in range(2)]
+        subs = [Sub(n, topic="https://x/ask/{t}", tok=SUB_ALL) for n in nodes]
+        acked, statuses = [], []
+
+        def pub(what, n=1):
+            for _ in range(n):
+                i = len(statuses)
+                st, rid, took = timed_publish(nodes[i % 2], "https://x/ask/t", "%s %d" % (what, i))
+                statuses.append((what, st, round(took, 1)))
+                if st == 200:
+                    acked.append(rid)
+
+        pub("before", 5)
+        assert [x[1] for x in statuses] == [200] * 5, statuses
+        slot = int(command(masters[0], "CLUSTER", "KEYSLOT", key).strip().lstrip(":"))
+        src = next(r for r in masters
+                   if int(command(r, "CLUSTER", "COUNTKEYSINSLOT", str(slot)).strip().lstrip(":")))
+        dst = next(r for r in masters if r is not src)
+        dst_id = command(dst, "CLUSTER", "MYID").split("\r\n")[1]
+        src_id = command(src, "CLUSTER", "MYID").split("\r\n")[1]
+        sl = str(slot)
+        ok = [command(dst, "CLUSTER", "SETSLOT", sl, "IMPORTING", src_id),
+              command(src, "CLUSTER", "SETSLOT", sl, "MIGRATING", dst_id),
+              command(src, "MIGRATE", "127.0.0.1", str(dst.port), "", "0", "5000", "KEYS", key)]
+        assert all(x.startswith("+OK") for x in ok), ok
+        pub("asked", 4)  # through ASK to the importing node
+        assert [x[1] for x in statuses[5:]] == [200] * 4, statuses[5:]
+        # The importing node hangs: publishes are answered 503 (by the watchdog), none hangs.
+        dst.proc.send_signal(signal.SIGSTOP)
+        hung_at = time.monotonic()
+        pub("hung", 1)
+        # The readers' XREAD waiting there is given up too (rd is not: it would be reopened
+        # while the read still waited at the importing node, and no read would follow).
+        for k, n in enumerate(nodes):
+            wait_until(lambda: any("connection for ASK (reading): no answer" in ln
+                                   for ln in list(n.err)), 12 - (time.monotonic() - hung_at),
+                       "node %d to give up its read at the hung node: %s" % (k, n.err[-5:]))
+        assert any("connection for ASK (publishing): no answer" in ln
+                   for n in nodes for ln in list(n.err)), "no node gave up its hung XADD"
+        # The migration ends (SETSLOT NODE) while an XADD waits at the hung node: the next
+        # reply on that hub node is MOVED, which retires the ASK connection with the XADD on
+        # it; that XADD is still answered (503), not left waiting for the stopped node.
+        waiting = []
+        th = threading.Thread(target=lambda: waiting.append(
+            timed_publish(nodes[0], "https://x/ask/t", "hung at MOVED")))
+        th.start()
+        time.sleep(0.5)
+        ok = [command(r, "CLUSTER", "SETSLOT", sl, "NODE", dst_id) for r in masters if r is not dst]
+        assert all(x.startswith("+OK") for x in ok), ok
+        st, rid, took = timed_publish(nodes[0], "https://x/ask/t", "moved")
+        statuses.append(("hung", st, round(took, 1)))
+        th.join(12)
+        statuses.append(("hung",) + tuple(waiting[0][::2]) if waiting else ("hung", None, 99))
+        # ... then dies.
+        dst.proc.send_signal(signal.SIGKILL)
+        dst.proc.wait(5)
+        pub("dead", 6)
+        lost = [x for x in statuses if x[0] in ("hung", "dead")]
+        assert all(x[1] == 503 for x in lost), "while the importing node is gone: %s" % lost
+        assert max(x[2] for x in lost) < 9, "an answer took too long: %s" % lost
+        # Back (its AOF holds the key), the migration finished: the nodes follow MOVED.
+        dst.start()
+        ok = [command(r, "CLUSTER", "SETSLOT", sl, "NODE", dst_id) for r in masters]
+        assert all(x.startswith("+OK") for x in ok), ok
+        wait_until(lambda: all("cluster_state:ok" in command(r, "CLUSTER", "INFO")
+                               for r in masters), 15, "the cluster to be ok again: %s" % statuses)
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            pub("after")
+            if statuses[-1][1] == 200:
+                break
+            time.sleep(0.2)
+        assert statuses[-1][1] == 200, "the bus did not recover: %s" % statuses[-5:]
+        pub("stable", 6)
+        assert [x[1] for x in statuses[-6:]] == [200] * 6, statuses[-6:]
+        after = [x for x in statuses if x[0] == "after"]
+        assert all(x[1] in (200, 503) for x in after), after
+        for k, s in enumerate(subs):
+            wait_until(lambda: len(s.ids()) >= len(acked), 10, "subscriber %d: deliveries" % k)
+            time.sleep(0.3)
+            got = s.ids()
+            assert got == acked, "subscriber %d: %d delivered, %d acknowledged; missing %s" % (
+                k, len(got), len(acked), [i for i in acked if i not in got][:3])
+            s.close()
+        ctx["ask_lost"] = (len(lost), len(after), len(acked))
+    finally:
+        for n in nodes:
+            n.stop()
+        for r in masters:
+            if r.proc and r.proc.poll() is None:
+                r.proc.send_signal(signal.SIGCONT)
+            r.stop()
+
+
 def t_sharded_two_redis(ctx):
     """Topics hashed over 2 Redis instances (--redis URL1,URL2): every subscriber gets every
     update once, each topic in publish order; both instances carry a share."""
@@ -771,7 +905,7 @@ def t_cluster_wide_subscriptions(ctx):
 
 TESTS = [t_fanout_exactly_once, t_replay_on_another_node, t_redis_restart, t_node_killed,
          t_late_node_loads_history, t_workers_are_nodes, t_bad_data_at_the_key, t_acl_user_and_db, t_sharded_two_redis, t_redis_cluster,
-         t_cluster_wide_subscriptions]
+         t_redis_ask_node_lost, t_cluster_wide_subscriptions]
 
 
 def main():
@@ -809,6 +943,10 @@ def main():
         if "presence_gone_s" in ctx:
             print("presence: a dead node's subscribers left the other nodes' views after %.1f s"
                   % ctx["presence_gone_s"])
+        if "ask_lost" in ctx:
+            print("cluster: %d publishes answered 503 while the importing node was gone, %d "
+                  "until the bus followed the finished migration, %d acknowledged in all"
+                  % ctx["ask_lost"])
         if "cluster_move" in ctx:
             print("cluster: slot %d moved live, %d acknowledged around the move, %d of them "
                   "to the migrating key through ASK" % ctx["cluster_move"])

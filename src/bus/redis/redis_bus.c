@@ -62,8 +62,9 @@ struct pub {
     void *ud;
     size_t len;
     uint64_t sent_ms;
-    int asked;           /* re-sent once to the node an ASK redirection named */
-    unsigned char msg[]; /* kept until the reply: an ASK needs it sent again */
+    int asked;             /* re-sent once to the node an ASK redirection named */
+    redisAsyncContext *on; /* the connection its XADD waits on (cmd, ask or ask_old) */
+    unsigned char msg[];   /* kept until the reply: an ASK needs it sent again */
 };
 
 struct shard {
@@ -74,6 +75,9 @@ struct shard {
     redisAsyncContext *cmd, *rd; /* NULL: not connected (a retry is scheduled) */
     redisAsyncContext *ask;      /* XADDs to the node of the last ASK (slot migration), or NULL */
     redisAsyncContext *ask_rd;   /* the reader's XREAD there (it blocks: a connection of its own) */
+    redisAsyncContext *ask_old;  /* a former ask, closing once its XADDs are answered (MOVED, or
+                                    an ASK to another node); the watchdog frees it if they are
+                                    not: NULL once hiredis has let it go */
     char ask_host[sizeof(((struct sse__redis_url *)0)->host)];
     int ask_port;
     int cmd_up, rd_up; /* the connect callback reported success */
@@ -274,6 +278,11 @@ static void on_connect(const redisAsyncContext *c, int status)
     struct shard *s = c->data;
     struct redis_bus *b = s->b;
     int is_cmd = c == s->cmd;
+    if (c == s->ask_old) { /* a failed connect is freed by hiredis without on_disconnect */
+        if (status != REDIS_OK)
+            s->ask_old = NULL;
+        return;
+    }
     if (c == s->ask || c == s->ask_rd) { /* what was sent on it fails by its callback */
         if (status != REDIS_OK) {
             logf_(b, SSE_LOG_WARN, "redis %s:%d: connection for ASK failed: %s", s->ask_host,
@@ -312,6 +321,10 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     struct shard *s = c->data;
     struct redis_bus *b = s->b;
     int is_cmd = c == s->cmd;
+    if (c == s->ask_old) {
+        s->ask_old = NULL; /* its answers are in (or failed): hiredis frees it now */
+        return;
+    }
     if (c == s->ask || c == s->ask_rd) {
         ask_gone(s, c); /* opened again by the next ASK */
         return;
@@ -444,6 +457,28 @@ static void let_go(struct shard *s, redisAsyncContext *cur, int is_cmd)
     schedule(s, 0);
 }
 
+/* The publish connection of an ASK is no longer where XADDs go (cur: the context whose callback
+   runs): it closes once what was asked on it is answered, watched as ask_old meanwhile (a node
+   that hangs would otherwise keep those publishers waiting). An older one still closing is
+   freed now: its XADDs fail (503). */
+static void retire_ask(struct shard *s, const redisAsyncContext *cur)
+{
+    redisAsyncContext *a = s->ask;
+    s->ask = NULL;
+    if (!a)
+        return;
+    if (s->ask_old) {
+        redisAsyncContext *o = s->ask_old;
+        s->ask_old = NULL;
+        if (o != cur)
+            redisAsyncFree(o); /* on_disconnect no longer recognises it */
+        else
+            redisAsyncDisconnect(o);
+    }
+    s->ask_old = a;
+    redisAsyncDisconnect(a);
+}
+
 /*
  * A Redis Cluster redirection in an error reply (cur: the context whose callback runs): MOVED
  * points the shard at the slot's master (both connections are reopened there). ASK (the slot
@@ -470,12 +505,9 @@ static int redirected(struct shard *s, redisAsyncContext *cur, const redisReply 
     s->fails = 0;
     let_go(s, cur, 1);
     let_go(s, cur, 0);
-    if (s->ask) { /* the migration is over: what was asked there is answered, then it closes */
-        redisAsyncContext *a = s->ask;
-        s->ask = NULL;
-        redisAsyncDisconnect(a);
-    }
-    if (s->ask_rd) { /* a read there now would race the reader's next one: dropped unanswered */
+    retire_ask(s, cur); /* the migration is over: what was asked there is answered, then
+                           it closes */
+    if (s->ask_rd) {    /* a read there now would race the reader's next one: dropped unanswered */
         redisAsyncContext *a = s->ask_rd;
         s->ask_rd = NULL;
         s->ask_reading = 0;
@@ -524,11 +556,10 @@ static redisAsyncContext *ask_conn(struct shard *s, redisAsyncContext **slot, co
 {
     if (s->ask_port && (strcmp(host, s->ask_host) || port != s->ask_port)) {
         /* another node: both connections go (what is asked on them is answered first) */
-        redisAsyncContext *a = s->ask, *ar = s->ask_rd;
-        s->ask = s->ask_rd = NULL;
+        redisAsyncContext *ar = s->ask_rd;
+        s->ask_rd = NULL;
         s->ask_reading = 0;
-        if (a)
-            redisAsyncDisconnect(a);
+        retire_ask(s, NULL);
         if (ar)
             redisAsyncFree(ar);
     }
@@ -696,7 +727,39 @@ static void trim_by_age(struct shard *s)
     redisAsyncCommandArgv(s->cmd, on_trim, s, 4, argv, NULL);
 }
 
-/* Drop connections whose connect or replies are overdue: a peer that vanished without a FIN. */
+/* Give up a connection of an ASK that hangs (from the watchdog, never inside a hiredis
+   callback): its XADDs fail now (503, through on_xadd with no reply), a read waiting there is
+   issued again on rd; the next ASK opens a new one. */
+static void drop_ask(struct shard *s, int reader)
+{
+    redisAsyncContext *a = reader ? s->ask_rd : s->ask;
+    logf_(s->b, SSE_LOG_WARN, "redis %s:%d: connection for ASK (%s): no answer: dropped",
+          s->ask_host, s->ask_port, reader ? "reading" : "publishing");
+    if (reader) {
+        s->ask_rd = NULL;
+        s->reading = s->ask_reading = 0;
+        schedule(s, 1);
+    } else {
+        s->ask = NULL;
+    }
+    redisAsyncFree(a); /* on_disconnect no longer recognises it */
+}
+
+/* Give up a former ask connection whose XADDs stay unanswered (from the watchdog): they fail. */
+static void drop_ask_old(struct shard *s)
+{
+    redisAsyncContext *a = s->ask_old;
+    logf_(s->b, SSE_LOG_WARN,
+          "redis %s: the closing connection for ASK has unanswered XADDs: "
+          "dropped",
+          s->key);
+    s->ask_old = NULL;
+    redisAsyncFree(a); /* on_disconnect no longer recognises it */
+}
+
+/* Drop connections whose connect or replies are overdue: a peer that vanished without a FIN.
+   During a slot migration the overdue reply may be awaited on a connection of an ASK (the
+   importing node hangs): that one goes, not rd or cmd, which would leave it hanging. */
 static void on_watchdog(uv_timer_t *t)
 {
     struct redis_bus *b = t->data;
@@ -704,16 +767,28 @@ static void on_watchdog(uv_timer_t *t)
     uint64_t block = b->o.block_ms ? b->o.block_ms : 1000;
     for (size_t i = 0; i < b->n; i++) {
         struct shard *s = &b->shards[i];
-        if (s->rd && !s->rd_up && now - s->rd_opened_ms > CONNECT_TIMEOUT_MS)
+        if (s->ask_rd && s->ask_reading && now - s->read_sent_ms > block + OVERDUE_MS)
+            drop_ask(s, 1);
+        else if (s->rd && !s->rd_up && now - s->rd_opened_ms > CONNECT_TIMEOUT_MS)
             drop(s, 0, "connect timed out");
-        else if (s->rd && s->reading && now - s->read_sent_ms > block + OVERDUE_MS)
+        else if (s->rd && s->reading && !s->ask_reading &&
+                 now - s->read_sent_ms > block + OVERDUE_MS)
             drop(s, 0, "no answer to XREAD");
         if (b->o.max_age_ms && s->cmd && s->cmd_up)
             trim_by_age(s);
         if (s->cmd && !s->cmd_up && now - s->cmd_opened_ms > CONNECT_TIMEOUT_MS)
             drop(s, 1, "connect timed out");
-        else if (s->cmd && s->head && now - s->head->sent_ms > OVERDUE_MS)
-            drop(s, 1, "XADD unanswered");
+        else if (s->head && now - s->head->sent_ms > OVERDUE_MS) {
+            /* where the oldest XADD waits: a listed XADD's connection is alive (freeing one
+               fails, and so unlists, every XADD on it) */
+            redisAsyncContext *on = s->head->on;
+            if (on && on == s->cmd)
+                drop(s, 1, "XADD unanswered");
+            else if (on && on == s->ask)
+                drop_ask(s, 0); /* at the importing node of a migration */
+            else if (on && on == s->ask_old)
+                drop_ask_old(s);
+        }
     }
 }
 
@@ -756,7 +831,10 @@ static int send_xadd(struct shard *s, redisAsyncContext *ac, struct pub *p)
     for (int i = 0; i < n; i++)
         argl[i] = strlen(argv[i]);
     argl[n - 1] = p->len;
-    return redisAsyncCommandArgv(ac, on_xadd, p, n, argv, argl) == REDIS_OK ? 0 : -1;
+    if (redisAsyncCommandArgv(ac, on_xadd, p, n, argv, argl) != REDIS_OK)
+        return -1;
+    p->on = ac;
+    return 0;
 }
 
 /*
@@ -1155,6 +1233,11 @@ static void bus_close(sse_bus *bus, sse_bus_close_cb done, void *ud)
             redisAsyncFree(rd);
         if (ask)
             redisAsyncFree(ask);
+        if (s->ask_old) { /* still closing: it must not outlive the shard it points at */
+            redisAsyncContext *old = s->ask_old;
+            s->ask_old = NULL;
+            redisAsyncFree(old);
+        }
     }
     b->handles_open = (int)b->n + 2;
     for (size_t i = 0; i < b->n; i++) {
