@@ -1049,8 +1049,8 @@ static int follower_append(struct lmdb_store *s, const sse_store_entry *in, sse_
         }
         cache_add(s, in, pos);
         s->done_pos = pos;
-        if (s->first_pos <= pos)
-            s->count = (size_t)(pos + 1 - s->first_pos);
+        if (s->first_pos <= pos && s->count < pos + 1 - s->first_pos)
+            s->count = (size_t)(pos + 1 - s->first_pos); /* the file's refresh may lag */
     }
     if (cb)
         cb(ud, 0, pos);
