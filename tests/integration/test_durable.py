@@ -489,7 +489,7 @@ def worker_pids(h):
 def raw_replay(port, topic, last_id, n_expect, pids, timeout=60):
     """Read a whole replay on a new connection: (worker, datas, peak RssAnon KiB per pid)."""
     sk = raw_subscribe(port, topic, last_id)
-    sk.settimeout(3)
+    sk.settimeout(10)  # a sanitizer build on a loaded machine may take seconds to start
     parts, got, t0 = [], 0, time.monotonic()
     peak = {p: rss_anon_kib(p) for p in pids}
     reads = 0
@@ -541,8 +541,10 @@ def t_workers_follow():
     grew = max(after[p] - base[p] for p in pids) / 1024.0
     print("     %d updates (%.1f MiB of history): worker heap +%.1f MiB at most"
           % (n, hist_mib, grew))
-    th.check(grew < hist_mib / 2, ("a worker's heap grew by %.1f MiB with a %.1f MiB history: "
-                                   "it holds the history" % (grew, hist_mib)))
+    # The bound is for the plain build (ASan's redzones and shadow inflate every allocation).
+    th.check(sanitized or grew < hist_mib / 2,
+             ("a worker's heap grew by %.1f MiB with a %.1f MiB history: it holds the history"
+              % (grew, hist_mib)))
     seen = set()
     for _ in range(12):  # new connections until both workers replayed it all
         wk, datas, peak = raw_replay(h.port, "/f", "earliest", n, pids)
@@ -551,8 +553,9 @@ def t_workers_follow():
         th.check(nums == list(range(n)), "the replay is not every update once")
         during = max(peak[p] - base[p] for p in pids) / 1024.0
         print("     replay of %d from worker %s: worker heap +%.1f MiB at most" % (n, wk, during))
-        th.check(during < hist_mib / 2, ("a worker's heap grew by %.1f MiB during a replay "
-                                         "of %.1f MiB" % (during, hist_mib)))
+        th.check(sanitized or during < hist_mib / 2,
+                 ("a worker's heap grew by %.1f MiB during a replay of %.1f MiB"
+                  % (during, hist_mib)))
         seen.add(wk)
         if len(seen) == 2:
             break

@@ -133,7 +133,10 @@ struct lmdb_store {
     uv_mutex_t wmu;
     uv_cond_t wcv;
     struct op *wq_head, *wq_tail;
-    size_t wq_bytes; /* records queued (bounded by QUEUE_BYTES) */
+    struct op *w_batch; /* the batch being committed: reachable from here too, so that a copy
+                           forked meanwhile (the --workers master forking a worker) holds no
+                           memory only a thread of the parent knew (a leak checker's view) */
+    size_t wq_bytes;    /* records queued (bounded by QUEUE_BYTES) */
     int wstop, wexited;
     sse_store_limits trim_lim; /* asked by trim() */
     long long trim_now;
@@ -149,6 +152,7 @@ struct lmdb_store {
     uv_mutex_t rmu;
     uv_cond_t rcv;
     struct job *rq_head, *rq_tail;
+    struct job *r_job; /* the batch being read (see w_batch) */
     int rstop, rexited;
     /* Results (dmu). */
     uv_mutex_t dmu;
@@ -493,6 +497,7 @@ static void writer_main(void *arg)
         size_t n = 0;
         for (struct op *o = head; o && n < MAX_COMMIT; o = o->next, n++)
             tail = o;
+        s->w_batch = head && tail ? head : NULL;
         if (tail) {
             s->wq_head = tail->next;
             if (!s->wq_head)
@@ -715,6 +720,7 @@ static void reader_main(void *arg)
             }
         }
         struct job *j = s->rq_head;
+        s->r_job = j;
         if (!j)
             break; /* stop asked and nothing left */
         s->rq_head = j->next;
