@@ -584,8 +584,35 @@ def t_workers_follow():
         th.check(got == ["t%d" % i for i in range(90, 100)], ("kept id", got))
         s.close()
     th.check(len(seen) == 2, ("both workers answered", seen))
+    # A reader SIGKILLed inside a read transaction (as a worker may be) leaves its LMDB reader
+    # slot taken; the master clears it when a worker dies (and every 10 s) and says so.
+    r = subprocess.Popen([sys.executable, "-c", STALE_READER, store + "-trim"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = r.stdout.readline()
+    r.kill()
+    r.wait()
+    th.check(line.strip() == b"in-txn", ("stale reader", line, r.stderr.read()))
+    os.kill(worker_pids(h)[0], signal.SIGKILL)
+    time.sleep(1.0)
     th.check(h.stop() == 0, "graceful stop")
+    err = h.p.stderr.read().decode(errors="replace")
+    th.check("cleared 1 stale LMDB reader slot" in err, ("stale slot not cleared", err[-2000:]))
     shutil.rmtree(d, ignore_errors=True)
+
+
+# Opens an LMDB environment read-only (liblmdb through ctypes: no module to install), begins a
+# read transaction, says so, and waits to be killed.
+STALE_READER = r"""
+import ctypes, ctypes.util, sys, time
+lib = ctypes.CDLL(ctypes.util.find_library("lmdb") or "liblmdb.so.0")
+env, txn = ctypes.c_void_p(), ctypes.c_void_p()
+assert lib.mdb_env_create(ctypes.byref(env)) == 0
+lib.mdb_env_set_maxdbs(env, 4)
+assert lib.mdb_env_open(env, sys.argv[1].encode(), 0x20000, 0o640) == 0  # MDB_RDONLY
+assert lib.mdb_txn_begin(env, None, 0x20000, ctypes.byref(txn)) == 0
+print("in-txn", flush=True)
+time.sleep(60)
+"""
 
 
 def main():
