@@ -15,9 +15,12 @@
  * change), in the same run; --replay-only 1 runs only the replay rows. --redis URL adds http rows
  * for a hub that is a node over that Redis (`--redis URL`: the 200 waits for Redis's XADD reply
  * and the update coming back through the node's reader; bench/run-redis-publish-bench.sh starts
- * a redis-server for it).
+ * a redis-server for it). --workers N runs every hub as `ssehub serve --workers N`: the replay
+ * rows then give the workers' memory (the largest worker's heap and peak RSS) and the master's
+ * heap, e.g. with --ssehub-before to compare workers that keep the history in memory with workers
+ * that follow the LMDB file.
  * Usage: bench_store_bench [--dir DIR] [--duration S] [--ssehub PATH] [--payload B] [--replay N]
- *                          [--ssehub-before PATH] [--replay-only 1] [--redis URL]
+ *                          [--ssehub-before PATH] [--replay-only 1] [--redis URL] [--workers N]
  * (DIR: where the files go, default ./store_bench.tmp, must be on the disk to measure, not tmpfs;
  * PATH: default $SSEHUB, then ./src/cli/ssehub; without it the http rows are skipped).
  */
@@ -44,6 +47,7 @@ static const char *redis_url; /* --redis: http rows of kind 3, a node over this 
 static size_t payload = 200;
 static char dir[512] = "store_bench.tmp";
 static int replay_n = 100000;
+static int n_workers = 1; /* --workers: hubs run as `ssehub serve --workers N` */
 
 static double now_s(void)
 {
@@ -346,11 +350,30 @@ static pid_t spawn_hub(const char *ssehub, int kind, int round, int *port, int b
                   "--anonymous", "--publisher-jwt-key", "store-bench-key-0123456789abcdef",
                   "--redis", redis_url, "--redis-key", rkey, "--history-count", "1000",
                   "--queue-max", "4M", (char *)NULL);
-        execl(ssehub, ssehub, "serve", "--listen", "127.0.0.1:0", "--publish-anonymous",
-              "--anonymous", "--publisher-jwt-key", "store-bench-key-0123456789abcdef", "--store",
-              store, "--store-sync", kind == 2 ? "nosync" : "sync", "--history-count",
-              big ? "200000" : "1000", "--history-bytes", big ? "1G" : "16M", "--queue-max",
-              big ? "256M" : "4M", (char *)NULL);
+        char nw[16];
+        snprintf(nw, sizeof(nw), "%d", n_workers);
+        const char *args[] = {ssehub,
+                              "serve",
+                              "--listen",
+                              "127.0.0.1:0",
+                              "--publish-anonymous",
+                              "--anonymous",
+                              "--publisher-jwt-key",
+                              "store-bench-key-0123456789abcdef",
+                              "--store",
+                              store,
+                              "--store-sync",
+                              kind == 2 ? "nosync" : "sync",
+                              "--history-count",
+                              big ? "200000" : "1000",
+                              "--history-bytes",
+                              big ? "1G" : "16M",
+                              "--queue-max",
+                              big ? "256M" : "4M",
+                              n_workers > 1 ? "--workers" : NULL,
+                              nw,
+                              NULL};
+        execv(ssehub, (char *const *)args);
         _exit(127);
     }
     close(p[1]);
@@ -446,6 +469,38 @@ static long anon_kib(pid_t pid)
     return v;
 }
 
+/* The children of pid (the workers of a --workers master), at most max; how many. */
+static int children(pid_t pid, pid_t *out, int max)
+{
+    char p[64], buf[4096];
+    int n = 0;
+    snprintf(p, sizeof(p), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    for (char *c = buf, *e; n < max; c = e) {
+        long v = strtol(c, &e, 10);
+        if (e == c)
+            break;
+        out[n++] = (pid_t)v;
+    }
+    return n;
+}
+
+/* The largest heap (RssAnon) among the workers, KiB. */
+static long workers_anon_kib(const pid_t *w, int n)
+{
+    long m = 0;
+    for (int i = 0; i < n; i++) {
+        long v = anon_kib(w[i]);
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
 /* Count "\ndata: " in a stream split across reads (carry: the last bytes of the previous one). */
 static size_t count_events(const char *b, size_t n, char *carry)
 {
@@ -491,6 +546,11 @@ static void replay_row(const char *ssehub, const char *label, int kind, int roun
         }
     }
     long before = peak_kib(pid), anon0 = anon_kib(pid), anon_peak = anon0;
+    pid_t w[64];
+    int nw = n_workers > 1 ? children(pid, w, 64) : 0;
+    long wanon0 = workers_anon_kib(w, nw), wanon_peak = wanon0, wpeak0 = 0;
+    for (int i = 0; i < nw; i++)
+        wpeak0 = peak_kib(w[i]) > wpeak0 ? peak_kib(w[i]) : wpeak0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
@@ -505,8 +565,9 @@ static void replay_row(const char *ssehub, const char *label, int kind, int roun
         send(fd, req, strlen(req), MSG_NOSIGNAL);
         for (int i = 0; i < wait_s * 20; i++) { /* a subscriber that does not read yet */
             usleep(50000);
-            long now_anon = anon_kib(pid);
+            long now_anon = anon_kib(pid), wa = workers_anon_kib(w, nw);
             anon_peak = now_anon > anon_peak ? now_anon : anon_peak;
+            wanon_peak = wa > wanon_peak ? wa : wanon_peak;
         }
         struct timeval tv = {5, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -516,8 +577,9 @@ static void replay_row(const char *ssehub, const char *label, int kind, int roun
             if (r <= 0)
                 break;
             if (reads % 64 == 0) {
-                long now_anon = anon_kib(pid);
+                long now_anon = anon_kib(pid), wa = workers_anon_kib(w, nw);
                 anon_peak = now_anon > anon_peak ? now_anon : anon_peak;
+                wanon_peak = wa > wanon_peak ? wa : wanon_peak;
             }
             if (!first)
                 first = now_s();
@@ -525,7 +587,9 @@ static void replay_row(const char *ssehub, const char *label, int kind, int roun
         }
     }
     double el = now_s() - r0;
-    long peak = peak_kib(pid);
+    long peak = peak_kib(pid), wpeak = 0;
+    for (int i = 0; i < nw; i++)
+        wpeak = peak_kib(w[i]) > wpeak ? peak_kib(w[i]) : wpeak;
     if (fd >= 0)
         close(fd);
     kill(pid, SIGTERM);
@@ -538,6 +602,11 @@ static void replay_row(const char *ssehub, const char *label, int kind, int roun
            wait_s ? "(reading after 2 s)" : "(reading at once)", el,
            first ? (first - r0) * 1000 : 0.0, before / 1024, peak / 1024, anon0 / 1024.0,
            anon_peak / 1024.0);
+    if (nw)
+        printf("       %d workers: largest worker peak RSS %ld MiB before, %ld MiB after; largest "
+               "worker heap %.1f MiB before, %.1f MiB at most during the replay (the row above: "
+               "the master)\n",
+               nw, wpeak0 / 1024, wpeak / 1024, wanon0 / 1024.0, wanon_peak / 1024.0);
     fflush(stdout);
     free(h);
 }
@@ -563,6 +632,8 @@ int main(int argc, char **argv)
             redis_url = argv[i + 1];
         else if (!strcmp(argv[i], "--replay-only"))
             replay_only = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--workers"))
+            n_workers = (int)strtol(argv[i + 1], NULL, 10);
     }
     if (!ssehub && access("src/cli/ssehub", X_OK) == 0)
         ssehub = "src/cli/ssehub";

@@ -100,6 +100,13 @@ typedef struct sse_bus_ops {
 /** The header of every bus object: backends embed it first. */
 struct sse_bus {
     const sse_bus_ops *ops;
+    /*
+     * Set by a backend around its receive callback (0 otherwise, as allocated): the position the
+     * shared history store gave the message being received (the pipe bus with an LMDB
+     * sequencer: the file position of its commit). A hub whose store follows that file (an LMDB
+     * follower, store_lmdb.h) appends the update at that position instead of writing it.
+     */
+    uint64_t rx_position;
 };
 
 /** Dispatch helpers: the same as calling through b->ops. */
@@ -108,6 +115,8 @@ SSE_API int sse_bus_publish(sse_bus *b, const void *msg, size_t len, sse_bus_pub
                             void *ud);
 /** 1 if the bus is healthy (see sse_bus_ops.healthy), else 0 and *why. */
 SSE_API int sse_bus_healthy(const sse_bus *b, const char **why);
+/** Inside the receive callback: the message's store position (sse_bus.rx_position), or 0. */
+SSE_API uint64_t sse_bus_received_position(const sse_bus *b);
 /** Close through the vtable (asynchronous; done may be NULL). Accepts NULL. */
 SSE_API void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud);
 /** Whether b shares presence between members (its ops have the presence calls). */
@@ -218,6 +227,12 @@ SSE_API int sse_bus_pipe_new(sse_bus **out, const sse_bus_pipe_options *o);
  * memory store). Returns 0 at the end mark, SSE_EPROTO, SSE_EIO or the store's error.
  */
 SSE_API int sse_bus_pipe_load_history(sse_bus *b, struct sse_store *store);
+/**
+ * After sse_bus_pipe_load_history: the position the sequencer had relayed up to when this member
+ * attached, when it runs with followers (sse_bus_seq_options.followers: no history was sent, the
+ * member reads it from the store's file). 0 and *pos, or SSE_ENOTFOUND (a history was sent).
+ */
+SSE_API int sse_bus_pipe_history_position(const sse_bus *b, uint64_t *pos);
 /** Tell the sequencer this member is ready (listening). 0 or a negative error. */
 SSE_API int sse_bus_pipe_ready(sse_bus *b);
 
@@ -241,6 +256,14 @@ typedef struct sse_bus_seq_options {
     /* A member said it is ready (sse_bus_pipe_ready). */
     void (*on_ready)(void *ud, int member);
     void *ud;
+    /*
+     * 1: the members read the history from the store's file themselves (LMDB followers,
+     * store_lmdb.h). A member that attaches is then sent no history, only the end mark carrying
+     * the position relayed so far, and every relayed update carries the position the store's
+     * append reported (sse_bus_received_position on the member). 0: the history is handed over.
+     */
+    int followers;
+    uint64_t position; /* followers: the store's newest position when the sequencer starts */
 } sse_bus_seq_options;
 #define SSE_BUS_SEQ_OPTIONS_VERSION 1
 

@@ -44,7 +44,9 @@ typedef struct sse_store_entry {
     int is_private;    /* 1: re-check the subscriber's grants on replay */
     sse_frame *frame;  /* the encoded event; the store takes its own reference */
     long long time_ms; /* publication time, ms since the epoch (for age trimming) */
-    uint64_t position; /* set by the store (append order, starting at 1) */
+    uint64_t position; /* set by the store (append order, starting at 1); in append: 0, or
+                          the position a shared store already gave the entry (a bus relay),
+                          which a follower store (store_lmdb.h) keeps; other stores ignore it */
 } sse_store_entry;
 
 /** Limits a store trims itself to after every append; 0 = no limit of that kind. */

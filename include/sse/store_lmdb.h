@@ -50,12 +50,14 @@ typedef struct sse_store_lmdb_options {
     int cached_replay; /* 1: replay, replay_from and scan_back answer from the cache only,
                           before they return (the --workers sequencer hands a new worker
                           the history at once); size the cache like the history then */
+    int follower;      /* 1: a read-only follower of a history another process writes (the
+                          workers of --workers): see sse_store_lmdb_follow */
 } sse_store_lmdb_options;
 
 #define SSE_STORE_LMDB_OPTIONS_VERSION 1
 #define SSE_STORE_LMDB_OPTIONS_INIT                                                                \
     {                                                                                              \
-        SSE_STORE_LMDB_OPTIONS_VERSION, NULL, NULL, {0, 0, 0}, 0, 0, 0, 0, NULL, 0, 0              \
+        SSE_STORE_LMDB_OPTIONS_VERSION, NULL, NULL, {0, 0, 0}, 0, 0, 0, 0, NULL, 0, 0, 0           \
     }
 
 /**
@@ -67,6 +69,34 @@ typedef struct sse_store_lmdb_options {
  * path, and nothing on disk was changed except a missing directory and lock file created.
  */
 SSE_API int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o);
+
+/*
+ * The follower (o->follower = 1): a worker of `ssehub serve --workers` reading the history that
+ * the master's store writes (docs/WORKERS.md). It opens the environment with MDB_RDONLY in its
+ * own MDB_env (its own reader slots in LMDB's lock file), takes no ssehub.lock, creates nothing
+ * and never writes; the directory must hold a history already (SSE_EPROTO otherwise). Its
+ * appends write nothing: the entry's position (sse_store_entry.position, the one the writer's
+ * commit gave it, relayed by the sequencer) is taken as it is, the entry joins the small cache
+ * and the callback reports that position before append returns (0 is refused: SSE_EINVAL).
+ * Every replay, replay after an id and scan_back runs on the reader thread, in read
+ * transactions of the file (so the writer's trimming is seen exactly: a trimmed id is unknown),
+ * streamed in batches; none delivers an entry past the newest position appended here, which
+ * reaches the hub live instead. trim() is SSE_EUNSUPPORTED (the writer trims). The counts
+ * (stats) follow the file within a second.
+ */
+
+/** Follower: the newest position already relayed when it attached (entries after it will be
+ * appended). Call once, before any append. 0, or SSE_EINVAL (not a follower). */
+SSE_API int sse_store_lmdb_follow(sse_store *s, uint64_t relayed);
+
+/** The newest position whose append completed on the loop (what a sequencer has relayed). */
+SSE_API uint64_t sse_store_lmdb_position(const sse_store *s);
+
+/**
+ * Clear the reader slots of processes that died (a SIGKILLed follower) so that the pages they
+ * held can be reused: mdb_reader_check. *dead: how many were cleared. 0 or an error.
+ */
+SSE_API int sse_store_lmdb_reader_check(sse_store *s, int *dead);
 
 /** The map size sse_store_lmdb_new picks for these limits when map_size is 0. */
 SSE_API size_t sse_store_lmdb_default_map_size(const sse_store_limits *lim);

@@ -27,6 +27,11 @@ int sse_bus_healthy(const sse_bus *b, const char **why)
     return !b->ops->healthy || b->ops->healthy(b, why);
 }
 
+uint64_t sse_bus_received_position(const sse_bus *b)
+{
+    return b ? b->rx_position : 0;
+}
+
 void sse_bus_close(sse_bus *b, sse_bus_close_cb done, void *ud)
 {
     if (b)

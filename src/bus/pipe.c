@@ -2,6 +2,10 @@
  * pipe.c: a member's end of the pipe bus (include/sse/bus.h): the bus of one worker process of
  * `ssehub serve --workers`, connected to the sequencer (sequencer.c) by a Unix stream socket.
  *
+ * With followers (an LMDB sequencer whose workers read the history from the file themselves),
+ * relayed updates carry the position of their commit ('V' frames): the hub asks for it during
+ * receive (sse_bus_received_position) and its follower store appends at that position.
+ *
  * Publish writes the message up the socket and waits for the sequencer's word on it: ACK once it
  * is stored and relayed (to this member too: the message comes back through receive first), NACK
  * when it could not be stored. The sequencer answers one member's messages in the order it sent
@@ -37,6 +41,8 @@ struct pipe_bus {
     void *ud;
     struct outstanding *head, *tail;
     int lost;
+    uint64_t hist_pos; /* the end mark's position (followers) */
+    int has_hist_pos;
     sse_bus_close_cb close_done;
     void *close_ud;
 };
@@ -103,6 +109,13 @@ static int on_frame(struct pipe_bus *b, int type, const unsigned char *p, size_t
     case SSE__PIPE_UPDATE:
     case SSE__PIPE_PAST:
         b->receive(b->ud, p, len, type == SSE__PIPE_PAST ? SSE_BUS_HISTORY : 0);
+        return 0;
+    case SSE__PIPE_UPDATE_AT: /* followers: the store's position first */
+        if (len < 8)
+            return -1;
+        b->base.rx_position = sse__pipe_get_u64(p);
+        b->receive(b->ud, p + 8, len - 8, 0);
+        b->base.rx_position = 0;
         return 0;
     case SSE__PIPE_ACK:
     case SSE__PIPE_NACK: {
@@ -319,9 +332,26 @@ int sse_bus_pipe_load_history(sse_bus *bus, sse_store *store)
             return SSE_EPROTO;
         if (h[4] == SSE__PIPE_HISTEND && len == 1)
             return 0;
+        if (h[4] == SSE__PIPE_HISTEND && len == 9) { /* followers: where the relay starts */
+            unsigned char p[8];
+            if ((rc = read_full(b->fd, p, 8)))
+                return rc;
+            b->hist_pos = sse__pipe_get_u64(p);
+            b->has_hist_pos = 1;
+            return 0;
+        }
         if (h[4] != SSE__PIPE_PAST)
             return SSE_EPROTO;
         if ((rc = read_full(b->fd, b->in, len - 1)) || (rc = store_message(store, b->in, len - 1)))
             return rc;
     }
+}
+
+int sse_bus_pipe_history_position(const sse_bus *bus, uint64_t *pos)
+{
+    const struct pipe_bus *b = (const struct pipe_bus *)bus;
+    if (!b->has_hist_pos)
+        return SSE_ENOTFOUND;
+    *pos = b->hist_pos;
+    return 0;
 }

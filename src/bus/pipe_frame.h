@@ -18,6 +18,11 @@ enum {
     SSE__PIPE_READY = 'R',   /* member -> sequencer: listening */
     SSE__PIPE_ACK = 'A',     /* sequencer -> member: your oldest unacknowledged publish is in */
     SSE__PIPE_NACK = 'N',    /* sequencer -> member: ... was refused (it could not be stored) */
+    /* sequencer -> member, with followers (sse_bus_seq_options.followers): apply, the payload
+       being the u64 big-endian position the store gave it (0: not stored) + the bus message.
+       With followers the end mark 'H' carries a u64 too: the position relayed so far. Both
+       ends are one binary: no compatibility with other versions is kept. */
+    SSE__PIPE_UPDATE_AT = 'V',
     SSE__PIPE_HDR = 5
 };
 
@@ -29,6 +34,20 @@ static inline void sse__pipe_put_hdr(unsigned char *h, size_t payload, int type)
     h[2] = (unsigned char)(n >> 8);
     h[3] = (unsigned char)n;
     h[4] = (unsigned char)type;
+}
+
+static inline void sse__pipe_put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static inline uint64_t sse__pipe_get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
 }
 
 /* The length field of a header (the type byte + the payload). */

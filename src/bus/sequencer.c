@@ -12,6 +12,11 @@
  * must not stall the others nor make the sequencer grow.
  *
  * The sequencer waits for nothing itself: its owner polls the fds and calls sse_bus_seq_io.
+ * With followers (sse_bus_seq_options.followers: an LMDB store whose file every member reads
+ * itself), no history is handed over: an attaching member gets only the end mark with the
+ * position relayed so far, and every relayed update carries the position the store's append
+ * reported ('V' frames, pipe_frame.h), so that a member's follower store needs no write.
+ *
  * Not owned here: processes, signals and restarts (the CLI), the member's end (pipe.c).
  */
 #include "bus/bus_internal.h"
@@ -49,6 +54,7 @@ struct member {
 
 struct sse_bus_seq {
     sse_bus_seq_options o;
+    uint64_t relayed; /* followers: the newest position relayed */
     struct member *m;
     struct append *head, *tail; /* appends in the order read, released in that order */
 };
@@ -65,8 +71,9 @@ struct append {
     int k;
     unsigned gen;
     struct msg *x;
-    int done;   /* the store has reported */
-    int status; /* its report */
+    int done;          /* the store has reported */
+    int status;        /* its report */
+    uint64_t position; /* the store's position for it (0: not stored) */
 };
 
 static void msg_unref(struct msg *x)
@@ -144,9 +151,14 @@ static void release(sse_bus_seq *q)
         q->head = a->next;
         if (!q->head)
             q->tail = NULL;
+        if (!a->status && q->o.followers) { /* the position leads the message ('V') */
+            sse__pipe_put_u64(a->x->data, a->position);
+            if (a->position > q->relayed)
+                q->relayed = a->position;
+        }
         if (!a->status)
             for (int i = 0; i < q->o.n_members; i++)
-                send_to(q, i, SSE__PIPE_UPDATE, a->x);
+                send_to(q, i, q->o.followers ? SSE__PIPE_UPDATE_AT : SSE__PIPE_UPDATE, a->x);
         if (q->m[a->k].gen == a->gen)
             send_to(q, a->k, a->status ? SSE__PIPE_NACK : SSE__PIPE_ACK, NULL);
         msg_unref(a->x);
@@ -157,7 +169,7 @@ static void release(sse_bus_seq *q)
 static void appended(void *ud, int status, uint64_t position)
 {
     struct append *a = ud;
-    (void)position;
+    a->position = position;
     a->done = 1;
     a->status = status;
     release(a->q);
@@ -168,7 +180,8 @@ static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
 {
     sse_bus_msg *bm = NULL;
     struct append *a = sse__calloc(1, sizeof(*a));
-    struct msg *x = sse__malloc(sizeof(*x) + len);
+    size_t at = q->o.followers ? 8 : 0; /* room for the position (release) */
+    struct msg *x = sse__malloc(sizeof(*x) + at + len);
     if (!a || !x) { /* no answer can be queued in its turn: the member must go (restarted) */
         sse__free(a);
         sse__free(x);
@@ -183,9 +196,10 @@ static void on_update(sse_bus_seq *q, int k, const unsigned char *p, size_t len)
         return;
     }
     x->refs = 1;
-    x->len = len;
-    memcpy(x->data, p, len);
-    *a = (struct append){NULL, q, k, q->m[k].gen, x, 0, 0};
+    x->len = at + len;
+    memset(x->data, 0, at);
+    memcpy(x->data + at, p, len);
+    *a = (struct append){NULL, q, k, q->m[k].gen, x, 0, 0, 0};
     if (q->tail)
         q->tail->next = a;
     else
@@ -360,6 +374,21 @@ int sse_bus_seq_attach(sse_bus_seq *q, int k, int fd)
         return SSE_EINVAL;
     sse_bus_seq_detach(q, k);
     struct member *w = &q->m[k];
+    if (q->o.followers) { /* the member reads the file: only where the relay starts */
+        struct msg *x = sse__malloc(sizeof(*x) + 8);
+        if (!x)
+            return SSE_ENOMEM;
+        x->refs = 1;
+        x->len = 8;
+        sse__pipe_put_u64(x->data, q->relayed);
+        int rc = enqueue(w, SSE__PIPE_HISTEND, x);
+        msg_unref(x);
+        if (rc)
+            return rc;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        w->fd = fd;
+        return 0;
+    }
     struct attach *a = sse__calloc(1, sizeof(*a));
     if (!a)
         return SSE_ENOMEM;
@@ -398,6 +427,7 @@ int sse_bus_seq_new(sse_bus_seq **out, const sse_bus_seq_options *o)
     if (!q)
         return SSE_ENOMEM;
     q->o = *o;
+    q->relayed = o->position;
     if (!q->o.queue_max)
         q->o.queue_max = 64u << 20;
     if (!(q->m = sse__calloc((size_t)o->n_members, sizeof(*q->m))))

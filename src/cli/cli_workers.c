@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MAX_RESTARTS = 10, RESTART_WINDOW_MS = 60000 };
+enum { MAX_RESTARTS = 10, RESTART_WINDOW_MS = 60000, HOUSEKEEP_MS = 10000 };
 
 static long long mono_ms(void)
 {
@@ -237,6 +237,8 @@ static void reap(struct master *m)
                     kill(m->w[i].pid, SIGTERM);
             continue;
         }
+        if (m->mc->housekeep) /* e.g. the reader slots it held, before its successor starts */
+            m->mc->housekeep(m->mc->housekeep_data);
         long long delay = 100LL << (recent < 7 ? recent : 7); /* 100 ms .. 12.8 s */
         w->restart_at = now + delay;
         w->restarts[w->n_restarts++ % MAX_RESTARTS] = now + delay;
@@ -270,7 +272,9 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
                               mc->store,
                               on_drop,
                               on_member_ready,
-                              &m};
+                              &m,
+                              mc->followers,
+                              mc->position};
     if (!m.w || sse_bus_seq_new(&m.seq, &so)) {
         master_free(&m);
         return -1;
@@ -297,9 +301,17 @@ int sse_cli_master_run(const struct sse_cli_master_config *mc, int reserve_fd, i
     struct pollfd *pf = calloc((size_t)mc->n_workers + 2, sizeof(*pf));
     if (!pf)
         goto out_fail;
+    long long housekept = mono_ms();
     for (;;) {
         int alive = 0;
         long long now = mono_ms(), timeout = -1;
+        if (mc->housekeep) { /* periodically, whatever happens */
+            if (now - housekept >= HOUSEKEEP_MS) {
+                mc->housekeep(mc->housekeep_data);
+                housekept = now;
+            }
+            timeout = housekept + HOUSEKEEP_MS - now;
+        }
         for (int k = 0; k < mc->n_workers; k++) {
             struct wk *w = &m.w[k];
             alive += w->pid > 0;

@@ -29,6 +29,14 @@ struct sse_cli_master_config {
     /* Called once, in the master, when every worker listens (print the banner). */
     void (*on_ready)(void *ud, int port);
     void *ready_data;
+    /* --store lmdb: the workers follow the store's file (sse_bus_seq_options.followers), the
+       sequencer starting at position (the store's newest). */
+    int followers;
+    uint64_t position;
+    /* Optional: called in the master when a worker died and every HOUSEKEEP_MS (clears the
+       LMDB reader slots a SIGKILLed worker left behind). */
+    void (*housekeep)(void *ud);
+    void *housekeep_data;
 };
 
 /* Reserve host:port (port 0: a free one) with SO_REUSEPORT, not listening. Returns the fd and

@@ -383,12 +383,12 @@ static sse_store_limits history_limits(const struct serve_config *c)
 
 /*
  * The history store of a hub and of the master: memory, or LMDB (--store lmdb:DIR) on loop
- * (NULL: a worker, which keeps the master's history in memory). sequencer: the --workers master,
- * whose store hands a new worker its history at once (from memory, sized like the history).
- * Prints why it failed.
+ * (NULL: memory, as a --redis worker keeps it). role: HS_HUB (one process), HS_SEQUENCER (the
+ * --workers master: the one writer), HS_FOLLOWER (a --workers worker: reads the master's file,
+ * docs/WORKERS.md). Prints why it failed.
  */
-static int history_store(const struct serve_config *c, uv_loop_t *loop, int sequencer,
-                         sse_store **out)
+enum { HS_HUB, HS_SEQUENCER, HS_FOLLOWER };
+static int history_store(const struct serve_config *c, uv_loop_t *loop, int role, sse_store **out)
 {
     sse_store_limits lim = history_limits(c);
     if (!strncmp(c->store, "lmdb:", 5) && loop) {
@@ -401,11 +401,7 @@ static int history_store(const struct serve_config *c, uv_loop_t *loop, int sequ
         o.map_size = c->store_map_size;
         o.errbuf = err;
         o.errbuf_len = sizeof(err);
-        if (sequencer) {
-            o.cached_replay = 1;
-            o.cache_count = lim.max_count ? lim.max_count : SIZE_MAX;
-            o.cache_bytes = lim.max_bytes;
-        }
+        o.follower = role == HS_FOLLOWER;
         int rc = sse_store_lmdb_new(out, &o);
         if (rc)
             fprintf(stderr, "ssehub serve: history: %s\n", err[0] ? err : sse_strerror(rc));
@@ -659,8 +655,9 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
             close(wfd);
         goto out_loop;
     }
-    /* A worker keeps the master's history in memory (the master alone writes a file). */
-    if ((rc = history_store(c, worker >= 0 ? NULL : &sv->loop, 0, &sv->store))) {
+    /* A worker of the master follows its LMDB file (read-only), or keeps the history in memory. */
+    if ((rc = history_store(c, worker >= 0 && c->redis ? NULL : &sv->loop,
+                            worker >= 0 ? HS_FOLLOWER : HS_HUB, &sv->store))) {
         if (wfd >= 0)
             close(wfd);
         goto out_server;
@@ -679,6 +676,12 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
         /* The history first, straight into the store, before the hub starts the bus. */
         if ((rc = sse_bus_pipe_load_history(sv->bus, sv->store))) {
             log_line(sv, SSE_LOG_ERROR, "cannot read the history from the master");
+            goto out_server;
+        }
+        uint64_t relayed; /* an LMDB follower: the relay goes on from there */
+        if (!sse_bus_pipe_history_position(sv->bus, &relayed) &&
+            (rc = sse_store_lmdb_follow(sv->store, relayed))) {
+            log_line(sv, SSE_LOG_ERROR, "the master relays positions but the store is no follower");
             goto out_server;
         }
     } else {
@@ -884,6 +887,19 @@ static void master_ready(void *ud, int port)
     print_banner(sv, sv->host, port);
 }
 
+/* The master with --store lmdb: reader slots of workers that died (SIGKILL) are cleared, or
+   the pages they pinned could never be reused and the file would grow. */
+static void lmdb_housekeep(void *ud)
+{
+    struct serve *sv = ud;
+    int dead = 0;
+    if (sse_store_lmdb_reader_check(sv->store, &dead) == 0 && dead > 0) {
+        char line[128];
+        snprintf(line, sizeof(line), "master: cleared %d stale LMDB reader slot(s)", dead);
+        log_line(sv, SSE_LOG_INFO, line);
+    }
+}
+
 /* --workers N: the master (cli_workers.c) reserves the port, forks, relays; each worker runs
  * run_hub. Returns the exit code (in a worker: the worker's). */
 static int serve_workers(struct serve *sv, int n, const char *host, int port, int drafts)
@@ -917,7 +933,7 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
         close(rfd);
         return 1;
     }
-    if (history_store(c, sv->mloop, 1, &sv->store)) {
+    if (history_store(c, sv->mloop, HS_SEQUENCER, &sv->store)) {
         uv_loop_close(sv->mloop);
         free(sv->mloop);
         close(rfd);
@@ -935,6 +951,12 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
     mc.log_data = sv;
     mc.on_ready = master_ready;
     mc.ready_data = sv;
+    if (!strncmp(c->store, "lmdb:", 5)) { /* the workers follow the file (docs/WORKERS.md) */
+        mc.followers = 1;
+        mc.position = sse_store_lmdb_position(sv->store);
+        mc.housekeep = lmdb_housekeep;
+        mc.housekeep_data = sv;
+    }
     if (sse_cli_master_run(&mc, rfd, &widx, &wfd, &code)) {
         fprintf(stderr, "ssehub serve: cannot start the workers: %s\n", strerror(errno));
         close(rfd);

@@ -158,7 +158,7 @@ static void appended(void *ud, int status, uint64_t position)
  */
 static int store_update(sse_hub *h, sse_frame *frame, const char *const *topics, size_t n_topics,
                         const char *id, int is_private, int no_history, long long time_ms,
-                        int fanout, sse_request *req)
+                        int fanout, sse_request *req, uint64_t position)
 {
     size_t blk = n_topics * sizeof(char *), id_len = strlen(id);
     for (size_t i = 0; i < n_topics; i++)
@@ -196,6 +196,7 @@ static int store_update(sse_hub *h, sse_frame *frame, const char *const *topics,
     e.is_private = is_private;
     e.frame = frame;
     e.time_ms = time_ms;
+    e.position = position; /* the bus's (a follower store appends there), else 0 */
     u->in_submit = 1;
     int rc = 0;
     if (no_history ||
@@ -305,7 +306,8 @@ static void bus_receive(void *ud, const void *msg, size_t len, unsigned flags)
         }
     }
     rc = store_update(h, frame, m->topics, m->n_topics, m->id, m->is_private, m->no_history,
-                      m->time_ms, !(flags & SSE_BUS_HISTORY), req);
+                      m->time_ms, !(flags & SSE_BUS_HISTORY), req,
+                      sse_bus_received_position(h->o.bus));
     /* 0: released at once, and store_update answered req; SSE_DEFERRED: answered later. */
     if (rc && rc != SSE_DEFERRED && req)
         sse__hub_fail(req, 503, NULL, "the update could not be stored");
@@ -404,7 +406,7 @@ int sse__hub_submit(sse_hub *h, const struct sse__hub_pub *p, sse_buf *id_out, s
     long long now = sse__now_ms();
     if (!h->o.bus) {
         rc = store_update(h, frame, p->topics, p->n_topics, id, p->is_private, p->no_history, now,
-                          1, req);
+                          1, req, 0);
         sse_frame_unref(frame);
         return rc;
     }

@@ -481,9 +481,144 @@ def t_replay_streams():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def worker_pids(h):
+    kids = subprocess.run(["pgrep", "-P", str(h.p.pid)], capture_output=True, text=True)
+    return [int(x) for x in kids.stdout.split()]
+
+
+def raw_replay(port, topic, last_id, n_expect, pids, timeout=60):
+    """Read a whole replay on a new connection: (worker, datas, peak RssAnon KiB per pid)."""
+    sk = raw_subscribe(port, topic, last_id)
+    sk.settimeout(10)  # a sanitizer build on a loaded machine may take seconds to start
+    parts, got, t0 = [], 0, time.monotonic()
+    peak = {p: rss_anon_kib(p) for p in pids}
+    reads = 0
+    while time.monotonic() - t0 < timeout and got < n_expect:
+        try:
+            c = sk.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not c:
+            break
+        parts.append(c)
+        got += c.count(b"data: ")
+        reads += 1
+        if reads % 16 == 0:
+            for p in pids:
+                peak[p] = max(peak[p], rss_anon_kib(p))
+    sk.close()
+    raw = b"".join(parts)
+    head = raw.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+    wk = [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.startswith("x-ssehub-worker")]
+    return (wk[0] if wk else None), sse_datas(raw), peak
+
+
+def t_workers_follow():
+    """--workers 2 over LMDB: the workers follow the master's file instead of keeping the
+    history in memory. A history far larger than a worker's cache (n updates of ~1 KB) leaves
+    the workers' heap where it was (it grew by the history's size when each worker kept a copy),
+    and is replayed whole, in order, from either worker (read from the file in batches). Then,
+    with --history-count 50, ids the master trimmed are unknown on every worker."""
+    with open(th.SSEHUB, "rb") as f:
+        sanitized = b"__asan_init" in f.read()
+    n = int(os.environ.get("SSE_DURABLE_FOLLOW", "8000" if sanitized else "20000"))
+    pad = 1000
+    hist_mib = n * (pad + 60) / 1048576.0
+    d = tempfile.mkdtemp(prefix="ssehub-durable-")
+    store = os.path.join(d, "hist")
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    h = th.Hub("--publisher-jwt-key", th.KEY, "--anonymous", "--store", "lmdb:" + store,
+               "--workers", "2", "--publish-anonymous", "--store-sync", "nosync",
+               "--history-count", str(2 * n), "--history-bytes", "1G",
+               env={"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=0"})
+    pids = worker_pids(h)
+    th.check(len(pids) == 2, ("workers", pids))
+    base = {p: rss_anon_kib(p) for p in pids}
+    ok = publish_many(h.port, "/f", n, pad=pad)
+    th.check(ok == n, ("published", ok, n))
+    time.sleep(0.5)
+    after = {p: rss_anon_kib(p) for p in pids}
+    grew = max(after[p] - base[p] for p in pids) / 1024.0
+    print("     %d updates (%.1f MiB of history): worker heap +%.1f MiB at most"
+          % (n, hist_mib, grew))
+    # The bound is for the plain build (ASan's redzones and shadow inflate every allocation).
+    th.check(sanitized or grew < hist_mib / 2,
+             ("a worker's heap grew by %.1f MiB with a %.1f MiB history: it holds the history"
+              % (grew, hist_mib)))
+    seen = set()
+    for _ in range(12):  # new connections until both workers replayed it all
+        wk, datas, peak = raw_replay(h.port, "/f", "earliest", n, pids)
+        th.check(len(datas) == n, ("replayed", wk, len(datas), n))
+        nums = sorted(int(x[1:7]) for x in datas)
+        th.check(nums == list(range(n)), "the replay is not every update once")
+        during = max(peak[p] - base[p] for p in pids) / 1024.0
+        print("     replay of %d from worker %s: worker heap +%.1f MiB at most" % (n, wk, during))
+        th.check(sanitized or during < hist_mib / 2,
+                 ("a worker's heap grew by %.1f MiB during a replay of %.1f MiB"
+                  % (during, hist_mib)))
+        seen.add(wk)
+        if len(seen) == 2:
+            break
+    th.check(len(seen) == 2, ("both workers replayed", seen))
+    th.check(h.stop() == 0, "graceful stop")
+    err = h.p.stderr.read().decode(errors="replace")
+    th.check("Sanitizer" not in err and "runtime error" not in err, err[-3000:])
+
+    # The master trims (count): followers see it. An id trimmed away is unknown everywhere.
+    h = hub(store + "-trim", "--workers", "2", "--history-count", "50")
+    ids = []
+    for i in range(100):
+        st, _, body = th.publish(h, {"topic": "/t", "data": "t%d" % i})
+        th.check(st == 200, ("publish", st, body))
+        ids.append(body.decode())
+    seen = set()
+    for _ in range(12):
+        s = th.Sub(h, th.q(topic="/t"), {"Last-Event-ID": ids[10]})
+        th.check(s.status == 200 and s.headers.get("last-event-id") == "earliest",
+                 ("trimmed id", s.status, s.headers))
+        th.check(s.events(1, timeout=0.3) == [], "a trimmed id replayed something")
+        seen.add(s.headers.get("x-ssehub-worker"))
+        s.close()
+        s = th.Sub(h, th.q(topic="/t"), {"Last-Event-ID": ids[89]})
+        got = [e["data"] for e in s.events(10, timeout=3)]
+        th.check(got == ["t%d" % i for i in range(90, 100)], ("kept id", got))
+        s.close()
+    th.check(len(seen) == 2, ("both workers answered", seen))
+    # A reader SIGKILLed inside a read transaction (as a worker may be) leaves its LMDB reader
+    # slot taken; the master clears it when a worker dies (and every 10 s) and says so.
+    r = subprocess.Popen([sys.executable, "-c", STALE_READER, store + "-trim"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = r.stdout.readline()
+    r.kill()
+    r.wait()
+    th.check(line.strip() == b"in-txn", ("stale reader", line, r.stderr.read()))
+    os.kill(worker_pids(h)[0], signal.SIGKILL)
+    time.sleep(1.0)
+    th.check(h.stop() == 0, "graceful stop")
+    err = h.p.stderr.read().decode(errors="replace")
+    th.check("cleared 1 stale LMDB reader slot" in err, ("stale slot not cleared", err[-2000:]))
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# Opens an LMDB environment read-only (liblmdb through ctypes: no module to install), begins a
+# read transaction, says so, and waits to be killed.
+STALE_READER = r"""
+import ctypes, ctypes.util, sys, time
+lib = ctypes.CDLL(ctypes.util.find_library("lmdb") or "liblmdb.so.0")
+env, txn = ctypes.c_void_p(), ctypes.c_void_p()
+assert lib.mdb_env_create(ctypes.byref(env)) == 0
+lib.mdb_env_set_maxdbs(env, 4)
+assert lib.mdb_env_open(env, sys.argv[1].encode(), 0x20000, 0o640) == 0  # MDB_RDONLY
+assert lib.mdb_txn_begin(env, None, 0x20000, ctypes.byref(txn)) == 0
+print("in-txn", flush=True)
+time.sleep(60)
+"""
+
+
 def main():
     tests = [
         ("workers", t_workers),
+        ("workers_follow", t_workers_follow),
         ("restart_last_event_id", t_restart_last_event_id),
         ("map_full_503_and_readable", t_map_full_503_and_readable),
         ("second_instance_and_foreign_refused", t_second_instance_and_foreign_refused),

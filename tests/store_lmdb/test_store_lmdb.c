@@ -4,12 +4,16 @@
  * earliest / unknown id, replay_from, scan back, last id, stats, trimming by count, bytes and
  * age, reopen (history and positions kept), replays served from the disk in batches (a tiny
  * cache), a full map (appends fail, the file stays readable), a second open refused, foreign
- * files refused and left unchanged, close with appends in flight.
+ * files refused and left unchanged, close with appends in flight. The follower (the workers of
+ * --workers): a read-only second process replays the writer's file in batches, capped at the
+ * position relayed to it, takes appends at their relayed position without writing, sees the
+ * writer's trims, and a SIGKILLed reader's slot is cleared by the writer (reader_check).
  */
 #include "harness/check.h"
 
 #include <fcntl.h>
 #include <lmdb.h>
+#include <signal.h>
 #include <sse/store_lmdb.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -664,6 +668,266 @@ static int test_bad_options(void)
     return 0;
 }
 
+/* ---------------------------------------------------------------- the follower */
+
+/*
+ * Run fn(dir) in a forked child with a loop of its own: a follower is a second process (LMDB
+ * must not be opened twice in one process). rfd/wfd: a pipe pair each way for handshakes
+ * (may be -1). 0 if the child passed.
+ */
+static int in_child(int (*fn)(const char *dir, int rfd, int wfd), const char *dir, int rfd, int wfd,
+                    pid_t *out_pid)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) { /* the parent's loop and store are left alone (their threads are not here) */
+        if (uv_loop_init(&loop))
+            _exit(2);
+        int rc = fn(dir, rfd, wfd);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc ? 1 : 0);
+    }
+    if (out_pid) {
+        *out_pid = pid;
+        return 0;
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int open_follower(sse_store **s, const char *path, size_t count, char *err, size_t errlen)
+{
+    sse_store_lmdb_options o = SSE_STORE_LMDB_OPTIONS_INIT;
+    o.loop = &loop;
+    o.path = path;
+    o.limits.max_count = count;
+    o.follower = 1;
+    o.errbuf = err;
+    o.errbuf_len = errlen;
+    return sse_store_lmdb_new(s, &o);
+}
+
+static int scan_sync(sse_store *s, const char *id, size_t max, struct collect *c)
+{
+    memset(c, 0, sizeof(*c));
+    int rc = sse_store_scan_back(s, id, strlen(id), max, each, done, c);
+    return rc ? rc : run_until(&c->done);
+}
+
+/* The child of test_follower_replay: the writer holds 2000 entries, 1500 were "relayed". */
+static int follower_replays(const char *dir, int rfd, int wfd)
+{
+    char err[512] = "";
+    sse_store *s;
+    struct collect *c = calloc(1, sizeof(*c));
+    struct acks a = {0};
+    (void)rfd;
+    (void)wfd;
+    CHECK(c);
+    if (open_follower(&s, dir, 100000, err, sizeof(err)))
+        CHECK_FAIL_("open_follower: %s", err);
+    CHECK_EQ_INT(sse_store_lmdb_follow(s, 1500), 0);
+    CHECK_EQ_UINT(sse_store_lmdb_position(s), 1500);
+    /* From the earliest: every entry up to the relayed position, in order, over batches. */
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_INT(c->status, 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 1500);
+    CHECK_EQ_STR(c->ids[0], "id1");
+    CHECK_EQ_STR(c->ids[1499], "id1500");
+    for (size_t i = 0; i < 1500; i++)
+        CHECK_EQ_UINT(c->pos[i], i + 1);
+    CHECK_EQ_INT(replay_sync(s, "id1000", c), 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 500);
+    CHECK_EQ_STR(c->ids[0], "id1001");
+    CHECK_EQ_INT(replay_sync(s, "nope", c), 0);
+    CHECK_EQ_INT(c->found, 0);
+    CHECK_EQ_UINT(c->n, 0);
+    CHECK_EQ_INT(scan_sync(s, "id10", 5, c), 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 5);
+    CHECK_EQ_STR(c->ids[0], "id10");
+    CHECK_EQ_STR(c->ids[4], "id6");
+    /* A relayed append: nothing written, the relayed position reported before it returns. */
+    sse_frame *f;
+    CHECK_EQ_INT(sse_frame_new(&f, "data: id1501\n\n", 14), 0);
+    const char *topics[1] = {"/t"};
+    sse_store_entry e = {"id1501", 6, topics, 1, 0, f, 1000, 1501};
+    CHECK_EQ_INT(sse_store_append(s, &e, appended, &a), 0);
+    CHECK_EQ_UINT(a.n, 1);
+    CHECK_EQ_UINT(a.last_pos, 1501);
+    e.position = 0; /* a follower cannot place an entry itself */
+    CHECK_EQ_INT(sse_store_append(s, &e, appended, &a), SSE_EINVAL);
+    sse_frame_unref(f);
+    CHECK_EQ_INT(replay_sync(s, "id1499", c), 0);
+    CHECK_EQ_UINT(c->n, 2);
+    CHECK_EQ_STR(c->ids[1], "id1501");
+    sse_buf b;
+    sse_buf_init(&b, 0);
+    CHECK_EQ_INT(sse_store_last_id(s, &b), 0);
+    CHECK(b.len == 6 && !memcmp(b.data, "id1501", 6));
+    sse_buf_free(&b);
+    sse_store_limits lim = {1, 0, 0};
+    CHECK_EQ_INT(sse_store_trim(s, &lim, 0), SSE_EUNSUPPORTED); /* the writer trims */
+    size_t n;
+    sse_store_stats(s, &n, NULL);
+    CHECK_EQ_UINT(n, 2000); /* the file's count (this test's writer is ahead of the relay) */
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+static int test_follower_replay(void)
+{
+    char dir[300], err[512] = "";
+    sse_store *s, *t;
+    struct acks a = {0};
+    new_dir(dir, sizeof(dir));
+    /* No history yet: a follower refuses (it creates nothing). */
+    CHECK_EQ_INT(open_follower(&t, dir, 0, err, sizeof(err)), SSE_EPROTO);
+    CHECK(strstr(err, dir));
+    struct stat st;
+    CHECK(stat(dir, &st) != 0); /* not even the directory */
+    CHECK_EQ_INT(open_store(&s, dir, 100000, 0, 4, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(add_n(s, 1, 2000, 200, &a), 0);
+    CHECK_EQ_UINT(a.failed, 0);
+    /* The writer holds ssehub.lock: the follower takes none. */
+    CHECK_EQ_INT(in_child(follower_replays, dir, -1, -1, NULL), 0);
+    CHECK_EQ_INT(close_store(s), 0);
+    return 0;
+}
+
+/* The child of test_follower_sees_trims: opened before the writer trims, replays after. */
+static int follower_trimmed(const char *dir, int rfd, int wfd)
+{
+    char err[512] = "", ch;
+    sse_store *s;
+    struct collect *c = calloc(1, sizeof(*c));
+    CHECK(c);
+    /* Limits wider than the writer's (its cache then holds more than the file): the file's
+       trims decide all the same. */
+    if (open_follower(&s, dir, 100, err, sizeof(err)))
+        CHECK_FAIL_("open_follower: %s", err);
+    CHECK_EQ_INT(sse_store_lmdb_follow(s, 10), 0);
+    CHECK_EQ_INT(replay_sync(s, "id5", c), 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 5);
+    CHECK_EQ_INT(write(wfd, "o", 1), 1); /* opened: the writer may go on */
+    CHECK_EQ_INT(read(rfd, &ch, 1), 1);  /* it appended 20 more, trimmed to 10 */
+    /* The relay of those 20 (the cache holds them all): still, the file decides. */
+    struct acks a = {0};
+    const char *topics[1] = {"/t"};
+    for (int i = 11; i <= 30; i++) {
+        char id[16];
+        sse_frame *f;
+        snprintf(id, sizeof(id), "id%d", i);
+        CHECK_EQ_INT(sse_frame_new(&f, "data: x\n\n", 9), 0);
+        sse_store_entry e = {id, strlen(id), topics, 1, 0, f, 1000, (uint64_t)i};
+        CHECK_EQ_INT(sse_store_append(s, &e, appended, &a), 0);
+        sse_frame_unref(f);
+    }
+    CHECK_EQ_UINT(a.n, 20);
+    CHECK_EQ_UINT(sse_store_lmdb_position(s), 30);
+    CHECK_EQ_INT(replay_sync(s, "id5", c), 0); /* trimmed away: unknown, as in the writer */
+    CHECK_EQ_INT(c->found, 0);
+    CHECK_EQ_UINT(c->n, 0);
+    CHECK_EQ_INT(replay_sync(s, "id15", c), 0); /* in the follower's cache, not in the file */
+    CHECK_EQ_INT(c->found, 0);
+    CHECK_EQ_UINT(c->n, 0);
+    CHECK_EQ_INT(replay_sync(s, "id25", c), 0);
+    CHECK_EQ_INT(c->found, 1);
+    CHECK_EQ_UINT(c->n, 5);
+    CHECK_EQ_STR(c->ids[0], "id26");
+    CHECK_EQ_INT(replay_sync(s, NULL, c), 0);
+    CHECK_EQ_UINT(c->n, 10);
+    CHECK_EQ_STR(c->ids[0], "id21");
+    memset(c, 0, sizeof(*c));
+    CHECK_EQ_INT(sse_store_replay_from(s, 3, each, done, c), 0);
+    CHECK_EQ_INT(run_until(&c->done), 0);
+    CHECK_EQ_INT(c->found, 0); /* a gap */
+    CHECK_EQ_UINT(c->n, 10);
+    CHECK_EQ_INT(close_store(s), 0);
+    free(c);
+    return 0;
+}
+
+static int test_follower_sees_trims(void)
+{
+    char dir[300], err[512] = "", ch = 0;
+    sse_store *s;
+    struct acks a = {0};
+    int to_child[2], to_parent[2];
+    pid_t pid;
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(open_store(&s, dir, 10, 0, 0, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(add_n(s, 1, 10, 100, &a), 0);
+    CHECK_EQ_INT(pipe(to_child), 0);
+    CHECK_EQ_INT(pipe(to_parent), 0);
+    CHECK_EQ_INT(in_child(follower_trimmed, dir, to_child[0], to_parent[1], &pid), 0);
+    int got = (int)read(to_parent[0], &ch, 1);
+    if (got == 1)
+        got = add_n(s, 11, 20, 100, &a) == 0 && write(to_child[1], "t", 1) == 1;
+    int st = 0;
+    waitpid(pid, &st, 0);
+    close(to_child[0]);
+    close(to_child[1]);
+    close(to_parent[0]);
+    close(to_parent[1]);
+    CHECK_EQ_INT(got, 1);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_EQ_INT(close_store(s), 0);
+    return 0;
+}
+
+/* The child of test_reader_check: a reader that is SIGKILLed inside a read transaction. */
+static int reader_killed(const char *dir, int rfd, int wfd)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    (void)rfd;
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    CHECK_EQ_INT(mdb_env_open(env, dir, MDB_RDONLY, 0640), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    CHECK_EQ_INT(write(wfd, "r", 1), 1);
+    pause(); /* killed here, its reader slot taken */
+    return 1;
+}
+
+static int test_reader_check(void)
+{
+    char dir[300], err[512] = "", ch = 0;
+    sse_store *s;
+    struct acks a = {0};
+    int to_parent[2], dead = -1;
+    pid_t pid;
+    new_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(open_store(&s, dir, 100, 0, 0, 0, err, sizeof(err)), 0);
+    CHECK_EQ_INT(add_n(s, 1, 10, 100, &a), 0);
+    CHECK_EQ_INT(pipe(to_parent), 0);
+    CHECK_EQ_INT(in_child(reader_killed, dir, -1, to_parent[1], &pid), 0);
+    int got = (int)read(to_parent[0], &ch, 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(to_parent[0]);
+    close(to_parent[1]);
+    CHECK_EQ_INT(got, 1);
+    /* Its slot stays taken (pinning the pages of its snapshot) until the writer's process
+       clears it: once. */
+    CHECK_EQ_INT(sse_store_lmdb_reader_check(s, &dead), 0);
+    CHECK_EQ_INT(dead, 1);
+    CHECK_EQ_INT(sse_store_lmdb_reader_check(s, &dead), 0);
+    CHECK_EQ_INT(dead, 0);
+    CHECK_EQ_INT(close_store(s), 0);
+    return 0;
+}
+
 static int setup(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -702,4 +966,5 @@ CHECK_MAIN(CHECK_TEST(test_append_replay_cached), CHECK_TEST(test_append_replay_
            CHECK_TEST(test_close_in_flight), CHECK_TEST(test_map_full),
            CHECK_TEST(test_second_open_refused), CHECK_TEST(test_foreign_refused),
            CHECK_TEST(test_bad_options), CHECK_TEST(test_age_trimmed_idle),
-           CHECK_TEST(test_corrupt_refused_unchanged))
+           CHECK_TEST(test_corrupt_refused_unchanged), CHECK_TEST(test_follower_replay),
+           CHECK_TEST(test_follower_sees_trims), CHECK_TEST(test_reader_check))

@@ -20,6 +20,11 @@
  * "ids" maps an id (or, past ID_KEY_MAX bytes, its prefix and hash) to the position, and
  * "meta" holds the magic/layout version, the next position and the bytes kept.
  *
+ * A follower (sse_store_lmdb_options.follower; the workers of --workers) has no writer: it opens
+ * the environment read-only, takes each append's position as relayed from the writer's process
+ * (nothing is written), answers every replay lookup from the file on the reader thread (so the
+ * writer's trims are seen), and the reader thread refreshes the counts once a second.
+ *
  * Not owned here: what an entry means (the hub), which loop the store is on (the caller).
  */
 #include "common/alloc.h"
@@ -104,6 +109,7 @@ struct lmdb_store {
     sse_store_limits lim;
     int nosync;
     int cached_replay;            /* replays from the cache only (sse_store_lmdb_options) */
+    int follower;                 /* read-only, appends take the relayed position */
     pid_t pid;                    /* the process that opened it (a forked child only lets go) */
     struct lmdb_store *next_copy; /* in a forked child: the list of copies let go */
     /* Loop side. */
@@ -127,7 +133,10 @@ struct lmdb_store {
     uv_mutex_t wmu;
     uv_cond_t wcv;
     struct op *wq_head, *wq_tail;
-    size_t wq_bytes; /* records queued (bounded by QUEUE_BYTES) */
+    struct op *w_batch; /* the batch being committed: reachable from here too, so that a copy
+                           forked meanwhile (the --workers master forking a worker) holds no
+                           memory only a thread of the parent knew (a leak checker's view) */
+    size_t wq_bytes;    /* records queued (bounded by QUEUE_BYTES) */
     int wstop, wexited;
     sse_store_limits trim_lim; /* asked by trim() */
     long long trim_now;
@@ -143,6 +152,7 @@ struct lmdb_store {
     uv_mutex_t rmu;
     uv_cond_t rcv;
     struct job *rq_head, *rq_tail;
+    struct job *r_job; /* the batch being read (see w_batch) */
     int rstop, rexited;
     /* Results (dmu). */
     uv_mutex_t dmu;
@@ -487,6 +497,7 @@ static void writer_main(void *arg)
         size_t n = 0;
         for (struct op *o = head; o && n < MAX_COMMIT; o = o->next, n++)
             tail = o;
+        s->w_batch = head && tail ? head : NULL;
         if (tail) {
             s->wq_head = tail->next;
             if (!s->wq_head)
@@ -658,15 +669,58 @@ out:
     return rc;
 }
 
+/* Follower: the file's counts (another process trims it), handed to the loop when they moved. */
+static void follower_refresh(struct lmdb_store *s)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v, mk = {4, (void *)"next"}, bk = {5, (void *)"bytes"};
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn))
+        return;
+    uint64_t next = 0, first, bytes = 0;
+    if (mdb_get(txn, s->db_meta, &mk, &v) == 0 && v.mv_size == 8)
+        next = get_be(v.mv_data, 8);
+    if (mdb_get(txn, s->db_meta, &bk, &v) == 0 && v.mv_size == 8)
+        bytes = get_be(v.mv_data, 8);
+    first = next;
+    if (mdb_cursor_open(txn, s->db_ent, &c) == 0) {
+        if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8)
+            first = get_be(k.mv_data, 8);
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    if (!next)
+        return;
+    uv_mutex_lock(&s->dmu);
+    int changed = s->snap_first != first || s->snap_count != (size_t)(next - first) ||
+                  s->snap_bytes != (size_t)bytes;
+    s->snap_first = first;
+    s->snap_count = (size_t)(next - first);
+    s->snap_bytes = (size_t)bytes;
+    s->snap_new |= changed;
+    uv_mutex_unlock(&s->dmu);
+    if (changed)
+        uv_async_send(s->async);
+}
+
 static void reader_main(void *arg)
 {
     struct lmdb_store *s = arg;
     block_signals();
     uv_mutex_lock(&s->rmu);
     for (;;) {
-        while (!s->rq_head && !s->rstop)
-            uv_cond_wait(&s->rcv, &s->rmu);
+        while (!s->rq_head && !s->rstop) {
+            if (!s->follower) {
+                uv_cond_wait(&s->rcv, &s->rmu);
+            } else if (uv_cond_timedwait(&s->rcv, &s->rmu, (uint64_t)FLUSH_MS * 1000000u) ==
+                       UV_ETIMEDOUT) {
+                uv_mutex_unlock(&s->rmu);
+                follower_refresh(s);
+                uv_mutex_lock(&s->rmu);
+            }
+        }
         struct job *j = s->rq_head;
+        s->r_job = j;
         if (!j)
             break; /* stop asked and nothing left */
         s->rq_head = j->next;
@@ -983,6 +1037,32 @@ static void on_async(uv_async_t *a)
 
 /* ---------------------------------------------------------------- the vtable */
 
+/* Follower: the writer's process committed the entry at in->position; nothing is written here. */
+static int follower_append(struct lmdb_store *s, const sse_store_entry *in, sse_store_append_cb cb,
+                           void *ud)
+{
+    uint64_t pos = in->position;
+    if (!pos)
+        return SSE_EINVAL;
+    if (pos > s->done_pos) {
+        char *id = sse__realloc(s->last_id, in->id_len + 1);
+        if (id) {
+            if (in->id_len)
+                memcpy(id, in->id, in->id_len);
+            id[in->id_len] = '\0';
+            s->last_id = id;
+            s->last_id_len = in->id_len;
+        }
+        cache_add(s, in, pos);
+        s->done_pos = pos;
+        if (s->first_pos <= pos && s->count < pos + 1 - s->first_pos)
+            s->count = (size_t)(pos + 1 - s->first_pos); /* the file's refresh may lag */
+    }
+    if (cb)
+        cb(ud, 0, pos);
+    return 0;
+}
+
 static int l_append(sse_store *base, const sse_store_entry *in, sse_store_append_cb cb, void *ud)
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
@@ -990,6 +1070,8 @@ static int l_append(sse_store *base, const sse_store_entry *in, sse_store_append
         return SSE_ECLOSED;
     if (!in->frame || (!in->id && in->id_len))
         return SSE_EINVAL;
+    if (s->follower)
+        return follower_append(s, in, cb, ud);
     struct op *o = sse__calloc(1, sizeof(*o));
     if (!o)
         return SSE_ENOMEM;
@@ -1063,6 +1145,8 @@ static int l_replay(sse_store *base, const char *after_id, size_t after_len,
     if (s->closing)
         return SSE_ECLOSED;
     struct cwrap w = {s, each, ud, s->first_pos, 0, 0, 0, NULL};
+    if (s->follower) /* the file decides what is kept (its writer trims it): always read it */
+        goto from_disk;
     if (s->cache && !after_id && (cache_first(s) <= s->first_pos || s->cached_replay)) {
         /* it holds everything (or is all that is asked for) */
         sse_store_replay(s->cache, NULL, 0, cache_each, cache_done, &w);
@@ -1080,6 +1164,7 @@ static int l_replay(sse_store *base, const char *after_id, size_t after_len,
     }
     if (!s->cache && s->cached_replay)
         return SSE_ENOMEM; /* the cache could not be made */
+from_disk:;
     struct job *j = job_new(after_id ? J_ID : J_EARLIEST, after_id, after_len, each, done, ud);
     if (!j)
         return SSE_ENOMEM;
@@ -1094,7 +1179,7 @@ static int l_scan_back(sse_store *base, const char *id, size_t id_len, size_t ma
         return SSE_ECLOSED;
     struct cwrap w = {s, each, ud, 0, 0, 0, 0, NULL};
     struct job *j;
-    if (s->cache) {
+    if (s->cache && !s->follower) {
         /* The cache answers when it holds the id; a walk that runs past the cache's oldest entry
            goes on from the disk. */
         sse_store_scan_back(s->cache, id, id_len, max, cache_each, cache_done, &w);
@@ -1134,6 +1219,8 @@ static int l_trim(sse_store *base, const sse_store_limits *lim, long long now)
     struct lmdb_store *s = (struct lmdb_store *)base;
     if (s->closing)
         return SSE_ECLOSED;
+    if (s->follower)
+        return SSE_EUNSUPPORTED; /* the writer's process trims the file */
     /* "Now", as store.h asks: the loop waits for the writer to commit this trim (one commit;
        the hub never calls trim, the limits given to the constructor are applied without it). */
     uv_mutex_lock(&s->wmu);
@@ -1211,7 +1298,8 @@ static void finish_close(struct lmdb_store *s)
         return;
     if (!s->joined) {
         s->joined = 1;
-        uv_thread_join(&s->wthr);
+        if (!s->follower)
+            uv_thread_join(&s->wthr);
         uv_thread_join(&s->rthr);
     }
     uv_mutex_lock(&s->dmu);
@@ -1395,6 +1483,35 @@ out_fail:
     return rc;
 }
 
+/* Follower: the same checks as open_meta, in a read transaction; nothing is created. */
+static int open_meta_ro(struct lmdb_store *s, const sse_store_lmdb_options *o)
+{
+    MDB_txn *txn;
+    MDB_val v, mk = {5, (void *)"magic"}, nk = {4, (void *)"next"}, bk = {5, (void *)"bytes"};
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        FAIL(map_err(rc), "%s: cannot begin a read transaction: %s", s->path, mdb_strerror(rc));
+    if (mdb_dbi_open(txn, "meta", 0, &s->db_meta) || mdb_get(txn, s->db_meta, &mk, &v) ||
+        v.mv_size != sizeof(MAGIC) - 1 + 4 || memcmp(v.mv_data, MAGIC, sizeof(MAGIC) - 1) ||
+        get_be((unsigned char *)v.mv_data + sizeof(MAGIC) - 1, 4) != LAYOUT_VERSION ||
+        mdb_dbi_open(txn, "entries", 0, &s->db_ent) || mdb_dbi_open(txn, "ids", 0, &s->db_ids) ||
+        mdb_get(txn, s->db_meta, &nk, &v) || v.mv_size != 8) {
+        mdb_txn_abort(txn);
+        FAIL(SSE_EPROTO,
+             "%s: not an ssehub history of this version (a follower only reads one its writer "
+             "made)",
+             s->path);
+    }
+    s->next_seq = get_be(v.mv_data, 8);
+    s->w_bytes =
+        mdb_get(txn, s->db_meta, &bk, &v) == 0 && v.mv_size == 8 ? get_be(v.mv_data, 8) : 0;
+    if ((rc = mdb_txn_commit(txn))) /* a read-only commit keeps the database handles */
+        FAIL(map_err(rc), "%s: %s", s->path, mdb_strerror(rc));
+    return 0;
+out_fail:
+    return rc;
+}
+
 /* The loop-side state from the file: positions, stats, last id, the cache's newest entries. */
 static int load_state(struct lmdb_store *s, const sse_store_lmdb_options *o)
 {
@@ -1418,6 +1535,14 @@ static int load_state(struct lmdb_store *s, const sse_store_lmdb_options *o)
         (s->last_id = sse__strndup(lv.id, lv.id_len)))
         s->last_id_len = lv.id_len;
     s->bytes = (size_t)s->w_bytes;
+    s->snap_first = s->first_pos;
+    s->snap_count = s->count;
+    s->snap_bytes = s->bytes;
+    if (s->follower) { /* its cache fills from the relay (sse_store_lmdb_follow) */
+        mdb_cursor_close(c);
+        mdb_txn_abort(txn);
+        return 0;
+    }
     /* Walk back over what the cache takes, then forward into it. */
     uint64_t start = s->next_seq;
     size_t n = 0, b = 0;
@@ -1486,6 +1611,7 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     s->lock_fd = -1;
     s->nosync = o->sync == SSE_STORE_LMDB_NOSYNC;
     s->cached_replay = o->cached_replay;
+    s->follower = o->follower;
     s->clock_entry = now_ms();
     s->clock_mono = mono_ms();
     s->pid = getpid();
@@ -1498,6 +1624,10 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     if (s->lim.max_count && s->cache_lim.max_count > s->lim.max_count)
         s->cache_lim.max_count = s->lim.max_count;
     s->cache_lim.max_bytes = o->cache_bytes ? o->cache_bytes : DEFAULT_CACHE_BYTES;
+    if (s->follower && s->lim.max_bytes && s->cache_lim.max_bytes > s->lim.max_bytes)
+        s->cache_lim.max_bytes = s->lim.max_bytes;
+    if (s->follower)
+        goto open_env; /* read-only: no directory made, no lock (the writer holds it) */
 
     /* The directory: created if missing, never something else. */
     struct stat st;
@@ -1538,6 +1668,7 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pid, (size_t)pl, 0) != pl)
         FAIL(errno_code(errno), "cannot write the lock file %s: %s", lp, strerror(errno));
 
+open_env:;
     size_t map = o->map_size ? o->map_size : sse_store_lmdb_default_map_size(&s->lim);
     if ((rc = mdb_env_create(&s->env))) {
         s->env = NULL;
@@ -1546,7 +1677,11 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     mdb_env_set_maxdbs(s->env, 4);
     if ((rc = mdb_env_set_mapsize(s->env, map)))
         FAIL(map_err(rc), "%s: map size %zu: %s", s->path, map, mdb_strerror(rc));
-    rc = mdb_env_open(s->env, s->path, MDB_NOTLS | (s->nosync ? MDB_NOSYNC : 0), 0640);
+    rc = mdb_env_open(s->env, s->path,
+                      MDB_NOTLS | (s->follower ? MDB_RDONLY
+                                   : s->nosync ? MDB_NOSYNC
+                                               : 0),
+                      0640);
     if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
         FAIL(SSE_EPROTO,
              "%s/data.mdb is not a usable LMDB file (%s): refusing to start, the file was not "
@@ -1555,11 +1690,13 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     if (rc == EACCES || rc == EPERM || rc == EROFS)
         FAIL(SSE_EAUTH, "%s: permission denied (%s): the history needs read and write access",
              s->path, mdb_strerror(rc));
+    if (rc == ENOENT && s->follower)
+        FAIL(SSE_EPROTO, "%s: no history to follow (its writer has not created it)", s->path);
     if (rc)
         FAIL(map_err(rc), "%s: cannot open the history: %s", s->path, mdb_strerror(rc));
     int dead; /* reader slots of killed processes would keep old pages from being reused */
     mdb_reader_check(s->env, &dead);
-    if ((rc = open_meta(s, o)) || (rc = load_state(s, o)))
+    if ((rc = s->follower ? open_meta_ro(s, o) : open_meta(s, o)) || (rc = load_state(s, o)))
         goto out_fail;
 
     if (uv_mutex_init(&s->wmu) || uv_cond_init(&s->wcv) || uv_mutex_init(&s->rmu) ||
@@ -1576,9 +1713,13 @@ int sse_store_lmdb_new(sse_store **out, const sse_store_lmdb_options *o)
     }
     s->async->data = s;
     uv_unref((uv_handle_t *)s->async); /* idle: the store alone does not keep the loop alive */
-    if (uv_thread_create(&s->wthr, writer_main, s))
+    if (s->follower)
+        s->wexited = 1; /* no writer */
+    else if (uv_thread_create(&s->wthr, writer_main, s))
         FAIL(SSE_ENOMEM, "%s: cannot start the writer thread", s->path);
     if (uv_thread_create(&s->rthr, reader_main, s)) {
+        if (s->follower)
+            FAIL(SSE_ENOMEM, "%s: cannot start the reader thread", s->path);
         uv_mutex_lock(&s->wmu); /* nothing is queued yet: it stops at once */
         s->wstop = 1;
         uv_cond_signal(&s->wcv);
@@ -1594,4 +1735,33 @@ out_fail:
     s->async = NULL;
     free_all(s);
     return rc;
+}
+
+int sse_store_lmdb_follow(sse_store *base, uint64_t relayed)
+{
+    struct lmdb_store *s = (struct lmdb_store *)base;
+    if (!s || s->base.ops != &lmdb_ops || !s->follower)
+        return SSE_EINVAL;
+    s->done_pos = relayed;
+    sse_store_free(s->cache); /* starts at the first relayed append */
+    s->cache = NULL;
+    return 0;
+}
+
+uint64_t sse_store_lmdb_position(const sse_store *base)
+{
+    const struct lmdb_store *s = (const struct lmdb_store *)base;
+    return s && s->base.ops == &lmdb_ops ? s->done_pos : 0;
+}
+
+int sse_store_lmdb_reader_check(sse_store *base, int *dead)
+{
+    struct lmdb_store *s = (struct lmdb_store *)base;
+    int n = 0;
+    if (!s || s->base.ops != &lmdb_ops || s->pid != getpid() || !s->env)
+        return SSE_EINVAL;
+    int rc = mdb_reader_check(s->env, &n);
+    if (dead)
+        *dead = n;
+    return map_err(rc);
 }
