@@ -41,10 +41,14 @@ struct sse__hub_subscriber {
     const struct sse__grants *grants; /* NULL: anonymous */
     struct sse__selector **gsel;      /* compiled subscribe grants */
     size_t n_gsel;
-    long long exp_ms;    /* token expiry (0 = none) */
-    long long opened_ms; /* when the stream opened (max_lifetime_ms) */
-    uint64_t last_seq;   /* the last update delivered (dedupe across selectors) */
-    char *id;            /* subscriber IRI (sub claim or urn:uuid) */
+    long long exp_ms;      /* token expiry (0 = none) */
+    long long opened_ms;   /* when the stream opened (max_lifetime_ms) */
+    uint64_t last_seq;     /* the last update delivered (dedupe across selectors) */
+    uint64_t replayed_pos; /* store positions up to this reached it by its replay (or were the
+                              asked id): a live update at or before it is a copy (an LMDB
+                              follower worker can be relayed an update after a subscriber
+                              resumed from it on another worker) */
+    char *id;              /* subscriber IRI (sub claim or urn:uuid) */
     int indexed;
     struct sse__hub_held *pending; /* live updates matched while the replay is in flight */
     size_t n_pending, cap_pending;

@@ -459,6 +459,7 @@ static void replay_end(struct sse__hub_replay *r)
                 h->st.deliveries_total++;
         }
         sse__hub_log(h, SSE_LOG_DEBUG, "subscriber %s: %zu replayed", s->id, r->sent);
+        s->replayed_pos = r->pos;
     }
     for (size_t i = 0; i < s->n_pending; i++)
         sse_frame_unref(s->pending[i].frame);
@@ -499,6 +500,8 @@ static int scan_each(void *ud, const sse_store_entry *e)
         r->hidden |= r->scanned++ == 0;
         return r->hidden; /* the asked id itself: no need to look further */
     }
+    if (r->scanned == 0 && e->position > r->pos)
+        r->pos = e->position; /* the asked id: the subscriber has it (held copies are dropped) */
     r->scanned++;
     r->visible_copy = sse__strndup(e->id, e->id_len);
     if (!r->visible_copy)

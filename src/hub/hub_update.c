@@ -73,6 +73,8 @@ static void deliver(void *ud, struct sse__isub *is)
     if (s->last_seq == f->seq)
         return;
     s->last_seq = f->seq; /* the grants check is per subscriber: do it at most once */
+    if (f->position && f->position <= s->replayed_pos)
+        return; /* it has this one already (its replay, or the id it resumed from) */
     if (f->is_private && !sse__hub_can_read(s, f->topics, f->n_topics))
         return;
     if (!s->st || s->replay) {

@@ -330,5 +330,217 @@ static int test_client_gone_while_deferred(void)
     return run_case(1, 0);
 }
 
+/* ---------------------------------------------------------------- a late relay (LMDB followers)
+
+   With --workers and an LMDB store, a subscriber may resume on worker B from an id it got on
+   worker A before the sequencer's relay of that update reached B: B's store (the shared file)
+   already has the id, so the replay sends nothing after it, and the relay then arrives live with
+   the id's position. The hub must drop it (the subscriber has it), and still send what comes
+   after. Here: a bus that holds what the hub publishes until the test hands it back with a
+   position, and a store that already holds "X" at position 1 and takes relayed positions. */
+
+struct late_bus {
+    sse_bus base;
+    sse_bus_receive_cb receive;
+    void *ud;
+    char msg[2][4096];
+    size_t len[2];
+    int n;
+};
+
+static int lb_start(sse_bus *b, sse_bus_receive_cb receive, void *ud)
+{
+    struct late_bus *lb = (struct late_bus *)b;
+    lb->receive = receive;
+    lb->ud = ud;
+    return 0;
+}
+static int lb_publish(sse_bus *b, const void *msg, size_t len, sse_bus_publish_cb done, void *ud)
+{
+    struct late_bus *lb = (struct late_bus *)b;
+    if (lb->n >= 2 || len > sizeof(lb->msg[0]))
+        return SSE_EBUSY;
+    memcpy(lb->msg[lb->n], msg, len);
+    lb->len[lb->n++] = len;
+    if (done)
+        done(ud, 0);
+    return 0;
+}
+static void lb_close(sse_bus *b, sse_bus_close_cb done, void *ud)
+{
+    (void)b;
+    if (done)
+        done(ud);
+}
+static const sse_bus_ops late_bus_ops = {
+    .version = SSE_BUS_OPS_VERSION,
+    .name = "late",
+    .start = lb_start,
+    .publish = lb_publish,
+    .close = lb_close,
+};
+
+/* Hand message i back to the hub as the sequencer's relay at position pos. */
+static void lb_relay(struct late_bus *lb, int i, uint64_t pos)
+{
+    lb->base.rx_position = pos;
+    lb->receive(lb->ud, lb->msg[i], lb->len[i], 0);
+    lb->base.rx_position = 0;
+}
+
+/* Appends take the relayed position (a follower writes nothing); the rest is the memory store. */
+static int f_append(sse_store *s, const sse_store_entry *e, sse_store_append_cb cb, void *ud)
+{
+    (void)s;
+    if (cb)
+        cb(ud, 0, e->position);
+    return 0;
+}
+static int f_replay(sse_store *s, const char *id, size_t len, sse_store_entry_cb each,
+                    sse_store_done_cb done, void *ud)
+{
+    return sse_store_replay(((struct delay_store *)s)->inner, id, len, each, done, ud);
+}
+static int f_scan(sse_store *s, const char *id, size_t len, size_t max, sse_store_entry_cb each,
+                  sse_store_done_cb done, void *ud)
+{
+    return sse_store_scan_back(((struct delay_store *)s)->inner, id, len, max, each, done, ud);
+}
+static const sse_store_ops follow_ops = {SSE_STORE_OPS_VERSION,
+                                         "follow",
+                                         f_append,
+                                         f_replay,
+                                         f_scan,
+                                         d_last,
+                                         d_trim,
+                                         d_stats,
+                                         d_close,
+                                         NULL,
+                                         NULL};
+
+struct late_run {
+    struct run r;
+    struct late_bus *bus;
+    uv_async_t opened;
+};
+
+/* The client read the response head: now the relays arrive, "dup" (X, position 1) first. */
+static void late_opened(uv_async_t *a)
+{
+    struct late_run *lr = a->data;
+    uv_close((uv_handle_t *)&lr->opened, NULL);
+    lb_relay(lr->bus, 0, 1);
+    const char *topics[1] = {"t"};
+    sse_hub_update u = {topics, 1, "fresh", 5, NULL, NULL, -1, 0};
+    if (sse_hub_publish(lr->r.hub, &u, NULL) == 0)
+        lb_relay(lr->bus, 1, 2);
+}
+
+struct late_client {
+    int port;
+    char got[4096];
+    size_t got_len;
+    uv_async_t *opened, *done;
+};
+
+static void *late_client_main(void *arg)
+{
+    struct late_client *c = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)c->port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    static const char req[] = "GET /.well-known/mercure?topic=t HTTP/1.1\r\nHost: x\r\n"
+                              "Last-Event-ID: X\r\n\r\n";
+    int opened = 0, seen = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1)) {
+        while (c->got_len < sizeof(c->got) - 1) {
+            ssize_t k = read(fd, c->got + c->got_len, sizeof(c->got) - 1 - c->got_len);
+            if (k <= 0)
+                break;
+            c->got_len += (size_t)k;
+            c->got[c->got_len] = '\0';
+            if (!opened && strstr(c->got, "\r\n\r\n")) {
+                opened = 1;
+                uv_async_send(c->opened);
+            }
+            if (!seen && strstr(c->got, "data: fresh\n")) {
+                seen = 1; /* 300 ms more: a late copy of "dup" must be able to arrive */
+                struct timeval after = {0, 300000};
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &after, sizeof(after));
+            }
+        }
+    }
+    if (!opened)
+        uv_async_send(c->opened);
+    close(fd);
+    uv_async_send(c->done);
+    return NULL;
+}
+
+static int test_late_relay_of_resumed_id(void)
+{
+    uv_loop_t loop;
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    sse_store *mem;
+    CHECK_EQ_INT(sse_store_memory_new(&mem, NULL), 0);
+    /* the shared file already holds X (committed, relayed to another worker only) */
+    sse_frame *fx;
+    CHECK_EQ_INT(sse_frame_new(&fx, "id: X\ndata: dup\n\n", 17), 0);
+    const char *topics[1] = {"t"};
+    sse_store_entry ex = {"X", 1, topics, 1, 0, fx, 0, 0};
+    CHECK_EQ_INT(sse_store_append(mem, &ex, NULL, NULL), 0);
+    sse_frame_unref(fx);
+
+    struct delay_store d = {{&follow_ops}, mem, &loop, NULL, 0, 0};
+    struct late_bus *bus = calloc(1, sizeof(*bus));
+    CHECK(bus != NULL);
+    bus->base.ops = &late_bus_ops;
+    struct late_run lr = {0};
+    lr.bus = bus;
+    CHECK_EQ_INT(sse_server_new(&lr.r.server, &loop, NULL), 0);
+    sse_hub_options o = SSE_HUB_OPTIONS_INIT;
+    o.loop = &loop;
+    o.anonymous = 1;
+    o.publish_anonymous = 1;
+    o.store = &d.base;
+    o.bus = &bus->base;
+    CHECK_EQ_INT(sse_hub_new(&lr.r.hub, lr.r.server, &o), 0);
+    CHECK_EQ_INT(sse_server_listen(lr.r.server, "127.0.0.1", 0), 0);
+    /* the update X as the other worker published it: its bus message, held by the bus */
+    sse_hub_update ux = {topics, 1, "dup", 3, "X", NULL, -1, 0};
+    CHECK_EQ_INT(sse_hub_publish(lr.r.hub, &ux, NULL), 0);
+    CHECK_EQ_INT(bus->n, 1);
+
+    struct late_client c = {0};
+    c.port = sse_server_port(lr.r.server);
+    c.opened = &lr.opened;
+    c.done = &lr.r.done;
+    uv_async_init(&loop, &lr.opened, late_opened);
+    lr.opened.data = &lr;
+    uv_async_init(&loop, &lr.r.done, client_done);
+    lr.r.done.data = &lr.r;
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, late_client_main, &c), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    sse_hub_free(lr.r.hub);
+    sse_server_free(lr.r.server);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    sse_store_free(mem);
+    free(bus);
+
+    if (!strstr(c.got, "data: fresh\n") || strstr(c.got, "data: dup\n")) {
+        fprintf(stderr, "  got: %s\n", c.got);
+        CHECK(!"the relayed copy of the resumed id dropped, the next update sent");
+    }
+    return 0;
+}
+
 CHECK_MAIN(CHECK_TEST(test_deferred_replay), CHECK_TEST(test_deferred_replay_new_frames),
-           CHECK_TEST(test_client_gone_while_deferred))
+           CHECK_TEST(test_client_gone_while_deferred), CHECK_TEST(test_late_relay_of_resumed_id))
