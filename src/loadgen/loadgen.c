@@ -32,6 +32,8 @@ int sse__loadgen_prepare(struct sse__loadgen_config *c, unsigned *per_proc,
         c->procs = c->subscribers;
     if (!c->sources)
         c->sources = c->subscribers / 20000 + 1;
+    if (!c->h2 || !c->streams_per_conn)
+        c->streams_per_conn = 1; /* HTTP/1.1: a connection per stream */
     double total_msgs = c->rate * (c->warmup + c->duration) + 16;
     c->max_track = total_msgs > (1 << 20) ? (1u << 20) : (unsigned)total_msgs;
 
@@ -42,7 +44,8 @@ int sse__loadgen_prepare(struct sse__loadgen_config *c, unsigned *per_proc,
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
     getrlimit(RLIMIT_NOFILE, &rl);
-    unsigned share = (c->subscribers + c->procs - 1) / c->procs;
+    unsigned streams = (c->subscribers + c->procs - 1) / c->procs;
+    unsigned share = (streams + c->streams_per_conn - 1) / c->streams_per_conn; /* connections */
     if (share > SSE__LOADGEN_PER_PROC_MAX ||
         (rl.rlim_cur != RLIM_INFINITY && share + 64 > rl.rlim_cur)) {
         *per_proc = share;
