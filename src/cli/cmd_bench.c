@@ -307,8 +307,8 @@ static int parse_options(int argc, char **argv, struct sse__loadgen_config *c, s
         return 2;
     }
     if (c->pub.tls) {
-        fprintf(stderr, "ssehub bench: the publisher speaks plain HTTP/1.1: --pub-url must be "
-                        "http:// (servers under test keep a plain listener)\n");
+        fprintf(stderr, "ssehub bench: the publisher speaks plain HTTP/1.1: give an http:// "
+                        "--pub-url (servers under test keep a plain listener)\n");
         return 2;
     }
     if (h2c && c->sub.tls) {

@@ -265,8 +265,8 @@ typedef struct ssl_st SSL;
 
 /*
  * The subscribers' client context: TLS 1.2+, the server verified with c->cacert (or the
- * system's CAs) unless c->insecure, ALPN "h2" when c->h2 else "http/1.1". NULL (and *err, a
- * static message) on failure.
+ * system's CAs) unless c->insecure, ALPN "h2" and "http/1.1" when c->h2 (the engine requires h2),
+ * else "http/1.1". NULL (and *err, a static message) on failure.
  */
 SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, const char **err);
 

@@ -2,9 +2,9 @@
  * loadgen_tls.c: the TLS client of the load generator's subscribers (OpenSSL 3).
  *
  * One client context per worker process (TLS 1.2+, SSL_MODE_RELEASE_BUFFERS, the server
- * verified with --cacert or the system's CAs unless --insecure, ALPN "h2" or "http/1.1") and
- * one SSL per connection. The SSL talks to a small BIO of our own instead of memory BIOs:
- * reading gives OpenSSL the bytes libuv just read (a slice of the process's one read buffer,
+ * verified with --cacert or the system's CAs unless --insecure, ALPN "h2" (and "http/1.1") or
+ * "http/1.1") and one SSL per connection. The SSL talks to a small BIO of our own instead of memory
+ * BIOs: reading gives OpenSSL the bytes libuv just read (a slice of the process's one read buffer,
  * nothing copied or kept), writing hands the ciphertext straight to the connection's send
  * function (uv_try_write, a copy only for what the socket does not take at once). So an idle
  * connection holds the SSL object and ~40 bytes here, and no buffer of its own: 10,000 TLS
@@ -92,7 +92,9 @@ static BIO_METHOD *lg_bio_method(void)
 
 SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, const char **err)
 {
-    static const unsigned char alpn_h2[] = "\x02h2";
+    /* With h2, http/1.1 is offered too (as browsers do): a server without HTTP/2 then
+     * completes the handshake and the engine reports that it did not choose h2. */
+    static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1";
     static const unsigned char alpn_h1[] = "\x08http/1.1";
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
