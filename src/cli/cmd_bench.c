@@ -61,7 +61,9 @@ static const struct cli_option bench_options[] = {
     {"--server-children", NULL, "also count their child processes (e.g. ssehub serve --workers)"},
     {"--idle", "S", "idle seconds before reading server memory (default 2)"},
     {"--connect-timeout", "S", "time allowed to open all streams (default 120)"},
-    {"--drain", "S", "wait for late deliveries after publishing (default 3)"},
+    {"--drain", "S",
+     "wait for late deliveries after publishing (default 3; it\n"
+     "ends early once none came for max(S/4, 0.5) s)"},
     {"--parser", "sse|scan",
      "kept for scripts: streams are always read with the\n"
      "library's event-stream parser (scan is the same)"},

@@ -344,7 +344,12 @@ static void on_pub_tick(uv_timer_t *t)
         x->last_events = ev;
         x->last_progress_ns = now;
     }
-    int settled = !busy && (ev >= x->expected || now - x->last_progress_ns > 500000000u);
+    /* Deliveries that stopped coming in for a while are over: a quarter of --drain, at least
+     * 0.5 s (a loaded machine can stall a process for longer than 0.5 s). */
+    uint64_t quiet_ns = (uint64_t)(c->drain / 4 * 1e9);
+    if (quiet_ns < 500000000u)
+        quiet_ns = 500000000u;
+    int settled = !busy && (ev >= x->expected || now - x->last_progress_ns > quiet_ns);
     if (!settled && now < x->drain_until_ns)
         return;
     x->stopping = 1;

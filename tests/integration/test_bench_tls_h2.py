@@ -5,7 +5,8 @@ One hub with a plain listener (`--h2c`: HTTP/2 by prior knowledge beside HTTP/1.
 listener (ALPN h2 and http/1.1), a self-signed certificate made by the `openssl` CLI. Each case
 runs the load generator with a small N and checks its JSON report: every stream opened, every
 measured message reached every subscriber (deliveries = published x N), no error. Cases: TLS +
-HTTP/1.1 verified with --cacert; h2c with 1 and 4 streams per connection; h2 over TLS with 6
+HTTP/1.1 verified with --cacert; h2c with 1 and 4 streams per connection (the latter over two
+subscriber processes); h2 over TLS with 6
 streams per connection and enough data per stream to need several WINDOW_UPDATEs (a client
 that does not send them stalls at 64 KiB); a hub limiting streams per connection refuses the
 extra streams of each connection (so they were multiplexed); a certificate that does not verify
@@ -30,7 +31,7 @@ def bench(hub, url, *args, n=12, rate=20, duration=1.0, payload=0):
     cmd = [th.SSEHUB, "bench", "--json", "--url", url, "--pub-url",
            "http://127.0.0.1:%d/.well-known/mercure" % hub.port, "-n", str(n), "-t", "3",
            "-r", str(rate), "-d", str(duration), "--warmup", "0.3", "--idle", "0", "--drain",
-           "3", "--connect-timeout", "20", "--token", th.PUB] + list(args)
+           "12", "--connect-timeout", "20", "--token", th.PUB] + list(args)
     if payload:
         cmd += ["--payload", str(payload)]
     p = subprocess.run(cmd, capture_output=True, timeout=90)
@@ -88,9 +89,11 @@ def t_h2c_one_stream_per_conn():
 
 def t_h2c_four_streams_per_conn():
     h = Hubs.get()
+    # two subscriber processes (the multi-process spreading), 6 streams each
     r = bench(h, "http://127.0.0.1:%d/.well-known/mercure" % h.port, "--h2c",
-              "--streams-per-conn", "4")
+              "--streams-per-conn", "4", "--procs", "2")
     all_delivered(r, protocol="h2c", per_conn=4)
+    th.check(r["procs"] == 2, ("procs", r["procs"]))
 
 
 def t_h2_tls_flow_control():
