@@ -34,7 +34,7 @@ static const struct cli_option bench_options[] = {
      "the topic is appended as /<topic>; plain: the stream URL)"},
     {"--pub-url", "URL",
      "publish URL (mercure: default --url; nchan: prefix; plain);\n"
-     "http:// (the publisher speaks plain HTTP/1.1)"},
+     "the publisher speaks HTTP/1.1, over TLS for https://"},
     {"--h2c", NULL, "subscribers speak HTTP/2 by prior knowledge (http:// --url)"},
     {"--h2", NULL, "subscribers speak HTTP/2 over TLS, ALPN h2 (https:// --url)"},
     {"--streams-per-conn", "K",
@@ -308,11 +308,6 @@ static int parse_options(int argc, char **argv, struct sse__loadgen_config *c, s
         fprintf(stderr, "ssehub bench: URLs must be http[s]://IP-or-localhost[:port]/path\n");
         return 2;
     }
-    if (c->pub.tls) {
-        fprintf(stderr, "ssehub bench: the publisher speaks plain HTTP/1.1: give an http:// "
-                        "--pub-url (servers under test keep a plain listener)\n");
-        return 2;
-    }
     if (h2c && c->sub.tls) {
         fprintf(stderr, "ssehub bench: --h2c is HTTP/2 by prior knowledge on http://; use --h2 "
                         "for https://\n");
@@ -331,7 +326,7 @@ static int parse_options(int argc, char **argv, struct sse__loadgen_config *c, s
     c->h2 = h2 || h2c;
     c->streams_per_conn = (unsigned)per_conn;
     const char *tls_err;
-    if (c->sub.tls && sse__loadgen_tls_check(c, &tls_err) < 0) {
+    if ((c->sub.tls || c->pub.tls) && sse__loadgen_tls_check(c, &tls_err) < 0) {
         fprintf(stderr, "ssehub bench: %s\n", tls_err);
         return 2;
     }

@@ -12,6 +12,7 @@
 #include <sse/error.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,11 +68,17 @@ static unsigned start_workers(const struct sse__loadgen_config *c, struct sse__l
                               pid_t *kids)
 {
     unsigned n = 0;
+    pid_t parent = getpid();
     for (unsigned i = 0; i < c->procs; i++) {
         pid_t pid = fork();
         if (pid < 0)
             break;
         if (pid == 0) {
+            /* A parent that dies (a crash, SIGKILL) takes its workers with it: nobody else
+             * would tell them to stop. */
+            (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(1);
             int r = sse__loadgen_sub_run(c, sh, i);
             _exit(r < 0 ? 1 : 0);
         }

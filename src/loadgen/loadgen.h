@@ -16,10 +16,10 @@
  *   loadgen_target.c  what differs per target: URLs, the GET and POST requests, topic names
  *   loadgen_stats.c   latency histograms, clocks, merging the workers' numbers into the report
  *   loadgen_probe.c   the server processes seen from /proc: memory, CPU, children
- *   loadgen_tls.c     the subscribers' TLS client (OpenSSL 3): context, ALPN, a BIO on the socket
+ *   loadgen_tls.c     the TLS client (OpenSSL 3): context, ALPN, a BIO on the socket
  * Subscribers speak HTTP/1.1 or HTTP/2 (nghttp2's client session: h2c by prior knowledge on
  * http://, ALPN h2 on https://), K streams per connection over HTTP/2; the publisher speaks
- * plain HTTP/1.1 (servers under test keep a plain listener beside the TLS one).
+ * HTTP/1.1, over TLS for an https:// publish URL.
  * Option parsing and every line printed belong to the caller (src/cli/cmd_bench.c).
  */
 #ifndef SSE__LOADGEN_H
@@ -264,11 +264,11 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
 /*
- * The subscribers' client context: TLS 1.2+, the server verified with c->cacert (or the
- * system's CAs) unless c->insecure, ALPN "h2" and "http/1.1" when c->h2 (the engine requires h2),
- * else "http/1.1". NULL (and *err, a static message) on failure.
+ * A client context: TLS 1.2+, the server verified with c->cacert (or the system's CAs) unless
+ * c->insecure, ALPN "h2" and "http/1.1" when h2 (the subscriber engine then requires h2), else
+ * "http/1.1" (the publisher, HTTP/1.1 subscribers). NULL (and *err, a static message) on failure.
  */
-SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, const char **err);
+SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, int h2, const char **err);
 
 /* Whether the client context for c can be made (the CA file loads): 0, or -1 and *err. */
 int sse__loadgen_tls_check(const struct sse__loadgen_config *c, const char **err);

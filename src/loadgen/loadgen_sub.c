@@ -814,7 +814,7 @@ static int ctx_setup(struct sub_ctx *x, unsigned nreq)
     sse__loadgen_host_header(&c->sub, x->authority, sizeof(x->authority));
     if (c->sub.tls) {
         const char *err;
-        x->tls = sse__loadgen_tls_ctx(c, &err);
+        x->tls = sse__loadgen_tls_ctx(c, c->h2, &err);
         if (!x->tls)
             return SSE_EINVAL;
     }

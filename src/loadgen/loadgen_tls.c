@@ -1,5 +1,5 @@
 /*
- * loadgen_tls.c: the TLS client of the load generator's subscribers (OpenSSL 3).
+ * loadgen_tls.c: the TLS client of the load generator's subscribers and publisher (OpenSSL 3).
  *
  * One client context per worker process (TLS 1.2+, SSL_MODE_RELEASE_BUFFERS, the server
  * verified with --cacert or the system's CAs unless --insecure, ALPN "h2" (and "http/1.1") or
@@ -8,7 +8,8 @@
  * nothing copied or kept), writing hands the ciphertext straight to the connection's send
  * function (uv_try_write, a copy only for what the socket does not take at once). So an idle
  * connection holds the SSL object and ~40 bytes here, and no buffer of its own: 10,000 TLS
- * subscribers fit one process. The engine (loadgen_sub.c) drives the handshake and the reads.
+ * subscribers fit one process. The engines (loadgen_sub.c, loadgen_pub.c) drive the handshake
+ * and the reads.
  */
 #include "loadgen/loadgen.h"
 
@@ -90,7 +91,7 @@ static BIO_METHOD *lg_bio_method(void)
     return m;
 }
 
-SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, const char **err)
+SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, int h2, const char **err)
 {
     /* With h2, http/1.1 is offered too (as browsers do): a server without HTTP/2 then
      * completes the handshake and the engine reports that it did not choose h2. */
@@ -115,8 +116,8 @@ SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, const char **
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
-    if (c->h2 ? SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2) - 1)
-              : SSL_CTX_set_alpn_protos(ctx, alpn_h1, sizeof(alpn_h1) - 1)) {
+    if (h2 ? SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2) - 1)
+           : SSL_CTX_set_alpn_protos(ctx, alpn_h1, sizeof(alpn_h1) - 1)) {
         *err = "cannot set ALPN";
         SSL_CTX_free(ctx);
         return NULL;
@@ -126,7 +127,7 @@ SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, const char **
 
 int sse__loadgen_tls_check(const struct sse__loadgen_config *c, const char **err)
 {
-    SSL_CTX *ctx = sse__loadgen_tls_ctx(c, err);
+    SSL_CTX *ctx = sse__loadgen_tls_ctx(c, c->h2, err);
     if (!ctx)
         return -1;
     SSL_CTX_free(ctx);
