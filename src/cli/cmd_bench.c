@@ -32,7 +32,16 @@ static const struct cli_option bench_options[] = {
      "subscribe URL (mercure: the hub URL, default\n"
      "http://127.0.0.1:8080/.well-known/mercure; nchan: prefix,\n"
      "the topic is appended as /<topic>; plain: the stream URL)"},
-    {"--pub-url", "URL", "publish URL (mercure: default --url; nchan: prefix; plain)"},
+    {"--pub-url", "URL",
+     "publish URL (mercure: default --url; nchan: prefix; plain);\n"
+     "the publisher speaks HTTP/1.1, over TLS for https://"},
+    {"--h2c", NULL, "subscribers speak HTTP/2 by prior knowledge (http:// --url)"},
+    {"--h2", NULL, "subscribers speak HTTP/2 over TLS, ALPN h2 (https:// --url)"},
+    {"--streams-per-conn", "K",
+     "HTTP/2 streams per connection (default 1; e.g. 20 for a\n"
+     "page's EventSources on one connection)"},
+    {"--cacert", "FILE", "verify an https:// server with the CA certificates in FILE"},
+    {"--insecure", NULL, "do not verify an https:// server's certificate"},
     {"--token", "JWT", "Bearer token for publishing (mercure)"},
     {"--sub-token", "JWT", "Bearer token for subscribing"},
     {"--topic-prefix", "S",
@@ -52,7 +61,9 @@ static const struct cli_option bench_options[] = {
     {"--server-children", NULL, "also count their child processes (e.g. ssehub serve --workers)"},
     {"--idle", "S", "idle seconds before reading server memory (default 2)"},
     {"--connect-timeout", "S", "time allowed to open all streams (default 120)"},
-    {"--drain", "S", "wait for late deliveries after publishing (default 3)"},
+    {"--drain", "S",
+     "wait for late deliveries after publishing (default 3; it\n"
+     "ends early once none came for max(S/4, 0.5) s)"},
     {"--parser", "sse|scan",
      "kept for scripts: streams are always read with the\n"
      "library's event-stream parser (scan is the same)"},
@@ -144,11 +155,17 @@ static int parse_options(int argc, char **argv, struct sse__loadgen_config *c, s
                                              {"drain", required_argument, NULL, 'D'},
                                              {"parser", required_argument, NULL, 'R'},
                                              {"json", no_argument, NULL, 'J'},
+                                             {"h2c", no_argument, NULL, '2'},
+                                             {"h2", no_argument, NULL, '3'},
+                                             {"streams-per-conn", required_argument, NULL, 'm'},
+                                             {"cacert", required_argument, NULL, 'A'},
+                                             {"insecure", no_argument, NULL, 'I'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *prefix = NULL;
     double n = 100, t = 1;
-    double sources = 0, procs = 0, conc = 128, pubc = 4, payload = 0;
+    double sources = 0, procs = 0, conc = 128, pubc = 4, payload = 0, per_conn = 1;
+    int h2c = 0, h2 = 0;
     memset(c, 0, sizeof(*c));
     memset(o, 0, sizeof(*o));
     c->rate = 10;
@@ -229,6 +246,21 @@ static int parse_options(int argc, char **argv, struct sse__loadgen_config *c, s
         case 'J':
             o->json = 1;
             break;
+        case '2':
+            h2c = 1;
+            break;
+        case '3':
+            h2 = 1;
+            break;
+        case 'm':
+            bad = parse_num(optarg, 1, 1000, &per_conn);
+            break;
+        case 'A':
+            c->cacert = optarg;
+            break;
+        case 'I':
+            c->insecure = 1;
+            break;
         case 'H':
             c->server_children = 1;
             break;
@@ -273,7 +305,29 @@ static int parse_options(int argc, char **argv, struct sse__loadgen_config *c, s
     }
     if (sse__loadgen_url_parse(&c->sub, o->url) < 0 ||
         sse__loadgen_url_parse(&c->pub, o->pub_url) < 0) {
-        fprintf(stderr, "ssehub bench: URLs must be http://IP-or-localhost[:port]/path\n");
+        fprintf(stderr, "ssehub bench: URLs must be http[s]://IP-or-localhost[:port]/path\n");
+        return 2;
+    }
+    if (h2c && c->sub.tls) {
+        fprintf(stderr, "ssehub bench: --h2c is HTTP/2 by prior knowledge on http://; use --h2 "
+                        "for https://\n");
+        return 2;
+    }
+    if (h2 && !c->sub.tls) {
+        fprintf(stderr, "ssehub bench: --h2 is HTTP/2 over TLS (ALPN): it needs an https:// "
+                        "--url; use --h2c for http://\n");
+        return 2;
+    }
+    if (per_conn > 1 && !h2 && !h2c) {
+        fprintf(stderr, "ssehub bench: --streams-per-conn needs --h2 or --h2c (HTTP/1.1 carries "
+                        "one stream per connection)\n");
+        return 2;
+    }
+    c->h2 = h2 || h2c;
+    c->streams_per_conn = (unsigned)per_conn;
+    const char *tls_err;
+    if ((c->sub.tls || c->pub.tls) && sse__loadgen_tls_check(c, &tls_err) < 0) {
+        fprintf(stderr, "ssehub bench: %s\n", tls_err);
         return 2;
     }
     c->topic_prefix = prefix                              ? prefix
@@ -328,6 +382,12 @@ static void on_progress(void *user_data, int event, const struct sse__loadgen_re
     }
 }
 
+/* The subscribers' protocol as reported: "http/1.1", "h2c" or "h2". */
+static const char *protocol_name(const struct sse__loadgen_config *c)
+{
+    return !c->h2 ? "http/1.1" : c->sub.tls ? "h2" : "h2c";
+}
+
 static void print_json(FILE *o, const struct sse__loadgen_config *c, const struct bench_opts *op,
                        const struct sse__loadgen_report *r)
 {
@@ -339,6 +399,8 @@ static void print_json(FILE *o, const struct sse__loadgen_config *c, const struc
             "  \"rate\": %.1f, \"duration\": %.2f, \"warmup\": %.2f, \"payload\": %u, "
             "\"procs\": %u, \"sources\": %u, \"parser\": \"%s\",\n",
             c->rate, c->duration, c->warmup, c->payload, c->procs, c->sources, "sse");
+    fprintf(o, "  \"protocol\": \"%s\", \"tls\": %s, \"streams_per_conn\": %u,\n", protocol_name(c),
+            c->sub.tls ? "true" : "false", c->streams_per_conn);
     fprintf(o,
             "  \"connected\": %llu, \"failed\": %llu, \"dropped\": %llu, "
             "\"connect_seconds\": %.3f, \"connect_rate\": %.0f,\n",
@@ -385,8 +447,14 @@ static void print_summary(FILE *h, const struct sse__loadgen_config *c, const st
     const struct sse__loadgen_pub_stats *ps = &r->pub;
     const struct sse__loadgen_hist *lat = &r->latency, *fan = &r->fanout_last;
     char ebuf[64], pbuf[64];
-    fprintf(h, "%s %s: %u subscribers on %u topics, %u procs, %u sources\n", target_name(c->target),
-            op->url, c->subscribers, c->topics, c->procs, c->sources);
+    fprintf(h,
+            "%s %s: %u subscribers on %u topics, %u procs, %u sources, %s%s, %u stream(s)/conn\n",
+            target_name(c->target), op->url, c->subscribers, c->topics, c->procs, c->sources,
+            protocol_name(c),
+            c->sub.tls && c->h2 ? ""
+            : c->sub.tls        ? " over TLS"
+                                : "",
+            c->streams_per_conn);
     fprintf(h, "  connect: %llu ok, %llu failed, %.2f s (%.0f conn/s); dropped later: %llu\n",
             (unsigned long long)r->connected, (unsigned long long)r->failed, r->connect_seconds,
             r->connect_rate, (unsigned long long)r->dropped);

@@ -12,6 +12,7 @@
 #include <sse/error.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +33,8 @@ int sse__loadgen_prepare(struct sse__loadgen_config *c, unsigned *per_proc,
         c->procs = c->subscribers;
     if (!c->sources)
         c->sources = c->subscribers / 20000 + 1;
+    if (!c->h2 || !c->streams_per_conn)
+        c->streams_per_conn = 1; /* HTTP/1.1: a connection per stream */
     double total_msgs = c->rate * (c->warmup + c->duration) + 16;
     c->max_track = total_msgs > (1 << 20) ? (1u << 20) : (unsigned)total_msgs;
 
@@ -42,7 +45,8 @@ int sse__loadgen_prepare(struct sse__loadgen_config *c, unsigned *per_proc,
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
     getrlimit(RLIMIT_NOFILE, &rl);
-    unsigned share = (c->subscribers + c->procs - 1) / c->procs;
+    unsigned streams = (c->subscribers + c->procs - 1) / c->procs;
+    unsigned share = (streams + c->streams_per_conn - 1) / c->streams_per_conn; /* connections */
     if (share > SSE__LOADGEN_PER_PROC_MAX ||
         (rl.rlim_cur != RLIM_INFINITY && share + 64 > rl.rlim_cur)) {
         *per_proc = share;
@@ -64,11 +68,17 @@ static unsigned start_workers(const struct sse__loadgen_config *c, struct sse__l
                               pid_t *kids)
 {
     unsigned n = 0;
+    pid_t parent = getpid();
     for (unsigned i = 0; i < c->procs; i++) {
         pid_t pid = fork();
         if (pid < 0)
             break;
         if (pid == 0) {
+            /* A parent that dies (a crash, SIGKILL) takes its workers with it: nobody else
+             * would tell them to stop. */
+            (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(1);
             int r = sse__loadgen_sub_run(c, sh, i);
             _exit(r < 0 ? 1 : 0);
         }

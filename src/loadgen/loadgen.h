@@ -16,6 +16,10 @@
  *   loadgen_target.c  what differs per target: URLs, the GET and POST requests, topic names
  *   loadgen_stats.c   latency histograms, clocks, merging the workers' numbers into the report
  *   loadgen_probe.c   the server processes seen from /proc: memory, CPU, children
+ *   loadgen_tls.c     the TLS client (OpenSSL 3): context, ALPN, a BIO on the socket
+ * Subscribers speak HTTP/1.1 or HTTP/2 (nghttp2's client session: h2c by prior knowledge on
+ * http://, ALPN h2 on https://), K streams per connection over HTTP/2; the publisher speaks
+ * HTTP/1.1, over TLS for an https:// publish URL.
  * Option parsing and every line printed belong to the caller (src/cli/cmd_bench.c).
  */
 #ifndef SSE__LOADGEN_H
@@ -29,7 +33,7 @@
 #define SSE__LOADGEN_MAX_PROCS 64        /* subscriber processes */
 #define SSE__LOADGEN_MAX_SOURCES 250     /* source addresses 127.0.0.1 .. 127.0.0.250 */
 #define SSE__LOADGEN_MAX_PIDS 16         /* server processes watched, children included */
-#define SSE__LOADGEN_PER_PROC_MAX 19000u /* streams one subscriber process may hold */
+#define SSE__LOADGEN_PER_PROC_MAX 19000u /* connections one subscriber process may hold */
 /* Log-linear histogram of nanoseconds: 64 exact buckets, then 32 per power of two (~3 %). */
 #define SSE__LOADGEN_HIST_SUB 32
 #define SSE__LOADGEN_HIST_BUCKETS (64 + 44 * SSE__LOADGEN_HIST_SUB)
@@ -54,10 +58,11 @@ struct sse__loadgen_hist {
     uint64_t b[SSE__LOADGEN_HIST_BUCKETS];
 };
 
-/* An http:// URL (split by sse__http_split_url) with its resolved address. */
+/* An http:// or https:// URL (split by sse__http_split_url) with its resolved address. */
 struct sse__loadgen_url {
-    char host[256]; /* as written, without brackets */
-    int port;
+    char host[256];   /* as written, without brackets */
+    int port;         /* 80 / 443 when the URL has none */
+    int tls;          /* https:// */
     char path[1024];  /* "/..." without the query */
     char query[1024]; /* after '?', or "" */
     struct sockaddr_storage addr;
@@ -87,6 +92,11 @@ struct sse__loadgen_config {
     int server_pids[SSE__LOADGEN_MAX_PIDS]; /* server processes to watch */
     int nserver_pids;
     int server_children; /* also watch the children of server_pids */
+    /* Subscribers' protocol (sub.tls says TLS). */
+    int h2;                    /* HTTP/2: h2c by prior knowledge (http://), ALPN h2 (https://) */
+    unsigned streams_per_conn; /* K streams per connection (HTTP/2; 1 for HTTP/1.1) */
+    const char *cacert;        /* PEM CA file to verify the server with (borrowed), or NULL */
+    int insecure;              /* do not verify the server's certificate */
 };
 
 /* Counters of one subscriber process, in shared memory; written only by that process. */
@@ -182,10 +192,11 @@ typedef void (*sse__loadgen_progress_cb)(void *user_data, int event,
 
 /*
  * Fill the derived settings of c: topics clamped to the subscribers (1 for plain), procs and
- * sources when 0 (one process per 15,000 streams, one source address per 20,000), max_track.
- * Then raise the soft RLIMIT_NOFILE to the hard one and check that a process's share of streams
- * fits it and SSE__LOADGEN_PER_PROC_MAX. Returns 0, or SSE_ELIMIT with *per_proc and *fd_limit
- * (for the message) when more processes are needed.
+ * sources when 0 (one process per 15,000 streams, one source address per 20,000), max_track,
+ * streams_per_conn (1 unless HTTP/2). Then raise the soft RLIMIT_NOFILE to the hard one and
+ * check that a process's share of connections fits it and SSE__LOADGEN_PER_PROC_MAX. Returns 0,
+ * or SSE_ELIMIT with *per_proc (connections) and *fd_limit (for the message) when more
+ * processes are needed.
  */
 int sse__loadgen_prepare(struct sse__loadgen_config *c, unsigned *per_proc,
                          unsigned long long *fd_limit);
@@ -220,10 +231,17 @@ int sse__loadgen_pub_run(const struct sse__loadgen_config *c, struct sse__loadge
 /* ------------------------------------------------------------------------ loadgen_target.c */
 
 /*
- * Parse "http://host[:port]/path?query" with the library's URL splitter and resolve host (an
+ * Parse "http[s]://host[:port]/path?query" with the library's URL splitter and resolve host (an
  * IPv4 or IPv6 literal, or "localhost"). Returns 0 and *u, or SSE_EINVAL (*u unspecified).
  */
 int sse__loadgen_url_parse(struct sse__loadgen_url *u, const char *url);
+
+/* The subscriber's request target for topic t ("/path?query..."), NUL-terminated in out. */
+void sse__loadgen_sub_target(const struct sse__loadgen_config *c, unsigned t, char *out,
+                             size_t cap);
+
+/* The Host header's (or :authority's) value for u: host:port, an IPv6 literal in brackets. */
+void sse__loadgen_host_header(const struct sse__loadgen_url *u, char *out, size_t cap);
 
 /*
  * The subscriber's GET request for topic t (ignored for plain), in a buffer the caller frees
@@ -239,6 +257,39 @@ char *sse__loadgen_sub_request(const struct sse__loadgen_config *c, unsigned t, 
  */
 int sse__loadgen_pub_request(const struct sse__loadgen_config *c, uint64_t seq, int warm,
                              char **buf, size_t *cap, size_t *len);
+
+/* --------------------------------------------------------------------------- loadgen_tls.c */
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
+/*
+ * A client context: TLS 1.2+, the server verified with c->cacert (or the system's CAs) unless
+ * c->insecure, ALPN "h2" and "http/1.1" when h2 (the subscriber engine then requires h2), else
+ * "http/1.1" (the publisher, HTTP/1.1 subscribers). NULL (and *err, a static message) on failure.
+ */
+SSL_CTX *sse__loadgen_tls_ctx(const struct sse__loadgen_config *c, int h2, const char **err);
+
+/* Whether the client context for c can be made (the CA file loads): 0, or -1 and *err. */
+int sse__loadgen_tls_check(const struct sse__loadgen_config *c, const char **err);
+
+/* What the TLS glue calls to send ciphertext: queue p[0..n) on the connection in order.
+ * Returns 0, or a negative code (the connection is then failed by the caller). */
+typedef int (*sse__loadgen_tls_send_fn)(void *conn, const char *p, size_t n);
+
+/*
+ * A client SSL for one connection to u (SNI and the name or IP checked when verifying) whose
+ * BIO reads from the slice set by sse__loadgen_tls_input() and writes through send(conn, ...):
+ * no buffer of its own per connection. NULL when out of memory.
+ */
+SSL *sse__loadgen_tls_new(SSL_CTX *ctx, const struct sse__loadgen_url *u,
+                          sse__loadgen_tls_send_fn send, void *conn);
+
+/* Point the SSL's read side at p[0..n) (bytes just received), consumed by SSL_* calls. */
+void sse__loadgen_tls_input(SSL *ssl, const char *p, size_t n);
+
+/* Whether the send function failed since the last call (and clear it). */
+int sse__loadgen_tls_send_failed(SSL *ssl);
 
 /* ------------------------------------------------------------------------- loadgen_stats.c */
 

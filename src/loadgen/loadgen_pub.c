@@ -8,11 +8,14 @@
  * due and every connection is busy it waits and the "behind" counter says so. Answers are read
  * with the library's response reader (src/http/http_response.h). After the last message it
  * waits for the answers and for the subscribers' deliveries to settle (bounded by --drain).
+ * An https:// publish URL goes over TLS (loadgen_tls.c, ALPN http/1.1): the request is written
+ * with SSL_write and the answer decrypted before the same response reader.
  */
 #include "http/http_response.h"
 #include "loadgen/loadgen.h"
 
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <sse/error.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +24,7 @@
 #define PUB_HDR_MAX 8192
 #define PUB_MAX_HEADERS 64
 
-enum { PC_DOWN = 0, PC_CONNECTING, PC_IDLE, PC_BUSY, PC_CLOSING };
+enum { PC_DOWN = 0, PC_CONNECTING, PC_HANDSHAKE, PC_IDLE, PC_BUSY, PC_CLOSING };
 
 struct pub_ctx;
 
@@ -30,6 +33,7 @@ struct pub_conn {
     uv_connect_t creq;
     uv_write_t wreq;
     struct pub_ctx *x;
+    SSL *ssl; /* over TLS, or NULL */
     int state;
     char *req; /* the request being sent */
     size_t req_cap;
@@ -61,7 +65,16 @@ struct pub_ctx {
     uint64_t expected; /* deliveries expected for measured messages */
     int publishing;
     int stopping;
+    SSL_CTX *tls; /* an https:// publish URL */
     char rbuf[65536];
+    char pbuf[65536]; /* decrypted answers */
+};
+
+/* A TLS write the socket did not take at once: the rest, copied. */
+struct pc_write {
+    uv_write_t req;
+    struct pub_conn *p;
+    char data[];
 };
 
 static void pc_connect(struct pub_conn *p);
@@ -75,6 +88,9 @@ static void note(struct pub_ctx *x, int64_t code)
 static void on_pc_closed(uv_handle_t *h)
 {
     struct pub_conn *p = h->data;
+    if (p->ssl)
+        SSL_free(p->ssl);
+    p->ssl = NULL;
     p->state = PC_DOWN;
     if (!p->x->stopping)
         pc_connect(p);
@@ -142,19 +158,9 @@ static void on_pc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(p->x->rbuf);
 }
 
-static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Answer bytes (decrypted over TLS). */
+static void pc_bytes(struct pub_conn *p, const char *b, size_t n)
 {
-    struct pub_conn *p = s->data;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        if (p->state == PC_BUSY)
-            note(p->x, nread);
-        pc_close(p);
-        return;
-    }
-    const char *b = buf->base;
-    size_t n = (size_t)nread;
     while (n) {
         if (p->state != PC_BUSY) { /* bytes nobody asked for */
             pc_close(p);
@@ -207,9 +213,104 @@ static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+/* The TLS handshake got bytes: 1 done, 0 more needed, or a negative code. */
+static int pc_handshake(struct pub_conn *p)
+{
+    int r = SSL_do_handshake(p->ssl);
+    if (sse__loadgen_tls_send_failed(p->ssl))
+        return SSE_EIO;
+    if (r == 1)
+        return 1;
+    if (SSL_get_error(p->ssl, r) == SSL_ERROR_WANT_READ)
+        return 0;
+    return SSL_get_verify_result(p->ssl) != X509_V_OK ? SSE_EAUTH : SSE_EPROTO;
+}
+
+static void on_pc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct pub_conn *p = s->data;
+    if (nread == 0 || p->state == PC_CLOSING)
+        return;
+    if (nread < 0) {
+        if (p->state == PC_BUSY || p->state == PC_HANDSHAKE)
+            note(p->x, nread);
+        pc_close(p);
+        return;
+    }
+    if (!p->ssl) {
+        pc_bytes(p, buf->base, (size_t)nread);
+        return;
+    }
+    sse__loadgen_tls_input(p->ssl, buf->base, (size_t)nread);
+    if (p->state == PC_HANDSHAKE) {
+        int r = pc_handshake(p);
+        if (r < 0) {
+            note(p->x, r);
+            pc_close(p);
+        }
+        if (r <= 0)
+            return;
+        p->state = PC_IDLE;
+    }
+    while (p->state == PC_IDLE || p->state == PC_BUSY) {
+        size_t got;
+        if (SSL_read_ex(p->ssl, p->x->pbuf, sizeof(p->x->pbuf), &got) == 1) {
+            pc_bytes(p, p->x->pbuf, got);
+            continue;
+        }
+        int e = SSL_get_error(p->ssl, 0);
+        if (e == SSL_ERROR_WANT_READ && !sse__loadgen_tls_send_failed(p->ssl))
+            break;
+        if (p->state == PC_BUSY)
+            note(p->x, e == SSL_ERROR_ZERO_RETURN ? UV_EOF : SSE_EPROTO);
+        pc_close(p);
+    }
+}
+
+static void on_pc_tls_write(uv_write_t *req, int status)
+{
+    struct pc_write *w = (struct pc_write *)req;
+    struct pub_conn *p = w->p;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED) {
+        note(p->x, status);
+        pc_close(p);
+    }
+}
+
+/* The BIO's send function: ciphertext onto the socket in order. Never closes (it runs inside
+ * OpenSSL); returns 0 or a libuv code. */
+static int pc_tls_send(void *vp, const char *d, size_t n)
+{
+    struct pub_conn *p = vp;
+    if (p->state == PC_CLOSING || p->state == PC_DOWN)
+        return UV_ECANCELED;
+    uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
+    int r = uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
+    if (r == (int)n)
+        return 0;
+    if (r < 0 && r != UV_EAGAIN)
+        return r;
+    size_t done = r > 0 ? (size_t)r : 0;
+    struct pc_write *w = malloc(sizeof(*w) + n - done);
+    if (!w)
+        return UV_ENOMEM;
+    memcpy(w->data, d + done, n - done);
+    w->p = p;
+    b = uv_buf_init(w->data, (unsigned)(n - done));
+    r = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_pc_tls_write);
+    if (r < 0) {
+        free(w);
+        return r;
+    }
+    return 0;
+}
+
 static void on_pc_connect(uv_connect_t *req, int status)
 {
     struct pub_conn *p = req->data;
+    if (p->state == PC_CLOSING) /* closed while connecting (the run stopped): UV_ECANCELED */
+        return;
     if (status < 0) {
         note(p->x, status);
         p->x->st->errors++;
@@ -222,7 +323,22 @@ static void on_pc_connect(uv_connect_t *req, int status)
         pc_close(p);
         return;
     }
-    p->state = PC_IDLE;
+    if (!p->x->tls) {
+        p->state = PC_IDLE;
+        return;
+    }
+    p->ssl = sse__loadgen_tls_new(p->x->tls, &p->x->c->pub, pc_tls_send, p);
+    if (!p->ssl) {
+        note(p->x, SSE_ENOMEM);
+        pc_close(p);
+        return;
+    }
+    p->state = PC_HANDSHAKE;
+    r = pc_handshake(p); /* the ClientHello */
+    if (r < 0) {
+        note(p->x, r);
+        pc_close(p);
+    }
 }
 
 static void pc_connect(struct pub_conn *p)
@@ -266,6 +382,15 @@ static int pc_send(struct pub_conn *p, uint64_t seq, int warm)
     p->in_body = 0;
     memset(&p->scan, 0, sizeof(p->scan));
     p->sent_ns = sse__loadgen_now_mono();
+    if (p->ssl) {
+        size_t written;
+        if (SSL_write_ex(p->ssl, p->req, len, &written) != 1 ||
+            sse__loadgen_tls_send_failed(p->ssl)) {
+            pc_close(p);
+            return SSE_EIO;
+        }
+        return 0;
+    }
     r = uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &b, 1, on_pc_write);
     if (r < 0) {
         pc_close(p);
@@ -344,7 +469,12 @@ static void on_pub_tick(uv_timer_t *t)
         x->last_events = ev;
         x->last_progress_ns = now;
     }
-    int settled = !busy && (ev >= x->expected || now - x->last_progress_ns > 500000000u);
+    /* Deliveries that stopped coming in for a while are over: a quarter of --drain, at least
+     * 0.5 s (a loaded machine can stall a process for longer than 0.5 s). */
+    uint64_t quiet_ns = (uint64_t)(c->drain / 4 * 1e9);
+    if (quiet_ns < 500000000u)
+        quiet_ns = 500000000u;
+    int settled = !busy && (ev >= x->expected || now - x->last_progress_ns > quiet_ns);
     if (!settled && now < x->drain_until_ns)
         return;
     x->stopping = 1;
@@ -352,7 +482,8 @@ static void on_pub_tick(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
     for (unsigned i = 0; i < x->nconns; i++) {
         struct pub_conn *p = &x->conns[i];
-        if (p->state == PC_IDLE || p->state == PC_BUSY || p->state == PC_CONNECTING) {
+        if (p->state == PC_IDLE || p->state == PC_BUSY || p->state == PC_CONNECTING ||
+            p->state == PC_HANDSHAKE) {
             p->state = PC_CLOSING;
             uv_close((uv_handle_t *)&p->tcp, on_pc_closed);
         }
@@ -376,6 +507,14 @@ int sse__loadgen_pub_run(const struct sse__loadgen_config *c, struct sse__loadge
     if (!x->conns) {
         r = -ENOMEM;
         goto out_free;
+    }
+    if (c->pub.tls) {
+        const char *err;
+        x->tls = sse__loadgen_tls_ctx(c, 0, &err);
+        if (!x->tls) {
+            r = SSE_EINVAL;
+            goto out_free;
+        }
     }
     r = uv_loop_init(&x->loop);
     if (r < 0)
@@ -406,6 +545,8 @@ out_free:
         for (unsigned i = 0; i < x->nconns; i++)
             free(x->conns[i].req);
     free(x->conns);
+    if (x->tls)
+        SSL_CTX_free(x->tls);
     free(x);
     return r;
 }

@@ -2,7 +2,8 @@
  * loadgen_target.c: what differs between the servers the load generator talks to (a Mercure
  * hub, nginx + nchan, a plain broadcast server): the URLs (split by the library's
  * sse__http_split_url, then resolved), the topic names, the subscriber's GET and the
- * publisher's POST with the timestamped data. The engines (loadgen_sub.c, loadgen_pub.c) only
+ * publisher's POST with the timestamped data (and, for HTTP/2, the target and authority the
+ * subscriber engine puts in its HEADERS). The engines (loadgen_sub.c, loadgen_pub.c) only
  * send what this file builds. No I/O.
  */
 #include "http/http_response.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int copy_slice(char *dst, size_t cap, struct sse__http_slice s)
 {
@@ -26,14 +28,31 @@ static int copy_slice(char *dst, size_t cap, struct sse__http_slice s)
 int sse__loadgen_url_parse(struct sse__loadgen_url *u, const char *url)
 {
     struct sse__http_url sp;
+    char http[4096]; /* an https:// URL rewritten as http:// for the library's splitter */
     memset(u, 0, sizeof(*u));
-    if (!url || sse__http_split_url(url, strlen(url), &sp) < 0)
+    if (!url)
+        return SSE_EINVAL;
+    if (strncasecmp(url, "https://", 8) == 0) {
+        if (strlen(url) >= sizeof(http))
+            return SSE_EINVAL;
+        snprintf(http, sizeof(http), "http://%s", url + 8);
+        url = http;
+        u->tls = 1;
+    }
+    if (sse__http_split_url(url, strlen(url), &sp) < 0)
         return SSE_EINVAL;
     if (copy_slice(u->host, sizeof(u->host), sp.host) < 0 ||
         copy_slice(u->path, sizeof(u->path), sp.path) < 0 ||
         copy_slice(u->query, sizeof(u->query), sp.query) < 0)
         return SSE_EINVAL;
     u->port = sp.port;
+    if (u->tls) { /* the splitter says 80 when no port was written: https's is 443 */
+        const char *after = sp.host.p + sp.host.len;
+        if (*after == ']')
+            after++;
+        if (*after != ':')
+            u->port = 443;
+    }
 
     const char *h = strcmp(u->host, "localhost") == 0 ? "127.0.0.1" : u->host;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&u->addr;
@@ -93,19 +112,24 @@ static void request_target(const struct sse__loadgen_config *c, const struct sse
     }
 }
 
-/* The Host header's value: host:port, an IPv6 literal in brackets. */
-static void host_header(const struct sse__loadgen_url *u, char *out, size_t cap)
+void sse__loadgen_host_header(const struct sse__loadgen_url *u, char *out, size_t cap)
 {
     int v6 = strchr(u->host, ':') != NULL;
     snprintf(out, cap, "%s%s%s:%d", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
 }
 
+void sse__loadgen_sub_target(const struct sse__loadgen_config *c, unsigned t, char *out, size_t cap)
+{
+    char topic[512];
+    snprintf(topic, sizeof(topic), "%s%u", c->topic_prefix, t);
+    request_target(c, &c->sub, topic, 1, out, cap);
+}
+
 char *sse__loadgen_sub_request(const struct sse__loadgen_config *c, unsigned t, size_t *len)
 {
-    char topic[512], target[3072], host[300];
-    snprintf(topic, sizeof(topic), "%s%u", c->topic_prefix, t);
-    request_target(c, &c->sub, topic, 1, target, sizeof(target));
-    host_header(&c->sub, host, sizeof(host));
+    char target[3072], host[300];
+    sse__loadgen_sub_target(c, t, target, sizeof(target));
+    sse__loadgen_host_header(&c->sub, host, sizeof(host));
     size_t cap = strlen(target) + strlen(host) + (c->sub_token ? strlen(c->sub_token) : 0) + 256;
     char *req = malloc(cap);
     if (!req)
@@ -140,7 +164,7 @@ int sse__loadgen_pub_request(const struct sse__loadgen_config *c, uint64_t seq, 
         *cap = need;
     }
     request_target(c, &c->pub, topic, 0, target, sizeof(target));
-    host_header(&c->pub, host, sizeof(host));
+    sse__loadgen_host_header(&c->pub, host, sizeof(host));
 
     /* The body goes after the head; its length is known only once it is encoded, so it is
      * built at the end of the buffer first and moved into place. */

@@ -34,9 +34,24 @@ static int test_url(void)
     CHECK_EQ_INT(u.addr.ss_family, AF_INET6);
     /* names other than localhost are not resolved; other schemes and bad ports are refused */
     CHECK_EQ_INT(sse__loadgen_url_parse(&u, "http://example.com/"), SSE_EINVAL);
-    CHECK_EQ_INT(sse__loadgen_url_parse(&u, "https://127.0.0.1/"), SSE_EINVAL);
+    CHECK_EQ_INT(sse__loadgen_url_parse(&u, "ftp://127.0.0.1/"), SSE_EINVAL);
     CHECK_EQ_INT(sse__loadgen_url_parse(&u, "http://127.0.0.1:0/"), SSE_EINVAL);
     CHECK_EQ_INT(sse__loadgen_url_parse(&u, NULL), SSE_EINVAL);
+    /* https://: TLS, port 443 unless written (even when written as 80) */
+    CHECK_EQ_INT(sse__loadgen_url_parse(&u, "https://127.0.0.1/sub"), 0);
+    CHECK_EQ_INT(u.tls, 1);
+    CHECK_EQ_INT(u.port, 443);
+    CHECK_EQ_STR(u.path, "/sub");
+    CHECK_EQ_INT(sse__loadgen_url_parse(&u, "HTTPS://localhost:80"), 0);
+    CHECK_EQ_INT(u.tls, 1);
+    CHECK_EQ_INT(u.port, 80);
+    CHECK_EQ_INT(sse__loadgen_url_parse(&u, "https://[::1]:8443/x?y"), 0);
+    CHECK_EQ_INT(u.port, 8443);
+    CHECK_EQ_STR(u.query, "y");
+    CHECK_EQ_INT(sse__loadgen_url_parse(&u, "https://[::1]/x"), 0);
+    CHECK_EQ_INT(u.port, 443);
+    CHECK_EQ_INT(sse__loadgen_url_parse(&u, "http://127.0.0.1/"), 0);
+    CHECK_EQ_INT(u.tls, 0);
     return 0;
 }
 
