@@ -49,6 +49,12 @@ struct pub_conn {
     int status;
     uint64_t body_left;
     struct sse__http_dechunk ch;
+    /* Reconnecting: a connection that closed before any answer (refused, a failed TLS
+       handshake) waits retry_ms (doubling, 10 ms to 1 s) and is reconnected from the tick,
+       instead of spinning on connect; any answer resets it. */
+    int answered;      /* an answer arrived on this connection */
+    unsigned retry_ms; /* the current delay; 0: reconnect at once */
+    uint64_t retry_at; /* CLOCK_MONOTONIC ns of the next attempt, while PC_DOWN */
 };
 
 struct pub_ctx {
@@ -92,8 +98,15 @@ static void on_pc_closed(uv_handle_t *h)
         SSL_free(p->ssl);
     p->ssl = NULL;
     p->state = PC_DOWN;
-    if (!p->x->stopping)
+    if (p->x->stopping)
+        return;
+    if (p->answered) {
+        p->retry_ms = 0;
         pc_connect(p);
+        return;
+    }
+    p->retry_ms = p->retry_ms ? (p->retry_ms >= 500 ? 1000 : p->retry_ms * 2) : 10;
+    p->retry_at = sse__loadgen_now_mono() + (uint64_t)p->retry_ms * 1000000u;
 }
 
 static void pc_close(struct pub_conn *p)
@@ -110,6 +123,7 @@ static void pc_close(struct pub_conn *p)
 static void pc_done(struct pub_conn *p)
 {
     struct pub_ctx *x = p->x;
+    p->answered = 1;
     if (p->status >= 200 && p->status < 300) {
         x->st->ok++;
         if (p->measured)
@@ -349,6 +363,7 @@ static void pc_connect(struct pub_conn *p)
     p->tcp.data = p;
     p->creq.data = p;
     p->state = PC_CONNECTING;
+    p->answered = 0;
     uv_tcp_nodelay(&p->tcp, 1);
     int r =
         uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&x->c->pub.addr, on_pc_connect);
@@ -407,11 +422,26 @@ static uint64_t total_events(struct pub_ctx *x)
     return e;
 }
 
+/* Reconnect the connections whose retry delay is over. */
+static void pc_retry_due(struct pub_ctx *x, uint64_t now)
+{
+    for (unsigned i = 0; i < x->nconns; i++)
+        if (x->conns[i].state == PC_DOWN && x->conns[i].retry_ms && now >= x->conns[i].retry_at)
+            pc_connect(&x->conns[i]);
+}
+
+/* Before the clock starts: retries go on, and the loop has a timer to sleep on. */
+static void on_pre_tick(uv_timer_t *t)
+{
+    pc_retry_due(t->data, sse__loadgen_now_mono());
+}
+
 static void on_pub_tick(uv_timer_t *t)
 {
     struct pub_ctx *x = t->data;
     const struct sse__loadgen_config *c = x->c;
     uint64_t now = sse__loadgen_now_mono();
+    pc_retry_due(x, now);
     if (x->publishing) {
         /* Message seq is due at seq / rate; the first warmup * rate ones are warm-up. A publisher
          * that falls behind sends late (counted in "behind") and the run is cut off at 1.5x its
@@ -525,6 +555,10 @@ int sse__loadgen_pub_run(const struct sse__loadgen_config *c, struct sse__loadge
     }
     /* Give the connections a moment (bounded) before the clock starts. */
     uint64_t until = sse__loadgen_now_mono() + 2000000000u;
+    uv_timer_t pre;
+    uv_timer_init(&x->loop, &pre);
+    pre.data = x;
+    uv_timer_start(&pre, on_pre_tick, 5, 5);
     for (;;) {
         unsigned up = 0;
         for (unsigned i = 0; i < x->nconns; i++)
@@ -533,6 +567,8 @@ int sse__loadgen_pub_run(const struct sse__loadgen_config *c, struct sse__loadge
             break;
         uv_run(&x->loop, UV_RUN_ONCE);
     }
+    uv_timer_stop(&pre);
+    uv_close((uv_handle_t *)&pre, NULL);
     x->publishing = 1;
     x->start_ns = sse__loadgen_now_mono();
     uv_timer_init(&x->loop, &x->tick);
