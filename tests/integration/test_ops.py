@@ -749,6 +749,90 @@ def t_sighup_log_level():
     check(h.stop() == 0, "exit status")
 
 
+# ---------------------------------------------------------------- SIGHUP: live settings
+
+def keytok(key, iss=None, publish=("*",), subscribe=("*",)):
+    c = {"mercure": {"publish": list(publish), "subscribe": list(subscribe)}}
+    if iss:
+        c["iss"] = iss
+    return T.token(c, key=key)
+
+
+def hup_and_wait(h, log, text, count):
+    """SIGHUP the hub, then wait until text is in count log lines in all (one per worker)."""
+    h.p.send_signal(T.signal.SIGHUP)
+    end = time.time() + 5
+    while time.time() < end and sum(text in ln for ln in log.snapshot()) < count:
+        time.sleep(0.05)
+    got = sum(text in ln for ln in log.snapshot())
+    check(got >= count, "%d of %d lines with %r: %r" % (got, count, text, log.snapshot()[-8:]))
+
+
+def t_sighup_jwt_keys(workers):
+    """SIGHUP applies new JWT keys and issuers live: the @FILE key is read again at the same
+    path (HS256 secret A -> B): tokens of A get 401 afterwards, tokens of B 200, for publishers
+    and new subscribers, while a stream opened with an A token keeps receiving; a key that does
+    not load (a PEM text as an HMAC secret) is refused and B stays; the issuer list changes
+    (A's issuer -> C's); no key in any log line. With --workers 2, every worker applies it."""
+    key_a, key_b = "reload-secret-A-0123456789abcdef0123", "reload-secret-B-fedcba9876543210fedc"
+    iss_a, iss_c = "https://idp-a.example", "https://idp-c.example"
+    kf = os.path.join(TMP, "hup-key-%d" % workers)
+    cfg = os.path.join(TMP, "hup-auth-%d.conf" % workers)
+
+    def write(key, iss):
+        with open(kf, "w") as f:
+            f.write(key + "\n")
+        with open(cfg, "w") as f:
+            f.write("publisher-jwt-key = @%s\nissuer = %s\n" % (kf, iss))
+
+    def pubs(key, iss, n):
+        return [publish(h, {"topic": "/rot", "data": "x"}, tok=keytok(key, iss))[0]
+                for _ in range(n)]
+
+    write(key_a, iss_a)
+    args = ["--config", cfg, "--heartbeat", "0"] + (["--workers", str(workers)] if workers else [])
+    h = Hub(*args)
+    log = Lines(h)
+    n = max(workers, 1)
+    tries = 4 * n  # new connections: each worker gets some
+    old = Sub(h, q(topic="/rot"), {"Authorization": "Bearer " + keytok(key_a, iss_a)})
+    check(old.status == 200, "subscriber with A before: %d" % old.status)
+    check(set(pubs(key_a, iss_a, tries)) == {200}, "A before the SIGHUP")
+    check(set(pubs(key_b, iss_a, tries)) == {401}, "B before the SIGHUP")
+    check(len(old.events(tries, timeout=5)) == tries, "the stream before the SIGHUP")
+
+    write(key_b, iss_a)  # the same path, another secret
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", n)
+    check(set(pubs(key_a, iss_a, tries)) == {401}, "A still admitted after the SIGHUP")
+    check(set(pubs(key_b, iss_a, tries)) == {200}, "B refused after the SIGHUP")
+    got = old.events(tries, timeout=5)
+    check(len(got) == tries and not old.closed, "the open stream after the SIGHUP: %r" % got)
+    for _ in range(n * 2):
+        s = Sub(h, q(topic="/rot"), {"Authorization": "Bearer " + keytok(key_a, iss_a)})
+        check(s.status == 401, "a new subscriber with A: %d" % s.status)
+        s.close()
+        s = Sub(h, q(topic="/rot"), {"Authorization": "Bearer " + keytok(key_b, iss_a)})
+        check(s.status == 200, "a new subscriber with B: %d" % s.status)
+        s.close()
+
+    bad = "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----"
+    write(bad, iss_a)
+    hup_and_wait(h, log, "reload: the new JWT keys were refused", n)
+    check(set(pubs(key_b, iss_a, tries)) == {200}, "B gone after a refused key")
+    check(len(old.events(tries, timeout=5)) == tries, "the stream after a refused key")
+
+    write(key_b, iss_c)
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", 2 * n)
+    check(set(pubs(key_b, iss_a, tries)) == {401}, "the old issuer after the SIGHUP")
+    check(set(pubs(key_b, iss_c, tries)) == {200}, "the new issuer after the SIGHUP")
+    check(len(old.events(tries, timeout=5)) == tries, "the stream after the issuer change")
+    old.close()
+    check(h.stop() == 0, "exit status")
+    for ln in log.snapshot():
+        for secret in (key_a, key_b, "not a key"):
+            check(secret not in ln, "a key in the log: %r" % ln)
+
+
 # ---------------------------------------------------------------- health
 
 def t_health_live_ready():
@@ -859,6 +943,8 @@ def main():
         ("dev_tokens_carry_issuer", t_dev_tokens_carry_issuer),
         ("issuers_several", t_issuers_several),
         ("sighup_log_level", t_sighup_log_level),
+        ("sighup_jwt_keys", lambda: t_sighup_jwt_keys(0)),
+        ("sighup_jwt_keys_workers", lambda: t_sighup_jwt_keys(2)),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),
