@@ -179,7 +179,9 @@ static int key_from_file(char **key);
 static void reload_changed(const char *name, void *ud)
 {
     struct serve *sv = ud;
-    static const char *const live[] = {"log-level", "tls-cert", "tls-key"};
+    static const char *const live[] = {"log-level",       "tls-cert",     "tls-key",
+                                       "heartbeat",       "cors-origins", "max-connections",
+                                       "max-subscribers", "replay-budget"};
     /* applied by reload_auth, which logs the outcome (a key may be refused) */
     static const char *const auth[] = {"publisher-jwt-key", "publisher-jwt-alg",
                                        "subscriber-jwt-key", "subscriber-jwt-alg", "issuer"};
@@ -316,6 +318,36 @@ refused:
     reload_auth_revert(sv, nc);
 }
 
+/* The server settings that also change live (sse_server_set_live), from c. */
+static void live_server_options(const struct serve_config *c, sse_server_options *so)
+{
+    so->heartbeat_ms = c->heartbeat_ms ? c->heartbeat_ms : UINT32_MAX;
+    so->max_connections = (unsigned)c->max_connections;
+    struct rlimit rl;
+    if (!so->max_connections) { /* past the open-file limit accept() fails: answer 503 before */
+        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+            so->max_connections = (unsigned)(rl.rlim_cur - 64);
+    }
+    so->cors_origins = c->cors_origins;
+    so->cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
+}
+
+/* Heartbeat, CORS origins, connection and subscriber limits, replay budget: swapped in place
+   (lower limits refuse new connections and subscribers only; open streams stay). */
+static void reload_limits(struct serve *sv, const struct serve_config *nc)
+{
+    sse_server_options so = SSE_SERVER_OPTIONS_INIT;
+    live_server_options(nc, &so);
+    if (sse_server_set_live(sv->server, &so)) {
+        log_line(sv, SSE_LOG_ERROR, "reload: the server settings were not applied (no memory)");
+        return;
+    }
+    sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
+    ho.max_subscribers = nc->max_subscribers;
+    ho.replay_steps_max = nc->replay_budget;
+    sse_hub_set_limits(sv->hub, &ho);
+}
+
 /*
  * Re-read the settings (config file, environment, command line) and apply what can change
  * live: the log level, and the TLS certificate and key (re-read from their files even when
@@ -345,6 +377,7 @@ static void serve_reload(struct serve *sv)
     serve_config_diff(&sv->loaded, &nc, reload_changed, sv);
     sv->log_level = parse_log_level(nc.log_level);
     reload_auth(sv, &nc);
+    reload_limits(sv, &nc);
     /* Key sets are fetched again now (a key withdrawn by the operator stops working once the
        new set lands, without waiting for a token with an unknown kid to ask for it). */
     if (sv->jwks) {
@@ -747,22 +780,15 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     }
     sse_server_options so = SSE_SERVER_OPTIONS_INIT;
     so.max_body = c->max_body;
-    so.heartbeat_ms = c->heartbeat_ms ? c->heartbeat_ms : UINT32_MAX;
     so.write_timeout_ms = c->write_timeout_ms;
     so.stream_queue_max = c->queue_max;
-    so.max_connections = (unsigned)c->max_connections;
     struct rlimit rl; /* a hub holds a descriptor per subscriber: take all the system allows */
     if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (!so.max_connections) { /* past the open-file limit accept() fails: answer 503 before */
-        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
-            so.max_connections = (unsigned)(rl.rlim_cur - 64);
-    }
+    live_server_options(c, &so); /* heartbeat, connections, CORS: also on SIGHUP */
     so.max_buffered = c->max_buffered;
-    so.cors_origins = c->cors_origins;
-    so.cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
     so.access_log = c->access_log;
     so.log = log_line;
     so.log_data = sv;

@@ -164,6 +164,14 @@ int sse_hub_set_auth(sse_hub *h, const sse_hub_options *o)
     return 0;
 }
 
+void sse_hub_set_limits(sse_hub *h, const sse_hub_options *o)
+{
+    if (!h || !o)
+        return;
+    h->o.max_subscribers = o->max_subscribers; /* checked when a stream opens */
+    h->o.replay_steps_max = o->replay_steps_max ? o->replay_steps_max : (uint64_t)1 << 24;
+}
+
 int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
 {
     static const sse_hub_options defaults = SSE_HUB_OPTIONS_INIT;

@@ -833,6 +833,84 @@ def t_sighup_jwt_keys(workers):
             check(secret not in ln, "a key in the log: %r" % ln)
 
 
+def read_raw(sub, secs):
+    """The bytes sub receives within secs (comments included)."""
+    got, end = b"", time.time() + secs
+    while time.time() < end:
+        r, _, _ = T.select.select([sub.s], [], [], max(0.0, end - time.time()))
+        if r:
+            c = sub.s.recv(65536)
+            if not c:
+                break
+            sub._feed(c)  # through the chunked decoding, then taken out of the event buffer
+            got += sub.raw
+            sub.raw = b""
+    return got
+
+
+def t_sighup_live_limits():
+    """SIGHUP applies live: the heartbeat (off -> 200 ms: an open stream starts getting ':'
+    comments), the CORS origins (a -> b), --max-subscribers (2 -> 3: the third subscriber,
+    refused before, gets in; then 3 -> 1: new ones 429, the open ones keep receiving),
+    --max-connections (lowered under the open count: new connections 503, the open streams
+    stay and keep getting heartbeats)."""
+    cfg = os.path.join(TMP, "hup-limits.conf")
+    a, b = "https://a.example", "https://b.example"
+
+    def write(origin, heartbeat, subs, conns):
+        with open(cfg, "w") as f:
+            f.write("cors-origins = %s\nheartbeat = %s\nmax-subscribers = %d\n"
+                    "max-connections = %d\n" % (origin, heartbeat, subs, conns))
+
+    def allowed(origin):
+        _, hd, _ = request(h, "GET", "/healthz", headers={"Origin": origin})
+        return {k.lower(): v for k, v in hd.items()}.get("access-control-allow-origin")
+
+    auth = {"Authorization": "Bearer " + tok07(subscribe=["*"])}
+    write(a, "0", 2, 100)
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg)
+    log = Lines(h)
+    s1, s2 = Sub(h, q(topic="/lim"), auth), Sub(h, q(topic="/lim"), auth)
+    check(s1.status == 200 and s2.status == 200, "two subscribers")
+    s3 = Sub(h, q(topic="/lim"), auth)
+    check(s3.status == 429, "the third subscriber before: %d" % s3.status)
+    s3.close()
+    check(allowed(a) == a and allowed(b) is None, "CORS before: %r %r" % (allowed(a), allowed(b)))
+    read_raw(s1, 0.3)
+    check(b":\n" not in read_raw(s1, 1.0), "a heartbeat with heartbeat 0")
+
+    write(b, "200ms", 3, 100)
+    hup_and_wait(h, log, "reload: max-subscribers changed: applied", 1)
+    check(b":\n" in read_raw(s1, 1.0), "no heartbeat 1 s after heartbeat 200ms")
+    check(allowed(b) == b and allowed(a) is None, "CORS after: %r %r" % (allowed(a), allowed(b)))
+    s3 = Sub(h, q(topic="/lim"), auth)
+    check(s3.status == 200, "the third subscriber after raising the limit: %d" % s3.status)
+    s3.close()
+    time.sleep(0.2)
+
+    write(b, "200ms", 1, 100)
+    hup_and_wait(h, log, "reload: max-subscribers changed: applied", 2)
+    s4 = Sub(h, q(topic="/lim"), auth)
+    check(s4.status == 429, "a new subscriber after lowering the limit: %d" % s4.status)
+    s4.close()
+    check(publish(h, {"topic": "/lim", "data": "still here"})[0] == 200, "publish")
+    for s in (s1, s2):
+        ev = s.events(1, timeout=3)
+        check([e["data"] for e in ev] == ["still here"], "an open stream after lowering: %r" % ev)
+
+    write(b, "200ms", 1, 2)  # s1 and s2 hold the two connections
+    hup_and_wait(h, log, "reload: max-connections changed: applied", 1)
+    st = request(h, "GET", "/healthz")[0]
+    check(st == 503, "a new connection past the lowered limit: %d" % st)
+    for s in (s1, s2):
+        check(b":\n" in read_raw(s, 1.0), "an open stream past the lowered connection limit")
+    s1.close()
+    s2.close()
+    time.sleep(0.3)
+    check(request(h, "GET", "/healthz")[0] == 200, "a connection once the others closed")
+    check(h.stop() == 0, "exit status")
+
+
 # ---------------------------------------------------------------- health
 
 def t_health_live_ready():
@@ -945,6 +1023,7 @@ def main():
         ("sighup_log_level", t_sighup_log_level),
         ("sighup_jwt_keys", lambda: t_sighup_jwt_keys(0)),
         ("sighup_jwt_keys_workers", lambda: t_sighup_jwt_keys(2)),
+        ("sighup_live_limits", t_sighup_live_limits),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),
