@@ -833,6 +833,56 @@ def t_sighup_jwt_keys(workers):
             check(secret not in ln, "a key in the log: %r" % ln)
 
 
+def t_sighup_jwks_issuer_keys():
+    """With a publisher key set (file://) and a subscriber @FILE key, SIGHUP changes the issuer
+    and the subscriber key: the key set already loaded keeps verifying publishers with the new
+    issuer even when the refetch that SIGHUP starts fails (the file is now garbage: the set
+    moves over to the new verifier), the old issuer and the old subscriber key get 401, and a
+    stream opened before keeps receiving."""
+    need_openssl()
+    k = Key("ec", "hup-iss")
+    path = os.path.join(TMP, "jwks-hup-iss.json")
+    kf = os.path.join(TMP, "hup-sub-key")
+    cfg = os.path.join(TMP, "hup-jwks.conf")
+    sub_a, sub_b = "reload-sub-secret-A-0123456789abcdef", "reload-sub-secret-B-0123456789abcdef"
+    iss_a, iss_c = "https://idp-a.example", "https://idp-c.example"
+    with open(path, "w") as f:
+        json.dump({"keys": [k.jwk]}, f)
+
+    def write(key, iss):
+        with open(kf, "w") as f:
+            f.write(key)
+        with open(cfg, "w") as f:
+            f.write("publisher-jwks-url = file://%s\nsubscriber-jwt-key = @%s\nissuer = %s\n"
+                    % (path, kf, iss))
+
+    def pub(iss):
+        return pub_status(h, k.sign(dict(PUB_CLAIMS, iss=iss)))
+
+    write(sub_a, iss_a)
+    h = Hub("--config", cfg)
+    log = Lines(h)
+    old = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + keytok(sub_a, iss_a)})
+    check(old.status == 200, "subscriber before: %d" % old.status)
+    check(pub(iss_a) == 200 and pub(iss_c) == 401, "issuers before")
+    with open(path, "w") as f:
+        f.write("not a key set")
+    write(sub_b, iss_c)
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", 1)
+    log.wait("reload: fetching the key sets again")
+    time.sleep(0.3)  # the refetch of the garbage file has ended (refused)
+    check(pub(iss_c) == 200, "the key set is gone after an issuer change")
+    check(pub(iss_a) == 401, "the old issuer after the SIGHUP")
+    ev = old.events(2, timeout=3)
+    check(len(ev) == 2 and not old.closed, "the open stream after the SIGHUP: %r %r" % (ev, log.snapshot()))
+    for key, want in ((sub_a, 401), (sub_b, 200)):
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + keytok(key, iss_c)})
+        check(s.status == want, "a new subscriber: %d, want %d" % (s.status, want))
+        s.close()
+    old.close()
+    check(h.stop() == 0, "exit status")
+
+
 def read_raw(sub, secs):
     """The bytes sub receives within secs (comments included)."""
     got, end = b"", time.time() + secs
@@ -1024,6 +1074,7 @@ def main():
         ("sighup_jwt_keys", lambda: t_sighup_jwt_keys(0)),
         ("sighup_jwt_keys_workers", lambda: t_sighup_jwt_keys(2)),
         ("sighup_live_limits", t_sighup_live_limits),
+        ("env_sighup_jwks_issuer_keys", t_sighup_jwks_issuer_keys),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),
