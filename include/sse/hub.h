@@ -188,12 +188,15 @@ SSE_API int sse_hub_set_auth(sse_hub *hub, const sse_hub_options *opts);
 
 /**
  * Change, while running, the limits that may change live (a reload): only
- * opts->max_subscribers and replay_steps_max are read, with their sse_hub_new meaning (0 =
- * unlimited subscribers, the default budget). A lower max_subscribers refuses new
- * subscribers only (429): the streams already open stay. The replay budget applies at once,
- * to the replays under way too (at their next slice). From the loop's thread.
+ * opts->max_subscribers, max_update and replay_steps_max are read, with their sse_hub_new
+ * meaning (0 = unlimited subscribers, the default size and budget). A lower max_subscribers
+ * refuses new subscribers only (429): the streams already open stay. max_update applies to
+ * the next publish; the replay budget at once, to the replays under way too (at their next
+ * slice). From the loop's thread. Returns 0; SSE_EINVAL (hub or opts NULL, or, on a hub with
+ * a bus, a max_update whose messages would not fit the bus as sized at start: nothing
+ * changed).
  */
-SSE_API void sse_hub_set_limits(sse_hub *hub, const sse_hub_options *opts);
+SSE_API int sse_hub_set_limits(sse_hub *hub, const sse_hub_options *opts);
 
 /** The largest bus message a hub with these options makes (the bus's message bound). */
 SSE_API size_t sse_hub_bus_max_message(const sse_hub_options *opts);

@@ -182,9 +182,13 @@ static void reload_changed(const char *name, void *ud)
     static const char *const live[] = {"log-level",       "tls-cert",     "tls-key",
                                        "heartbeat",       "cors-origins", "max-connections",
                                        "max-subscribers", "replay-budget"};
-    /* applied by reload_auth, which logs the outcome (a key may be refused) */
-    static const char *const auth[] = {"publisher-jwt-key", "publisher-jwt-alg",
-                                       "subscriber-jwt-key", "subscriber-jwt-alg", "issuer"};
+    /* applied by reload_auth / reload_limits, which log the outcome (they may refuse) */
+    static const char *const auth[] = {"publisher-jwt-key",
+                                       "publisher-jwt-alg",
+                                       "subscriber-jwt-key",
+                                       "subscriber-jwt-alg",
+                                       "issuer",
+                                       "max-update"};
     char line[160];
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
         if (!strcmp(name, live[i])) {
@@ -332,9 +336,10 @@ static void live_server_options(const struct serve_config *c, sse_server_options
     so->cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
 }
 
-/* Heartbeat, CORS origins, connection and subscriber limits, replay budget: swapped in place
-   (lower limits refuse new connections and subscribers only; open streams stay). */
-static void reload_limits(struct serve *sv, const struct serve_config *nc)
+/* Heartbeat, CORS origins, connection and subscriber limits, replay budget, update size:
+   swapped in place (lower limits refuse new connections and subscribers only; open streams
+   stay). */
+static void reload_limits(struct serve *sv, struct serve_config *nc)
 {
     sse_server_options so = SSE_SERVER_OPTIONS_INIT;
     live_server_options(nc, &so);
@@ -345,7 +350,19 @@ static void reload_limits(struct serve *sv, const struct serve_config *nc)
     sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
     ho.max_subscribers = nc->max_subscribers;
     ho.replay_steps_max = nc->replay_budget;
-    sse_hub_set_limits(sv->hub, &ho);
+    ho.max_update = nc->max_update;
+    if (sse_hub_set_limits(sv->hub, &ho)) {
+        /* a bus (--workers, --redis) was sized for the --max-update at start: that one stays,
+           the other limits apply */
+        log_line(sv, SSE_LOG_ERROR,
+                 "reload: a --max-update above the one at start needs a restart with --workers "
+                 "or --redis (kept as it was)");
+        nc->max_update = sv->loaded.max_update;
+        ho.max_update = nc->max_update;
+        (void)sse_hub_set_limits(sv->hub, &ho);
+    } else if (nc->max_update != sv->loaded.max_update) {
+        log_line(sv, SSE_LOG_INFO, "reload: max-update: applied");
+    }
 }
 
 /*

@@ -164,12 +164,21 @@ int sse_hub_set_auth(sse_hub *h, const sse_hub_options *o)
     return 0;
 }
 
-void sse_hub_set_limits(sse_hub *h, const sse_hub_options *o)
+int sse_hub_set_limits(sse_hub *h, const sse_hub_options *o)
 {
     if (!h || !o)
-        return;
+        return SSE_EINVAL;
+    size_t max_update = o->max_update ? o->max_update : 1u << 20;
+    if (h->o.bus) { /* the bus's messages were sized for the limit at start */
+        sse_hub_options sized = h->o;
+        sized.max_update = max_update;
+        if (sse_hub_bus_max_message(&sized) > h->bus_max)
+            return SSE_EINVAL;
+    }
+    h->o.max_update = max_update;              /* checked when a publish is parsed */
     h->o.max_subscribers = o->max_subscribers; /* checked when a stream opens */
     h->o.replay_steps_max = o->replay_steps_max ? o->replay_steps_max : (uint64_t)1 << 24;
+    return 0;
 }
 
 int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)

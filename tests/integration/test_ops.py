@@ -833,6 +833,48 @@ def t_sighup_jwt_keys(workers):
             check(secret not in ln, "a key in the log: %r" % ln)
 
 
+def t_sighup_max_update(workers):
+    """SIGHUP applies --max-update: one process, 100 -> 1000: a 300-byte update refused (413)
+    before is published after and reaches a stream opened before. With --workers 2 (a bus
+    sized at start) a raise past the start value is refused with a log line and kept, a lower
+    one applies (an 80-byte update accepted before, refused after)."""
+    cfg = os.path.join(TMP, "hup-update-%d.conf" % workers)
+
+    def write(n):
+        with open(cfg, "w") as f:
+            f.write("max-update = %d\n" % n)
+
+    def pubs(size, n):
+        return {publish(h, {"topic": "/up", "data": "x" * size})[0] for _ in range(n)}
+
+    write(100)
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg,
+            *(["--workers", str(workers)] if workers else []))
+    log = Lines(h)
+    n = max(workers, 1)
+    s = Sub(h, q(topic="/up"), {"Authorization": "Bearer " + tok07(subscribe=["*"])})
+    check(s.status == 200, "subscriber: %d" % s.status)
+    check(pubs(300, 4 * n) == {413}, "300 bytes under max-update 100")
+    check(pubs(80, 4 * n) == {200}, "80 bytes under max-update 100")
+    check(len(s.events(4 * n, timeout=5)) == 4 * n, "the stream before the SIGHUP")
+    write(1000)
+    if not workers:
+        hup_and_wait(h, log, "reload: max-update: applied", 1)
+        check(pubs(300, 4) == {200}, "300 bytes after raising max-update to 1000")
+        ev = s.events(4, timeout=5)
+        check(len(ev) == 4 and len(ev[0]["data"]) == 300, "the stream after the SIGHUP")
+    else:
+        hup_and_wait(h, log, "reload: a --max-update above the one at start needs a restart", n)
+        check(pubs(300, 4 * n) == {413}, "max-update raised past the bus size")
+        write(50)
+        hup_and_wait(h, log, "reload: max-update: applied", n)
+        check(pubs(80, 4 * n) == {413}, "80 bytes after lowering max-update to 50")
+        check(pubs(30, 4 * n) == {200}, "30 bytes after lowering max-update to 50")
+        check(len(s.events(4 * n, timeout=5)) == 4 * n, "the stream after the SIGHUP")
+    s.close()
+    check(h.stop() == 0, "exit status")
+
+
 def t_sighup_jwks_issuer_keys():
     """With a publisher key set (file://) and a subscriber @FILE key, SIGHUP changes the issuer
     and the subscriber key: the key set already loaded keeps verifying publishers with the new
@@ -1074,6 +1116,8 @@ def main():
         ("sighup_jwt_keys", lambda: t_sighup_jwt_keys(0)),
         ("sighup_jwt_keys_workers", lambda: t_sighup_jwt_keys(2)),
         ("sighup_live_limits", t_sighup_live_limits),
+        ("sighup_max_update", lambda: t_sighup_max_update(0)),
+        ("sighup_max_update_workers", lambda: t_sighup_max_update(2)),
         ("env_sighup_jwks_issuer_keys", t_sighup_jwks_issuer_keys),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
