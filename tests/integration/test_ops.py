@@ -875,6 +875,39 @@ def t_sighup_max_update(workers):
     check(h.stop() == 0, "exit status")
 
 
+def t_sighup_replay_budget():
+    """SIGHUP applies --replay-budget: with a budget of 1 matching step a replay of 5 updates
+    is refused (429); after the SIGHUP (the default 16M) the same request replays all 5, and a
+    stream opened before keeps receiving."""
+    cfg = os.path.join(TMP, "hup-replay.conf")
+
+    def write(budget):
+        with open(cfg, "w") as f:
+            f.write("replay-budget = %s\n" % budget)
+
+    write("1")
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg)
+    log = Lines(h)
+    auth = {"Authorization": "Bearer " + tok07(subscribe=["*"])}
+    live = Sub(h, q(topic="/rb"), auth)
+    for i in range(5):
+        check(publish(h, {"topic": "/rb", "data": "r%d" % i})[0] == 200, i)
+    check(len(live.events(5, timeout=3)) == 5, "the live stream before")
+    r = Sub(h, q(topic="/rb", lastEventID="earliest"), auth)
+    check(r.status == 429, "a replay past a budget of 1: %d" % r.status)
+    r.close()
+    write("16M")
+    hup_and_wait(h, log, "reload: replay-budget changed: applied", 1)
+    r = Sub(h, q(topic="/rb", lastEventID="earliest"), auth)
+    check(r.status == 200, "the replay after the SIGHUP: %d" % r.status)
+    check([e["data"] for e in r.events(5, timeout=3)] == ["r%d" % i for i in range(5)], "replay")
+    r.close()
+    check(publish(h, {"topic": "/rb", "data": "after"})[0] == 200, "publish")
+    check([e["data"] for e in live.events(1, timeout=3)] == ["after"], "the live stream after")
+    live.close()
+    check(h.stop() == 0, "exit status")
+
+
 def t_sighup_jwks_issuer_keys():
     """With a publisher key set (file://) and a subscriber @FILE key, SIGHUP changes the issuer
     and the subscriber key: the key set already loaded keeps verifying publishers with the new
@@ -1117,6 +1150,7 @@ def main():
         ("sighup_jwt_keys_workers", lambda: t_sighup_jwt_keys(2)),
         ("sighup_live_limits", t_sighup_live_limits),
         ("sighup_max_update", lambda: t_sighup_max_update(0)),
+        ("sighup_replay_budget", t_sighup_replay_budget),
         ("sighup_max_update_workers", lambda: t_sighup_max_update(2)),
         ("env_sighup_jwks_issuer_keys", t_sighup_jwks_issuer_keys),
         ("health_live_ready", t_health_live_ready),
