@@ -273,6 +273,7 @@ static void reload_auth(struct serve *sv, struct serve_config *nc)
         goto refused;
     }
     const char *pub_alg = nc->publisher_alg, *sub_alg = nc->subscriber_alg;
+    /* plain compares: both sides are the operator's own settings, no request input */
     if (same_str(pub, c->publisher_key) && same_str(sub, c->subscriber_key) &&
         same_str(pub_alg, c->publisher_alg) && same_str(sub_alg, c->subscriber_alg) &&
         same_str(nc->issuer, c->issuer)) {
