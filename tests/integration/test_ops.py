@@ -973,6 +973,27 @@ def read_raw(sub, secs):
     return got
 
 
+def t_sighup_jwt_key_env_file():
+    """MERCURE_JWT_KEY=@FILE (the environment of the start): SIGHUP reads the file again, so a
+    rotated secret applies to publishers and subscribers alike (one key for both roles)."""
+    key_a, key_b = "reload-env-secret-A-0123456789abcdef", "reload-env-secret-B-0123456789abcdef"
+    kf = os.path.join(TMP, "hup-env-key")
+    with open(kf, "w") as f:
+        f.write(key_a)
+    h = Hub(env={"MERCURE_JWT_KEY": "@" + kf})
+    log = Lines(h)
+    check(pub_status(h, keytok(key_a)) == 200 and pub_status(h, keytok(key_b)) == 401, "before")
+    with open(kf, "w") as f:
+        f.write(key_b)
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", 1)
+    check(pub_status(h, keytok(key_a)) == 401 and pub_status(h, keytok(key_b)) == 200, "after")
+    for key, want in ((key_a, 401), (key_b, 200)):
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + keytok(key)})
+        check(s.status == want, "a subscriber after: %d, want %d" % (s.status, want))
+        s.close()
+    check(h.stop() == 0, "exit status")
+
+
 def t_sighup_live_limits():
     """SIGHUP applies live: the heartbeat (off -> 200 ms: an open stream starts getting ':'
     comments), the CORS origins (a -> b), --max-subscribers (2 -> 3: the third subscriber,
@@ -1148,6 +1169,7 @@ def main():
         ("sighup_log_level", t_sighup_log_level),
         ("sighup_jwt_keys", lambda: t_sighup_jwt_keys(0)),
         ("sighup_jwt_keys_workers", lambda: t_sighup_jwt_keys(2)),
+        ("sighup_jwt_key_env_file", t_sighup_jwt_key_env_file),
         ("sighup_live_limits", t_sighup_live_limits),
         ("sighup_max_update", lambda: t_sighup_max_update(0)),
         ("sighup_replay_budget", t_sighup_replay_budget),
