@@ -368,8 +368,10 @@ static void reload_limits(struct serve *sv, struct serve_config *nc)
 
 /*
  * Re-read the settings (config file, environment, command line) and apply what can change
- * live: the log level, and the TLS certificate and key (re-read from their files even when
- * the paths are the same: renewed files are the usual case). Settings that need a restart are
+ * live: the log level, the TLS certificate and key (re-read from their files even when the
+ * paths are the same: renewed files are the usual case), the JWT keys, algorithms and issuers
+ * (reload_auth), the heartbeat, CORS origins and limits (reload_limits); the table of them is
+ * in docs/OPERATIONS.md. Open streams stay open through all of it. Settings that need a restart are
  * logged and kept. A certificate or key that cannot be used is refused (logged by the server)
  * and the old one goes on serving; so does everything on a config that does not load.
  * New live settings join here: compare, apply, log.
