@@ -171,6 +171,33 @@ SSE_API int sse_hub_set_jwks(sse_hub *hub, int role, const char *json, size_t le
  */
 SSE_API void sse_hub_jwks_refresh_failed(sse_hub *hub, int role);
 
+/**
+ * Replace the JWT verification (a reload, e.g. on SIGHUP): a new verifier is built from
+ * opts->publisher_key, publisher_alg, subscriber_key, subscriber_alg, issuer and issuers /
+ * n_issuers, with the same meaning as in sse_hub_new (the other fields of opts are ignored;
+ * the drafts, resource and key-set roles stay as created, and the key sets already installed
+ * by sse_hub_set_jwks go on serving). It takes the old one's place at once: tokens are
+ * verified with the new keys from the next request on (the verified-token cache starts
+ * empty, so a token of a withdrawn key stops working), while the streams already open keep
+ * the grants they were admitted with. Call it from the loop's thread. Returns 0; SSE_EINVAL
+ * (a key that does not load or does not fit its algorithm, an unknown algorithm, an empty
+ * issuer, no key at all on a hub without key sets, or a closing hub: the old verification
+ * stays); SSE_ENOMEM (likewise). The keys are copied and never logged.
+ */
+SSE_API int sse_hub_set_auth(sse_hub *hub, const sse_hub_options *opts);
+
+/**
+ * Change, while running, the limits that may change live (a reload): only
+ * opts->max_subscribers, max_update and replay_steps_max are read, with their sse_hub_new
+ * meaning (0 = unlimited subscribers, the default size and budget). A lower max_subscribers
+ * refuses new subscribers only (429): the streams already open stay. max_update applies to
+ * the next publish; the replay budget at once, to the replays under way too (at their next
+ * slice). From the loop's thread. Returns 0; SSE_EINVAL (hub or opts NULL, or, on a hub with
+ * a bus, a max_update whose messages would not fit the bus as sized at start: nothing
+ * changed).
+ */
+SSE_API int sse_hub_set_limits(sse_hub *hub, const sse_hub_options *opts);
+
 /** The largest bus message a hub with these options makes (the bus's message bound). */
 SSE_API size_t sse_hub_bus_max_message(const sse_hub_options *opts);
 

@@ -131,6 +131,16 @@ SSE_API int sse_server_listen_tls(sse_server *s, const char *host, int port,
  * (SSE_EINVAL, logged) and the old one stays. SSE_EINVAL too when there is no TLS listener.
  */
 SSE_API int sse_server_tls_reload(sse_server *s, const char *cert_file, const char *key_file);
+/**
+ * Change, while running, the settings that may change live (a reload, e.g. on SIGHUP): only
+ * opts->cors_origins, cors_credentials, max_connections and heartbeat_ms are read, with the
+ * meaning they have in sse_server_new (0 = its default); the other fields are ignored.
+ * Connections already open stay open: a lower max_connections refuses new ones only (503), a
+ * new heartbeat applies to every stream from its next idle period, and the CORS origins to
+ * every request from the next one on. Call it from the loop's thread. Returns 0, SSE_EINVAL
+ * (opts NULL or of another version, or a closing server) or SSE_ENOMEM (nothing changed).
+ */
+SSE_API int sse_server_set_live(sse_server *s, const sse_server_options *opts);
 /** The port of the first TLS listening socket, or -1. */
 SSE_API int sse_server_tls_port(const sse_server *s);
 /**

@@ -173,15 +173,32 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 /* ---- SIGHUP: reload what can change while running */
 
+static int key_from_file(char **key);
+
 /* One setting that changed in the sources: applied below, or reported as needing a restart. */
 static void reload_changed(const char *name, void *ud)
 {
     struct serve *sv = ud;
-    static const char *const live[] = {"log-level", "tls-cert", "tls-key"};
+    static const char *const live[] = {"log-level",       "tls-cert",     "tls-key",
+                                       "heartbeat",       "cors-origins", "max-connections",
+                                       "max-subscribers", "replay-budget"};
+    /* applied by reload_auth / reload_limits, which log the outcome (they may refuse) */
+    static const char *const auth[] = {"publisher-jwt-key",
+                                       "publisher-jwt-alg",
+                                       "subscriber-jwt-key",
+                                       "subscriber-jwt-alg",
+                                       "issuer",
+                                       "max-update"};
     char line[160];
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
         if (!strcmp(name, live[i])) {
             snprintf(line, sizeof(line), "reload: %s changed: applied", name);
+            log_line(sv, SSE_LOG_INFO, line);
+            return;
+        }
+    for (size_t i = 0; i < sizeof(auth) / sizeof(auth[0]); i++)
+        if (!strcmp(name, auth[i])) {
+            snprintf(line, sizeof(line), "reload: %s changed", name);
             log_line(sv, SSE_LOG_INFO, line);
             return;
         }
@@ -197,10 +214,164 @@ static int parse_log_level(const char *s)
                                      : SSE_LOG_INFO;
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Replace *dst with a copy of src (NULL stays NULL); -1 when out of memory (*dst unchanged). */
+static int set_str(char **dst, const char *src)
+{
+    char *d = src ? strdup(src) : NULL;
+    if (src && !d)
+        return -1;
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+/* Back in nc, the key settings as loaded last time: the next SIGHUP reports them again. */
+static void reload_auth_revert(struct serve *sv, struct serve_config *nc)
+{
+    (void)set_str(&nc->publisher_key, sv->loaded.publisher_key);
+    (void)set_str(&nc->publisher_alg, sv->loaded.publisher_alg);
+    (void)set_str(&nc->subscriber_key, sv->loaded.subscriber_key);
+    (void)set_str(&nc->subscriber_alg, sv->loaded.subscriber_alg);
+    (void)set_str(&nc->issuer, sv->loaded.issuer);
+}
+
+/*
+ * The JWT verification: keys, algorithms, issuers. A @FILE key is read again even when the
+ * path is the same (a rotated secret is the usual case). When the result differs from what
+ * runs, the hub's verifier is replaced (sse_hub_set_auth): new requests are verified with the
+ * new keys, open streams keep going. A key that does not load is refused (logged, never the
+ * key itself) and the running verification stays. Moving between keys and key sets (JWKS
+ * URLs), or removing the publisher key, needs a restart.
+ */
+static void reload_auth(struct serve *sv, struct serve_config *nc)
+{
+    struct serve_config *c = &sv->cfg;
+    char *pub = NULL, *sub = NULL;
+    const char *why = NULL;
+    if (set_str(&pub, nc->publisher_key) || set_str(&sub, nc->subscriber_key) ||
+        key_from_file(&pub) || key_from_file(&sub)) {
+        why = "a key file cannot be read";
+        goto refused;
+    }
+    if ((c->publisher_jwks_url && pub) || (c->subscriber_jwks_url && sub)) {
+        why = "a key beside a key set URL";
+        goto refused;
+    }
+    if (!pub && !nc->publisher_key && !sv->loaded.publisher_key && c->publisher_key) {
+        /* none given, none before: the running one is the --dev key; it stays */
+        if (set_str(&pub, c->publisher_key)) {
+            why = "out of memory";
+            goto refused;
+        }
+    } else if (!pub && c->publisher_key) {
+        why = "the publisher key was removed (that needs a restart)";
+        goto refused;
+    }
+    const char *pub_alg = nc->publisher_alg, *sub_alg = nc->subscriber_alg;
+    /* plain compares: both sides are the operator's own settings, no request input */
+    if (same_str(pub, c->publisher_key) && same_str(sub, c->subscriber_key) &&
+        same_str(pub_alg, c->publisher_alg) && same_str(sub_alg, c->subscriber_alg) &&
+        same_str(nc->issuer, c->issuer)) {
+        free(pub);
+        free(sub);
+        return; /* nothing to do: the same keys, read again */
+    }
+    sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
+    ho.publisher_key = c->publisher_jwks_url ? NULL : pub;
+    ho.publisher_alg = pub_alg;
+    /* as at start-up (run_hub): without a key of their own, subscribers use the publisher's
+       set when there is one */
+    ho.subscriber_key = c->subscriber_jwks_url || (!sub && c->publisher_jwks_url) ? NULL : sub;
+    ho.subscriber_alg = sub_alg;
+    ho.issuers = (const char *const *)nc->issuers;
+    ho.n_issuers = nc->n_issuers;
+    int rc = sse_hub_set_auth(sv->hub, &ho);
+    if (rc) {
+        why = rc == SSE_ENOMEM ? "out of memory" : "a key or algorithm does not load";
+        goto refused;
+    }
+    /* what runs now, for the next comparison (c owns its strings; nc is kept as loaded) */
+    char **iss = nc->n_issuers ? calloc(nc->n_issuers, sizeof(*iss)) : NULL;
+    for (size_t i = 0; iss && i < nc->n_issuers; i++)
+        iss[i] = strdup(nc->issuers[i]);
+    free(c->publisher_key);
+    free(c->subscriber_key);
+    c->publisher_key = pub;
+    c->subscriber_key = sub;
+    (void)set_str(&c->publisher_alg, pub_alg);
+    (void)set_str(&c->subscriber_alg, sub_alg);
+    (void)set_str(&c->issuer, nc->issuer);
+    for (size_t i = 0; i < c->n_issuers; i++)
+        free(c->issuers[i]);
+    free(c->issuers);
+    c->issuers = iss;
+    c->n_issuers = iss ? nc->n_issuers : 0;
+    log_line(sv, SSE_LOG_INFO, "reload: JWT keys, algorithms and issuers: applied");
+    return;
+refused:
+    free(pub);
+    free(sub);
+    char line[200];
+    snprintf(line, sizeof(line), "reload: the new JWT keys were refused (%s): the old ones stay",
+             why);
+    log_line(sv, SSE_LOG_ERROR, line);
+    reload_auth_revert(sv, nc);
+}
+
+/* The server settings that also change live (sse_server_set_live), from c. */
+static void live_server_options(const struct serve_config *c, sse_server_options *so)
+{
+    so->heartbeat_ms = c->heartbeat_ms ? c->heartbeat_ms : UINT32_MAX;
+    so->max_connections = (unsigned)c->max_connections;
+    struct rlimit rl;
+    if (!so->max_connections) { /* past the open-file limit accept() fails: answer 503 before */
+        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+            so->max_connections = (unsigned)(rl.rlim_cur - 64);
+    }
+    so->cors_origins = c->cors_origins;
+    so->cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
+}
+
+/* Heartbeat, CORS origins, connection and subscriber limits, replay budget, update size:
+   swapped in place (lower limits refuse new connections and subscribers only; open streams
+   stay). */
+static void reload_limits(struct serve *sv, struct serve_config *nc)
+{
+    sse_server_options so = SSE_SERVER_OPTIONS_INIT;
+    live_server_options(nc, &so);
+    if (sse_server_set_live(sv->server, &so)) {
+        log_line(sv, SSE_LOG_ERROR, "reload: the server settings were not applied (no memory)");
+        return;
+    }
+    sse_hub_options ho = SSE_HUB_OPTIONS_INIT;
+    ho.max_subscribers = nc->max_subscribers;
+    ho.replay_steps_max = nc->replay_budget;
+    ho.max_update = nc->max_update;
+    if (sse_hub_set_limits(sv->hub, &ho)) {
+        /* a bus (--workers, --redis) was sized for the --max-update at start: that one stays,
+           the other limits apply */
+        log_line(sv, SSE_LOG_ERROR,
+                 "reload: a --max-update above the one at start needs a restart with --workers "
+                 "or --redis (kept as it was)");
+        nc->max_update = sv->loaded.max_update;
+        ho.max_update = nc->max_update;
+        (void)sse_hub_set_limits(sv->hub, &ho);
+    } else if (nc->max_update != sv->loaded.max_update) {
+        log_line(sv, SSE_LOG_INFO, "reload: max-update: applied");
+    }
+}
+
 /*
  * Re-read the settings (config file, environment, command line) and apply what can change
- * live: the log level, and the TLS certificate and key (re-read from their files even when
- * the paths are the same: renewed files are the usual case). Settings that need a restart are
+ * live: the log level, the TLS certificate and key (re-read from their files even when the
+ * paths are the same: renewed files are the usual case), the JWT keys, algorithms and issuers
+ * (reload_auth), the heartbeat, CORS origins and limits (reload_limits); the table of them is
+ * in docs/OPERATIONS.md. Open streams stay open through all of it. Settings that need a restart are
  * logged and kept. A certificate or key that cannot be used is refused (logged by the server)
  * and the old one goes on serving; so does everything on a config that does not load.
  * New live settings join here: compare, apply, log.
@@ -225,6 +396,8 @@ static void serve_reload(struct serve *sv)
     }
     serve_config_diff(&sv->loaded, &nc, reload_changed, sv);
     sv->log_level = parse_log_level(nc.log_level);
+    reload_auth(sv, &nc);
+    reload_limits(sv, &nc);
     /* Key sets are fetched again now (a key withdrawn by the operator stops working once the
        new set lands, without waiting for a token with an unknown kid to ask for it). */
     if (sv->jwks) {
@@ -623,22 +796,15 @@ static int run_hub(struct serve *sv, const char *host, int port, int drafts, int
     }
     sse_server_options so = SSE_SERVER_OPTIONS_INIT;
     so.max_body = c->max_body;
-    so.heartbeat_ms = c->heartbeat_ms ? c->heartbeat_ms : UINT32_MAX;
     so.write_timeout_ms = c->write_timeout_ms;
     so.stream_queue_max = c->queue_max;
-    so.max_connections = (unsigned)c->max_connections;
     struct rlimit rl; /* a hub holds a descriptor per subscriber: take all the system allows */
     if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (!so.max_connections) { /* past the open-file limit accept() fails: answer 503 before */
-        if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
-            so.max_connections = (unsigned)(rl.rlim_cur - 64);
-    }
+    live_server_options(c, &so); /* heartbeat, connections, CORS: also on SIGHUP */
     so.max_buffered = c->max_buffered;
-    so.cors_origins = c->cors_origins;
-    so.cors_credentials = c->cors_origins && strcmp(c->cors_origins, "*") != 0;
     so.access_log = c->access_log;
     so.log = log_line;
     so.log_data = sv;

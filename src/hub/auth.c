@@ -975,6 +975,16 @@ static int issuers_copy(struct sse__auth *a, const struct sse__auth_config *cfg)
     return 0;
 }
 
+void sse__auth_move_jwks(struct sse__auth *dst, struct sse__auth *src)
+{
+    struct auth_key *d[2] = {&dst->pub, &dst->sub}, *s[2] = {&src->pub, &src->sub};
+    for (int i = 0; i < 2; i++)
+        if (d[i]->role && d[i]->role == s[i]->role && !d[i]->set) {
+            d[i]->set = s[i]->set;
+            s[i]->set = NULL;
+        }
+}
+
 int sse__auth_new(struct sse__auth **out, const struct sse__auth_config *cfg)
 {
     int rc;

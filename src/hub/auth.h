@@ -94,6 +94,13 @@ struct sse__jwks;
  */
 int sse__auth_set_jwks(struct sse__auth *a, int role, struct sse__jwks *set);
 
+/*
+ * Hand src's key sets to dst, for each role that is a key-set role in both and has no set in
+ * dst yet (a verifier rebuilt with new issuers keeps the sets fetched so far). src keeps its
+ * keys otherwise and is still freed with sse__auth_free.
+ */
+void sse__auth_move_jwks(struct sse__auth *dst, struct sse__auth *src);
+
 /* Take another reference to g (returns g). */
 const struct sse__grants *sse__grants_ref(const struct sse__grants *g);
 /* Drop a reference; frees on the last one. NULL is ignored. */

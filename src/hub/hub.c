@@ -120,6 +120,67 @@ int sse_hub_set_jwks(sse_hub *h, int role, const char *json, size_t len, const c
     return rc;
 }
 
+/* A verifier for h from the keys, algorithms and issuers of o, with the hub's fixed settings
+   (drafts, resource, key-set roles, selector length): for sse_hub_new and sse_hub_set_auth. */
+static int hub_auth_build(sse_hub *h, const sse_hub_options *o, struct sse__auth **out)
+{
+    struct sse__auth_config ac = {0};
+    for (size_t i = 0; o->issuers && i < o->n_issuers; i++)
+        if (!o->issuers[i] || !o->issuers[i][0]) /* an empty issuer would match nothing */
+            return SSE_EINVAL;
+    ac.jwks_roles = (h->o.jwks_roles & SSE_HUB_PUBLISHER ? SSE__AUTH_PUBLISH : 0) |
+                    (h->o.jwks_roles & SSE_HUB_SUBSCRIBER ? SSE__AUTH_SUBSCRIBE : 0);
+    ac.on_unknown_kid = hub_unknown_kid;
+    ac.on_unknown_kid_data = h;
+    ac.publisher_key = o->publisher_key ? o->publisher_key : o->subscriber_key;
+    ac.publisher_alg = o->publisher_alg;
+    ac.subscriber_key = o->subscriber_key;
+    ac.subscriber_alg = o->subscriber_alg;
+    ac.drafts = (h->drafts & SSE_HUB_DRAFT_07 ? SSE__DRAFT_07 : 0) |
+                (h->drafts & SSE_HUB_DRAFT_08 ? SSE__DRAFT_08 : 0);
+    ac.resource = h->resource;
+    ac.issuer = o->issuer;
+    ac.issuers = o->issuers;
+    ac.n_issuers = o->issuers ? o->n_issuers : 0;
+    ac.max_selector_len = h->o.max_selector_len;
+    return sse__auth_new(out, &ac);
+}
+
+int sse_hub_set_auth(sse_hub *h, const sse_hub_options *o)
+{
+    struct sse__auth *a = NULL;
+    if (!h || !o || h->closing)
+        return SSE_EINVAL;
+    if (!o->publisher_key && !o->subscriber_key && !h->o.jwks_roles)
+        return SSE_EINVAL; /* no verifier at all: a restart (sse_hub_new) decides that */
+    int rc = hub_auth_build(h, o, &a);
+    if (rc)
+        return rc; /* the old verifier stays */
+    if (h->auth)   /* the key sets fetched for the key-set roles go on serving */
+        sse__auth_move_jwks(a, h->auth);
+    sse__auth_free(h->auth); /* its cache too: the old keys' tokens are verified again */
+    h->auth = a;
+    sse__hub_log(h, SSE_LOG_INFO, "the JWT verification keys and issuers were replaced");
+    return 0;
+}
+
+int sse_hub_set_limits(sse_hub *h, const sse_hub_options *o)
+{
+    if (!h || !o)
+        return SSE_EINVAL;
+    size_t max_update = o->max_update ? o->max_update : 1u << 20;
+    if (h->o.bus) { /* the bus's messages were sized for the limit at start */
+        sse_hub_options sized = h->o;
+        sized.max_update = max_update;
+        if (sse_hub_bus_max_message(&sized) > h->bus_max)
+            return SSE_EINVAL;
+    }
+    h->o.max_update = max_update;              /* checked when a publish is parsed */
+    h->o.max_subscribers = o->max_subscribers; /* checked when a stream opens */
+    h->o.replay_steps_max = o->replay_steps_max ? o->replay_steps_max : (uint64_t)1 << 24;
+    return 0;
+}
+
 int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
 {
     static const sse_hub_options defaults = SSE_HUB_OPTIONS_INIT;
@@ -174,26 +235,9 @@ int sse_hub_new(sse_hub **out, sse_server *server, const sse_hub_options *opts)
         rc = SSE_EINVAL;
         goto out_free;
     }
-    if (o->publisher_key || o->subscriber_key || o->jwks_roles) {
-        struct sse__auth_config ac = {0};
-        ac.jwks_roles = (o->jwks_roles & SSE_HUB_PUBLISHER ? SSE__AUTH_PUBLISH : 0) |
-                        (o->jwks_roles & SSE_HUB_SUBSCRIBER ? SSE__AUTH_SUBSCRIBE : 0);
-        ac.on_unknown_kid = hub_unknown_kid;
-        ac.on_unknown_kid_data = h;
-        ac.publisher_key = o->publisher_key ? o->publisher_key : o->subscriber_key;
-        ac.publisher_alg = o->publisher_alg;
-        ac.subscriber_key = o->subscriber_key;
-        ac.subscriber_alg = o->subscriber_alg;
-        ac.drafts = (h->drafts & SSE_HUB_DRAFT_07 ? SSE__DRAFT_07 : 0) |
-                    (h->drafts & SSE_HUB_DRAFT_08 ? SSE__DRAFT_08 : 0);
-        ac.resource = o->resource;
-        ac.issuer = o->issuer;
-        ac.issuers = o->issuers;
-        ac.n_issuers = o->issuers ? o->n_issuers : 0;
-        ac.max_selector_len = h->o.max_selector_len;
-        if ((rc = sse__auth_new(&h->auth, &ac)))
-            goto out_free;
-    }
+    if ((o->publisher_key || o->subscriber_key || o->jwks_roles) &&
+        (rc = hub_auth_build(h, o, &h->auth)))
+        goto out_free;
     if (!h->o.max_pattern_nodes)
         h->o.max_pattern_nodes = (size_t)1 << 18;
     struct sse__selector_limits sl = {h->o.max_selector_len, 0, h->o.max_pattern_nodes};

@@ -118,6 +118,15 @@ static unsigned sse__min_u(unsigned a, unsigned b)
     return a < b ? a : b;
 }
 
+/* How often the sweep timer looks at the connections: a quarter of the shortest timeout. */
+static unsigned sweep_tick(const sse_server *s)
+{
+    unsigned tick = sse__min_u(sse__min_u(s->o.write_timeout_ms, s->o.request_timeout_ms),
+                               sse__min_u(s->o.keepalive_timeout_ms, s->o.heartbeat_ms)) /
+                    4;
+    return tick < 5 ? 5 : tick > 1000 ? 1000 : tick;
+}
+
 int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *opts)
 {
     if (!out || !loop)
@@ -199,13 +208,7 @@ int sse_server_new(sse_server **out, uv_loop_t *loop, const sse_server_options *
     s->handles_open = 4;
     uv_check_start(&s->check, sse__walk_check_cb);
     uv_prepare_start(&s->prepare, sse__walk_prepare_cb);
-    unsigned tick = sse__min_u(sse__min_u(s->o.write_timeout_ms, s->o.request_timeout_ms),
-                               sse__min_u(s->o.keepalive_timeout_ms, s->o.heartbeat_ms)) /
-                    4;
-    if (tick < 5)
-        tick = 5;
-    if (tick > 1000)
-        tick = 1000;
+    unsigned tick = sweep_tick(s);
     uv_timer_start(&s->sweep, sse__sweep_cb, tick, tick);
     /* The server's own handles never keep the loop alive: listeners and connections do. */
     uv_unref((uv_handle_t *)&s->check);
@@ -586,6 +589,24 @@ void sse_server_free(sse_server *s)
     sse__tls_free(s->tls);
     sse__free((char *)s->o.cors_expose_headers);
     sse__free(s);
+}
+
+int sse_server_set_live(sse_server *s, const sse_server_options *opts)
+{
+    if (!s || !opts || opts->version != SSE_SERVER_OPTIONS_VERSION || s->closing)
+        return SSE_EINVAL;
+    char *cors = NULL;
+    if (opts->cors_origins && !(cors = sse__strdup(opts->cors_origins)))
+        return SSE_ENOMEM;
+    sse__free((char *)s->o.cors_origins); /* read per request only, never kept */
+    s->o.cors_origins = cors;
+    s->o.cors_credentials = opts->cors_credentials;
+    s->o.max_connections = opts->max_connections; /* checked at accept: open ones stay */
+    s->o.heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 15000;
+    unsigned tick = sweep_tick(s); /* a shorter heartbeat needs a faster sweep */
+    if (uv_timer_get_repeat(&s->sweep) != tick)
+        uv_timer_start(&s->sweep, sse__sweep_cb, tick, tick);
+    return 0;
 }
 
 void sse_server_get_stats(const sse_server *s, sse_server_stats *out)

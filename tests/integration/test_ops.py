@@ -749,6 +749,314 @@ def t_sighup_log_level():
     check(h.stop() == 0, "exit status")
 
 
+# ---------------------------------------------------------------- SIGHUP: live settings
+
+def keytok(key, iss=None, publish=("*",), subscribe=("*",)):
+    c = {"mercure": {"publish": list(publish), "subscribe": list(subscribe)}}
+    if iss:
+        c["iss"] = iss
+    return T.token(c, key=key)
+
+
+def hup_and_wait(h, log, text, count):
+    """SIGHUP the hub, then wait until text is in count log lines in all (one per worker)."""
+    h.p.send_signal(T.signal.SIGHUP)
+    end = time.time() + 5
+    while time.time() < end and sum(text in ln for ln in log.snapshot()) < count:
+        time.sleep(0.05)
+    got = sum(text in ln for ln in log.snapshot())
+    check(got >= count, "%d of %d lines with %r: %r" % (got, count, text, log.snapshot()[-8:]))
+
+
+def t_sighup_jwt_keys(workers):
+    """SIGHUP applies new JWT keys and issuers live: the @FILE key is read again at the same
+    path (HS256 secret A -> B): tokens of A get 401 afterwards, tokens of B 200, for publishers
+    and new subscribers, while a stream opened with an A token keeps receiving; a key that does
+    not load (a PEM text as an HMAC secret) is refused and B stays; the issuer list changes
+    (A's issuer -> C's); no key in any log line. With --workers 2, every worker applies it."""
+    key_a, key_b = "reload-secret-A-0123456789abcdef0123", "reload-secret-B-fedcba9876543210fedc"
+    iss_a, iss_c = "https://idp-a.example", "https://idp-c.example"
+    kf = os.path.join(TMP, "hup-key-%d" % workers)
+    cfg = os.path.join(TMP, "hup-auth-%d.conf" % workers)
+
+    def write(key, iss):
+        with open(kf, "w") as f:
+            f.write(key + "\n")
+        with open(cfg, "w") as f:
+            f.write("publisher-jwt-key = @%s\nissuer = %s\n" % (kf, iss))
+
+    def pubs(key, iss, n):
+        return [publish(h, {"topic": "/rot", "data": "x"}, tok=keytok(key, iss))[0]
+                for _ in range(n)]
+
+    write(key_a, iss_a)
+    args = ["--config", cfg, "--heartbeat", "0"] + (["--workers", str(workers)] if workers else [])
+    h = Hub(*args)
+    log = Lines(h)
+    n = max(workers, 1)
+    tries = 4 * n  # new connections: each worker gets some
+    old = Sub(h, q(topic="/rot"), {"Authorization": "Bearer " + keytok(key_a, iss_a)})
+    check(old.status == 200, "subscriber with A before: %d" % old.status)
+    check(set(pubs(key_a, iss_a, tries)) == {200}, "A before the SIGHUP")
+    check(set(pubs(key_b, iss_a, tries)) == {401}, "B before the SIGHUP")
+    check(len(old.events(tries, timeout=5)) == tries, "the stream before the SIGHUP")
+
+    write(key_b, iss_a)  # the same path, another secret
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", n)
+    check(set(pubs(key_a, iss_a, tries)) == {401}, "A still admitted after the SIGHUP")
+    check(set(pubs(key_b, iss_a, tries)) == {200}, "B refused after the SIGHUP")
+    got = old.events(tries, timeout=5)
+    check(len(got) == tries and not old.closed, "the open stream after the SIGHUP: %r" % got)
+    for _ in range(n * 2):
+        s = Sub(h, q(topic="/rot"), {"Authorization": "Bearer " + keytok(key_a, iss_a)})
+        check(s.status == 401, "a new subscriber with A: %d" % s.status)
+        s.close()
+        s = Sub(h, q(topic="/rot"), {"Authorization": "Bearer " + keytok(key_b, iss_a)})
+        check(s.status == 200, "a new subscriber with B: %d" % s.status)
+        s.close()
+
+    bad = "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----"
+    write(bad, iss_a)
+    hup_and_wait(h, log, "reload: the new JWT keys were refused", n)
+    check(set(pubs(key_b, iss_a, tries)) == {200}, "B gone after a refused key")
+    check(len(old.events(tries, timeout=5)) == tries, "the stream after a refused key")
+
+    write(key_b, iss_c)
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", 2 * n)
+    check(set(pubs(key_b, iss_a, tries)) == {401}, "the old issuer after the SIGHUP")
+    check(set(pubs(key_b, iss_c, tries)) == {200}, "the new issuer after the SIGHUP")
+    check(len(old.events(tries, timeout=5)) == tries, "the stream after the issuer change")
+    old.close()
+    check(h.stop() == 0, "exit status")
+    for ln in log.snapshot():
+        for secret in (key_a, key_b, "not a key"):
+            check(secret not in ln, "a key in the log: %r" % ln)
+
+
+def t_sighup_max_update(workers):
+    """SIGHUP applies --max-update: one process, 100 -> 1000: a 300-byte update refused (413)
+    before is published after and reaches a stream opened before. With --workers 2 (a bus
+    sized at start) a raise past the start value is refused with a log line and kept, a lower
+    one applies (an 80-byte update accepted before, refused after)."""
+    cfg = os.path.join(TMP, "hup-update-%d.conf" % workers)
+
+    def write(n):
+        with open(cfg, "w") as f:
+            f.write("max-update = %d\n" % n)
+
+    def pubs(size, n):
+        return {publish(h, {"topic": "/up", "data": "x" * size})[0] for _ in range(n)}
+
+    write(100)
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg,
+            *(["--workers", str(workers)] if workers else []))
+    log = Lines(h)
+    n = max(workers, 1)
+    s = Sub(h, q(topic="/up"), {"Authorization": "Bearer " + tok07(subscribe=["*"])})
+    check(s.status == 200, "subscriber: %d" % s.status)
+    check(pubs(300, 4 * n) == {413}, "300 bytes under max-update 100")
+    check(pubs(80, 4 * n) == {200}, "80 bytes under max-update 100")
+    check(len(s.events(4 * n, timeout=5)) == 4 * n, "the stream before the SIGHUP")
+    write(1000)
+    if not workers:
+        hup_and_wait(h, log, "reload: max-update: applied", 1)
+        check(pubs(300, 4) == {200}, "300 bytes after raising max-update to 1000")
+        ev = s.events(4, timeout=5)
+        check(len(ev) == 4 and len(ev[0]["data"]) == 300, "the stream after the SIGHUP")
+    else:
+        hup_and_wait(h, log, "reload: a --max-update above the one at start needs a restart", n)
+        check(pubs(300, 4 * n) == {413}, "max-update raised past the bus size")
+        write(50)
+        hup_and_wait(h, log, "reload: max-update: applied", n)
+        check(pubs(80, 4 * n) == {413}, "80 bytes after lowering max-update to 50")
+        check(pubs(30, 4 * n) == {200}, "30 bytes after lowering max-update to 50")
+        check(len(s.events(4 * n, timeout=5)) == 4 * n, "the stream after the SIGHUP")
+    s.close()
+    check(h.stop() == 0, "exit status")
+
+
+def t_sighup_replay_budget():
+    """SIGHUP applies --replay-budget: with a budget of 1 matching step a replay of 5 updates
+    is refused (429); after the SIGHUP (the default 16M) the same request replays all 5, and a
+    stream opened before keeps receiving."""
+    cfg = os.path.join(TMP, "hup-replay.conf")
+
+    def write(budget):
+        with open(cfg, "w") as f:
+            f.write("replay-budget = %s\n" % budget)
+
+    write("1")
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg)
+    log = Lines(h)
+    auth = {"Authorization": "Bearer " + tok07(subscribe=["*"])}
+    live = Sub(h, q(topic="/rb"), auth)
+    for i in range(5):
+        check(publish(h, {"topic": "/rb", "data": "r%d" % i})[0] == 200, i)
+    check(len(live.events(5, timeout=3)) == 5, "the live stream before")
+    r = Sub(h, q(topic="/rb", lastEventID="earliest"), auth)
+    check(r.status == 429, "a replay past a budget of 1: %d" % r.status)
+    r.close()
+    write("16M")
+    hup_and_wait(h, log, "reload: replay-budget changed: applied", 1)
+    r = Sub(h, q(topic="/rb", lastEventID="earliest"), auth)
+    check(r.status == 200, "the replay after the SIGHUP: %d" % r.status)
+    check([e["data"] for e in r.events(5, timeout=3)] == ["r%d" % i for i in range(5)], "replay")
+    r.close()
+    check(publish(h, {"topic": "/rb", "data": "after"})[0] == 200, "publish")
+    check([e["data"] for e in live.events(1, timeout=3)] == ["after"], "the live stream after")
+    live.close()
+    check(h.stop() == 0, "exit status")
+
+
+def t_sighup_jwks_issuer_keys():
+    """With a publisher key set (file://) and a subscriber @FILE key, SIGHUP changes the issuer
+    and the subscriber key: the key set already loaded keeps verifying publishers with the new
+    issuer even when the refetch that SIGHUP starts fails (the file is now garbage: the set
+    moves over to the new verifier), the old issuer and the old subscriber key get 401, and a
+    stream opened before keeps receiving."""
+    need_openssl()
+    k = Key("ec", "hup-iss")
+    path = os.path.join(TMP, "jwks-hup-iss.json")
+    kf = os.path.join(TMP, "hup-sub-key")
+    cfg = os.path.join(TMP, "hup-jwks.conf")
+    sub_a, sub_b = "reload-sub-secret-A-0123456789abcdef", "reload-sub-secret-B-0123456789abcdef"
+    iss_a, iss_c = "https://idp-a.example", "https://idp-c.example"
+    with open(path, "w") as f:
+        json.dump({"keys": [k.jwk]}, f)
+
+    def write(key, iss):
+        with open(kf, "w") as f:
+            f.write(key)
+        with open(cfg, "w") as f:
+            f.write("publisher-jwks-url = file://%s\nsubscriber-jwt-key = @%s\nissuer = %s\n"
+                    % (path, kf, iss))
+
+    def pub(iss):
+        return pub_status(h, k.sign(dict(PUB_CLAIMS, iss=iss)))
+
+    write(sub_a, iss_a)
+    h = Hub("--config", cfg)
+    log = Lines(h)
+    old = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + keytok(sub_a, iss_a)})
+    check(old.status == 200, "subscriber before: %d" % old.status)
+    check(pub(iss_a) == 200 and pub(iss_c) == 401, "issuers before")
+    with open(path, "w") as f:
+        f.write("not a key set")
+    write(sub_b, iss_c)
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", 1)
+    log.wait("reload: fetching the key sets again")
+    time.sleep(0.3)  # the refetch of the garbage file has ended (refused)
+    check(pub(iss_c) == 200, "the key set is gone after an issuer change")
+    check(pub(iss_a) == 401, "the old issuer after the SIGHUP")
+    ev = old.events(2, timeout=3)
+    check(len(ev) == 2 and not old.closed, "the open stream after the SIGHUP: %r %r" % (ev, log.snapshot()))
+    for key, want in ((sub_a, 401), (sub_b, 200)):
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + keytok(key, iss_c)})
+        check(s.status == want, "a new subscriber: %d, want %d" % (s.status, want))
+        s.close()
+    old.close()
+    check(h.stop() == 0, "exit status")
+
+
+def read_raw(sub, secs):
+    """The bytes sub receives within secs (comments included)."""
+    got, end = b"", time.time() + secs
+    while time.time() < end:
+        r, _, _ = T.select.select([sub.s], [], [], max(0.0, end - time.time()))
+        if r:
+            c = sub.s.recv(65536)
+            if not c:
+                break
+            sub._feed(c)  # through the chunked decoding, then taken out of the event buffer
+            got += sub.raw
+            sub.raw = b""
+    return got
+
+
+def t_sighup_jwt_key_env_file():
+    """MERCURE_JWT_KEY=@FILE (the environment of the start): SIGHUP reads the file again, so a
+    rotated secret applies to publishers and subscribers alike (one key for both roles)."""
+    key_a, key_b = "reload-env-secret-A-0123456789abcdef", "reload-env-secret-B-0123456789abcdef"
+    kf = os.path.join(TMP, "hup-env-key")
+    with open(kf, "w") as f:
+        f.write(key_a)
+    h = Hub(env={"MERCURE_JWT_KEY": "@" + kf})
+    log = Lines(h)
+    check(pub_status(h, keytok(key_a)) == 200 and pub_status(h, keytok(key_b)) == 401, "before")
+    with open(kf, "w") as f:
+        f.write(key_b)
+    hup_and_wait(h, log, "reload: JWT keys, algorithms and issuers: applied", 1)
+    check(pub_status(h, keytok(key_a)) == 401 and pub_status(h, keytok(key_b)) == 200, "after")
+    for key, want in ((key_a, 401), (key_b, 200)):
+        s = Sub(h, q(topic="/k"), {"Authorization": "Bearer " + keytok(key)})
+        check(s.status == want, "a subscriber after: %d, want %d" % (s.status, want))
+        s.close()
+    check(h.stop() == 0, "exit status")
+
+
+def t_sighup_live_limits():
+    """SIGHUP applies live: the heartbeat (off -> 200 ms: an open stream starts getting ':'
+    comments), the CORS origins (a -> b), --max-subscribers (2 -> 3: the third subscriber,
+    refused before, gets in; then 3 -> 1: new ones 429, the open ones keep receiving),
+    --max-connections (lowered under the open count: new connections 503, the open streams
+    stay and keep getting heartbeats)."""
+    cfg = os.path.join(TMP, "hup-limits.conf")
+    a, b = "https://a.example", "https://b.example"
+
+    def write(origin, heartbeat, subs, conns):
+        with open(cfg, "w") as f:
+            f.write("cors-origins = %s\nheartbeat = %s\nmax-subscribers = %d\n"
+                    "max-connections = %d\n" % (origin, heartbeat, subs, conns))
+
+    def allowed(origin):
+        _, hd, _ = request(h, "GET", "/healthz", headers={"Origin": origin})
+        return {k.lower(): v for k, v in hd.items()}.get("access-control-allow-origin")
+
+    auth = {"Authorization": "Bearer " + tok07(subscribe=["*"])}
+    write(a, "0", 2, 100)
+    h = Hub("--publisher-jwt-key", KEY, "--config", cfg)
+    log = Lines(h)
+    s1, s2 = Sub(h, q(topic="/lim"), auth), Sub(h, q(topic="/lim"), auth)
+    check(s1.status == 200 and s2.status == 200, "two subscribers")
+    s3 = Sub(h, q(topic="/lim"), auth)
+    check(s3.status == 429, "the third subscriber before: %d" % s3.status)
+    s3.close()
+    check(allowed(a) == a and allowed(b) is None, "CORS before: %r %r" % (allowed(a), allowed(b)))
+    read_raw(s1, 0.3)
+    check(b":\n" not in read_raw(s1, 1.0), "a heartbeat with heartbeat 0")
+
+    write(b, "200ms", 3, 100)
+    hup_and_wait(h, log, "reload: max-subscribers changed: applied", 1)
+    check(b":\n" in read_raw(s1, 1.0), "no heartbeat 1 s after heartbeat 200ms")
+    check(allowed(b) == b and allowed(a) is None, "CORS after: %r %r" % (allowed(a), allowed(b)))
+    s3 = Sub(h, q(topic="/lim"), auth)
+    check(s3.status == 200, "the third subscriber after raising the limit: %d" % s3.status)
+    s3.close()
+    time.sleep(0.2)
+
+    write(b, "200ms", 1, 100)
+    hup_and_wait(h, log, "reload: max-subscribers changed: applied", 2)
+    s4 = Sub(h, q(topic="/lim"), auth)
+    check(s4.status == 429, "a new subscriber after lowering the limit: %d" % s4.status)
+    s4.close()
+    check(publish(h, {"topic": "/lim", "data": "still here"})[0] == 200, "publish")
+    for s in (s1, s2):
+        ev = s.events(1, timeout=3)
+        check([e["data"] for e in ev] == ["still here"], "an open stream after lowering: %r" % ev)
+
+    write(b, "200ms", 1, 2)  # s1 and s2 hold the two connections
+    hup_and_wait(h, log, "reload: max-connections changed: applied", 1)
+    st = request(h, "GET", "/healthz")[0]
+    check(st == 503, "a new connection past the lowered limit: %d" % st)
+    for s in (s1, s2):
+        check(b":\n" in read_raw(s, 1.0), "an open stream past the lowered connection limit")
+    s1.close()
+    s2.close()
+    time.sleep(0.3)
+    check(request(h, "GET", "/healthz")[0] == 200, "a connection once the others closed")
+    check(h.stop() == 0, "exit status")
+
+
 # ---------------------------------------------------------------- health
 
 def t_health_live_ready():
@@ -859,6 +1167,14 @@ def main():
         ("dev_tokens_carry_issuer", t_dev_tokens_carry_issuer),
         ("issuers_several", t_issuers_several),
         ("sighup_log_level", t_sighup_log_level),
+        ("sighup_jwt_keys", lambda: t_sighup_jwt_keys(0)),
+        ("sighup_jwt_keys_workers", lambda: t_sighup_jwt_keys(2)),
+        ("sighup_jwt_key_env_file", t_sighup_jwt_key_env_file),
+        ("sighup_live_limits", t_sighup_live_limits),
+        ("sighup_max_update", lambda: t_sighup_max_update(0)),
+        ("sighup_replay_budget", t_sighup_replay_budget),
+        ("sighup_max_update_workers", lambda: t_sighup_max_update(2)),
+        ("env_sighup_jwks_issuer_keys", t_sighup_jwks_issuer_keys),
         ("health_live_ready", t_health_live_ready),
         ("readyz_lmdb_full", t_readyz_lmdb_full),
         ("env_readyz_redis_down", t_readyz_redis_down),
