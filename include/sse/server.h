@@ -10,9 +10,9 @@
  * Ownership: strings passed in are copied unless said otherwise; pointers handed to callbacks are
  * borrowed for the duration of the call.
  *
- * Callbacks (on_close, on_abort) run from the loop, never from inside a call of this API: a
- * stream that passes its queue bound during sse_stream_send_frame is closed at the end of the
- * loop turn. The embedding program must ignore SIGPIPE (libuv writes with write(2)).
+ * Callbacks (on_close, on_abort, on_drain) run from the loop, never from inside a call of this
+ * API: a stream that passes its queue bound during sse_stream_send_frame is closed at the end of
+ * the loop turn. The embedding program must ignore SIGPIPE (libuv writes with write(2)).
  */
 #ifndef SSE_SERVER_H
 #define SSE_SERVER_H
