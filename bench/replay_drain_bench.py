@@ -6,8 +6,9 @@ For each build and round: a fresh `ssehub serve` (memory store, or --store lmdb:
 published (pad bytes each, 16 pipelined keep-alive connections), then two subscribers, one after
 the other, with SO_RCVBUF = window and `Last-Event-ID: earliest`:
   at once: reads as fast as it can from the start: time until every update has arrived;
-  stalled: opens with a 4 KiB receive buffer and reads nothing for STALL s (the hub's CPU time
-           and context switches, every thread, are measured over that time), then sets its
+  stalled: opens with a 4 KiB receive buffer and reads nothing for STALL s, beside K - 1 more
+           such subscribers (--stalled K) that never read (the hub's CPU time and context
+           switches, every thread, are measured over that time), then sets its
            buffer to the window and reads as fast as it can: time from its first read. The
            stall leaves the server's send buffer small (TCP grows it only while data flows), so
            the rest of the replay goes at the pace of the hub's flow control (as in
@@ -15,7 +16,7 @@ the other, with SO_RCVBUF = window and `Last-Event-ID: earliest`:
 Prints one line per measurement and a markdown table of the medians.
 
 Usage: replay_drain_bench.py --ssehub PATH [--ssehub-before PATH] [-n 100000] [--pad 400]
-           [--window 65536] [--stall 3] [--rounds 3] [--store memory|lmdb]
+           [--window 65536] [--stall 3] [--rounds 3] [--store memory|lmdb] [--stalled K]
 """
 import argparse
 import os
@@ -63,10 +64,15 @@ def read_all(td, h, a, stall):
     sk = td.raw_subscribe(h.port, "/r", "earliest", rcvbuf=4096 if stall else a.window)
     cpu = woke = 0
     if stall:
-        time.sleep(0.5)  # the replay fills the sockets, then parks
+        # --stalled K: K - 1 more subscribers that never read stall beside it
+        others = [td.raw_subscribe(h.port, "/r", "earliest", rcvbuf=4096)
+                  for _ in range(a.stalled - 1)]
+        time.sleep(0.5 + 0.01 * len(others))  # the replays fill the sockets, then park
         w0, c0 = switches(h.p.pid), cpu_s(h.p.pid)
         time.sleep(stall)
         woke, cpu = switches(h.p.pid) - w0, cpu_s(h.p.pid) - c0
+        for o in others:
+            o.close()
         sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.window)
     t0 = time.monotonic()
     sk.settimeout(30)
@@ -117,6 +123,7 @@ def main():
     ap.add_argument("--stall", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--store", choices=("memory", "lmdb"), default="memory")
+    ap.add_argument("--stalled", type=int, default=1, help="subscribers stalled at once")
     a = ap.parse_args()
     td, th = load_helpers(a.ssehub)
     builds = [("before", a.ssehub_before)] if a.ssehub_before else []
