@@ -1,17 +1,23 @@
 /*
- * test_drain.c: sse_stream_on_drain over HTTP/1.1 (TCP), against a client that reads slowly.
+ * test_drain.c: sse_stream_on_drain over HTTP/1.1, TCP and TLS, against a client that reads
+ * slowly.
  *
  * The stream queues far more than the sockets hold (the server's send buffer is made small, the
  * client's receive buffer too), arms a drain callback, and re-arms it from the callback a few
  * rounds, each round queueing another load. The callback must run exactly once per arm, only
  * once the queue is at or below the watermark, and never after sse_stream_close or on_close.
- * (The HTTP/2 case, with flow control, is in test_h2.c.)
+ * Over TLS (a self-signed certificate made here with OpenSSL, an OpenSSL client) "queued" is
+ * the plaintext the TLS transport has not taken. (HTTP/2, with flow control: test_h2.c.)
  */
 #include "harness.h"
 #include "server/internal.h" /* the connection's socket: a small send buffer */
 
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sse/buf.h>
 #include <sse/error.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define LOAD (512u * 1024u) /* bytes queued per round */
@@ -91,20 +97,100 @@ static void snap(struct tctx *t, void *arg)
     *(struct drain_state *)arg = ds;
 }
 
+/* ------------------------------------------------------------ the client: TCP or TLS */
+
+static int use_tls;      /* the current test's client speaks TLS */
+static SSL_CTX *cli_ctx; /* its context (no verification: the certificate is made here) */
+
+struct cconn {
+    int fd;
+    SSL *ssl; /* NULL: plain TCP */
+};
+
+/* Connect with a 4 KiB receive buffer (TLS: and finish the handshake), send the request. */
+static int cconn_open(struct cconn *c, int port)
+{
+    c->ssl = NULL;
+    c->fd = loopback_connect_opts(port, 5000, 4096);
+    if (c->fd < 0)
+        return -1;
+    if (use_tls) {
+        c->ssl = SSL_new(cli_ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1)
+            return -1;
+    }
+    const char *req = "GET /s HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (c->ssl)
+        return SSL_write(c->ssl, req, (int)strlen(req)) == (int)strlen(req) ? 0 : -1;
+    return cli_sends(c->fd, req);
+}
+
+/* Read up to n bytes (blocking, the socket's 5 s timeout): > 0, 0 at EOF, < 0 on error. */
+static long cconn_read(struct cconn *c, char *buf, size_t n)
+{
+    if (c->ssl) {
+        int r = SSL_read(c->ssl, buf, (int)n);
+        if (r > 0)
+            return r;
+        return SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+    }
+    return (long)read(c->fd, buf, n);
+}
+
+/* Close; abort: with a RST (and no TLS close_notify), so that the server's writes fail. */
+static void cconn_close(struct cconn *c, int abort)
+{
+    if (abort) {
+        struct linger lg = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* A self-signed P-256 certificate for localhost into cert and key (PEM). Returns 0 or -1. */
+static int make_cert(const char *cert, const char *key)
+{
+    int rc = -1;
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    FILE *fc = fopen(cert, "w"), *fk = fopen(key, "w");
+    if (!k || !x || !fc || !fk)
+        goto out;
+    X509_NAME *n = X509_get_subject_name(x);
+    if (!ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
+        !X509_gmtime_adj(X509_getm_notBefore(x), -60) ||
+        !X509_gmtime_adj(X509_getm_notAfter(x), 3600) || !X509_set_pubkey(x, k) ||
+        !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+                                    -1, 0) ||
+        !X509_set_issuer_name(x, n) || !X509_sign(x, k, EVP_sha256()) || !PEM_write_X509(fc, x) ||
+        !PEM_write_PrivateKey(fk, k, NULL, NULL, 0, NULL, NULL))
+        goto out;
+    rc = 0;
+out:
+    if (fc)
+        fclose(fc);
+    if (fk)
+        fclose(fk);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
 /* Read n bytes of body (after the head) slowly at first, then at full speed; -1 on EOF early. */
-static long read_body(int fd, size_t want, int slow_ms)
+static long read_body(struct cconn *cc, size_t want, int slow_ms)
 {
     char buf[65536];
     size_t got = 0;
     int head_done = 0;
     usleep((useconds_t)slow_ms * 1000); /* the reader is away: the queue must wait */
     while (got < want) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0)
-            return -1;
-        ssize_t r = read(fd, buf, slow_ms ? 4096 : sizeof(buf));
+        long r = cconn_read(cc, buf, slow_ms ? 4096 : sizeof(buf));
         if (r <= 0)
-            return (long)got;
+            return r < 0 ? -1 : (long)got;
         size_t off = 0;
         if (!head_done) { /* the response head arrives first, alone in the queue's first frame */
             while (off + 4 <= (size_t)r && memcmp(buf + off, "\r\n\r\n", 4) != 0)
@@ -123,9 +209,8 @@ static long read_body(int fd, size_t want, int slow_ms)
 
 static int c_rounds(struct tctx *t)
 {
-    int fd = loopback_connect_opts(t->port, 5000, 4096);
-    CHECK(fd >= 0);
-    CHECK_EQ_INT(cli_sends(fd, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    struct cconn cc;
+    CHECK_EQ_INT(cconn_open(&cc, t->port), 0);
     usleep(200000); /* not reading: nothing may be reported yet */
     struct drain_state s;
     loop_call(t, snap, &s);
@@ -133,11 +218,11 @@ static int c_rounds(struct tctx *t)
     CHECK_EQ_INT(s.rc_drained, SSE_DRAINED);
     CHECK_EQ_INT(s.rc_arm, 0);
     CHECK_EQ_INT(s.calls, 0);
-    long got = read_body(fd, (size_t)ROUNDS * LOAD, 1);
+    long got = read_body(&cc, (size_t)ROUNDS * LOAD, 1);
     CHECK_EQ_INT(got, (long)ROUNDS * LOAD);
     usleep(200000); /* all read: a second call per arm would come now */
     loop_call(t, snap, &s);
-    close(fd);
+    cconn_close(&cc, 0);
     CHECK_EQ_INT(s.calls, ROUNDS);
     CHECK_EQ_INT(s.rc_rearm, 0);
     CHECK(s.max_q_at <= LOW);
@@ -147,16 +232,16 @@ static int c_rounds(struct tctx *t)
 
 static int c_closing(struct tctx *t)
 {
-    int fd = loopback_connect_opts(t->port, 5000, 4096);
-    CHECK(fd >= 0);
-    CHECK_EQ_INT(cli_sends(fd, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
-    long got = read_body(fd, LOAD, 1);
-    CHECK_EQ_INT(got, (long)LOAD); /* the queue went out, then the close */
-    CHECK(cli_eof(fd));
+    struct cconn cc;
+    char one;
+    CHECK_EQ_INT(cconn_open(&cc, t->port), 0);
+    long got = read_body(&cc, LOAD, 1);
+    CHECK_EQ_INT(got, (long)LOAD);             /* the queue went out, */
+    CHECK_EQ_INT(cconn_read(&cc, &one, 1), 0); /* then the close */
     usleep(100000);
     struct drain_state s;
     loop_call(t, snap, &s);
-    close(fd);
+    cconn_close(&cc, 0);
     CHECK_EQ_INT(s.rc_arm, 0);
     CHECK_EQ_INT(s.calls, 0); /* drained, but closed by then: not reported */
     CHECK_EQ_INT(s.closes, 1);
@@ -167,14 +252,11 @@ static int c_closing(struct tctx *t)
 /* The peer goes away with a drain armed and most of the queue unwritten. */
 static int c_peer_gone(struct tctx *t)
 {
-    int fd = loopback_connect_opts(t->port, 5000, 4096);
-    CHECK(fd >= 0);
-    CHECK_EQ_INT(cli_sends(fd, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    struct cconn cc;
+    CHECK_EQ_INT(cconn_open(&cc, t->port), 0);
     char buf[4096];
-    CHECK(read(fd, buf, sizeof(buf)) > 0);
-    struct linger lg = {1, 0}; /* RST: the server's writes fail at once */
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    close(fd);
+    CHECK(cconn_read(&cc, buf, sizeof(buf)) > 0);
+    cconn_close(&cc, 1);
     struct drain_state s;
     for (int i = 0; i < 300; i++) {
         usleep(10000);
@@ -190,7 +272,7 @@ static int c_peer_gone(struct tctx *t)
     return 0;
 }
 
-static int run(int (*client)(struct tctx *t), int close_now)
+static int run(int (*client)(struct tctx *t), int close_now, int tls)
 {
     sse_server_options o = SSE_SERVER_OPTIONS_INIT;
     o.heartbeat_ms = UINT32_MAX; /* nothing but the loads in the queue */
@@ -204,8 +286,28 @@ static int run(int (*client)(struct tctx *t), int close_now)
     CHECK_EQ_INT(sse_frame_new(&ds.f, ev, sizeof(ev)), 0);
     CHECK_EQ_INT(tctx_init(&t, &o), 0);
     CHECK_EQ_INT(sse_server_route_stream(t.s, "/s", on_stream, NULL), 0);
+    use_tls = tls;
+    char dir[] = "/tmp/test_drain.XXXXXX", cert[64], key[64];
+    if (tls) {
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(cert, sizeof(cert), "%s/c.pem", dir);
+        snprintf(key, sizeof(key), "%s/k.pem", dir);
+        CHECK_EQ_INT(make_cert(cert, key), 0);
+        sse_tls_options to = {cert, key, 0, 0};
+        CHECK_EQ_INT(sse_server_listen_tls(t.s, "127.0.0.1", 0, &to), 0);
+        t.port = sse_server_tls_port(t.s); /* the client speaks TLS */
+        cli_ctx = SSL_CTX_new(TLS_client_method());
+        CHECK(cli_ctx != NULL);
+    }
     int rc = tctx_run(&t, client);
     CHECK_EQ_INT(tctx_fini(&t), 0);
+    if (tls) {
+        SSL_CTX_free(cli_ctx);
+        cli_ctx = NULL;
+        unlink(cert);
+        unlink(key);
+        rmdir(dir);
+    }
     sse_frame_unref(ds.f);
     CHECK_EQ_INT(ds.after_close, 0);
     return rc;
@@ -213,17 +315,32 @@ static int run(int (*client)(struct tctx *t), int close_now)
 
 static int test_drain_rounds(void)
 {
-    return run(c_rounds, 0);
+    return run(c_rounds, 0, 0);
 }
 
 static int test_drain_not_after_close(void)
 {
-    return run(c_closing, 1);
+    return run(c_closing, 1, 0);
 }
 
 static int test_drain_peer_gone(void)
 {
-    return run(c_peer_gone, 0);
+    return run(c_peer_gone, 0, 0);
+}
+
+static int test_drain_tls_rounds(void)
+{
+    return run(c_rounds, 0, 1);
+}
+
+static int test_drain_tls_not_after_close(void)
+{
+    return run(c_closing, 1, 1);
+}
+
+static int test_drain_tls_peer_gone(void)
+{
+    return run(c_peer_gone, 0, 1);
 }
 
 /* Bad arguments: no stream, a watermark that does not fit, and too many distinct functions. */
@@ -239,4 +356,6 @@ static int test_drain_args(void)
 }
 
 CHECK_MAIN(CHECK_TEST(test_drain_rounds), CHECK_TEST(test_drain_not_after_close),
-           CHECK_TEST(test_drain_peer_gone), CHECK_TEST(test_drain_args))
+           CHECK_TEST(test_drain_peer_gone), CHECK_TEST(test_drain_tls_rounds),
+           CHECK_TEST(test_drain_tls_not_after_close), CHECK_TEST(test_drain_tls_peer_gone),
+           CHECK_TEST(test_drain_args))
