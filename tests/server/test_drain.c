@@ -293,7 +293,10 @@ static int run(int (*client)(struct tctx *t), int close_now, int tls)
         snprintf(cert, sizeof(cert), "%s/c.pem", dir);
         snprintf(key, sizeof(key), "%s/k.pem", dir);
         CHECK_EQ_INT(make_cert(cert, key), 0);
-        sse_tls_options to = {cert, key, 0, 0};
+        sse_tls_options to;
+        memset(&to, 0, sizeof(to)); /* zero: the defaults, whatever fields the struct grows */
+        to.cert_file = cert;
+        to.key_file = key;
         CHECK_EQ_INT(sse_server_listen_tls(t.s, "127.0.0.1", 0, &to), 0);
         t.port = sse_server_tls_port(t.s); /* the client speaks TLS */
         cli_ctx = SSL_CTX_new(TLS_client_method());
