@@ -10,9 +10,9 @@
  * Ownership: strings passed in are copied unless said otherwise; pointers handed to callbacks are
  * borrowed for the duration of the call.
  *
- * Callbacks (on_close, on_abort) run from the loop, never from inside a call of this API: a
- * stream that passes its queue bound during sse_stream_send_frame is closed at the end of the
- * loop turn. The embedding program must ignore SIGPIPE (libuv writes with write(2)).
+ * Callbacks (on_close, on_abort, on_drain) run from the loop, never from inside a call of this
+ * API: a stream that passes its queue bound during sse_stream_send_frame is closed at the end of
+ * the loop turn. The embedding program must ignore SIGPIPE (libuv writes with write(2)).
  */
 #ifndef SSE_SERVER_H
 #define SSE_SERVER_H
@@ -282,6 +282,40 @@ SSE_API void sse_stream_on_close(sse_stream *st,
 SSE_API void sse_stream_set_data(sse_stream *st, void *data);
 SSE_API void *sse_stream_get_data(const sse_stream *st);
 SSE_API sse_server *sse_stream_server(const sse_stream *st);
+
+/**
+ * Drain callback (sse_stream_on_drain). data is the stream's data (sse_stream_set_data) at the
+ * time of the call; st is valid for the call and may be sent to, re-armed or closed from it.
+ */
+typedef void (*sse_stream_drain_cb)(sse_stream *st, void *data);
+/** sse_stream_on_drain's answer when the queue is already at or below the watermark. */
+#define SSE_DRAINED 1
+/**
+ * Be told once when the stream's queue drains: cb runs once, from the loop (never from inside
+ * a call of this API), after the bytes queued for st (sse_stream_queued_bytes) have fallen to
+ * low_watermark or below. It is edge-triggered and one-shot: armed only while the queue is
+ * above the watermark, disarmed when it runs; set it again to wait for the next drain. Use it to
+ * produce a large answer at the pace of the reader (queue up to a high mark, arm, go on in cb)
+ * instead of polling sse_stream_queued_bytes.
+ *
+ * "Queued" is what the stream has not yet handed on: for HTTP/1.1 (TCP or TLS) the bytes the
+ * socket (TLS: the encryption of a write that had to wait) has not taken; for an HTTP/2 stream,
+ * its own queue, which flow control holds while the peer's window is closed. Frames queued in
+ * the same loop turn after the fall may make the queue larger again by the time cb runs.
+ *
+ * Returns 0 (armed; cb NULL: disarmed), SSE_DRAINED (the queue is already at or below the
+ * watermark: nothing is armed, go on at once), SSE_EINVAL (st NULL, or low_watermark over
+ * UINT32_MAX), SSE_ECLOSED (the stream takes no more frames), or SSE_ELIMIT (the server keeps
+ * at most 16 distinct drain functions). A later call replaces an armed callback.
+ *
+ * Closing: cb is never called once the stream no longer takes frames (after sse_stream_close,
+ * a queue-bound or timeout close, or the peer's) and never after on_close; on_close runs as
+ * usual and the armed callback is simply dropped.
+ *
+ * Why data rather than a user pointer of its own: the stream keeps the function as a byte (a
+ * slot in the server's table) and the watermark in spare room, so arming costs no memory.
+ */
+SSE_API int sse_stream_on_drain(sse_stream *st, size_t low_watermark, sse_stream_drain_cb cb);
 
 /* Forms and queries: sse_form_next() in <sse/form.h> (included above). */
 

@@ -101,8 +101,8 @@ struct sse_hub {
     struct sse__hub_inflight *inflight, *inflight_tail; /* handed to the store, in order */
     struct sse__hub_replay *replay_head, *replay_tail;  /* replays waiting for a slice */
     uv_idle_t *replay_idle; /* runs their slices, one per loop turn (separately allocated) */
-    struct sse__hub_replay *replay_waiting; /* replays waiting for their subscriber to read */
-    uv_timer_t *replay_wait_timer;          /* looks at them (made on first use) */
+    struct sse__hub_replay *replay_waiting; /* replays waiting for their subscriber to read
+                                               (each with a drain callback on its stream) */
 };
 
 /* Log one line (printf format, truncated at 1 KiB) through opts.log, else to stderr (<= info). */

@@ -201,10 +201,11 @@ void sse__hub_close_subscribers(sse_hub *h)
  *    store's callback (SSE_DEFERRED).
  * 2. Once the stream is open: the rest is streamed, one slice per loop turn, each matching
  *    entry sent at once (nothing of the history is collected). A slice also stops when the
- *    subscriber's queue passes REPLAY_QUEUE_HIGH; the replay then waits (the hub's replay_wait
- *    timer looks every REPLAY_WAIT_MS) until the queue is back under REPLAY_QUEUE_LOW, so a
- *    subscriber that reads slowly (or not at all) costs at most that much hub memory however
- *    long its replay, instead of being dropped for passing the server's queue bound.
+ *    subscriber's queue passes REPLAY_QUEUE_HIGH; the replay then waits, parked on the hub's
+ *    wait list with a drain callback armed on the stream (sse_stream_on_drain), until the
+ *    server reports the queue at REPLAY_QUEUE_LOW: so a subscriber that reads slowly (or not at
+ *    all) costs at most that much hub memory however long its replay, instead of being dropped
+ *    for passing the server's queue bound, and a stalled replay costs no CPU (nothing polls).
  *
  * The matching budget (replay_steps_max, --replay-budget) still bounds the work of one
  * subscribe request: spent within the first slice, the answer is 429; spent later, the stream is
@@ -215,7 +216,8 @@ void sse__hub_close_subscribers(sse_hub *h)
  * (by store position) left out, so that nothing published during the replay is lost or sent
  * twice. r and its subscriber point at each other (s->replay, r->s) until either goes: a stream
  * that closes mid-replay marks r aborted and r is freed where it waits (the store's callback,
- * the slice queue, the wait list), never touching the subscriber again.
+ * the slice queue; one parked on the wait list is moved to the slice queue, since its drain
+ * callback will not come), never touching the subscriber again.
  */
 struct sse__hub_replay {
     sse_hub *h;
@@ -242,6 +244,8 @@ struct sse__hub_replay {
        costly its selectors, holds the loop. */
     struct sse__hub_replay *next; /* the hub's queue of replays waiting for their next slice, or
                                      its list of replays waiting for their stream to drain */
+    struct sse__hub_replay *prev; /* that list (parked): unlinked when its stream closes */
+    int parked;                   /* on the wait list, its stream's drain callback armed */
     uint64_t pos;                 /* position of the last entry visited */
     size_t slice_steps;           /* matching steps spent in the current slice */
     size_t slice_entries;         /* entries visited in the current slice */
@@ -254,9 +258,9 @@ struct sse__hub_replay {
 /* One slice: at most this many automaton steps or entries, then the next replay's turn. */
 enum { SLICE_STEPS = 1 << 14, SLICE_ENTRIES = 256 };
 /* Flow control of a streamed replay: stop sending above HIGH bytes queued for the subscriber,
-   go on once it is under LOW (looked at every REPLAY_WAIT_MS). HIGH stays well under the
-   server's default stream_queue_max (4 MiB), past which a stream is dropped as too slow. */
-enum { REPLAY_QUEUE_HIGH = 256 * 1024, REPLAY_QUEUE_LOW = 64 * 1024, REPLAY_WAIT_MS = 5 };
+   go on once the server reports it drained to LOW. HIGH stays well under the server's default
+   stream_queue_max (4 MiB), past which a stream is dropped as too slow. */
+enum { REPLAY_QUEUE_HIGH = 256 * 1024, REPLAY_QUEUE_LOW = 64 * 1024 };
 
 /* Whether the entry matches one of the subscriber's selectors; the steps spent go to *steps. */
 static int entry_matches(const struct sse__hub_subscriber *s, const sse_store_entry *e,
@@ -333,6 +337,7 @@ static int replay_each(void *ud, const sse_store_entry *e)
 
 static void subscribe_finish(struct sse__hub_replay *r);
 static void replay_step(struct sse__hub_replay *r);
+static void replay_end(struct sse__hub_replay *r);
 static void replay_slice(struct sse__hub_replay *r);
 
 static void replay_done(void *ud, int status, int found)
@@ -378,50 +383,56 @@ static void replay_defer(struct sse__hub_replay *r)
     uv_idle_start(h->replay_idle, sse__hub_replay_turn);
 }
 
-static void wait_closed(uv_handle_t *t)
+/* Take r off the wait list (it is parked). */
+static void wait_unlink(struct sse__hub_replay *r)
 {
-    sse__free(t);
+    sse_hub *h = r->h;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->replay_waiting = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+    r->parked = 0;
 }
 
-/* Look at the replays waiting for their subscriber to read: go on with those under LOW. */
-static void wait_turn(uv_timer_t *t)
+/* The server reports a parked replay's stream drained to LOW: its next slice, now. */
+static void replay_drained(sse_stream *st, void *data)
 {
-    sse_hub *h = t->data;
-    struct sse__hub_replay *r = h->replay_waiting;
-    h->replay_waiting = NULL; /* those still full are put back; replay_step may add some */
-    while (r) {
-        struct sse__hub_replay *next = r->next;
-        r->next = NULL;
-        if (r->aborted || !r->s->st || sse_stream_queued_bytes(r->s->st) <= REPLAY_QUEUE_LOW) {
-            replay_step(r); /* or ends it, when aborted */
-        } else {
-            r->next = h->replay_waiting;
-            h->replay_waiting = r;
-        }
-        r = next;
-    }
-    if (!h->replay_waiting)
-        uv_timer_stop(t);
+    (void)st;
+    struct sse__hub_subscriber *s = data; /* the stream's data: NULL once the hub is freed */
+    struct sse__hub_replay *r = s ? s->replay : NULL;
+    if (!r || !r->parked)
+        return;
+    wait_unlink(r);
+    replay_step(r);
 }
 
-/* Park r until its subscriber's queue drains (the wait timer is made on first use). */
+/*
+ * Park r until its subscriber's queue drains to LOW: the server calls replay_drained then. A
+ * queue already there goes on at the next turn; a stream that takes no more frames (closing)
+ * or a drain that cannot be armed ends the replay (the subscriber reconnects from its last id).
+ */
 static void replay_wait(struct sse__hub_replay *r)
 {
     sse_hub *h = r->h;
-    if (!h->replay_wait_timer) {
-        uv_timer_t *t = sse__calloc(1, sizeof(*t));
-        if (!t) { /* no timer: go on at the next turn instead (costs CPU, loses nothing) */
-            replay_defer(r);
-            return;
-        }
-        uv_timer_init(h->loop, t);
-        t->data = h;
-        h->replay_wait_timer = t;
+    int rc = sse_stream_on_drain(r->s->st, REPLAY_QUEUE_LOW, replay_drained);
+    if (rc == SSE_DRAINED) {
+        replay_defer(r);
+        return;
     }
+    if (rc) {
+        r->err = rc;
+        replay_end(r);
+        return;
+    }
+    r->parked = 1;
+    r->prev = NULL;
     r->next = h->replay_waiting;
+    if (r->next)
+        r->next->prev = r;
     h->replay_waiting = r;
-    if (!uv_is_active((uv_handle_t *)h->replay_wait_timer))
-        uv_timer_start(h->replay_wait_timer, wait_turn, REPLAY_WAIT_MS, REPLAY_WAIT_MS);
 }
 
 /*
@@ -582,6 +593,10 @@ void sse__hub_replay_detach(struct sse__hub_replay *r)
 {
     r->aborted = 1;
     r->s = NULL;
+    if (r->parked) { /* its drain callback will not come: end it at the next turn */
+        wait_unlink(r);
+        replay_defer(r);
+    }
 }
 
 void sse__hub_replay_close(sse_hub *h)
@@ -593,17 +608,11 @@ void sse__hub_replay_close(sse_hub *h)
         replay_end(r);
         r = next;
     }
-    r = h->replay_waiting;
-    h->replay_waiting = NULL;
-    while (r) {
-        struct sse__hub_replay *next = r->next;
+    while ((r = h->replay_waiting)) {
+        wait_unlink(r);
+        if (r->s && r->s->st) /* the subscriber outlives r: its stream must not call back */
+            sse_stream_on_drain(r->s->st, 0, NULL);
         replay_end(r);
-        r = next;
-    }
-    if (h->replay_wait_timer) {
-        uv_timer_stop(h->replay_wait_timer);
-        uv_close((uv_handle_t *)h->replay_wait_timer, wait_closed);
-        h->replay_wait_timer = NULL;
     }
 }
 

@@ -281,6 +281,15 @@ void sse__h2_stream_queued(struct sse_stream *st)
     }
 }
 
+void sse__h2_drains(struct sse__conn *c)
+{
+    /* A callback may send, re-arm or end its stream; none of these frees a stream (that waits
+       for nghttp2's on_stream_close, inside a session call), so the list holds still. */
+    for (struct sse__h2s *h = c->h2->streams; h && c->state == SSE__ST_H2; h = h->next)
+        if (h->st.sflags & SSE__S_DRAIN_DUE)
+            sse__stream_drain_fire(&h->st);
+}
+
 void sse__h2_stream_end(struct sse_stream *st, int reason)
 {
     struct sse__h2s *h = (struct sse__h2s *)st;

@@ -57,12 +57,14 @@ enum {
     SSE__F_WRITING = 1 << 6,     /* a transport writev is in flight (inflight bytes) */
     SSE__F_RSTOP = 1 << 7,       /* reading paused: pipelined bytes wait for our answer */
     SSE__F_H2 = 1 << 8,          /* the connection speaks HTTP/2 (c->h2, not c->pend) */
+    SSE__F_DRAIN = 1 << 9,       /* a stream of it has a drain callback due (SSE__S_DRAIN_DUE) */
 };
 
 /* Stream flags. */
 enum {
     SSE__S_CLOSE_CB = 1 << 0,   /* the stream's on_close has run */
     SSE__S_WAS_STREAM = 1 << 1, /* the exchange is (was) an event stream */
+    SSE__S_DRAIN_DUE = 1 << 2,  /* its queue fell to drain_low: the walk runs the callback */
 };
 
 /* The parse state of the request being received; relative to the request's first byte. */
@@ -115,6 +117,10 @@ struct sse_stream {
     char *logline;  /* "addr METHOD path" for the access log, or NULL */
     uint8_t sflags; /* SSE__S_* */
     uint8_t reason; /* SSE_CLOSE_* for on_close and the close of the connection */
+    /* sse_stream_on_drain, in the padding above (an idle connection stays in its malloc chunk):
+       the function is named by its slot in the server's table, not by a pointer */
+    uint8_t drain_fn;   /* 1 + index into srv->drain_fns; 0: no drain callback armed */
+    uint32_t drain_low; /* the watermark: armed, the callback is due once qbytes <= it */
 };
 
 /*
@@ -209,6 +215,9 @@ struct sse__route {
     size_t root_len;
 };
 
+/* Distinct drain functions a server keeps (sse_stream_on_drain answers SSE_ELIMIT past it). */
+#define SSE__DRAIN_FNS 16
+
 struct sse__listener {
     uv_tcp_t tcp;
     sse_server *srv;
@@ -253,6 +262,9 @@ struct sse_server {
     int alpn_h2;          /* TLS listeners offer "h2" by ALPN (o.h2; the HTTP/2 layer) */
     char date[40];        /* cached Date header value */
     int64_t date_sec;
+    /* sse_stream_on_drain (stream.c): the distinct drain functions given, by slot */
+    sse_stream_drain_cb drain_fns[SSE__DRAIN_FNS];
+    unsigned n_drain_fns; /* slots used */
 };
 
 /*
@@ -406,6 +418,8 @@ void sse__h2_stream_end(struct sse_stream *st, int reason);
 void sse__h2_stream_queued(struct sse_stream *st);
 /* Answer a request-level error on an HTTP/2 stream (text/plain; the stream ends). */
 void sse__h2_reject(struct sse_stream *st, int status);
+/* Run the due drain callbacks of the streams of an HTTP/2 connection (sse__stream_drain_fire). */
+void sse__h2_drains(struct sse__conn *c);
 
 /* stream.c */
 /* The frame at position i of st's queue (0 = the oldest). */
@@ -426,6 +440,10 @@ int sse__stream_answer(struct sse_stream *st, const struct sse__head *h, const v
 int sse__stream_enqueue(struct sse_stream *st, sse_frame *f);
 /* Put c on the dirty list (idempotent). */
 void sse__conn_mark_dirty(struct sse__conn *c);
+/* The walk's visit of a connection with SSE__F_DRAIN: run the drain callbacks that are due. */
+void sse__stream_drains(struct sse__conn *c);
+/* Run st's drain callback if it is due (and the stream still takes frames); disarms it. */
+void sse__stream_drain_fire(struct sse_stream *st);
 /* Write what is pending now (one try_writev); leaves the rest to one transport writev. */
 void sse__conn_flush(struct sse__conn *c);
 /* Close at once: fires on_close / on_abort, then closes the transport; freed once closed. */

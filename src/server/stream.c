@@ -14,6 +14,11 @@
  * Response heads are not frames of the queue: sse__stream_answer has the protocol serialise
  * one (h1.c) into the stream's head slot, which the flush writes first.
  *
+ * Drain callbacks (sse_stream_on_drain) are noticed where the queue shrinks (sse__stream_consume:
+ * one compare) and run by the walk, never from inside a write or a call of the API: the stream is
+ * flagged (SSE__S_DRAIN_DUE), its connection (SSE__F_DRAIN) put back on the dirty list, and its
+ * next visit in the same walk runs the callback before flushing what the callback queued.
+ *
  * HTTP/2 connections (SSE__F_H2) share the queues, the bound and the stream API, but their
  * flush and write completion are h2.c's: there the walk hands each stream's frames to nghttp2
  * and writes nghttp2's output, and a stream ends by END_STREAM / RST_STREAM, not by a close.
@@ -144,6 +149,11 @@ void sse__stream_consume(struct sse_stream *st, size_t n)
     struct sse__conn *c = st->conn;
     sse_server *s = c->srv;
     st->qbytes -= n;
+    if (st->drain_fn && st->qbytes <= st->drain_low && !(st->sflags & SSE__S_DRAIN_DUE)) {
+        st->sflags |= SSE__S_DRAIN_DUE; /* run by the walk: never from inside a write */
+        c->flags |= SSE__F_DRAIN;
+        sse__conn_mark_dirty(c);
+    }
     st->bytes_out += n;
     s->st.bytes_written_total += n;
     if (sse__stream_is_h2(st))
@@ -226,6 +236,8 @@ void sse__stream_closed(struct sse_stream *st, int reason)
 {
     sse_server *s = st->conn->srv;
     uint32_t t_open = sse__stream_is_h2(st) ? ((struct sse__h2s *)st)->t_open : st->conn->t_mark;
+    st->drain_fn = 0; /* a closed stream is never told it drained */
+    st->sflags &= (uint8_t)~SSE__S_DRAIN_DUE;
     if (!(st->sflags & SSE__S_WAS_STREAM) || (st->sflags & SSE__S_CLOSE_CB))
         return;
     st->sflags |= SSE__S_CLOSE_CB;
@@ -423,10 +435,72 @@ void sse__server_walk(sse_server *s)
             if (c->state == SSE__ST_CLOSED)
                 continue;
         }
+        if (c->flags & SSE__F_DRAIN) { /* before the flush: it sends what the callbacks queue */
+            sse__stream_drains(c);
+            if (c->state == SSE__ST_CLOSED)
+                continue;
+        }
         sse__conn_flush(c);
         if (c->state != SSE__ST_CLOSED && (c->flags & SSE__F_KILL) && !(c->flags & SSE__F_DIRTY))
             sse__conn_close(c, c->st.reason);
     }
+}
+
+/* ---------------------------------------------------------------- drain callbacks */
+
+/* Whether the stream still takes frames. */
+static int sse__stream_open(const sse_stream *st); /* below, with the stream API */
+
+void sse__stream_drain_fire(struct sse_stream *st)
+{
+    if (!(st->sflags & SSE__S_DRAIN_DUE))
+        return;
+    st->sflags &= (uint8_t)~SSE__S_DRAIN_DUE;
+    unsigned slot = st->drain_fn;
+    st->drain_fn = 0; /* one-shot: the callback may arm it again */
+    if (slot && sse__stream_open(st))
+        st->conn->srv->drain_fns[slot - 1](st, st->data);
+}
+
+void sse__stream_drains(struct sse__conn *c)
+{
+    c->flags &= (uint16_t)~SSE__F_DRAIN;
+    if (c->flags & SSE__F_H2)
+        sse__h2_drains(c);
+    else
+        sse__stream_drain_fire(&c->st);
+}
+
+/* The slot (1-based) of fn in s's table of drain functions, added if new; 0 when full. */
+static unsigned sse__drain_slot(sse_server *s, sse_stream_drain_cb fn)
+{
+    for (unsigned i = 0; i < s->n_drain_fns; i++)
+        if (s->drain_fns[i] == fn)
+            return i + 1;
+    if (s->n_drain_fns == SSE__DRAIN_FNS)
+        return 0;
+    s->drain_fns[s->n_drain_fns++] = fn;
+    return s->n_drain_fns;
+}
+
+int sse_stream_on_drain(sse_stream *st, size_t low_watermark, sse_stream_drain_cb cb)
+{
+    if (!st || low_watermark > UINT32_MAX)
+        return SSE_EINVAL;
+    st->sflags &= (uint8_t)~SSE__S_DRAIN_DUE; /* a fall seen before this call is not this arm's */
+    st->drain_fn = 0;
+    if (!cb)
+        return 0;
+    if (!sse__stream_open(st))
+        return SSE_ECLOSED;
+    if (st->qbytes <= low_watermark)
+        return SSE_DRAINED; /* edge-triggered: armed only above the mark, so no fall is missed */
+    unsigned slot = sse__drain_slot(st->conn->srv, cb);
+    if (!slot)
+        return SSE_ELIMIT;
+    st->drain_fn = (uint8_t)slot;
+    st->drain_low = (uint32_t)low_watermark;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- the stream API */

@@ -641,6 +641,139 @@ static int test_h2_zero_window(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ drain callback under flow control */
+
+/* sse_stream_on_drain on an HTTP/2 stream: "queued" is the stream's own queue, which its window
+ * holds; the callback runs once, when the window let enough go, never after the stream's end. */
+struct h2drain {
+    int calls, closed_calls;
+    size_t q_at, q0;
+    int rc_arm, rc_drained, rc_arm2;
+    int closing; /* the stream was closed: a call now is a bug */
+};
+static struct h2drain h2d;
+
+static void h2_on_drain(sse_stream *st, void *data)
+{
+    if (data != &h2d || h2d.closing)
+        h2d.closed_calls++;
+    h2d.calls++;
+    h2d.q_at = sse_stream_queued_bytes(st);
+}
+
+/* Queue 64 events of 1 KiB on the newest stream and arm its drain at 8 KiB (then close it, if
+ * asked). */
+static void do_arm(struct tctx *t, void *arg)
+{
+    (void)t;
+    int close_after = *(int *)arg;
+    sse_stream *st = reg.n ? reg.st[reg.n - 1] : NULL;
+    if (!st)
+        return;
+    sse_stream_set_data(st, &h2d);
+    char ev[1024];
+    memset(ev, 'x', sizeof(ev));
+    memcpy(ev, "data: ", 6);
+    ev[1022] = ev[1023] = '\n';
+    sse_frame *f;
+    if (sse_frame_new(&f, ev, sizeof(ev)))
+        return;
+    for (int i = 0; i < 64; i++)
+        sse_stream_send_frame(st, f);
+    sse_frame_unref(f);
+    h2d.q0 = sse_stream_queued_bytes(st);
+    if (close_after) {
+        h2d.rc_arm2 = sse_stream_on_drain(st, 8192, h2_on_drain);
+        h2d.closing = 1;
+        sse_stream_close(st); /* END_STREAM once the queue is handed on */
+    } else {
+        h2d.rc_arm = sse_stream_on_drain(st, 8192, h2_on_drain);
+    }
+}
+
+static void do_arm_empty(struct tctx *t, void *arg)
+{
+    (void)t, (void)arg;
+    if (reg.st[0])
+        h2d.rc_drained = sse_stream_on_drain(reg.st[0], 8192, h2_on_drain);
+}
+
+static void do_h2d(struct tctx *t, void *arg)
+{
+    (void)t;
+    *(struct h2drain *)arg = h2d;
+    if (reg.st[0])
+        ((struct h2drain *)arg)->q0 = sse_stream_queued_bytes(reg.st[0]);
+}
+
+static int c_drain(struct tctx *t)
+{
+    struct h2cli c;
+    struct h2drain d;
+    int no = 0, yes = 1;
+    CHECK_EQ_INT(h2_open(&c, t->port, 1, 0), 0); /* the stream's window starts shut */
+    CHECK_EQ_INT(h2_window_update(&c, 0, 1u << 20), 0);
+    CHECK(h2_request(&c, "GET", "/reg", NULL, NULL, 0) == 1);
+    CHECK(wait_reg(t, r_opened, 1, 5000));
+    loop_call(t, do_arm, &no);
+    h2_pump(&c, 200, NULL, 0);
+    loop_call(t, do_h2d, &d);
+    CHECK_EQ_INT(d.rc_arm, 0);
+    CHECK_EQ_UINT(d.q0, 64u * 1024u); /* the window is shut: all of it still queued */
+    CHECK_EQ_INT(d.calls, 0);
+    CHECK_EQ_INT(h2_window_update(&c, 1, 32768), 0); /* half: 32 KiB left, above 8 KiB */
+    h2_pump(&c, 200, NULL, 0);
+    loop_call(t, do_h2d, &d);
+    CHECK_EQ_UINT(d.q0, 32768u);
+    CHECK_EQ_INT(d.calls, 0);
+    CHECK_EQ_INT(h2_window_update(&c, 1, 24576), 0); /* down to 8 KiB: the drain */
+    h2_pump(&c, 200, NULL, 0);
+    loop_call(t, do_h2d, &d);
+    CHECK_EQ_INT(d.calls, 1);
+    CHECK_EQ_UINT(d.q_at, 8192u);
+    CHECK_EQ_INT(h2_window_update(&c, 1, 1u << 20), 0); /* the rest: no second call */
+    h2_pump(&c, 200, NULL, 0);
+    loop_call(t, do_h2d, &d);
+    CHECK_EQ_UINT(d.q0, 0u);
+    CHECK_EQ_INT(d.calls, 1);
+    loop_call(t, do_arm_empty, NULL); /* nothing queued: nothing to wait for */
+    loop_call(t, do_h2d, &d);
+    CHECK_EQ_INT(d.rc_drained, SSE_DRAINED);
+    /* a second stream, armed, then closed: its queue falls under the watermark while it still
+       ends (4 KiB held by its window), then drains; neither is reported */
+    CHECK(h2_request(&c, "GET", "/reg", NULL, NULL, 0) == 3);
+    CHECK(wait_reg(t, r_opened, 2, 5000));
+    loop_call(t, do_arm, &yes);
+    CHECK_EQ_INT(h2_window_update(&c, 3, 61440), 0);
+    h2_pump(&c, 200, NULL, 0);
+    loop_call(t, do_h2d, &d);
+    CHECK_EQ_INT(d.rc_arm2, 0);
+    CHECK_EQ_INT(d.calls, 1);
+    CHECK(!c.s[1].ended);
+    CHECK_EQ_INT(h2_window_update(&c, 3, 1u << 20), 0);
+    CHECK(h2_pump(&c, 3000, p_status, 3));
+    CHECK(c.s[1].ended);
+    h2_pump(&c, 100, NULL, 0);
+    loop_call(t, do_h2d, &d);
+    CHECK_EQ_INT(d.calls, 1);
+    CHECK_EQ_INT(d.closed_calls, 0);
+    h2_close(&c);
+    CHECK(wait_reg(t, r_open_is, 0, 3000));
+    return 0;
+}
+
+static int test_h2_drain(void)
+{
+    struct tctx t;
+    sse_server_options o = SSE_SERVER_OPTIONS_INIT;
+    o.heartbeat_ms = UINT32_MAX; /* nothing but the test's events in the queue */
+    memset(&h2d, 0, sizeof(h2d));
+    CHECK_EQ_INT(setup(&t, &o), 0);
+    int rc = tctx_run(&t, c_drain);
+    CHECK_EQ_INT(tctx_fini(&t), 0);
+    return rc;
+}
+
 /* ------------------------------------------------------------ fan-out without allocation */
 
 static long alloc_count;
@@ -967,4 +1100,4 @@ CHECK_MAIN(CHECK_TEST(test_h2_requests), CHECK_TEST(test_h2c_off), CHECK_TEST(te
            CHECK_TEST(test_h2_fanout_no_alloc), CHECK_TEST(test_h2_max_streams),
            CHECK_TEST(test_h2_header_limits), CHECK_TEST(test_h2_rapid_reset),
            CHECK_TEST(test_h2_continuation_flood), CHECK_TEST(test_h2_control_flood),
-           CHECK_TEST(test_h2_garbage), CHECK_TEST(test_h2_timers))
+           CHECK_TEST(test_h2_garbage), CHECK_TEST(test_h2_timers), CHECK_TEST(test_h2_drain))
