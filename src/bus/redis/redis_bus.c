@@ -828,9 +828,9 @@ static int send_xadd(struct shard *s, redisAsyncContext *ac, struct pub *p)
     argv[n++] = "*";
     argv[n++] = "m";
     argv[n++] = (const char *)p->msg;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n - 1; i++)
         argl[i] = strlen(argv[i]);
-    argl[n - 1] = p->len;
+    argl[n - 1] = p->len; /* the message: bytes, not a C string */
     if (redisAsyncCommandArgv(ac, on_xadd, p, n, argv, argl) != REDIS_OK)
         return -1;
     p->on = ac;
