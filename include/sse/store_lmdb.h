@@ -98,6 +98,15 @@ SSE_API uint64_t sse_store_lmdb_position(const sse_store *s);
  */
 SSE_API int sse_store_lmdb_reader_check(sse_store *s, int *dead);
 
+/**
+ * Around fork() in a process whose store is open (the --workers master): hold holds the store's
+ * threads in their waits (holding no lock of libc or the allocator at the fork); release, in the
+ * parent after fork, lets them go on. The child must not use the store. No-ops on other stores
+ * and in another process than the one that opened it.
+ */
+SSE_API void sse_store_lmdb_fork_hold(sse_store *s);
+SSE_API void sse_store_lmdb_fork_release(sse_store *s);
+
 /** The map size sse_store_lmdb_new picks for these limits when map_size is 0. */
 SSE_API size_t sse_store_lmdb_default_map_size(const sse_store_limits *lim);
 

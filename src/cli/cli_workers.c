@@ -118,7 +118,11 @@ static int spawn(struct master *m, int k, const sigset_t *oldmask, int *child_fd
     }
     fflush(stdout);
     fflush(stderr);
+    if (m->mc->around_fork)
+        m->mc->around_fork(m->mc->housekeep_data, 1);
     pid_t pid = fork();
+    if (pid != 0 && m->mc->around_fork)
+        m->mc->around_fork(m->mc->housekeep_data, 0);
     if (pid < 0) {
         sse_bus_seq_detach(m->seq, k);
         close(sv[1]);

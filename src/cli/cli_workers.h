@@ -37,6 +37,9 @@ struct sse_cli_master_config {
        LMDB reader slots a SIGKILLed worker left behind). */
     void (*housekeep)(void *ud);
     void *housekeep_data;
+    /* Optional: called in the master just before each fork (hold 1) and after it in the master
+       (hold 0), with housekeep_data: holds the LMDB store's threads where they hold no lock. */
+    void (*around_fork)(void *ud, int hold);
 };
 
 /* Reserve host:port (port 0: a free one) with SO_REUSEPORT, not listening. Returns the fd and

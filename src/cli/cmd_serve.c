@@ -1066,6 +1066,17 @@ static void lmdb_housekeep(void *ud)
     }
 }
 
+/* The master with --store lmdb forks workers while the store's threads run: they are held where
+   they hold no lock around each fork (sse_store_lmdb_fork_hold). */
+static void lmdb_around_fork(void *ud, int hold)
+{
+    struct serve *sv = ud;
+    if (hold)
+        sse_store_lmdb_fork_hold(sv->store);
+    else
+        sse_store_lmdb_fork_release(sv->store);
+}
+
 /* --workers N: the master (cli_workers.c) reserves the port, forks, relays; each worker runs
  * run_hub. Returns the exit code (in a worker: the worker's). */
 static int serve_workers(struct serve *sv, int n, const char *host, int port, int drafts)
@@ -1122,6 +1133,7 @@ static int serve_workers(struct serve *sv, int n, const char *host, int port, in
         mc.position = sse_store_lmdb_position(sv->store);
         mc.housekeep = lmdb_housekeep;
         mc.housekeep_data = sv;
+        mc.around_fork = lmdb_around_fork;
     }
     if (sse_cli_master_run(&mc, rfd, &widx, &wfd, &code)) {
         fprintf(stderr, "ssehub serve: cannot start the workers: %s\n", strerror(errno));

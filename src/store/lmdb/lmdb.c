@@ -138,6 +138,7 @@ struct lmdb_store {
                            memory only a thread of the parent knew (a leak checker's view) */
     size_t wq_bytes;    /* records queued (bounded by QUEUE_BYTES) */
     int wstop, wexited;
+    int w_waiting; /* the writer is in its wait (holds nothing; see sse_store_lmdb_fork_hold) */
     sse_store_limits trim_lim; /* asked by trim() */
     long long trim_now;
     int trim_asked;
@@ -154,6 +155,8 @@ struct lmdb_store {
     struct job *rq_head, *rq_tail;
     struct job *r_job; /* the batch being read (see w_batch) */
     int rstop, rexited;
+    int r_waiting; /* the reader is in its wait (see sse_store_lmdb_fork_hold) */
+    int fork_held; /* sse_store_lmdb_fork_hold holds wmu and rmu */
     /* Results (dmu). */
     uv_mutex_t dmu;
     struct op *dq_head, *dq_tail;
@@ -490,8 +493,11 @@ static void writer_main(void *arg)
     int dirty = 0;
     uv_mutex_lock(&s->wmu);
     for (;;) {
-        if (!s->wq_head && !s->wstop && !s->trim_asked)
+        if (!s->wq_head && !s->wstop && !s->trim_asked) {
+            s->w_waiting = 1;
             uv_cond_timedwait(&s->wcv, &s->wmu, (uint64_t)FLUSH_MS * 1000000u);
+            s->w_waiting = 0;
+        }
         /* Everything queued since the last commit goes into this one (bounded). */
         struct op *head = s->wq_head, *tail = NULL;
         size_t n = 0;
@@ -710,10 +716,15 @@ static void reader_main(void *arg)
     uv_mutex_lock(&s->rmu);
     for (;;) {
         while (!s->rq_head && !s->rstop) {
-            if (!s->follower) {
+            int timed_out = 0;
+            s->r_waiting = 1;
+            if (!s->follower)
                 uv_cond_wait(&s->rcv, &s->rmu);
-            } else if (uv_cond_timedwait(&s->rcv, &s->rmu, (uint64_t)FLUSH_MS * 1000000u) ==
-                       UV_ETIMEDOUT) {
+            else
+                timed_out = uv_cond_timedwait(&s->rcv, &s->rmu, (uint64_t)FLUSH_MS * 1000000u) ==
+                            UV_ETIMEDOUT;
+            s->r_waiting = 0;
+            if (timed_out) {
                 uv_mutex_unlock(&s->rmu);
                 follower_refresh(s);
                 uv_mutex_lock(&s->rmu);
@@ -1764,4 +1775,45 @@ int sse_store_lmdb_reader_check(sse_store *base, int *dead)
     if (dead)
         *dead = n;
     return map_err(rc);
+}
+
+/*
+ * Around a fork() of the process that runs this store (the --workers master restarting a
+ * worker): each of the store's threads is held in its wait, where it holds no lock of the C
+ * library or of an allocator, by keeping its mutex until fork_release. glibc's malloc is
+ * fork-safe by itself, but not every allocator is (the sanitizers' of clang 14 are not: a
+ * worker forked while the writer was inside malloc deadlocked on its first allocation), and
+ * nothing else a thread might hold at that instant would be either. A thread busy with a commit
+ * or a read is waited for (milliseconds).
+ */
+void sse_store_lmdb_fork_hold(sse_store *base)
+{
+    struct lmdb_store *s = (struct lmdb_store *)base;
+    if (!s || s->base.ops != &lmdb_ops || s->pid != getpid())
+        return;
+    for (;;) {
+        uv_mutex_lock(&s->wmu);
+        if (s->w_waiting || s->wexited)
+            break;
+        uv_mutex_unlock(&s->wmu);
+        uv_sleep(1);
+    }
+    for (;;) {
+        uv_mutex_lock(&s->rmu);
+        if (s->r_waiting || s->rexited)
+            break;
+        uv_mutex_unlock(&s->rmu);
+        uv_sleep(1);
+    }
+    s->fork_held = 1;
+}
+
+void sse_store_lmdb_fork_release(sse_store *base)
+{
+    struct lmdb_store *s = (struct lmdb_store *)base;
+    if (!s || s->base.ops != &lmdb_ops || !s->fork_held)
+        return;
+    s->fork_held = 0;
+    uv_mutex_unlock(&s->rmu);
+    uv_mutex_unlock(&s->wmu);
 }
