@@ -168,17 +168,28 @@ struct client {
     uv_async_t *done;
 };
 
-static void *client_main(void *arg)
+/* A socket connected to 127.0.0.1:port with a 3 s read timeout; -1 on failure. */
+static int connect_loopback(int port)
 {
-    struct client *c = arg;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)c->port);
+    sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {3, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    int fd = connect_loopback(c->port);
+    if (fd >= 0) {
         char req[512];
         int n = snprintf(req, sizeof(req),
                          "GET /.well-known/mercure?topic=t HTTP/1.1\r\nHost: x\r\n"
@@ -202,7 +213,8 @@ static void *client_main(void *arg)
             }
         }
     }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     uv_async_send(c->done);
     return NULL;
 }
@@ -446,18 +458,11 @@ struct late_client {
 static void *late_client_main(void *arg)
 {
     struct late_client *c = arg;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)c->port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {3, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int fd = connect_loopback(c->port);
     static const char req[] = "GET /.well-known/mercure?topic=t HTTP/1.1\r\nHost: x\r\n"
                               "Last-Event-ID: X\r\n\r\n";
     int opened = 0, seen = 0;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1)) {
+    if (fd >= 0 && write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1)) {
         while (c->got_len < sizeof(c->got) - 1) {
             ssize_t k = read(fd, c->got + c->got_len, sizeof(c->got) - 1 - c->got_len);
             if (k <= 0)
@@ -477,7 +482,8 @@ static void *late_client_main(void *arg)
     }
     if (!opened)
         uv_async_send(c->opened);
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     uv_async_send(c->done);
     return NULL;
 }
